@@ -1,0 +1,168 @@
+"""Connections to the store, held only for the length of one operation.
+
+A DuckDB file open in one process cannot be opened by another at all, so a
+JupyterLab kernel that kept the store open would break the nightly report run.
+Every operation therefore opens a connection, does its work and closes it;
+when the file is locked, it waits and retries, then names the holder.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from crm_ml.errors import ConfigError, StoreError, StoreLockedError
+
+log = logging.getLogger(__name__)
+
+_LOCK_PATTERN = re.compile(r"Could not set lock on file|database is locked", re.IGNORECASE)
+_HOLDER_PATTERN = re.compile(r"Conflicting lock is held in (\S+)(?: \(PID (\d+)\))?")
+
+SUPPORTED_DIALECTS = ("duckdb", "sqlite", "postgresql")
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return bool(_LOCK_PATTERN.search(str(exc)))
+
+
+def _lock_holder(exc: BaseException) -> str:
+    match = _HOLDER_PATTERN.search(str(exc))
+    if not match:
+        return "another process"
+    program, pid = match.group(1), match.group(2)
+    return f"{program} (PID {pid})" if pid else program
+
+
+def _sqlite_immediate_transactions(engine: Engine) -> None:
+    # pysqlite starts a read transaction lazily; a read that later writes then fails
+    # with "database is locked" without waiting. Writers take the lock up front.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for a store URL; connecting is deferred to first use.
+
+    Raises
+    ------
+    ConfigError
+        If the URL names an engine crm_ml does not support.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types here
+        raise ConfigError(f"Cannot read database URL {url!r}: {exc}") from exc
+    dialect = parsed.get_backend_name()
+    if dialect not in SUPPORTED_DIALECTS:
+        raise ConfigError(
+            f"Unsupported database {dialect!r} in {url!r}; expected one of "
+            f"{', '.join(SUPPORTED_DIALECTS)} (e.g. duckdb:///data/crm.duckdb)."
+        )
+    if dialect == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if dialect in ("duckdb", "sqlite") and parsed.database not in (None, "", ":memory:"):
+        from pathlib import Path
+
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    # NullPool: closing a connection really closes it, releasing DuckDB's file lock.
+    engine = create_engine(parsed, poolclass=NullPool)
+    if dialect == "sqlite":
+        _sqlite_immediate_transactions(engine)
+    return engine
+
+
+class Store:
+    """The customer/loyalty store behind a SQLAlchemy URL.
+
+    Creating a ``Store`` does not connect. Use :meth:`begin` for a unit of work
+    (committed on success, rolled back on error) or :meth:`connect` to read;
+    both close the connection when the block ends.
+
+    Parameters
+    ----------
+    url : str
+        ``duckdb:///path.duckdb``, ``sqlite:///path.db`` or ``postgresql+psycopg://...``.
+    lock_timeout : float
+        Seconds to keep retrying while another process holds a DuckDB file.
+    """
+
+    def __init__(self, url: str, *, lock_timeout: float = 30.0) -> None:
+        self.url = url
+        self.lock_timeout = lock_timeout
+        self._engine: Engine | None = None
+
+    def __repr__(self) -> str:
+        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (created on first use)."""
+        if self._engine is None:
+            self._engine = make_engine(self.url)
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``duckdb``, ``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """Yield a connection for reading; it is closed when the block ends."""
+        conn = self._open()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """Yield a connection inside one transaction: all of it is applied, or none."""
+        conn = self._open()
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            conn.close()
+
+    def dispose(self) -> None:
+        """Close every pooled connection (call in teardown)."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def _open(self) -> Connection:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.1
+        while True:
+            try:
+                return self.engine.connect()
+            except (OperationalError, DBAPIError) as exc:
+                if not _is_lock_error(exc):
+                    raise StoreError(f"Cannot open the store {self!r}: {exc.orig}") from exc
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"The store {self!r} is held by {_lock_holder(exc)} and stayed locked for "
+                        f"{self.lock_timeout:.0f} s. Close that program (e.g. shut down the "
+                        "notebook kernel that has it open) and try again."
+                    ) from exc
+                log.info("Store is locked by %s; retrying in %.1f s", _lock_holder(exc), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)

@@ -1,0 +1,553 @@
+"""The customer/loyalty store's tables.
+
+One declarative schema that behaves the same on DuckDB, SQLite and PostgreSQL
+(see ``notes/ENGINES.md`` for why each rule below exists):
+
+- identifiers are text, so ``000123`` stays ``000123``;
+- timestamps are naive UTC (:class:`sqlalchemy.DateTime` without a zone);
+- money and ratios are ``Double``, never ``Float`` (DuckDB makes ``Float`` 4 bytes);
+- primary keys are natural or explicit text ids: DuckDB rejects the
+  ``BIGSERIAL`` that an autoincrement integer key would become;
+- referential integrity is enforced by the loaders, which can name the file,
+  line and column of an orphan row, rather than by database foreign keys,
+  which DuckDB enforces in ways that block re-keying a merged customer's history.
+
+Tables are grouped by domain: customer, behaviour, assets, operations, and the
+workbench's own outputs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Bump when a table or column changes; stores record the version they were created with.
+SCHEMA_VERSION = 1
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+CHANNELS = ("store", "app", "mini_program", "web", "referral")
+CONSENT_CHANNELS = ("sms", "email", "wechat", "phone", "app_push")
+CONSENT_PURPOSES = ("marketing", "service", "research")
+CONSENT_STATUSES = ("granted", "withdrawn", "unknown")
+IDENTITY_KINDS = ("phone", "email", "wechat", "member_card")
+ORDER_CHANNELS = ("online", "offline")
+EVENT_TYPES = (
+    "page_view",
+    "product_view",
+    "search",
+    "add_to_cart",
+    "feedback",
+    "complaint",
+)
+POINTS_KINDS = ("earn", "redeem", "expire", "adjust")
+STORED_VALUE_KINDS = ("top_up", "spend", "refund", "adjust")
+TIER_DIRECTIONS = ("initial", "up", "down")
+CONTACT_GROUPS = ("treatment", "control")
+TAG_KINDS = ("rule", "model", "manual")
+TAG_SOURCES = ("rule", "model", "manual", "batch")
+
+ID = String(64)
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=name)
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the constraint naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# --------------------------------------------------------------------------- meta
+
+
+class SchemaInfo(Base):
+    """The schema version a store was created with."""
+
+    __tablename__ = "schema_info"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    crm_ml_version: Mapped[str] = mapped_column(String(32))
+
+
+class LoadBatch(Base):
+    """Audit of every import: which file, how many rows were applied and rejected."""
+
+    __tablename__ = "load_batch"
+    batch_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    table_name: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    loaded_at: Mapped[datetime] = mapped_column(DateTime)
+    rows_read: Mapped[int] = mapped_column(Integer)
+    rows_inserted: Mapped[int] = mapped_column(Integer)
+    rows_updated: Mapped[int] = mapped_column(Integer)
+    rows_unchanged: Mapped[int] = mapped_column(Integer)
+    rows_rejected: Mapped[int] = mapped_column(Integer)
+
+
+# --------------------------------------------------------------------------- customer domain
+
+
+class Customer(Base):
+    """A person known to the retailer; members have joined the loyalty programme."""
+
+    __tablename__ = "customer"
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    gender: Mapped[str | None] = mapped_column(String(16))
+    birth_date: Mapped[datetime | None] = mapped_column(DateTime)
+    city: Mapped[str | None] = mapped_column(Text)
+    city_tier: Mapped[int | None] = mapped_column(Integer)
+    acquisition_channel: Mapped[str | None] = mapped_column(String(32))
+    is_member: Mapped[bool] = mapped_column(Boolean, default=False)
+    member_since: Mapped[datetime | None] = mapped_column(DateTime)
+    #: ``active`` or ``merged`` (then ``merged_into`` names the surviving customer).
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    merged_into: Mapped[str | None] = mapped_column(ID)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    __table_args__ = (
+        CheckConstraint("city_tier IS NULL OR city_tier BETWEEN 1 AND 6", name="city_tier"),
+        _one_of("status", ("active", "merged"), "status"),
+    )
+
+
+class CustomerIdentity(Base):
+    """An identifier used to recognise a person: phone, email, WeChat id, member card.
+
+    ``value`` is normalised on load (phones as ``+86…``, emails lower-case).
+    """
+
+    __tablename__ = "customer_identity"
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256), primary_key=True)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    __table_args__ = (
+        _one_of("kind", IDENTITY_KINDS, "kind"),
+        Index("ix_customer_identity_kind_value", "kind", "value"),
+    )
+
+
+class CustomField(Base):
+    """A retailer-defined profile item (e.g. 宝宝生日, skin type)."""
+
+    __tablename__ = "custom_field"
+    field_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(Text)
+    data_type: Mapped[str] = mapped_column(String(16))
+    __table_args__ = (_one_of("data_type", ("text", "number", "date", "bool"), "data_type"),)
+
+
+class CustomFieldValue(Base):
+    """A customer's value of a custom field, kept as text and typed by the field."""
+
+    __tablename__ = "custom_field_value"
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    field_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CustomerChange(Base):
+    """Audit of profile changes: one row per changed field."""
+
+    __tablename__ = "customer_change"
+    change_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, index=True)
+    field: Mapped[str] = mapped_column(String(64))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str | None] = mapped_column(String(128))
+
+
+class CustomerOwner(Base):
+    """Assignment of a customer to an account manager, valid over ``[valid_from, valid_to)``."""
+
+    __tablename__ = "customer_owner"
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    valid_from: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ID)
+    owner_name: Mapped[str | None] = mapped_column(Text)
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime)
+    __table_args__ = (
+        CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
+    )
+
+
+class Consent(Base):
+    """A consent decision for one channel and purpose, as of ``updated_at``.
+
+    The latest row at a date is the customer's state then; no row, or
+    ``unknown``, means no consent.
+    """
+
+    __tablename__ = "consent"
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16), primary_key=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(64))
+    __table_args__ = (
+        _one_of("channel", CONSENT_CHANNELS, "channel"),
+        _one_of("purpose", CONSENT_PURPOSES, "purpose"),
+        _one_of("status", CONSENT_STATUSES, "status"),
+    )
+
+
+class CustomerMerge(Base):
+    """A duplicate record merged into a surviving customer."""
+
+    __tablename__ = "customer_merge"
+    merged_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    surviving_id: Mapped[str] = mapped_column(ID, index=True)
+    merged_at: Mapped[datetime] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(128))
+
+
+# --------------------------------------------------------------------------- behaviour domain
+
+
+class Product(Base):
+    """A sellable product and its category."""
+
+    __tablename__ = "product"
+    product_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(64))
+    brand: Mapped[str | None] = mapped_column(Text)
+    list_price: Mapped[float | None] = mapped_column(Double)
+
+
+class StoreLocation(Base):
+    """A physical store."""
+
+    __tablename__ = "store_location"
+    store_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(Text)
+    city_tier: Mapped[int | None] = mapped_column(Integer)
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Order(Base):
+    """A purchase. Amounts are in the store's currency; ``net_amount`` is what was paid."""
+
+    __tablename__ = "orders"
+    order_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, index=True)
+    ordered_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    store_id: Mapped[str | None] = mapped_column(ID)
+    gross_amount: Mapped[float] = mapped_column(Double)
+    discount_amount: Mapped[float] = mapped_column(Double, default=0.0)
+    net_amount: Mapped[float] = mapped_column(Double)
+    __table_args__ = (
+        _one_of("channel", ORDER_CHANNELS, "channel"),
+        CheckConstraint("gross_amount >= 0", name="gross_amount"),
+        CheckConstraint("discount_amount >= 0", name="discount_amount"),
+        CheckConstraint("net_amount >= 0", name="net_amount"),
+    )
+
+
+class OrderItem(Base):
+    """A line of an order; a refund is recorded on the line it returns."""
+
+    __tablename__ = "order_item"
+    order_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    line_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    product_id: Mapped[str] = mapped_column(ID, index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[float] = mapped_column(Double)
+    discount_amount: Mapped[float] = mapped_column(Double, default=0.0)
+    refund_amount: Mapped[float] = mapped_column(Double, default=0.0)
+    refunded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity"),
+        CheckConstraint("amount >= 0", name="amount"),
+        CheckConstraint("refund_amount >= 0 AND refund_amount <= amount", name="refund_amount"),
+    )
+
+
+class BehaviorEvent(Base):
+    """A tracked interaction: views, searches, cart adds, feedback and complaints."""
+
+    __tablename__ = "behavior_event"
+    event_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, index=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    touchpoint: Mapped[str | None] = mapped_column(String(64))
+    product_id: Mapped[str | None] = mapped_column(ID)
+    detail: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (_one_of("event_type", EVENT_TYPES, "event_type"),)
+
+
+# --------------------------------------------------------------------------- asset domain
+
+
+class PointsLedger(Base):
+    """Append-only points postings; a customer's balance is the sum of ``points``.
+
+    ``entry_id`` is the idempotency key: posting the same key twice credits once.
+    """
+
+    __tablename__ = "points_ledger"
+    entry_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, index=True)
+    posted_at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = mapped_column(Integer)
+    order_id: Mapped[str | None] = mapped_column(ID)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        _one_of("kind", POINTS_KINDS, "kind"),
+        CheckConstraint(
+            "(kind = 'earn' AND points > 0) OR (kind IN ('redeem', 'expire') AND points < 0)"
+            " OR kind = 'adjust'",
+            name="sign",
+        ),
+    )
+
+
+class Tier(Base):
+    """A loyalty tier and the rolling 12-month spend that qualifies for it."""
+
+    __tablename__ = "tier"
+    tier_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(Text)
+    level: Mapped[int] = mapped_column(Integer, unique=True)
+    min_spend_12m: Mapped[float] = mapped_column(Double)
+    __table_args__ = (CheckConstraint("min_spend_12m >= 0", name="min_spend_12m"),)
+
+
+class TierChange(Base):
+    """A customer's move between tiers."""
+
+    __tablename__ = "tier_change"
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    from_tier: Mapped[str | None] = mapped_column(ID)
+    to_tier: Mapped[str] = mapped_column(ID)
+    direction: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (_one_of("direction", TIER_DIRECTIONS, "direction"),)
+
+
+class Coupon(Base):
+    """A coupon issued to a customer, and its redemption if it was used."""
+
+    __tablename__ = "coupon"
+    coupon_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, index=True)
+    campaign_id: Mapped[str | None] = mapped_column(ID)
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    face_value: Mapped[float] = mapped_column(Double)
+    redeemed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    order_id: Mapped[str | None] = mapped_column(ID)
+    __table_args__ = (
+        CheckConstraint("face_value >= 0", name="face_value"),
+        CheckConstraint("redeemed_at IS NULL OR redeemed_at >= issued_at", name="redeemed_at"),
+    )
+
+
+class StoredValueLedger(Base):
+    """Append-only stored-value (prepaid card) postings; balance is the sum of ``amount``."""
+
+    __tablename__ = "stored_value_ledger"
+    entry_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, index=True)
+    posted_at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[float] = mapped_column(Double)
+    order_id: Mapped[str | None] = mapped_column(ID)
+    __table_args__ = (_one_of("kind", STORED_VALUE_KINDS, "kind"),)
+
+
+# --------------------------------------------------------------------------- operation domain
+
+
+class Campaign(Base):
+    """An operation plan: who it targets, through which channel, with what control share."""
+
+    __tablename__ = "campaign"
+    campaign_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(16), default="marketing")
+    segment_id: Mapped[str | None] = mapped_column(ID)
+    start_at: Mapped[datetime] = mapped_column(DateTime)
+    end_at: Mapped[datetime] = mapped_column(DateTime)
+    control_share: Mapped[float] = mapped_column(Double, default=0.0)
+    __table_args__ = (
+        CheckConstraint("control_share >= 0 AND control_share < 1", name="control_share"),
+        CheckConstraint("end_at >= start_at", name="dates"),
+    )
+
+
+class CampaignContact(Base):
+    """A customer drawn into a campaign, in the treatment or the control group."""
+
+    __tablename__ = "campaign_contact"
+    campaign_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    group: Mapped[str] = mapped_column("contact_group", String(16))
+    contacted_at: Mapped[datetime] = mapped_column(DateTime)
+    responded: Mapped[bool] = mapped_column(Boolean, default=False)
+    responded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    order_id: Mapped[str | None] = mapped_column(ID)
+    __table_args__ = (_one_of("contact_group", CONTACT_GROUPS, "contact_group"),)
+
+
+# --------------------------------------------------------------------------- workbench outputs
+
+
+class TagDefinition(Base):
+    """A tag: a rule, a model threshold, or a manual label."""
+
+    __tablename__ = "tag_definition"
+    tag_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    rule: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    __table_args__ = (_one_of("kind", TAG_KINDS, "kind"),)
+
+
+class CustomerTag(Base):
+    """A customer's membership of a tag over ``[valid_from, valid_to)``; open while ``valid_to`` is null."""
+
+    __tablename__ = "customer_tag"
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tag_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    valid_from: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (_one_of("source", TAG_SOURCES, "source"),)
+
+
+class SegmentDefinition(Base):
+    """An audience: a rule over features, tags and scores."""
+
+    __tablename__ = "segment_definition"
+    segment_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(Text)
+    rule: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default="dynamic")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    __table_args__ = (_one_of("kind", ("static", "dynamic"), "kind"),)
+
+
+class SegmentMember(Base):
+    """A segment's members as of a date."""
+
+    __tablename__ = "segment_member"
+    segment_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+
+
+class Score(Base):
+    """A model's score for a customer as of a date, with its band and plain-language reasons."""
+
+    __tablename__ = "score"
+    model_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(32))
+    probability: Mapped[float] = mapped_column(Double)
+    band: Mapped[str] = mapped_column(String(16))
+    #: JSON list of ``{"text": ..., "actionable": bool, "contribution": float}``.
+    reasons: Mapped[str | None] = mapped_column(Text)
+    scored_at: Mapped[datetime] = mapped_column(DateTime)
+    __table_args__ = (
+        CheckConstraint("probability >= 0 AND probability <= 1", name="probability"),
+    )
+
+
+class ExportLog(Base):
+    """Audit of every list export."""
+
+    __tablename__ = "export_log"
+    export_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    exported_at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    segment_id: Mapped[str | None] = mapped_column(ID)
+    rule_version: Mapped[int | None] = mapped_column(Integer)
+    as_of: Mapped[datetime] = mapped_column(DateTime)
+    channel: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(16))
+    rows_kept: Mapped[int] = mapped_column(Integer)
+    rows_excluded: Mapped[int] = mapped_column(Integer)
+    unmasked: Mapped[bool] = mapped_column(Boolean, default=False)
+    path: Mapped[str] = mapped_column(Text)
+
+
+#: Source tables a user or the demo loads, in an order that satisfies references.
+SOURCE_TABLES = (
+    "customer",
+    "customer_identity",
+    "custom_field",
+    "custom_field_value",
+    "customer_owner",
+    "consent",
+    "product",
+    "store_location",
+    "orders",
+    "order_item",
+    "behavior_event",
+    "tier",
+    "tier_change",
+    "points_ledger",
+    "coupon",
+    "stored_value_ledger",
+    "campaign",
+    "campaign_contact",
+)
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "SCHEMA_VERSION",
+    "SOURCE_TABLES",
+    "Base",
+]

@@ -1,0 +1,104 @@
+"""Shared fixtures: an empty, initialised store on every engine.
+
+``store`` runs each test on DuckDB and SQLite always, and on PostgreSQL when
+``CRM_ML_TEST_POSTGRES_URL`` names a server (CI always sets it and fails if
+those tests were skipped).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
+
+from crm_ml.store import Store, init_store
+
+POSTGRES_URL = os.environ.get("CRM_ML_TEST_POSTGRES_URL")
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+ENGINES = [
+    "duckdb",
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(
+                not POSTGRES_URL,
+                reason="PostgreSQL tests need CRM_ML_TEST_POSTGRES_URL (CI sets it via .ci/run)",
+            ),
+        ],
+    ),
+]
+
+_db_counter = itertools.count()
+
+
+def _postgres_database(name: str) -> str:
+    """Create a fresh database on the test server and return its URL."""
+    assert POSTGRES_URL
+    admin = create_engine(POSTGRES_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0'))
+    admin.dispose()
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(name: str) -> None:
+    assert POSTGRES_URL
+    admin = create_engine(POSTGRES_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def make_store_url(engine: str, tmp_path: Path) -> tuple[str, str | None]:
+    """Return a URL for an empty store on ``engine`` and the PostgreSQL database to drop."""
+    if engine == "duckdb":
+        return f"duckdb:///{tmp_path / 'crm.duckdb'}", None
+    if engine == "sqlite":
+        return f"sqlite:///{tmp_path / 'crm.db'}", None
+    name = f"crm_test_{os.getpid()}_{next(_db_counter)}"
+    return _postgres_database(name), name
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """The engine under test: duckdb, sqlite or postgresql."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store(engine_name: str, tmp_path: Path) -> Iterator[Store]:
+    """An empty, initialised store on each engine."""
+    url, pg_db = make_store_url(engine_name, tmp_path)
+    st = Store(url)
+    init_store(st)
+    yield st
+    st.dispose()
+    if pg_db:
+        _drop_postgres_database(pg_db)
+
+
+@pytest.fixture
+def duckdb_store(tmp_path: Path) -> Iterator[Store]:
+    """An empty, initialised DuckDB store, for tests that need only one engine."""
+    st = Store(f"duckdb:///{tmp_path / 'crm.duckdb'}")
+    init_store(st)
+    yield st
+    st.dispose()
+
+
+@pytest.fixture
+def cdnow_dir() -> Path:
+    """The CDNOW data set in ../shared, or a skip that says why."""
+    folder = SHARED_DATA / "cdnow"
+    if not (folder / "CDNOW_sample.txt").exists():
+        pytest.skip(f"CDNOW data not found at {folder} (it ships in ../shared beside the repo)")
+    return folder
