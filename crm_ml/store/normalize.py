@@ -1,0 +1,103 @@
+"""Normalising identifiers and coded values on the way into the store.
+
+Each function returns the canonical form, or raises ``ValueError`` with a
+short reason that the loader turns into a reject naming file, line and column.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CN_MOBILE = re.compile(r"1[3-9]\d{9}")
+_INTERNATIONAL = re.compile(r"\+[1-9]\d{6,14}")
+_SCIENTIFIC = re.compile(r"^[\d.]+[eE][+-]?\d+$")
+_PHONE_NOISE = re.compile(r"[\s\-().]")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+#: Consent answers seen in retailers' exports, mapped explicitly. Anything else means no.
+CONSENT_VALUES = {
+    "granted": "granted",
+    "y": "granted",
+    "yes": "granted",
+    "1": "granted",
+    "true": "granted",
+    "是": "granted",
+    "同意": "granted",
+    "withdrawn": "withdrawn",
+    "n": "withdrawn",
+    "no": "withdrawn",
+    "0": "withdrawn",
+    "false": "withdrawn",
+    "否": "withdrawn",
+    "撤回": "withdrawn",
+    "不同意": "withdrawn",
+    "unknown": "unknown",
+    "": "unknown",
+    "未知": "unknown",
+}
+
+
+def normalize_phone(raw: str) -> str:
+    """Return a phone number in E.164 form; Chinese mobiles become ``+86…``.
+
+    Raises
+    ------
+    ValueError
+        For numbers mangled by a spreadsheet (``1.38E+10``) or not a phone at all.
+
+    Examples
+    --------
+    >>> normalize_phone("138-0013-8000")
+    '+8613800138000'
+    >>> normalize_phone("0086 138 0013 8000")
+    '+8613800138000'
+    """
+    text = str(raw).strip()
+    if _SCIENTIFIC.match(text):
+        raise ValueError(
+            f"{text!r} looks like a number reformatted by a spreadsheet (scientific notation); "
+            "export phones as text"
+        )
+    compact = _PHONE_NOISE.sub("", text)
+    if compact.startswith("0086"):
+        compact = "+86" + compact[4:]
+    elif compact.startswith("86") and _CN_MOBILE.fullmatch(compact[2:]):
+        compact = "+" + compact
+    if _CN_MOBILE.fullmatch(compact):
+        return "+86" + compact
+    if compact.startswith("+86") and not _CN_MOBILE.fullmatch(compact[3:]):
+        raise ValueError(f"{text!r} is not a valid Chinese mobile number (1[3-9] and 11 digits)")
+    if _INTERNATIONAL.fullmatch(compact):
+        return compact
+    raise ValueError(f"{text!r} is not a phone number (expected e.g. 13800138000 or +44…)")
+
+
+def normalize_email(raw: str) -> str:
+    """Return an email address trimmed and lower-cased.
+
+    Raises
+    ------
+    ValueError
+        If it is not shaped like ``local@domain.tld``.
+    """
+    text = str(raw).strip().lower()
+    if not _EMAIL.match(text):
+        raise ValueError(f"{raw!r} is not an email address")
+    return text
+
+
+def normalize_consent(raw: object) -> str:
+    """Map a consent answer (``Y``, ``是``, ``1``, blank …) to granted, withdrawn or unknown.
+
+    Unrecognised answers become ``unknown``, which means no: consent is never assumed.
+    """
+    if raw is None or (isinstance(raw, float) and raw != raw):
+        return "unknown"
+    return CONSENT_VALUES.get(str(raw).strip().lower(), "unknown")
+
+
+def is_recognised_consent(raw: object) -> bool:
+    """Whether ``raw`` is one of the explicitly mapped consent answers (blank included)."""
+    if raw is None or (isinstance(raw, float) and raw != raw):
+        return True
+    return str(raw).strip().lower() in CONSENT_VALUES
