@@ -102,3 +102,20 @@ def cdnow_dir() -> Path:
     if not (folder / "CDNOW_sample.txt").exists():
         pytest.skip(f"CDNOW data not found at {folder} (it ships in ../shared beside the repo)")
     return folder
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (``CRM_ML_FORBID_SKIPS=1``), a skipped test fails the run."""
+    if not os.environ.get("CRM_ML_FORBID_SKIPS"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        reporter.write_line(
+            f"CRM_ML_FORBID_SKIPS is set and {len(skipped)} test(s) were skipped "
+            "(PostgreSQL, CDNOW or Spark tests must run in CI):",
+            red=True,
+        )
+        for report in skipped[:20]:
+            reporter.write_line(f"  {report.nodeid}: {report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

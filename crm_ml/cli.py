@@ -1,0 +1,213 @@
+"""The ``crm-ml`` command.
+
+Each sub-command builds :class:`~crm_ml.config.Settings` from the environment,
+opens the store, makes one call into the package and prints a short summary.
+Heavy modules are imported inside the commands so that ``crm-ml --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from crm_ml import __version__
+from crm_ml.config import Settings
+from crm_ml.errors import CrmMlError
+from crm_ml.store import Store
+
+log = logging.getLogger("crm_ml.cli")
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _as_of(text: str) -> datetime:
+    """Parse a ``--as-of`` date (``YYYY-MM-DD`` or an ISO timestamp)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected a date like 2025-06-30 or 2025-06-30T00:00:00, got {text!r}"
+        ) from exc
+
+
+def _open_store(settings: Settings) -> Store:
+    return Store(settings.database_url)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the store's tables."""
+    from crm_ml.store import init_store
+
+    store = _open_store(settings)
+    version = init_store(store)
+    print(f"Store ready at {store!r} (schema version {version}).")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
+    """Show the settings in use and what the store holds."""
+    from crm_ml.store import table_counts
+
+    print(f"crm_ml {__version__}")
+    print(f"  project root : {settings.root}")
+    print(f"  store        : {_open_store(settings)!r}")
+    print(f"  MLflow       : {settings.mlflow_tracking_uri}")
+    print(f"  reports      : {settings.reports_dir}")
+    print(f"  time zone    : {settings.timezone}   currency: {settings.currency}")
+    counts = table_counts(_open_store(settings))
+    print("\nRows per table:")
+    print(counts[counts["rows"] > 0].to_string() if counts["rows"].any() else "  (empty)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Import a CSV or Parquet file into a store table (or CDNOW transactions)."""
+    store = _open_store(settings)
+    if args.table == "cdnow":
+        from crm_ml.store.cdnow import import_cdnow
+
+        print(import_cdnow(store, Path(args.file), progress=True).summary())
+        return 0
+    from crm_ml.store.loading import import_file
+
+    result = import_file(
+        store,
+        args.table,
+        Path(args.file),
+        timezone=args.timezone or settings.timezone,
+        encoding=args.encoding,
+        as_of=args.as_of,
+        max_reject_rate=args.max_reject_rate,
+        reject_dir=Path(args.reject_dir) if args.reject_dir else None,
+        progress=True,
+    )
+    print(result.summary())
+    return 0
+
+
+def cmd_customers_merge(args: argparse.Namespace, settings: Settings) -> int:
+    """Merge customers who share a verified phone or member card."""
+    from crm_ml.store.admin import utc_now
+    from crm_ml.store.identity import merge_customers, plan_merges
+
+    store = _open_store(settings)
+    plan = plan_merges(store)
+    result = merge_customers(store, plan, at=utc_now(), actor=args.actor, dry_run=args.dry_run)
+    print(result.summary())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the demo store and run the main job on the embedded default."""
+    from crm_ml.pipeline import run_demo
+
+    run_demo(settings, n_customers=args.customers, seed=args.seed, fresh=not args.keep)
+    return 0
+
+
+def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the customer feature table as of a date and write it to Parquet."""
+    from crm_ml.features import build_feature_file
+
+    path = build_feature_file(_open_store(settings), args.as_of, Path(args.out), progress=True)
+    print(f"Features as of {args.as_of:%Y-%m-%d} written to {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import",
+        help="load a CSV/Parquet file into a table, or CDNOW transactions",
+        description="Validate and load FILE into TABLE in one transaction. Rejected rows are "
+        "written to a reject report (file, line, column, rule, value). Loading the same "
+        "file twice changes nothing. TABLE 'cdnow' loads CDNOW_master.txt or CDNOW_sample.txt.",
+    )
+    p.add_argument("table", help="store table (e.g. customer, orders, points_ledger) or 'cdnow'")
+    p.add_argument("file", help="CSV or Parquet file")
+    p.add_argument("--timezone", help="zone of timestamps without one (default: settings)")
+    p.add_argument("--encoding", choices=["utf-8", "gbk"], help="file encoding (default: UTF-8)")
+    p.add_argument("--as-of", type=_as_of, help="reject rows dated after this moment")
+    p.add_argument(
+        "--max-reject-rate",
+        type=float,
+        default=0.0,
+        help="share of rows that may be rejected before the whole load fails (default 0)",
+    )
+    p.add_argument("--reject-dir", help="where to write the reject report")
+    p.set_defaults(func=cmd_import)
+
+
+def _add_customers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("customers", help="customer identity tools")
+    csub = p.add_subparsers(dest="customers_command", required=True)
+    m = csub.add_parser(
+        "merge",
+        help="merge customers sharing a verified phone or member card",
+        description="Find customers sharing a strong identity and merge them into one surviving "
+        "id, re-keying their history. Shared emails are only flagged.",
+    )
+    m.add_argument("--dry-run", action="store_true", help="show what would happen; change nothing")
+    m.add_argument("--actor", default="crm-ml", help="who is merging (recorded in the merge log)")
+    m.set_defaults(func=cmd_customers_merge)
+
+
+def _add_features(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("features", help="customer features")
+    fsub = p.add_subparsers(dest="features_command", required=True)
+    b = fsub.add_parser("build", help="build the feature table as of a date")
+    b.add_argument("--as-of", type=_as_of, required=True, help="features use rows before this")
+    b.add_argument("--out", required=True, help="Parquet file to write")
+    b.set_defaults(func=cmd_features_build)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``crm-ml`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="crm-ml",
+        description="Customer intelligence for loyalty retailers: store, features, models, "
+        "tags, segments and reports. Settings come from CRM_ML_DATABASE_URL, "
+        "MLFLOW_TRACKING_URI, CRM_ML_REPORTS_DIR and CRM_ML_HOME.",
+    )
+    parser.add_argument("--version", action="version", version=f"crm_ml {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create the store's tables").set_defaults(func=cmd_init)
+    sub.add_parser("info", help="show settings and row counts").set_defaults(func=cmd_info)
+    demo = sub.add_parser("demo", help="build the demo store and run the main job")
+    demo.add_argument("--customers", type=int, default=20_000, help="demo size (default 20000)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--keep", action="store_true", help="keep an existing store")
+    demo.set_defaults(func=cmd_demo)
+    _add_import(sub)
+    _add_customers(sub)
+    _add_features(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``crm-ml``; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env()
+        return int(args.func(args, settings))
+    except CrmMlError as exc:
+        print(f"crm-ml: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
