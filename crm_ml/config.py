@@ -35,15 +35,18 @@ def find_project_root(start: Path, environ: Mapping[str, str]) -> Path:
     if home:
         path = Path(home).expanduser().resolve()
         if not path.is_dir():
-            raise ConfigError(f"CRM_ML_HOME={home!r} is not a folder. Create it or unset CRM_ML_HOME.")
+            raise ConfigError(
+                f"CRM_ML_HOME={home!r} is not a folder. Create it or unset CRM_ML_HOME."
+            )
         return path
     start = start.resolve()
     for folder in (start, *start.parents):
         if any((folder / marker).exists() for marker in ROOT_MARKERS):
             return folder
     raise ConfigError(
-        f"No crm_ml project found at or above {start}: expected one of {', '.join(ROOT_MARKERS)}. "
-        "Run from inside the project, create an empty crm_ml.toml in its folder, or set CRM_ML_HOME."
+        f"No crm_ml project found at or above {start}: "
+        f"expected one of {', '.join(ROOT_MARKERS)}. Run from inside the project, "
+        "create an empty crm_ml.toml in its folder, or set CRM_ML_HOME."
     )
 
 
@@ -79,7 +82,8 @@ class Settings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(
-                f"Unknown time zone {self.timezone!r}; expected an IANA name such as 'Asia/Shanghai'."
+                f"Unknown time zone {self.timezone!r}; "
+                "expected an IANA name such as 'Asia/Shanghai'."
             ) from exc
 
     @property
@@ -108,7 +112,8 @@ class Settings:
             reports = root / reports
         return cls(
             root=root,
-            database_url=env.get("CRM_ML_DATABASE_URL") or f"duckdb:///{root / 'data' / 'crm.duckdb'}",
+            database_url=env.get("CRM_ML_DATABASE_URL")
+            or f"duckdb:///{root / 'data' / 'crm.duckdb'}",
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI")
             or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
             reports_dir=reports,

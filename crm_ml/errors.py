@@ -8,6 +8,8 @@ and what to do next.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CrmMlError(Exception):
     """Base class of every error raised by crm_ml."""
@@ -44,7 +46,7 @@ class LoadRejectedError(ValidationError):
         Where the reject report was written, if it was.
     """
 
-    def __init__(self, message: str, rejects=None, report_path=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, message: str, rejects: Any = None, report_path: Any = None) -> None:
         super().__init__(message)
         self.rejects = rejects
         self.report_path = report_path

@@ -23,8 +23,10 @@ def _fresh_embedded_store(settings: Settings) -> Store:
     """Re-create the store, but only if it is a file inside the project's data folder."""
     url = make_url(settings.database_url)
     path = Path(url.database or "")
-    inside_data = url.get_backend_name() in ("duckdb", "sqlite") and path.is_absolute() and (
-        settings.data_dir.resolve() in path.resolve().parents
+    inside_data = (
+        url.get_backend_name() in ("duckdb", "sqlite")
+        and path.is_absolute()
+        and (settings.data_dir.resolve() in path.resolve().parents)
     )
     if not inside_data:
         raise ConfigError(
@@ -37,7 +39,9 @@ def _fresh_embedded_store(settings: Settings) -> Store:
     return Store(settings.database_url)
 
 
-def run_demo(settings: Settings, *, n_customers: int = 20_000, seed: int = 7, fresh: bool = True) -> Store:
+def run_demo(
+    settings: Settings, *, n_customers: int = 20_000, seed: int = 7, fresh: bool = True
+) -> Store:
     """Build the demo store on the embedded default and print what it holds.
 
     Parameters

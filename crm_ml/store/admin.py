@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import Connection, func, inspect, select
+from sqlalchemy import Connection, func, insert, inspect, select
 
 from crm_ml import __version__
 from crm_ml.errors import SchemaVersionError
@@ -14,7 +14,7 @@ from crm_ml.store.schema import SCHEMA_VERSION, Base, SchemaInfo
 
 
 def utc_now() -> datetime:
-    """Current time as naive UTC, the store's canonical form (only for audit columns)."""
+    """Return the current time as naive UTC, the store's canonical form (audit columns only)."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 
@@ -33,7 +33,7 @@ def init_store(store: Store) -> int:
         recorded = conn.execute(select(SchemaInfo.version)).scalars().all()
         if not recorded:
             conn.execute(
-                SchemaInfo.__table__.insert().values(
+                insert(SchemaInfo).values(
                     version=SCHEMA_VERSION, created_at=utc_now(), crm_ml_version=__version__
                 )
             )

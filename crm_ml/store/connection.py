@@ -67,7 +67,7 @@ def make_engine(url: str) -> Engine:
     """
     try:
         parsed = make_url(url)
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types here
+    except Exception as exc:
         raise ConfigError(f"Cannot read database URL {url!r}: {exc}") from exc
     dialect = parsed.get_backend_name()
     if dialect not in SUPPORTED_DIALECTS:

@@ -450,7 +450,10 @@ class TagDefinition(Base):
 
 
 class CustomerTag(Base):
-    """A customer's membership of a tag over ``[valid_from, valid_to)``; open while ``valid_to`` is null."""
+    """A customer's membership of a tag over ``[valid_from, valid_to)``.
+
+    The membership is still open while ``valid_to`` is null.
+    """
 
     __tablename__ = "customer_tag"
     customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -500,9 +503,7 @@ class Score(Base):
     #: JSON list of ``{"text": ..., "actionable": bool, "contribution": float}``.
     reasons: Mapped[str | None] = mapped_column(Text)
     scored_at: Mapped[datetime] = mapped_column(DateTime)
-    __table_args__ = (
-        CheckConstraint("probability >= 0 AND probability <= 1", name="probability"),
-    )
+    __table_args__ = (CheckConstraint("probability >= 0 AND probability <= 1", name="probability"),)
 
 
 class ExportLog(Base):

@@ -36,10 +36,18 @@ def test_email_is_lower_cased_and_checked():
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("Y", "granted"), ("是", "granted"), ("1", "granted"), ("granted", "granted"),
-        ("N", "withdrawn"), ("否", "withdrawn"), ("0", "withdrawn"),
-        ("", "unknown"), (None, "unknown"), (float("nan"), "unknown"),
-        ("maybe", "unknown"), ("ok", "unknown"),
+        ("Y", "granted"),
+        ("是", "granted"),
+        ("1", "granted"),
+        ("granted", "granted"),
+        ("N", "withdrawn"),
+        ("否", "withdrawn"),
+        ("0", "withdrawn"),
+        ("", "unknown"),
+        (None, "unknown"),
+        (float("nan"), "unknown"),
+        ("maybe", "unknown"),
+        ("ok", "unknown"),
     ],
 )
 def test_consent_answers_map_explicitly_and_unknown_means_no(raw, expected):
