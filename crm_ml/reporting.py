@@ -1,0 +1,188 @@
+"""Report runs: execute a notebook with papermill, publish it only if it succeeds.
+
+A run executes ``notebooks/<name>.ipynb`` into a staging folder, passing
+``as_of`` and ``output_dir`` (where the notebook writes its CSV lists) as
+parameters. On success it converts the notebook to HTML and publishes, under
+``reports/<as_of>/``::
+
+    <name>.ipynb     the executed notebook
+    <name>.html      a static page that reads well offline (no code cells)
+    <name>/          the files the notebook wrote to ``output_dir`` (lists …)
+
+replacing an earlier run of the same report and date. On failure the last
+good report stays, the failed notebook goes to ``reports/_failed/`` and
+:class:`ReportFailedError` says which cell failed and where to look.
+
+Secrets never travel as parameters: papermill writes every parameter into the
+output notebook. Notebooks read them from the environment inside crm_ml calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from crm_ml.config import Settings
+from crm_ml.errors import CrmMlError, NotFoundError, ValidationError
+
+log = logging.getLogger(__name__)
+
+_SECRET_NAME = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
+_LITERALS = (str, int, float, bool, type(None))
+
+
+class ReportFailedError(CrmMlError, RuntimeError):
+    """A report notebook raised an error; nothing was published."""
+
+
+@dataclass(frozen=True)
+class PublishedReport:
+    """Where a successful report run was published."""
+
+    name: str
+    as_of: date
+    notebook: Path
+    html: Path
+    files: tuple[Path, ...]
+
+    def summary(self) -> str:
+        """Describe the published report in a few lines."""
+        lines = [f"Report {self.name} as of {self.as_of:%Y-%m-%d} published:"]
+        lines += [f"  {self.html}", f"  {self.notebook}"]
+        lines += [f"  {path}" for path in self.files]
+        return "\n".join(lines)
+
+
+def notebook_path(settings: Settings, name: str) -> Path:
+    """Return ``notebooks/<name>.ipynb``, or raise listing the reports that exist."""
+    path = settings.root / "notebooks" / f"{name}.ipynb"
+    if not path.exists():
+        available = sorted(p.stem for p in (settings.root / "notebooks").glob("*.ipynb"))
+        raise NotFoundError(
+            f"No report notebook {path}. Available: {', '.join(available) or 'none'}."
+        )
+    return path
+
+
+def check_parameters(parameters: dict[str, Any]) -> None:
+    """Refuse parameters that are not literals, or that look like secrets."""
+    for key, value in parameters.items():
+        if _SECRET_NAME.search(key):
+            raise ValidationError(
+                f"Report parameter {key!r} looks like a secret. Papermill writes parameters into "
+                "the published notebook; set secrets in the environment instead."
+            )
+        items = value if isinstance(value, list | tuple) else [value]
+        if not all(isinstance(item, _LITERALS) for item in items):
+            raise ValidationError(
+                f"Report parameter {key!r} must be a literal (text, number, bool or a list of "
+                f"them), got {type(value).__name__}."
+            )
+
+
+def run_report(
+    settings: Settings,
+    name: str,
+    *,
+    as_of: date | datetime,
+    parameters: dict[str, Any] | None = None,
+    kernel_name: str = "python3",
+    timeout_s: int = 1800,
+) -> PublishedReport:
+    """Execute ``notebooks/<name>.ipynb`` and publish it to ``reports/<as_of>/``.
+
+    Raises
+    ------
+    ReportFailedError
+        If a cell failed; the failed notebook is kept under ``reports/_failed/``.
+    """
+    import papermill as pm
+
+    source = notebook_path(settings, name)
+    params = {"as_of": f"{as_of:%Y-%m-%d}", **(parameters or {})}
+    check_parameters(params)
+    day = as_of.date() if isinstance(as_of, datetime) else as_of
+    staging = settings.reports_dir / "_staging" / f"{day:%Y-%m-%d}-{name}-{uuid.uuid4().hex[:8]}"
+    outputs = staging / name
+    outputs.mkdir(parents=True)
+    executed = staging / f"{name}.ipynb"
+    try:
+        pm.execute_notebook(
+            str(source),
+            str(executed),
+            parameters={**params, "output_dir": str(outputs)},
+            kernel_name=kernel_name,
+            cwd=str(source.parent),
+            progress_bar=False,
+            execution_timeout=timeout_s,
+        )
+    except pm.PapermillExecutionError as exc:
+        failed = _keep_failed(settings, executed, name, day)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ReportFailedError(
+            f"Report {name} as of {day:%Y-%m-%d} failed in cell {exc.exec_count}: "
+            f"{exc.ename}: {exc.evalue}. The last good report was kept; the failed notebook "
+            f"is {failed}."
+        ) from exc
+    _write_html(executed, staging / f"{name}.html")
+    published = _publish(staging, settings.reports_dir / f"{day:%Y-%m-%d}", name)
+    published_files = tuple(sorted(p for p in (published / name).rglob("*") if p.is_file()))
+    return PublishedReport(
+        name=name,
+        as_of=day,
+        notebook=published / f"{name}.ipynb",
+        html=published / f"{name}.html",
+        files=published_files,
+    )
+
+
+def _keep_failed(settings: Settings, executed: Path, name: str, day: date) -> Path:
+    failed_dir = settings.reports_dir / "_failed"
+    failed_dir.mkdir(parents=True, exist_ok=True)
+    target = failed_dir / f"{day:%Y-%m-%d}-{name}-{uuid.uuid4().hex[:8]}.ipynb"
+    if executed.exists():
+        shutil.move(executed, target)
+    return target
+
+
+def _write_html(notebook: Path, html: Path) -> None:
+    """Render a static page without code cells: figures and tables read well offline."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True)
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    html.write_text(body, encoding="utf-8")
+
+
+def _publish(staging: Path, target_dir: Path, name: str) -> Path:
+    """Move a finished run into place, replacing an earlier run of the same report."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    old_files = target_dir / name
+    if old_files.exists():
+        trash = staging.parent / f"old-{uuid.uuid4().hex[:8]}"
+        old_files.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    (staging / name).rename(old_files)
+    # The HTML is the page people open: it goes last, so it never points at missing files.
+    for suffix in (".ipynb", ".html"):
+        (staging / f"{name}{suffix}").replace(target_dir / f"{name}{suffix}")
+    shutil.rmtree(staging, ignore_errors=True)
+    return target_dir
+
+
+def list_reports(settings: Settings) -> list[tuple[str, str, Path]]:
+    """Return ``(as_of, name, html_path)`` for every published report, newest first."""
+    found = []
+    for html in settings.reports_dir.glob("*/*.html"):
+        if html.parent.name.startswith("_"):
+            continue
+        found.append((html.parent.name, html.stem, html))
+    return sorted(found, key=lambda row: (row[0], row[1]), reverse=True)
