@@ -112,6 +112,15 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_export_parquet(args: argparse.Namespace, settings: Settings) -> int:
+    """Export the store's source tables to partitioned Parquet (for Spark)."""
+    from crm_ml.store.export import export_parquet
+
+    summary = export_parquet(_open_store(settings), Path(args.dir), progress=True)
+    print(summary.to_string())
+    return 0
+
+
 def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     """Build the customer feature table as of a date and write it to Parquet."""
     from crm_ml.features import build_feature_file
@@ -154,6 +163,17 @@ def cmd_report_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export the store")
+    esub = p.add_subparsers(dest="export_command", required=True)
+    pq = esub.add_parser(
+        "parquet",
+        help="write every source table to DIR/<table>/ as Parquet, event tables by year",
+    )
+    pq.add_argument("dir", help="output folder")
+    pq.set_defaults(func=cmd_export_parquet)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -249,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_customers(sub)
     _add_features(sub)
     _add_report(sub)
+    _add_export(sub)
     return parser
 
 
