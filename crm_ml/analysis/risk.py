@@ -1,0 +1,177 @@
+"""Churn risk and revenue at risk by segment, tier and owner.
+
+Each scored customer's *revenue at risk* is ``p_churn × revenue_12m``: the
+churn model's probability times their net revenue over the 12 calendar months
+before ``as_of`` — the spend expected to walk away. Summed over a group it is
+the group's expected lost annual revenue, and ``sum(p_churn)`` its expected
+number of churners.
+
+Scores are the latest run of the model at or before ``as_of`` (a score's
+``as_of`` is the cutoff of the data it used). Tier and owner are those in
+effect just before ``as_of``; revenue uses orders and refunds before ``as_of``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from crm_ml.analysis._common import Instant, as_instant, require_columns
+from crm_ml.analysis._plot import finish, label, new_figure
+from crm_ml.analysis._read import read_orders, read_owners, read_scores, read_tier_changes
+from crm_ml.analysis.tiers import NO_TIER, tier_at
+from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.store.connection import Store
+
+log = logging.getLogger(__name__)
+
+CHURN_MODEL = "crm-churn"
+NO_SEGMENT = "(none)"
+NO_OWNER = "(unassigned)"
+
+#: Shorthands accepted by :func:`revenue_at_risk`'s ``by``.
+GROUPINGS = {
+    "segment": ["segment"],
+    "tier": ["tier"],
+    "owner": ["owner_id", "owner_name"],
+    "band": ["band"],
+}
+
+
+def _segment_frame(segments: pd.DataFrame | pd.Series) -> pd.DataFrame:
+    """Normalise a customer → segment mapping to columns ``customer_id, segment``."""
+    if isinstance(segments, pd.Series):
+        frame = segments.rename("segment").rename_axis("customer_id").reset_index()
+    elif "customer_id" in segments.columns:
+        frame = segments
+    else:
+        frame = segments.rename_axis("customer_id").reset_index()
+    require_columns(frame, ("customer_id", "segment"), what="The segments frame")
+    return frame[["customer_id", "segment"]].astype({"customer_id": "str"}).drop_duplicates()
+
+
+def _revenue_12m(store: Store, as_of: pd.Timestamp) -> pd.Series:
+    orders = read_orders(store, as_of, since=as_of - pd.DateOffset(months=12))
+    return orders.groupby("customer_id")["revenue"].sum().rename("revenue_12m")
+
+
+def customer_risk(
+    store: Store,
+    as_of: Instant,
+    *,
+    segments: pd.DataFrame | pd.Series | None = None,
+    model_name: str = CHURN_MODEL,
+) -> pd.DataFrame:
+    """Churn probability, 12-month revenue and revenue at risk per scored customer.
+
+    Parameters
+    ----------
+    store : Store
+        The customer/loyalty store.
+    as_of : datetime or str
+        Report date (see the module notes for what is read).
+    segments : pandas.DataFrame or pandas.Series, optional
+        Customer → segment: a frame with ``customer_id`` and ``segment``
+        columns (or ``segment`` indexed by ``customer_id``), or a Series. A
+        customer in several segments appears once per segment.
+    model_name : str
+        Registered name of the churn model whose scores to read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``customer_id``, ``p_churn``, ``band``, ``score_as_of``,
+        ``revenue_12m``, ``revenue_at_risk``, ``tier`` (``(none)`` without
+        one), ``owner_id`` (``(unassigned)``), ``owner_name`` and, with
+        ``segments``, ``segment`` (``(none)`` outside every segment); one row
+        per scored customer (and segment), sorted by ``revenue_at_risk`` descending.
+
+    Raises
+    ------
+    NotFoundError
+        If the model has no scores at or before ``as_of``.
+    """
+    as_of = as_instant(as_of)
+    risk = read_scores(store, as_of, model_name=model_name)
+    if risk.empty:
+        raise NotFoundError(
+            f"No {model_name!r} scores at or before {as_of}; score customers first "
+            "(crm_ml.models scoring) or pick a later as_of."
+        )
+    risk["revenue_12m"] = risk["customer_id"].map(_revenue_12m(store, as_of)).fillna(0.0)
+    risk["revenue_at_risk"] = risk["p_churn"] * risk["revenue_12m"]
+    tiers = tier_at(read_tier_changes(store, as_of), as_of)
+    risk["tier"] = risk["customer_id"].map(tiers).fillna(NO_TIER).astype("str")
+    risk = risk.merge(read_owners(store, as_of), on="customer_id", how="left")
+    risk["owner_id"] = risk["owner_id"].fillna(NO_OWNER)
+    if segments is not None:
+        risk = risk.merge(_segment_frame(segments), on="customer_id", how="left")
+        risk["segment"] = risk["segment"].fillna(NO_SEGMENT).astype("str")
+    return risk.sort_values(
+        ["revenue_at_risk", "customer_id"], ascending=[False, True], ignore_index=True
+    )
+
+
+def revenue_at_risk(risk: pd.DataFrame, *, by: str | Sequence[str] = "segment") -> pd.DataFrame:
+    """Churn risk and revenue at risk per group.
+
+    Parameters
+    ----------
+    risk : pandas.DataFrame
+        The output of :func:`customer_risk`.
+    by : str or sequence of str
+        ``"segment"``, ``"tier"``, ``"owner"`` (owner id and name), ``"band"``,
+        or column names of ``risk``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by the grouping column(s); columns ``customers`` (int64),
+        ``p_churn_mean``, ``expected_churners`` (sum of ``p_churn``),
+        ``revenue_12m``, ``revenue_at_risk``, ``risk_share`` (revenue at risk /
+        revenue) and ``share_of_risk`` (of the total revenue at risk), sorted
+        by ``revenue_at_risk`` descending.
+
+    Raises
+    ------
+    ValidationError
+        If a grouping column is missing (e.g. ``segment`` without ``segments=``).
+    """
+    keys = GROUPINGS.get(by, [by]) if isinstance(by, str) else list(by)
+    require_columns(risk, ("p_churn", "revenue_12m", "revenue_at_risk"), what="The risk frame")
+    if any(key not in risk.columns for key in keys):
+        raise ValidationError(
+            f"Cannot group by {keys}: the risk frame has {', '.join(risk.columns)}. "
+            "Pass segments= to customer_risk to group by segment."
+        )
+    summary = risk.groupby(keys, dropna=False).agg(
+        customers=("p_churn", "size"),
+        p_churn_mean=("p_churn", "mean"),
+        expected_churners=("p_churn", "sum"),
+        revenue_12m=("revenue_12m", "sum"),
+        revenue_at_risk=("revenue_at_risk", "sum"),
+    )
+    summary["risk_share"] = summary["revenue_at_risk"] / summary["revenue_12m"].where(
+        summary["revenue_12m"] > 0
+    )
+    total = summary["revenue_at_risk"].sum()
+    summary["share_of_risk"] = summary["revenue_at_risk"] / total if total > 0 else np.nan
+    summary = summary.astype({"customers": "int64"})
+    return summary.sort_values("revenue_at_risk", ascending=False)
+
+
+def plot_revenue_at_risk(summary: pd.DataFrame, *, top: int = 15, lang: str = "en") -> Figure:
+    """Horizontal bars of revenue at risk for the ``top`` groups of :func:`revenue_at_risk`."""
+    require_columns(summary, ("revenue_at_risk",), what="The revenue-at-risk summary")
+    shown = summary.head(top).iloc[::-1]
+    fig, ax = new_figure(7.0, max(3.0, 0.35 * len(shown) + 1.5))
+    names = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in shown.index]
+    ax.barh(names, shown["revenue_at_risk"].to_numpy())
+    ax.xaxis.set_major_formatter("{x:,.0f}")
+    ax.set_xlabel(label("revenue_at_risk", lang))
+    ax.set_title(label("revenue_at_risk", lang))
+    return finish(fig, lang)

@@ -1,0 +1,98 @@
+"""Every figure renders headless, in English and Chinese, without touching pyplot's state."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from crm_ml.analysis import (
+    churn_rate_trend,
+    lorenz_curve,
+    plot_campaign_uplift,
+    plot_churn_trend,
+    plot_lorenz,
+    plot_retention_curves,
+    plot_retention_heatmap,
+    plot_revenue_at_risk,
+    plot_tier_movement,
+    plot_value_quadrant,
+    response_uplift,
+    revenue_at_risk,
+    value_quadrant,
+)
+from crm_ml.errors import ConfigError
+
+MONTHS = pd.PeriodIndex(["2024-01", "2024-02", "2024-03"], freq="M", name="cohort")
+MATRIX = pd.DataFrame(
+    [[1.0, 0.5, 0.4], [1.0, 0.3, np.nan], [1.0, np.nan, np.nan]],
+    index=MONTHS,
+    columns=pd.Index([0, 1, 2], name="months_since"),
+)
+LIFECYCLE = pd.DataFrame(
+    {"active_start": [0, 10, 12], "churned": [0, 2, 3]}, index=MONTHS.rename("period")
+)
+TIERS = pd.DataFrame(
+    [[0, 3, 0], [0, 5, 2], [0, 1, 4]],
+    index=pd.Index(["(none)", "t1", "t2"], name="tier_a"),
+    columns=pd.Index(["(none)", "t1", "t2"], name="tier_b"),
+)
+VALUES = pd.DataFrame(
+    {"orders": [1, 3, 5, 2], "aov": [100.0, 50.0, 200.0, 20.0], "revenue": [100.0, 150, 1000, 40]}
+)
+CONTACTS = pd.DataFrame(
+    {
+        "campaign_id": ["k1"] * 4 + ["k2"] * 4,
+        "group": ["treatment", "treatment", "control", "control"] * 2,
+        "responded": [True, False, False, False, True, True, True, False],
+    }
+)
+RISK = pd.DataFrame(
+    {"tier": ["t1", "t2"], "p_churn": [0.5, 0.2], "revenue_12m": [300.0, 50.0]}
+).assign(revenue_at_risk=lambda f: f["p_churn"] * f["revenue_12m"])
+
+FIGURES = {
+    "heatmap": lambda lang: plot_retention_heatmap(MATRIX, lang=lang),
+    "curves": lambda lang: plot_retention_curves(MATRIX, lang=lang),
+    "churn": lambda lang: plot_churn_trend(churn_rate_trend(LIFECYCLE, window=2), lang=lang),
+    "tiers": lambda lang: plot_tier_movement(TIERS, lang=lang),
+    "tier_shares": lambda lang: plot_tier_movement(TIERS / 7.0, lang=lang),
+    "lorenz": lambda lang: plot_lorenz(lorenz_curve(VALUES["revenue"]), gini_value=0.4, lang=lang),
+    "quadrant": lambda lang: plot_value_quadrant(value_quadrant(VALUES), lang=lang),
+    "grade": lambda lang: plot_value_quadrant(value_quadrant(VALUES, scheme="grade"), lang=lang),
+    "uplift": lambda lang: plot_campaign_uplift(response_uplift(CONTACTS), lang=lang),
+    "risk": lambda lang: plot_revenue_at_risk(revenue_at_risk(RISK, by="tier"), lang=lang),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_figure_renders_without_pyplot(name, lang):
+    before = plt.get_fignums()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig = FIGURES[name](lang)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+
+    assert isinstance(fig, Figure)
+    assert buffer.getvalue().startswith(b"\x89PNG")
+    assert plt.get_fignums() == before
+
+
+def test_chinese_labels(monkeypatch):
+    fig = plot_retention_heatmap(MATRIX, lang="zh")
+
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "首购后月数"
+    assert ax.get_title() == "客户留存率"
+
+
+def test_unknown_language_is_refused():
+    with pytest.raises(ConfigError, match="lang='fr' is not supported"):
+        plot_retention_heatmap(MATRIX, lang="fr")
