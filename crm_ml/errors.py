@@ -58,3 +58,7 @@ class LedgerError(CrmMlError, ValueError):
 
 class NotFoundError(CrmMlError, LookupError):
     """A named customer, segment, tag, model or report does not exist."""
+
+
+class RuleError(CrmMlError, ValueError):
+    """A tag or segment rule is malformed, names an unknown field, or mixes types."""

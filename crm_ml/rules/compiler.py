@@ -1,0 +1,456 @@
+"""The rule language shared by tags and segments: parse, check, evaluate.
+
+A rule is one Python-like expression, for example::
+
+    recency_days > 60 and revenue_365d >= 2000 and tag("vip") and not consent("sms", "marketing")
+
+It is parsed with :mod:`ast` (never ``eval``) and only an allow-list of nodes is
+accepted: field names from a :class:`~crm_ml.rules.vocabulary.Vocabulary`,
+literal numbers, strings and booleans, ``and``/``or``/``not``, comparisons
+(``< <= > >= == !=``, ``in``/``not in`` a literal list), ``+ - * /`` on numbers,
+and the functions listed in :data:`FUNCTIONS`. Rules are evaluated in pandas
+over a frame of features, scores, tag and consent flags, so no rule text ever
+reaches SQL; the store is only read with bound parameters.
+
+Missing values make a comparison false (``recency_days > 60`` is false for a
+customer who never bought), and ``not`` of a false comparison is true.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from crm_ml.errors import RuleError
+from crm_ml.rules.vocabulary import SCORE_FIELDS, ValueType, Vocabulary, nearest
+
+#: Longest rule text accepted, and most syntax nodes in one rule.
+MAX_RULE_CHARS = 4000
+MAX_NODES = 400
+
+#: The functions a rule may call, with their signatures as shown in messages.
+FUNCTIONS = {
+    "tag": 'tag("name") -> bool: the customer has the tag at as_of',
+    "consent": 'consent("channel", "purpose") -> bool: consent granted at as_of',
+    "between": "between(x, low, high) -> bool: low <= x <= high",
+    "missing": "missing(field) -> bool: the field has no value",
+    "contains": 'contains(text_field, "text") -> bool: literal substring',
+    "startswith": 'startswith(text_field, "text") -> bool',
+    "like": 'like(text_field, "pattern") -> bool: % any run, _ one character, \\ escapes',
+    "percentile": "percentile(x[, among]) -> number in (0, 1]: rank among the customers "
+    "evaluated (or those where the condition among holds)",
+    "quintile": "quintile(x[, among]) -> number 1..5: 5 is the highest fifth",
+}
+
+_COMPARE = {
+    ast.Lt: ("<", operator.lt),
+    ast.LtE: ("<=", operator.le),
+    ast.Gt: (">", operator.gt),
+    ast.GtE: (">=", operator.ge),
+    ast.Eq: ("==", operator.eq),
+    ast.NotEq: ("!=", operator.ne),
+}
+_ARITHMETIC = {
+    ast.Add: ("+", operator.add),
+    ast.Sub: ("-", operator.sub),
+    ast.Mult: ("*", operator.mul),
+    ast.Div: ("/", operator.truediv),
+}
+_ALLOWED = "and, or, not, < <= > >= == !=, in / not in [..], + - * /, " + ", ".join(FUNCTIONS)
+
+Evaluator = Callable[["RuleContext"], Any]
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule is evaluated over.
+
+    Attributes
+    ----------
+    features : pandas.DataFrame
+        Indexed by ``customer_id``: features and score columns (``p_churn`` …).
+    tags : Mapping[str, pandas.Index]
+        For each tag the rule names, the customers who have it at as_of.
+    consents : Mapping[tuple[str, str], pandas.Index]
+        For each ``(channel, purpose)``, the customers whose consent is granted.
+    """
+
+    features: pd.DataFrame
+    tags: Mapping[str, pd.Index] = field(default_factory=dict)
+    consents: Mapping[tuple[str, str], pd.Index] = field(default_factory=dict)
+
+    def column(self, name: str, rule: str) -> pd.Series:
+        """Return feature ``name``, or a :class:`RuleError` naming the missing column."""
+        if name not in self.features.columns:
+            raise RuleError(
+                f"Rule {rule!r} needs the column {name!r}, which the features frame lacks "
+                f"(it has {len(self.features.columns)} columns). Compute the feature group that "
+                "provides it, or pass it as a column of the frame."
+            )
+        return self.features[name]
+
+    def members(self, index: pd.Index, rule: str, what: str) -> pd.Series:
+        """Flag the rows of the frame found in ``index``."""
+        return pd.Series(self.features.index.isin(index), index=self.features.index, name=what)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A checked rule, ready to evaluate.
+
+    Attributes
+    ----------
+    text : str
+        The rule as written.
+    fields : frozenset of str
+        Features and scores it reads.
+    tags : frozenset of str
+        Tags it names in ``tag(...)``.
+    consents : frozenset of tuple[str, str]
+        ``(channel, purpose)`` pairs it names in ``consent(...)``.
+    """
+
+    text: str
+    fields: frozenset[str]
+    tags: frozenset[str]
+    consents: frozenset[tuple[str, str]]
+    _evaluate: Evaluator = field(repr=False, compare=False)
+
+    @property
+    def scores(self) -> frozenset[str]:
+        """Score fields (``p_churn``, ``p_purchase`` …) it reads."""
+        return self.fields & frozenset(SCORE_FIELDS)
+
+    def evaluate(self, context: RuleContext) -> pd.Series:
+        """Return a boolean Series over ``context.features.index``: who matches."""
+        result = self._evaluate(context)
+        index = context.features.index
+        if not isinstance(result, pd.Series):
+            return pd.Series(bool(result), index=index, name="matches")
+        return _to_bool(result).rename("matches")
+
+
+def _to_bool(value: Any) -> Any:
+    """Turn a nullable boolean result into plain booleans, missing as False."""
+    if isinstance(value, pd.Series):
+        return value.astype("boolean").fillna(False).astype(bool)
+    return bool(value)
+
+
+def _known(value: Any) -> Any:
+    if isinstance(value, pd.Series):
+        return value.notna()
+    return not (value is None or (isinstance(value, float) and math.isnan(value)))
+
+
+def _like_regex(pattern: str) -> str:
+    """Translate a LIKE pattern (``%``, ``_``, backslash escapes) into an anchored regex."""
+    parts, escaped = [], False
+    for char in pattern:
+        if escaped:
+            parts.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "%":
+            parts.append(".*")
+        elif char == "_":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    if escaped:
+        parts.append(re.escape("\\"))
+    return "".join(parts)
+
+
+@dataclass
+class _Node:
+    kind: ValueType
+    fn: Evaluator
+    constant: bool = False
+
+
+class _Compiler:
+    """Walk a parsed rule, checking names and types and building an evaluator."""
+
+    def __init__(self, text: str, vocabulary: Vocabulary) -> None:
+        self.text = text
+        self.vocab = vocabulary
+        self.fields: set[str] = set()
+        self.tags: set[str] = set()
+        self.consents: set[tuple[str, str]] = set()
+
+    def fail(self, node: ast.AST | None, message: str) -> RuleError:
+        where = (
+            f" (at column {node.col_offset + 1})"
+            if node is not None and hasattr(node, "col_offset")
+            else ""
+        )
+        return RuleError(f"Rule {self.text!r} was rejected: {message.rstrip('.')}{where}.")
+
+    def visit(self, node: ast.AST) -> _Node:
+        handlers: dict[type, Callable[[Any], _Node]] = {
+            ast.BoolOp: self.bool_op,
+            ast.UnaryOp: self.unary_op,
+            ast.Compare: self.compare,
+            ast.BinOp: self.bin_op,
+            ast.Name: self.name,
+            ast.Constant: self.constant,
+            ast.Call: self.call,
+        }
+        handler = handlers.get(type(node))
+        if handler is None:
+            what = type(node).__name__
+            raise self.fail(node, f"{what} is not allowed in a rule; allowed: {_ALLOWED}")
+        return handler(node)
+
+    def expect(self, node: ast.AST, kind: ValueType, role: str) -> _Node:
+        compiled = self.visit(node)
+        if compiled.kind != kind:
+            raise self.fail(
+                node, f"{role} must be {kind}, but {ast.unparse(node)!r} is {compiled.kind}"
+            )
+        return compiled
+
+    def bool_op(self, node: ast.BoolOp) -> _Node:
+        parts = [self.expect(v, "bool", "each side of and/or").fn for v in node.values]
+        combine = operator.and_ if isinstance(node.op, ast.And) else operator.or_
+
+        def run(ctx: RuleContext) -> Any:
+            result = _to_bool(parts[0](ctx))
+            for part in parts[1:]:
+                result = combine(result, _to_bool(part(ctx)))
+            return result
+
+        return _Node("bool", run)
+
+    def unary_op(self, node: ast.UnaryOp) -> _Node:
+        if isinstance(node.op, ast.Not):
+            inner = self.expect(node.operand, "bool", "the operand of not").fn
+
+            def negate(ctx: RuleContext) -> Any:
+                value = _to_bool(inner(ctx))
+                return ~value if isinstance(value, pd.Series) else not value
+
+            return _Node("bool", negate)
+        if isinstance(node.op, ast.USub):
+            number = self.expect(node.operand, "number", "the operand of -")
+            return _Node("number", lambda ctx: -number.fn(ctx), number.constant)
+        raise self.fail(
+            node, f"operator {type(node.op).__name__} is not allowed; allowed: {_ALLOWED}"
+        )
+
+    def bin_op(self, node: ast.BinOp) -> _Node:
+        if type(node.op) not in _ARITHMETIC:
+            raise self.fail(
+                node,
+                f"operator {type(node.op).__name__} is not allowed; "
+                "arithmetic is + - * / on numbers",
+            )
+        symbol, op = _ARITHMETIC[type(node.op)]
+        left = self.expect(node.left, "number", f"each side of {symbol}")
+        right = self.expect(node.right, "number", f"each side of {symbol}")
+        return _Node(
+            "number", lambda ctx: op(left.fn(ctx), right.fn(ctx)), left.constant and right.constant
+        )
+
+    def name(self, node: ast.Name) -> _Node:
+        kind = self.vocab.fields.get(node.id)
+        if kind is None:
+            raise self.fail(
+                node,
+                f"unknown field {node.id!r}.{nearest(node.id, self.vocab.fields)}"
+                " Fields are the features and scores (p_churn, p_purchase); "
+                'tags are written tag("name")',
+            )
+        self.fields.add(node.id)
+        text, field_name = self.text, node.id
+        return _Node(kind, lambda ctx: ctx.column(field_name, text))
+
+    def constant(self, node: ast.Constant) -> _Node:
+        value = node.value
+        if isinstance(value, bool):
+            return _Node("bool", lambda ctx: value, True)
+        if isinstance(value, int | float):
+            return _Node("number", lambda ctx: value, True)
+        if isinstance(value, str):
+            if len(value) > 500:
+                raise self.fail(node, "a text literal is longer than 500 characters")
+            return _Node("text", lambda ctx: value, True)
+        raise self.fail(
+            node,
+            f"the literal {value!r} is not allowed; use numbers, "
+            "'text' or True/False (and missing(field) for empty values)",
+        )
+
+    def compare(self, node: ast.Compare) -> _Node:
+        parts: list[Evaluator] = []
+        left_node = node.left
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            parts.append(self.comparison(left_node, op, right_node))
+            left_node = right_node
+
+        def run(ctx: RuleContext) -> Any:
+            result = parts[0](ctx)
+            for part in parts[1:]:
+                result = operator.and_(result, part(ctx))
+            return result
+
+        return _Node("bool", run)
+
+    def comparison(self, left_node: ast.expr, op: ast.cmpop, right_node: ast.expr) -> Evaluator:
+        if isinstance(op, ast.In | ast.NotIn):
+            return self.membership(left_node, isinstance(op, ast.NotIn), right_node)
+        if type(op) not in _COMPARE:
+            raise self.fail(
+                left_node,
+                f"operator {type(op).__name__} is not allowed; use == or "
+                "!= to compare values and missing(field) for empty ones",
+            )
+        symbol, func = _COMPARE[type(op)]
+        left, right = self.visit(left_node), self.visit(right_node)
+        if left.kind != right.kind:
+            raise self.fail(
+                left_node,
+                f"cannot compare {left.kind} {ast.unparse(left_node)!r} "
+                f"with {right.kind} {ast.unparse(right_node)!r}",
+            )
+        if symbol not in ("==", "!=") and left.kind != "number":
+            raise self.fail(
+                left_node,
+                f"{symbol} compares numbers, but "
+                f"{ast.unparse(left_node)!r} is {left.kind}; use == or !=",
+            )
+
+        self.check_choice(left_node, right_node)
+        self.check_choice(right_node, left_node)
+
+        def run(ctx: RuleContext) -> Any:
+            a, b = left.fn(ctx), right.fn(ctx)
+            return _to_bool(func(a, b)) & _known(a) & _known(b)
+
+        return run
+
+    def membership(self, left_node: ast.expr, negate: bool, right_node: ast.expr) -> Evaluator:
+        left = self.visit(left_node)
+        if left.kind == "bool":
+            raise self.fail(left_node, "'in' applies to numbers or text, not true/false")
+        if not isinstance(right_node, ast.List | ast.Tuple | ast.Set) or not right_node.elts:
+            raise self.fail(right_node, "'in' needs a non-empty literal list, e.g. x in ['a', 'b']")
+        values = [self.expect(e, left.kind, "each value of the list") for e in right_node.elts]
+        if not all(v.constant for v in values):
+            raise self.fail(right_node, "the list after 'in' must hold literal values only")
+        options = [v.fn(None) for v in values]  # type: ignore[arg-type]
+        for element in right_node.elts:
+            self.check_choice(left_node, element)
+
+        def run(ctx: RuleContext) -> Any:
+            series = left.fn(ctx)
+            found = series.isin(options) if isinstance(series, pd.Series) else series in options
+            return (~found if negate else found) & _known(series)
+
+        return run
+
+    def check_choice(self, field_node: ast.expr, value_node: ast.expr) -> None:
+        """Reject a literal that a text field with fixed values can never hold."""
+        if not (isinstance(field_node, ast.Name) and isinstance(value_node, ast.Constant)):
+            return
+        allowed = self.vocab.choices.get(field_node.id)
+        if allowed and isinstance(value_node.value, str) and value_node.value not in allowed:
+            raise self.fail(
+                value_node,
+                f"{field_node.id} is never {value_node.value!r}; its "
+                f"values are {', '.join(allowed)}.{nearest(value_node.value, allowed)}",
+            )
+
+    def call(self, node: ast.Call) -> _Node:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            called = ast.unparse(node.func)
+            raise self.fail(
+                node,
+                f"function {called!r} is not allowed.{nearest(called, FUNCTIONS)}"
+                f" Functions: {', '.join(FUNCTIONS)}",
+            )
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(
+                node,
+                f"write {FUNCTIONS[node.func.id].split(' ->')[0]} with positional arguments only",
+            )
+        from crm_ml.rules import functions
+
+        return functions.compile_call(self, node.func.id, node)
+
+
+def compile_rule(text: str, vocabulary: Vocabulary | None = None) -> Rule:
+    """Parse and check a rule against the names a rule may use.
+
+    Parameters
+    ----------
+    text : str
+        The rule, e.g. ``'recency_days > 60 and tag("vip")'``.
+    vocabulary : Vocabulary, optional
+        Allowed fields, tags and consent values; the built-in features and
+        scores (and no tags) by default.
+
+    Returns
+    -------
+    Rule
+        The checked rule, with the fields, tags and consents it reads.
+
+    Raises
+    ------
+    RuleError
+        For a syntax error, an unknown field, tag or function (with the nearest
+        known name), a type mismatch, or a node that is not allowed.
+    """
+    vocab = vocabulary or Vocabulary()
+    tree = _parse(text)
+    compiler = _Compiler(text, vocab)
+    root = compiler.visit(tree.body)
+    if root.kind != "bool":
+        raise compiler.fail(
+            tree.body,
+            f"a rule must be true or false, but this is a {root.kind}; "
+            "compare it, e.g. recency_days > 60",
+        )
+    if not (compiler.fields or compiler.tags or compiler.consents):
+        raise compiler.fail(
+            None, "it tests no field, tag or consent, so it would match everyone or no one"
+        )
+    return Rule(
+        text,
+        frozenset(compiler.fields),
+        frozenset(compiler.tags),
+        frozenset(compiler.consents),
+        root.fn,
+    )
+
+
+def _parse(text: str) -> ast.Expression:
+    if not isinstance(text, str) or not text.strip():
+        raise RuleError(f"A rule must be non-empty text, got {text!r}. Example: recency_days > 60")
+    if len(text) > MAX_RULE_CHARS:
+        raise RuleError(
+            f"The rule is {len(text)} characters long; at most {MAX_RULE_CHARS} are "
+            'allowed. Split it into tags and combine them with tag("name").'
+        )
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError) as exc:
+        column = getattr(exc, "offset", None)
+        where = f" at column {column}" if column else ""
+        raise RuleError(
+            f"Rule {text!r} is not a valid expression: {getattr(exc, 'msg', exc)}{where}. "
+            'A rule is one expression such as recency_days > 60 and tag("vip"): '
+            "compare with == (not =), combine with and/or/not, no ';' and no statements."
+        ) from exc
+    if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+        raise RuleError(f"Rule {text[:60]!r}… has more than {MAX_NODES} parts; split it into tags.")
+    return tree

@@ -1,0 +1,203 @@
+"""Reading what rules need from the store: tags, consent and scores at a date.
+
+Every query filters with bound parameters (tag names, channel, purpose,
+dates); customer lists are matched in pandas, never spliced into SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, and_, func, or_, select
+
+from crm_ml.errors import ValidationError
+from crm_ml.rules.compiler import Rule, RuleContext
+from crm_ml.rules.vocabulary import SCORE_FIELDS
+from crm_ml.store.connection import Store
+from crm_ml.store.schema import Consent, CustomerTag, Score
+
+log = logging.getLogger(__name__)
+
+
+def as_timestamp(value: Any, what: str = "as_of") -> datetime:
+    """Return ``value`` as a naive UTC :class:`datetime`, the store's canonical form.
+
+    Raises
+    ------
+    ValidationError
+        If it is missing or cannot be read as a date.
+    """
+    if value is None:
+        raise ValidationError(f"{what} is required (a date such as 2025-06-30); got None.")
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{what}={value!r} is not a date; expected e.g. 2025-06-30.") from exc
+    if pd.isna(stamp):
+        raise ValidationError(f"{what} is required (a date such as 2025-06-30); got {value!r}.")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.to_pydatetime()
+
+
+def valid_at(on: datetime) -> Any:
+    """Return the SQL condition that a ``customer_tag`` row is in force at ``on``."""
+    return and_(
+        CustomerTag.valid_from <= on,
+        or_(CustomerTag.valid_to.is_(None), CustomerTag.valid_to > on),
+    )
+
+
+def tag_members_at(conn: Connection, names: Iterable[str], on: datetime) -> dict[str, pd.Index]:
+    """Return, for each tag name, the customers who have it at ``on``."""
+    wanted = sorted(set(names))
+    result: dict[str, pd.Index] = {
+        name: pd.Index([], dtype="str", name="customer_id") for name in wanted
+    }
+    if not wanted:
+        return result
+    rows = conn.execute(
+        select(CustomerTag.tag_id, CustomerTag.customer_id)
+        .where(CustomerTag.tag_id.in_(wanted), valid_at(on))
+        .distinct()
+    ).all()
+    frame = pd.DataFrame(rows, columns=["tag", "customer_id"], dtype="str")
+    for name, group in frame.groupby("tag"):
+        result[str(name)] = pd.Index(sorted(group["customer_id"]), dtype="str", name="customer_id")
+    return result
+
+
+def consent_status_at(conn: Connection, channel: str, purpose: str, on: datetime) -> pd.Series:
+    """Return each customer's consent status for a channel and purpose at ``on``.
+
+    The latest row with ``updated_at <= on`` wins. Customers with no row are
+    absent from the result; callers treat them as ``unknown`` (no consent).
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by ``customer_id``: ``granted``, ``withdrawn`` or ``unknown``.
+    """
+    rows = conn.execute(
+        select(Consent.customer_id, Consent.updated_at, Consent.status).where(
+            Consent.channel == channel, Consent.purpose == purpose, Consent.updated_at <= on
+        )
+    ).all()
+    frame = pd.DataFrame(rows, columns=["customer_id", "updated_at", "status"])
+    if frame.empty:
+        return pd.Series(
+            [], dtype="str", index=pd.Index([], dtype="str", name="customer_id"), name="status"
+        )
+    latest = frame.sort_values(["customer_id", "updated_at"]).groupby("customer_id").tail(1)
+    return latest.set_index("customer_id")["status"].astype("str").rename("status")
+
+
+def latest_scores(conn: Connection, model_name: str, on: datetime) -> pd.DataFrame:
+    """Return the latest batch of a model's scores computed as of ``on`` or earlier.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id``; columns ``probability``, ``band``,
+        ``reasons`` (JSON text), ``model_version``, ``scored_as_of``. Empty when
+        the model has no scores up to ``on``.
+    """
+    batch = conn.execute(
+        select(func.max(Score.as_of)).where(Score.model_name == model_name, Score.as_of <= on)
+    ).scalar()
+    columns = ["customer_id", "probability", "band", "reasons", "model_version", "scored_as_of"]
+    if batch is None:
+        return pd.DataFrame(columns=columns).set_index("customer_id")
+    rows = conn.execute(
+        select(
+            Score.customer_id,
+            Score.probability,
+            Score.band,
+            Score.reasons,
+            Score.model_version,
+            Score.as_of,
+        ).where(Score.model_name == model_name, Score.as_of == batch)
+    ).all()
+    frame = pd.DataFrame(rows, columns=columns).set_index("customer_id")
+    frame["probability"] = frame["probability"].astype("float64")
+    return frame
+
+
+def _with_scores(
+    conn: Connection, features: pd.DataFrame, names: Iterable[str], on: datetime
+) -> pd.DataFrame:
+    """Add score columns the rules read and the frame does not already carry."""
+    missing = [n for n in sorted(set(names)) if n not in features.columns]
+    if not missing:
+        return features
+    extra: dict[str, pd.Series] = {}
+    for model in sorted({SCORE_FIELDS[n][0] for n in missing}):
+        scores = latest_scores(conn, model, on)
+        if scores.empty:
+            log.warning("No %s scores up to %s: rules reading them match no one", model, on)
+        for name in missing:
+            if SCORE_FIELDS[name][0] == model:
+                extra[name] = scores[SCORE_FIELDS[name][1]].reindex(features.index)
+    return features.assign(**extra)
+
+
+def build_context(
+    store: Store,
+    features: pd.DataFrame,
+    as_of: Any,
+    rules: Iterable[Rule],
+    *,
+    tag_overrides: Mapping[str, pd.Index] | None = None,
+) -> RuleContext:
+    """Load the scores, tags and consents that ``rules`` read, at ``as_of``.
+
+    Parameters
+    ----------
+    store : Store
+        Where tags, consent and scores live.
+    features : pandas.DataFrame
+        Indexed by ``customer_id``. Score columns already in it (``p_churn`` …)
+        are used as they are; missing ones are read from the ``score`` table.
+    as_of : datetime-like
+        The date the rules are evaluated at.
+    rules : iterable of Rule
+        The rules to be evaluated.
+    tag_overrides : Mapping[str, pandas.Index], optional
+        Tag members computed in this run, used instead of the stored history.
+
+    Returns
+    -------
+    RuleContext
+    """
+    on = as_timestamp(as_of)
+    rules = list(rules)
+    overrides = dict(tag_overrides or {})
+    tags = {name for rule in rules for name in rule.tags} - set(overrides)
+    consents = {pair for rule in rules for pair in rule.consents}
+    scores = {name for rule in rules for name in rule.scores}
+    with store.connect() as conn:
+        frame = _with_scores(conn, features, scores, on)
+        members = tag_members_at(conn, tags, on)
+        granted = {
+            pair: pd.Index(status.index[status == "granted"], name="customer_id")
+            for pair in consents
+            for status in [consent_status_at(conn, pair[0], pair[1], on)]
+        }
+    return RuleContext(frame, {**members, **overrides}, granted)
+
+
+def evaluate_rule(store: Store, rule: Rule, features: pd.DataFrame, as_of: Any) -> pd.Index:
+    """Return the customers of ``features`` that match ``rule`` at ``as_of``.
+
+    Returns
+    -------
+    pandas.Index
+        The matching ``customer_id`` values, sorted.
+    """
+    context = build_context(store, features, as_of, [rule])
+    matches = rule.evaluate(context)
+    return pd.Index(sorted(matches.index[matches.to_numpy()]), name="customer_id")

@@ -1,0 +1,224 @@
+"""Segment (audience) definitions: a rule over features, tags and scores, and templates.
+
+A segment's ``name`` is its id in the store. ``dynamic`` segments are
+re-evaluated at each snapshot date; ``static`` segments keep the members of
+their first snapshot (a fixed list, e.g. a campaign's audience).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Literal, cast
+
+import pandas as pd
+from sqlalchemy import Connection, Table, select
+
+from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.rules import CATEGORY_LABELS, Rule, Vocabulary, compile_rule
+from crm_ml.rules.vocabulary import nearest
+from crm_ml.store.admin import utc_now
+from crm_ml.store.connection import Store
+from crm_ml.store.schema import SegmentDefinition as SegmentRow
+from crm_ml.tags.definitions import TemplateParam, category_param, check_name, tag_vocabulary
+
+log = logging.getLogger(__name__)
+
+_TABLE = cast(Table, SegmentRow.__table__)
+SegmentKind = Literal["static", "dynamic"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An audience.
+
+    Attributes
+    ----------
+    name : str
+        Identifier, e.g. ``vip_winback``.
+    rule : str
+        Over features, scores, ``tag("...")`` and ``consent("...", "...")``.
+    label : str or None
+        Display label, e.g. ``高价值流失挽回``.
+    kind : {"dynamic", "static"}
+    version : int
+        Bumped by the store each time the rule changes.
+    created_by : str or None
+    """
+
+    name: str
+    rule: str
+    label: str | None = None
+    kind: SegmentKind = "dynamic"
+    version: int = 1
+    created_by: str | None = None
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "segment")
+        if self.kind not in ("static", "dynamic"):
+            raise ValidationError(
+                f"Segment {self.name!r}: kind {self.kind!r} is not 'dynamic' or 'static'."
+            )
+
+
+@dataclass(frozen=True)
+class SegmentTemplate:
+    """A parametrised segment; ``name``, ``label`` and ``rule`` are format strings."""
+
+    name: str
+    label: str
+    rule: str
+    params: dict[str, TemplateParam]
+
+    def instantiate(self, **values: Any) -> Segment:
+        """Return the segment for the given parameters (defaults for those not given)."""
+        unknown = set(values) - set(self.params)
+        if unknown:
+            raise ValidationError(
+                f"Template {self.name!r} has no parameter(s) {sorted(unknown)}; "
+                f"it takes {sorted(self.params)}."
+            )
+        bound = {k: p.check(k, values.get(k, p.default)) for k, p in self.params.items()}
+        if "category" in bound:
+            bound["category_label"] = CATEGORY_LABELS.get(bound["category"], bound["category"])
+        text = {k: (f"{v:g}" if isinstance(v, float) else v) for k, v in bound.items()}
+        return Segment(
+            self.name.format(**text), self.rule.format(**text), self.label.format(**text)
+        )
+
+
+#: Ready-made audiences for retention and marketing teams.
+SEGMENT_TEMPLATES: dict[str, SegmentTemplate] = {
+    "churn_winback": SegmentTemplate(
+        "churn_winback",
+        "流失挽回",
+        "p_churn >= {p_churn} and revenue_365d >= {min_revenue}",
+        {
+            "p_churn": TemplateParam("float", 0.6, 0, 1),
+            "min_revenue": TemplateParam("float", 1000.0, 0, 1e12),
+        },
+    ),
+    "high_value_at_risk": SegmentTemplate(
+        "high_value_at_risk",
+        "高价值流失预警",
+        'tag("high_value") and p_churn >= {p_churn}',
+        {"p_churn": TemplateParam("float", 0.5, 0, 1)},
+    ),
+    "category_prospects": SegmentTemplate(
+        "{category}_prospects",
+        "{category_label}潜在购买",
+        "affinity_{category} >= {min_share} and p_purchase >= {p_purchase}",
+        {
+            "category": category_param(),
+            "min_share": TemplateParam("float", 0.2, 0, 1),
+            "p_purchase": TemplateParam("float", 0.4, 0, 1),
+        },
+    ),
+    "points_reminder": SegmentTemplate(
+        "points_reminder",
+        "积分到期提醒",
+        "points_expiring_30d >= {min_points}",
+        {"min_points": TemplateParam("int", 100, 1, 10**9)},
+    ),
+    "reactivation": SegmentTemplate(
+        "reactivation",
+        "沉睡唤醒",
+        "orders_lifetime >= 2 and recency_days > {days}",
+        {"days": TemplateParam("int", 180, 1, 3650)},
+    ),
+}
+
+
+def segment_vocabulary(store: Store, features: pd.DataFrame | None = None) -> Vocabulary:
+    """Return what a segment rule may name (features, scores and every stored tag)."""
+    return tag_vocabulary(store, features)
+
+
+def check_segment_rule(
+    store: Store, segment: Segment, vocabulary: Vocabulary | None = None
+) -> Rule:
+    """Compile a segment's rule, raising :class:`~crm_ml.errors.RuleError` if it is bad."""
+    return compile_rule(segment.rule, vocabulary or segment_vocabulary(store))
+
+
+def save_segment(
+    store: Store, segment: Segment, *, actor: str, vocabulary: Vocabulary | None = None
+) -> Segment:
+    """Check and store a segment, bumping its version when the rule or kind changes.
+
+    Returns
+    -------
+    Segment
+        As stored.
+
+    Raises
+    ------
+    RuleError
+        If the rule names an unknown field or tag, mixes types, or is not allowed;
+        nothing is written.
+    """
+    check_segment_rule(store, segment, vocabulary)
+    with store.begin() as conn:
+        return _upsert(conn, segment, actor)
+
+
+def _upsert(conn: Connection, segment: Segment, actor: str) -> Segment:
+    current = conn.execute(select(SegmentRow).where(SegmentRow.name == segment.name)).first()
+    values = {"label": segment.label, "rule": segment.rule, "kind": segment.kind}
+    if current is None:
+        conn.execute(
+            _TABLE.insert().values(
+                segment_id=segment.name,
+                name=segment.name,
+                version=1,
+                created_at=utc_now(),
+                created_by=actor,
+                **values,
+            )
+        )
+        return replace(segment, version=1, created_by=actor)
+    version = int(current.version)
+    if (current.rule, current.kind) != (segment.rule, segment.kind):
+        version += 1
+        log.info("Segment %s: rule changed by %s, version %d", segment.name, actor, version)
+    conn.execute(
+        _TABLE.update()
+        .where(_TABLE.c.segment_id == current.segment_id)
+        .values(version=version, **values)
+    )
+    return replace(segment, version=version, created_by=current.created_by)
+
+
+def load_segment(store: Store, name: str) -> Segment:
+    """Return a stored segment.
+
+    Raises
+    ------
+    NotFoundError
+        If there is none by that name, with the nearest names.
+    """
+    with store.connect() as conn:
+        row = conn.execute(select(SegmentRow).where(SegmentRow.name == name)).first()
+        names = [] if row else list(conn.execute(select(SegmentRow.name)).scalars())
+    if row is None:
+        raise NotFoundError(
+            f"No segment named {name!r}.{nearest(name, names)} Create it with "
+            "crm_ml.segments.save_segment or `crm-ml segment create`."
+        )
+    return Segment(row.name, row.rule, row.label, row.kind, int(row.version), row.created_by)
+
+
+def segment_definitions_frame(store: Store) -> pd.DataFrame:
+    """Return every stored segment.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``name``; columns ``label, kind, version, rule, created_by, created_at``.
+    """
+    columns = ["name", "label", "kind", "version", "rule", "created_by", "created_at"]
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(*(getattr(SegmentRow, c) for c in columns)).order_by(SegmentRow.name)
+        ).all()
+    return pd.DataFrame(rows, columns=columns).set_index("name")

@@ -1,0 +1,294 @@
+"""Exporting a segment as contact lists: consent-filtered, masked, routed, audited.
+
+:func:`export_list` keeps only customers whose consent for the channel and
+purpose is granted at ``as_of`` (withdrawn and unknown are counted, never
+written), masks names, phones and emails unless ``unmask=True`` (which is
+logged and recorded), adds a keyed pseudonymous id, writes one file per
+account manager plus one for unowned customers (UTF-8 with BOM, formula
+cells neutralised, written atomically), and records every file in
+``export_log``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+from sqlalchemy import Table
+
+from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.rules import as_timestamp
+from crm_ml.segments.definitions import Segment, check_segment_rule, load_segment
+from crm_ml.segments.lists import (
+    check_channel,
+    churn_details,
+    consent_for,
+    contact_details,
+    owners_at,
+)
+from crm_ml.segments.masking import (
+    mask_email,
+    mask_name,
+    mask_phone,
+    pseudonymous_id,
+    require_secret,
+)
+from crm_ml.segments.members import segment_members, snapshot_segment
+from crm_ml.store.admin import utc_now
+from crm_ml.store.connection import Store
+from crm_ml.store.schema import ExportLog
+from crm_ml.tags.files import safe_file_part, write_excel_csv
+
+log = logging.getLogger(__name__)
+
+_LOG_TABLE = cast(Table, ExportLog.__table__)
+UNOWNED = "unowned"
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What :func:`export_list` wrote.
+
+    Attributes
+    ----------
+    segment : str
+    rule_version : int
+    as_of : datetime
+    kept : int
+        Customers written (consent granted).
+    excluded_withdrawn, excluded_unknown : int
+        Members left out for withdrawn or unknown consent.
+    unmasked : bool
+    files : pandas.DataFrame
+        One row per file: ``owner_id, owner_name, path, kept, excluded, export_id``.
+    """
+
+    segment: str
+    rule_version: int
+    as_of: datetime
+    kept: int
+    excluded_withdrawn: int
+    excluded_unknown: int
+    unmasked: bool
+    files: pd.DataFrame
+
+    def __str__(self) -> str:
+        return (
+            f"Exported {self.segment} v{self.rule_version} as of {self.as_of:%Y-%m-%d}: "
+            f"{self.kept} kept, {self.excluded_withdrawn} excluded (withdrawn), "
+            f"{self.excluded_unknown} excluded (no consent), {len(self.files)} file(s)"
+            + (" — UNMASKED" if self.unmasked else "")
+        )
+
+
+def _members(store: Store, seg: Segment, on: datetime, features: pd.DataFrame | None) -> pd.Index:
+    try:
+        return segment_members(store, seg.name, on)
+    except NotFoundError:
+        if features is None:
+            raise
+        return snapshot_segment(store, seg, features, on)
+
+
+def _is_churn_list(store: Store, seg: Segment) -> bool:
+    rule = check_segment_rule(store, seg)
+    return "p_churn" in rule.fields or any(t.startswith("churn_risk") for t in rule.tags)
+
+
+def _personal_columns(details: pd.DataFrame, key: bytes, unmask: bool) -> pd.DataFrame:
+    frame = pd.DataFrame(index=details.index)
+    frame["pseudo_id"] = [pseudonymous_id(c, key) for c in details.index]
+    if unmask:
+        frame["customer_id"] = details.index
+    maskers = {"name": mask_name, "phone": mask_phone, "email": mask_email}
+    for column, mask in maskers.items():
+        values = [v if isinstance(v, str) else "" for v in details[column].tolist()]
+        frame[column] = values if unmask else [mask(v) for v in values]
+    return frame
+
+
+def _build(
+    store: Store,
+    members: pd.Index,
+    on: datetime,
+    *,
+    channel: str,
+    purpose: str,
+    key: bytes,
+    unmask: bool,
+    churn: bool,
+    features: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (the kept rows, every member's consent and owner)."""
+    with store.connect() as conn:
+        status = consent_for(conn, members, channel, purpose, on)
+        owners = owners_at(conn, members, on)
+        kept = pd.Index(members[(status == "granted").to_numpy()], name="customer_id")
+        rows = _personal_columns(contact_details(conn, kept), key, unmask)
+        rows = rows.join(owners.reindex(kept))
+        if churn:
+            rows = rows.join(churn_details(conn, kept, on, features))
+            rows = rows.sort_values(
+                ["value_at_risk", "pseudo_id"], ascending=[False, True], na_position="last"
+            )
+    return rows, owners.assign(consent=status)
+
+
+def _write_files(
+    rows: pd.DataFrame, audit: pd.DataFrame, out_dir: Path, stem: str
+) -> list[dict[str, Any]]:
+    owner_ids = sorted({str(o) for o in rows["owner_id"].dropna()})
+    written = []
+    for owner in [*owner_ids, None]:
+        mine = rows[rows["owner_id"].isna()] if owner is None else rows[rows["owner_id"] == owner]
+        theirs = (
+            audit[audit["owner_id"].isna()] if owner is None else audit[audit["owner_id"] == owner]
+        )
+        part = UNOWNED if owner is None else f"owner-{safe_file_part(owner)}"
+        path = write_excel_csv(mine.reset_index(drop=True), out_dir / f"{stem}_{part}.csv")
+        names = mine["owner_name"].dropna()
+        written.append(
+            {
+                "owner_id": owner,
+                "owner_name": names.iloc[0] if len(names) else None,
+                "path": path,
+                "kept": len(mine),
+                "excluded": int((theirs["consent"] != "granted").sum()),
+            }
+        )
+    return written
+
+
+def _record(
+    store: Store,
+    written: list[dict[str, Any]],
+    *,
+    seg: Segment,
+    on: datetime,
+    actor: str,
+    channel: str,
+    purpose: str,
+    unmask: bool,
+) -> None:
+    now = utc_now()
+    with store.begin() as conn:
+        for item in written:
+            item["export_id"] = uuid.uuid4().hex
+            conn.execute(
+                _LOG_TABLE.insert().values(
+                    export_id=item["export_id"],
+                    exported_at=now,
+                    actor=actor,
+                    segment_id=seg.name,
+                    rule_version=seg.version,
+                    as_of=on,
+                    channel=channel,
+                    purpose=purpose,
+                    rows_kept=item["kept"],
+                    rows_excluded=item["excluded"],
+                    unmasked=unmask,
+                    path=str(item["path"]),
+                )
+            )
+
+
+def export_list(
+    store: Store,
+    segment: str,
+    as_of: Any,
+    *,
+    channel: str,
+    purpose: str,
+    out_dir: Path,
+    secret: str | bytes | None,
+    actor: str,
+    unmask: bool = False,
+    features: pd.DataFrame | None = None,
+    churn: bool | None = None,
+) -> ExportSummary:
+    """Export a segment's members who consented, one CSV per account manager.
+
+    Parameters
+    ----------
+    store : Store
+    segment : str
+        A stored segment. Its snapshot at ``as_of`` is used; when there is none
+        and ``features`` is given, the snapshot is taken first.
+    as_of : datetime-like
+        Consent, owners and scores are taken as they were at this date.
+    channel, purpose : str
+        Consent must be ``granted`` for this channel and purpose at ``as_of``.
+    out_dir : pathlib.Path
+        Folder for the files ``<segment>_<date>_<channel>_owner-<id>.csv`` and
+        ``<segment>_<date>_<channel>_unowned.csv``.
+    secret : str or bytes
+        Key of the pseudonymous id; the caller reads it from ``CRM_ML_EXPORT_SECRET``.
+    actor : str
+        Who exports (recorded in ``export_log``).
+    unmask : bool
+        Write full names, phones, emails and customer ids (logged and recorded).
+    features : pandas.DataFrame, optional
+        Indexed by ``customer_id``; used for a missing snapshot and for churn lists.
+    churn : bool, optional
+        Add ``p_churn, revenue_365d, value_at_risk, churn_reasons,
+        suggested_action`` and sort by value at risk. By default, when the
+        rule reads ``p_churn`` or a ``churn_risk_*`` tag.
+
+    Returns
+    -------
+    ExportSummary
+        Files have columns ``pseudo_id, [customer_id,] name, phone, email,
+        owner_id, owner_name`` (plus the churn columns for churn lists).
+
+    Raises
+    ------
+    ConfigError
+        Without a secret (naming ``CRM_ML_EXPORT_SECRET``).
+    ValidationError
+        For an unknown channel or purpose, or no actor.
+    NotFoundError
+        For an unknown segment, or no snapshot at ``as_of`` and no features.
+    """
+    key = require_secret(secret)
+    check_channel(channel, purpose)
+    if not actor or not str(actor).strip():
+        raise ValidationError("export_list needs an actor (who exports) for the export log.")
+    seg, on = load_segment(store, segment), as_timestamp(as_of)
+    members = _members(store, seg, on, features)
+    is_churn = _is_churn_list(store, seg) if churn is None else churn
+    rows, audit = _build(
+        store,
+        members,
+        on,
+        channel=channel,
+        purpose=purpose,
+        key=key,
+        unmask=unmask,
+        churn=is_churn,
+        features=features,
+    )
+    if unmask:
+        log.warning("%s exported segment %s UNMASKED (full personal data)", actor, seg.name)
+    stamp = f"{on:%Y%m%d}"
+    written = _write_files(rows, audit, Path(out_dir), f"{seg.name}_{stamp}_{channel}")
+    _record(
+        store, written, seg=seg, on=on, actor=actor, channel=channel, purpose=purpose, unmask=unmask
+    )
+    counts = audit["consent"].value_counts()
+    summary = ExportSummary(
+        seg.name,
+        seg.version,
+        on,
+        len(rows),
+        int(counts.get("withdrawn", 0)),
+        int(counts.get("unknown", 0)),
+        unmask,
+        pd.DataFrame(written),
+    )
+    log.info("%s", summary)
+    return summary

@@ -1,0 +1,195 @@
+"""Building a contact list: consent at a date, owners, contact details, churn value at risk.
+
+Everything here reads the store with bound parameters and returns frames;
+:mod:`crm_ml.segments.export` masks, routes and writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, and_, func, or_, select
+
+from crm_ml.errors import ValidationError
+from crm_ml.rules import consent_status_at, latest_scores
+from crm_ml.store.schema import (
+    CONSENT_CHANNELS,
+    CONSENT_PURPOSES,
+    Customer,
+    CustomerIdentity,
+    CustomerOwner,
+    Order,
+)
+
+log = logging.getLogger(__name__)
+
+CHURN_MODEL = "crm-churn"
+_CHUNK = 500
+
+
+def check_channel(channel: str, purpose: str) -> None:
+    """Raise :class:`ValidationError` unless the channel and purpose are known consent values."""
+    if channel not in CONSENT_CHANNELS:
+        raise ValidationError(f"Unknown channel {channel!r}; expected one of {CONSENT_CHANNELS}.")
+    if purpose not in CONSENT_PURPOSES:
+        raise ValidationError(f"Unknown purpose {purpose!r}; expected one of {CONSENT_PURPOSES}.")
+
+
+def consent_for(
+    conn: Connection, ids: pd.Index, channel: str, purpose: str, on: datetime
+) -> pd.Series:
+    """Return each customer's consent at ``on``: ``granted``, ``withdrawn`` or ``unknown``.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed like ``ids``; no consent row counts as ``unknown`` (no consent).
+    """
+    status = consent_status_at(conn, channel, purpose, on)
+    result = status.reindex(ids).fillna("unknown").astype("str")
+    return result.where(result.isin(["granted", "withdrawn"]), "unknown").rename("consent")
+
+
+def owners_at(conn: Connection, ids: pd.Index, on: datetime) -> pd.DataFrame:
+    """Return each customer's account manager at ``on``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``ids``; columns ``owner_id`` and ``owner_name`` (missing when unowned).
+    """
+    rows = conn.execute(
+        select(
+            CustomerOwner.customer_id,
+            CustomerOwner.valid_from,
+            CustomerOwner.owner_id,
+            CustomerOwner.owner_name,
+        ).where(
+            CustomerOwner.valid_from <= on,
+            or_(CustomerOwner.valid_to.is_(None), CustomerOwner.valid_to > on),
+        )
+    ).all()
+    frame = pd.DataFrame(rows, columns=["customer_id", "valid_from", "owner_id", "owner_name"])
+    latest = frame.sort_values(["customer_id", "valid_from"]).groupby("customer_id").tail(1)
+    return latest.set_index("customer_id")[["owner_id", "owner_name"]].reindex(ids)
+
+
+def contact_details(conn: Connection, ids: pd.Index) -> pd.DataFrame:
+    """Return names, phones and emails (verified first, then the oldest) of customers.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``ids``; columns ``name``, ``phone``, ``email``.
+    """
+    names: list[Any] = []
+    identities: list[Any] = []
+    wanted = list(ids)
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        names += conn.execute(
+            select(Customer.customer_id, Customer.name).where(Customer.customer_id.in_(chunk))
+        ).all()
+        identities += conn.execute(
+            select(
+                CustomerIdentity.customer_id,
+                CustomerIdentity.kind,
+                CustomerIdentity.value,
+                CustomerIdentity.verified,
+                CustomerIdentity.created_at,
+            ).where(
+                CustomerIdentity.customer_id.in_(chunk),
+                CustomerIdentity.kind.in_(["phone", "email"]),
+            )
+        ).all()
+    frame = pd.DataFrame(names, columns=["customer_id", "name"]).set_index("customer_id")
+    ident = pd.DataFrame(identities, columns=["customer_id", "kind", "value", "verified", "at"])
+    ident = ident.sort_values(["verified", "at", "value"], ascending=[False, True, True])
+    best = (
+        ident.groupby(["customer_id", "kind"])
+        .head(1)
+        .pivot(index="customer_id", columns="kind", values="value")
+    )
+    details = frame.join(best.reindex(columns=["phone", "email"]), how="outer")
+    return details.reindex(ids)[["name", "phone", "email"]].astype("string")
+
+
+def revenue_365d(conn: Connection, ids: pd.Index, on: datetime) -> pd.Series:
+    """Return each customer's net revenue over the 365 days before ``on`` (0 if none)."""
+    rows = conn.execute(
+        select(Order.customer_id, func.sum(Order.net_amount))
+        .where(and_(Order.ordered_at >= on - timedelta(days=365), Order.ordered_at < on))
+        .group_by(Order.customer_id)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["customer_id", "revenue"]).set_index("customer_id")
+    return frame["revenue"].astype("float64").reindex(ids).fillna(0.0).rename("revenue_365d")
+
+
+def _reason_text(raw: object, limit: int = 3) -> str:
+    """Join the first reasons of a score's JSON list into one line."""
+    if not isinstance(raw, str) or not raw.strip():
+        return ""
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        return ""
+    texts = [str(i.get("text", "")) if isinstance(i, dict) else str(i) for i in items]
+    return "; ".join(t for t in texts[:limit] if t)
+
+
+def suggest_action(row: pd.Series, high_value: float) -> str:
+    """Return a suggested retention action for one customer of a churn-risk list."""
+    p_churn = row.get("p_churn")
+    if pd.isna(p_churn):
+        return "暂无流失评分: 常规关怀"
+    if p_churn >= 0.6 and row.get("value_at_risk", 0) >= high_value:
+        return "客户经理一对一电话回访, 了解原因并提供专属权益"
+    if row.get("points_expiring_30d", 0) and row.get("points_expiring_30d", 0) > 0:
+        return "提醒即将过期积分, 推荐积分兑换"
+    if row.get("discount_share", 0) and row.get("discount_share", 0) >= 0.3:
+        return "发放定向优惠券"
+    if p_churn >= 0.3:
+        return "企业微信/短信关怀问候, 推荐相关新品"
+    return "常规会员触达"
+
+
+def churn_details(
+    conn: Connection, ids: pd.Index, on: datetime, features: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Return churn probability, 12-month revenue, value at risk, reasons and an action.
+
+    Value at risk is ``p_churn × revenue_365d``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``ids``; columns ``p_churn, revenue_365d, value_at_risk,
+        churn_reasons, suggested_action``.
+    """
+    scores = latest_scores(conn, CHURN_MODEL, on).reindex(ids)
+    if scores["probability"].isna().all():
+        log.warning(
+            "No %s scores up to %s: the list cannot be ranked by value at risk", CHURN_MODEL, on
+        )
+    context = features.reindex(ids) if features is not None else pd.DataFrame(index=ids)
+    revenue = context["revenue_365d"] if "revenue_365d" in context else revenue_365d(conn, ids, on)
+    frame = pd.DataFrame(
+        {
+            "p_churn": scores["probability"].astype("float64"),
+            "revenue_365d": pd.to_numeric(revenue, errors="coerce").astype("float64"),
+            "churn_reasons": scores["reasons"].map(_reason_text),
+        },
+        index=ids,
+    )
+    frame["value_at_risk"] = (frame["p_churn"] * frame["revenue_365d"]).round(2)
+    extra = context.reindex(columns=["points_expiring_30d", "discount_share"])
+    high = (
+        float(frame["value_at_risk"].quantile(0.8)) if frame["value_at_risk"].notna().any() else 0.0
+    )
+    joined = frame.join(extra)
+    frame["suggested_action"] = [suggest_action(r, high) for _, r in joined.iterrows()]
+    return frame[["p_churn", "revenue_365d", "value_at_risk", "churn_reasons", "suggested_action"]]

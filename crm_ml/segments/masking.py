@@ -1,0 +1,85 @@
+"""Masking personal data in lists, and keyed pseudonymous ids.
+
+Lists show ``张*``, ``138****5678`` and ``a***@example.com`` unless full values
+are explicitly asked for. The pseudonymous id is an HMAC-SHA256 of the
+customer id under a secret key, so other systems can join on it, while
+nobody without the key can recompute it from a phone number or an id (a
+plain hash of an 11-digit phone is reversed by trying every number).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from crm_ml.errors import ConfigError
+
+#: The environment variable the caller should read the export secret from.
+SECRET_ENV = "CRM_ML_EXPORT_SECRET"
+MIN_SECRET_BYTES = 16
+
+_NON_DIGITS = re.compile(r"\D")
+_CN_MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
+def require_secret(secret: str | bytes | None) -> bytes:
+    """Return the export secret as bytes, or refuse with the variable to set.
+
+    Raises
+    ------
+    ConfigError
+        If it is missing or shorter than 16 bytes.
+    """
+    if not secret:
+        raise ConfigError(
+            f"Exporting a list needs a secret key for the pseudonymous ids, and none was given. "
+            f"Set the environment variable {SECRET_ENV} (e.g. to the output of "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`), keep it the same "
+            "across exports, and pass it as secret=."
+        )
+    key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+    if len(key) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"The export secret is {len(key)} bytes; at least {MIN_SECRET_BYTES} "
+            f"are needed. Set a longer {SECRET_ENV}."
+        )
+    return key
+
+
+def pseudonymous_id(customer_id: str, key: bytes) -> str:
+    """Return the keyed pseudonymous id of a customer (64 hex characters)."""
+    message = f"crm_ml:customer:{customer_id}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def mask_name(name: str | None) -> str:
+    """Keep the first character (the family name in Chinese): ``张三`` -> ``张*``."""
+    if not name:
+        return ""
+    text = str(name).strip()
+    return text[:1] + "*" * max(len(text) - 1, 1) if len(text) > 1 else "*"
+
+
+def mask_phone(phone: str | None) -> str:
+    """Show a mobile as ``138****5678``; other numbers keep their country code and last 4 digits."""
+    if not phone:
+        return ""
+    digits = _NON_DIGITS.sub("", str(phone))
+    if digits.startswith("86") and _CN_MOBILE.fullmatch(digits[2:]):
+        digits = digits[2:]
+    if _CN_MOBILE.fullmatch(digits):
+        return f"{digits[:3]}****{digits[-4:]}"
+    if len(digits) <= 6:
+        return "*" * len(digits)
+    return f"+{digits[:2]}{'*' * (len(digits) - 6)}{digits[-4:]}"
+
+
+def mask_email(email: str | None) -> str:
+    """Keep the first character and the domain: ``alice@example.com`` -> ``a***@example.com``."""
+    if not email:
+        return ""
+    local, _, domain = str(email).partition("@")
+    if not domain:
+        return "***"
+    return f"{local[:1]}***@{domain}"

@@ -1,0 +1,174 @@
+"""Segment members: evaluation, snapshots per ``as_of``, size over time, overlaps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, cast
+
+import pandas as pd
+from sqlalchemy import Connection, Table, func, select
+
+from crm_ml.errors import NotFoundError
+from crm_ml.rules import as_timestamp, evaluate_rule
+from crm_ml.segments.definitions import (
+    Segment,
+    check_segment_rule,
+    load_segment,
+    segment_vocabulary,
+)
+from crm_ml.store.connection import Store
+from crm_ml.store.schema import SegmentMember
+
+log = logging.getLogger(__name__)
+
+_TABLE = cast(Table, SegmentMember.__table__)
+
+
+def _segment(store: Store, segment: Segment | str) -> Segment:
+    return load_segment(store, segment) if isinstance(segment, str) else segment
+
+
+def evaluate_segment(
+    store: Store, segment: Segment | str, features: pd.DataFrame, as_of: Any
+) -> pd.Index:
+    """Return who matches a segment's rule at ``as_of``, without writing.
+
+    Returns
+    -------
+    pandas.Index
+        Sorted ``customer_id`` values.
+    """
+    seg = _segment(store, segment)
+    rule = check_segment_rule(store, seg, segment_vocabulary(store, features))
+    return evaluate_rule(store, rule, features, as_of)
+
+
+def _snapshot_dates(conn: Connection, segment_id: str) -> list[datetime]:
+    return list(
+        conn.execute(
+            select(SegmentMember.as_of)
+            .where(SegmentMember.segment_id == segment_id)
+            .distinct()
+            .order_by(SegmentMember.as_of)
+        ).scalars()
+    )
+
+
+def _read_members(conn: Connection, segment_id: str, on: datetime) -> pd.Index:
+    ids = conn.execute(
+        select(SegmentMember.customer_id).where(
+            SegmentMember.segment_id == segment_id, SegmentMember.as_of == on
+        )
+    ).scalars()
+    return pd.Index(sorted(ids), dtype="str", name="customer_id")
+
+
+def snapshot_segment(
+    store: Store, segment: Segment | str, features: pd.DataFrame, as_of: Any
+) -> pd.Index:
+    """Store the segment's members as of ``as_of`` (replacing a snapshot of the same date).
+
+    A ``static`` segment keeps the members of its first snapshot; a
+    ``dynamic`` one is evaluated again.
+
+    Returns
+    -------
+    pandas.Index
+        The members stored, sorted.
+    """
+    seg, on = _segment(store, segment), as_timestamp(as_of)
+    with store.connect() as conn:
+        earlier = [d for d in _snapshot_dates(conn, seg.name) if d < on]
+        frozen = (
+            _read_members(conn, seg.name, earlier[0]) if seg.kind == "static" and earlier else None
+        )
+    members = frozen if frozen is not None else evaluate_segment(store, seg, features, on)
+    with store.begin() as conn:
+        conn.execute(_TABLE.delete().where(_TABLE.c.segment_id == seg.name, _TABLE.c.as_of == on))
+        if len(members):
+            conn.execute(
+                _TABLE.insert(),
+                [{"segment_id": seg.name, "as_of": on, "customer_id": c} for c in members],
+            )
+    log.info("Segment %s v%d at %s: %d members", seg.name, seg.version, on, len(members))
+    return members
+
+
+def segment_members(store: Store, segment: str, as_of: Any) -> pd.Index:
+    """Return the members of a stored snapshot.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no snapshot at ``as_of``; the message lists the dates there are.
+    """
+    on = as_timestamp(as_of)
+    with store.connect() as conn:
+        dates = _snapshot_dates(conn, segment)
+        if on not in dates:
+            shown = ", ".join(f"{d:%Y-%m-%d}" for d in dates[-5:]) or "none"
+            raise NotFoundError(
+                f"Segment {segment!r} has no snapshot at {on:%Y-%m-%d} "
+                f"(latest: {shown}). Run snapshot_segment(store, {segment!r}, "
+                "features, as_of) first."
+            )
+        return _read_members(conn, segment, on)
+
+
+def segment_sizes(store: Store, segments: Iterable[str] | None = None) -> pd.DataFrame:
+    """Return the size of each segment at each snapshot date.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``as_of``; one integer column per segment (0 where no snapshot).
+    """
+    query = select(SegmentMember.segment_id, SegmentMember.as_of, func.count()).group_by(
+        SegmentMember.segment_id, SegmentMember.as_of
+    )
+    wanted = None if segments is None else list(segments)
+    if wanted is not None:
+        query = query.where(SegmentMember.segment_id.in_(wanted))
+    with store.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame(rows, columns=["segment", "as_of", "members"])
+    table = frame.pivot_table(
+        index="as_of", columns="segment", values="members", aggfunc="sum", fill_value=0
+    )
+    if wanted is not None:
+        table = table.reindex(columns=wanted, fill_value=0)
+    table.columns.name = None
+    return table.astype("int64").sort_index()
+
+
+def overlap_matrix(
+    store: Store, segments: Iterable[str], as_of: Any, *, share: bool = False
+) -> pd.DataFrame:
+    """Count customers in both of each pair of segments at a snapshot date.
+
+    Parameters
+    ----------
+    share : bool
+        Divide each row by its segment's size: the share of the row segment
+        that is also in the column segment.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Segments by segments; the diagonal holds each segment's size.
+    """
+    names = list(dict.fromkeys(segments))
+    sets = {name: set(segment_members(store, name, as_of)) for name in names}
+    counts = pd.DataFrame(
+        [[len(sets[a] & sets[b]) for b in names] for a in names],
+        index=names,
+        columns=names,
+        dtype="int64",
+    )
+    counts.index.name = "segment"
+    if not share:
+        return counts
+    sizes = pd.Series({n: len(sets[n]) for n in names}, dtype="float64").replace(0, float("nan"))
+    return counts.div(sizes, axis=0)

@@ -1,0 +1,223 @@
+"""Evaluating rule and model tags and storing memberships with history.
+
+:func:`apply_tags` opens a membership (``valid_from = as_of``) for each
+customer who newly matches, closes (``valid_to = as_of``) each one that no
+longer does, and leaves the rest alone — so the table holds intervals, not
+daily copies, and any past date can be queried. Tags are applied forward in
+time; to see what a rule *would* have tagged at an earlier date without
+writing anything, use :func:`evaluate_tags` on that date's features.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+import pandas as pd
+from sqlalchemy import Connection, Table, and_, bindparam, func, select
+
+from crm_ml.errors import RuleError, ValidationError
+from crm_ml.rules import Rule, RuleContext, as_timestamp, build_context, compile_rule
+from crm_ml.store.connection import Store
+from crm_ml.store.schema import CustomerTag
+from crm_ml.tags.definitions import (
+    TagDefinition,
+    load_tag_definitions,
+    save_tag_definitions,
+    tag_vocabulary,
+)
+from crm_ml.tags.library import builtin_tags
+
+log = logging.getLogger(__name__)
+
+_TABLE = cast(Table, CustomerTag.__table__)
+
+_AUTO_SOURCES = ("rule", "model")
+
+
+def _order(definitions: Mapping[str, TagDefinition], rules: Mapping[str, Rule]) -> list[str]:
+    """Order tags so that a tag is computed before any rule that reads it."""
+    ordered: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "active":
+            raise RuleError(
+                f"Tags refer to each other in a cycle: {' -> '.join((*path, name))}. "
+                "Break the cycle by rewriting one of these rules."
+            )
+        state[name] = "active"
+        for dep in sorted(rules[name].tags & set(rules)):
+            visit(dep, (*path, name))
+        state[name] = "done"
+        ordered.append(name)
+
+    for name in sorted(definitions):
+        visit(name, ())
+    return ordered
+
+
+def _auto_definitions(
+    store: Store, definitions: Iterable[TagDefinition] | None
+) -> list[TagDefinition]:
+    if definitions is not None:
+        chosen = [d for d in definitions if d.kind in _AUTO_SOURCES]
+        return save_tag_definitions(store, chosen)
+    stored = [d for d in load_tag_definitions(store) if d.kind in _AUTO_SOURCES]
+    if stored:
+        return stored
+    log.info("No rule or model tags are defined yet; installing the built-in library")
+    return save_tag_definitions(store, builtin_tags())
+
+
+def evaluate_tags(
+    store: Store,
+    features: pd.DataFrame,
+    as_of: Any,
+    *,
+    definitions: Iterable[TagDefinition] | None = None,
+) -> dict[str, pd.Index]:
+    """Return who matches each rule or model tag at ``as_of``, without writing.
+
+    Parameters
+    ----------
+    store : Store
+        Read for stored tags, consent and scores that rules refer to.
+    features : pandas.DataFrame
+        Indexed by ``customer_id``, as of ``as_of``.
+    as_of : datetime-like
+    definitions : iterable of TagDefinition, optional
+        Defaults to the stored rule and model tags (checked, not saved).
+
+    Returns
+    -------
+    dict of str to pandas.Index
+        Sorted ``customer_id`` values per tag name.
+    """
+    chosen = list(definitions) if definitions is not None else load_tag_definitions(store)
+    chosen = [d for d in chosen if d.kind in _AUTO_SOURCES]
+    vocab = tag_vocabulary(store, features, extra_tags=[d.name for d in chosen])
+    by_name = {d.name: d for d in chosen}
+    rules = {name: compile_rule(d.rule or "", vocab) for name, d in by_name.items()}
+    base = build_context(store, features, as_of, rules.values())
+    computed: dict[str, pd.Index] = {}
+    for name in _order(by_name, rules):
+        context = RuleContext(base.features, {**base.tags, **computed}, base.consents)
+        matches = rules[name].evaluate(context)
+        computed[name] = pd.Index(sorted(matches.index[matches.to_numpy()]), name="customer_id")
+    return computed
+
+
+def apply_tags(
+    store: Store,
+    features: pd.DataFrame,
+    as_of: Any,
+    *,
+    definitions: Iterable[TagDefinition] | None = None,
+    actor: str = "crm_ml",
+) -> pd.DataFrame:
+    """Evaluate rule and model tags at ``as_of`` and store the changes as history.
+
+    Parameters
+    ----------
+    store : Store
+    features : pandas.DataFrame
+        Indexed by ``customer_id``: the features as of ``as_of``.
+    as_of : datetime-like
+        The date memberships open and close at.
+    definitions : iterable of TagDefinition, optional
+        Saved (checked, versioned) before use. Defaults to the stored rule and
+        model tags, or the built-in library when none is stored.
+    actor : str
+        Recorded on opened memberships.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``tag``; columns ``version, members, added, removed``.
+
+    Raises
+    ------
+    ValidationError
+        If a tag's history already reaches past ``as_of`` (apply forward in time).
+    RuleError
+        If a rule is bad or tags refer to each other in a cycle.
+    """
+    on = as_timestamp(as_of)
+    chosen = _auto_definitions(store, definitions)
+    members = evaluate_tags(store, features, on, definitions=chosen)
+    rows = []
+    with store.begin() as conn:
+        for definition in chosen:
+            added, removed = _write_changes(conn, definition, members[definition.name], on, actor)
+            rows.append(
+                (definition.name, definition.version, len(members[definition.name]), added, removed)
+            )
+    summary = pd.DataFrame(rows, columns=["tag", "version", "members", "added", "removed"])
+    log.info("Applied %d tags at %s", len(summary), on)
+    return summary.set_index("tag")
+
+
+def _check_forward(conn: Connection, tag: str, on: datetime) -> None:
+    latest = conn.execute(
+        select(func.max(CustomerTag.valid_from), func.max(CustomerTag.valid_to)).where(
+            CustomerTag.tag_id == tag, CustomerTag.source.in_(_AUTO_SOURCES)
+        )
+    ).one()
+    reached = max((t for t in latest if t is not None), default=None)
+    if reached is not None and reached > on:
+        raise ValidationError(
+            f"Tag {tag!r} already has history up to {reached:%Y-%m-%d %H:%M}, after as_of "
+            f"{on:%Y-%m-%d %H:%M}. Apply tags forward in time; to back-test a past date use "
+            "evaluate_tags(store, features_then, as_of) or customers_with_tag(store, tag, on)."
+        )
+
+
+def _write_changes(
+    conn: Connection, definition: TagDefinition, new: pd.Index, on: datetime, actor: str
+) -> tuple[int, int]:
+    tag, table = definition.name, _TABLE
+    _check_forward(conn, tag, on)
+    open_rows = conn.execute(
+        select(CustomerTag.customer_id, CustomerTag.valid_from).where(
+            CustomerTag.tag_id == tag,
+            CustomerTag.source.in_(_AUTO_SOURCES),
+            CustomerTag.valid_to.is_(None),
+        )
+    ).all()
+    current = {row.customer_id: row.valid_from for row in open_rows}
+    wanted = set(new)
+    ended = sorted(set(current) - wanted)
+    started = sorted(wanted - set(current))
+    # An interval that would open and close at the same instant (a re-run) is removed instead.
+    same_day = [{"c": c} for c in ended if current[c] == on]
+    closing = [{"c": c} for c in ended if current[c] != on]
+    match = and_(
+        table.c.tag_id == tag, table.c.customer_id == bindparam("c"), table.c.valid_to.is_(None)
+    )
+    if same_day:
+        conn.execute(table.delete().where(match), same_day)
+    if closing:
+        conn.execute(table.update().where(match).values(valid_to=on), closing)
+    if started:
+        reason = f"{definition.kind} v{definition.version}"
+        conn.execute(
+            table.insert(),
+            [
+                {
+                    "customer_id": c,
+                    "tag_id": tag,
+                    "valid_from": on,
+                    "valid_to": None,
+                    "source": definition.kind,
+                    "actor": actor,
+                    "reason": reason,
+                }
+                for c in started
+            ],
+        )
+    return len(started), len(ended)

@@ -1,0 +1,99 @@
+"""Writing export files safely: atomically, Excel-safe, with names that cannot escape a folder.
+
+Used by tag sync and segment list export. A file appears at its final path
+only once it is complete (temporary file in the same folder, then
+:func:`os.replace`), so a crash never leaves a half-written list behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+#: First characters that make a spreadsheet read a cell as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def atomic_write(path: Path, write: Callable[[IO[str]], None], *, encoding: str) -> Path:
+    """Write a text file through ``write`` so that it appears complete or not at all.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    return path
+
+
+def neutralise_cell(value: Any) -> Any:
+    """Prefix a quote to text that a spreadsheet would run as a formula; other values unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def write_excel_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` (its columns, not its index) as UTF-8 CSV with a BOM, formulas neutralised.
+
+    The BOM makes Excel read Chinese text as UTF-8; read it back with
+    ``encoding='utf-8-sig'``.
+    """
+    header = [neutralise_cell(str(c)) for c in frame.columns]
+    records = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+
+    def write(handle: IO[str]) -> None:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(header)
+        for record in records:
+            writer.writerow(["" if v is None else neutralise_cell(v) for v in record])
+
+    return atomic_write(path, write, encoding="utf-8-sig")
+
+
+def write_jsonl(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` as JSON Lines (one object per row, UTF-8, non-ASCII kept as is)."""
+    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+    def write(handle: IO[str]) -> None:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+    return atomic_write(path, write, encoding="utf-8")
+
+
+def safe_file_part(text: str) -> str:
+    """Make ``text`` safe inside a file name; ids that needed changing keep a short hash.
+
+    ``../x`` or ``王经理`` can never produce a path outside the export folder
+    or two owners sharing one file.
+    """
+    cleaned = _UNSAFE_FILE_CHARS.sub("_", str(text)).strip("._") or "x"
+    if cleaned == str(text):
+        return cleaned[:80]
+    digest = hashlib.sha256(str(text).encode("utf-8")).hexdigest()[:8]
+    return f"{cleaned[:70]}-{digest}"

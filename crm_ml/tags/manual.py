@@ -1,0 +1,225 @@
+"""Manual and batch tagging, with who did it and why.
+
+People tag customers one by one (``source='manual'``) or in batches from a
+list of ids or a rule (``source='batch'``). Every change needs an ``actor``
+and a ``reason``; the ``customer_tag`` rows are the audit trail. A removal
+closes the membership (``valid_to``) and appends who removed it and why to
+the row's reason, so nothing is deleted.
+
+Only tags of kind ``manual`` can be set this way: rule and model tags are
+owned by :func:`~crm_ml.tags.apply.apply_tags`, which would overwrite them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal, cast
+
+import pandas as pd
+from sqlalchemy import Connection, Table, and_, bindparam, select
+
+from crm_ml.errors import ValidationError
+from crm_ml.rules import as_timestamp, compile_rule, evaluate_rule
+from crm_ml.store.connection import Store
+from crm_ml.store.schema import Customer, CustomerTag
+from crm_ml.tags.definitions import TagDefinition, get_tag_definition, tag_vocabulary
+
+log = logging.getLogger(__name__)
+
+_TABLE = cast(Table, CustomerTag.__table__)
+
+_CHUNK = 500
+
+
+def _manual_tag(store: Store, tag: str) -> TagDefinition:
+    definition = get_tag_definition(store, tag)
+    if definition.kind != "manual":
+        raise ValidationError(
+            f"Tag {tag!r} is a {definition.kind} tag, set by apply_tags from its rule; manual or "
+            "batch changes would be overwritten. Define a manual tag (kind='manual') instead."
+        )
+    return definition
+
+
+def _require_audit(actor: str, reason: str) -> None:
+    if not (actor and str(actor).strip()) or not (reason and str(reason).strip()):
+        raise ValidationError(
+            f"Manual and batch tagging needs an actor and a reason for the audit trail; got "
+            f"actor={actor!r}, reason={reason!r}."
+        )
+
+
+def _unknown_customers(conn: Connection, ids: list[str]) -> list[str]:
+    known: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        known |= set(
+            conn.execute(
+                select(Customer.customer_id).where(Customer.customer_id.in_(chunk))
+            ).scalars()
+        )
+    return [c for c in ids if c not in known]
+
+
+def _clean_ids(customer_ids: Iterable[Any]) -> list[str]:
+    ids = [str(c).strip() for c in customer_ids]
+    if any(not c for c in ids):
+        raise ValidationError("A customer id in the list is blank; remove blank lines and retry.")
+    return list(dict.fromkeys(ids))
+
+
+def _latest_rows(conn: Connection, tag: str) -> pd.DataFrame:
+    rows = conn.execute(
+        select(CustomerTag.customer_id, CustomerTag.valid_from, CustomerTag.valid_to).where(
+            CustomerTag.tag_id == tag
+        )
+    ).all()
+    frame = pd.DataFrame(rows, columns=["customer_id", "valid_from", "valid_to"])
+    return frame.sort_values(["customer_id", "valid_from"]).groupby("customer_id").tail(1)
+
+
+def _check_not_before(latest: pd.DataFrame, ids: list[str], at: datetime, tag: str) -> None:
+    mine = latest[latest["customer_id"].isin(ids)]
+    reached = pd.concat([mine["valid_from"], mine["valid_to"].dropna()])
+    if not reached.empty and pd.Timestamp(reached.max()) > pd.Timestamp(at):
+        raise ValidationError(
+            f"Tag {tag!r} already has changes after {at:%Y-%m-%d %H:%M} for some of these "
+            f"customers (latest {pd.Timestamp(reached.max()):%Y-%m-%d %H:%M}). Tag forward in time."
+        )
+
+
+def tag_customers(
+    store: Store,
+    tag: str,
+    customer_ids: Iterable[Any],
+    *,
+    at: Any,
+    actor: str,
+    reason: str,
+    source: Literal["manual", "batch"] = "manual",
+) -> pd.DataFrame:
+    """Give ``tag`` to customers from ``at`` on, recording who did it and why.
+
+    Parameters
+    ----------
+    store : Store
+    tag : str
+        A manual tag.
+    customer_ids : iterable
+        Customers to tag; every one must exist, or nothing is written.
+    at : datetime-like
+        When the membership starts.
+    actor, reason : str
+        Who asked for it and why (both required).
+    source : {"manual", "batch"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``customer_id`` and ``action`` (``added`` or ``already``).
+    """
+    _require_audit(actor, reason)
+    _manual_tag(store, tag)
+    on, ids = as_timestamp(at, "at"), _clean_ids(customer_ids)
+    with store.begin() as conn:
+        unknown = _unknown_customers(conn, ids)
+        if unknown:
+            raise ValidationError(
+                f"{len(unknown)} customer id(s) are not in the store, e.g. "
+                f"{unknown[:5]}; nothing was tagged. Fix the list and retry."
+            )
+        latest = _latest_rows(conn, tag)
+        _check_not_before(latest, ids, on, tag)
+        holding = set(latest.loc[latest["valid_to"].isna(), "customer_id"])
+        new = [c for c in ids if c not in holding]
+        if new:
+            conn.execute(
+                _TABLE.insert(),
+                [
+                    {
+                        "customer_id": c,
+                        "tag_id": tag,
+                        "valid_from": on,
+                        "valid_to": None,
+                        "source": source,
+                        "actor": actor,
+                        "reason": reason,
+                    }
+                    for c in new
+                ],
+            )
+    log.info("%s tagged %d customers %s (%s)", actor, len(new), tag, source)
+    return pd.DataFrame(
+        {"customer_id": ids, "action": ["added" if c in set(new) else "already" for c in ids]}
+    )
+
+
+def untag_customers(
+    store: Store, tag: str, customer_ids: Iterable[Any], *, at: Any, actor: str, reason: str
+) -> pd.DataFrame:
+    """End ``tag`` for customers at ``at``; who removed it and why is kept on the row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``customer_id`` and ``action`` (``removed`` or ``not_tagged``).
+    """
+    _require_audit(actor, reason)
+    _manual_tag(store, tag)
+    on, ids = as_timestamp(at, "at"), _clean_ids(customer_ids)
+    table = _TABLE
+    with store.begin() as conn:
+        latest = _latest_rows(conn, tag)
+        _check_not_before(latest, ids, on, tag)
+        open_rows = latest[latest["valid_to"].isna() & latest["customer_id"].isin(ids)]
+        reasons = dict(
+            conn.execute(
+                select(CustomerTag.customer_id, CustomerTag.reason).where(
+                    CustomerTag.tag_id == tag, CustomerTag.valid_to.is_(None)
+                )
+            ).all()
+        )
+        params = [
+            {
+                "c": c,
+                "r": f"{reasons.get(c) or ''} | removed {on:%Y-%m-%d %H:%M} by {actor}: {reason}",
+            }
+            for c in open_rows["customer_id"]
+        ]
+        if params:
+            match = and_(
+                table.c.tag_id == tag,
+                table.c.customer_id == bindparam("c"),
+                table.c.valid_to.is_(None),
+            )
+            conn.execute(
+                table.update().where(match).values(valid_to=on, reason=bindparam("r")), params
+            )
+    removed = {p["c"] for p in params}
+    log.info("%s removed %s from %d customers", actor, tag, len(removed))
+    return pd.DataFrame(
+        {"customer_id": ids, "action": ["removed" if c in removed else "not_tagged" for c in ids]}
+    )
+
+
+def batch_tag_from_rule(
+    store: Store, tag: str, rule: str, features: pd.DataFrame, *, at: Any, actor: str, reason: str
+) -> pd.DataFrame:
+    """Tag, once, every customer who matches ``rule`` at ``at`` (a batch, not a rule tag).
+
+    The rule is checked like a saved rule and the matching customers get the
+    manual tag with ``source='batch'``; the rule text is kept in the reason.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`tag_customers`.
+    """
+    _require_audit(actor, reason)
+    compiled = compile_rule(rule, tag_vocabulary(store, features))
+    matches = evaluate_rule(store, compiled, features, at)
+    return tag_customers(
+        store, tag, matches, at=at, actor=actor, reason=f"{reason} [rule: {rule}]", source="batch"
+    )

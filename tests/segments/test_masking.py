@@ -1,0 +1,59 @@
+"""Masking and pseudonymous ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from crm_ml.errors import ConfigError
+from crm_ml.segments import mask_email, mask_name, mask_phone, pseudonymous_id
+from crm_ml.segments.masking import require_secret
+from crm_ml.tags.files import neutralise_cell, safe_file_part
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [("张三", "张*"), ("王小明", "王**"), ("李", "*"), ("𠮷野家", "𠮷**"), (None, ""), ("", "")],
+)
+def test_mask_name(raw: str | None, masked: str) -> None:
+    assert mask_name(raw) == masked
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("+8613812345678", "138****5678"),
+        ("13812345678", "138****5678"),
+        ("+447911123456", "+44******3456"),
+        ("12345", "*****"),
+        (None, ""),
+    ],
+)
+def test_mask_phone(raw: str | None, masked: str) -> None:
+    assert mask_phone(raw) == masked
+
+
+def test_mask_email() -> None:
+    assert mask_email("alice@example.com") == "a***@example.com"
+    assert mask_email("not-an-email") == "***"
+
+
+def test_secret_rules_and_hmac() -> None:
+    key = require_secret("k" * 32)
+    assert pseudonymous_id("c1", key) == pseudonymous_id("c1", key)
+    assert pseudonymous_id("c1", key) != pseudonymous_id("c2", key)
+    with pytest.raises(ConfigError, match="CRM_ML_EXPORT_SECRET"):
+        require_secret(None)
+    with pytest.raises(ConfigError, match="at least 16"):
+        require_secret("short")
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1"])
+def test_formula_cells_are_neutralised(cell: str) -> None:
+    assert neutralise_cell(cell) == "'" + cell
+    assert neutralise_cell("张三") == "张三" and neutralise_cell(-1.5) == -1.5
+
+
+def test_file_parts_cannot_escape() -> None:
+    assert safe_file_part("m1") == "m1"
+    assert "/" not in safe_file_part("../../etc/passwd")
+    assert safe_file_part("王经理") != safe_file_part("李经理")

@@ -1,0 +1,102 @@
+"""Segment definitions, snapshots, sizes, overlaps and portraits."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from segment_helpers import D1, D2, add_customers, features
+
+from crm_ml.errors import NotFoundError, RuleError, ValidationError
+from crm_ml.segments import (
+    SEGMENT_TEMPLATES,
+    Segment,
+    load_segment,
+    overlap_matrix,
+    plot_portrait,
+    save_segment,
+    segment_members,
+    segment_portrait,
+    segment_show_command,
+    segment_sizes,
+    snapshot_segment,
+)
+from crm_ml.store import Store
+
+IDS = [f"c{i}" for i in range(1, 6)]
+
+
+def base(recency: list[float]) -> pd.DataFrame:
+    return features(
+        recency_days=recency,
+        revenue_365d=[100.0, 2000.0, 3000.0, 50.0, 0.0],
+        tier_level=[1, 2, 3, 1, 1],
+        acquisition_channel=pd.array(["store", "app", "app", "web", None], dtype="str"),
+    )
+
+
+def test_save_checks_rule_and_versions(store: Store) -> None:
+    saved = save_segment(store, Segment("lapsed", "recency_days > 60", "流失"), actor="ana")
+    assert (saved.version, saved.created_by) == (1, "ana")
+    same = save_segment(store, Segment("lapsed", "recency_days > 60", "流失客户"), actor="bo")
+    assert same.version == 1
+    changed = save_segment(store, Segment("lapsed", "recency_days > 90"), actor="bo")
+    assert changed.version == 2 and load_segment(store, "lapsed").rule == "recency_days > 90"
+    with pytest.raises(RuleError, match="Did you mean 'revenue_365d'"):
+        save_segment(store, Segment("big", "revenue_356d > 1"), actor="bo")
+    with pytest.raises(NotFoundError, match="Did you mean 'lapsed'"):
+        load_segment(store, "lapsd")
+    with pytest.raises(ValidationError, match="segment name"):
+        Segment("Bad Name;--", "recency_days > 1")
+
+
+def test_snapshots_sizes_and_static_segments(store: Store) -> None:
+    add_customers(store, IDS)
+    save_segment(store, Segment("lapsed", "recency_days > 60"), actor="a")
+    save_segment(store, Segment("frozen", "recency_days > 60", kind="static"), actor="a")
+    for name in ("lapsed", "frozen"):
+        snapshot_segment(store, name, base([90, 10, 70, 5, 1]), D1)
+        snapshot_segment(store, name, base([1, 80, 100, 65, 1]), D2)
+    assert list(segment_members(store, "lapsed", D2)) == ["c2", "c3", "c4"]
+    assert list(segment_members(store, "frozen", D2)) == ["c1", "c3"]
+    sizes = segment_sizes(store, ["lapsed", "frozen"])
+    assert sizes.to_dict(orient="list") == {"lapsed": [2, 3], "frozen": [2, 2]}
+    with pytest.raises(NotFoundError, match="no snapshot at 2024-05-01"):
+        segment_members(store, "lapsed", "2024-05-01")
+    text = segment_show_command(store, "lapsed")
+    assert "2024-07-01  3" in text
+
+
+def test_overlap_matrix(store: Store) -> None:
+    add_customers(store, IDS)
+    save_segment(store, Segment("lapsed", "recency_days > 60"), actor="a")
+    save_segment(store, Segment("big", "revenue_365d >= 2000"), actor="a")
+    frame = base([90, 10, 70, 5, 1])
+    for name in ("lapsed", "big"):
+        snapshot_segment(store, name, frame, D1)
+    counts = overlap_matrix(store, ["lapsed", "big"], D1)
+    assert counts.values.tolist() == [[2, 1], [1, 2]]
+    shares = overlap_matrix(store, ["lapsed", "big"], D1, share=True)
+    assert shares.loc["lapsed", "big"] == 0.5
+
+
+def test_templates(store: Store) -> None:
+    seg = SEGMENT_TEMPLATES["category_prospects"].instantiate(category="beauty", p_purchase=0.5)
+    assert (seg.name, seg.label) == ("beauty_prospects", "美妆潜在购买")
+    assert seg.rule == "affinity_beauty >= 0.2 and p_purchase >= 0.5"
+    assert save_segment(store, seg, actor="a").version == 1
+
+
+def test_portrait_compares_segment_with_base() -> None:
+    frame = base([90, 10, 70, 5, 1])
+    flags = pd.DataFrame({"vip": [True, False, True, False, False]}, index=frame.index)
+    portrait = segment_portrait(frame, ["c2", "c3"], tag_flags=flags)
+    means = portrait[portrait["level"] == "mean"].set_index("feature")
+    assert means.loc["revenue_365d", "segment"] == 2500.0
+    assert means.loc["revenue_365d", "base"] == 1030.0
+    channel = portrait[portrait["feature"] == "acquisition_channel"].set_index("level")
+    assert channel.loc["app", ["segment", "base"]].tolist() == [1.0, 0.4]
+    tier = portrait[portrait["section"] == "tier"].set_index("level")
+    assert tier.loc["1", "segment"] == 0.0
+    assert portrait[portrait["section"] == "tag"]["segment"].tolist() == [0.5]
+    assert isinstance(plot_portrait(portrait, title="high value"), Figure)

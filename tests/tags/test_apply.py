@@ -1,0 +1,142 @@
+"""apply_tags: history with valid_from/valid_to, back-testing, forward-only, dependencies."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from tag_helpers import D1, D2, D3, features
+
+from crm_ml.errors import RuleError, ValidationError
+from crm_ml.store import Store
+from crm_ml.tags import (
+    TagDefinition,
+    apply_tags,
+    customers_with_tag,
+    evaluate_tags,
+    tag_history,
+    tag_sizes,
+)
+
+DORMANT = TagDefinition("dormant", "沉睡客户", "lifecycle", rule="recency_days > 60")
+BIG = TagDefinition("big_spender", "大额", "value", rule="revenue_365d >= 1000")
+BIG_DORMANT = TagDefinition(
+    "big_dormant", "高价值沉睡", "value", rule='tag("dormant") and tag("big_spender")'
+)
+
+
+def at_d1() -> pd.DataFrame:
+    return features(
+        recency_days=[90.0, 10.0, 70.0, 5.0, None], revenue_365d=[2000.0, 50.0, 10.0, 3000.0, 0.0]
+    )
+
+
+def at_d2() -> pd.DataFrame:
+    # c1 bought again (no longer dormant), c2 lapsed, c3 stays dormant.
+    return features(
+        recency_days=[3.0, 80.0, 100.0, 35.0, None], revenue_365d=[2100.0, 50.0, 10.0, 3000.0, 0.0]
+    )
+
+
+def test_history_opens_and_closes_memberships(five: Store) -> None:
+    first = apply_tags(five, at_d1(), D1, definitions=[DORMANT])
+    assert first.loc["dormant"].tolist() == [1, 2, 2, 0]
+    second = apply_tags(five, at_d2(), D2, definitions=[DORMANT])
+    assert second.loc["dormant", ["members", "added", "removed"]].tolist() == [2, 1, 1]
+    history = tag_history(five, tag="dormant")
+    rows = history[["customer_id", "valid_from", "valid_to"]].itertuples(index=False, name=None)
+    assert [(c, f, None if pd.isna(t) else t) for c, f, t in rows] == [
+        ("c1", pd.Timestamp(D1), pd.Timestamp(D2)),
+        ("c2", pd.Timestamp(D2), None),
+        ("c3", pd.Timestamp(D1), None),
+    ]
+    assert set(history["source"]) == {"rule"}
+
+
+def test_who_had_the_tag_on_an_earlier_date(five: Store) -> None:
+    apply_tags(five, at_d1(), D1, definitions=[DORMANT])
+    apply_tags(five, at_d2(), D2, definitions=[DORMANT])
+    assert list(customers_with_tag(five, "dormant", D1)) == ["c1", "c3"]
+    assert list(customers_with_tag(five, "dormant", pd.Timestamp("2024-06-15"))) == ["c1", "c3"]
+    assert list(customers_with_tag(five, "dormant", D2)) == ["c2", "c3"]
+    assert list(customers_with_tag(five, "dormant", "2024-05-31")) == []
+    sizes = tag_sizes(five, ["dormant"], [D1, D2, D3])
+    assert sizes["dormant"].tolist() == [2, 2, 2]
+
+
+def test_backtest_a_new_rule_on_past_features_writes_nothing(five: Store) -> None:
+    apply_tags(five, at_d2(), D2, definitions=[DORMANT])
+    stricter = TagDefinition("dormant", "沉睡客户", rule="recency_days > 80")
+    past = evaluate_tags(five, at_d1(), D1, definitions=[stricter])
+    assert list(past["dormant"]) == ["c1"]
+    assert len(tag_history(five, tag="dormant")) == 2
+
+
+def test_rerun_at_same_date_is_idempotent_and_corrects(five: Store) -> None:
+    apply_tags(five, at_d1(), D1, definitions=[DORMANT])
+    again = apply_tags(five, at_d1(), D1, definitions=[DORMANT])
+    assert again.loc["dormant", ["added", "removed"]].tolist() == [0, 0]
+    corrected = at_d1().assign(recency_days=[90.0, 10.0, 20.0, 5.0, None])
+    apply_tags(five, corrected, D1, definitions=[DORMANT])
+    history = tag_history(five, tag="dormant")
+    assert history["customer_id"].tolist() == ["c1"]  # c3's same-day interval was removed
+
+
+def test_applying_backwards_in_time_is_refused(five: Store) -> None:
+    apply_tags(five, at_d1(), D2, definitions=[DORMANT])
+    with pytest.raises(ValidationError, match="Apply tags forward in time"):
+        apply_tags(five, at_d1(), D1, definitions=[DORMANT])
+
+
+def test_tags_using_tags_are_computed_in_order(five: Store) -> None:
+    summary = apply_tags(five, at_d1(), D1, definitions=[BIG_DORMANT, DORMANT, BIG])
+    assert summary.loc["big_dormant", "members"] == 1
+    assert list(customers_with_tag(five, "big_dormant", D1)) == ["c1"]
+
+
+def test_rule_version_bumps_when_rule_changes(five: Store) -> None:
+    apply_tags(five, at_d1(), D1, definitions=[DORMANT])
+    changed = TagDefinition("dormant", "沉睡客户", "lifecycle", rule="recency_days > 75")
+    summary = apply_tags(five, at_d2(), D2, definitions=[changed])
+    assert summary.loc["dormant", "version"] == 2
+    reasons = tag_history(five, tag="dormant").set_index("customer_id")["reason"]
+    assert reasons["c2"] == "rule v2" and reasons["c3"] == "rule v1"
+
+
+def test_cycles_and_bad_rules_are_rejected_before_writing(five: Store) -> None:
+    a = TagDefinition("a_tag", "A", rule='tag("b_tag") and recency_days > 1')
+    b = TagDefinition("b_tag", "B", rule='tag("a_tag")')
+    with pytest.raises(RuleError, match="cycle"):
+        apply_tags(five, at_d1(), D1, definitions=[a, b])
+    with pytest.raises(RuleError, match="Did you mean 'recency_days'"):
+        apply_tags(five, at_d1(), D1, definitions=[TagDefinition("x", "X", rule="recency > 1")])
+    assert tag_history(five).empty
+
+
+def test_model_tags_read_scores_from_the_store(five: Store) -> None:
+    from datetime import datetime
+
+    from sqlalchemy import insert
+
+    from crm_ml.store.schema import Score
+
+    with five.begin() as conn:
+        conn.execute(
+            insert(Score),
+            [
+                {
+                    "model_name": "crm-churn",
+                    "as_of": datetime(2024, 5, 31),
+                    "customer_id": c,
+                    "model_version": "3",
+                    "probability": p,
+                    "band": "high" if p >= 0.6 else "low",
+                    "reasons": "[]",
+                    "scored_at": datetime(2024, 5, 31),
+                }
+                for c, p in [("c1", 0.9), ("c2", 0.2), ("c3", 0.65)]
+            ],
+        )
+    risky = TagDefinition("churn_risk_high", "流失风险高", "risk", "model", rule="p_churn >= 0.6")
+    apply_tags(five, at_d1(), D1, definitions=[risky])
+    assert list(customers_with_tag(five, "churn_risk_high", D1)) == ["c1", "c3"]
+    assert set(tag_history(five, tag="churn_risk_high")["source"]) == {"model"}
