@@ -1,0 +1,265 @@
+"""Temporal backtest: fit on earlier snapshots, test on a later one, against baselines.
+
+The split simulates deploying the model on the test date. Only snapshots
+whose label window has closed by then (``as_of + horizon_days <= test as_of``)
+are used: the latest of them calibrates the probabilities, the earlier ones
+train the trees. The same split scores the baselines (recency rule, RFM,
+BG/NBD), so every row of the metrics frame is comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.base import clone
+
+from crm_ml.errors import ValidationError
+from crm_ml.models.baselines import TARGETS, default_baselines
+from crm_ml.models.estimators import BoostedClassifier
+from crm_ml.models.metrics import (
+    DEFAULT_LIST_SIZES,
+    classification_metrics,
+    lift_table,
+    precision_at,
+)
+from crm_ml.models.plots import calibration_figure, lift_figure
+
+log = logging.getLogger(__name__)
+
+ID_COLUMNS = ("as_of", "customer_id")
+#: Label columns a training frame may carry; never used as features.
+LABEL_COLUMNS = ("churned", "purchased", "downgraded", "label", "churn", "purchase")
+MODEL_COLUMN = "model"
+
+
+@dataclass(frozen=True)
+class BacktestSplit:
+    """Which snapshots train the trees, calibrate them and test the result."""
+
+    train_as_of: tuple[pd.Timestamp, ...]
+    calibration_as_of: pd.Timestamp
+    test_as_of: pd.Timestamp
+    horizon_days: int
+
+    def as_params(self) -> dict[str, str]:
+        """Return the split as flat strings (for MLflow params)."""
+        return {
+            "train_snapshots": ",".join(t.date().isoformat() for t in self.train_as_of),
+            "calibration_snapshot": self.calibration_as_of.date().isoformat(),
+            "test_snapshot": self.test_as_of.date().isoformat(),
+            "horizon_days": str(self.horizon_days),
+        }
+
+
+@dataclass
+class BacktestResult:
+    """Everything a backtest measured.
+
+    Attributes
+    ----------
+    metrics : pandas.DataFrame
+        Indexed by ``model`` (``model`` first, then baselines): ``roc_auc``,
+        ``pr_auc``, ``brier``, ``ece``, ``customers``, ``positives``, ``base_rate``.
+    lift : pandas.DataFrame
+        ``model`` plus the :func:`~crm_ml.models.metrics.lift_table` columns.
+    precision : pandas.DataFrame
+        ``model`` plus the :func:`~crm_ml.models.metrics.precision_at` columns.
+    predictions : pandas.DataFrame
+        Test rows: ``customer_id``, the label, and one probability column per model.
+    figures : dict[str, matplotlib.figure.Figure]
+        ``calibration`` and ``lift``.
+    """
+
+    split: BacktestSplit
+    metrics: pd.DataFrame
+    lift: pd.DataFrame
+    precision: pd.DataFrame
+    predictions: pd.DataFrame
+    figures: dict[str, Figure] = field(default_factory=dict)
+    model: Any = None
+    backtest_id: str = ""
+
+
+def flatten_training_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the frame with ``as_of`` and ``customer_id`` as columns (moved out of the index).
+
+    ``crm_ml.features.training_frame`` indexes its frame by (``as_of``, ``customer_id``).
+    """
+    levels = [name for name in frame.index.names if name in ID_COLUMNS]
+    return frame.reset_index(level=levels) if levels else frame
+
+
+def infer_features(frame: pd.DataFrame, *, label: str) -> list[str]:
+    """Return the frame's columns minus ids and label columns, in order."""
+    skip = {*ID_COLUMNS, *LABEL_COLUMNS, label}
+    return [str(c) for c in frame.columns if c not in skip and not str(c).startswith("label_")]
+
+
+def split_snapshots(
+    frame: pd.DataFrame, *, horizon_days: int, test_as_of: str | date | None = None
+) -> BacktestSplit:
+    """Choose train, calibration and test snapshots from a stacked training frame.
+
+    Raises
+    ------
+    ValidationError
+        If fewer than two snapshots have labels that closed before the test date.
+    """
+    if "as_of" not in frame.columns:
+        raise ValidationError("The training frame needs an 'as_of' column (one per snapshot).")
+    snapshots = sorted(pd.to_datetime(frame["as_of"]).unique())
+    test = pd.Timestamp(test_as_of) if test_as_of is not None else pd.Timestamp(snapshots[-1])
+    if test not in snapshots:
+        raise ValidationError(f"Test snapshot {test.date()} is not in the frame's as_of values.")
+    closed = [pd.Timestamp(s) for s in snapshots if s + pd.Timedelta(days=horizon_days) <= test]
+    if len(closed) < 2:
+        raise ValidationError(
+            f"A backtest on {test.date()} needs two snapshots at least {horizon_days} days "
+            f"earlier (their labels must be known on the test date); the frame has "
+            f"{', '.join(str(pd.Timestamp(s).date()) for s in snapshots)}. Add earlier snapshots."
+        )
+    return BacktestSplit(tuple(closed[:-1]), closed[-1], test, horizon_days)
+
+
+def _rows(frame: pd.DataFrame, dates: Sequence[pd.Timestamp]) -> pd.DataFrame:
+    return frame[pd.to_datetime(frame["as_of"]).isin(list(dates))]
+
+
+def evaluate_predictions(
+    predictions: pd.DataFrame,
+    *,
+    label: str,
+    models: Sequence[str],
+    list_sizes: Sequence[float] = DEFAULT_LIST_SIZES,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Return ``(metrics, lift, precision)`` frames for each probability column in ``models``."""
+    y = predictions[label].to_numpy(float)
+    metrics = pd.DataFrame(
+        {name: classification_metrics(y, predictions[name]) for name in models}
+    ).T.rename_axis(MODEL_COLUMN)
+    lift = pd.concat(
+        [lift_table(y, predictions[m]).assign(model=m) for m in models], ignore_index=True
+    )
+    precision = pd.concat(
+        [precision_at(y, predictions[m], list_sizes=list_sizes).assign(model=m) for m in models],
+        ignore_index=True,
+    )
+    return metrics, lift, precision
+
+
+def backtest_id(split: BacktestSplit, test: pd.DataFrame, *, label: str) -> str:
+    """Return a short hash naming a backtest: test date, horizon, test customers and labels."""
+    digest = hashlib.sha256()
+    digest.update(f"{split.test_as_of.isoformat()}|{split.horizon_days}|{label}".encode())
+    ids = test["customer_id"].astype(str).to_numpy()
+    order = np.argsort(ids, kind="stable")
+    digest.update("\n".join(ids[order]).encode())
+    digest.update(test[label].to_numpy(dtype=np.int8)[order].tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _fit_baselines(baselines: Sequence[Any], cal: pd.DataFrame, label: str) -> list[Any]:
+    fitted = []
+    for baseline in baselines:
+        try:
+            fitted.append(baseline.fit(cal, cal[label].to_numpy(float)))
+        except ValidationError as exc:
+            log.warning("Baseline %s skipped: %s", baseline.name, exc)
+    return fitted
+
+
+def backtest(
+    frame: pd.DataFrame,
+    *,
+    label: str,
+    model: BoostedClassifier,
+    horizon_days: int,
+    features: Sequence[str] | None = None,
+    test_as_of: str | date | None = None,
+    baselines: Sequence[Any] | None = None,
+    list_sizes: Sequence[float] = DEFAULT_LIST_SIZES,
+) -> BacktestResult:
+    """Fit a clone of ``model`` on earlier snapshots and score it and the baselines on a later one.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Stacked snapshots: ``as_of``, ``customer_id`` (columns or index
+        levels), features and ``label``.
+    baselines : sequence, optional
+        Default: recency rule, RFM score and BG/NBD for the model's target.
+    """
+    frame = flatten_training_frame(frame)
+    split = split_snapshots(frame, horizon_days=horizon_days, test_as_of=test_as_of)
+    cols = list(features) if features is not None else infer_features(frame, label=label)
+    train, cal = _rows(frame, split.train_as_of), _rows(frame, [split.calibration_as_of])
+    test = _rows(frame, [split.test_as_of])
+    fitted = clone(model).fit(
+        train[cols],
+        train[label].to_numpy(float),
+        calibration=(cal[cols], cal[label].to_numpy(float)),
+    )
+    if baselines is None and getattr(model, "target", None) in TARGETS:
+        baselines = default_baselines(target=model.target, horizon_days=horizon_days)
+    scorers = [
+        ("model", fitted),
+        *((b.name, b) for b in _fit_baselines(baselines or [], cal, label)),
+    ]
+    predictions = test[["customer_id", label]].reset_index(drop=True)
+    for name, scorer in scorers:
+        predictions[name] = scorer.predict_proba(test[cols] if name == "model" else test)[:, 1]
+    names = [name for name, _ in scorers]
+    metrics, lift, precision = evaluate_predictions(
+        predictions, label=label, models=names, list_sizes=list_sizes
+    )
+    figures = {
+        "calibration": calibration_figure(predictions[[label, *names]], label=label),
+        "lift": lift_figure(lift),
+    }
+    log.info("Backtest on %s: AUC %.3f", split.test_as_of.date(), metrics.loc["model", "roc_auc"])
+    return BacktestResult(
+        split,
+        metrics,
+        lift,
+        precision,
+        predictions,
+        figures,
+        fitted,
+        backtest_id(split, test, label=label),
+    )
+
+
+def score_on_backtest(
+    model: BoostedClassifier, frame: pd.DataFrame, result: BacktestResult, *, label: str
+) -> float:
+    """Return the ROC-AUC of ``model``'s *recipe* re-fitted on ``result``'s split.
+
+    The model's hyperparameters and feature list are re-fitted on exactly the
+    train and calibration snapshots of ``result`` and scored on its test
+    snapshot, so two models are compared without either having seen the test labels.
+    """
+    frame = flatten_training_frame(frame)
+    features = list(model.feature_names_in_)
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise ValidationError(
+            f"Cannot re-fit on this backtest: feature(s) {', '.join(missing[:10])} are absent."
+        )
+    split = result.split
+    train, cal = _rows(frame, split.train_as_of), _rows(frame, [split.calibration_as_of])
+    test = _rows(frame, [split.test_as_of])
+    refit = clone(model).fit(
+        train[features],
+        train[label].to_numpy(float),
+        calibration=(cal[features], cal[label].to_numpy(float)),
+    )
+    p = refit.predict_proba(test[features])[:, 1]
+    return classification_metrics(test[label].to_numpy(float), p)["roc_auc"]

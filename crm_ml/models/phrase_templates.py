@@ -1,0 +1,254 @@
+"""The phrase registry: which features share a topic, and each topic's template.
+
+Features that tell one story share a *topic* (``recency_days``,
+``recency_ratio`` and ``interpurchase_mean_days`` all say "no purchase for 95
+days, usually every 30"); :mod:`crm_ml.models.reasons` sums their SHAP
+contributions per topic. :func:`template_for` finds a topic's template by
+name, then by pattern (``orders_<window>``, ``revenue_<window>``,
+``events_<type>_<window>``, ``affinity_<category>``,
+``consent_<channel>_marketing``), else falls back to ``"<feature>: <value>"``.
+To phrase a new feature, add an entry to :data:`TEMPLATES` (and to
+:data:`TOPIC_OF` if it shares a story with others).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from crm_ml.models.phrases import (
+    Getter,
+    PhraseContext,
+    Template,
+    _campaign,
+    _col,
+    _complaints,
+    _coupons,
+    _days,
+    _n,
+    _ok,
+    _pct,
+    _points,
+    _points_expiring,
+    _recency,
+    _size,
+    _stored_value,
+    _tier,
+    _window,
+    format_value,
+)
+
+TOPIC_OF: dict[str, str] = {
+    "recency_days": "recency",
+    "recency_ratio": "recency",
+    "interpurchase_mean_days": "recency",
+    "interpurchase_std_days": "recency",
+    "tier_level": "tier",
+    "days_since_tier_change": "tier",
+    "last_tier_change_direction": "tier",
+    "complaints_90d": "complaints",
+    "days_since_last_complaint": "complaints",
+    "coupons_issued_90d": "coupons",
+    "coupons_redeemed_90d": "coupons",
+    "coupon_redemption_rate": "coupons",
+    "points_balance": "points",
+    "points_earned_90d": "points",
+    "points_redeemed_90d": "points",
+    "stored_value_balance": "stored_value",
+    "stored_value_spent_90d": "stored_value",
+    "campaign_contacts_90d": "campaign",
+    "campaign_response_rate": "campaign",
+    "days_since_last_contact": "campaign",
+}
+
+
+def topic_of(feature: str) -> str:
+    """Return the topic a feature's contribution is pooled into (itself by default)."""
+    return TOPIC_OF.get(feature, feature)
+
+
+# ------------------------------------------------------------------------ one-feature templates
+
+_FORMATS: dict[str, Callable[[Any, PhraseContext], str]] = {
+    "n": lambda v, ctx: _n(v),
+    "pct": lambda v, ctx: _pct(v),
+    "money": lambda v, ctx: f"{ctx.symbol}{_n(v)}",
+    "value": lambda v, ctx: format_value(v),
+}
+
+
+def _simple(
+    column: str, en: str, zh: str, kind: str = "n", *, actionable: bool = False
+) -> Template:
+    """Build a template ``en.format(v=...)`` / ``zh.format(v=...)`` over one column's values."""
+
+    def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+        text, fmt = (zh if lang == "zh" else en), _FORMATS[kind]
+        values = _col(get, column, _size(get, column))
+        present = pd.notna(values).tolist()
+        return [
+            text.format(v=fmt(v, ctx)) if ok else _generic_one(column, v, lang)
+            for v, ok in zip(values.tolist(), present, strict=True)
+        ]
+
+    return Template(phrase, actionable)
+
+
+def _tenure(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+    out = []
+    for d in _col(get, "tenure_days", _size(get, "tenure_days")):
+        if not _ok(d):
+            out.append(_generic_one("tenure_days", d, lang))
+        elif d >= 365:
+            out.append(
+                f"成为客户{d / 365:.1f}年" if lang == "zh" else f"customer for {d / 365:.1f} years"
+            )
+        else:
+            out.append(f"成为客户{d:.0f}天" if lang == "zh" else f"customer for {_days(d, lang)}")
+    return out
+
+
+def _flag(
+    column: str, en: tuple[str, str], zh: tuple[str, str], *, actionable: bool = False
+) -> Template:
+    """Build a yes/no template: ``(text if true, text if false)`` per language."""
+
+    def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+        yes, no = zh if lang == "zh" else en
+        values = _col(get, column, _size(get, column))
+        return [
+            (yes if float(v) > 0 else no) if _ok(v) else _generic_one(column, v, lang)
+            for v in values
+        ]
+
+    return Template(phrase, actionable)
+
+
+TEMPLATES: dict[str, Template] = {
+    "recency": Template(_recency),
+    "tier": Template(_tier, actionable=True),
+    "complaints": Template(_complaints, actionable=True),
+    "coupons": Template(_coupons, actionable=True),
+    "points": Template(_points, actionable=True),
+    "points_expiring_30d": Template(_points_expiring, actionable=True),
+    "stored_value": Template(_stored_value, actionable=True),
+    "campaign": Template(_campaign, actionable=True),
+    "tenure_days": Template(_tenure),
+    "avg_order_value": _simple("avg_order_value", "average order {v}", "客单价{v}", "money"),
+    "max_basket_value": _simple(
+        "max_basket_value", "largest basket {v}", "最大单笔消费{v}", "money"
+    ),
+    "refund_rate": _simple("refund_rate", "{v} of orders refunded", "退货率{v}", "pct"),
+    "discount_share": _simple(
+        "discount_share", "{v} of spend on discount", "折扣消费占比{v}", "pct"
+    ),
+    "categories_distinct": _simple(
+        "categories_distinct", "buys in {v} categories", "购买过{v}个品类"
+    ),
+    "top_category_share": _simple(
+        "top_category_share", "{v} of spend in one category", "最常购品类占消费{v}", "pct"
+    ),
+    "online_share": _simple("online_share", "{v} of orders online", "线上订单占比{v}", "pct"),
+    "stores_distinct": _simple("stores_distinct", "shops at {v} stores", "在{v}家门店购物"),
+    "cart_abandonment_rate_30d": _simple(
+        "cart_abandonment_rate_30d",
+        "abandoned {v} of carts in the last 30 days",
+        "近30天购物车放弃率{v}",
+        "pct",
+        actionable=True,
+    ),
+    "searches_30d": _simple("searches_30d", "{v} searches in the last 30 days", "近30天搜索{v}次"),
+    "feedback_90d": _simple(
+        "feedback_90d", "{v} feedback messages in the last 90 days", "近90天反馈{v}次"
+    ),
+    "days_since_last_event": _simple(
+        "days_since_last_event", "last online activity {v} days ago", "最近一次互动在{v}天前"
+    ),
+    "age_band": _simple("age_band", "age band {v}", "年龄段{v}", "value"),
+    "gender": _simple("gender", "gender {v}", "性别{v}", "value"),
+    "city_tier": _simple("city_tier", "city tier {v}", "城市等级{v}", "value"),
+    "acquisition_channel": _simple(
+        "acquisition_channel", "acquired via {v}", "获客渠道：{v}", "value"
+    ),
+    "is_member": _flag(
+        "is_member", ("a loyalty member", "not a loyalty member"), ("会员", "非会员")
+    ),
+    "has_owner": _flag(
+        "has_owner",
+        ("has an account manager", "no account manager"),
+        ("有专属顾问", "无专属顾问"),
+        actionable=True,
+    ),
+}
+
+_EVENT_NAMES = {
+    "page_view": ("page views", "浏览页面"),
+    "product_view": ("product views", "浏览商品"),
+    "search": ("searches", "搜索"),
+    "add_to_cart": ("add-to-carts", "加购"),
+    "feedback": ("feedback messages", "反馈"),
+    "complaint": ("complaints", "投诉"),
+}
+_CHANNEL_NAMES = {
+    "sms": ("SMS", "短信"),
+    "email": ("email", "邮件"),
+    "wechat": ("WeChat", "微信"),
+    "phone": ("phone", "电话"),
+    "app_push": ("app push", "App推送"),
+}
+
+
+def _pattern_template(feature: str) -> Template | None:
+    if m := re.fullmatch(r"orders_(\d+d|lifetime)", feature):
+        w = m.group(1)
+        return _simple(feature, "{v} orders " + _window(w, "en"), _window(w, "zh") + "下单{v}次")
+    if m := re.fullmatch(r"revenue_(\d+d|lifetime)", feature):
+        w = m.group(1)
+        return _simple(
+            feature, "spent {v} " + _window(w, "en"), _window(w, "zh") + "消费{v}", "money"
+        )
+    if m := re.fullmatch(r"events_(\w+?)_(\d+d)", feature):
+        en, zh = _EVENT_NAMES.get(m.group(1), (m.group(1).replace("_", " "), m.group(1)))
+        w = m.group(2)
+        return _simple(
+            feature, "{v} " + en + " " + _window(w, "en"), _window(w, "zh") + zh + "{v}次"
+        )
+    if m := re.fullmatch(r"affinity_(.+)", feature):
+        cat = m.group(1)
+        return _simple(
+            feature, "affinity for " + cat + ": {v}", "对" + cat + "的偏好：{v}", "value"
+        )
+    if m := re.fullmatch(r"consent_(\w+)_marketing", feature):
+        en, zh = _CHANNEL_NAMES.get(m.group(1), (m.group(1), m.group(1)))
+        return _flag(
+            feature,
+            (f"agreed to {en} marketing", f"no consent for {en} marketing"),
+            (f"已同意{zh}营销", f"未同意{zh}营销"),
+        )
+    return None
+
+
+def _generic_one(feature: str, value: Any, lang: str) -> str:
+    return (
+        f"{feature}：{format_value(value)}"
+        if lang == "zh"
+        else f"{feature.replace('_', ' ')}: {format_value(value)}"
+    )
+
+
+def _generic(feature: str) -> Template:
+    def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+        values = get(feature)
+        if values is None:
+            return []
+        return [_generic_one(feature, v, lang) for v in values]
+
+    return Template(phrase)
+
+
+def template_for(topic: str) -> Template:
+    """Return the template of a topic: by name, then by pattern, else the generic one."""
+    return TEMPLATES.get(topic) or _pattern_template(topic) or _generic(topic)

@@ -1,0 +1,290 @@
+"""Plain-language phrases for score drivers, in English and Simplified Chinese.
+
+This module holds the phrasing machinery and the templates of multi-feature
+topics (recency, tier, complaints, coupons, points, stored value, campaign
+contacts); :mod:`crm_ml.models.phrase_templates` maps features to topics and
+topics to templates. Each phrase uses the customer's own values, and a
+template is marked actionable when a retention team can do something about
+it (expiring points, unredeemed coupons, complaints, a recent downgrade).
+
+A template takes a getter (column name -> the values for the rows being
+phrased, or ``None`` if the frame lacks that column), the language and a
+:class:`PhraseContext`, and returns one string per row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Getter = Callable[[str], np.ndarray | None]
+LANGUAGES = ("en", "zh")
+CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "HKD": "HK$"}
+
+
+@dataclass(frozen=True)
+class PhraseContext:
+    """What phrasing needs besides the features: currency and tier names."""
+
+    currency: str = "CNY"
+    tier_names: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def symbol(self) -> str:
+        """Currency symbol (or the code and a space)."""
+        return CURRENCY_SYMBOLS.get(self.currency, f"{self.currency} ")
+
+
+@dataclass(frozen=True)
+class Template:
+    """How to phrase one topic, and whether it is actionable."""
+
+    phrase: Callable[[Getter, str, PhraseContext], list[str]]
+    actionable: bool = False
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _ok(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def _n(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.0f}%"
+
+
+def _days(v: float, lang: str) -> str:
+    if lang == "zh":
+        return f"{v:.0f}天"
+    return "1 day" if round(v) == 1 else f"{v:.0f} days"
+
+
+def _times(v: float, one: str, many: str) -> str:
+    return f"{v:,.0f} {one if round(v) == 1 else many}"
+
+
+def _window(name: str, lang: str) -> str:
+    """``90d`` -> "in the last 90 days" / "近90天"; ``lifetime`` -> "in total" / "累计"."""
+    if name == "lifetime":
+        return "累计" if lang == "zh" else "in total"
+    days = name.rstrip("d")
+    return f"近{days}天" if lang == "zh" else f"in the last {days} days"
+
+
+def _col(get: Getter, name: str, size: int) -> np.ndarray:
+    values = get(name)
+    return np.full(size, np.nan) if values is None else values
+
+
+def _size(get: Getter, *names: str) -> int:
+    for name in names:
+        values = get(name)
+        if values is not None:
+            return len(values)
+    return 0
+
+
+def format_value(v: Any) -> str:
+    """Format any feature value for a generic phrase."""
+    if not _ok(v):
+        return "—"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)) or (isinstance(v, float) and float(v).is_integer()):
+        return f"{v:,.0f}"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:,.2f}"
+    return str(v)
+
+
+# ----------------------------------------------------------------------------- topic templates
+
+
+def _recency(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+    size = _size(get, "recency_days", "recency_ratio", "interpurchase_mean_days")
+    days, usual = _col(get, "recency_days", size), _col(get, "interpurchase_mean_days", size)
+    ratio = _col(get, "recency_ratio", size)
+    return [_recency_one(d, u, r, lang) for d, u, r in zip(days, usual, ratio, strict=True)]
+
+
+def _recency_one(d: float, u: float, r: float, lang: str) -> str:
+    if not _ok(d):
+        if _ok(r):
+            return (
+                f"距上次购买已是平时间隔的{r:.1f}倍"
+                if lang == "zh"
+                else f"{r:.1f}× the usual time since the last purchase"
+            )
+        return "从未购买" if lang == "zh" else "has never purchased"
+    overdue = d >= u if _ok(u) else d >= 30
+    if lang == "zh":
+        head = f"已{d:.0f}天未购买" if overdue else f"{d:.0f}天前刚购买"
+        return head + (f"，平时约每{u:.0f}天购买一次" if _ok(u) else "")
+    head = f"no purchase for {_days(d, lang)}" if overdue else f"last purchase {_days(d, lang)} ago"
+    return head + (f", usually every {u:.0f}" if _ok(u) else "")
+
+
+def _tier(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+    size = _size(get, "tier_level", "days_since_tier_change", "last_tier_change_direction")
+    level = _col(get, "tier_level", size)
+    days = _col(get, "days_since_tier_change", size)
+    move = _col(get, "last_tier_change_direction", size)
+    return [_tier_one(lv, d, mv, lang, ctx) for lv, d, mv in zip(level, days, move, strict=True)]
+
+
+def _tier_name(level: float, ctx: PhraseContext) -> str | None:
+    return ctx.tier_names.get(int(level)) if _ok(level) else None
+
+
+def _tier_one(level: float, d: float, move: float, lang: str, ctx: PhraseContext) -> str:
+    zh = lang == "zh"
+    ago = (f"{d:.0f}天前" if zh else f" {_days(d, lang)} ago") if _ok(d) else ""
+    if _ok(move) and move < 0:
+        # Tier moves are one step, so the previous tier is one level up.
+        prev = _tier_name(level + 1, ctx) if _ok(level) else None
+        if zh:
+            return f"{ago}从{prev}降级" if prev else f"{ago}等级下降"
+        return f"downgraded from {prev}{ago}" if prev else f"downgraded a tier{ago}"
+    if _ok(move) and move > 0:
+        name = _tier_name(level, ctx)
+        if zh:
+            return f"{ago}升级为{name}" if name else f"{ago}等级提升"
+        return f"upgraded to {name}{ago}" if name else f"upgraded a tier{ago}"
+    name = _tier_name(level, ctx) or (f"{level:.0f}" if _ok(level) else "—")
+    if zh:
+        return f"当前等级{name}" + (f"，已{d:.0f}天未变" if _ok(d) else "")
+    return f"tier {name}" + (f", unchanged for {_days(d, lang)}" if _ok(d) else "")
+
+
+def _complaints(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+    size = _size(get, "complaints_90d", "days_since_last_complaint")
+    count, days = _col(get, "complaints_90d", size), _col(get, "days_since_last_complaint", size)
+    return [_complaints_one(c, d, lang) for c, d in zip(count, days, strict=True)]
+
+
+def _complaints_one(c: float, d: float, lang: str) -> str:
+    zh = lang == "zh"
+    if _ok(c) and c > 0:
+        last = (
+            (f"（最近一次在{d:.0f}天前）" if zh else f", the last {_days(d, lang)} ago")
+            if _ok(d)
+            else ""
+        )
+        return (
+            f"近90天投诉{c:.0f}次"
+            if zh
+            else f"{_times(c, 'complaint', 'complaints')} in the last 90 days"
+        ) + last
+    if _ok(d):
+        return f"最近一次投诉在{d:.0f}天前" if zh else f"last complaint {_days(d, lang)} ago"
+    if _ok(c):
+        return "近90天无投诉" if zh else "no complaints in the last 90 days"
+    return "无投诉记录" if zh else "no complaints on record"
+
+
+def _coupons(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+    size = _size(get, "coupons_issued_90d", "coupons_redeemed_90d", "coupon_redemption_rate")
+    issued = _col(get, "coupons_issued_90d", size)
+    used = _col(get, "coupons_redeemed_90d", size)
+    rate = _col(get, "coupon_redemption_rate", size)
+    return [_coupons_one(i, u, r, lang) for i, u, r in zip(issued, used, rate, strict=True)]
+
+
+def _coupons_one(i: float, u: float, r: float, lang: str) -> str:
+    zh = lang == "zh"
+    if _ok(i) and i > 0 and _ok(u):
+        return (
+            f"近90天领取{i:.0f}张优惠券，使用{u:.0f}张"
+            if zh
+            else f"redeemed {u:.0f} of {_times(i, 'coupon', 'coupons')} in the last 90 days"
+        )
+    if _ok(i) and i == 0:
+        return "近90天未发放优惠券" if zh else "no coupons issued in the last 90 days"
+    if _ok(r):
+        return f"优惠券核销率{_pct(r)}" if zh else f"coupon redemption rate {_pct(r)}"
+    return "无优惠券记录" if zh else "no coupon history"
+
+
+def _points(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+    size = _size(get, "points_balance", "points_earned_90d", "points_redeemed_90d")
+    bal, redeemed = _col(get, "points_balance", size), _col(get, "points_redeemed_90d", size)
+    earned = _col(get, "points_earned_90d", size)
+    return [_points_one(b, e, r, lang) for b, e, r in zip(bal, earned, redeemed, strict=True)]
+
+
+def _points_one(b: float, e: float, r: float, lang: str) -> str:
+    zh = lang == "zh"
+    none_redeemed = _ok(r) and r == 0
+    if _ok(b):
+        head = f"积分余额{_n(b)}" if zh else f"{_n(b)} points unused"
+        tail = (
+            ("，近90天未兑换" if zh else ", none redeemed in the last 90 days")
+            if none_redeemed
+            else ""
+        )
+        return head + tail
+    if _ok(e):
+        return f"近90天获得{_n(e)}积分" if zh else f"earned {_n(e)} points in the last 90 days"
+    return "近90天未兑换积分" if zh else "no points redeemed in the last 90 days"
+
+
+def _points_expiring(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+    values = _col(get, "points_expiring_30d", _size(get, "points_expiring_30d"))
+    if lang == "zh":
+        return [f"30天内将有{_n(v)}积分过期" if _ok(v) else "近期无积分过期" for v in values]
+    return [
+        f"{_n(v)} points expire within 30 days" if _ok(v) else "no points expiring soon"
+        for v in values
+    ]
+
+
+def _stored_value(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+    size = _size(get, "stored_value_balance", "stored_value_spent_90d")
+    bal, spent = _col(get, "stored_value_balance", size), _col(get, "stored_value_spent_90d", size)
+    s, zh = ctx.symbol, lang == "zh"
+    out = []
+    for b, sp in zip(bal, spent, strict=True):
+        if _ok(b):
+            out.append(f"储值余额{s}{_n(b)}" if zh else f"{s}{_n(b)} stored value unused")
+        else:
+            out.append(
+                f"近90天储值消费{s}{_n(sp)}"
+                if zh
+                else f"spent {s}{_n(sp)} of stored value in the last 90 days"
+            )
+    return out
+
+
+def _campaign(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+    size = _size(get, "campaign_contacts_90d", "campaign_response_rate", "days_since_last_contact")
+    n = _col(get, "campaign_contacts_90d", size)
+    rate, days = (
+        _col(get, "campaign_response_rate", size),
+        _col(get, "days_since_last_contact", size),
+    )
+    return [_campaign_one(c, r, d, lang) for c, r, d in zip(n, rate, days, strict=True)]
+
+
+def _campaign_one(c: float, r: float, d: float, lang: str) -> str:
+    zh = lang == "zh"
+    if _ok(c) and c > 0:
+        rate = (f"（响应率{_pct(r)}）" if zh else f", responded to {_pct(r)}") if _ok(r) else ""
+        return (
+            f"近90天被营销触达{c:.0f}次"
+            if zh
+            else f"contacted {_times(c, 'time', 'times')} in the last 90 days"
+        ) + rate
+    if _ok(d):
+        return f"最近一次营销触达在{d:.0f}天前" if zh else f"last contacted {_days(d, lang)} ago"
+    if _ok(r):
+        return f"营销响应率{_pct(r)}" if zh else f"campaign response rate {_pct(r)}"
+    return "近90天未被营销触达" if zh else "not contacted in the last 90 days"

@@ -1,0 +1,380 @@
+"""MLflow tracking and registry: the one module of crm_ml that imports mlflow.
+
+- The tracking store is the database named by ``Settings.mlflow_tracking_uri``
+  (``sqlite:///<root>/mlruns/mlflow.db`` by default); experiments keep their
+  artifacts under ``<root>/mlruns/artifacts/<experiment>``, an absolute path,
+  so a notebook run from ``notebooks/`` writes to the same place as the CLI.
+- Each training run logs parameters, snapshot dates and windows, the feature
+  list, backtest metrics (model and baselines), lift and precision tables,
+  the figures, and the model as an MLflow *pyfunc* whose artifacts are the
+  LightGBM booster (text) and a JSON schema with the calibrator, so nothing is
+  pickled but a tiny wrapper class and no skops trust list is needed.
+- The new version gets the ``champion`` alias only if its backtest ROC-AUC is
+  not below the current champion's on the same backtest; otherwise
+  ``challenger``. The decision and why are tags on the version and the run.
+
+Loading ``models:/crm-churn@champion`` with :func:`load_model` gives back the
+fitted :class:`~crm_ml.models.estimators.BoostedClassifier`, which scores and
+explains; ``mlflow.pyfunc.load_model`` gives probabilities (and reasons with
+``params={"reasons": True}``) to any MLflow tool, e.g. ``spark_udf``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from crm_ml.config import Settings
+from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.models.estimators import BoostedClassifier, load_saved_model
+from crm_ml.models.evaluation import BacktestResult
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+REGISTERED_NAMES = {"churn": "crm-churn", "propensity": "crm-propensity"}
+_MODEL_DIR = "crm_model"
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = ("lightgbm", "pandas", "numpy", "scikit-learn", "scipy", "mlflow")
+    return [f"{name}=={version(name)}" for name in names]
+
+
+def configure_tracking(settings: Settings) -> str:
+    """Point MLflow at the settings' tracking store (creating ``mlruns/``); return the URI."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def ensure_experiment(name: str, settings: Settings) -> str:
+    """Return experiment ``name``'s id, creating it with artifacts under ``mlruns/artifacts``."""
+    configure_tracking(settings)
+    client = MlflowClient()
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    location = None
+    if settings.mlflow_tracking_uri.startswith(("sqlite:", "postgresql", "mysql")):
+        folder = settings.mlruns_dir.resolve() / "artifacts" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        location = folder.as_uri()
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+class CrmPyfuncModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
+    """Pyfunc wrapper: rebuilds the crm_ml model from its booster and JSON schema."""
+
+    def load_context(self, context: Any) -> None:
+        """Load the fitted model from the logged artifacts."""
+        self.model = load_saved_model(Path(context.artifacts[_MODEL_DIR]))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """Return ``probability`` and ``reasons`` (JSON; empty unless ``params["reasons"]``)."""
+        from crm_ml.models.reasons import reasons_json
+
+        params = params or {}
+        out = pd.DataFrame({"probability": self.model.predict_proba(model_input)[:, 1]})
+        out["reasons"] = ""
+        if params.get("reasons"):
+            contrib = self.model.contributions(
+                model_input, method=str(params.get("attribution", "shap"))
+            )
+            out["reasons"] = reasons_json(
+                contrib,
+                model_input,
+                top_k=int(params.get("top_k", 3)),
+                language=str(params.get("language", "en")),
+            ).to_numpy()
+        return out
+
+
+def _signature_example(model: BoostedClassifier, example: pd.DataFrame) -> pd.DataFrame:
+    """Return the input example with categoricals as text, which MLflow's schema understands.
+
+    Numbers keep the feature catalogue's types: MLflow refuses int64 input for a
+    double column, and counts are declared int64 with a fill of 0 (never missing).
+    """
+    frame = example[list(model.feature_names_in_)].head(5).copy()
+    for col in model.categories_:
+        frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+    return frame.reset_index(drop=True)
+
+
+def _log_model(model: BoostedClassifier, example: pd.DataFrame, registered_name: str) -> Any:
+    inputs = _signature_example(model, example)
+    outputs = pd.DataFrame({"probability": model.predict_proba(inputs)[:, 1], "reasons": ""})
+    params = {"reasons": False, "top_k": 3, "language": "en", "attribution": "shap"}
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values; ours never do.
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        signature = infer_signature(inputs, outputs, params=params)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / _MODEL_DIR)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=CrmPyfuncModel(),
+            artifacts={_MODEL_DIR: str(Path(tmp) / _MODEL_DIR)},
+            signature=signature,
+            input_example=inputs,
+            pip_requirements=_pip_requirements(),
+            registered_model_name=registered_name,
+        )
+
+
+def _log_backtest(result: BacktestResult) -> None:
+    for name, row in result.metrics.iterrows():
+        prefix = "backtest" if name == "model" else str(name)
+        mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if math.isfinite(v)})
+    for _, row in result.lift[result.lift["model"] == "model"].iterrows():
+        mlflow.log_metric("backtest_lift", float(row["lift"]), step=int(row["decile"]))
+        mlflow.log_metric("backtest_gains", float(row["gains"]), step=int(row["decile"]))
+    for _, row in result.precision[result.precision["model"] == "model"].iterrows():
+        share = f"{row['share'] * 100:g}pct"
+        mlflow.log_metric(f"backtest_precision_at_{share}", float(row["precision"]))
+        mlflow.log_metric(f"backtest_recall_at_{share}", float(row["recall"]))
+    mlflow.log_text(result.metrics.to_csv(), "backtest/metrics.csv")
+    mlflow.log_text(result.lift.to_csv(index=False), "backtest/lift.csv")
+    mlflow.log_text(result.precision.to_csv(index=False), "backtest/precision.csv")
+    for key, fig in result.figures.items():
+        mlflow.log_figure(fig, f"backtest/{key}.png")
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A registered model version and the alias it was given."""
+
+    name: str
+    version: str
+    alias: str
+    reason: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        """``models:/<name>/<version>``."""
+        return f"models:/{self.name}/{self.version}"
+
+
+def decide_alias(
+    new_auc: float, champion_auc: float | None, *, champion_version: str | None, how: str
+) -> tuple[str, str]:
+    """Return ``(alias, reason)``: champion unless the new AUC is below the champion's.
+
+    A missing champion makes the new version champion; a NaN AUC, or a
+    champion that cannot be compared (``champion_auc`` None with a version),
+    makes it challenger.
+    """
+    if champion_version is None:
+        return CHAMPION, "first version: no champion yet"
+    if not math.isfinite(new_auc):
+        return CHALLENGER, "backtest AUC is undefined (a single class in the test snapshot)"
+    if champion_auc is None:
+        return CHALLENGER, f"champion v{champion_version} not comparable: {how}; promote by hand"
+    verdict = ">=" if new_auc >= champion_auc else "<"
+    alias = CHAMPION if new_auc >= champion_auc else CHALLENGER
+    return alias, (
+        f"backtest AUC {new_auc:.4f} {verdict} champion v{champion_version}'s "
+        f"{champion_auc:.4f} ({how})"
+    )
+
+
+def _champion_auc(
+    client: MlflowClient,
+    name: str,
+    backtest_id: str,
+    rescore: Callable[[BoostedClassifier], float] | None,
+    settings: Settings,
+) -> tuple[str | None, float | None, str]:
+    """Return the champion's version, its AUC on this backtest (or None) and how it was found."""
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None, None, "no champion"
+    version = str(champion.version)
+    if champion.tags.get("backtest_id") == backtest_id:
+        return version, float(str(champion.tags["backtest_roc_auc"])), "same backtest, logged AUC"
+    if rescore is None:
+        return version, None, "its backtest differs and no re-fit was allowed"
+    try:
+        auc = rescore(load_model(f"models:/{name}/{version}", settings).model)
+    except ValidationError as exc:
+        return version, None, f"its recipe cannot be re-fitted here ({exc})"
+    return version, auc, "champion's recipe re-fitted on this backtest"
+
+
+def log_training_run(
+    *,
+    model: BoostedClassifier,
+    result: BacktestResult,
+    registered_name: str,
+    settings: Settings,
+    params: Mapping[str, Any],
+    input_example: pd.DataFrame,
+    rescore_champion: Callable[[BoostedClassifier], float] | None = None,
+) -> RegisteredVersion:
+    """Log one training run, register the model and give it the champion or challenger alias.
+
+    Parameters
+    ----------
+    model : BoostedClassifier
+        The fitted model to register (possibly re-fitted on all snapshots).
+    result : BacktestResult
+        The backtest that measured this model's recipe.
+    params : mapping
+        Extra run parameters (label, windows, snapshot dates...).
+    rescore_champion : callable, optional
+        Given the champion's model, return its ROC-AUC on ``result``'s backtest;
+        used when the champion was measured on a different backtest.
+    """
+    experiment_id = ensure_experiment(registered_name, settings)
+    client = MlflowClient()
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        features = list(model.feature_names_in_)
+        mlflow.log_params({**params, **result.split.as_params(), "n_features": len(features)})
+        mlflow.log_params({f"model_{k}": v for k, v in model.get_params().items()})
+        mlflow.log_text("\n".join(features), "features.txt")
+        _log_backtest(result)
+        info = _log_model(model, input_example, registered_name)
+        version = str(info.registered_model_version)
+        auc = float(result.metrics["roc_auc"].astype(float)["model"])
+        champ_version, champ_auc, how = _champion_auc(
+            client, registered_name, result.backtest_id, rescore_champion, settings
+        )
+        alias, reason = decide_alias(auc, champ_auc, champion_version=champ_version, how=how)
+        _tag_version(client, registered_name, version, result, auc, alias, reason)
+        client.set_registered_model_alias(registered_name, alias, version)
+        mlflow.set_tags({"promotion": alias, "promotion_reason": reason})
+    log.info("%s v%s registered as %s: %s", registered_name, version, alias, reason)
+    return RegisteredVersion(registered_name, version, alias, reason, run.info.run_id)
+
+
+def _tag_version(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    result: BacktestResult,
+    auc: float,
+    alias: str,
+    reason: str,
+) -> None:
+    tags = {
+        "backtest_id": result.backtest_id,
+        "backtest_roc_auc": repr(auc),
+        "test_snapshot": result.split.test_as_of.date().isoformat(),
+        "promotion": alias,
+        "promotion_reason": reason,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model loaded back: the fitted estimator and where it came from."""
+
+    model: BoostedClassifier
+    name: str
+    version: str
+
+
+def _model_uri(ref: str) -> str:
+    return ref if ref.startswith("models:/") else f"models:/{ref}"
+
+
+def resolve_version(ref: str, settings: Settings) -> tuple[str, str]:
+    """Return ``(name, version)`` of ``crm-churn@champion``, ``crm-churn/3`` or a models:/ URI."""
+    configure_tracking(settings)
+    path = _model_uri(ref).removeprefix("models:/")
+    client = MlflowClient()
+    try:
+        if "@" in path:
+            name, alias = path.split("@", 1)
+            return name, str(client.get_model_version_by_alias(name, alias).version)
+        name, _, version = path.partition("/")
+        if not version:
+            raise NotFoundError(
+                f"Model reference {ref!r} needs an alias or version, e.g. {ref}@champion."
+            )
+        return name, str(client.get_model_version(name, version).version)
+    except MlflowException as exc:
+        raise NotFoundError(
+            f"No registered model {ref!r} in {settings.mlflow_tracking_uri}: {exc.message}. "
+            "Train one first (crm-ml train churn)."
+        ) from exc
+
+
+def load_model(ref: str, settings: Settings) -> LoadedModel:
+    """Load a registered crm_ml model (e.g. ``crm-churn@champion``) as a fitted estimator.
+
+    Reads the booster and JSON schema straight from the model's artifacts:
+    nothing is unpickled, so loading a model runs no code stored with it.
+    """
+    name, version = resolve_version(ref, settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=tmp
+        )
+        folder = Path(local) / "artifacts" / _MODEL_DIR
+        if not folder.is_dir():
+            raise ValidationError(
+                f"{name} v{version} was not logged by crm_ml (no {_MODEL_DIR} artifact); "
+                "cannot score with it."
+            )
+        model = load_saved_model(folder)
+    return LoadedModel(model, name, version)
+
+
+def set_alias(name: str, version: str, alias: str, settings: Settings, *, reason: str) -> None:
+    """Move ``alias`` to ``name`` v``version`` by hand, recording ``reason`` on the version."""
+    configure_tracking(settings)
+    client = MlflowClient()
+    client.set_registered_model_alias(name, alias, version)
+    client.set_model_version_tag(name, version, "promotion", alias)
+    client.set_model_version_tag(name, version, "promotion_reason", f"manual: {reason}")
+
+
+def version_tags(name: str, version: str, settings: Settings) -> dict[str, str]:
+    """Return the tags of a registered version (promotion, reason, backtest id and AUC)."""
+    configure_tracking(settings)
+    return dict(MlflowClient().get_model_version(name, version).tags)
+
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "REGISTERED_NAMES",
+    "CrmPyfuncModel",
+    "LoadedModel",
+    "RegisteredVersion",
+    "configure_tracking",
+    "decide_alias",
+    "ensure_experiment",
+    "load_model",
+    "log_training_run",
+    "resolve_version",
+    "set_alias",
+    "version_tags",
+]

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_ml.errors import ValidationError
+from crm_ml.models.phrases import PhraseContext
+from crm_ml.models.reasons import reasons_frame, reasons_json, top_reasons
+
+IDS = pd.Index(["C1", "C2", "C3"], name="customer_id")
+FEATURES = pd.DataFrame(
+    {
+        "recency_days": [95.0, 3.0, np.nan],
+        "interpurchase_mean_days": [30.0, 30.0, np.nan],
+        "points_expiring_30d": [320, 0, 1500],
+        "last_tier_change_direction": [-1, 1, 0],
+        "days_since_tier_change": [20, 1, 400],
+        "tier_level": [1, 2, 0],
+        "complaints_90d": [2, 1, 0],
+        "revenue_90d": [1234.5, 0.0, 88.0],
+        "max_basket_value": [530.0, 12.25, 1.0],
+        "city_tier": pd.Categorical(["1", "2", None]),
+    },
+    index=IDS,
+)
+
+
+def contributions(rows: dict[str, list[float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(0.0, index=IDS, columns=[*FEATURES.columns, "bias"])
+    for col, values in rows.items():
+        frame[col] = values
+    return frame
+
+
+CONTRIB = contributions(
+    {
+        "recency_days": [0.5, -0.2, 0.9],
+        "interpurchase_mean_days": [0.3, 0.0, 0.0],  # pooled with recency: 0.8 for C1
+        "points_expiring_30d": [0.4, 0.0, 0.1],
+        "days_since_tier_change": [0.1, 0.05, 0.0],
+        "last_tier_change_direction": [0.2, 0.0, 0.0],  # tier topic: 0.3 for C1
+        "complaints_90d": [0.05, 0.6, -0.1],
+        "max_basket_value": [0.0, 0.2, 0.0],
+        "bias": [-1.0, -1.0, -1.0],
+    }
+)
+
+
+def test_english_phrases_with_the_customers_values() -> None:
+    frame = reasons_frame(CONTRIB, FEATURES, top_k=3)
+    c1 = frame[frame["customer_id"] == "C1"]
+    assert c1["text"].tolist() == [
+        "no purchase for 95 days, usually every 30",
+        "320 points expire within 30 days",
+        "downgraded a tier 20 days ago",
+    ]
+    assert c1["topic"].tolist() == ["recency", "points_expiring_30d", "tier"]
+    assert c1["actionable"].tolist() == [False, True, True]
+    assert c1["contribution"].tolist() == pytest.approx([0.8, 0.4, 0.3])
+    c2 = frame[frame["customer_id"] == "C2"]
+    assert c2["text"].tolist() == [
+        "1 complaint in the last 90 days",
+        "largest basket ¥12",
+        "upgraded a tier 1 day ago",
+    ]
+    c3 = frame[frame["customer_id"] == "C3"]
+    # Only positive drivers are reasons.
+    assert c3["text"].tolist() == ["has never purchased", "1,500 points expire within 30 days"]
+
+
+def test_tier_names_when_known() -> None:
+    ctx = PhraseContext(tier_names={0: "Member", 1: "Silver", 2: "Gold"})
+    frame = reasons_frame(CONTRIB, FEATURES, top_k=3, context=ctx)
+    texts = frame["text"].tolist()
+    assert "downgraded from Gold 20 days ago" in texts
+    assert "upgraded to Gold 1 day ago" in texts
+
+
+def test_chinese_phrases() -> None:
+    ctx = PhraseContext(tier_names={1: "银卡", 2: "金卡"})
+    frame = reasons_frame(CONTRIB, FEATURES, top_k=3, language="zh", context=ctx)
+    assert frame["text"].tolist() == [
+        "已95天未购买，平时约每30天购买一次",
+        "30天内将有320积分过期",
+        "20天前从金卡降级",
+        "近90天投诉1次",
+        "最大单笔消费¥12",
+        "1天前升级为金卡",
+        "从未购买",
+        "30天内将有1,500积分过期",
+    ]
+
+
+def test_pattern_and_generic_fallbacks() -> None:
+    features = pd.DataFrame(
+        {
+            "revenue_90d": [1234.5],
+            "events_page_view_30d": [7],
+            "consent_wechat_marketing": [0],
+            "mystery_score": [0.4567],
+            "complaints_90d": [2],
+        },
+        index=pd.Index(["C9"], name="customer_id"),
+    )
+    contrib = pd.DataFrame(
+        [[0.5, 0.4, 0.3, 0.2, 0.1]], index=features.index, columns=features.columns
+    )
+    en = reasons_frame(contrib, features, top_k=5)["text"].tolist()
+    assert en == [
+        "spent ¥1,234 in the last 90 days",
+        "7 page views in the last 30 days",
+        "no consent for WeChat marketing",
+        "mystery score: 0.46",
+        "2 complaints in the last 90 days",
+    ]
+    zh = reasons_frame(contrib, features, top_k=5, language="zh")["text"].tolist()
+    assert zh == [
+        "近90天消费¥1,234",
+        "近30天浏览页面7次",
+        "未同意微信营销",
+        "mystery_score：0.46",
+        "近90天投诉2次",
+    ]
+    usd = reasons_frame(contrib, features, top_k=1, context=PhraseContext(currency="USD"))
+    assert usd["text"].tolist() == ["spent $1,234 in the last 90 days"]
+
+
+def test_json_matches_the_score_table_format() -> None:
+    series = reasons_json(CONTRIB, FEATURES, top_k=2, language="zh")
+    assert series.index.equals(IDS)
+    first = json.loads(series["C1"])
+    assert first == [
+        {
+            "feature": "recency",
+            "text": "已95天未购买，平时约每30天购买一次",
+            "actionable": False,
+            "contribution": 0.8,
+        },
+        {
+            "feature": "points_expiring_30d",
+            "text": "30天内将有320积分过期",
+            "actionable": True,
+            "contribution": 0.4,
+        },
+    ]
+    assert "已95天" in series["C1"]  # not \u-escaped
+    none = reasons_json(CONTRIB * 0, FEATURES)
+    assert none.tolist() == ["[]", "[]", "[]"]
+
+
+def test_errors() -> None:
+    with pytest.raises(ValidationError, match="language"):
+        top_reasons(CONTRIB, FEATURES, language="fr")
+    with pytest.raises(ValidationError, match="differ in length"):
+        top_reasons(CONTRIB, FEATURES.head(2))
+
+
+def test_many_customers_quickly() -> None:
+    rng = np.random.default_rng(0)
+    n = 20_000
+    features = pd.DataFrame(
+        {c: rng.integers(0, 100, n).astype(float) for c in FEATURES.columns if c != "city_tier"}
+    )
+    contrib = pd.DataFrame(rng.normal(size=features.shape), columns=features.columns)
+    series = reasons_json(contrib, features, top_k=3)
+    assert len(series) == n
+    assert all(s.startswith("[{") for s in series.head(100))

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_ml.config import Settings
+from crm_ml.errors import NotFoundError
+from crm_ml.models.reasons import explain
+from crm_ml.models.training import train_model
+
+from .synthetic import TINY, make_training_frame
+
+WEAK = {**TINY, "n_estimators": 3, "num_leaves": 2}
+
+mlflow = pytest.importorskip("mlflow")
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    root = tmp_path_factory.mktemp("project")
+    return Settings(
+        root=root,
+        database_url=f"duckdb:///{root / 'crm.duckdb'}",
+        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        reports_dir=root / "reports",
+    )
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return make_training_frame(n=400)
+
+
+def test_importing_models_does_not_import_mlflow() -> None:
+    code = "import sys, crm_ml.models, crm_ml.models.scoring; sys.exit('mlflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_decide_alias_rules() -> None:
+    from crm_ml.models.tracking import decide_alias
+
+    assert decide_alias(0.7, None, champion_version=None, how="")[0] == "champion"
+    alias, reason = decide_alias(0.70, 0.70, champion_version="3", how="same backtest")
+    assert alias == "champion"
+    assert reason == "backtest AUC 0.7000 >= champion v3's 0.7000 (same backtest)"
+    assert decide_alias(0.69, 0.70, champion_version="3", how="x")[0] == "challenger"
+    assert decide_alias(float("nan"), 0.7, champion_version="3", how="x")[0] == "challenger"
+    alias, reason = decide_alias(0.9, None, champion_version="3", how="features differ")
+    assert alias == "challenger" and "not comparable" in reason
+
+
+def test_champion_challenger_and_round_trip(settings: Settings, frame: pd.DataFrame) -> None:
+    from crm_ml.models.tracking import load_model, version_tags
+
+    first = train_model("churn", frame, settings, horizon_days=90, model_params=TINY).registered
+    assert (first.version, first.alias) == ("1", "champion")
+    weaker = train_model("churn", frame, settings, horizon_days=90, model_params=WEAK).registered
+    assert weaker.alias == "challenger"
+    assert "< champion v1's" in weaker.reason and "same backtest" in weaker.reason
+    tags = version_tags("crm-churn", weaker.version, settings)
+    assert tags["promotion"] == "challenger" and tags["promotion_reason"] == weaker.reason
+    run = mlflow.MlflowClient().get_run(weaker.run_id)
+    assert run.data.tags["promotion_reason"] == weaker.reason
+    assert run.data.params["test_snapshot"] == "2024-10-01"
+    assert run.data.params["train_snapshots"] == "2024-01-01,2024-04-01"
+    assert "recency_rule_roc_auc" in run.data.metrics and "backtest_ece" in run.data.metrics
+
+    loaded = load_model("crm-churn@champion", settings)
+    assert (loaded.name, loaded.version) == ("crm-churn", "1")
+    latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
+    X = latest[list(loaded.model.feature_names_in_)].head(5)
+    assert np.all(
+        (loaded.model.predict_proba(X)[:, 1] >= 0) & (loaded.model.predict_proba(X)[:, 1] <= 1)
+    )
+    assert len(explain(loaded.model, X)) > 0
+
+    pyfunc = mlflow.pyfunc.load_model("models:/crm-churn@champion")
+    out = pyfunc.predict(
+        X.astype({"city_tier": object}).reset_index(drop=True), params={"reasons": True}
+    )
+    np.testing.assert_allclose(out["probability"], loaded.model.predict_proba(X)[:, 1])
+    assert json.loads(out["reasons"][0])[0]["text"]
+
+
+def test_artifacts_live_under_mlruns(settings: Settings) -> None:
+    experiment = mlflow.MlflowClient().get_experiment_by_name("crm-churn")
+    assert (
+        experiment.artifact_location == (settings.mlruns_dir / "artifacts" / "crm-churn").as_uri()
+    )
+    pngs = list((settings.mlruns_dir / "artifacts").rglob("*.png"))
+    assert {p.name for p in pngs} >= {"calibration.png", "lift.png"}
+    assert not (Path.cwd() / "mlflow.db").exists()
+
+
+def test_new_data_compares_against_the_champion_recipe(settings: Settings) -> None:
+    other = make_training_frame(n=300)  # a different backtest: the recipe is re-fitted on it
+    result = train_model("churn", other, settings, horizon_days=90, model_params=TINY).registered
+    assert result.alias == "champion"
+    assert "recipe re-fitted on this backtest" in result.reason
+
+
+def test_unknown_model_is_not_found(settings: Settings) -> None:
+    from crm_ml.models.tracking import load_model
+
+    with pytest.raises(NotFoundError, match="crm-propensity@champion"):
+        load_model("crm-propensity@champion", settings)
+
+
+def test_scoring_from_the_registry(settings: Settings, frame: pd.DataFrame, duckdb_store) -> None:
+    from crm_ml.models.scoring import read_scores, score_customers
+
+    latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
+    summary = score_customers(duckdb_store, latest, "2024-10-01", settings=settings)
+    assert summary["customers"].sum() == len(latest)
+    scores = read_scores(duckdb_store, model_name="crm-churn", as_of="2024-10-01")
+    assert set(scores["model_version"]) == {"3"}
