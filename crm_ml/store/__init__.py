@@ -2,5 +2,14 @@
 
 from crm_ml.store.admin import check_store, init_store, table_counts
 from crm_ml.store.connection import Store
+from crm_ml.store.loading import LoadResult, import_file, import_frame
 
-__all__ = ["Store", "check_store", "init_store", "table_counts"]
+__all__ = [
+    "LoadResult",
+    "Store",
+    "check_store",
+    "import_file",
+    "import_frame",
+    "init_store",
+    "table_counts",
+]

@@ -1,0 +1,330 @@
+"""Importing source tables from CSV, Parquet or a DataFrame into the store.
+
+A load reads the source safely (:mod:`~crm_ml.store.sources`), checks every row
+(:mod:`~crm_ml.store.checks`), then, inside one transaction, checks what needs
+the store (:mod:`~crm_ml.store.reconcile`) and applies the accepted rows with
+the engine's native bulk path (:mod:`~crm_ml.store.bulk`). Every problem becomes
+a row of a reject report naming file, line and column. When more rows are
+rejected than ``max_reject_rate`` allows, nothing at all is written.
+
+Loading the same file twice changes nothing: existing rows are compared, not
+re-inserted. Each load is recorded in ``load_batch``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+from sqlalchemy import Connection, insert
+from sqlalchemy.exc import DBAPIError
+from tqdm.auto import tqdm
+
+from crm_ml.errors import LoadRejectedError, StoreError, ValidationError
+from crm_ml.store._timestamps import as_store_time
+from crm_ml.store.admin import check_store, utc_now
+from crm_ml.store.bulk import insert_frame, update_from
+from crm_ml.store.checks import Checked, header_check, validate_source
+from crm_ml.store.connection import Store
+from crm_ml.store.reconcile import Plan, check_references, check_unique, kinds_of, plan_load
+from crm_ml.store.rejects import RejectLog, rejection_message, write_report
+from crm_ml.store.schema import LoadBatch
+from crm_ml.store.sources import Source, frame_source, read_source
+from crm_ml.store.validation import TableSpec, table_spec
+
+log = logging.getLogger(__name__)
+
+CHANGE_KINDS = {
+    "change_id": "text",
+    "customer_id": "text",
+    "field": "text",
+    "old_value": "text",
+    "new_value": "text",
+    "changed_at": "timestamp",
+    "actor": "text",
+}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one import did.
+
+    Attributes
+    ----------
+    table, source : str
+        Target table and the file (or DataFrame name) read.
+    rows_read : int
+        Data records in the source.
+    inserted, updated, unchanged, rejected : int
+        Rows added, changed in place (dimension tables), already present as
+        given, and refused.
+    warnings : tuple of str
+        Problems that did not reject a row (e.g. unrecognised consent answers).
+    batch_id : str
+        Key of this load's ``load_batch`` row.
+    reject_report : Path or None
+        The reject report, when any row was rejected.
+    """
+
+    table: str
+    source: str
+    rows_read: int
+    inserted: int
+    updated: int
+    unchanged: int
+    rejected: int
+    warnings: tuple[str, ...]
+    batch_id: str
+    reject_report: Path | None
+
+    def summary(self) -> str:
+        """One line for the CLI, plus the warnings and the report path."""
+        text = (
+            f"{self.table} ← {self.source}: {self.rows_read:,} read, {self.inserted:,} inserted, "
+            f"{self.updated:,} updated, {self.unchanged:,} unchanged, {self.rejected:,} rejected"
+        )
+        lines = [text, *(f"  warning: {w}" for w in self.warnings)]
+        if self.reject_report:
+            lines.append(f"  rejects: {self.reject_report}")
+        return "\n".join(lines)
+
+
+def _check_options(timezone: str, max_reject_rate: float) -> None:
+    if not 0.0 <= max_reject_rate <= 1.0:
+        raise ValidationError(
+            f"max_reject_rate={max_reject_rate!r} is not a share of rows: expected a number "
+            "from 0 (refuse any bad row, the default) to 1 (load whatever is valid)."
+        )
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(
+            f"Unknown time zone {timezone!r}: expected an IANA name such as 'Asia/Shanghai'."
+        ) from exc
+
+
+def _as_of(as_of: datetime | str | None) -> pd.Timestamp:
+    """Return the load's ``as_of`` as naive UTC: by default the load time; naive input is UTC."""
+    return pd.Timestamp(utc_now() if as_of is None else as_store_time(as_of, name="as_of"))
+
+
+def import_file(
+    store: Store,
+    table: str,
+    path: str | Path,
+    *,
+    timezone: str = "Asia/Shanghai",
+    encoding: str | None = None,
+    as_of: datetime | str | None = None,
+    max_reject_rate: float = 0.0,
+    reject_dir: str | Path | None = None,
+    progress: bool = False,
+) -> LoadResult:
+    """Import a CSV or Parquet file into source table ``table``.
+
+    Parameters
+    ----------
+    store : Store
+        The store to load into; it must have been initialised.
+    table : str
+        One of :data:`crm_ml.store.schema.SOURCE_TABLES`.
+    path : str or Path
+        A ``.csv`` (every value read as text) or ``.parquet`` file.
+    timezone : str
+        IANA zone of timestamps written without an offset; they are stored as naive UTC.
+    encoding : str, optional
+        ``'utf-8'`` or ``'gbk'``; by default UTF-8 with or without a BOM.
+    as_of : datetime or str, optional
+        Timestamps after it are rejected (naive values are UTC); by default the load time.
+    max_reject_rate : float
+        Share of rows that may be rejected while the rest still loads; above it
+        nothing is written. The default 0 refuses a file with any bad row.
+    reject_dir : str or Path, optional
+        Folder of the reject report; by default the source file's folder.
+    progress : bool
+        Show a progress bar over the load's steps.
+
+    Returns
+    -------
+    LoadResult
+
+    Raises
+    ------
+    ValidationError
+        When the file cannot be read as a table (encoding, empty, header-only,
+        missing, unknown or duplicated columns); nothing is written.
+    LoadRejectedError
+        When more rows than ``max_reject_rate`` allows break rules; nothing is written.
+    """
+    spec = table_spec(table)
+    _check_options(timezone, max_reject_rate)
+    path = Path(path)
+    source = read_source(path, encoding=encoding, check_header=header_check(spec, f"{path.name}:1"))
+    report = Path(reject_dir or path.parent) / f"{path.stem}.rejects.csv"
+    options = _Options(timezone, _as_of(as_of), max_reject_rate, report, progress)
+    return _load(store, spec, source, str(path), options)
+
+
+def import_frame(
+    store: Store,
+    table: str,
+    frame: pd.DataFrame,
+    *,
+    source: str = "<DataFrame>",
+    timezone: str = "Asia/Shanghai",
+    as_of: datetime | str | None = None,
+    max_reject_rate: float = 0.0,
+    reject_dir: str | Path | None = None,
+    progress: bool = False,
+) -> LoadResult:
+    """Import a DataFrame into source table ``table``; see :func:`import_file`.
+
+    Text columns are parsed as in a CSV; typed columns (numbers, datetimes) are
+    used as they are, naive datetimes read in ``timezone``. Reject lines are row
+    positions (``frame.iloc[line]``); the report goes to ``reject_dir`` or the
+    working directory.
+    """
+    spec = table_spec(table)
+    _check_options(timezone, max_reject_rate)
+    read = frame_source(frame, source, check_header=header_check(spec, f"{source} columns"))
+    report = Path(reject_dir or Path.cwd()) / f"{table}.rejects.csv"
+    options = _Options(timezone, _as_of(as_of), max_reject_rate, report, progress)
+    return _load(store, spec, read, source, options)
+
+
+def _log_bad_records(source: Source, rejects: RejectLog, width: int) -> None:
+    for kind, records in (
+        ("short", [r for r in source.bad_records if r.width < width]),
+        ("long", [r for r in source.bad_records if r.width > width]),
+    ):
+        hint = (
+            "a missing value or separator?" if kind == "short" else "an unquoted comma in a value?"
+        )
+        for record in records:
+            rejects.add_lines(
+                [record.line],
+                "",
+                "row_width",
+                [record.text],
+                f"{kind} row: {record.width} fields where the header has {width} ({hint})",
+            )
+
+
+@dataclass(frozen=True)
+class _Options:
+    timezone: str
+    as_of: pd.Timestamp
+    max_reject_rate: float
+    report: Path
+    progress: bool
+
+
+def _plan(
+    conn: Connection, spec: TableSpec, checked: Checked, rejects: RejectLog, batch_id: str
+) -> tuple[Plan, pd.Timestamp]:
+    """Run the checks that need the store and decide what to write, inside the transaction."""
+    check_store(conn)
+    check_references(conn, spec, checked.clean, rejects)
+    check_unique(conn, spec, checked.clean, rejects)
+    loaded_at = pd.Timestamp(utc_now())
+    plan = plan_load(
+        conn, spec, checked.clean, checked.present, rejects, batch_id=batch_id, loaded_at=loaded_at
+    )
+    return plan, loaded_at
+
+
+def _load(
+    store: Store, spec: TableSpec, source: Source, label: str, options: _Options
+) -> LoadResult:
+    batch_id = uuid.uuid4().hex
+    bar = tqdm(total=3, desc=f"import {spec.name}", unit="step", disable=not options.progress)
+    with bar:
+        rejects = RejectLog(source.name, source.lines)
+        _log_bad_records(source, rejects, len(source.frame.columns))
+        bar.set_postfix_str("validating")
+        checked = validate_source(
+            source, spec, rejects, timezone=options.timezone, as_of=options.as_of
+        )
+        bar.update()
+        with store.begin() as conn:
+            bar.set_postfix_str("checking the store")
+            plan, loaded_at = _plan(conn, spec, checked, rejects, batch_id)
+            bar.update()
+            written = _report(rejects, options.report)
+            _refuse_if_too_many(spec, source, rejects, options.max_reject_rate, written)
+            result = LoadResult(
+                spec.name, label, source.rows_read, len(plan.inserts), len(plan.updates),
+                plan.unchanged, rejects.count, tuple(checked.warnings), batch_id, written,
+            )  # fmt: skip
+            bar.set_postfix_str("writing")
+            _apply(conn, spec, plan, result, source.sha256, loaded_at)
+            bar.update()
+    for warning in result.warnings:
+        log.warning("%s: %s", source.name, warning)
+    log.info("%s", result.summary())
+    return result
+
+
+def _report(rejects: RejectLog, path: Path) -> Path | None:
+    if not rejects.count:
+        return None
+    return write_report(rejects.frame(), path)
+
+
+def _refuse_if_too_many(
+    spec: TableSpec, source: Source, rejects: RejectLog, max_reject_rate: float, report: Path | None
+) -> None:
+    if rejects.count and rejects.count > max_reject_rate * source.rows_read:
+        frame = rejects.frame()
+        message = rejection_message(
+            spec.name, source.name, frame, rejects.count, source.rows_read, max_reject_rate, report
+        )
+        raise LoadRejectedError(message, rejects=frame, report_path=report)
+
+
+def _is_database_error(exc: Exception) -> bool:
+    # The native paths raise the driver's own errors, not SQLAlchemy's wrappers.
+    module = type(exc).__module__.split(".")[0]
+    return isinstance(exc, DBAPIError) or module in ("psycopg", "duckdb", "_duckdb", "sqlite3")
+
+
+def _apply(
+    conn: Connection,
+    spec: TableSpec,
+    plan: Plan,
+    result: LoadResult,
+    sha256: str | None,
+    loaded_at: pd.Timestamp,
+) -> None:
+    kinds = kinds_of(spec)
+    try:
+        insert_frame(conn, spec.name, plan.inserts, kinds)
+        update_from(conn, spec.name, plan.updates, kinds, spec.key)
+        insert_frame(conn, "customer_change", plan.changes, CHANGE_KINDS)
+        conn.execute(
+            insert(LoadBatch).values(
+                batch_id=result.batch_id,
+                table_name=spec.name,
+                source=result.source,
+                sha256=sha256,
+                loaded_at=loaded_at.to_pydatetime(),
+                rows_read=result.rows_read,
+                rows_inserted=result.inserted,
+                rows_updated=result.updated,
+                rows_unchanged=result.unchanged,
+                rows_rejected=result.rejected,
+            )
+        )
+    except Exception as exc:
+        if not _is_database_error(exc):
+            raise
+        raise StoreError(
+            f"Writing {result.rows_read} rows of {result.source} into {spec.name} failed: "
+            f"{getattr(exc, 'orig', exc)}. Nothing was written (the load is one transaction); "
+            "fix the cause and import again."
+        ) from exc

@@ -1,0 +1,172 @@
+"""Rejected rows: collecting them, writing the report, and the message of a refused load.
+
+Every problem is one row of the report: ``file, line, column, rule, value,
+message``. ``line`` is the line in the source file (the header is line 1); for a
+DataFrame or a Parquet file it is the row position (``frame.iloc[line]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+REJECT_COLUMNS = ["file", "line", "column", "rule", "value", "message"]
+
+#: How many problems a refused load's message quotes before pointing at the report.
+QUOTED_PROBLEMS = 5
+
+
+def _quote(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return "blank"
+    return repr(str(value))
+
+
+class RejectLog:
+    """Problems found in one source, row by row.
+
+    Parameters
+    ----------
+    source : str
+        The file name shown in the report.
+    lines : numpy.ndarray
+        Line number (or row position) of each row of the frame being checked.
+    """
+
+    def __init__(self, source: str, lines: np.ndarray) -> None:
+        self.source = source
+        self.lines = np.asarray(lines, dtype=np.int64)
+        self.rejected = np.zeros(len(self.lines), dtype=bool)
+        self.unparsed = 0
+        self._parts: list[pd.DataFrame] = []
+
+    def add(
+        self,
+        mask: np.ndarray,
+        column: str,
+        rule: str,
+        raw: pd.Series,
+        message: str | np.ndarray,
+    ) -> None:
+        """Record a problem for every row where ``mask`` is true.
+
+        ``message`` is one text for all rows, or one per row of the frame; it may
+        hold ``{value}``, replaced by the row's raw value.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        values = raw.to_numpy(dtype=object)[mask]
+        messages = message if isinstance(message, str) else np.asarray(message, dtype=object)[mask]
+        self.rejected |= mask
+        self._append(self.lines[mask], column, rule, values, messages)
+
+    def add_lines(
+        self, lines: Sequence[int], column: str, rule: str, values: list[str], message: str
+    ) -> None:
+        """Record problems of records that never became rows (a short or long CSV row)."""
+        if len(lines):
+            self.unparsed += len(lines)
+            self._append(np.asarray(lines), column, rule, np.asarray(values, dtype=object), message)
+
+    def _append(
+        self,
+        lines: np.ndarray,
+        column: str,
+        rule: str,
+        values: np.ndarray,
+        message: str | np.ndarray,
+    ) -> None:
+        quoted = [_quote(v) for v in values]
+        templates = [message] * len(quoted) if isinstance(message, str) else list(message)
+        self._parts.append(
+            pd.DataFrame(
+                {
+                    "line": lines,
+                    "column": column,
+                    "rule": rule,
+                    "value": [
+                        "" if q == "blank" else str(v) for q, v in zip(quoted, values, strict=True)
+                    ],
+                    "message": [
+                        t.replace("{value}", q) for t, q in zip(templates, quoted, strict=True)
+                    ],
+                }
+            )
+        )
+
+    @property
+    def count(self) -> int:
+        """Rows with at least one problem."""
+        return int(self.rejected.sum()) + self.unparsed
+
+    def frame(self) -> pd.DataFrame:
+        """Return every problem, sorted by line.
+
+        Returns
+        -------
+        pandas.DataFrame
+            RangeIndex; columns ``file, line, column, rule, value, message``.
+        """
+        if not self._parts:
+            return pd.DataFrame({c: pd.Series(dtype="str") for c in REJECT_COLUMNS}).astype(
+                {"line": "int64"}
+            )
+        rejects = pd.concat(self._parts, ignore_index=True)
+        rejects.insert(0, "file", self.source)
+        return rejects.sort_values(["line", "column"], kind="stable", ignore_index=True)[
+            REJECT_COLUMNS
+        ]
+
+
+def _defuse(values: pd.Series) -> pd.Series:
+    """Keep Excel from running a value as a formula (``=HYPERLINK(…)`` in a source file)."""
+    risky = values.str.match(r"^(?:[=+@\t\r]|-[^\d.])").fillna(False).to_numpy()
+    return values.where(~risky, "'" + values)
+
+
+def write_report(rejects: pd.DataFrame, path: Path) -> Path:
+    """Write the reject report as UTF-8 with a BOM, so that Excel shows Chinese text correctly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safe = rejects.assign(value=_defuse(rejects["value"].astype("str")))
+    safe.to_csv(path, index=False, encoding="utf-8-sig")
+    log.info("Wrote %d rejects to %s", len(rejects), path)
+    return path
+
+
+def describe(rejects: pd.DataFrame, limit: int = QUOTED_PROBLEMS) -> str:
+    """Return the first problems as ``file:line column: message`` lines."""
+    shown = rejects.head(limit)
+    lines = [
+        f"  {r.file}:{r.line}{f' {r.column!s}' if r.column else ''}: {r.message!s}"
+        for r in shown.itertuples(index=False)
+    ]
+    if len(rejects) > limit:
+        lines.append(f"  … and {len(rejects) - limit} more")
+    return "\n".join(lines)
+
+
+def rejection_message(
+    table: str,
+    source: str,
+    rejects: pd.DataFrame,
+    rejected: int,
+    rows_read: int,
+    max_reject_rate: float,
+    report: Path | None,
+) -> str:
+    """Message of a load refused because too many rows broke rules."""
+    rate = rejected / rows_read if rows_read else 1.0
+    where = f"The full report is {report}." if report else "No report was written."
+    return (
+        f"Import of {table} from {source} refused: {rejected} of {rows_read} rows ({rate:.1%}) "
+        f"broke rules, more than max_reject_rate={max_reject_rate:.1%} allows. Nothing was "
+        f"written to the store. First problems:\n{describe(rejects)}\n{where} Fix these rows "
+        "and import again, or raise max_reject_rate to load the valid rows and report the rest."
+    )

@@ -1,0 +1,343 @@
+"""What a valid row of each source table looks like: column specs and table rules.
+
+Column specs are derived from :mod:`crm_ml.store.schema` so that the loader and
+the database agree: a column is *required* when it is not nullable and has no
+default, its kind follows the SQLAlchemy type, allowed values and numeric
+ranges are read from the table's CHECK constraints. What a CHECK cannot say
+(references between tables, cross-column rules, which timestamps may lie in
+the future, which columns are calendar dates) is declared here as table rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+import pandas as pd
+from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Double, Integer, Table
+
+from crm_ml.errors import ValidationError
+from crm_ml.store.schema import SOURCE_TABLES, Base
+
+ColumnKind = Literal["text", "int", "float", "bool", "timestamp", "date"]
+TableKind = Literal["dimension", "ledger"]
+
+#: Tables whose rows describe something that can change: a changed row is updated.
+DIMENSION_TABLES = frozenset(
+    {
+        "customer",
+        "product",
+        "store_location",
+        "tier",
+        "custom_field",
+        "custom_field_value",
+        "campaign",
+    }
+)
+
+#: Timestamps that describe a planned or future moment, so they may lie after ``as_of``.
+FUTURE_COLUMNS = frozenset({"expires_at", "valid_to", "start_at", "end_at"})
+
+#: Calendar dates: stored as midnight, never shifted by a time zone (a birthday is a day).
+DATE_COLUMNS = frozenset({("customer", "birth_date")})
+
+INT32 = (-(2**31), 2**31 - 1)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A numeric limit from a CHECK constraint (``amount >= 0``)."""
+
+    value: float
+    inclusive: bool
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a source table as the loader sees it.
+
+    Attributes
+    ----------
+    name : str
+        Column name in the file and the database.
+    kind : str
+        ``text``, ``int``, ``float``, ``bool``, ``timestamp`` or ``date``.
+    required : bool
+        A value must be given (not nullable and no default).
+    default : object
+        Value used for a blank or absent column, or ``None``.
+    max_length : int or None
+        Longest text the column holds.
+    allowed : tuple of str or None
+        The only values accepted (matched case-insensitively, stored lower-case).
+    lower, upper : Bound or None
+        Numeric range.
+    future_ok : bool
+        A timestamp that may lie after the load's ``as_of``.
+    """
+
+    name: str
+    kind: ColumnKind
+    required: bool
+    default: object = None
+    max_length: int | None = None
+    allowed: tuple[str, ...] | None = None
+    lower: Bound | None = None
+    upper: Bound | None = None
+    future_ok: bool = False
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``column`` must name an existing ``target_table.target_column`` (blank is allowed)."""
+
+    column: str
+    target_table: str
+    target_column: str
+
+
+#: A row rule returns True where the row breaks it, given the parsed frame.
+RowCheck = Callable[[pd.DataFrame], pd.Series]
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule across columns of one row (``refund_amount <= amount``)."""
+
+    name: str
+    column: str
+    needs: tuple[str, ...]
+    check: RowCheck
+    message: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Everything the loader checks for one source table."""
+
+    name: str
+    kind: TableKind
+    columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...]
+    unique: tuple[str, ...]
+    references: tuple[Reference, ...]
+    row_rules: tuple[RowRule, ...]
+
+    def column(self, name: str) -> ColumnSpec:
+        """Return the spec of column ``name``."""
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Column names in table order."""
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Columns a source must have."""
+        return tuple(c.name for c in self.columns if c.required)
+
+
+def _ref(column: str, table: str, target: str | None = None) -> Reference:
+    return Reference(column, table, target or column)
+
+
+_CUSTOMER = _ref("customer_id", "customer")
+_ORDER = _ref("order_id", "orders")
+_PRODUCT = _ref("product_id", "product")
+
+#: References the loader enforces (the schema has no database foreign keys).
+#: coupon.campaign_id is not checked: campaigns load after coupons in SOURCE_TABLES.
+REFERENCES: dict[str, tuple[Reference, ...]] = {
+    "customer": (_ref("merged_into", "customer", "customer_id"),),
+    "customer_identity": (_CUSTOMER,),
+    "custom_field_value": (_CUSTOMER, _ref("field_id", "custom_field")),
+    "customer_owner": (_CUSTOMER,),
+    "consent": (_CUSTOMER,),
+    "orders": (_CUSTOMER, _ref("store_id", "store_location")),
+    "order_item": (_ORDER, _PRODUCT),
+    "behavior_event": (_CUSTOMER, _PRODUCT),
+    "tier_change": (
+        _CUSTOMER,
+        _ref("from_tier", "tier", "tier_id"),
+        _ref("to_tier", "tier", "tier_id"),
+    ),
+    "points_ledger": (_CUSTOMER, _ORDER),
+    "coupon": (_CUSTOMER, _ORDER),
+    "stored_value_ledger": (_CUSTOMER, _ORDER),
+    "campaign_contact": (_ref("campaign_id", "campaign"), _CUSTOMER, _ORDER),
+}
+
+
+def _refund_too_large(f: pd.DataFrame) -> pd.Series:
+    return (f["refund_amount"] < 0) | (f["refund_amount"] > f["amount"])
+
+
+def _wrong_sign(f: pd.DataFrame) -> pd.Series:
+    kind, points = f["kind"], f["points"]
+    earn_bad = (kind == "earn") & (points <= 0)
+    spend_bad = kind.isin(["redeem", "expire"]) & (points >= 0)
+    return (earn_bad | spend_bad).fillna(False)
+
+
+def _before(later: str, earlier: str, *, strict: bool) -> RowCheck:
+    def check(f: pd.DataFrame) -> pd.Series:
+        broken = f[later] <= f[earlier] if strict else f[later] < f[earlier]
+        return broken.fillna(False)
+
+    return check
+
+
+#: Rules over several columns, keyed by the CHECK constraint they stand for.
+ROW_RULES: dict[str, tuple[RowRule, ...]] = {
+    "order_item": (
+        RowRule(
+            "ck_order_item_refund_amount",
+            "refund_amount",
+            ("refund_amount", "amount"),
+            _refund_too_large,
+            "refund {value} must be between 0 and the line amount",
+        ),
+    ),
+    "points_ledger": (
+        RowRule(
+            "ck_points_ledger_sign",
+            "points",
+            ("kind", "points"),
+            _wrong_sign,
+            "points {value} have the wrong sign for their kind "
+            "(earn is positive, redeem and expire are negative, adjust either)",
+        ),
+    ),
+    "coupon": (
+        RowRule(
+            "ck_coupon_redeemed_at",
+            "redeemed_at",
+            ("redeemed_at", "issued_at"),
+            _before("redeemed_at", "issued_at", strict=False),
+            "redeemed_at {value} is before issued_at",
+        ),
+    ),
+    "campaign": (
+        RowRule(
+            "ck_campaign_dates",
+            "end_at",
+            ("end_at", "start_at"),
+            _before("end_at", "start_at", strict=False),
+            "end_at {value} is before start_at",
+        ),
+    ),
+    "customer_owner": (
+        RowRule(
+            "ck_customer_owner_validity",
+            "valid_to",
+            ("valid_to", "valid_from"),
+            _before("valid_to", "valid_from", strict=True),
+            "valid_to {value} is not after valid_from",
+        ),
+    ),
+}
+
+_IN = re.compile(r"^(\w+) IN \((.+)\)$")
+_BETWEEN = re.compile(r"^(\w+) IS NULL OR \1 BETWEEN (-?[\d.]+) AND (-?[\d.]+)$")
+_COMPARE = re.compile(r"^(\w+) (>=|>|<=|<) (-?[\d.]+)$")
+
+
+def parse_check(sqltext: str) -> dict[str, dict[str, object]] | None:
+    """Read a simple CHECK (``x IN (...)``, ``x >= 0``, ``x BETWEEN a AND b``) as column limits.
+
+    Returns
+    -------
+    dict or None
+        ``{column: {"allowed": (...)} | {"lower": Bound, "upper": Bound}}``, or
+        ``None`` when the constraint is not of a simple form (then a :data:`ROW_RULES`
+        entry must stand for it).
+    """
+    if match := _IN.match(sqltext):
+        values = tuple(v.strip().strip("'") for v in match.group(2).split(","))
+        return {match.group(1): {"allowed": values}}
+    if match := _BETWEEN.match(sqltext):
+        low, high = float(match.group(2)), float(match.group(3))
+        return {match.group(1): {"lower": Bound(low, True), "upper": Bound(high, True)}}
+    limits: dict[str, dict[str, object]] = {}
+    for part in sqltext.split(" AND "):
+        compare = _COMPARE.match(part.strip())
+        if not compare:
+            return None
+        column, op, number = compare.groups()
+        side = "lower" if op.startswith(">") else "upper"
+        limits.setdefault(column, {})[side] = Bound(float(number), op.endswith("="))
+    return limits
+
+
+def _kind(table: str, column: Column[object]) -> ColumnKind:
+    if (table, column.name) in DATE_COLUMNS:
+        return "date"
+    kinds: tuple[tuple[type, ColumnKind], ...] = (
+        (Boolean, "bool"),
+        (DateTime, "timestamp"),
+        (Integer, "int"),
+        (Double, "float"),
+    )
+    return next((kind for sa_type, kind in kinds if isinstance(column.type, sa_type)), "text")
+
+
+def _column_spec(table: str, column: Column[object], limits: dict[str, object]) -> ColumnSpec:
+    kind = _kind(table, column)
+    scalar = column.default is not None and column.default.is_scalar
+    default = getattr(column.default, "arg", None) if scalar else None
+    lower, upper = limits.get("lower"), limits.get("upper")
+    if kind == "int":
+        lower = lower or Bound(INT32[0], True)
+        upper = upper or Bound(INT32[1], True)
+    allowed = limits.get("allowed")
+    return ColumnSpec(
+        name=column.name,
+        kind=kind,
+        required=not column.nullable and default is None,
+        default=default,
+        max_length=getattr(column.type, "length", None),
+        allowed=allowed if isinstance(allowed, tuple) else None,
+        lower=lower if isinstance(lower, Bound) else None,
+        upper=upper if isinstance(upper, Bound) else None,
+        future_ok=column.name in FUTURE_COLUMNS,
+    )
+
+
+def _check_limits(table: Table) -> dict[str, dict[str, object]]:
+    limits: dict[str, dict[str, object]] = {}
+    for constraint in table.constraints:
+        if isinstance(constraint, CheckConstraint):
+            for column, found in (parse_check(str(constraint.sqltext)) or {}).items():
+                limits.setdefault(column, {}).update(found)
+    return limits
+
+
+@cache
+def table_spec(name: str) -> TableSpec:
+    """Return the loader's spec for source table ``name``.
+
+    Raises
+    ------
+    ValidationError
+        If ``name`` is not one of :data:`crm_ml.store.schema.SOURCE_TABLES`.
+    """
+    if name not in SOURCE_TABLES:
+        raise ValidationError(
+            f"Cannot import into table {name!r}: expected one of {', '.join(SOURCE_TABLES)}."
+        )
+    table = Base.metadata.tables[name]
+    limits = _check_limits(table)
+    unique = tuple(c.name for c in table.columns if c.unique)
+    return TableSpec(
+        name=name,
+        kind="dimension" if name in DIMENSION_TABLES else "ledger",
+        columns=tuple(_column_spec(name, c, limits.get(c.name, {})) for c in table.columns),
+        key=tuple(c.name for c in table.primary_key.columns),
+        unique=unique,
+        references=REFERENCES.get(name, ()),
+        row_rules=ROW_RULES.get(name, ()),
+    )
