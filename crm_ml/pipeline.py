@@ -1,22 +1,36 @@
 """The main job: demo store → features → models → scores → tags → segments → reports.
 
 :func:`run_demo` is what ``make demo`` runs on the embedded default store.
-Each step is one call into the package; the steps are here, in order, so the
-whole flow can be read in one place.
+Each step is one call into the package; they are listed here, in order, so
+the whole flow reads in one place.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import make_url
 
 from crm_ml.config import Settings
 from crm_ml.errors import ConfigError
-from crm_ml.store import Store, init_store, table_counts
+from crm_ml.store import Store, init_store
 
 log = logging.getLogger(__name__)
+
+#: Segments the demo saves, from the built-in templates, and the channel their lists use.
+DEMO_SEGMENTS = ("high_value_at_risk", "churn_winback", "points_reminder", "reactivation")
+#: Training: this many snapshots, this far apart, labelled over this horizon.
+SNAPSHOTS, GAP_DAYS, HORIZON_DAYS = 5, 90, 90
+
+Echo = Callable[[str], None]
 
 
 def _fresh_embedded_store(settings: Settings) -> Store:
@@ -26,7 +40,7 @@ def _fresh_embedded_store(settings: Settings) -> Store:
     inside_data = (
         url.get_backend_name() in ("duckdb", "sqlite")
         and path.is_absolute()
-        and (settings.data_dir.resolve() in path.resolve().parents)
+        and settings.data_dir.resolve() in path.resolve().parents
     )
     if not inside_data:
         raise ConfigError(
@@ -39,10 +53,63 @@ def _fresh_embedded_store(settings: Settings) -> Store:
     return Store(settings.database_url)
 
 
+@contextmanager
+def _step(echo: Echo, number: int, total: int, title: str) -> Iterator[None]:
+    echo(f"[{number}/{total}] {title} …")
+    started = time.perf_counter()
+    yield
+    echo(f"      done in {time.perf_counter() - started:.1f} s")
+
+
+def _demo_secret(echo: Echo) -> None:
+    """Set a throwaway key for pseudonymous ids when none is set (lists need one)."""
+    if not os.environ.get("CRM_ML_EXPORT_SECRET"):
+        os.environ["CRM_ML_EXPORT_SECRET"] = secrets.token_hex(32)
+        echo("      (CRM_ML_EXPORT_SECRET not set: using a throwaway key for this demo run)")
+
+
+def _train(store: Store, settings: Settings, kind: str, label: str) -> Any:
+    from crm_ml.features import training_frame
+    from crm_ml.models import train_model
+
+    data = training_frame(store, SNAPSHOTS, HORIZON_DAYS, GAP_DAYS, label=label)
+    return train_model(kind, data, settings)  # type: ignore[arg-type]
+
+
+def _describe_training(result: Any) -> str:
+    metrics = result.backtest.metrics
+    ours = metrics.iloc[0]
+    line = f"      backtest AUC {ours['roc_auc']:.3f}"
+    baselines = metrics.iloc[1:]
+    if len(baselines):
+        best = baselines["roc_auc"].idxmax()
+        line += f" (best baseline {best}: {baselines['roc_auc'].max():.3f})"
+    if result.registered is not None:
+        reg = result.registered
+        line += f"; registered {reg.name} v{reg.version} as {reg.alias}"
+    return line
+
+
+def _save_demo_segments(store: Store) -> list[str]:
+    from crm_ml.segments import SEGMENT_TEMPLATES, save_segment
+
+    names = []
+    for name in DEMO_SEGMENTS:
+        segment = SEGMENT_TEMPLATES[name].instantiate()
+        save_segment(store, segment, actor="crm-ml demo")
+        names.append(segment.name)
+    return names
+
+
 def run_demo(
-    settings: Settings, *, n_customers: int = 20_000, seed: int = 7, fresh: bool = True
-) -> Store:
-    """Build the demo store on the embedded default and print what it holds.
+    settings: Settings,
+    *,
+    n_customers: int = 20_000,
+    seed: int = 7,
+    fresh: bool = True,
+    echo: Echo = print,
+) -> Path:
+    """Run the whole flow on a synthetic retailer and publish the reports.
 
     Parameters
     ----------
@@ -54,11 +121,67 @@ def run_demo(
         Random seed; the same seed gives the same store.
     fresh : bool
         Re-create the store first (only allowed for a file under ``data/``).
+    echo : callable
+        Where progress lines go.
+
+    Returns
+    -------
+    Path
+        The folder the reports were published to, ``reports/<as_of>/``.
     """
+    from crm_ml.demo import generate_demo_store
+    from crm_ml.features import customer_features
+    from crm_ml.models import score_customers
+    from crm_ml.reporting import run_report
+    from crm_ml.store.identity import merge_customers, plan_merges
+    from crm_ml.tags import tags_apply_command
+
+    total = 8
     store = _fresh_embedded_store(settings) if fresh else Store(settings.database_url)
-    init_store(store)
-    print(f"Store: {store!r}")
-    counts = table_counts(store)
-    print("Rows per table:")
-    print(counts.to_string())
-    return store
+    with _step(echo, 1, total, f"Generating a loyalty retailer of {n_customers:,} customers"):
+        init_store(store)
+        summary = generate_demo_store(store, n_customers=n_customers, seed=seed, progress=True)
+        echo(
+            f"      {summary.n_records:,} customer records, {sum(summary.rows.values()):,} rows, "
+            f"{summary.start:%Y-%m-%d} to {summary.end:%Y-%m-%d}"
+        )
+    as_of = datetime.combine(summary.end.date() + timedelta(days=1), datetime.min.time())
+    with _step(echo, 2, total, "Merging duplicate customers (shared verified phone or card)"):
+        result = merge_customers(store, plan_merges(store), at=as_of, actor="crm-ml demo")
+        echo(f"      {result.summary().splitlines()[0]}")
+    for number, (kind, label) in enumerate([("churn", "churn"), ("propensity", "purchase")], 3):
+        with _step(echo, number, total, f"Training the {kind} model (MLflow in mlruns/)"):
+            echo(_describe_training(_train(store, settings, kind, label)))
+    with _step(echo, 5, total, f"Scoring every customer as of {as_of:%Y-%m-%d}, with reasons"):
+        features = customer_features(store, as_of)
+        for model in ("crm-churn@champion", "crm-propensity@champion"):
+            score_customers(store, features, as_of, model=model, settings=settings)
+    with _step(echo, 6, total, "Auto-tagging (history kept) and saving segments"):
+        echo(tags_apply_command(store, as_of, features=features).splitlines()[0])
+        echo("      segments: " + ", ".join(_save_demo_segments(store)))
+    _demo_secret(echo)
+    day = as_of.date()
+    with _step(echo, 7, total, "Report: retention_analysis"):
+        run_report(settings, "retention_analysis", as_of=day)
+    with _step(echo, 8, total, "Report: segment_lists"):
+        run_report(settings, "segment_lists", as_of=day)
+    folder = settings.reports_dir / f"{day:%Y-%m-%d}"
+    echo(_closing_words(settings, folder))
+    return folder
+
+
+def _closing_words(settings: Settings, folder: Path) -> str:
+    lists = sorted(p for p in folder.rglob("*.csv"))
+    lines = [
+        "",
+        f"Reports: {folder}",
+        *[f"  {p.relative_to(settings.root)}" for p in sorted(folder.glob("*.html"))],
+        f"Lists ({len(lists)} CSV files, UTF-8 with BOM, one per account manager):",
+        *[f"  {p.relative_to(settings.root)}" for p in lists[:8]],
+        *(["  …"] if len(lists) > 8 else []),
+        "",
+        "Explore in JupyterLab:   .venv/bin/jupyter lab notebooks/",
+        "MLflow UI:               MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false .venv/bin/mlflow server "
+        f"--backend-store-uri {settings.mlflow_tracking_uri} --workers 1 --host 127.0.0.1",
+    ]
+    return "\n".join(lines)

@@ -22,6 +22,7 @@ from crm_ml.analysis.cohorts import (
     plot_retention_heatmap,
     retention_matrix,
 )
+from crm_ml.analysis.customer_360 import Customer360, customer_360, plot_customer_timeline
 from crm_ml.analysis.lifecycle import (
     churn_rate_trend,
     customer_lifecycle,
@@ -55,10 +56,12 @@ from crm_ml.analysis.value import (
 )
 
 __all__ = [
+    "Customer360",
     "campaign_response",
     "churn_rate_trend",
     "cohort_table",
     "concentration_summary",
+    "customer_360",
     "customer_lifecycle",
     "customer_risk",
     "customer_value",
@@ -68,6 +71,7 @@ __all__ = [
     "lorenz_curve",
     "plot_campaign_uplift",
     "plot_churn_trend",
+    "plot_customer_timeline",
     "plot_lorenz",
     "plot_retention_curves",
     "plot_retention_heatmap",

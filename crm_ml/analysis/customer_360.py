@@ -1,0 +1,343 @@
+"""Customer 360: one customer's profile, history, tags, scores, owner and consent at ``as_of``.
+
+Everything is read as it stood just before ``as_of``: orders, events, points,
+tier changes, campaign contacts, owner assignments and consent decisions
+dated before it; tags in force at it; the latest score of each model computed
+at or before it (a score's ``as_of`` is the cutoff of the data it used).
+
+Personal data is masked by default (``张*``, ``138****5678``,
+``a***@example.com``, age instead of birth date); ``unmask=True`` shows it in
+full and is logged. Timestamps are naive UTC in the store; frames show them
+in ``tz`` (naive local wall-clock time).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from crm_ml.analysis._common import Instant, as_instant, check_tz, local_instant, to_local
+from crm_ml.analysis._customer_read import customer_row, read_parts
+from crm_ml.analysis._plot import finish
+from crm_ml.segments.masking import mask_name
+from crm_ml.store.admin import check_store
+from crm_ml.store.connection import Store
+
+log = logging.getLogger(__name__)
+
+#: Lanes of the timeline figure, top to bottom.
+TIMELINE_KINDS = ("order", "event", "points", "tier", "tag", "campaign", "owner", "consent")
+
+
+@dataclass
+class Customer360:
+    """One customer as of a date; built by :func:`customer_360`.
+
+    Attributes
+    ----------
+    customer_id : str
+    as_of : pandas.Timestamp
+        Naive UTC.
+    masked : bool
+        Whether personal data is masked.
+    profile : pandas.DataFrame
+        Indexed by ``field``; column ``value`` (text): identity, profile,
+        current tier, owner, points balance and purchase summary.
+    identities : pandas.DataFrame
+        ``kind, value, verified`` (values masked unless unmasked).
+    orders : pandas.DataFrame
+        ``order_id, ordered_at, channel, store_id, items, gross_amount,
+        discount_amount, net_amount, refund_amount`` (refunds made before ``as_of``).
+    events : pandas.DataFrame
+        ``occurred_at, event_type, channel, touchpoint, product_id, detail``.
+    points : pandas.DataFrame
+        ``posted_at, kind, points, balance`` (running), ``expires_at, note``.
+    tiers : pandas.DataFrame
+        ``changed_at, from_tier, to_tier, direction, reason``.
+    tags : pandas.DataFrame
+        ``tag, label, category, source, valid_from, valid_to, active``; every
+        membership that began before ``as_of``, in force ones first.
+    scores : pandas.DataFrame
+        Indexed by ``model_name``: ``model_version, score_as_of, probability,
+        band, reasons`` (the reasons' texts joined by ``; ``).
+    reasons : pandas.DataFrame
+        ``model_name, rank, text, actionable, contribution``.
+    owners : pandas.DataFrame
+        ``owner_id, owner_name, valid_from, valid_to, current``.
+    consent : pandas.DataFrame
+        Indexed by ``channel``, one column per purpose: ``granted``,
+        ``withdrawn`` or ``unknown`` (no decision: no consent).
+    campaigns : pandas.DataFrame
+        ``campaign_id, name, channel, group, contacted_at, responded``.
+    timeline : pandas.DataFrame
+        ``at, kind`` (one of :data:`TIMELINE_KINDS`), ``what``, ``amount``; sorted by ``at``.
+    figure : matplotlib.figure.Figure
+        The timeline (see :func:`plot_customer_timeline`).
+    """
+
+    customer_id: str
+    as_of: pd.Timestamp
+    masked: bool
+    profile: pd.DataFrame
+    identities: pd.DataFrame
+    orders: pd.DataFrame
+    events: pd.DataFrame
+    points: pd.DataFrame
+    tiers: pd.DataFrame
+    tags: pd.DataFrame
+    scores: pd.DataFrame
+    reasons: pd.DataFrame
+    owners: pd.DataFrame
+    consent: pd.DataFrame
+    campaigns: pd.DataFrame
+    timeline: pd.DataFrame
+    figure: Figure
+
+
+def _age(birth: Any, on: pd.Timestamp) -> str:
+    if birth is None or pd.isna(birth):
+        return ""
+    born = pd.Timestamp(birth)
+    return str(on.year - born.year - ((on.month, on.day) < (born.month, born.day)))
+
+
+def _text(value: Any, tz: str) -> str:
+    """Show a profile value as text; instants (naive UTC) in local time ``tz``."""
+    if value is None or (not isinstance(value, list | tuple) and pd.isna(value)):
+        return ""
+    if isinstance(value, datetime | np.datetime64):
+        return f"{local_instant(pd.Timestamp(value), tz):%Y-%m-%d %H:%M}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def _purchase_summary(orders: pd.DataFrame, on: pd.Timestamp) -> dict[str, Any]:
+    revenue = (orders["net_amount"] - orders["refund_amount"]).clip(lower=0.0)
+    last = orders["ordered_at"].max() if len(orders) else None
+    return {
+        "orders": len(orders),
+        "revenue": float(revenue.sum()),
+        "avg_order_value": float(revenue.mean()) if len(orders) else None,
+        "first_order_at": orders["ordered_at"].min() if len(orders) else None,
+        "last_order_at": last,
+        "recency_days": (on - last).days if last is not None else None,
+    }
+
+
+def _profile(
+    row: Any, parts: dict[str, Any], on: pd.Timestamp, *, unmask: bool, tz: str
+) -> pd.DataFrame:
+    """One text value per field: who the customer is and where they stand at ``on``."""
+    ident = parts["identities"]
+    first = ident.drop_duplicates("kind").set_index("kind")["value"]
+    tiers, owners = parts["tiers"], parts["owners"]
+    current = owners[owners["current"]]
+    fields: dict[str, Any] = {
+        "customer_id": row.customer_id,
+        "name": row.name if unmask else mask_name(row.name),
+        "gender": row.gender,
+        **(
+            {"birth_date": f"{row.birth_date:%Y-%m-%d}" if row.birth_date else None}
+            if unmask
+            else {"age": _age(row.birth_date, on)}
+        ),
+        "city": row.city,
+        "city_tier": row.city_tier,
+        "acquisition_channel": row.acquisition_channel,
+        "is_member": row.is_member,
+        "member_since": row.member_since,
+        "created_at": row.created_at,
+        "status": row.status,
+        "merged_into": row.merged_into,
+        "merged_records": parts["merged"],
+        **{kind: first.get(kind) for kind in ("phone", "email", "wechat", "member_card")},
+        "tier": tiers["to_tier"].iloc[-1] if len(tiers) else "",
+        "owner": " ".join(current[["owner_id", "owner_name"]].iloc[0].dropna().astype(str))
+        if len(current)
+        else "",
+        "points_balance": int(parts["points"]["points"].sum()),
+        **_purchase_summary(parts["orders"], on),
+    }
+    values = [_text(v, tz) for v in fields.values()]
+    return pd.DataFrame({"value": values}, index=pd.Index(list(fields), name="field"))
+
+
+def _timeline(parts: dict[str, pd.DataFrame], on: pd.Timestamp) -> pd.DataFrame:
+    """Every dated item of the history in one frame: ``at, kind, what, amount``."""
+    o, e, p, t = parts["orders"], parts["events"], parts["points"], parts["tiers"]
+    g, c, w = parts["tags"], parts["campaigns"], parts["owners"]
+    closed = g[g["valid_to"].notna()]
+
+    def text(series: pd.Series) -> pd.Series:
+        return series.astype("str")
+
+    pieces = [
+        (o["ordered_at"], "order", text(o["channel"]) + " " + text(o["order_id"]), o["net_amount"]),
+        (e["occurred_at"], "event", e["event_type"], None),
+        (p["posted_at"], "points", p["kind"], p["points"]),
+        (t["changed_at"], "tier", text(t["from_tier"]) + " → " + text(t["to_tier"]), None),
+        (g["valid_from"], "tag", "+ " + text(g["tag"]), None),
+        (closed["valid_to"], "tag", "− " + text(closed["tag"]), None),
+        (c["contacted_at"], "campaign", text(c["name"].fillna(c["campaign_id"])), None),
+        (w["valid_from"], "owner", w["owner_name"].fillna(w["owner_id"]), None),
+        (parts["consent_rows"]["updated_at"], "consent", parts["consent_rows"]["what"], None),
+    ]
+    frames = [
+        pd.DataFrame({"at": at.to_numpy(), "kind": kind, "what": what.astype("str").to_numpy(),
+                      "amount": np.nan if amount is None else amount.astype("float64").to_numpy()})
+        for at, kind, what, amount in pieces
+        if len(at)
+    ]  # fmt: skip
+    columns = {"at": "datetime64[us]", "kind": "str", "what": "str", "amount": "float64"}
+    if not frames:
+        return pd.DataFrame({k: pd.Series(dtype=v) for k, v in columns.items()})
+    timeline = pd.concat(frames, ignore_index=True).astype(columns)
+    return timeline[timeline["at"] < on].sort_values("at", kind="stable", ignore_index=True)
+
+
+def _localise(frame: pd.DataFrame, tz: str) -> pd.DataFrame:
+    """Show every datetime column of ``frame`` in local wall-clock time."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_dtype(frame[column]):
+            frame[column] = to_local(frame[column], tz)
+    return frame.reset_index(drop=True)
+
+
+def customer_360(
+    store: Store,
+    customer_id: str,
+    as_of: Instant,
+    *,
+    unmask: bool = False,
+    tz: str = "UTC",
+) -> Customer360:
+    """Gather one customer's profile, history, tags, scores, owner and consent at ``as_of``.
+
+    Parameters
+    ----------
+    store : Store
+        The customer/loyalty store.
+    customer_id : str
+        The customer (text: ``000123`` is not ``123``).
+    as_of : datetime or str
+        Only what happened before it is shown (see the module notes).
+    unmask : bool
+        Show names, phones, emails, other identifiers and the birth date in full
+        (logged). By default they are masked and the age is shown instead.
+    tz : str
+        IANA time zone the frames' timestamps are shown in (e.g. ``"Asia/Shanghai"``).
+
+    Returns
+    -------
+    Customer360
+        Frames described on the class, and the timeline figure.
+
+    Raises
+    ------
+    NotFoundError
+        If the customer does not exist, or was created on or after ``as_of``.
+    """
+    on, cid = as_instant(as_of), str(customer_id)
+    check_tz(tz)
+    with store.connect() as conn:
+        check_store(conn)
+        row = customer_row(conn, cid, on)
+        parts = read_parts(conn, cid, on, unmask)
+    if unmask:
+        log.warning("Customer 360 of %s shown UNMASKED (full personal data)", cid)
+    profile = _profile(row, parts, on, unmask=unmask, tz=tz)
+    timeline = _localise(_timeline(parts, on), tz)
+    local = {
+        name: _localise(parts[name], tz)
+        for name in ("orders", "events", "points", "tiers", "tags", "owners", "campaigns")
+    }
+    name = str(profile.at["name", "value"])
+    title = f"{cid} {name}, as of {on:%Y-%m-%d}".replace("  ", " ")
+    return Customer360(
+        customer_id=cid,
+        as_of=on,
+        masked=not unmask,
+        profile=profile,
+        identities=parts["identities"],
+        scores=parts["scores"],
+        reasons=parts["reasons"],
+        consent=parts["consent"],
+        timeline=timeline,
+        figure=plot_customer_timeline(timeline, title=title),
+        **local,
+    )
+
+
+_LABELS = {
+    "en": {"spend": "Cumulative spend", "points": "Points balance", "empty": "No history"},
+    "zh": {"spend": "累计消费", "points": "积分余额", "empty": "暂无记录"},
+}
+
+
+def _draw_lanes(ax: Any, timeline: pd.DataFrame) -> None:
+    kinds = [k for k in TIMELINE_KINDS if k in set(timeline["kind"])]
+    largest = timeline.loc[timeline["kind"] == "order", "amount"].abs().max()
+    for y, kind in enumerate(kinds):
+        part = timeline[timeline["kind"] == kind]
+        sizes: Any = 25
+        if kind == "order" and largest and largest > 0:
+            sizes = (20 + 120 * part["amount"].abs() / largest).to_numpy()
+        ax.scatter(part["at"], np.full(len(part), y), s=sizes, color=f"C{y}", alpha=0.7)
+        if kind == "tier":
+            for at, what in zip(part["at"], part["what"], strict=True):
+                ax.annotate(what, (at, y), xytext=(2, 6), textcoords="offset points", fontsize=7)
+    ax.set_yticks(range(len(kinds)), kinds)
+    ax.set_ylim(len(kinds) - 0.5, -0.7)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _draw_totals(ax: Any, timeline: pd.DataFrame, lang: str) -> None:
+    orders = timeline[timeline["kind"] == "order"]
+    points = timeline[timeline["kind"] == "points"]
+    ax.step(orders["at"], orders["amount"].cumsum(), where="post", color="C0", lw=2.5)
+    ax.set_ylabel(_LABELS[lang]["spend"], color="C0")
+    ax.yaxis.set_major_formatter("{x:,.0f}")
+    twin = ax.twinx()
+    twin.step(points["at"], points["amount"].cumsum(), where="post", color="C2", ls="--")
+    twin.set_ylabel(_LABELS[lang]["points"], color="C2")
+
+
+def plot_customer_timeline(timeline: pd.DataFrame, *, title: str = "", lang: str = "en") -> Figure:
+    """Draw a customer's timeline: one lane per kind of item, then spend and points over time.
+
+    Parameters
+    ----------
+    timeline : pandas.DataFrame
+        :attr:`Customer360.timeline` (``at, kind, what, amount``). Orders are
+        sized by amount; tier changes are labelled.
+    title : str
+        Figure title.
+    lang : str
+        ``"en"`` or ``"zh"`` axis labels.
+    """
+    fig = Figure(figsize=(10.0, 5.5), layout="constrained")
+    if lang not in _LABELS:
+        lang = "en"
+    if timeline.empty:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, _LABELS[lang]["empty"], ha="center", va="center")
+        ax.set_axis_off()
+    else:
+        lanes, totals = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+        _draw_lanes(lanes, timeline)
+        _draw_totals(totals, timeline, lang)
+        fig.autofmt_xdate()
+    fig.suptitle(title)
+    # Names, tiers and campaigns are often Chinese: draw them with a CJK font.
+    texts = [title, *timeline["what"].astype("str")]
+    return finish(fig, "zh" if lang == "zh" or not all(t.isascii() for t in texts) else "en")

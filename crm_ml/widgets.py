@@ -1,0 +1,522 @@
+"""An ipywidgets segment explorer: build an audience from controls, see it, save it, export it.
+
+>>> explorer = SegmentExplorer(store, features, "2025-06-30", secret=secret)  # doctest: +SKIP
+>>> explorer.widget                                 # in JupyterLab  # doctest: +SKIP
+>>> explorer.apply(tags=["vip"], thresholds=[("recency_days", ">", 90)])  # doctest: +SKIP
+>>> explorer.rule, explorer.size                    # doctest: +SKIP
+('tag("vip") and recency_days > 90', 412)
+>>> explorer.save("vip_lapsing", label="贵宾流失预警")  # the batch job uses it  # doctest: +SKIP
+
+The controls write **rule text** in the rule language of :mod:`crm_ml.rules`
+(never SQL); every change is compiled against the segment vocabulary and
+evaluated in pandas over the features frame, exactly as the batch job will
+evaluate the saved segment. Sample rows are masked like exported lists.
+
+Every control is an attribute, so a test or a notebook cell can set values
+from Python and read :attr:`SegmentExplorer.rule` and :attr:`SegmentExplorer.size`.
+Widgets do not render in offline HTML reports: :meth:`SegmentExplorer.summary`,
+:meth:`~SegmentExplorer.figure` and :meth:`~SegmentExplorer.sample` give the
+same results as a static table and figure.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+import pandas as pd
+from matplotlib.figure import Figure
+from sqlalchemy import select
+
+from crm_ml.errors import CrmMlError, RuleError, ValidationError
+from crm_ml.rules import Rule, as_timestamp, build_context, compile_rule
+from crm_ml.segments import (
+    ExportSummary,
+    Segment,
+    export_list,
+    mask_email,
+    mask_name,
+    mask_phone,
+    plot_portrait,
+    save_segment,
+    segment_portrait,
+    snapshot_segment,
+    tag_flags,
+)
+from crm_ml.segments.definitions import segment_vocabulary
+from crm_ml.segments.lists import contact_details
+from crm_ml.store.connection import Store
+from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Tier
+from crm_ml.tags import tag_definitions_frame
+
+log = logging.getLogger(__name__)
+
+#: Comparisons offered for feature thresholds.
+OPERATORS = (">", ">=", "<", "<=", "==", "!=")
+#: Score fields with a range slider: rule name -> slider label.
+SCORE_SLIDERS = {"p_churn": "Churn probability", "p_purchase": "Purchase probability"}
+#: Features shown beside the masked contact columns of sample rows, when present.
+SAMPLE_FEATURES = ("recency_days", "orders_365d", "revenue_365d", "tier_level", "p_churn")
+_FULL = (0.0, 1.0)
+
+
+def _number(value: float) -> str:
+    """Write a number as a rule literal: ``60`` rather than ``60.0``."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+class ThresholdRow:
+    """One ``feature <op> value`` condition: a dropdown, an operator and a number."""
+
+    def __init__(self, features: Sequence[str], feature: str, op: str, value: float) -> None:
+        self.feature = w.Dropdown(options=list(features), value=feature, description="Feature")
+        self.op = w.Dropdown(options=list(OPERATORS), value=op, layout=w.Layout(width="70px"))
+        self.value = w.FloatText(value=float(value), layout=w.Layout(width="110px"))
+        self.remove = w.Button(description="✕", layout=w.Layout(width="40px"))
+        self.box = w.HBox([self.feature, self.op, self.value, self.remove])
+
+    def clause(self) -> str:
+        """Return the condition as rule text."""
+        return f"{self.feature.value} {self.op.value} {_number(self.value.value)}"
+
+
+def _parse_threshold(item: str | Sequence[Any]) -> tuple[str, str, float]:
+    """Accept ``("recency_days", ">", 90)`` or the text ``"recency_days > 90"``."""
+    parts = item.split() if isinstance(item, str) else list(item)
+    if len(parts) != 3 or parts[1] not in OPERATORS:
+        raise ValidationError(
+            f"A threshold is (feature, operator, number), e.g. ('recency_days', '>', 90) or "
+            f"'recency_days > 90', with an operator among {' '.join(OPERATORS)}; got {item!r}."
+        )
+    try:
+        return str(parts[0]), str(parts[1]), float(parts[2])
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"Threshold {item!r}: {parts[2]!r} is not a number.") from exc
+
+
+class SegmentExplorer:
+    """Explore an audience with widgets over a features frame at ``as_of``.
+
+    Parameters
+    ----------
+    store : Store
+        Read for tags, scores, consent, tiers and contact details; written by
+        :meth:`save` and :meth:`export`.
+    features : pandas.DataFrame
+        Indexed by ``customer_id``: the features as of ``as_of`` (the base).
+    as_of : datetime-like
+        The date tags, scores and consent are read at.
+    secret : str, optional
+        Key of the pseudonymous ids in exported lists; read it from
+        ``CRM_ML_EXPORT_SECRET`` in the notebook. Needed only to export.
+    actor : str
+        Recorded as the creator of saved segments and in the export log.
+    out_dir : str or Path, optional
+        Where the export button writes lists.
+    sample_size : int
+        Masked sample rows shown.
+
+    Attributes
+    ----------
+    widget : ipywidgets.VBox
+        The explorer to display.
+    tags, exclude_tags, tiers, channels : ipywidgets.SelectMultiple
+        Tags every member has / none has; tier levels; acquisition channels.
+    scores : dict of str to ipywidgets.FloatRangeSlider
+        ``p_churn`` and ``p_purchase`` ranges (the full range means no condition).
+    thresholds : list of ThresholdRow
+        Feature conditions (add with :meth:`add_threshold`).
+    consented_only, consent_channel, consent_purpose
+        Keep only customers who consented to the channel and purpose (also the
+        channel and purpose of exports).
+    members : pandas.Index
+        Customers matching the controls, after the last refresh.
+    error : str
+        Why the last refresh matched no one because the rule was rejected, or ``""``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        features: pd.DataFrame,
+        as_of: Any,
+        *,
+        secret: str | None = None,
+        actor: str = "segment-explorer",
+        out_dir: str | Path | None = None,
+        sample_size: int = 10,
+    ) -> None:
+        self.store, self.features, self.actor = store, features, actor
+        self.as_of = as_timestamp(as_of)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.sample_size = sample_size
+        self._secret = secret
+        self.vocabulary = segment_vocabulary(store, features)
+        self.saved: Segment | None = None
+        self.members: pd.Index = pd.Index([], dtype="str", name="customer_id")
+        self.error = ""
+        self._holding = False
+        self._tag_labels = self._read_tags()
+        self._flags = tag_flags(store, list(self._tag_labels), self.as_of, features.index)
+        self._build_controls()
+        self._build_outputs()
+        self.widget = self._layout()
+        self.refresh()
+
+    # ------------------------------------------------------------------ controls
+
+    def _read_tags(self) -> dict[str, str]:
+        frame = tag_definitions_frame(self.store)
+        return {str(n): f"{label} ({n})" for n, label in frame["label"].items()}
+
+    def _tier_options(self) -> list[tuple[str, int]]:
+        if "tier_level" not in self.features:
+            return []
+        with self.store.connect() as conn:
+            names = dict(conn.execute(select(Tier.level, Tier.name)).all())
+        levels = sorted(int(v) for v in self.features["tier_level"].dropna().unique())
+        return [(f"{names.get(v, '(none)' if v == 0 else v)} (level {v})", v) for v in levels]
+
+    def _channel_options(self) -> list[str]:
+        if "acquisition_channel" not in self.features:
+            return []
+        return sorted(str(v) for v in self.features["acquisition_channel"].dropna().unique())
+
+    def _numeric_features(self) -> list[str]:
+        return [
+            str(c)
+            for c, kind in self.vocabulary.fields.items()
+            if kind == "number" and c in self.features.columns
+        ]
+
+    def _build_controls(self) -> None:
+        tag_options = [(label, name) for name, label in self._tag_labels.items()]
+        self.tags = w.SelectMultiple(options=tag_options, description="Has all", rows=6)
+        self.exclude_tags = w.SelectMultiple(options=tag_options, description="Has none", rows=6)
+        self.scores = {
+            name: w.FloatRangeSlider(
+                value=_FULL, min=0.0, max=1.0, step=0.05, description=text,
+                continuous_update=False, style={"description_width": "initial"},
+            )
+            for name, text in SCORE_SLIDERS.items()
+        }  # fmt: skip
+        self.thresholds: list[ThresholdRow] = []
+        self.thresholds_box = w.VBox([])
+        self.add_threshold_button = w.Button(description="Add condition", icon="plus")
+        self.add_threshold_button.on_click(lambda _: self.add_threshold())
+        self.tiers = w.SelectMultiple(options=self._tier_options(), description="Tiers", rows=5)
+        self.channels = w.SelectMultiple(
+            options=self._channel_options(), description="Channels", rows=5
+        )
+        self.consented_only = w.Checkbox(value=False, description="Consented only")
+        self.consent_channel = w.Dropdown(options=list(CONSENT_CHANNELS), description="Channel")
+        self.consent_purpose = w.Dropdown(options=list(CONSENT_PURPOSES), description="Purpose")
+        for control in self._rule_controls():
+            control.observe(self._on_change, names="value")
+
+    def _rule_controls(self) -> list[w.Widget]:
+        return [
+            self.tags, self.exclude_tags, *self.scores.values(), self.tiers, self.channels,
+            self.consented_only, self.consent_channel, self.consent_purpose,
+        ]  # fmt: skip
+
+    def _build_outputs(self) -> None:
+        self.name = w.Text(description="Name", placeholder="e.g. vip_lapsing")
+        self.label = w.Text(description="Label", placeholder="e.g. 高价值流失预警")
+        self.save_button = w.Button(description="Save segment", icon="save")
+        self.export_button = w.Button(description="Export list", icon="download")
+        self.save_button.on_click(lambda _: self._guarded(self._click_save))
+        self.export_button.on_click(lambda _: self._guarded(self._click_export))
+        self.size_view = w.HTML()
+        self.rule_view = w.HTML()
+        self.portrait_view = w.Image(format="png")
+        self.sample_view = w.HTML()
+        self.status = w.HTML()
+
+    def _layout(self) -> w.VBox:
+        def section(title: str, *children: w.Widget) -> w.VBox:
+            return w.VBox([w.HTML(f"<b>{html.escape(title)}</b>"), *children])
+
+        controls = w.VBox(
+            [
+                section("Tags", self.tags, self.exclude_tags),
+                section("Scores", *self.scores.values()),
+                section("Feature thresholds", self.thresholds_box, self.add_threshold_button),
+                section("Tiers and acquisition channels", self.tiers, self.channels),
+                section("Consent", self.consented_only, self.consent_channel, self.consent_purpose),
+                section("Save and export", self.name, self.label,
+                        w.HBox([self.save_button, self.export_button])),
+            ],
+            layout=w.Layout(width="45%"),
+        )  # fmt: skip
+        results = w.VBox(
+            [self.size_view, self.rule_view, self.portrait_view, self.sample_view, self.status],
+            layout=w.Layout(width="55%"),
+        )
+        title = w.HTML(f"<h3>Segment explorer — as of {self.as_of:%Y-%m-%d}</h3>")
+        return w.VBox([title, w.HBox([controls, results])])
+
+    def add_threshold(
+        self, feature: str | None = None, op: str = ">", value: float = 0.0
+    ) -> ThresholdRow:
+        """Add a ``feature <op> value`` condition row and return it."""
+        names = self._numeric_features()
+        chosen = feature or (names[0] if names else None)
+        if chosen not in names:
+            raise ValidationError(
+                f"{chosen!r} is not a numeric feature of the frame; choose one of "
+                f"{', '.join(names[:20])}{' …' if len(names) > 20 else ''}."
+            )
+        row = ThresholdRow(names, str(chosen), op, value)
+        for control in (row.feature, row.op, row.value):
+            control.observe(self._on_change, names="value")
+        row.remove.on_click(lambda _: self.remove_threshold(row))
+        self.thresholds.append(row)
+        self.thresholds_box.children = [r.box for r in self.thresholds]
+        self._on_change()
+        return row
+
+    def remove_threshold(self, row: ThresholdRow) -> None:
+        """Remove a condition row."""
+        self.thresholds.remove(row)
+        self.thresholds_box.children = [r.box for r in self.thresholds]
+        self._on_change()
+
+    def apply(
+        self,
+        *,
+        tags: Iterable[str] = (),
+        exclude_tags: Iterable[str] = (),
+        p_churn: tuple[float, float] = _FULL,
+        p_purchase: tuple[float, float] = _FULL,
+        thresholds: Iterable[str | Sequence[Any]] = (),
+        tiers: Iterable[int] = (),
+        channels: Iterable[str] = (),
+        consented_only: bool = False,
+    ) -> SegmentExplorer:
+        """Set every control at once (replacing the current selection) and refresh.
+
+        ``thresholds`` are ``(feature, operator, number)`` tuples or text such as
+        ``"recency_days > 90"``. Returns the explorer, so a notebook cell can show it.
+        """
+        parsed = [_parse_threshold(item) for item in thresholds]
+        self._holding = True  # one refresh at the end, not one per control
+        try:
+            self.tags.value = tuple(tags)
+            self.exclude_tags.value = tuple(exclude_tags)
+            self.scores["p_churn"].value = tuple(p_churn)
+            self.scores["p_purchase"].value = tuple(p_purchase)
+            for row in list(self.thresholds):
+                self.remove_threshold(row)
+            for feature, op, value in parsed:
+                self.add_threshold(feature, op, value)
+            self.tiers.value = tuple(int(t) for t in tiers)
+            self.channels.value = tuple(channels)
+            self.consented_only.value = consented_only
+        finally:
+            self._holding = False
+        self.refresh()
+        return self
+
+    # ------------------------------------------------------------------ the rule
+
+    @property
+    def rule(self) -> str:
+        """The rule text the controls describe (``""`` when no control is set)."""
+        clauses = [f"tag({name!r})" for name in self.tags.value]
+        clauses += [f"not tag({name!r})" for name in self.exclude_tags.value]
+        for name, slider in self.scores.items():
+            low, high = slider.value
+            if (low, high) != _FULL:
+                clauses.append(f"between({name}, {_number(low)}, {_number(high)})")
+        clauses += [row.clause() for row in self.thresholds]
+        if self.tiers.value:
+            clauses.append(f"tier_level in [{', '.join(str(int(t)) for t in self.tiers.value)}]")
+        if self.channels.value:
+            clauses.append(f"acquisition_channel in {[str(c) for c in self.channels.value]!r}")
+        if self.consented_only.value:
+            channel, purpose = self.consent_channel.value, self.consent_purpose.value
+            clauses.append(f"consent({channel!r}, {purpose!r})")
+        return " and ".join(clauses)
+
+    def compiled(self) -> Rule:
+        """Compile :attr:`rule` against the segment vocabulary.
+
+        Raises
+        ------
+        RuleError
+            If no control is set or the rule is rejected.
+        """
+        text = self.rule
+        if not text:
+            raise RuleError("No condition is set: choose a tag, a score range, a threshold, …")
+        return compile_rule(text, self.vocabulary)
+
+    @property
+    def size(self) -> int:
+        """Number of customers matching the controls."""
+        return len(self.members)
+
+    def _evaluate(self) -> pd.Index:
+        rule = self.compiled()
+        overrides = {
+            name: self.features.index[self._flags[name].to_numpy()]
+            for name in rule.tags
+            if name in self._flags
+        }
+        context = build_context(
+            self.store, self.features, self.as_of, [rule], tag_overrides=overrides
+        )
+        matches = rule.evaluate(context)
+        return pd.Index(sorted(matches.index[matches.to_numpy()]), dtype="str", name="customer_id")
+
+    def refresh(self) -> None:
+        """Re-evaluate the rule and redraw the size, rule, portrait and sample rows."""
+        self.error = ""
+        if not self.rule:
+            self.members = pd.Index(sorted(self.features.index), dtype="str", name="customer_id")
+        else:
+            try:
+                self.members = self._evaluate()
+            except CrmMlError as exc:
+                self.members = pd.Index([], dtype="str", name="customer_id")
+                self.error = str(exc)
+        self._draw()
+
+    def _on_change(self, _change: Any = None) -> None:
+        if not self._holding:
+            self.refresh()
+
+    # ------------------------------------------------------------------ results
+
+    def summary(self) -> pd.DataFrame:
+        """Return the selection as a one-row table: ``rule, customers, base, share``."""
+        base = len(self.features)
+        return pd.DataFrame(
+            {
+                "rule": [self.rule or "(everyone)"],
+                "customers": [self.size],
+                "base": [base],
+                "share": [self.size / base if base else float("nan")],
+            },
+            index=pd.Index([f"{self.as_of:%Y-%m-%d}"], name="as_of"),
+        )
+
+    def portrait(self) -> pd.DataFrame:
+        """Compare the selection with the base (:func:`~crm_ml.segments.segment_portrait`)."""
+        return segment_portrait(self.features, self.members, tag_flags=self._flags)
+
+    def figure(self) -> Figure:
+        """Draw the portrait of the selection."""
+        title = f"{self.size:,} of {len(self.features):,} customers"
+        return plot_portrait(self.portrait(), title=title)
+
+    def sample(self) -> pd.DataFrame:
+        """Up to ``sample_size`` members with masked name, phone and email, and key features."""
+        count = min(self.sample_size, self.size)
+        ids = pd.Series(self.members).sample(count, random_state=0) if count else pd.Series([])
+        chosen = pd.Index(sorted(ids.astype("str")), dtype="str", name="customer_id")
+        with self.store.connect() as conn:
+            details = contact_details(conn, chosen)
+        frame = pd.DataFrame(
+            {
+                "name": [mask_name(v) if isinstance(v, str) else "" for v in details["name"]],
+                "phone": [mask_phone(v) if isinstance(v, str) else "" for v in details["phone"]],
+                "email": [mask_email(v) if isinstance(v, str) else "" for v in details["email"]],
+            }
+        )
+        extra = [c for c in SAMPLE_FEATURES if c in self.features.columns]
+        values = self.features.loc[chosen, extra].reset_index(drop=True).round(2)
+        return pd.concat([frame, values], axis=1)
+
+    def _draw(self) -> None:
+        base = len(self.features)
+        share = f" ({self.size / base:.1%} of {base:,})" if base else ""
+        self.size_view.value = f"<h4>{self.size:,} customers{share}</h4>"
+        rule = self.rule or "(no condition: everyone)"
+        self.rule_view.value = f"<code>{html.escape(rule)}</code>"
+        error = html.escape(self.error)
+        self.status.value = f"<span style='color:#c0392b'>{error}</span>" if error else ""
+        if not self.size:
+            self.portrait_view.value, self.sample_view.value = b"", ""
+            return
+        buffer = io.BytesIO()
+        self.figure().savefig(buffer, format="png", dpi=72)
+        self.portrait_view.value = buffer.getvalue()
+        self.sample_view.value = self.sample().to_html(index=False, float_format="{:,.2f}".format)
+
+    # ------------------------------------------------------------------ save and export
+
+    def save(self, name: str, *, label: str | None = None, kind: str = "dynamic") -> Segment:
+        """Save the current rule as a segment that the batch job evaluates.
+
+        Raises
+        ------
+        RuleError
+            If no control is set or the rule is rejected; nothing is written.
+        """
+        self.compiled()
+        segment = Segment(name, self.rule, label or None, kind)  # type: ignore[arg-type]
+        self.saved = save_segment(self.store, segment, actor=self.actor, vocabulary=self.vocabulary)
+        log.info("Saved segment %s v%d: %s", self.saved.name, self.saved.version, self.saved.rule)
+        return self.saved
+
+    def export(
+        self,
+        *,
+        channel: str | None = None,
+        purpose: str | None = None,
+        out_dir: str | Path | None = None,
+        unmask: bool = False,
+    ) -> ExportSummary:
+        """Export the saved segment's consented members (see :func:`~crm_ml.segments.export_list`).
+
+        The segment is snapshotted at ``as_of`` first, so the list is exactly
+        the saved rule's members. Channel and purpose default to the consent controls.
+
+        Raises
+        ------
+        ValidationError
+            If nothing was saved, or the controls changed since the last save.
+        ConfigError
+            Without a secret (set ``CRM_ML_EXPORT_SECRET`` and pass it as ``secret=``).
+        """
+        if self.saved is None or self.saved.rule != self.rule:
+            raise ValidationError(
+                "Save the segment before exporting: the list is the saved rule's members "
+                "(the controls changed since the last save, or nothing was saved)."
+            )
+        folder = Path(out_dir) if out_dir is not None else self.out_dir
+        if folder is None:
+            raise ValidationError("No out_dir: pass out_dir= here or to SegmentExplorer.")
+        snapshot_segment(self.store, self.saved, self.features, self.as_of)
+        return export_list(
+            self.store, self.saved.name, self.as_of,
+            channel=channel or self.consent_channel.value,
+            purpose=purpose or self.consent_purpose.value,
+            out_dir=folder, secret=self._secret, actor=self.actor, unmask=unmask,
+            features=self.features,
+        )  # fmt: skip
+
+    def _click_save(self) -> str:
+        saved = self.save(self.name.value.strip(), label=self.label.value.strip() or None)
+        return f"Saved segment {saved.name} v{saved.version}."
+
+    def _click_export(self) -> str:
+        summary = self.export()
+        return html.escape(str(summary))
+
+    def _guarded(self, action: Any) -> None:
+        """Run a button's action, showing its result or error in the status line."""
+        try:
+            message = action()
+        except CrmMlError as exc:
+            self.status.value = f"<span style='color:#c0392b'>{html.escape(str(exc))}</span>"
+            return
+        self.status.value = f"<span style='color:#1e8449'>{message}</span>"

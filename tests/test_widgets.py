@@ -1,0 +1,232 @@
+"""The segment explorer, driven from Python: controls -> rule -> size, save, export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import ipywidgets as w
+import pandas as pd
+import pytest
+
+from crm_ml.errors import ConfigError, RuleError, ValidationError
+from crm_ml.segments import evaluate_segment, load_segment
+from crm_ml.store import Store
+from crm_ml.store.schema import Base
+from crm_ml.widgets import SegmentExplorer
+
+AS_OF = datetime(2024, 7, 1)
+BEFORE = datetime(2024, 3, 1)
+SECRET = "explorer-test-secret-0123456789"
+IDS = ["c1", "c2", "c3", "c4", "c5", "c6"]
+ODD_CHANNEL = "x') or tag('vip"
+
+
+def _insert(store: Store, table: str, rows: list[dict[str, Any]]) -> None:
+    with store.begin() as conn:
+        conn.execute(Base.metadata.tables[table].insert(), rows)
+
+
+@pytest.fixture
+def store(duckdb_store: Store) -> Store:
+    """Six customers; c1-c3 are VIPs, c3 also lapsed; c1, c2, c4 consented to SMS marketing."""
+    names = ["张三", "李四", "王五", "赵六", "钱七", "孙八"]
+    _insert(
+        duckdb_store,
+        "customer",
+        [{"customer_id": c, "name": n, "created_at": BEFORE, "status": "active", "is_member": True}
+         for c, n in zip(IDS, names, strict=True)],
+    )  # fmt: skip
+    _insert(
+        duckdb_store,
+        "customer_identity",
+        [{"customer_id": c, "kind": "phone", "value": f"+861381234567{i}", "verified": True,
+          "created_at": BEFORE} for i, c in enumerate(IDS)],
+    )  # fmt: skip
+    _insert(
+        duckdb_store,
+        "consent",
+        [{"customer_id": c, "channel": "sms", "purpose": "marketing", "updated_at": BEFORE,
+          "status": "granted"} for c in ("c1", "c2", "c4")],
+    )  # fmt: skip
+    _insert(
+        duckdb_store,
+        "tag_definition",
+        [{"tag_id": n, "name": n, "label": label, "kind": "manual", "version": 1,
+          "created_at": BEFORE} for n, label in [("vip", "贵宾"), ("lapsed", "流失")]],
+    )  # fmt: skip
+    members = [("vip", "c1"), ("vip", "c2"), ("vip", "c3"), ("lapsed", "c3"), ("lapsed", "c5")]
+    _insert(
+        duckdb_store,
+        "customer_tag",
+        [{"customer_id": c, "tag_id": t, "valid_from": BEFORE, "source": "manual"}
+         for t, c in members],
+    )  # fmt: skip
+    _insert(
+        duckdb_store,
+        "tier",
+        [{"tier_id": f"t{n}", "name": name, "level": n, "min_spend_12m": 100.0 * n}
+         for n, name in [(1, "silver"), (2, "gold")]],
+    )  # fmt: skip
+    return duckdb_store
+
+
+@pytest.fixture
+def features() -> pd.DataFrame:
+    index = pd.Index(IDS, name="customer_id", dtype="str")
+    return pd.DataFrame(
+        {
+            "recency_days": [10.0, 95.0, 200.0, 40.0, None, 120.0],
+            "revenue_365d": [5000.0, 800.0, 3000.0, 50.0, 0.0, 1200.0],
+            "tier_level": [2, 1, 2, 1, 0, 1],
+            "acquisition_channel": ["app", "store", "app", ODD_CHANNEL, "web", "store"],
+            "p_churn": [0.1, 0.7, 0.9, 0.4, 0.8, 0.65],
+        },
+        index=index,
+    )
+
+
+@pytest.fixture
+def explorer(store: Store, features: pd.DataFrame, tmp_path) -> SegmentExplorer:
+    return SegmentExplorer(
+        store, features, AS_OF, secret=SECRET, actor="tester", out_dir=tmp_path / "lists"
+    )
+
+
+def test_no_condition_means_everyone(explorer):
+    assert explorer.rule == ""
+    assert explorer.size == 6
+    assert isinstance(explorer.widget, w.VBox)
+    assert explorer.summary().loc["2024-07-01", "rule"] == "(everyone)"
+
+
+def test_tags_update_rule_and_size_live(explorer):
+    explorer.tags.value = ("vip",)
+    assert explorer.rule == "tag('vip')"
+    assert list(explorer.members) == ["c1", "c2", "c3"]
+    explorer.exclude_tags.value = ("lapsed",)
+    assert explorer.rule == "tag('vip') and not tag('lapsed')"
+    assert explorer.size == 2
+    assert "2 customers" in explorer.size_view.value
+
+
+def test_threshold_rows_are_compiled_and_evaluated(explorer):
+    row = explorer.add_threshold("recency_days", ">", 90)
+    assert explorer.rule == "recency_days > 90"
+    assert list(explorer.members) == ["c2", "c3", "c6"]  # a missing recency never matches
+    row.value.value = 150.5
+    assert explorer.rule == "recency_days > 150.5"
+    assert list(explorer.members) == ["c3"]
+    row.op.value = "<="
+    assert list(explorer.members) == ["c1", "c2", "c4", "c6"]
+    row.remove.click()
+    assert explorer.rule == "" and explorer.size == 6
+
+
+def test_score_range_tiers_and_channels(explorer):
+    explorer.scores["p_churn"].value = (0.6, 1.0)
+    assert explorer.rule == "between(p_churn, 0.6, 1)"
+    assert list(explorer.members) == ["c2", "c3", "c5", "c6"]
+    explorer.tiers.value = (1,)
+    explorer.channels.value = ("store",)
+    assert explorer.rule.endswith("tier_level in [1] and acquisition_channel in ['store']")
+    assert list(explorer.members) == ["c2", "c6"]
+    labels = [label for label, _ in explorer.tiers.options]
+    assert labels == ["(none) (level 0)", "silver (level 1)", "gold (level 2)"]
+
+
+def test_a_channel_value_stays_a_quoted_literal(explorer):
+    explorer.channels.value = (ODD_CHANNEL,)
+    # The value is quoted into the rule, then refused by the compiler as an unknown channel.
+    assert explorer.rule == f"acquisition_channel in {[ODD_CHANNEL]!r}"
+    assert explorer.size == 0
+    assert "acquisition_channel is never" in explorer.error
+    assert "acquisition_channel is never" in explorer.status.value
+
+
+def test_consented_only_adds_a_consent_condition(explorer):
+    explorer.apply(tags=["vip"], consented_only=True)
+    assert explorer.rule == "tag('vip') and consent('sms', 'marketing')"
+    assert list(explorer.members) == ["c1", "c2"]
+    explorer.consent_channel.value = "email"
+    assert explorer.size == 0
+    assert bytes(explorer.portrait_view.value) == b""
+
+
+def test_apply_replaces_the_selection(explorer):
+    explorer.apply(thresholds=["recency_days > 90"], tiers=[2])
+    explorer.apply(tags=["vip"], thresholds=[("revenue_365d", ">=", 1000)])
+    assert explorer.rule == "tag('vip') and revenue_365d >= 1000"
+    assert list(explorer.members) == ["c1", "c3"]
+    assert len(explorer.thresholds_box.children) == 1
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [("recency_days >> 3", "operator"), (("recency_days", ">", "soon"), "not a number")],
+)
+def test_bad_thresholds_are_refused(explorer, item, message):
+    with pytest.raises(ValidationError, match=message):
+        explorer.apply(thresholds=[item])
+
+
+def test_unknown_feature_is_refused(explorer):
+    with pytest.raises(ValidationError, match="'recency' is not a numeric feature"):
+        explorer.add_threshold("recency", ">", 1)
+
+
+def test_sample_rows_and_portrait_are_masked(explorer):
+    explorer.apply(tags=["vip"])
+    sample = explorer.sample()
+    assert list(sample["name"]) == ["张*", "李*", "王*"]
+    assert list(sample["phone"]) == ["138****5670", "138****5671", "138****5672"]
+    assert "13812345670" not in explorer.sample_view.value
+    assert bytes(explorer.portrait_view.value).startswith(b"\x89PNG")
+    assert explorer.figure().axes
+
+
+def test_saved_rule_is_what_the_batch_job_evaluates(explorer, store, features):
+    explorer.apply(tags=["vip"], thresholds=["recency_days > 90"])
+    saved = explorer.save("vip_lapsing", label="贵宾流失")
+    stored = load_segment(store, "vip_lapsing")
+    assert stored.rule == "tag('vip') and recency_days > 90" == saved.rule
+    assert stored.created_by == "tester" and stored.label == "贵宾流失"
+    batch = evaluate_segment(store, "vip_lapsing", features, AS_OF)
+    assert list(batch) == list(explorer.members) == ["c2", "c3"]
+
+
+def test_save_without_a_condition_writes_nothing(explorer, store):
+    with pytest.raises(RuleError, match="No condition"):
+        explorer.save("everyone")
+    explorer.name.value = "everyone"
+    explorer.save_button.click()
+    assert "No condition" in explorer.status.value
+
+
+def test_export_writes_consented_masked_lists(explorer, tmp_path):
+    explorer.apply(tags=["vip"])
+    explorer.name.value = "vips"
+    explorer.save_button.click()
+    assert "Saved segment vips v1" in explorer.status.value
+    explorer.export_button.click()
+    assert "2 kept" in explorer.status.value
+    files = sorted((tmp_path / "lists").glob("vips_20240701_sms_*.csv"))
+    text = "".join(f.read_text(encoding="utf-8-sig") for f in files)
+    assert "138****5670" in text and "13812345670" not in text
+
+
+def test_export_needs_the_current_rule_saved(explorer):
+    explorer.apply(tags=["vip"])
+    with pytest.raises(ValidationError, match="Save the segment before exporting"):
+        explorer.export()
+    explorer.save("vips")
+    explorer.tags.value = ("lapsed",)
+    with pytest.raises(ValidationError, match="controls changed"):
+        explorer.export()
+
+
+def test_export_without_a_secret_names_the_variable(store, features, tmp_path):
+    explorer = SegmentExplorer(store, features, AS_OF, out_dir=tmp_path)
+    explorer.apply(tags=["vip"]).save("vips")
+    with pytest.raises(ConfigError, match="CRM_ML_EXPORT_SECRET"):
+        explorer.export()
