@@ -3,37 +3,24 @@
 Figures are built on :class:`matplotlib.figure.Figure` directly, never through
 pyplot's global state, so they render the same in a notebook, under papermill
 and in a scheduled job without a display. Chinese labels need a CJK font; the
-first one installed from :data:`CJK_FONTS` is used, with DejaVu Sans behind it
+first one installed from :data:`crm_ml.plotting.CJK_FONTS` is used, with DejaVu Sans behind it
 for Latin text.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import cache
 
 import numpy as np
 import pandas as pd
-from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from crm_ml.errors import ConfigError
+from crm_ml.plotting import font_families
 
 log = logging.getLogger(__name__)
-
-#: CJK fonts tried in order for Chinese labels (Linux, macOS and Windows names).
-CJK_FONTS = (
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "WenQuanYi Zen Hei",
-    "WenQuanYi Micro Hei",
-    "PingFang SC",
-    "Microsoft YaHei",
-    "SimHei",
-)
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {
@@ -98,19 +85,6 @@ def label(key: str, lang: str) -> str:
     return LABELS[lang][key]
 
 
-@cache
-def _cjk_families() -> tuple[str, ...]:
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    found = tuple(name for name in CJK_FONTS if name in installed)
-    if not found:
-        log.warning(
-            "No CJK font found (tried %s); Chinese labels will show as boxes. "
-            "Install one, e.g. apt-get install fonts-noto-cjk.",
-            ", ".join(CJK_FONTS),
-        )
-    return found
-
-
 def new_figure(width: float = 8.0, height: float = 5.0) -> tuple[Figure, Axes]:
     """Return a figure with one axes, not registered with pyplot."""
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -120,7 +94,7 @@ def new_figure(width: float = 8.0, height: float = 5.0) -> tuple[Figure, Axes]:
 def finish(fig: Figure, lang: str) -> Figure:
     """Give every text of ``fig`` a font that can draw ``lang``; return ``fig``."""
     if lang == "zh":
-        families = [*_cjk_families(), "DejaVu Sans"]
+        families = font_families()
         for text in fig.findobj(Text):
             text.set_fontfamily(families)
     return fig

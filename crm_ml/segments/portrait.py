@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from crm_ml.plotting import font_families
 from crm_ml.rules import as_timestamp, tag_members_at
 from crm_ml.store.connection import Store
 
@@ -40,15 +41,6 @@ LEVEL_FEATURES = {
     "gender": "profile",
     "age_band": "profile",
 }
-#: Fonts tried, in order, so that Chinese labels render (matplotlib falls back per glyph).
-CJK_FONTS = (
-    "Noto Sans CJK SC",
-    "Source Han Sans SC",
-    "WenQuanYi Zen Hei",
-    "SimHei",
-    "Microsoft YaHei",
-    "PingFang SC",
-)
 COLUMNS = ["section", "feature", "level", "segment", "base", "difference", "lift"]
 
 
@@ -172,7 +164,7 @@ def plot_portrait(portrait: pd.DataFrame, *, title: str = "", top: int = 15) -> 
     frame["name"] = np.where(is_share, frame["feature"] + "=" + frame["level"], frame["feature"])
     frame = frame.reindex(frame["score"].abs().sort_values(ascending=False).index).head(top)
     # Chinese labels need a CJK font; the first one installed is used (text is built here).
-    with matplotlib.rc_context({"font.sans-serif": [*CJK_FONTS, "DejaVu Sans"]}):
+    with matplotlib.rc_context({"font.sans-serif": font_families()}):
         figure = Figure(figsize=(8, 0.35 * max(len(frame), 4) + 1.2))
         axes = figure.subplots()
         colours = ["#c0392b" if v > 0 else "#2e86c1" for v in frame["score"]]
