@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, insert, select
 
 from crm_ml.errors import NotFoundError
 from crm_ml.rules import as_timestamp, evaluate_rule
@@ -18,12 +18,16 @@ from crm_ml.segments.definitions import (
     load_segment,
     segment_vocabulary,
 )
+from crm_ml.store.admin import utc_now
+from crm_ml.store.bulk import insert_frame
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import SegmentMember
+from crm_ml.store.schema import SegmentMember, SegmentSnapshot
 
 log = logging.getLogger(__name__)
 
 _TABLE = cast(Table, SegmentMember.__table__)
+_SNAPSHOTS = cast(Table, SegmentSnapshot.__table__)
+_MEMBER_KINDS = {"segment_id": "text", "as_of": "timestamp", "customer_id": "text"}
 
 
 def _segment(store: Store, segment: Segment | str) -> Segment:
@@ -48,10 +52,9 @@ def evaluate_segment(
 def _snapshot_dates(conn: Connection, segment_id: str) -> list[datetime]:
     return list(
         conn.execute(
-            select(SegmentMember.as_of)
-            .where(SegmentMember.segment_id == segment_id)
-            .distinct()
-            .order_by(SegmentMember.as_of)
+            select(SegmentSnapshot.as_of)
+            .where(SegmentSnapshot.segment_id == segment_id)
+            .order_by(SegmentSnapshot.as_of)
         ).scalars()
     )
 
@@ -85,13 +88,20 @@ def snapshot_segment(
             _read_members(conn, seg.name, earlier[0]) if seg.kind == "static" and earlier else None
         )
     members = frozen if frozen is not None else evaluate_segment(store, seg, features, on)
+    rows = pd.DataFrame({"segment_id": seg.name, "as_of": on, "customer_id": members})
     with store.begin() as conn:
-        conn.execute(_TABLE.delete().where(_TABLE.c.segment_id == seg.name, _TABLE.c.as_of == on))
-        if len(members):
-            conn.execute(
-                _TABLE.insert(),
-                [{"segment_id": seg.name, "as_of": on, "customer_id": c} for c in members],
+        for table in (_TABLE, _SNAPSHOTS):
+            conn.execute(table.delete().where(table.c.segment_id == seg.name, table.c.as_of == on))
+        conn.execute(
+            insert(SegmentSnapshot).values(
+                segment_id=seg.name,
+                as_of=on,
+                rule_version=seg.version,
+                members=len(members),
+                taken_at=utc_now(),
             )
+        )
+        insert_frame(conn, _TABLE.name, rows, _MEMBER_KINDS)
     log.info("Segment %s v%d at %s: %d members", seg.name, seg.version, on, len(members))
     return members
 
@@ -125,12 +135,10 @@ def segment_sizes(store: Store, segments: Iterable[str] | None = None) -> pd.Dat
     pandas.DataFrame
         Indexed by ``as_of``; one integer column per segment (0 where no snapshot).
     """
-    query = select(SegmentMember.segment_id, SegmentMember.as_of, func.count()).group_by(
-        SegmentMember.segment_id, SegmentMember.as_of
-    )
+    query = select(SegmentSnapshot.segment_id, SegmentSnapshot.as_of, SegmentSnapshot.members)
     wanted = None if segments is None else list(segments)
     if wanted is not None:
-        query = query.where(SegmentMember.segment_id.in_(wanted))
+        query = query.where(SegmentSnapshot.segment_id.in_(wanted))
     with store.connect() as conn:
         rows = conn.execute(query).all()
     frame = pd.DataFrame(rows, columns=["segment", "as_of", "members"])

@@ -481,6 +481,21 @@ class SegmentDefinition(Base):
     __table_args__ = (_one_of("kind", ("static", "dynamic"), "kind"),)
 
 
+class SegmentSnapshot(Base):
+    """That a segment was evaluated as of a date, with which rule version and how many members.
+
+    Recorded even when the segment is empty, so "no members" and "never
+    evaluated" are told apart.
+    """
+
+    __tablename__ = "segment_snapshot"
+    segment_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    rule_version: Mapped[int] = mapped_column(Integer)
+    members: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class SegmentMember(Base):
     """A segment's members as of a date."""
 

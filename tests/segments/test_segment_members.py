@@ -100,3 +100,23 @@ def test_portrait_compares_segment_with_base() -> None:
     assert tier.loc["1", "segment"] == 0.0
     assert portrait[portrait["section"] == "tag"]["segment"].tolist() == [0.5]
     assert isinstance(plot_portrait(portrait, title="high value"), Figure)
+
+
+def test_an_empty_snapshot_is_recorded_and_told_apart_from_none(store):
+    import pandas as pd
+
+    from crm_ml.segments import (
+        Segment,
+        save_segment,
+        segment_members,
+        segment_sizes,
+        snapshot_segment,
+    )
+
+    features = pd.DataFrame(
+        {"recency_days": [5.0, 10.0]}, index=pd.Index(["c1", "c2"], name="customer_id")
+    )
+    save_segment(store, Segment("long_gone", "recency_days > 1000"), actor="t")
+    assert len(snapshot_segment(store, "long_gone", features, "2025-01-01")) == 0
+    assert len(segment_members(store, "long_gone", "2025-01-01")) == 0
+    assert segment_sizes(store, ["long_gone"])["long_gone"].tolist() == [0]
