@@ -1,0 +1,36 @@
+"""Point-in-time customer features, labels and training sets.
+
+Features are Ibis expressions over the store's tables that run unchanged on
+DuckDB, SQLite and PostgreSQL, using only rows dated strictly before
+``as_of``; labels look at ``[as_of, as_of + horizon)``.
+"""
+
+from crm_ml.features.build import build_feature_file, customer_features
+from crm_ml.features.catalog import GROUP_NAMES, catalog, catalog_markdown, feature_list
+from crm_ml.features.labels import (
+    churn_labels,
+    churn_sensitivity,
+    last_order_at,
+    purchase_labels,
+    tier_downgrade_labels,
+)
+from crm_ml.features.spec import Feature, FeatureWindows
+from crm_ml.features.training import TrainingSet, training_frame
+
+__all__ = [
+    "GROUP_NAMES",
+    "Feature",
+    "FeatureWindows",
+    "TrainingSet",
+    "build_feature_file",
+    "catalog",
+    "catalog_markdown",
+    "churn_labels",
+    "churn_sensitivity",
+    "customer_features",
+    "feature_list",
+    "last_order_at",
+    "purchase_labels",
+    "tier_downgrade_labels",
+    "training_frame",
+]

@@ -1,0 +1,226 @@
+"""Labels: what happens in ``[as_of, as_of + horizon)``, for the customers who exist at ``as_of``.
+
+Labels look only forward and features only backward, so a row dated exactly
+``as_of`` belongs to the label, never to the features. Merged customers'
+rows follow the surviving id, as in the features.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+
+import ibis.expr.types as ir
+import pandas as pd
+
+from crm_ml.errors import ConfigError
+from crm_ml.features.backend import Snapshot, fetch, ibis_backend
+from crm_ml.features.identity import open_snapshot, population
+from crm_ml.features.spec import FeatureWindows, as_timestamp
+from crm_ml.store.connection import Store
+
+log = logging.getLogger(__name__)
+
+#: Horizons of the churn-definition sensitivity table, in days.
+SENSITIVITY_HORIZONS = (30, 60, 90, 180)
+
+_Query = Callable[[Snapshot, datetime], ir.Table]
+
+
+def check_horizon(horizon_days: int) -> int:
+    """Return ``horizon_days`` if it is a positive whole number of days.
+
+    Raises
+    ------
+    ConfigError
+        Otherwise.
+    """
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, int) or horizon_days <= 0:
+        raise ConfigError(
+            f"horizon_days must be a positive whole number of days; got {horizon_days!r}."
+        )
+    return horizon_days
+
+
+def _orders_between(snap: Snapshot, start: datetime, end: datetime) -> ir.Table:
+    orders = snap.table("orders")
+    return orders.filter((orders.ordered_at >= start) & (orders.ordered_at < end))
+
+
+def _buyers(snap: Snapshot) -> ir.Table:
+    orders = snap.table("orders")
+    return orders.filter(orders.ordered_at < snap.as_of).select("customer_id").distinct()
+
+
+def _labels(
+    store: Store,
+    as_of: datetime | date | str,
+    horizon_days: int,
+    *,
+    column: str,
+    eligible: _Query | None,
+    positive: _Query,
+) -> pd.DataFrame:
+    """Label the population at ``as_of`` (narrowed by ``eligible``) by ``positive``."""
+    cutoff = as_timestamp(as_of)
+    end = cutoff + pd.Timedelta(days=check_horizon(horizon_days)).to_pytimedelta()
+    with (
+        ibis_backend(store) as con,
+        open_snapshot(con, store.dialect, cutoff, FeatureWindows()) as snap,
+    ):
+        people = population(snap).select("customer_id")
+        if eligible is not None:
+            people = people.inner_join(eligible(snap, end), "customer_id")
+        ids = fetch(people)["customer_id"]
+        found = fetch(positive(snap, end).select("customer_id").distinct())
+    hits = set(found["customer_id"])
+    index = pd.Index(sorted(ids), name="customer_id", dtype="str")
+    frame = pd.DataFrame({column: index.isin(list(hits))}, index=index)
+    log.info(
+        "%s at %s (+%d d): %d of %d", column, cutoff, horizon_days, frame[column].sum(), len(frame)
+    )
+    return frame
+
+
+def churn_labels(
+    store: Store, as_of: datetime | date | str, horizon_days: int, *, buyers_only: bool = True
+) -> pd.DataFrame:
+    """Churn: no purchase in ``[as_of, as_of + horizon_days)``.
+
+    A non-contractual retailer never sees a customer leave; churn is read as
+    silence. Customers who never bought before ``as_of`` cannot churn and are
+    left out unless ``buyers_only=False``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id`` (sorted), one bool column ``churned``.
+    """
+
+    def bought(snap: Snapshot, end: datetime) -> ir.Table:
+        return _orders_between(snap, snap.as_of, end)
+
+    frame = _labels(
+        store,
+        as_of,
+        horizon_days,
+        column="churned",
+        eligible=(lambda snap, _end: _buyers(snap)) if buyers_only else None,
+        positive=bought,
+    )
+    frame["churned"] = ~frame["churned"]
+    return frame
+
+
+def purchase_labels(
+    store: Store,
+    as_of: datetime | date | str,
+    horizon_days: int,
+    *,
+    category: str | None = None,
+) -> pd.DataFrame:
+    """Purchase propensity: at least one order in ``[as_of, as_of + horizon_days)``.
+
+    With ``category``, the order must hold a line of a product in that category.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id`` (sorted), one bool column ``purchased``.
+    """
+
+    def bought(snap: Snapshot, end: datetime) -> ir.Table:
+        orders = _orders_between(snap, snap.as_of, end)
+        if category is None:
+            return orders
+        items = snap.raw("order_item")
+        products = snap.raw("product")
+        in_category = items.inner_join(
+            products.filter(products.category == category), "product_id"
+        ).select("order_id")
+        return orders.filter(orders.order_id.isin(in_category.order_id))
+
+    return _labels(store, as_of, horizon_days, column="purchased", eligible=None, positive=bought)
+
+
+def _holds_downgradable_tier(snap: Snapshot, _end: datetime) -> ir.Table:
+    changes = snap.table("tier_change")
+    changes = changes.filter(changes.changed_at < snap.as_of)
+    latest = changes.group_by("customer_id").agg(changed_at=changes.changed_at.max())
+    current = changes.inner_join(latest, ["customer_id", "changed_at"])
+    tiers = snap.raw("tier")
+    lowest = tiers.level.min()
+    held = current.inner_join(tiers, current.to_tier == tiers.tier_id)
+    return held.filter(held.level > lowest.as_scalar()).select("customer_id").distinct()
+
+
+def tier_downgrade_labels(
+    store: Store, as_of: datetime | date | str, horizon_days: int
+) -> pd.DataFrame:
+    """Tier downgrade: a ``down`` tier change in ``[as_of, as_of + horizon_days)``.
+
+    Only customers holding a tier above the lowest at ``as_of`` can be downgraded.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id`` (sorted), one bool column ``downgraded``.
+    """
+
+    def downgraded(snap: Snapshot, end: datetime) -> ir.Table:
+        changes = snap.table("tier_change")
+        window = (changes.changed_at >= snap.as_of) & (changes.changed_at < end)
+        return changes.filter(window & (changes.direction == "down"))
+
+    return _labels(
+        store,
+        as_of,
+        horizon_days,
+        column="downgraded",
+        eligible=_holds_downgradable_tier,
+        positive=downgraded,
+    )
+
+
+def last_order_at(store: Store) -> datetime | None:
+    """Time of the latest order in the store: where labelled data ends. None if no orders."""
+    with ibis_backend(store) as con:
+        orders = con.table("orders")
+        found = fetch(orders.aggregate(last=orders.ordered_at.max()))["last"].iloc[0]
+    return None if pd.isna(found) else pd.Timestamp(found).to_pydatetime()
+
+
+def churn_sensitivity(
+    store: Store,
+    as_of: datetime | date | str,
+    *,
+    horizons: Sequence[int] = SENSITIVITY_HORIZONS,
+    buyers_only: bool = True,
+) -> pd.DataFrame:
+    """How the churn definition's horizon changes who is flagged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``horizon_days``; columns ``customers`` (int), ``flagged``
+        (int, customers labelled churned), ``prevalence`` (float) and
+        ``complete`` (bool: the label window ends before the last order, so
+        the data covers it).
+    """
+    cutoff = as_timestamp(as_of)
+    data_end = last_order_at(store)
+    rows = []
+    for horizon in horizons:
+        labels = churn_labels(store, cutoff, horizon, buyers_only=buyers_only)["churned"]
+        end = cutoff + pd.Timedelta(days=horizon).to_pytimedelta()
+        rows.append(
+            {
+                "horizon_days": horizon,
+                "customers": len(labels),
+                "flagged": int(labels.sum()),
+                "prevalence": float(labels.mean()) if len(labels) else float("nan"),
+                "complete": data_end is not None and end <= data_end,
+            }
+        )
+    return pd.DataFrame(rows).set_index("horizon_days")

@@ -1,0 +1,152 @@
+"""What a feature is: its name, group, declared type, unit and meaning.
+
+Every group module (``value``, ``product``, ...) declares its features with
+:class:`Feature` next to the Ibis expression that computes them; the
+declarations drive the output types, the fill value of customers with no
+history, the catalog and the generated docs page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Literal
+
+import pandas as pd
+
+from crm_ml.errors import ConfigError
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+    from crm_ml.features.backend import Snapshot
+
+DType = Literal["int64", "float64", "bool", "category"]
+Fill = float | int | bool | str | None
+
+#: Categories of the product group's ``affinity_<category>`` features.
+MAJOR_CATEGORIES = ("maternity_baby", "beauty", "food", "apparel", "electronics", "home")
+
+#: Channels of the profile group's ``consent_<channel>_marketing`` flags.
+CONSENT_FEATURE_CHANNELS = ("sms", "email", "wechat")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One output column.
+
+    Attributes
+    ----------
+    name : str
+        Column name, ending in its unit (``_days``, ``_30d``, ``_share``...).
+    group : str
+        The group that computes it (``value``, ``product``, ...).
+    dtype : {'int64', 'float64', 'bool', 'category'}
+        Declared pandas type; every engine's result is cast to it.
+    unit : str
+        ``days``, ``count``, ``currency``, ``points``, ``ratio``, ``flag``,
+        ``level``, ``direction`` or ``label``.
+    description : str
+        What it measures, in one or two sentences.
+    fill : object
+        Value of a customer with no rows for this feature (``0`` for counts,
+        ``NaN`` when the feature is undefined, e.g. a rate with no events).
+    categories : tuple of str
+        Fixed categories of a ``category`` feature, in order.
+    """
+
+    name: str
+    group: str
+    dtype: DType
+    unit: str
+    description: str
+    fill: Fill = None
+    categories: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if (self.dtype == "category") != bool(self.categories):
+            raise ConfigError(
+                f"Feature {self.name!r}: a 'category' feature needs fixed categories, and only "
+                f"it may have them (dtype {self.dtype!r}, categories {self.categories!r})."
+            )
+
+
+@dataclass(frozen=True)
+class FeatureWindows:
+    """Look-back windows, in days, that name and shape the window features.
+
+    Attributes
+    ----------
+    value_days : tuple of int
+        Windows of ``orders_<n>d`` and ``revenue_<n>d`` (a lifetime column is always added).
+    event_days : tuple of int
+        Windows of ``events_<type>_<n>d``.
+    recent_days : int
+        The "recent" window: revenue trend, points earned/redeemed, coupons,
+        stored value spent, complaints, feedback, campaign contacts.
+    short_days : int
+        The "short" window: cart abandonment, searches, points expiring.
+    cart_hours : int
+        A cart add counts as converted when an order follows within this many hours.
+    """
+
+    value_days: tuple[int, ...] = (30, 90, 180, 365)
+    event_days: tuple[int, ...] = (30, 90)
+    recent_days: int = 90
+    short_days: int = 30
+    cart_hours: int = 24
+
+    def __post_init__(self) -> None:
+        days = (*self.value_days, *self.event_days, self.recent_days, self.short_days)
+        if not days or min(days) <= 0 or self.cart_hours <= 0:
+            raise ConfigError(
+                "Feature windows must be positive whole days (and cart_hours positive); "
+                f"got {self}."
+            )
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    """A named set of features and the Ibis expressions that compute them.
+
+    Attributes
+    ----------
+    name : str
+        ``value``, ``product``, ``behaviour``, ``loyalty``, ``campaigns`` or ``profile``.
+    description : str
+        One line for the catalog page.
+    features : callable
+        ``features(windows) -> list[Feature]``: the declarations, in output order.
+    expressions : callable
+        ``expressions(snapshot) -> list[ibis Table]``: each keyed by ``customer_id``
+        (one row per customer with history) holding some of the group's features.
+    """
+
+    name: str
+    description: str
+    features: Callable[[FeatureWindows], list[Feature]]
+    expressions: Callable[[Snapshot], list[ir.Table]]
+
+
+def as_timestamp(value: datetime | date | str | pd.Timestamp, *, what: str = "as_of") -> datetime:
+    """Return ``value`` as a naive UTC :class:`datetime`, the store's form of time.
+
+    A date or a date string means midnight UTC; an aware timestamp is converted to UTC.
+
+    Raises
+    ------
+    ConfigError
+        If ``value`` is not a date or time.
+    """
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{what}={value!r} is not a date or time; pass e.g. '2024-07-01' or a datetime."
+        ) from exc
+    if pd.isna(stamp):
+        raise ConfigError(f"{what} is missing; pass a date such as '2024-07-01'.")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert(UTC).tz_localize(None)
+    return stamp.to_pydatetime()

@@ -1,0 +1,207 @@
+"""Training sets: features at several snapshot dates, each with the label that followed it.
+
+Every snapshot's label window ``[as_of, as_of + horizon)`` must end before
+the data does (the last order), or the label would call everyone a churner;
+such a snapshot is refused rather than silently mislabelled.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+
+from crm_ml.errors import ConfigError, ValidationError
+from crm_ml.features.build import DEFAULT_WINDOWS, ProgressCallback, customer_features
+from crm_ml.features.labels import (
+    check_horizon,
+    churn_labels,
+    last_order_at,
+    purchase_labels,
+    tier_downgrade_labels,
+)
+from crm_ml.features.spec import FeatureWindows, as_timestamp
+from crm_ml.store.connection import Store
+
+log = logging.getLogger(__name__)
+
+LABEL_KINDS = ("churn", "purchase", "tier_downgrade")
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Stacked snapshots and their labels.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        Indexed by (``as_of``, ``customer_id``); the feature columns, then a
+        bool column ``label``.
+    prevalence : pandas.DataFrame
+        Indexed by ``as_of``; columns ``customers``, ``positives``,
+        ``prevalence`` and ``label_end`` (end of the label window).
+    label : str
+        ``churn``, ``purchase`` or ``tier_downgrade``.
+    horizon_days : int
+        Length of the label window.
+    """
+
+    frame: pd.DataFrame
+    prevalence: pd.DataFrame
+    label: str
+    horizon_days: int
+
+
+def _label_function(label: str, category: str | None) -> Callable[..., pd.DataFrame]:
+    if label == "churn":
+        return churn_labels
+    if label == "purchase":
+        return lambda store, as_of, horizon: purchase_labels(
+            store, as_of, horizon, category=category
+        )
+    if label == "tier_downgrade":
+        return tier_downgrade_labels
+    raise ConfigError(f"Unknown label {label!r}; expected one of {', '.join(LABEL_KINDS)}.")
+
+
+def snapshot_dates(
+    data_end: datetime, count: int, horizon_days: int, gap_days: int
+) -> list[datetime]:
+    """``count`` midnights ``gap_days`` apart, the last one's label window ending by ``data_end``.
+
+    Returns
+    -------
+    list of datetime
+        Oldest first.
+    """
+    if count <= 0:
+        raise ConfigError(f"snapshots must be a positive count or a list of dates; got {count}.")
+    latest = data_end - timedelta(days=horizon_days)
+    latest = datetime(latest.year, latest.month, latest.day)
+    return [latest - timedelta(days=gap_days * k) for k in range(count - 1, -1, -1)]
+
+
+def _check_snapshots(
+    dates: Sequence[datetime], horizon_days: int, gap_days: int, data_end: datetime
+) -> None:
+    for earlier, later in itertools.pairwise(dates):
+        if later - earlier < timedelta(days=gap_days):
+            raise ConfigError(
+                f"Snapshots {earlier:%Y-%m-%d} and {later:%Y-%m-%d} are closer than "
+                f"gap_days={gap_days}. Space them at least {gap_days} days apart, "
+                "or lower gap_days."
+            )
+    for as_of in dates:
+        end = as_of + timedelta(days=horizon_days)
+        if end > data_end:
+            raise ValidationError(
+                f"Snapshot {as_of:%Y-%m-%d %H:%M}: its {horizon_days}-day label window ends "
+                f"{end:%Y-%m-%d %H:%M}, after the data ends "
+                f"(last order {data_end:%Y-%m-%d %H:%M}); "
+                "its labels would be wrong. Drop it or use an as_of on or before "
+                f"{data_end - timedelta(days=horizon_days):%Y-%m-%d %H:%M}."
+            )
+    if gap_days < horizon_days:
+        log.warning(
+            "gap_days=%d < horizon_days=%d: consecutive snapshots' label windows overlap",
+            gap_days,
+            horizon_days,
+        )
+
+
+def resolve_snapshots(
+    store: Store, snapshots: int | Iterable[datetime | date | str], horizon_days: int, gap_days: int
+) -> list[datetime]:
+    """Return the snapshot dates to use, oldest first, checked against the data's end.
+
+    Raises
+    ------
+    ConfigError
+        For no snapshots, a non-positive gap, or snapshots closer than ``gap_days``.
+    ValidationError
+        If the store has no orders, or a label window runs past the last order.
+    """
+    check_horizon(horizon_days)
+    if isinstance(gap_days, bool) or not isinstance(gap_days, int) or gap_days <= 0:
+        raise ConfigError(f"gap_days must be a positive whole number of days; got {gap_days!r}.")
+    data_end = last_order_at(store)
+    if data_end is None:
+        raise ValidationError("The store has no orders, so no label can be computed. Load orders.")
+    if isinstance(snapshots, int):
+        dates = snapshot_dates(data_end, snapshots, horizon_days, gap_days)
+    else:
+        dates = sorted({as_timestamp(s, what="snapshot") for s in snapshots})
+        if not dates:
+            raise ConfigError("snapshots is empty; pass dates such as ['2024-01-01'] or a count.")
+    _check_snapshots(dates, horizon_days, gap_days, data_end)
+    return dates
+
+
+def training_frame(
+    store: Store,
+    snapshots: int | Iterable[datetime | date | str],
+    horizon_days: int,
+    gap_days: int,
+    *,
+    label: str = "churn",
+    category: str | None = None,
+    groups: Iterable[str] | None = None,
+    windows: FeatureWindows = DEFAULT_WINDOWS,
+    progress: bool | ProgressCallback = False,
+) -> TrainingSet:
+    """Stack features and labels over several snapshot dates.
+
+    Parameters
+    ----------
+    store : Store
+        The customer/loyalty store.
+    snapshots : int or iterable of dates
+        The ``as_of`` dates, or a count: that many midnights ``gap_days``
+        apart, the latest as late as the data allows.
+    horizon_days : int
+        Label window length.
+    gap_days : int
+        Minimum spacing of consecutive snapshots (at least ``horizon_days``
+        keeps their label windows from overlapping; less is logged as a warning).
+    label : {'churn', 'purchase', 'tier_downgrade'}
+        Which label; ``category`` narrows ``purchase`` to one product category.
+    groups, windows, progress
+        As in :func:`customer_features`.
+
+    Returns
+    -------
+    TrainingSet
+        ``frame`` indexed by (``as_of``, ``customer_id``) with features and a
+        bool ``label``; ``prevalence`` per snapshot.
+    """
+    make_labels = _label_function(label, category)
+    dates = resolve_snapshots(store, snapshots, horizon_days, gap_days)
+    frames, rows = [], []
+    for as_of in dates:
+        labels = make_labels(store, as_of, horizon_days).iloc[:, 0].rename("label")
+        feats = customer_features(store, as_of, groups=groups, windows=windows, progress=progress)
+        frame = feats.join(labels, how="inner")
+        frames.append(pd.concat({pd.Timestamp(as_of): frame}, names=["as_of"]))
+        positives = int(frame["label"].sum())
+        rows.append(
+            {
+                "as_of": pd.Timestamp(as_of),
+                "customers": len(frame),
+                "positives": positives,
+                "prevalence": positives / len(frame) if len(frame) else float("nan"),
+                "label_end": pd.Timestamp(as_of + timedelta(days=horizon_days)),
+            }
+        )
+        log.info(
+            "Snapshot %s: %d customers, %s prevalence %.3f",
+            as_of,
+            len(frame),
+            label,
+            rows[-1]["prevalence"],
+        )
+    prevalence = pd.DataFrame(rows).set_index("as_of")
+    return TrainingSet(pd.concat(frames), prevalence, label, horizon_days)

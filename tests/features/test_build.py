@@ -1,0 +1,189 @@
+"""customer_features on every engine against the pandas reference, and its contract."""
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from crm_ml.errors import ConfigError
+from crm_ml.features import build_feature_file, customer_features, feature_list
+from crm_ml.features.backend import ibis_backend
+
+from .reference import reference_features
+from .rows import insert_rows
+from .sample import AS_OF, sample_tables
+
+
+def assert_same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(got.columns) == list(expected.columns)
+    assert list(got.index) == list(expected.index)
+    assert got.index.name == "customer_id"
+    assert (got.dtypes == expected.dtypes).all()
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, atol=1e-12)
+
+
+@pytest.fixture
+def sample_store(store):
+    insert_rows(store, sample_tables())
+    return store
+
+
+def test_every_group_matches_the_reference(sample_store):
+    assert_same(customer_features(sample_store, AS_OF), reference_features(sample_tables(), AS_OF))
+
+
+@pytest.mark.parametrize("as_of", ["2023-06-01", "2024-05-01 12:00:00", "2026-01-01"])
+def test_reference_at_other_dates(sample_store, as_of):
+    cutoff = datetime.fromisoformat(as_of)
+    assert_same(
+        customer_features(sample_store, cutoff), reference_features(sample_tables(), cutoff)
+    )
+
+
+def test_types_follow_the_catalog(duckdb_store):
+    insert_rows(duckdb_store, sample_tables())
+    frame = customer_features(duckdb_store, AS_OF)
+    for feature in feature_list():
+        column = frame[feature.name]
+        assert str(column.dtype) == feature.dtype, feature.name
+        if feature.dtype == "category":
+            assert tuple(column.cat.categories) == feature.categories
+    assert frame.index.dtype == "str"
+
+
+def test_population_excludes_merged_late_and_exactly_as_of_customers(duckdb_store):
+    insert_rows(duckdb_store, sample_tables())
+    frame = customer_features(duckdb_store, AS_OF, groups=["value"])
+    # c3, c4, c5 merged into c2; c6 created after as_of; c8 created exactly at as_of.
+    assert list(frame.index) == ["c1", "c10", "c2", "c7", "c9"]
+    assert frame.loc["c2", "orders_lifetime"] == 4  # own order + c3's + c4's + c5's (chain)
+
+
+def test_merged_history_gives_the_same_answer_rekeyed_or_not(store):
+    tables = sample_tables()
+    # consent is left as is: c3's and c2's decisions share a primary key once re-keyed.
+    for name, rows in tables.items():
+        if name not in ("customer", "customer_merge", "consent"):
+            for row in rows:
+                if row.get("customer_id") in ("c3", "c4", "c5"):
+                    row["customer_id"] = "c2"
+    insert_rows(store, tables)
+    assert_same(customer_features(store, AS_OF), reference_features(sample_tables(), AS_OF))
+
+
+def test_groups_subset_and_order(duckdb_store):
+    insert_rows(duckdb_store, sample_tables())
+    frame = customer_features(duckdb_store, AS_OF, groups=["profile", "campaigns"])
+    assert list(frame.columns) == [f.name for f in feature_list(["campaigns", "profile"])]
+
+
+def test_empty_store_gives_an_empty_typed_frame(store):
+    frame = customer_features(store, AS_OF)
+    assert frame.empty
+    assert list(frame.columns) == [f.name for f in feature_list()]
+    assert str(frame["orders_30d"].dtype) == "int64"
+
+
+def test_customers_without_history_get_the_declared_fill(duckdb_store):
+    insert_rows(
+        duckdb_store,
+        {"customer": [{"customer_id": "000123", "created_at": AS_OF.replace(year=2023)}]},
+    )
+    row = customer_features(duckdb_store, AS_OF).loc["000123"]
+    assert row["orders_lifetime"] == 0 and row["revenue_90d"] == 0.0
+    assert pd.isna(row["recency_days"]) and pd.isna(row["refund_rate"])
+    assert row["gender"] == "unknown" and row["age_band"] == "unknown"
+    assert not row["is_member"] and not row["has_owner"]
+    assert row["tenure_days"] == pytest.approx(366.0)
+
+
+def test_as_of_accepts_dates_strings_and_aware_times(duckdb_store):
+    insert_rows(duckdb_store, sample_tables())
+    base = customer_features(duckdb_store, AS_OF, groups=["value"])
+    aware = pd.Timestamp("2024-07-01 08:00", tz="Asia/Shanghai")
+    pd.testing.assert_frame_equal(customer_features(duckdb_store, aware, groups=["value"]), base)
+    pd.testing.assert_frame_equal(
+        customer_features(duckdb_store, "2024-07-01", groups=["value"]), base
+    )
+    with pytest.raises(ConfigError, match="not a date or time"):
+        customer_features(duckdb_store, "next tuesday")
+
+
+def test_progress_callback_sees_every_group(duckdb_store):
+    calls = []
+    customer_features(duckdb_store, AS_OF, progress=lambda *a: calls.append(a))
+    assert calls[0] == ("value", 0, 6)
+    assert calls[-1] == ("done", 6, 6)
+    assert [c[0] for c in calls[:-1]] == [
+        "value",
+        "product",
+        "behaviour",
+        "loyalty",
+        "campaigns",
+        "profile",
+    ]
+
+
+def test_build_feature_file_writes_parquet_atomically(duckdb_store, tmp_path):
+    insert_rows(duckdb_store, sample_tables())
+    target = tmp_path / "out" / "features.parquet"
+    written = build_feature_file(duckdb_store, AS_OF, target, progress=False)
+    assert written == target
+    assert [p.name for p in target.parent.iterdir()] == ["features.parquet"]
+    back = pd.read_parquet(target)
+    pd.testing.assert_frame_equal(back, customer_features(duckdb_store, AS_OF), check_like=False)
+    assert back.attrs["as_of"] == "2024-07-01T00:00:00"
+
+
+def test_a_failed_build_leaves_the_previous_file(duckdb_store, tmp_path, monkeypatch):
+    target = tmp_path / "out" / "features.parquet"
+    target.parent.mkdir()
+    target.write_bytes(b"previous")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
+    with pytest.raises(OSError, match="disk full"):
+        build_feature_file(duckdb_store, AS_OF, target, progress=False)
+    assert target.read_bytes() == b"previous"
+    assert [p.name for p in target.parent.iterdir()] == ["features.parquet"]
+
+
+def test_ibis_backend_closes_the_duckdb_file(duckdb_store):
+    with ibis_backend(duckdb_store) as con:
+        assert "orders" in con.list_tables()
+    # The file is free again: another engine can open it for writing.
+    insert_rows(duckdb_store, {"customer": [{"customer_id": "x", "created_at": AS_OF}]})
+
+
+def test_without_temporary_tables_the_answer_is_the_same(duckdb_store, monkeypatch):
+    # A read-only PostgreSQL replica refuses temporary tables; the plain expressions are used.
+    from ibis.backends.duckdb import Backend
+
+    insert_rows(duckdb_store, sample_tables())
+    expected = customer_features(duckdb_store, AS_OF)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot execute CREATE TABLE in a read-only transaction")
+
+    monkeypatch.setattr(Backend, "create_table", refuse)
+    pd.testing.assert_frame_equal(customer_features(duckdb_store, AS_OF), expected)
+
+
+def test_postgres_url_options_reach_the_driver():
+    from crm_ml.features.backend import _postgres_kwargs
+
+    kwargs = _postgres_kwargs(
+        "postgresql+psycopg://crm:s3cret@db.example:6543/crm?sslmode=require&host=ignored"
+    )
+    assert kwargs == {
+        "host": "db.example",
+        "port": 6543,
+        "user": "crm",
+        "password": "s3cret",
+        "database": "crm",
+        "sslmode": "require",
+    }
+    socket = _postgres_kwargs("postgresql+psycopg://postgres@/postgres?host=/tmp/crm_ml_pg")
+    assert socket["host"] == "/tmp/crm_ml_pg" and "port" not in socket

@@ -1,0 +1,65 @@
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from crm_ml.errors import ConfigError, ValidationError
+from crm_ml.features import feature_list, training_frame
+
+from .rows import insert_rows
+from .sample import sample_tables
+
+
+@pytest.fixture
+def sample_store(store):
+    insert_rows(store, sample_tables())
+    return store
+
+
+def test_snapshots_stack_with_labels_and_prevalence(sample_store):
+    built = training_frame(sample_store, ["2024-05-01", "2024-06-01"], 30, 30, groups=["value"])
+    frame = built.frame
+    assert frame.index.names == ["as_of", "customer_id"]
+    assert list(frame.columns) == [*[f.name for f in feature_list(["value"])], "label"]
+    assert frame["label"].dtype == bool
+    assert frame.loc[(pd.Timestamp("2024-05-01"), "c1"), "label"]  # no order in May
+    assert not frame.loc[(pd.Timestamp("2024-06-01"), "c1"), "label"]  # o4 on 15 June
+    prevalence = built.prevalence
+    assert list(prevalence.columns) == ["customers", "positives", "prevalence", "label_end"]
+    assert prevalence["customers"].tolist() == [3, 3]
+    assert prevalence["positives"].tolist() == [2, 1]
+    assert prevalence.loc[pd.Timestamp("2024-06-01"), "label_end"] == pd.Timestamp("2024-07-01")
+    assert (built.label, built.horizon_days) == ("churn", 30)
+
+
+def test_a_count_of_snapshots_ends_where_the_data_allows(duckdb_store):
+    insert_rows(duckdb_store, sample_tables())
+    built = training_frame(duckdb_store, 2, 30, 45, label="purchase", groups=["value"])
+    # The last order is 2024-07-04: the latest snapshot is the midnight 30 days before.
+    assert list(built.prevalence.index) == [pd.Timestamp("2024-04-20"), pd.Timestamp("2024-06-04")]
+
+
+def test_a_label_window_past_the_data_is_refused(sample_store):
+    with pytest.raises(ValidationError, match=r"after the data ends.*on or before 2024-06-04"):
+        training_frame(sample_store, ["2024-05-01", "2024-06-10"], 30, 30)
+
+
+def test_snapshots_closer_than_the_gap_are_refused(duckdb_store):
+    insert_rows(duckdb_store, sample_tables())
+    with pytest.raises(ConfigError, match="closer than gap_days=30"):
+        training_frame(duckdb_store, [datetime(2024, 5, 1), datetime(2024, 5, 15)], 30, 30)
+
+
+def test_unknown_label_and_bad_gap_are_refused(duckdb_store):
+    insert_rows(duckdb_store, sample_tables())
+    with pytest.raises(ConfigError, match="Unknown label 'attrition'"):
+        training_frame(duckdb_store, 1, 30, 30, label="attrition")
+    with pytest.raises(ConfigError, match="gap_days must be a positive"):
+        training_frame(duckdb_store, 1, 30, 0)
+    with pytest.raises(ConfigError, match="snapshots is empty"):
+        training_frame(duckdb_store, [], 30, 30)
+
+
+def test_a_store_without_orders_cannot_be_labelled(duckdb_store):
+    with pytest.raises(ValidationError, match="no orders"):
+        training_frame(duckdb_store, 1, 30, 30)
