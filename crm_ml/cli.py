@@ -392,6 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries(verbose: bool) -> None:
+    """Keep MLflow's progress bars, telemetry and chatter out of the command's output."""
+    import os
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if not verbose:
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``crm-ml``; returns the process exit status."""
     args = build_parser().parse_args(argv)
@@ -399,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _quiet_libraries(args.verbose)
     try:
         settings = Settings.from_env()
         return int(args.func(args, settings))
