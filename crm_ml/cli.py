@@ -181,6 +181,53 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Backtest, train, log and register a churn or propensity model."""
+    from crm_ml.features import training_frame
+    from crm_ml.models import train_model
+
+    store = _open_store(settings)
+    label = "churn" if args.kind == "churn" else "purchase"
+    data = training_frame(
+        store,
+        args.snapshots,
+        args.horizon_days,
+        args.gap_days,
+        label=label,
+        category=args.category,
+        progress=True,
+    )
+    print(data.prevalence.to_string())
+    result = train_model(args.kind, data, settings, register=not args.no_register)
+    print(result.backtest.metrics.to_string())
+    if result.registered is not None:
+        reg = result.registered
+        print(f"Registered {reg.name} v{reg.version} as {reg.alias}: {reg.reason}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    """Score every customer as of a date with a registered model, with reasons."""
+    from crm_ml.features import customer_features
+    from crm_ml.models import score_customers
+
+    store = _open_store(settings)
+    features = customer_features(store, args.as_of, progress=True)
+    for model in args.model or ["crm-churn@champion", "crm-propensity@champion"]:
+        summary = score_customers(
+            store,
+            features,
+            args.as_of,
+            model=model,
+            settings=settings,
+            language=settings.language,
+            attribution=args.attribution,
+        )
+        print(f"{model} as of {args.as_of:%Y-%m-%d}:")
+        print(summary.to_string())
+    return 0
+
+
 def cmd_export_parquet(args: argparse.Namespace, settings: Settings) -> int:
     """Export the store's source tables to partitioned Parquet (for Spark)."""
     from crm_ml.store.export import export_parquet
@@ -243,6 +290,40 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     pq.add_argument("dir", help="output folder")
     pq.set_defaults(func=cmd_export_parquet)
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser(
+        "train",
+        help="backtest, train and register a churn or propensity model in MLflow",
+        description="Stack SNAPSHOTS feature snapshots GAP_DAYS apart (the latest as late as the "
+        "data allows), label each over the next HORIZON_DAYS, backtest against recency, RFM and "
+        "BG/NBD baselines, and register the model. It becomes 'champion' only if its backtest "
+        "AUC is not worse than the current champion's; otherwise 'challenger'.",
+    )
+    train.add_argument("kind", choices=["churn", "propensity"])
+    train.add_argument("--snapshots", type=int, default=5, help="number of snapshots (default 5)")
+    train.add_argument("--gap-days", type=int, default=90, help="days between snapshots")
+    train.add_argument("--horizon-days", type=int, default=90, help="label window (default 90)")
+    train.add_argument("--category", help="propensity to buy in this category only")
+    train.add_argument("--no-register", action="store_true", help="backtest only")
+    train.set_defaults(func=cmd_train)
+    score = sub.add_parser("score", help="score every customer as of a date, with reasons")
+    score.add_argument("--as-of", type=_as_of, required=True)
+    score.add_argument(
+        "--model",
+        action="append",
+        help="registered model, repeatable "
+        "(default: crm-churn@champion and crm-propensity@champion)",
+    )
+    score.add_argument(
+        "--attribution",
+        choices=["shap", "path"],
+        default="shap",
+        help="how reasons are attributed: exact SHAP, or the ~27x faster path method for "
+        "millions of customers",
+    )
+    score.set_defaults(func=cmd_score)
 
 
 def _add_tags(sub: argparse._SubParsersAction) -> None:
@@ -385,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import(sub)
     _add_customers(sub)
     _add_features(sub)
+    _add_models(sub)
     _add_tags(sub)
     _add_segment(sub)
     _add_report(sub)

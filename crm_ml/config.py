@@ -19,6 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_ml.errors import ConfigError
 
+#: Languages of user-facing text (reasons, actions, figure labels).
+LANGUAGES = ("zh", "en")
+
 #: Files or folders whose presence marks a project root.
 ROOT_MARKERS = ("crm_ml.toml", "pyproject.toml", ".git")
 
@@ -68,6 +71,8 @@ class Settings:
         IANA zone of the business (source timestamps without a zone are read in it).
     currency : str
         ISO 4217 code used when showing money.
+    language : str
+        ``zh`` or ``en``: the language of score reasons and suggested actions.
     """
 
     root: Path
@@ -76,8 +81,13 @@ class Settings:
     reports_dir: Path
     timezone: str = "Asia/Shanghai"
     currency: str = "CNY"
+    language: str = "zh"
 
     def __post_init__(self) -> None:
+        if self.language not in LANGUAGES:
+            raise ConfigError(
+                f"Unsupported language {self.language!r}; expected one of {', '.join(LANGUAGES)}."
+            )
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -103,7 +113,8 @@ class Settings:
         """Build settings from the environment, with defaults anchored at the project root.
 
         Reads ``CRM_ML_HOME``, ``CRM_ML_DATABASE_URL``, ``MLFLOW_TRACKING_URI``,
-        ``CRM_ML_REPORTS_DIR``, ``CRM_ML_TIMEZONE`` and ``CRM_ML_CURRENCY``.
+        ``CRM_ML_REPORTS_DIR``, ``CRM_ML_TIMEZONE``, ``CRM_ML_CURRENCY`` and
+        ``CRM_ML_LANGUAGE``.
         """
         env = os.environ if environ is None else environ
         root = find_project_root(cwd or Path.cwd(), env)
@@ -119,4 +130,5 @@ class Settings:
             reports_dir=reports,
             timezone=env.get("CRM_ML_TIMEZONE") or "Asia/Shanghai",
             currency=env.get("CRM_ML_CURRENCY") or "CNY",
+            language=env.get("CRM_ML_LANGUAGE") or "zh",
         )

@@ -155,7 +155,9 @@ def run_demo(
     with _step(echo, 5, total, f"Scoring every customer as of {as_of:%Y-%m-%d}, with reasons"):
         features = customer_features(store, as_of)
         for model in ("crm-churn@champion", "crm-propensity@champion"):
-            score_customers(store, features, as_of, model=model, settings=settings)
+            score_customers(
+                store, features, as_of, model=model, settings=settings, language=settings.language
+            )
     with _step(echo, 6, total, "Auto-tagging (history kept) and saving segments"):
         echo(tags_apply_command(store, as_of, features=features).splitlines()[0])
         echo("      segments: " + ", ".join(_save_demo_segments(store)))

@@ -26,12 +26,17 @@ def test_environment_overrides_defaults(tmp_path):
         "CRM_ML_REPORTS_DIR": "out",
         "CRM_ML_TIMEZONE": "Europe/London",
         "CRM_ML_CURRENCY": "GBP",
+        "CRM_ML_LANGUAGE": "en",
     }
     settings = Settings.from_env(environ=env, cwd=Path("/"))
     assert settings.root == tmp_path
     assert settings.database_url == "sqlite:////x/crm.db"
     assert settings.reports_dir == tmp_path / "out"
-    assert (settings.timezone, settings.currency) == ("Europe/London", "GBP")
+    assert (settings.timezone, settings.currency, settings.language) == (
+        "Europe/London",
+        "GBP",
+        "en",
+    )
 
 
 def test_settings_are_frozen(tmp_path):
@@ -53,3 +58,8 @@ def test_missing_home_folder_is_an_error(tmp_path):
 def test_unknown_time_zone_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="Unknown time zone 'Mars/Base'"):
         Settings.from_env(environ={"CRM_ML_HOME": str(tmp_path), "CRM_ML_TIMEZONE": "Mars/Base"})
+
+
+def test_unknown_language_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="Unsupported language 'fr'"):
+        Settings.from_env(environ={"CRM_ML_HOME": str(tmp_path), "CRM_ML_LANGUAGE": "fr"})

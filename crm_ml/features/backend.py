@@ -6,8 +6,15 @@ The rules of ``notes/ENGINES.md`` live here, once:
   compare raw timestamp columns with ``>=`` and ``<`` only;
 - one date-difference primitive, :meth:`Snapshot.days_before`: whole epoch
   seconds, differenced, cast to float64, divided by 86,400;
+- a count's predicate (``t.count(where=p)``) is never NULL: Ibis compiles it
+  on Spark as ``SUM(CAST(p AS BIGINT))``, NULL rather than 0 when every ``p``
+  is NULL; guard nullable columns with ``.notnull() & ...``;
 - results arrive as Arrow and are cast to the declared types by the caller
   (DuckDB's integer sums arrive as decimal128, PostgreSQL's as numeric).
+
+Features and labels read a :data:`TableSource`: a :class:`Store`, or an open
+Ibis connection on which the store's tables are registered under their own
+names (e.g. Spark over exported Parquet, see :mod:`crm_ml.spark`).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import ibis
 import ibis.expr.types as ir
@@ -26,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import make_url
 
-from crm_ml.errors import StoreError
+from crm_ml.errors import ConfigError, StoreError
 from crm_ml.features.spec import FeatureWindows
 from crm_ml.store.connection import Store
 
@@ -34,6 +41,29 @@ log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1)
 SECONDS_PER_DAY = 86_400.0
+
+#: Where features and labels read the store's tables: a :class:`Store`, or an
+#: Ibis backend (``ibis.BaseBackend``) holding tables named as in the store.
+TableSource: TypeAlias = Store | Any
+
+#: The store tables that features and labels read (what an Ibis source must hold).
+FEATURE_TABLES = (
+    "customer",
+    "customer_merge",
+    "customer_change",
+    "customer_owner",
+    "consent",
+    "product",
+    "orders",
+    "order_item",
+    "behavior_event",
+    "tier",
+    "tier_change",
+    "points_ledger",
+    "coupon",
+    "stored_value_ledger",
+    "campaign_contact",
+)
 
 
 @ibis.udf.scalar.builtin(name="strftime")
@@ -92,6 +122,32 @@ def ibis_backend(store: Store) -> Iterator[Any]:
         con.disconnect()
 
 
+@contextmanager
+def open_tables(source: TableSource) -> Iterator[tuple[Any, str]]:
+    """Yield ``(ibis connection, dialect)`` for a store or an already open Ibis backend.
+
+    A :class:`Store` is opened for the block (see :func:`ibis_backend`); an
+    Ibis backend belongs to the caller and stays open. Its dialect is the
+    backend's name (``pyspark``, ``duckdb``...).
+
+    Raises
+    ------
+    ConfigError
+        If ``source`` is neither a Store nor an Ibis backend.
+    """
+    if isinstance(source, Store):
+        with ibis_backend(source) as con:
+            yield con, source.dialect
+        return
+    name = getattr(source, "name", None)
+    if not isinstance(name, str) or not callable(getattr(source, "table", None)):
+        raise ConfigError(
+            f"Cannot read the store's tables from {type(source).__name__}: expected a Store or "
+            "an Ibis backend holding them (e.g. crm_ml.spark.spark_tables(session, folder))."
+        )
+    yield source, name
+
+
 def epoch_seconds(dialect: str, value: ir.TimestampValue) -> ir.IntegerValue:
     """Whole seconds since 1970 of a timestamp expression, identical on every engine.
 
@@ -114,9 +170,15 @@ def temporary_table(con: Any, expr: ir.Table, prefix: str) -> Iterator[ir.Table]
     """Materialise ``expr`` as a temporary table for the block, then drop it.
 
     Queries that reuse it stay shallow (SQLite's parser has a nesting limit)
-    and cheap. Where temporary tables are refused (a read-only PostgreSQL
-    replica), the expression itself is yielded.
+    and cheap. Spark has no temporary tables: there the expression is cached
+    (a temporary view, computed once on first use, released after the block).
+    Where neither works (a read-only PostgreSQL replica), the expression itself
+    is yielded and each query recomputes it.
     """
+    if getattr(con, "name", None) == "pyspark":
+        with _cached(expr, prefix) as table:
+            yield table
+        return
     name = f"_crm_{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         table = con.create_table(name, expr, temp=True)
@@ -128,6 +190,20 @@ def temporary_table(con: Any, expr: ir.Table, prefix: str) -> Iterator[ir.Table]
         yield table
     finally:
         con.drop_table(name, force=True)
+
+
+@contextmanager
+def _cached(expr: ir.Table, prefix: str) -> Iterator[ir.Table]:
+    try:
+        table = expr.cache()
+    except Exception as exc:  # any refusal falls back to the plain expression
+        log.info("Cannot cache %s (%s); using the expression", prefix, exc)
+        yield expr
+        return
+    try:
+        yield table
+    finally:
+        table.release()
 
 
 def fetch(expr: ir.Table) -> pd.DataFrame:

@@ -14,11 +14,10 @@ from tqdm.auto import tqdm
 
 from crm_ml.errors import ConfigError
 from crm_ml.features.align import POSITION, numbered_population, positioned, scatter
-from crm_ml.features.backend import Snapshot, fetch, ibis_backend
+from crm_ml.features.backend import Snapshot, TableSource, fetch, open_tables
 from crm_ml.features.catalog import GROUPS, feature_list, select_groups
 from crm_ml.features.identity import open_snapshot
 from crm_ml.features.spec import Feature, FeatureGroup, FeatureWindows, as_timestamp
-from crm_ml.store.connection import Store
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ def _progress_steps(
 
 
 def customer_features(
-    store: Store,
+    store: TableSource,
     as_of: datetime | date | str,
     *,
     groups: Iterable[str] | None = None,
@@ -96,8 +95,10 @@ def customer_features(
 
     Parameters
     ----------
-    store : Store
-        The customer/loyalty store (DuckDB, SQLite or PostgreSQL).
+    store : Store or Ibis backend
+        The customer/loyalty store (DuckDB, SQLite or PostgreSQL), or an open
+        Ibis connection holding its tables, such as Spark over exported
+        Parquet (:func:`crm_ml.spark.spark_tables`).
     as_of : datetime, date or str
         Cut-off, naive UTC (an aware time is converted): a row dated exactly
         ``as_of`` is not seen.
@@ -120,8 +121,8 @@ def customer_features(
     cutoff = as_timestamp(as_of)
     selected = select_groups(groups)
     with (
-        ibis_backend(store) as con,
-        open_snapshot(con, store.dialect, cutoff, windows) as snap,
+        open_tables(store) as (con, dialect),
+        open_snapshot(con, dialect, cutoff, windows) as snap,
         numbered_population(snap) as index,
     ):
         steps = _progress_steps(selected, progress)
@@ -135,7 +136,7 @@ def customer_features(
 
 
 def build_feature_file(
-    store: Store,
+    store: TableSource,
     as_of: datetime | date | str,
     path: str | os.PathLike[str],
     *,

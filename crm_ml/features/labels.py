@@ -15,10 +15,9 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from crm_ml.errors import ConfigError
-from crm_ml.features.backend import Snapshot, fetch, ibis_backend
+from crm_ml.features.backend import Snapshot, TableSource, fetch, open_tables
 from crm_ml.features.identity import open_snapshot, population
 from crm_ml.features.spec import FeatureWindows, as_timestamp
-from crm_ml.store.connection import Store
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ def _buyers(snap: Snapshot) -> ir.Table:
 
 
 def _labels(
-    store: Store,
+    store: TableSource,
     as_of: datetime | date | str,
     horizon_days: int,
     *,
@@ -66,8 +65,8 @@ def _labels(
     cutoff = as_timestamp(as_of)
     end = cutoff + pd.Timedelta(days=check_horizon(horizon_days)).to_pytimedelta()
     with (
-        ibis_backend(store) as con,
-        open_snapshot(con, store.dialect, cutoff, FeatureWindows()) as snap,
+        open_tables(store) as (con, dialect),
+        open_snapshot(con, dialect, cutoff, FeatureWindows()) as snap,
     ):
         people = population(snap).select("customer_id")
         if eligible is not None:
@@ -84,7 +83,7 @@ def _labels(
 
 
 def churn_labels(
-    store: Store, as_of: datetime | date | str, horizon_days: int, *, buyers_only: bool = True
+    store: TableSource, as_of: datetime | date | str, horizon_days: int, *, buyers_only: bool = True
 ) -> pd.DataFrame:
     """Churn: no purchase in ``[as_of, as_of + horizon_days)``.
 
@@ -114,7 +113,7 @@ def churn_labels(
 
 
 def purchase_labels(
-    store: Store,
+    store: TableSource,
     as_of: datetime | date | str,
     horizon_days: int,
     *,
@@ -156,7 +155,7 @@ def _holds_downgradable_tier(snap: Snapshot, _end: datetime) -> ir.Table:
 
 
 def tier_downgrade_labels(
-    store: Store, as_of: datetime | date | str, horizon_days: int
+    store: TableSource, as_of: datetime | date | str, horizon_days: int
 ) -> pd.DataFrame:
     """Tier downgrade: a ``down`` tier change in ``[as_of, as_of + horizon_days)``.
 
@@ -183,16 +182,16 @@ def tier_downgrade_labels(
     )
 
 
-def last_order_at(store: Store) -> datetime | None:
+def last_order_at(store: TableSource) -> datetime | None:
     """Time of the latest order in the store: where labelled data ends. None if no orders."""
-    with ibis_backend(store) as con:
+    with open_tables(store) as (con, _dialect):
         orders = con.table("orders")
         found = fetch(orders.aggregate(last=orders.ordered_at.max()))["last"].iloc[0]
     return None if pd.isna(found) else pd.Timestamp(found).to_pydatetime()
 
 
 def churn_sensitivity(
-    store: Store,
+    store: TableSource,
     as_of: datetime | date | str,
     *,
     horizons: Sequence[int] = SENSITIVITY_HORIZONS,

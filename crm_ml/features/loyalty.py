@@ -132,7 +132,9 @@ def _tier(snap: Snapshot) -> ir.Table:
 def _coupons(snap: Snapshot) -> ir.Table:
     c, r = snap.table("coupon"), snap.windows.recent_days
     c = c.filter(c.issued_at < snap.as_of)
-    redeemed = c.redeemed_at < snap.as_of
+    # Never NULL: Ibis counts with a predicate on Spark as SUM(CAST(p AS BIGINT)),
+    # NULL (not 0) for a customer whose coupons are all unredeemed.
+    redeemed = c.redeemed_at.notnull() & (c.redeemed_at < snap.as_of)
     agg = c.group_by("customer_id").agg(
         **{f"coupons_issued_{r}d": c.count(where=c.issued_at >= snap.bound(r))},
         **{f"coupons_redeemed_{r}d": c.count(where=redeemed & (c.redeemed_at >= snap.bound(r)))},

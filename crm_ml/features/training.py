@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 
 from crm_ml.errors import ConfigError, ValidationError
+from crm_ml.features.backend import TableSource
 from crm_ml.features.build import DEFAULT_WINDOWS, ProgressCallback, customer_features
 from crm_ml.features.labels import (
     check_horizon,
@@ -25,7 +26,6 @@ from crm_ml.features.labels import (
     tier_downgrade_labels,
 )
 from crm_ml.features.spec import FeatureWindows, as_timestamp
-from crm_ml.store.connection import Store
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _check_snapshots(
 
 
 def resolve_snapshots(
-    store: Store, snapshots: int | Iterable[datetime | date | str], horizon_days: int, gap_days: int
+    store: TableSource, snapshots: int | Iterable[datetime | date | str], horizon_days: int, gap_days: int
 ) -> list[datetime]:
     """Return the snapshot dates to use, oldest first, checked against the data's end.
 
@@ -142,7 +142,7 @@ def resolve_snapshots(
 
 
 def training_frame(
-    store: Store,
+    store: TableSource,
     snapshots: int | Iterable[datetime | date | str],
     horizon_days: int,
     gap_days: int,
@@ -157,8 +157,9 @@ def training_frame(
 
     Parameters
     ----------
-    store : Store
-        The customer/loyalty store.
+    store : Store or Ibis backend
+        The customer/loyalty store, or an Ibis connection holding its tables
+        (as in :func:`customer_features`).
     snapshots : int or iterable of dates
         The ``as_of`` dates, or a count: that many midnights ``gap_days``
         apart, the latest as late as the data allows.

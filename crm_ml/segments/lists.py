@@ -192,4 +192,5 @@ def churn_details(
     )
     joined = frame.join(extra)
     frame["suggested_action"] = [suggest_action(r, high) for _, r in joined.iterrows()]
+    frame["p_churn"] = frame["p_churn"].round(3)  # what a retention team reads, not a model input
     return frame[["p_churn", "revenue_365d", "value_at_risk", "churn_reasons", "suggested_action"]]

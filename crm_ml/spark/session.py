@@ -1,0 +1,274 @@
+"""A Spark session for crm_ml, and the store's tables registered on it for Ibis.
+
+pyspark is imported inside the functions, so ``import crm_ml.spark`` works
+without it; the ``spark`` extra installs it (``pip install 'crm_ml[spark]'``,
+Java 17 on the machine).
+
+Two ways in:
+
+- :func:`spark_session` starts a local (or ``spark://``/``yarn``) session
+  with the settings crm_ml relies on: UTC session time zone (timestamps in
+  the store are naive UTC), Arrow transfers to pandas, no UI, few shuffle
+  partitions for small data. Nothing is fetched at run time (no
+  ``spark.jars.packages``): it works offline.
+- A notebook that already has a ``spark`` session (Databricks, EMR, a
+  JupyterHub kernel) passes it to :func:`spark_tables` as it is.
+
+:func:`spark_tables` registers each store table as a temporary view named as
+in the store, from the folders written by ``crm-ml export parquet DIR``
+(:func:`crm_ml.store.export.export_parquet`) or from a catalog database, and
+returns an Ibis backend: pass it wherever a ``Store`` is accepted by
+:mod:`crm_ml.features` (``customer_features(tables, as_of)``, ``churn_labels``...).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crm_ml.errors import ConfigError, NotFoundError, StoreError
+from crm_ml.features.backend import FEATURE_TABLES
+from crm_ml.store.connection import Store
+from crm_ml.store.schema import SOURCE_TABLES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+#: Tables :func:`export_tables` writes: the store's source tables and the identity
+#: tables the features read.
+SPARK_TABLES = tuple(dict.fromkeys((*SOURCE_TABLES, *FEATURE_TABLES)))
+
+#: Spark settings crm_ml needs whatever the cluster (timestamps are naive UTC).
+REQUIRED_CONF = {"spark.sql.session.timeZone": "UTC"}
+
+#: Defaults for a session crm_ml starts itself; ``conf`` overrides them.
+DEFAULT_CONF = {
+    **REQUIRED_CONF,
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+def _require_pyspark() -> Any:
+    """Import pyspark, or say how to install it."""
+    try:
+        import pyspark
+    except ImportError as exc:
+        raise ConfigError(
+            "Spark support needs pyspark and Java 17: pip install 'crm_ml[spark]' "
+            f"(import failed: {exc})."
+        ) from exc
+    return pyspark
+
+
+def session_conf(
+    master: str,
+    *,
+    shuffle_partitions: int | None,
+    driver_memory: str | None,
+    local_ip: str | None,
+    conf: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """Return the Spark configuration of :func:`spark_session` (defaults, then ``conf``)."""
+    settings = dict(DEFAULT_CONF)
+    if shuffle_partitions is None:
+        # Spark's default of 200 partitions costs seconds of task overhead on small data.
+        shuffle_partitions = 8 if master.startswith("local") else 200
+    settings["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
+    if driver_memory:
+        settings["spark.driver.memory"] = driver_memory
+    if local_ip and master.startswith("local"):
+        settings["spark.driver.host"] = local_ip
+        settings["spark.driver.bindAddress"] = local_ip
+    settings.update(conf or {})
+    return settings
+
+
+def spark_session(
+    master: str = "local[2]",
+    *,
+    app_name: str = "crm_ml",
+    shuffle_partitions: int | None = None,
+    driver_memory: str | None = None,
+    local_ip: str | None = "127.0.0.1",
+    conf: Mapping[str, str] | None = None,
+) -> Any:
+    """Start (or reuse) a Spark session set up for crm_ml.
+
+    Parameters
+    ----------
+    master : str
+        ``local[2]`` (two cores of this machine), ``local[*]``, ``spark://host:7077``, ``yarn``...
+    shuffle_partitions : int, optional
+        ``spark.sql.shuffle.partitions``; 8 for a local master, else Spark's 200.
+    driver_memory : str, optional
+        E.g. ``"4g"``; only takes effect when this call starts the JVM.
+    local_ip : str or None
+        For a local master, the address Spark binds to (``SPARK_LOCAL_IP``
+        unless already set): a laptop on a VPN or without a resolvable host
+        name otherwise fails to start. None leaves it to Spark.
+    conf : mapping, optional
+        Further Spark settings, applied last.
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
+        With session time zone UTC. If a session already runs in this process,
+        it is returned with the runtime settings applied (Spark ignores
+        start-up settings such as ``driver_memory`` then).
+    """
+    _require_pyspark()
+    from pyspark.sql import SparkSession
+
+    if local_ip and master.startswith("local"):
+        # Read by the JVM launcher, which only sees the environment.
+        os.environ.setdefault("SPARK_LOCAL_IP", local_ip)
+    settings = session_conf(
+        master,
+        shuffle_partitions=shuffle_partitions,
+        driver_memory=driver_memory,
+        local_ip=local_ip,
+        conf=conf,
+    )
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # the JVM launcher raises several types
+        raise StoreError(
+            f"Cannot start Spark ({master}): {exc}. Check that Java 17 is installed "
+            "(java -version) and JAVA_HOME points to it."
+        ) from exc
+    session.sparkContext.setLogLevel("WARN")
+    log.info("Spark %s session on %s", session.version, master)
+    return session
+
+
+def _spark_type(arrow_type: Any) -> Any:
+    """The Spark type of one Arrow type of :func:`crm_ml.store.export.arrow_schema`."""
+    import pyarrow as pa
+    from pyspark.sql import types as T
+
+    if pa.types.is_timestamp(arrow_type):
+        # Naive UTC, as exported; Spark >= 3.4 reads such Parquet as TIMESTAMP_NTZ.
+        return T.TimestampNTZType()
+    if pa.types.is_floating(arrow_type):
+        return T.DoubleType()
+    if pa.types.is_boolean(arrow_type):
+        return T.BooleanType()
+    if pa.types.is_integer(arrow_type):
+        return T.LongType()
+    return T.StringType()
+
+
+def table_schema(name: str) -> Any:
+    """Return the Spark schema of store table ``name``, as the Parquet export writes it."""
+    from pyspark.sql import types as T
+
+    from crm_ml.store.export import arrow_schema
+    from crm_ml.store.schema import Base
+
+    table = Base.metadata.tables[name]
+    fields = [
+        T.StructField(f.name, _spark_type(f.type), nullable=f.nullable)
+        for f in arrow_schema(table)
+    ]
+    return T.StructType(fields)
+
+
+def _is_local(location: str) -> bool:
+    return "://" not in location or location.startswith("file://")
+
+
+def _parquet_frame(session: Any, location: str, name: str) -> Any:
+    """Read one exported table with its declared schema (an empty folder gives no rows)."""
+    path = f"{location.rstrip('/')}/{name}"
+    if _is_local(path) and not Path(path.removeprefix("file://")).is_dir():
+        raise NotFoundError(
+            f"No exported table {name!r} at {path}: expected a folder per store table. "
+            f"Write them with crm_ml.spark.export_tables(store, {location!r}) "
+            "(the features also read customer_merge and customer_change)."
+        )
+    # The schema is given, not inferred: an empty table has no file to infer from,
+    # and the `year=` partition folders must not add a column.
+    frame = session.read.schema(table_schema(name)).parquet(path)
+    return frame.drop("year") if "year" in frame.columns else frame
+
+
+def spark_tables(
+    session: Any,
+    parquet_dir: str | os.PathLike[str] | None = None,
+    *,
+    database: str | None = None,
+    tables: Iterable[str] | None = None,
+) -> Any:
+    """Register the store's tables on ``session`` and return an Ibis backend over them.
+
+    Parameters
+    ----------
+    session : pyspark.sql.SparkSession
+        From :func:`spark_session` or the notebook's own ``spark``. Ibis sets
+        its session time zone to UTC.
+    parquet_dir : path, optional
+        A folder written by ``crm-ml export parquet`` (local, or a path Spark
+        reads such as ``hdfs://`` or ``s3a://`` when the cluster has the connector).
+    database : str, optional
+        Instead of ``parquet_dir``: a catalog database holding tables named
+        as in the store (``catalog.schema`` on Unity Catalog).
+    tables : iterable of str, optional
+        Which tables; by default those the features and labels read
+        (:data:`crm_ml.features.backend.FEATURE_TABLES`).
+
+    Returns
+    -------
+    ibis backend
+        An Ibis PySpark connection on which each table is a temporary view of
+        the same name. Pass it to ``customer_features``, ``churn_labels``...
+    """
+    _require_pyspark()
+    import ibis
+
+    if (parquet_dir is None) == (database is None):
+        raise ConfigError(
+            "spark_tables needs exactly one of parquet_dir (a `crm-ml export parquet` folder) "
+            f"or database (a catalog database); got parquet_dir={parquet_dir!r}, "
+            f"database={database!r}."
+        )
+    names = list(FEATURE_TABLES if tables is None else tables)
+    for name in names:
+        if parquet_dir is not None:
+            frame = _parquet_frame(session, os.fspath(parquet_dir), name)
+        else:
+            frame = session.table(f"{database}.{name}")
+        frame.createOrReplaceTempView(name)
+    log.info("Registered %d store tables on Spark from %s", len(names), parquet_dir or database)
+    return ibis.pyspark.connect(session)
+
+
+def export_tables(
+    store: Store, out_dir: str | os.PathLike[str], *, progress: bool = False
+) -> pd.DataFrame:
+    """Export every table Spark needs to Parquet under ``out_dir`` (see :data:`SPARK_TABLES`).
+
+    The source tables of ``crm-ml export parquet`` plus the identity tables the
+    features read (``customer_merge``, ``customer_change``), partitioned by year.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``table``, with columns ``rows`` and ``path``.
+    """
+    from crm_ml.store.export import export_parquet
+
+    return export_parquet(store, Path(out_dir), tables=SPARK_TABLES, progress=progress)
