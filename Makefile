@@ -1,31 +1,34 @@
 # Two entry points, each works as the first command on a fresh machine:
 #   make demo   set up .venv, build the embedded demo store and run the main job
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv (with the dev and Spark extras) and run the test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint clean
 
-install: $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstall whenever the project's dependencies change.
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebook]'
-	@touch $(STAMP)
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[notebook]'
+	@touch $@
 
-demo: $(STAMP)
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebook,spark]'
+	@touch $@
+
+demo: $(VENV)/.installed-demo
 	$(BIN)/crm-ml demo
 
-test: $(STAMP)
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check crm_ml tests bench
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) data reports/20* mlruns .pytest_cache
+	rm -rf $(VENV) data reports/20* reports/_failed reports/_staging mlruns .pytest_cache
