@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import POSTGRES_URL, _drop_postgres_database, make_store_url
+from store_urls import POSTGRES_URL, drop_postgres_database, make_store_url
 
 from crm_ml.features import customer_features
 from crm_ml.store import Store, init_store
@@ -33,7 +33,7 @@ def stores(tmp_path: Path) -> Iterator[dict[str, Store]]:
     for store in made.values():
         store.dispose()
     for database in filter(None, databases):
-        _drop_postgres_database(database)
+        drop_postgres_database(database)
 
 
 def test_every_engine_gives_the_same_frame(stores):
