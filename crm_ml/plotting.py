@@ -33,7 +33,7 @@ CJK_FONTS = (
 
 def _register_bundled_font() -> None:
     try:
-        import cvttf_NotoSansCJK_Regular as bundled  # type: ignore[import-not-found]
+        import cvttf_NotoSansCJK_Regular as bundled
     except ImportError:
         return
     for path in Path(bundled.__file__).parent.glob("*.otf"):

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 
 from crm_ml.errors import ConfigError, ValidationError
+from crm_ml.store._timestamps import as_store_time
 
 #: What callers may pass as an instant: a datetime, a date, a pandas Timestamp or an ISO string.
 Instant = datetime | date | pd.Timestamp | str
@@ -31,17 +32,7 @@ def as_instant(value: Instant, *, name: str = "as_of") -> pd.Timestamp:
     ValidationError
         If ``value`` is missing or not a timestamp.
     """
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"{name}={value!r} is not a timestamp; pass e.g. datetime(2024, 7, 1) or '2024-07-01'."
-        ) from exc
-    if stamp is pd.NaT:
-        raise ValidationError(f"{name} is missing; pass a timestamp such as '2024-07-01'.")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.as_unit("us")
+    return pd.Timestamp(as_store_time(value, name=name)).as_unit("us")
 
 
 def bind(stamp: pd.Timestamp) -> datetime:

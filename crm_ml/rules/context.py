@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, and_, func, or_, select
 
-from crm_ml.errors import ValidationError
 from crm_ml.rules.compiler import Rule, RuleContext
 from crm_ml.rules.vocabulary import SCORE_FIELDS
+from crm_ml.store._timestamps import as_store_time
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import Consent, CustomerTag, Score
 
@@ -31,17 +31,7 @@ def as_timestamp(value: Any, what: str = "as_of") -> datetime:
     ValidationError
         If it is missing or cannot be read as a date.
     """
-    if value is None:
-        raise ValidationError(f"{what} is required (a date such as 2025-06-30); got None.")
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{what}={value!r} is not a date; expected e.g. 2025-06-30.") from exc
-    if pd.isna(stamp):
-        raise ValidationError(f"{what} is required (a date such as 2025-06-30); got {value!r}.")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.to_pydatetime()
+    return as_store_time(value, name=what)
 
 
 def valid_at(on: datetime) -> Any:
