@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from crm_ml import __version__
 from crm_ml.config import Settings
@@ -141,7 +142,7 @@ def cmd_segment_create(args: argparse.Namespace, settings: Settings) -> int:
     """Check and save a segment rule."""
     from crm_ml.segments import segment_create_command
 
-    kind = "static" if args.static else "dynamic"
+    kind: Literal["static", "dynamic"] = "static" if args.static else "dynamic"
     store = _open_store(settings)
     print(
         segment_create_command(
