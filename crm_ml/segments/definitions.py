@@ -8,6 +8,7 @@ their first snapshot (a fixed list, e.g. a campaign's audience).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
@@ -222,3 +223,27 @@ def segment_definitions_frame(store: Store) -> pd.DataFrame:
             select(*(getattr(SegmentRow, c) for c in columns)).order_by(SegmentRow.name)
         ).all()
     return pd.DataFrame(rows, columns=columns).set_index("name")
+
+
+def ensure_segments(store: Store, names: Sequence[str], *, actor: str) -> list[Segment]:
+    """Return the named segments, saving any that exist only as a template from its defaults.
+
+    Raises
+    ------
+    NotFoundError
+        If a name is neither a saved segment nor a template.
+    """
+    saved = set(segment_definitions_frame(store).index)
+    segments = []
+    for name in names:
+        if name in saved:
+            segments.append(load_segment(store, name))
+        elif name in SEGMENT_TEMPLATES:
+            segments.append(save_segment(store, SEGMENT_TEMPLATES[name].instantiate(), actor=actor))
+        else:
+            raise NotFoundError(
+                f"No segment or template named {name!r}. "
+                f"Saved: {', '.join(sorted(saved)) or 'none'}; "
+                f"templates: {', '.join(sorted(SEGMENT_TEMPLATES))}."
+            )
+    return segments

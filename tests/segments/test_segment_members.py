@@ -120,3 +120,17 @@ def test_an_empty_snapshot_is_recorded_and_told_apart_from_none(store):
     assert len(snapshot_segment(store, "long_gone", features, "2025-01-01")) == 0
     assert len(segment_members(store, "long_gone", "2025-01-01")) == 0
     assert segment_sizes(store, ["long_gone"])["long_gone"].tolist() == [0]
+
+
+def test_ensure_segments_saves_templates_once_and_refuses_unknown_names(store):
+    import pytest
+
+    from crm_ml.errors import NotFoundError
+    from crm_ml.segments import ensure_segments, segment_definitions_frame
+
+    first = ensure_segments(store, ["points_reminder"], actor="t")
+    again = ensure_segments(store, ["points_reminder"], actor="t")
+    assert [s.version for s in first + again] == [1, 1]
+    assert list(segment_definitions_frame(store).index) == ["points_reminder"]
+    with pytest.raises(NotFoundError, match="No segment or template named 'nope'"):
+        ensure_segments(store, ["nope"], actor="t")
