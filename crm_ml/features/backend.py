@@ -76,6 +76,11 @@ def _sqlite_substr(value: str, start: int, length: int) -> str:  # type: ignore[
     """SQLite's own ``substr`` (the body is never run)."""
 
 
+@ibis.udf.scalar.builtin(name="regexp_replace")
+def _spark_regexp_replace(value: str, pattern: str, replacement: str) -> str:  # type: ignore[empty-body]
+    """Spark's own ``regexp_replace`` (the body is never run)."""
+
+
 def _postgres_kwargs(url: str) -> dict[str, Any]:
     """Return psycopg connection arguments from a URL; query options such as sslmode pass on."""
     parsed = make_url(url)
@@ -158,6 +163,19 @@ def epoch_seconds(dialect: str, value: ir.TimestampValue) -> ir.IntegerValue:
     if dialect == "sqlite":
         return _sqlite_strftime("%s", _sqlite_substr(value.cast("string"), 1, 19)).cast("int64")
     return value.epoch_seconds().floor().cast("int64")
+
+
+def strip_text(dialect: str, value: ir.StringValue) -> ir.StringValue:
+    """``value`` without leading and trailing whitespace, identical on every engine.
+
+    Ibis writes Spark's ``TRIM`` with escaped characters (space, tab, newline,
+    CR, VT, FF), and Spark reads the VT and FF escapes as the letters v and f:
+    "female" became "emale". On Spark a regular expression over Java's
+    whitespace class (the same six characters) is used instead.
+    """
+    if dialect == "pyspark":
+        return _spark_regexp_replace(value, r"^\s+|\s+$", "")
+    return value.strip()
 
 
 def python_epoch_seconds(value: datetime) -> int:
@@ -277,6 +295,10 @@ class Snapshot:
     def epoch(self, value: ir.TimestampValue) -> ir.IntegerValue:
         """Whole epoch seconds of a timestamp expression (see :func:`epoch_seconds`)."""
         return epoch_seconds(self.dialect, value)
+
+    def strip(self, value: ir.StringValue) -> ir.StringValue:
+        """``value`` without surrounding whitespace (see :func:`strip_text`)."""
+        return strip_text(self.dialect, value)
 
     def days_before(self, value: ir.TimestampValue) -> ir.FloatingValue:
         """Days from ``value`` to ``as_of``: the one date-difference primitive."""

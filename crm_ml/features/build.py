@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
+import ibis.expr.types as ir
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -16,7 +18,7 @@ from crm_ml.errors import ConfigError
 from crm_ml.features.align import POSITION, numbered_population, positioned, scatter
 from crm_ml.features.backend import Snapshot, TableSource, fetch, open_tables
 from crm_ml.features.catalog import GROUPS, feature_list, select_groups
-from crm_ml.features.identity import open_snapshot
+from crm_ml.features.identity import open_snapshot, population
 from crm_ml.features.spec import Feature, FeatureGroup, FeatureWindows, as_timestamp
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,41 @@ def _group_frame(snap: Snapshot, group: FeatureGroup, index: pd.Index) -> pd.Dat
     frame = conform(pd.concat(parts, axis=1), declared)
     frame.index = index
     return frame
+
+
+def _typed(value: ir.Value, feature: Feature) -> ir.Value:
+    """``value`` filled and cast in the engine as :func:`conform` does in pandas."""
+    fill = feature.fill
+    if fill is not None and not (isinstance(fill, float) and math.isnan(fill)):
+        # Booleans arrive as 0/1 counts; fill them with a number, not a bool.
+        value = value.fill_null(int(fill) if feature.dtype == "bool" else fill)
+    if feature.dtype == "bool":
+        return value != 0
+    if feature.dtype == "category":
+        return value.cast("string")
+    return value.cast(feature.dtype)
+
+
+def feature_query(snap: Snapshot, groups: Sequence[FeatureGroup]) -> ir.Table:
+    """Every customer's features as one query, filled and typed in the engine (nothing fetched).
+
+    For engines that keep the result where it is (Spark writing Parquet):
+    :func:`conform` applied to its rows gives :func:`customer_features`.
+
+    Returns
+    -------
+    ibis Table
+        ``customer_id``, then one column per declared feature: ``int64``,
+        ``float64`` (NULL where undefined), ``boolean``, or the category's text.
+    """
+    table = population(snap).select("customer_id")
+    declared = [f for group in groups for f in group.features(snap.windows)]
+    names = {f.name for f in declared}
+    for group in groups:
+        for expr in group.expressions(snap):
+            keep = [c for c in expr.columns if c in names]
+            table = table.left_join(expr.select("customer_id", *keep), "customer_id")
+    return table.select("customer_id", **{f.name: _typed(table[f.name], f) for f in declared})
 
 
 def _progress_steps(
@@ -169,4 +206,4 @@ def build_feature_file(
     return target
 
 
-__all__ = ["GROUPS", "build_feature_file", "customer_features", "feature_list"]
+__all__ = ["GROUPS", "build_feature_file", "customer_features", "feature_list", "feature_query"]

@@ -100,8 +100,8 @@ def _as_of_value(table: ir.Table, field: str, current: ir.Value) -> ir.Value:
     return ibis.ifelse(table[f"_had_{field}"] > 0, table[f"_old_{field}"], current)
 
 
-def _gender(value: ir.StringValue) -> ir.StringValue:
-    text = value.strip().lower()
+def _gender(snap: Snapshot, value: ir.StringValue) -> ir.StringValue:
+    text = snap.strip(value).lower()
     return ibis.cases((text.isin(_FEMALE), "female"), (text.isin(_MALE), "male"), else_="unknown")
 
 
@@ -129,13 +129,13 @@ def _profile(snap: Snapshot) -> ir.Table:
     people = population(snap).select("customer_id")
     customers = people.inner_join(snap.raw("customer"), "customer_id")
     j = customers.left_join(_changes_after(snap), "customer_id")
-    old_tier = j._old_city_tier.strip()
+    old_tier = snap.strip(j._old_city_tier)
     parsed_tier = ibis.cases(*[(old_tier == str(n), n) for n in range(1, 7)], else_=None)
     member = j.is_member & (j.member_since.isnull() | (j.member_since < snap.as_of))
     return j.select(
         "customer_id",
         age_band=_age_band(snap, j.birth_date),
-        gender=_gender(_as_of_value(j, "gender", j.gender)),
+        gender=_gender(snap, _as_of_value(j, "gender", j.gender)),
         city_tier=ibis.ifelse(j._had_city_tier > 0, parsed_tier, j.city_tier).cast("float64"),
         acquisition_channel=_channel(_as_of_value(j, "acquisition_channel", j.acquisition_channel)),
         is_member=ibis.ifelse(member, 1, 0),

@@ -114,7 +114,10 @@ def _check_snapshots(
 
 
 def resolve_snapshots(
-    store: TableSource, snapshots: int | Iterable[datetime | date | str], horizon_days: int, gap_days: int
+    store: TableSource,
+    snapshots: int | Iterable[datetime | date | str],
+    horizon_days: int,
+    gap_days: int,
 ) -> list[datetime]:
     """Return the snapshot dates to use, oldest first, checked against the data's end.
 

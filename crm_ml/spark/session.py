@@ -15,16 +15,18 @@ Two ways in:
   JupyterHub kernel) passes it to :func:`spark_tables` as it is.
 
 :func:`spark_tables` registers each store table as a temporary view named as
-in the store, from the folders written by ``crm-ml export parquet DIR``
-(:func:`crm_ml.store.export.export_parquet`) or from a catalog database, and
-returns an Ibis backend: pass it wherever a ``Store`` is accepted by
-:mod:`crm_ml.features` (``customer_features(tables, as_of)``, ``churn_labels``...).
+in the store, from the folders written by :func:`export_tables` (the store's
+export to partitioned Parquet, plus the identity tables the features read) or
+from a catalog database, and returns an Ibis backend: pass it wherever a
+``Store`` is accepted by :mod:`crm_ml.features` (``customer_features(tables,
+as_of)``, ``churn_labels``...).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,12 +56,10 @@ DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
     "spark.sql.adaptive.enabled": "true",
-    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
-    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
 }
 
 
-def _require_pyspark() -> Any:
+def require_pyspark() -> Any:
     """Import pyspark, or say how to install it."""
     try:
         import pyspark
@@ -87,9 +87,12 @@ def session_conf(
     settings["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
     if driver_memory:
         settings["spark.driver.memory"] = driver_memory
-    if local_ip and master.startswith("local"):
-        settings["spark.driver.host"] = local_ip
-        settings["spark.driver.bindAddress"] = local_ip
+    if master.startswith("local"):
+        # A cluster keeps its own JVM options; a local JVM runs in UTC like the session.
+        settings["spark.driver.extraJavaOptions"] = "-Duser.timezone=UTC"
+        if local_ip:
+            settings["spark.driver.host"] = local_ip
+            settings["spark.driver.bindAddress"] = local_ip
     settings.update(conf or {})
     return settings
 
@@ -127,12 +130,16 @@ def spark_session(
         it is returned with the runtime settings applied (Spark ignores
         start-up settings such as ``driver_memory`` then).
     """
-    _require_pyspark()
+    require_pyspark()
     from pyspark.sql import SparkSession
 
-    if local_ip and master.startswith("local"):
-        # Read by the JVM launcher, which only sees the environment.
-        os.environ.setdefault("SPARK_LOCAL_IP", local_ip)
+    if master.startswith("local"):
+        # Read only from the environment: SPARK_LOCAL_IP by the JVM launcher, and
+        # PYSPARK_PYTHON by pyspark, whose Python workers must run this interpreter
+        # (the venv holding crm_ml), not whichever `python3` is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if local_ip:
+            os.environ.setdefault("SPARK_LOCAL_IP", local_ip)
     settings = session_conf(
         master,
         shuffle_partitions=shuffle_partitions,
@@ -156,7 +163,7 @@ def spark_session(
 
 
 def _spark_type(arrow_type: Any) -> Any:
-    """The Spark type of one Arrow type of :func:`crm_ml.store.export.arrow_schema`."""
+    """Return the Spark type of an Arrow type of :func:`crm_ml.store.export.arrow_schema`."""
     import pyarrow as pa
     from pyspark.sql import types as T
 
@@ -181,8 +188,7 @@ def table_schema(name: str) -> Any:
 
     table = Base.metadata.tables[name]
     fields = [
-        T.StructField(f.name, _spark_type(f.type), nullable=f.nullable)
-        for f in arrow_schema(table)
+        T.StructField(f.name, _spark_type(f.type), nullable=f.nullable) for f in arrow_schema(table)
     ]
     return T.StructType(fields)
 
@@ -236,7 +242,7 @@ def spark_tables(
         An Ibis PySpark connection on which each table is a temporary view of
         the same name. Pass it to ``customer_features``, ``churn_labels``...
     """
-    _require_pyspark()
+    require_pyspark()
     import ibis
 
     if (parquet_dir is None) == (database is None):

@@ -1,0 +1,356 @@
+"""Benchmark: train both models on 1,000,000 customers x 4 snapshots and score them with reasons.
+
+Targets on 2 cores: training at most 5 minutes, scoring with reasons at most 60 s.
+
+Stages, each timed on its own and run in its own process (so the peak memory
+printed, the resident set ``ru_maxrss``, belongs to that stage; it includes
+reading the stage's input from the work folder, which is not timed):
+
+1. training frame: ``training_frame(label="purchase")`` on 4 snapshots 90
+   days apart (features and labels), plus ``churn_labels`` at the same
+   snapshots (the churn rows are the customers who had bought before);
+2. train churn, train propensity: the model for use (``crm-ml train``'s
+   re-fit): trees on the 3 earlier snapshots, isotonic calibration on the latest;
+3. features for scoring: ``customer_features`` on the day after the last order;
+4. score with reasons: ``score_customers(..., attribution="path")`` for each
+   model on every customer, written to a fresh DuckDB store;
+5. the same with exact TreeSHAP (``attribution="shap"``) on a 100,000-customer
+   sample, and that time extrapolated linearly to every customer.
+
+With ``--recipe``, ``train_model(..., register=False)`` is timed too: the whole
+training recipe (backtest against the recency, RFM and BG/NBD baselines, then
+the re-fit).
+
+The store is only read. Models, frames and the score stores live in a
+temporary work folder (``--workdir`` to keep them).
+
+    python bench/models.py                                       # the 1M store of bench/features.py
+    python bench/models.py --store /tmp/feat_bench/bench_features_100000.duckdb
+    python bench/models.py --customers 100000 --workdir /tmp/models_bench
+
+Without ``--store`` the 1M DuckDB store of ``bench/features.py`` in
+``/tmp/feat_bench`` is used when present, else one of ``--customers`` is generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+DEFAULT_STORE = Path("/tmp/feat_bench/bench_features_1000000.duckdb")
+TRAIN_TARGET_S, SCORE_TARGET_S = 300.0, 60.0
+HORIZON_DAYS, GAP_DAYS, SNAPSHOTS = 90, 90, 4
+SHAP_SAMPLE = 100_000
+KINDS = {"churn": "churned", "propensity": "purchased"}
+
+
+def _usage() -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_gb": usage.ru_maxrss / 1024**2,
+    }
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def worker_frame(url: str, work: Path, snapshots: int) -> dict[str, Any]:
+    """Training frame with both labels -> ``frame.parquet``."""
+    import pandas as pd
+
+    from crm_ml.features import training_frame
+    from crm_ml.features.labels import churn_labels
+    from crm_ml.store import Store
+
+    store = Store(url)
+    cpu0, started = _usage()["cpu_s"], time.perf_counter()
+    data = training_frame(store, snapshots, HORIZON_DAYS, GAP_DAYS, label="purchase")
+    parts = []
+    for as_of, part in data.frame.groupby(level="as_of", sort=True):
+        churned = churn_labels(store, as_of, HORIZON_DAYS)["churned"].astype("boolean")
+        flat = part.droplevel("as_of").rename(columns={"label": "purchased"})
+        parts.append(flat.join(churned, how="left").reset_index().assign(as_of=as_of))
+    frame = pd.concat(parts, ignore_index=True)
+    seconds, cpu = time.perf_counter() - started, _usage()["cpu_s"] - cpu0
+    store.dispose()
+    frame.to_parquet(work / "frame.parquet")
+    counts = frame.groupby("as_of").agg(rows=("purchased", "size"), buyers=("churned", "count"))
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "rows": len(frame),
+        "churn_rows": int(frame["churned"].notna().sum()),
+        "features": len(frame.columns) - 4,
+        "snapshots": {str(k.date()): v for k, v in counts.to_dict("index").items()},
+    }
+
+
+def _rows_of(work: Path, kind: str) -> tuple[Any, list[str], str]:
+    import pandas as pd
+
+    from crm_ml.models.training import default_features
+
+    label = KINDS[kind]
+    frame = pd.read_parquet(work / "frame.parquet")
+    rows = frame[frame[label].notna()].copy()
+    rows[label] = rows[label].astype(bool)
+    return rows, default_features(rows, label=label), label
+
+
+def worker_train(work: Path, kind: str) -> dict[str, Any]:
+    """Fit the model for use (trees on earlier snapshots, calibration on the latest)."""
+    from crm_ml.models.training import MODEL_KINDS, refit_for_use
+
+    rows, features, label = _rows_of(work, kind)
+    cpu0, started = _usage()["cpu_s"], time.perf_counter()
+    model, split = refit_for_use(MODEL_KINDS[kind](), rows, features, label)
+    seconds, cpu = time.perf_counter() - started, _usage()["cpu_s"] - cpu0
+    model.save(work / kind)
+    trees = rows["as_of"].isin(list(split.train_as_of))
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "rows": int(trees.sum()),
+        "calibration_rows": int((~trees).sum()),
+        "features": len(features),
+        "trees": model.n_estimators,
+    }
+
+
+def worker_recipe(work: Path, kind: str) -> dict[str, Any]:
+    """The whole ``train_model`` recipe without MLflow: backtest, baselines, re-fit."""
+    from crm_ml.models import train_model
+
+    rows, features, label = _rows_of(work, kind)
+    cpu0, started = _usage()["cpu_s"], time.perf_counter()
+    result = train_model(
+        kind,  # type: ignore[arg-type]
+        rows,
+        None,
+        horizon_days=HORIZON_DAYS,
+        label=label,
+        features=features,
+        register=False,
+    )
+    seconds, cpu = time.perf_counter() - started, _usage()["cpu_s"] - cpu0
+    auc = result.backtest.metrics["roc_auc"].round(4).to_dict()
+    return {"seconds": seconds, "cpu_s": cpu, "rows": len(rows), "auc": auc}
+
+
+def worker_features(url: str, work: Path) -> dict[str, Any]:
+    """Features of every customer on the day after the last order -> ``features.parquet``."""
+    import pandas as pd
+
+    from crm_ml.features import customer_features
+    from crm_ml.features.labels import last_order_at
+    from crm_ml.store import Store
+
+    store = Store(url)
+    as_of = (pd.Timestamp(last_order_at(store)) + pd.Timedelta(days=1)).normalize()
+    cpu0, started = _usage()["cpu_s"], time.perf_counter()
+    features = customer_features(store, as_of)
+    seconds, cpu = time.perf_counter() - started, _usage()["cpu_s"] - cpu0
+    store.dispose()
+    features.to_parquet(work / "features.parquet")
+    (work / "as_of.txt").write_text(as_of.isoformat())
+    return {"seconds": seconds, "cpu_s": cpu, "rows": len(features), "as_of": str(as_of.date())}
+
+
+def worker_score(work: Path, kind: str, attribution: str, sample: int) -> dict[str, Any]:
+    """``score_customers`` with reasons into a fresh store; ``sample > 0``: a random subset."""
+    import pandas as pd
+
+    from crm_ml.models import score_customers
+    from crm_ml.models.estimators import load_saved_model
+    from crm_ml.store import Store, init_store
+
+    model = load_saved_model(work / kind)
+    features = pd.read_parquet(work / "features.parquet")
+    total = len(features)
+    if 0 < sample < total:
+        features = features.sample(n=sample, random_state=0)
+    path = work / f"scores_{kind}_{attribution}_{len(features)}.duckdb"
+    path.unlink(missing_ok=True)
+    out = Store(f"duckdb:///{path}")
+    init_store(out)
+    as_of = (work / "as_of.txt").read_text()
+    cpu0, started = _usage()["cpu_s"], time.perf_counter()
+    bands = score_customers(out, features, as_of, model=model, attribution=attribution)
+    seconds, cpu = time.perf_counter() - started, _usage()["cpu_s"] - cpu0
+    with out.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT count(*) FROM score").scalar()
+    out.dispose()
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "rows": len(features),
+        "of": total,
+        "stored": int(stored or 0),
+        "bands": bands["customers"].to_dict(),
+    }
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def run_worker(args: list[str]) -> dict[str, Any]:
+    """Run one stage in a fresh interpreter; return its figures plus its peak memory."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "--worker", *args], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"stage {args} failed (exit {proc.returncode})")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def ensure_store(args: argparse.Namespace) -> Path:
+    """The store to read: ``--store``, else the 1M bench store, else a generated one."""
+    if args.store:
+        return Path(args.store)
+    if DEFAULT_STORE.exists() and args.customers == 1_000_000:
+        return DEFAULT_STORE
+    from crm_ml.demo import generate
+    from crm_ml.store import Store, init_store
+
+    path = Path(args.workdir or tempfile.gettempdir()) / f"bench_models_{args.customers}.duckdb"
+    if not path.exists():
+        store = Store(f"duckdb:///{path}")
+        init_store(store)
+        generate(store, n_customers=args.customers, start="2023-01-01", end="2025-12-31", seed=2024)
+        store.dispose()
+    return path
+
+
+def _line(stage: str, r: dict[str, Any], note: str = "") -> str:
+    return (
+        f"  {stage:<44}{r['rows']:>11,}{r['seconds']:>9.1f}{r['cpu_s']:>9.1f}"
+        f"{r['peak_gb']:>9.2f}  {note}"
+    )
+
+
+def report(store: Path, results: dict[str, dict[str, Any]]) -> None:
+    frame = results["frame"]
+    print(f"\n== models: {store.name}, {SNAPSHOTS} snapshots {GAP_DAYS} days apart, 2 threads ==")
+    print(f"  {'stage':<44}{'rows':>11}{'wall s':>9}{'CPU s':>9}{'peak GB':>9}")
+    print(_line("training frame (features x 4 + both labels)", frame, f"{frame['features']} feat."))
+    for kind in KINDS:
+        r = results[f"train_{kind}"]
+        note = f"+ {r['calibration_rows']:,} calibration rows, {r['trees']} trees"
+        print(_line(f"train {kind} (trees + calibration)", r, note))
+    for kind in KINDS:
+        if f"recipe_{kind}" in results:
+            r = results[f"recipe_{kind}"]
+            print(_line(f"train_model {kind} (backtest+baselines+refit)", r))
+    print(_line("features for scoring", results["features"], results["features"]["as_of"]))
+    for kind in KINDS:
+        r = results[f"score_{kind}_path"]
+        print(_line(f"score {kind} with reasons (path)", r, f"{r['stored']:,} rows stored"))
+    for kind in KINDS:
+        r = results.get(f"score_{kind}_shap")
+        if r:
+            scale = r["of"] / r["rows"]
+            note = f"-> {r['seconds'] * scale:.0f} s extrapolated to {r['of']:,} (x{scale:.1f})"
+            print(_line(f"score {kind} with reasons (shap, sample)", r, note))
+    _verdicts(results)
+
+
+def _verdicts(results: dict[str, dict[str, Any]]) -> None:
+    fits = sum(results[f"train_{k}"]["seconds"] for k in KINDS)
+    with_frame = fits + results["frame"]["seconds"]
+    scores = [results[f"score_{k}_path"]["seconds"] for k in KINDS]
+    feats = results["features"]["seconds"]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    print(
+        f"  training, both fits: {fits:.0f} s; target <= {TRAIN_TARGET_S:.0f} s: "
+        f"{verdict(fits <= TRAIN_TARGET_S)}"
+    )
+    print(
+        f"  training incl. building the frame: {with_frame:.0f} s: "
+        f"{verdict(with_frame <= TRAIN_TARGET_S)}"
+    )
+    for kind, s in zip(KINDS, scores, strict=True):
+        print(
+            f"  scoring {kind} with reasons (path): {s:.0f} s, target <= {SCORE_TARGET_S:.0f} s: "
+            f"{verdict(s <= SCORE_TARGET_S)}; with its features {s + feats:.0f} s: "
+            f"{verdict(s + feats <= SCORE_TARGET_S)}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", help="a DuckDB store file (read only)")
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--workdir", help="keep models, frames and scores here")
+    parser.add_argument("--recipe", action="store_true", help="also time train_model")
+    parser.add_argument("--shap-sample", type=int, default=SHAP_SAMPLE)
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(_dispatch(args.worker) | {"peak_gb": _usage()["peak_gb"]}))
+        return
+    logging.basicConfig(level=logging.WARNING)
+    store = ensure_store(args)
+    url = f"duckdb:///{store}?access_mode=read_only"
+    if args.workdir:
+        work = Path(args.workdir)
+        work.mkdir(parents=True, exist_ok=True)
+        results = run_stages(url, str(work), args)
+    else:
+        with tempfile.TemporaryDirectory(prefix="crm_models_") as tmp:
+            results = run_stages(url, tmp, args)
+    report(store, results)
+
+
+def run_stages(url: str, work: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    stages: list[tuple[str, list[str]]] = [("frame", ["frame", url, work, str(SNAPSHOTS)])]
+    stages += [(f"train_{k}", ["train", work, k]) for k in KINDS]
+    if args.recipe:
+        stages += [(f"recipe_{k}", ["recipe", work, k]) for k in KINDS]
+    stages += [("features", ["features", url, work])]
+    stages += [(f"score_{k}_path", ["score", work, k, "path", "0"]) for k in KINDS]
+    if args.shap_sample:
+        stages += [
+            (f"score_{k}_shap", ["score", work, k, "shap", str(args.shap_sample)]) for k in KINDS
+        ]
+    results = {}
+    for name, worker_args in stages:
+        results[name] = run_worker(worker_args)
+        r = results[name]
+        print(f"  [{name}] {r['seconds']:.1f} s, peak {r['peak_gb']:.2f} GB", flush=True)
+    return results
+
+
+def _dispatch(argv: list[str]) -> dict[str, Any]:
+    stage, rest = argv[0], argv[1:]
+    if stage == "frame":
+        return worker_frame(rest[0], Path(rest[1]), int(rest[2]))
+    if stage == "train":
+        return worker_train(Path(rest[0]), rest[1])
+    if stage == "recipe":
+        return worker_recipe(Path(rest[0]), rest[1])
+    if stage == "features":
+        return worker_features(rest[0], Path(rest[1]))
+    if stage == "score":
+        return worker_score(Path(rest[0]), rest[1], rest[2], int(rest[3]))
+    raise SystemExit(f"unknown stage {stage!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,363 @@
+"""Benchmark: our churn and propensity AUC next to the oracle AUC from the generator's truth.
+
+The synthetic retailer (``crm_ml.demo``) knows, for every person and month
+start, the true probability of a purchase within 90 days (``p_purchase_90d``).
+Ranking customers by it is the best any model can do on average (the oracle);
+the figure here is how close ours comes: ``ratio = our AUC / oracle AUC``,
+target at least 0.95 for churn and for propensity at 90 days.
+
+Recipe (the same as ``crm-ml train``): ``ChurnModel`` and ``PropensityModel``
+with their default settings, trees on earlier snapshots, calibration on the
+latest snapshot whose label window closed before the test date, tested on a
+month start whose 90-day window the data fully observes. Both AUCs are taken
+on the same customers against the same observed labels:
+
+* churn = no purchase in ``[as_of, as_of + 90 d)`` among customers who had
+  bought before ``as_of``, so the oracle's P(churn) is ``1 - p_purchase_90d``;
+* purchase = at least one purchase in that window, every customer.
+
+Duplicate registrations are merged first (``plan_merges`` + ``merge_customers``),
+so a person's history and label sit on one surviving id. The truth is keyed by
+each person's first record; it is mapped through the merges to the survivor,
+and customers on either side without a partner are counted and dropped.
+
+    python bench/oracle.py                          # 20,000 customers (the demo default)
+    python bench/oracle.py --customers 100000
+    python bench/oracle.py --store /tmp/feat_bench/bench_features_100000.duckdb
+
+A ``--store`` is copied (with its ``.truth.parquet``) before duplicates are
+merged into the copy; the original is never written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+TARGET_RATIO = 0.95
+HORIZON_DAYS = 90
+#: Months between training snapshots (each label window closes before the next snapshot).
+STEP_MONTHS = 3
+TASKS = {"churn": "churn", "propensity": "purchase"}
+
+
+@dataclass(frozen=True)
+class OracleRow:
+    """One task's comparison: our AUC and the oracle's on the same customers and labels."""
+
+    task: str
+    test_as_of: pd.Timestamp
+    customers: int
+    positives: int
+    ours: float
+    oracle: float
+    baselines: dict[str, float]
+    alive_share: float
+    alive_ours: float
+    alive_oracle: float
+    dropped_no_truth: int
+    truth_not_scored: int
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.oracle
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def make_store(folder: Path, n_customers: int, seed: int) -> Path:
+    """Generate the demo retailer (2023-2025) with ``n_customers`` into ``folder``."""
+    from crm_ml.demo import generate_demo_store
+    from crm_ml.store import Store, init_store
+
+    path = folder / f"oracle_{n_customers}.duckdb"
+    store = Store(f"duckdb:///{path}")
+    init_store(store)
+    generate_demo_store(store, n_customers=n_customers, seed=seed)
+    store.dispose()
+    return path
+
+
+def working_copy(path: Path, folder: Path) -> Path:
+    """Copy a DuckDB store and its ``.truth.parquet`` into ``folder``; the original is untouched."""
+    copy = folder / path.name
+    shutil.copyfile(path, copy)
+    shutil.copyfile(f"{path}.truth.parquet", f"{copy}.truth.parquet")
+    return copy
+
+
+def merge_duplicates(store: Any) -> int:
+    """Merge the customers that share a verified phone or member card; return how many."""
+    from crm_ml.features.labels import last_order_at
+    from crm_ml.store.identity import merge_customers, plan_merges
+
+    plan = plan_merges(store)
+    if not plan.empty:
+        at = last_order_at(store) or datetime(2026, 1, 1)
+        merge_customers(store, plan, at=at, actor="bench/oracle.py")
+    return len(plan)
+
+
+def survivor_of(store: Any) -> dict[str, str]:
+    """``merged_id -> final surviving_id`` for every merged customer (chains followed)."""
+    from crm_ml.features.backend import fetch, open_tables
+    from crm_ml.features.identity import resolve_id_map
+
+    with open_tables(store) as (con, _dialect):
+        id_map = resolve_id_map(con)
+        empty = pd.DataFrame(columns=["merged_id", "surviving_id"])
+        found = empty if id_map is None else fetch(id_map)
+    return dict(zip(found["merged_id"].astype(str), found["surviving_id"].astype(str), strict=True))
+
+
+# --------------------------------------------------------------------------- snapshots and frames
+
+
+def snapshot_plan(
+    last_order: datetime, *, earlier: int, horizon_days: int = HORIZON_DAYS
+) -> tuple[pd.Timestamp, list[pd.Timestamp]]:
+    """Return ``(test, earlier snapshots)``: month starts whose label windows the data covers.
+
+    The test date is the latest month start whose window closes by ``last_order``
+    (the truth is kept at month starts). The earlier snapshots step back
+    ``STEP_MONTHS`` at a time from the latest month start whose window closes by
+    the test date; the latest of them calibrates, the others train the trees.
+    """
+    horizon = pd.Timedelta(days=horizon_days)
+    test = (pd.Timestamp(last_order) - horizon).to_period("M").to_timestamp()
+    latest = (test - horizon).to_period("M").to_timestamp()
+    dates = [latest - pd.DateOffset(months=STEP_MONTHS * k) for k in range(earlier)]
+    return test, sorted(pd.Timestamp(d) for d in dates)
+
+
+def training_sets(store: Any, dates: Sequence[pd.Timestamp], horizon_days: int) -> dict[str, Any]:
+    """Both tasks' training sets from one pass of features (the churn rows are the buyers).
+
+    Returns
+    -------
+    dict
+        ``{"purchase": TrainingSet, "churn": TrainingSet}``.
+    """
+    from crm_ml.features import training_frame
+    from crm_ml.features.labels import churn_labels
+    from crm_ml.features.training import TrainingSet
+
+    gap = min(int((b - a).days) for a, b in itertools.pairwise(dates))
+    purchase = training_frame(store, list(dates), horizon_days, gap, label="purchase")
+    frames, rows = [], []
+    for as_of, part in purchase.frame.groupby(level="as_of", sort=True):
+        churned = churn_labels(store, as_of, horizon_days)["churned"].rename("label")
+        features = part.droplevel("as_of").drop(columns="label")
+        frame = features.join(churned, how="inner")
+        frames.append(pd.concat({pd.Timestamp(as_of): frame}, names=["as_of"]))
+        rows.append(
+            {
+                "as_of": pd.Timestamp(as_of),
+                "customers": len(frame),
+                "positives": int(frame["label"].sum()),
+            }
+        )
+    prevalence = pd.DataFrame(rows).set_index("as_of")
+    prevalence["prevalence"] = prevalence["positives"] / prevalence["customers"]
+    churn = TrainingSet(pd.concat(frames), prevalence, "churn", horizon_days)
+    return {"purchase": purchase, "churn": churn}
+
+
+# --------------------------------------------------------------------------- truth and comparison
+
+
+def truth_at(truth_path: Path, as_of: pd.Timestamp, survivors: Mapping[str, str]) -> pd.DataFrame:
+    """Each surviving customer's truth at ``as_of``: ``p_purchase_90d`` and ``is_alive``.
+
+    Truth rows are keyed by a person's first record; a record merged away is
+    replaced by its survivor. A survivor claimed by two people (never expected:
+    one person's records share a phone) is ambiguous and dropped. ``attrs``
+    holds ``remapped`` and ``ambiguous`` (counts of people).
+    """
+    from crm_ml.demo import load_truth
+
+    truth = load_truth(truth_path)
+    truth = truth[pd.to_datetime(truth["as_of"]) == as_of]
+    if truth.empty:
+        raise ValueError(f"The truth has no snapshot on {as_of.date()} (it keeps month starts).")
+    ids = truth["customer_id"].astype(str)
+    survivor = ids.map(dict(survivors)).fillna(ids)
+    frame = pd.DataFrame(
+        {
+            "p_purchase_90d": truth["p_purchase_90d"].to_numpy(float),
+            "is_alive": truth["is_alive"].to_numpy(bool),
+        },
+        index=pd.Index(survivor.to_numpy(), name="customer_id"),
+    )
+    ambiguous = frame.index.duplicated(keep=False)
+    frame = frame[~ambiguous]
+    frame.attrs.update(remapped=int((survivor != ids).sum()), ambiguous=int(ambiguous.sum()))
+    return frame
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    return float(roc_auc_score(y, score)) if 0 < y.sum() < y.size else float("nan")
+
+
+def compare(task: str, result: Any, truth: pd.DataFrame) -> OracleRow:
+    """Our AUC and the oracle's on the test customers present in both the backtest and the truth."""
+    pred = result.predictions.set_index(result.predictions["customer_id"].astype(str))
+    common = pred.index.intersection(truth.index)
+    pred, known = pred.loc[common], truth.loc[common]
+    y = pred["label"].to_numpy(bool)
+    p90 = known["p_purchase_90d"].to_numpy()
+    oracle_score = 1.0 - p90 if task == "churn" else p90
+    alive = known["is_alive"].to_numpy(bool)
+    models = [c for c in result.metrics.index if c != "model"]
+    return OracleRow(
+        task=task,
+        test_as_of=result.split.test_as_of,
+        customers=len(common),
+        positives=int(y.sum()),
+        ours=_auc(y, pred["model"].to_numpy()),
+        oracle=_auc(y, oracle_score),
+        baselines={m: _auc(y, pred[m].to_numpy()) for m in models},
+        alive_share=float(alive.mean()),
+        alive_ours=_auc(y[alive], pred["model"].to_numpy()[alive]),
+        alive_oracle=_auc(y[alive], oracle_score[alive]),
+        dropped_no_truth=len(result.predictions) - len(common),
+        truth_not_scored=len(truth) - len(common),
+    )
+
+
+def run_oracle(
+    store: Any,
+    truth_path: Path,
+    *,
+    earlier: int = 5,
+    horizon_days: int = HORIZON_DAYS,
+    model_params: Mapping[str, Any] | None = None,
+) -> tuple[list[OracleRow], dict[str, float]]:
+    """Backtest both models on a generated store and compare them with the oracle.
+
+    Returns
+    -------
+    (rows, info)
+        One :class:`OracleRow` per task; seconds spent on features and each
+        backtest, and the truth's ``remapped`` / ``ambiguous`` counts.
+    """
+    from crm_ml.features.labels import last_order_at
+    from crm_ml.models import ChurnModel, PropensityModel, backtest
+
+    test, dates = snapshot_plan(last_order_at(store), earlier=earlier, horizon_days=horizon_days)
+    started = time.perf_counter()
+    sets = training_sets(store, [*dates, test], horizon_days)
+    truth = truth_at(truth_path, test, survivor_of(store))
+    info = {"features_s": time.perf_counter() - started, **truth.attrs}
+    rows = []
+    for task, model in (("churn", ChurnModel), ("propensity", PropensityModel)):
+        started = time.perf_counter()
+        result = backtest(
+            sets[TASKS[task]].frame,
+            label="label",
+            model=model(**dict(model_params or {})),
+            horizon_days=horizon_days,
+            test_as_of=test,
+        )
+        info[f"{task}_s"] = time.perf_counter() - started
+        rows.append(compare(task, result, truth))
+    return rows, info
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(rows: Sequence[OracleRow], info: Mapping[str, Any], *, size: str, merged: int) -> None:
+    print(
+        f"\n== AUC against the oracle: {size}, test {rows[0].test_as_of.date()}, "
+        f"{HORIZON_DAYS}-day window =="
+    )
+    print(
+        f"  {'task':<11}{'customers':>10}{'positives':>10}{'ours':>8}{'oracle':>8}"
+        f"{'ratio':>8}  target >= {TARGET_RATIO}"
+    )
+    for r in rows:
+        verdict = "met" if r.ratio >= TARGET_RATIO else "MISSED"
+        print(
+            f"  {r.task:<11}{r.customers:>10,}{r.positives:>10,}{r.ours:>8.4f}{r.oracle:>8.4f}"
+            f"{r.ratio:>8.3f}  {verdict}"
+        )
+    print("  baselines, AUC on the same customers:")
+    for r in rows:
+        print(f"    {r.task:<11}" + ", ".join(f"{k} {v:.4f}" for k, v in r.baselines.items()))
+    print("  where the gap is: AUC among the customers the truth says are still alive")
+    for r in rows:
+        print(
+            f"    {r.task:<11}{r.alive_share:.0%} alive: ours {r.alive_ours:.4f}, "
+            f"oracle {r.alive_oracle:.4f}, ratio {r.alive_ours / r.alive_oracle:.3f}"
+        )
+    print(
+        f"  alignment: {merged:,} duplicate records merged before features; "
+        f"{info['remapped']:,} truth ids mapped to another survivor, "
+        f"{info['ambiguous']:,} ambiguous dropped"
+    )
+    for r in rows:
+        print(
+            f"    {r.task:<11}{r.dropped_no_truth:,} labelled customers without a truth row "
+            f"dropped; {r.truth_not_scored:,} truth people not in this population"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--store", type=Path, help="a generated DuckDB store to reuse (copied)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--snapshots",
+        type=int,
+        default=5,
+        help="snapshots before the test date (the latest calibrates)",
+    )
+    parser.add_argument("--folder", type=Path, help="working folder (default: a temporary one)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from crm_ml.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="crm_oracle_", dir=args.folder) as tmp:
+        folder = Path(tmp)
+        started = time.perf_counter()
+        if args.store:
+            path, size = working_copy(args.store, folder), args.store.name
+        else:
+            path, size = (
+                make_store(folder, args.customers, args.seed),
+                f"{args.customers:,} customers",
+            )
+        prepared = time.perf_counter() - started
+        store = Store(f"duckdb:///{path}")
+        merged = merge_duplicates(store)
+        rows, info = run_oracle(store, Path(f"{path}.truth.parquet"), earlier=args.snapshots)
+        store.dispose()
+    report(rows, info, size=size, merged=merged)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(
+        f"  seconds: store {prepared:.0f} (generate or copy), "
+        f"features {info['features_s']:.0f}, churn backtest {info['churn_s']:.0f}, "
+        f"propensity backtest {info['propensity_s']:.0f}; peak memory {peak:.2f} GB"
+    )
+
+
+if __name__ == "__main__":
+    main()

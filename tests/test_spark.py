@@ -1,0 +1,258 @@
+"""Spark: the same feature and label definitions give DuckDB's frames; scoring on Spark.
+
+One local Spark session serves every test (start-up dominates). CI
+(``CRM_ML_FORBID_SKIPS=1``) fails these tests when pyspark or Java is
+missing; elsewhere they are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from features.rows import insert_rows
+from features.sample import AS_OF, random_tables, sample_tables
+from models.synthetic import TINY, make_training_frame
+
+from crm_ml.config import Settings
+from crm_ml.errors import ConfigError, NotFoundError, ValidationError
+from crm_ml.features import (
+    churn_labels,
+    customer_features,
+    purchase_labels,
+    tier_downgrade_labels,
+)
+from crm_ml.store import Store, init_store
+
+pytestmark = pytest.mark.spark
+
+# Small data: whole-stage code generation costs more than it saves.
+TEST_CONF = {"spark.sql.codegen.wholeStage": "false"}
+
+
+def _missing_spark() -> str | None:
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (pip install -e '.[spark]')"
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and Path(java_home, "bin/java").exists()):
+        return "Java is not installed (Spark needs Java 17, e.g. openjdk-17-jre-headless)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """The one local Spark session of the test run."""
+    missing = _missing_spark()
+    if missing:
+        if os.environ.get("CRM_ML_FORBID_SKIPS"):
+            pytest.fail(f"Spark tests must run in CI: {missing}")
+        pytest.skip(missing)
+    from crm_ml.spark import spark_session
+
+    session = spark_session("local[2]", shuffle_partitions=1, conf=TEST_CONF)
+    yield session
+    session.stop()
+
+
+def _tables() -> dict[str, list[dict[str, Any]]]:
+    """The hand-written sample store and a seeded random one, side by side (disjoint ids)."""
+    tables = sample_tables()
+    for name, rows in random_tables(seed=7, customers=60).items():
+        if name not in ("product", "store_location", "tier"):  # the same catalogue
+            tables.setdefault(name, []).extend(rows)
+    return tables
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    folder = tmp_path_factory.mktemp("spark_store")
+    st = Store(f"duckdb:///{folder / 'crm.duckdb'}")
+    init_store(st)
+    insert_rows(st, _tables())
+    yield st
+    st.dispose()
+
+
+@pytest.fixture(scope="module")
+def parquet_dir(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from crm_ml.spark import export_tables
+
+    folder = tmp_path_factory.mktemp("spark_parquet")
+    export_tables(store, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tables(spark: Any, parquet_dir: Path) -> Any:
+    from crm_ml.spark import spark_tables
+
+    return spark_tables(spark, parquet_dir)
+
+
+@pytest.fixture(scope="module")
+def duckdb_features(store: Store) -> pd.DataFrame:
+    return customer_features(store, AS_OF)
+
+
+def _same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(got.dtypes) == list(expected.dtypes)
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def test_features_on_spark_equal_duckdbs(tables: Any, duckdb_features: pd.DataFrame) -> None:
+    assert 40 < len(duckdb_features) < 60  # 5 sample + ~45 random customers exist at AS_OF
+    _same(customer_features(tables, AS_OF), duckdb_features)
+
+
+def test_features_kept_on_spark_equal_duckdbs(
+    tables: Any, duckdb_features: pd.DataFrame, tmp_path: Path
+) -> None:
+    from crm_ml.spark import collect_features, spark_features
+
+    frame = spark_features(tables, AS_OF)
+    assert dict(frame.dtypes)["orders_30d"] == "bigint"
+    frame.write.parquet(str(tmp_path / "features"))
+    _same(collect_features(pd.read_parquet(tmp_path / "features")), duckdb_features)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        lambda source: churn_labels(source, AS_OF, 90),
+        lambda source: churn_labels(source, AS_OF, 30, buyers_only=False),
+        lambda source: purchase_labels(source, AS_OF, 60, category="food"),
+        lambda source: tier_downgrade_labels(source, AS_OF, 120),
+    ],
+    ids=["churn", "churn_everyone", "purchase_food", "tier_downgrade"],
+)
+def test_labels_on_spark_equal_duckdbs(tables: Any, store: Store, labels: Any) -> None:
+    expected = labels(store)
+    assert expected.iloc[:, 0].any() and not expected.iloc[:, 0].all()
+    got = labels(tables)
+    assert got.index.dtype == expected.index.dtype
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_spark_tables_needs_one_source(spark: Any, parquet_dir: Path, tmp_path: Path) -> None:
+    from crm_ml.spark import spark_tables
+
+    with pytest.raises(ConfigError, match="exactly one of parquet_dir"):
+        spark_tables(spark)
+    with pytest.raises(ConfigError, match="exactly one of parquet_dir"):
+        spark_tables(spark, parquet_dir, database="crm")
+    # An export made before the identity tables were exported (crm-ml export parquet).
+    shutil.copytree(parquet_dir, tmp_path / "old", ignore=shutil.ignore_patterns("customer_merge"))
+    with pytest.raises(NotFoundError, match=r"No exported table 'customer_merge' .*export_tables"):
+        spark_tables(spark, tmp_path / "old")
+
+
+def test_session_settings_for_local_and_cluster_masters() -> None:
+    from crm_ml.spark import session_conf
+
+    local = session_conf(
+        "local[2]", shuffle_partitions=None, driver_memory="2g", local_ip="127.0.0.1", conf=None
+    )
+    assert local["spark.sql.session.timeZone"] == "UTC"
+    assert local["spark.sql.shuffle.partitions"] == "8"
+    assert local["spark.driver.bindAddress"] == "127.0.0.1"
+    assert local["spark.driver.memory"] == "2g"
+    assert not any("jars" in key for key in local)  # nothing is fetched at run time
+    cluster = session_conf(
+        "yarn",
+        shuffle_partitions=None,
+        driver_memory=None,
+        local_ip="127.0.0.1",
+        conf={"spark.sql.shuffle.partitions": "64"},
+    )
+    assert cluster["spark.sql.shuffle.partitions"] == "64"
+    assert "spark.driver.bindAddress" not in cluster
+    assert "spark.driver.extraJavaOptions" not in cluster  # the cluster's own JVM options stay
+
+
+def test_a_source_must_be_a_store_or_an_ibis_backend() -> None:
+    with pytest.raises(ConfigError, match="expected a Store or an Ibis backend"):
+        customer_features("duckdb:///crm.duckdb", AS_OF)
+
+
+def test_crm_ml_spark_imports_without_pyspark() -> None:
+    code = (
+        "import sys; sys.modules['pyspark'] = None\n"
+        "import crm_ml.spark\n"
+        "try:\n    crm_ml.spark.spark_session()\n"
+        "except crm_ml.errors.ConfigError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'crm_ml[spark]'" in out.stdout
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any, pd.DataFrame]:
+    """A tiny churn model registered as champion in a throwaway MLflow store."""
+    from crm_ml.models.training import train_model
+
+    root = tmp_path_factory.mktemp("spark_project")
+    settings = Settings(
+        root=root,
+        database_url=f"duckdb:///{root / 'crm.duckdb'}",
+        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        reports_dir=root / "reports",
+        currency="EUR",
+    )
+    frame = make_training_frame(n=300)
+    result = train_model("churn", frame, settings, horizon_days=90, model_params=TINY)
+    latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
+    return settings, result.model, latest.drop(columns=["as_of", "churned", "purchased"])
+
+
+def test_scores_on_spark_equal_local_scoring(
+    spark: Any, registered: tuple[Settings, Any, pd.DataFrame], tmp_path: Path
+) -> None:
+    from crm_ml.models.phrases import PhraseContext
+    from crm_ml.models.scoring import score_batches
+    from crm_ml.spark import score_on_spark
+
+    settings, model, features = registered
+    features.to_parquet(tmp_path / "features.parquet")
+    summary = score_on_spark(
+        spark,
+        tmp_path / "features.parquet",
+        "crm-churn@champion",
+        settings,
+        out_path=tmp_path / "scores",
+        as_of="2024-10-01",
+    )
+    got = pd.read_parquet(tmp_path / "scores").set_index("customer_id").sort_index()
+    local = score_batches(model, features, context=PhraseContext(currency="EUR"))
+    expected = pd.concat(list(local)).set_index("customer_id").sort_index()
+    np.testing.assert_allclose(got["probability"], expected["probability"], rtol=0, atol=1e-12)
+    assert got["band"].tolist() == expected["band"].tolist()
+    assert got["reasons"].tolist() == expected["reasons"].tolist()
+    assert json.loads(got["reasons"].iloc[0])[0]["text"]
+    assert set(got["model_version"]) == {"1"} and set(got["model_name"]) == {"crm-churn"}
+    assert (got["as_of"] == pd.Timestamp("2024-10-01")).all()
+    assert summary["customers"].sum() == len(features)
+    assert summary.index.tolist() == ["high", "medium", "low"]
+
+
+def test_scoring_on_spark_refuses_missing_features(
+    spark: Any, registered: tuple[Settings, Any, pd.DataFrame], tmp_path: Path
+) -> None:
+    from crm_ml.spark import score_on_spark
+
+    settings, _, features = registered
+    frame = spark.createDataFrame(features.drop(columns="recency_days").reset_index())
+    with pytest.raises(ValidationError, match="missing: recency_days"):
+        score_on_spark(spark, frame, "crm-churn@champion", settings, out_path=tmp_path / "s")
