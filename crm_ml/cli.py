@@ -230,7 +230,7 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export_parquet(args: argparse.Namespace, settings: Settings) -> int:
-    """Export the store's source tables to partitioned Parquet (for Spark)."""
+    """Export the store's tables that features read to partitioned Parquet (for Spark)."""
     from crm_ml.store.export import export_parquet
 
     summary = export_parquet(_open_store(settings), Path(args.dir), progress=True)
@@ -287,7 +287,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     esub = p.add_subparsers(dest="export_command", required=True)
     pq = esub.add_parser(
         "parquet",
-        help="write every source table to DIR/<table>/ as Parquet, event tables by year",
+        help="write the tables features read to DIR/<table>/ as Parquet, event tables by year",
     )
     pq.add_argument("dir", help="output folder")
     pq.set_defaults(func=cmd_export_parquet)

@@ -1,8 +1,9 @@
 """Point-in-time customer features, labels and training sets.
 
 Features are Ibis expressions over the store's tables that run unchanged on
-DuckDB, SQLite and PostgreSQL, using only rows dated strictly before
-``as_of``; labels look at ``[as_of, as_of + horizon)``.
+DuckDB, SQLite and PostgreSQL, or on Spark over the exported tables (pass
+:func:`crm_ml.spark.spark_tables` where a store is expected), using only rows
+dated strictly before ``as_of``; labels look at ``[as_of, as_of + horizon)``.
 """
 
 from crm_ml.features.build import build_feature_file, customer_features

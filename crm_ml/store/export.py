@@ -41,6 +41,10 @@ PARTITION_TIME = {
 
 _BATCH_ROWS = 250_000
 
+#: What an export holds: the source tables, plus the merge map and profile changes
+#: that point-in-time features read (merged ids, profile values as of a date).
+EXPORT_TABLES = (*SOURCE_TABLES, "customer_merge", "customer_change")
+
 
 def arrow_schema(table: Table) -> pa.Schema:
     """Return the Arrow schema matching a store table's declared column types."""
@@ -119,7 +123,7 @@ def export_table(store: Store, name: str, out_dir: Path) -> int:
 
 
 def export_parquet(
-    store: Store, out_dir: Path, *, tables: Iterable[str] = SOURCE_TABLES, progress: bool = False
+    store: Store, out_dir: Path, *, tables: Iterable[str] = EXPORT_TABLES, progress: bool = False
 ) -> pd.DataFrame:
     """Export store tables to partitioned Parquet under ``out_dir``.
 

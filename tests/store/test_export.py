@@ -81,3 +81,10 @@ def test_export_again_replaces_the_previous_export(duckdb_store, tmp_path):
     export_parquet(duckdb_store, tmp_path / "pq", tables=["orders"])
     assert ds.dataset(tmp_path / "pq" / "orders", partitioning="hive").count_rows() == 2
     assert not [p for p in (tmp_path / "pq").iterdir() if p.name.startswith(".")]
+
+
+def test_default_export_holds_what_spark_features_read(duckdb_store, tmp_path):
+    from crm_ml.spark import SPARK_TABLES
+
+    summary = export_parquet(duckdb_store, tmp_path / "pq")
+    assert set(SPARK_TABLES) <= set(summary.index)
