@@ -107,13 +107,13 @@ def _rows_of(work: Path, kind: str) -> tuple[Any, list[str], str]:
     return rows, default_features(rows, label=label), label
 
 
-def worker_train(work: Path, kind: str) -> dict[str, Any]:
+def worker_train(work: Path, kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """Fit the model for use (trees on earlier snapshots, calibration on the latest)."""
     from crm_ml.models.training import MODEL_KINDS, refit_for_use
 
     rows, features, label = _rows_of(work, kind)
     cpu0, started = _usage()["cpu_s"], time.perf_counter()
-    model, split = refit_for_use(MODEL_KINDS[kind](), rows, features, label)
+    model, split = refit_for_use(MODEL_KINDS[kind](**params), rows, features, label)
     seconds, cpu = time.perf_counter() - started, _usage()["cpu_s"] - cpu0
     model.save(work / kind)
     trees = rows["as_of"].isin(list(split.train_as_of))
@@ -127,7 +127,7 @@ def worker_train(work: Path, kind: str) -> dict[str, Any]:
     }
 
 
-def worker_recipe(work: Path, kind: str) -> dict[str, Any]:
+def worker_recipe(work: Path, kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """The whole ``train_model`` recipe without MLflow: backtest, baselines, re-fit."""
     from crm_ml.models import train_model
 
@@ -140,6 +140,7 @@ def worker_recipe(work: Path, kind: str) -> dict[str, Any]:
         horizon_days=HORIZON_DAYS,
         label=label,
         features=features,
+        model_params=params,
         register=False,
     )
     seconds, cpu = time.perf_counter() - started, _usage()["cpu_s"] - cpu0
@@ -237,69 +238,80 @@ def ensure_store(args: argparse.Namespace) -> Path:
 
 def _line(stage: str, r: dict[str, Any], note: str = "") -> str:
     return (
-        f"  {stage:<44}{r['rows']:>11,}{r['seconds']:>9.1f}{r['cpu_s']:>9.1f}"
+        f"  {stage:<46}{r['rows']:>11,}{r['seconds']:>9.1f}{r['cpu_s']:>9.1f}"
         f"{r['peak_gb']:>9.2f}  {note}"
     )
 
 
-def report(store: Path, results: dict[str, dict[str, Any]]) -> None:
-    frame = results["frame"]
+def report(store: Path, results: dict[str, dict[str, Any]], params: dict[str, Any]) -> None:
+    """Print one row per stage that ran, then the verdicts against the targets."""
+    load = results.get("load", {})
     print(f"\n== models: {store.name}, {SNAPSHOTS} snapshots {GAP_DAYS} days apart, 2 threads ==")
-    print(f"  {'stage':<44}{'rows':>11}{'wall s':>9}{'CPU s':>9}{'peak GB':>9}")
-    print(_line("training frame (features x 4 + both labels)", frame, f"{frame['features']} feat."))
+    print(f"  model settings: defaults{f' overridden by {params}' if params else ''}")
+    print(f"  load average before / after: {load.get('before')} / {load.get('after')}")
+    print(f"  {'stage':<46}{'rows':>11}{'wall s':>9}{'CPU s':>9}{'peak GB':>9}")
+    if "frame" in results:
+        r = results["frame"]
+        print(_line("training frame (features x 4 + both labels)", r, f"{r['features']} features"))
     for kind in KINDS:
-        r = results[f"train_{kind}"]
-        note = f"+ {r['calibration_rows']:,} calibration rows, {r['trees']} trees"
-        print(_line(f"train {kind} (trees + calibration)", r, note))
+        if r := results.get(f"train_{kind}"):
+            note = f"+ {r['calibration_rows']:,} calibration rows, {r['trees']} trees"
+            print(_line(f"train {kind} (trees + calibration)", r, note))
     for kind in KINDS:
-        if f"recipe_{kind}" in results:
-            r = results[f"recipe_{kind}"]
-            print(_line(f"train_model {kind} (backtest+baselines+refit)", r))
-    print(_line("features for scoring", results["features"], results["features"]["as_of"]))
+        if r := results.get(f"recipe_{kind}"):
+            auc = ", ".join(f"{k} {v:.4f}" for k, v in r["auc"].items())
+            print(_line(f"train_model {kind} (backtest+baselines+refit)", r, f"AUC {auc}"))
+    if r := results.get("features"):
+        print(_line("features for scoring", r, f"as of {r['as_of']}"))
     for kind in KINDS:
-        r = results[f"score_{kind}_path"]
-        print(_line(f"score {kind} with reasons (path)", r, f"{r['stored']:,} rows stored"))
+        if r := results.get(f"score_{kind}_path"):
+            print(_line(f"score {kind} with reasons (path)", r, f"{r['stored']:,} rows stored"))
     for kind in KINDS:
-        r = results.get(f"score_{kind}_shap")
-        if r:
+        if r := results.get(f"score_{kind}_shap"):
             scale = r["of"] / r["rows"]
             note = f"-> {r['seconds'] * scale:.0f} s extrapolated to {r['of']:,} (x{scale:.1f})"
             print(_line(f"score {kind} with reasons (shap, sample)", r, note))
     _verdicts(results)
 
 
+def _verdict(seconds: float, target: float) -> str:
+    return f"{seconds:.0f} s, {'met' if seconds <= target else 'MISSED'}"
+
+
 def _verdicts(results: dict[str, dict[str, Any]]) -> None:
-    fits = sum(results[f"train_{k}"]["seconds"] for k in KINDS)
-    with_frame = fits + results["frame"]["seconds"]
-    scores = [results[f"score_{k}_path"]["seconds"] for k in KINDS]
-    feats = results["features"]["seconds"]
+    if all(f"train_{k}" in results for k in KINDS):
+        fits = sum(results[f"train_{k}"]["seconds"] for k in KINDS)
+        line = f"  training (target <= {TRAIN_TARGET_S:.0f} s): "
+        line += f"both fits {_verdict(fits, TRAIN_TARGET_S)}"
+        if "frame" in results:
+            with_frame = fits + results["frame"]["seconds"]
+            line += f"; with the training frame {_verdict(with_frame, TRAIN_TARGET_S)}"
+        print(line)
+    feats = results.get("features", {}).get("seconds")
+    for kind in KINDS:
+        if r := results.get(f"score_{kind}_path"):
+            line = f"  scoring {kind} with reasons (target <= {SCORE_TARGET_S:.0f} s): "
+            line += _verdict(r["seconds"], SCORE_TARGET_S)
+            if feats is not None:
+                line += f"; with its features {_verdict(r['seconds'] + feats, SCORE_TARGET_S)}"
+            print(line)
 
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "MISSED"
 
-    print(
-        f"  training, both fits: {fits:.0f} s; target <= {TRAIN_TARGET_S:.0f} s: "
-        f"{verdict(fits <= TRAIN_TARGET_S)}"
-    )
-    print(
-        f"  training incl. building the frame: {with_frame:.0f} s: "
-        f"{verdict(with_frame <= TRAIN_TARGET_S)}"
-    )
-    for kind, s in zip(KINDS, scores, strict=True):
-        print(
-            f"  scoring {kind} with reasons (path): {s:.0f} s, target <= {SCORE_TARGET_S:.0f} s: "
-            f"{verdict(s <= SCORE_TARGET_S)}; with its features {s + feats:.0f} s: "
-            f"{verdict(s + feats <= SCORE_TARGET_S)}"
-        )
+def _load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="a DuckDB store file (read only)")
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--workdir", help="keep models, frames and scores here")
+    parser.add_argument("--workdir", help="keep models, frames, scores and results.json here")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse frame/features already in --workdir"
+    )
     parser.add_argument("--recipe", action="store_true", help="also time train_model")
-    parser.add_argument("--shap-sample", type=int, default=SHAP_SAMPLE)
+    parser.add_argument("--shap-sample", type=int, default=SHAP_SAMPLE, help="0: skip SHAP")
+    parser.add_argument("--model-params", default="{}", help="JSON, e.g. '{\"n_estimators\": 150}'")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -311,29 +323,40 @@ def main() -> None:
     if args.workdir:
         work = Path(args.workdir)
         work.mkdir(parents=True, exist_ok=True)
-        results = run_stages(url, str(work), args)
+        results = run_stages(url, work, args)
+        (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
     else:
         with tempfile.TemporaryDirectory(prefix="crm_models_") as tmp:
-            results = run_stages(url, tmp, args)
-    report(store, results)
+            results = run_stages(url, Path(tmp), args)
+    report(store, results, json.loads(args.model_params))
 
 
-def run_stages(url: str, work: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    stages: list[tuple[str, list[str]]] = [("frame", ["frame", url, work, str(SNAPSHOTS)])]
-    stages += [(f"train_{k}", ["train", work, k]) for k in KINDS]
+def plan_stages(url: str, work: Path, args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """``(name, worker arguments)`` of every stage to run, in order."""
+    w, params = str(work), args.model_params
+    reuse = args.reuse
+    stages: list[tuple[str, list[str]]] = []
+    if not (reuse and (work / "frame.parquet").exists()):
+        stages.append(("frame", ["frame", url, w, str(SNAPSHOTS)]))
+    stages += [(f"train_{k}", ["train", w, k, params]) for k in KINDS]
     if args.recipe:
-        stages += [(f"recipe_{k}", ["recipe", work, k]) for k in KINDS]
-    stages += [("features", ["features", url, work])]
-    stages += [(f"score_{k}_path", ["score", work, k, "path", "0"]) for k in KINDS]
+        stages += [(f"recipe_{k}", ["recipe", w, k, params]) for k in KINDS]
+    if not (reuse and (work / "features.parquet").exists()):
+        stages.append(("features", ["features", url, w]))
+    stages += [(f"score_{k}_path", ["score", w, k, "path", "0"]) for k in KINDS]
     if args.shap_sample:
-        stages += [
-            (f"score_{k}_shap", ["score", work, k, "shap", str(args.shap_sample)]) for k in KINDS
-        ]
-    results = {}
-    for name, worker_args in stages:
-        results[name] = run_worker(worker_args)
-        r = results[name]
+        sample = str(args.shap_sample)
+        stages += [(f"score_{k}_shap", ["score", w, k, "shap", sample]) for k in KINDS]
+    return stages
+
+
+def run_stages(url: str, work: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Run the stages one after another, each in its own process."""
+    results: dict[str, dict[str, Any]] = {"load": {"before": _load_average()}}
+    for name, worker_args in plan_stages(url, work, args):
+        results[name] = r = run_worker(worker_args)
         print(f"  [{name}] {r['seconds']:.1f} s, peak {r['peak_gb']:.2f} GB", flush=True)
+    results["load"]["after"] = _load_average()
     return results
 
 
@@ -342,9 +365,9 @@ def _dispatch(argv: list[str]) -> dict[str, Any]:
     if stage == "frame":
         return worker_frame(rest[0], Path(rest[1]), int(rest[2]))
     if stage == "train":
-        return worker_train(Path(rest[0]), rest[1])
+        return worker_train(Path(rest[0]), rest[1], json.loads(rest[2]))
     if stage == "recipe":
-        return worker_recipe(Path(rest[0]), rest[1])
+        return worker_recipe(Path(rest[0]), rest[1], json.loads(rest[2]))
     if stage == "features":
         return worker_features(rest[0], Path(rest[1]))
     if stage == "score":

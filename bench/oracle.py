@@ -247,7 +247,7 @@ def run_oracle(
     earlier: int = 5,
     horizon_days: int = HORIZON_DAYS,
     model_params: Mapping[str, Any] | None = None,
-) -> tuple[list[OracleRow], dict[str, float]]:
+) -> tuple[list[OracleRow], dict[str, Any]]:
     """Backtest both models on a generated store and compare them with the oracle.
 
     Returns
@@ -259,7 +259,10 @@ def run_oracle(
     from crm_ml.features.labels import last_order_at
     from crm_ml.models import ChurnModel, PropensityModel, backtest
 
-    test, dates = snapshot_plan(last_order_at(store), earlier=earlier, horizon_days=horizon_days)
+    last_order = last_order_at(store)
+    if last_order is None:
+        raise ValueError("The store has no orders: generate one with crm_ml.demo first.")
+    test, dates = snapshot_plan(last_order, earlier=earlier, horizon_days=horizon_days)
     started = time.perf_counter()
     sets = training_sets(store, [*dates, test], horizon_days)
     truth = truth_at(truth_path, test, survivor_of(store))
