@@ -92,7 +92,7 @@ class FeatureWindows:
     """
 
     value_days: tuple[int, ...] = (30, 90, 180, 365)
-    event_days: tuple[int, ...] = (30, 90)
+    event_days: tuple[int, ...] = (30, 90, 365)
     recent_days: int = 90
     short_days: int = 30
     cart_hours: int = 24
