@@ -116,9 +116,9 @@ def score_batches(
     """
     for start in range(0, len(features), batch_size):
         X = features.iloc[start : start + batch_size]
-        p = model.predict_proba(X)[:, 1]
+        p, contributions = model.explain_proba(X, method=attribution)
         reasons = reasons_json(
-            model.contributions(X, method=attribution),
+            contributions,
             X,
             top_k=top_k,
             language=language,

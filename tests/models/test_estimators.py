@@ -109,6 +109,15 @@ def test_contributions_sum_to_log_odds(data) -> None:
     np.testing.assert_allclose(1 / (1 + np.exp(-contrib.sum(axis=1))), raw, rtol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["shap", "path"])
+def test_explain_proba_gives_the_calibrated_probability(data, method) -> None:
+    X, y, X_cal, y_cal = data
+    model = ChurnModel(**TINY).fit(X, y, calibration=(X_cal, y_cal))
+    p, contrib = model.explain_proba(X_cal, method=method)
+    np.testing.assert_allclose(p, model.predict_proba(X_cal)[:, 1], rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(contrib, model.contributions(X_cal, method=method))
+
+
 def test_save_and_load_round_trip(data, tmp_path) -> None:
     X, y, X_cal, y_cal = data
     model = ChurnModel(**TINY).fit(X, y, calibration=(X_cal, y_cal))
