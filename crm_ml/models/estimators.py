@@ -75,6 +75,9 @@ class BoostedClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     n_estimators, learning_rate, num_leaves, min_child_samples : LightGBM tree settings.
+        150 trees at a rate of 0.1 rank as well as 300 at 0.05 (within 0.0002
+        AUC on 1M customers, within seed noise on 20k) in half the time, for
+        training and for scoring with reasons (``bench/models.py``).
     max_depth : int
         Depth limit (-1: none). Exact SHAP costs grow with depth squared, so
         the default of 6 keeps reasons affordable for large customer bases.
@@ -104,8 +107,8 @@ class BoostedClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        n_estimators: int = 300,
-        learning_rate: float = 0.05,
+        n_estimators: int = 150,
+        learning_rate: float = 0.1,
         num_leaves: int = 31,
         max_depth: int = 6,
         min_child_samples: int = 50,
@@ -268,7 +271,7 @@ class BoostedClassifier(ClassifierMixin, BaseEstimator):
         return p, contributions
 
     def _path_tables(self) -> tuple[np.ndarray, np.ndarray, float]:
-        # Dumping the trees costs ~1 s for 300 trees: keep the tables per booster.
+        # Dumping the trees costs ~0.5 s for 150 trees: keep the tables per booster.
         cached = getattr(self, "_path_tables_cache", None)
         if cached is None or cached[0] is not self.booster_:
             cached = (self.booster_, path_tables(self.booster_))

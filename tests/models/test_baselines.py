@@ -60,3 +60,27 @@ def test_bg_nbd_baseline_from_features() -> None:
     p = churn.predict_proba(X)[:, 1]
     active = (X["orders_lifetime"] > 5) & (X["recency_days"] < 14)
     assert p[active.to_numpy()].mean() < p[~active.to_numpy()].mean()
+
+
+def test_bg_nbd_baseline_fits_on_a_sample_of_large_populations(caplog) -> None:
+    rfm = simulate_beta_geo(
+        {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5},
+        np.random.default_rng(4).uniform(26, 52, 4000),
+        seed=5,
+    )
+    X = pd.DataFrame(
+        {
+            "orders_lifetime": rfm["frequency"] + 1,
+            "tenure_days": rfm["T"] * 7,
+            "recency_days": (rfm["T"] - rfm["recency"]) * 7,
+        }
+    )
+    caplog.set_level("INFO", logger="crm_ml.models.beta_geo")
+    sampled = BetaGeoBaseline(target="purchase", fit_customers=2000).fit(X)
+    assert "fitted on 2000 customers" in caplog.text
+    full = BetaGeoBaseline(target="purchase", fit_customers=10_000).fit(X)
+    assert "fitted on 4000 customers" in caplog.text
+    # Everyone is still scored, and the sample's fit ranks them almost as the full one does.
+    p, q = sampled.predict_proba(X)[:, 1], full.predict_proba(X)[:, 1]
+    assert len(p) == len(X)
+    assert np.corrcoef(p, q)[0, 1] > 0.99
