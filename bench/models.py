@@ -15,7 +15,8 @@ reading the stage's input from the work folder, which is not timed):
 4. score with reasons: ``score_customers(..., attribution="path")`` for each
    model on every customer, written to a fresh DuckDB store;
 5. the same with exact TreeSHAP (``attribution="shap"``) on a 100,000-customer
-   sample, and that time extrapolated linearly to every customer.
+   sample, and that time extrapolated linearly to every customer; and how
+   often its first reason names the same topic as the path run's.
 
 With ``--recipe``, ``train_model(..., register=False)`` is timed too: the whole
 training recipe (backtest against the recency, RFM and BG/NBD baselines, then
@@ -195,7 +196,7 @@ def worker_score(work: Path, kind: str, attribution: str, sample: int) -> dict[s
     with out.connect() as conn:
         stored = conn.exec_driver_sql("SELECT count(*) FROM score").scalar()
     out.dispose()
-    return {
+    result = {
         "seconds": seconds,
         "cpu_s": cpu,
         "rows": len(features),
@@ -203,6 +204,28 @@ def worker_score(work: Path, kind: str, attribution: str, sample: int) -> dict[s
         "stored": int(stored or 0),
         "bands": bands["customers"].to_dict(),
     }
+    full_path_run = work / f"scores_{kind}_path_{total}.duckdb"
+    if attribution == "shap" and full_path_run.exists():
+        result["top_reason_agrees"] = top_reason_agreement(path, full_path_run)
+    return result
+
+
+def top_reason_agreement(shap_scores: Path, path_scores: Path) -> float:
+    """Share of the SHAP run's customers whose first reason is the same topic in the path run."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{shap_scores}' AS s (READ_ONLY)")
+        con.execute(f"ATTACH '{path_scores}' AS p (READ_ONLY)")
+        share = con.sql(
+            "SELECT avg(CASE WHEN json_extract_string(s.reasons, '$[0].feature') "
+            "= json_extract_string(p.reasons, '$[0].feature') THEN 1.0 ELSE 0.0 END) "
+            "FROM s.score s JOIN p.score p USING (customer_id)"
+        ).fetchone()
+    finally:
+        con.close()
+    return float(share[0]) if share and share[0] is not None else float("nan")
 
 
 # --------------------------------------------------------------------------- driver
@@ -274,6 +297,8 @@ def report(store: Path, results: dict[str, dict[str, Any]], params: dict[str, An
         if r := results.get(f"score_{kind}_shap"):
             scale = r["of"] / r["rows"]
             note = f"-> {r['seconds'] * scale:.0f} s extrapolated to {r['of']:,} (x{scale:.1f})"
+            if "top_reason_agrees" in r:
+                note += f"; top reason as path's: {r['top_reason_agrees']:.0%}"
             print(_line(f"score {kind} with reasons (shap, sample)", r, note))
     _verdicts(results)
 

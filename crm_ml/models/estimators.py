@@ -235,7 +235,8 @@ class BoostedClassifier(ClassifierMixin, BaseEstimator):
         method : {"shap", "path"}
             ``shap``: LightGBM's exact TreeSHAP (``pred_contrib=True``).
             ``path``: attribution along each decision path
-            (:mod:`crm_ml.models.attributions`), 50-100x faster for large batches.
+            (:mod:`crm_ml.models.attributions`), far cheaper for large batches;
+            the top driver agrees with SHAP's about two times in three.
 
         Returns
         -------
