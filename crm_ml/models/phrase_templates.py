@@ -14,7 +14,7 @@ To phrase a new feature, add an entry to :data:`TEMPLATES` (and to
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -81,20 +81,64 @@ _FORMATS: dict[str, Callable[[Any, PhraseContext], str]] = {
 
 
 def _simple(
-    column: str, en: str, zh: str, kind: str = "n", *, actionable: bool = False
+    column: str,
+    en: str,
+    zh: str,
+    kind: str = "n",
+    *,
+    actionable: bool = False,
+    labels: Mapping[str, tuple[str, str]] | None = None,
 ) -> Template:
-    """Build a template ``en.format(v=...)`` / ``zh.format(v=...)`` over one column's values."""
+    """Build a template ``en.format(v=...)`` / ``zh.format(v=...)`` over one column's values.
+
+    ``labels`` maps stored codes to the words shown (English, Chinese), so a
+    reason reads 获客渠道：老客推荐 rather than 获客渠道：referral.
+    """
 
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
         text, fmt = (zh if lang == "zh" else en), _FORMATS[kind]
         values = _col(get, column, _size(get, column))
         present = pd.notna(values).tolist()
         return [
-            text.format(v=fmt(v, ctx)) if ok else _generic_one(column, v, lang)
+            text.format(v=fmt(_label(v, labels, lang), ctx))
+            if ok
+            else _generic_one(column, v, lang)
             for v, ok in zip(values.tolist(), present, strict=True)
         ]
 
     return Template(phrase, actionable)
+
+
+def _label(value: Any, labels: Mapping[str, tuple[str, str]] | None, lang: str) -> Any:
+    if labels is None or str(value) not in labels:
+        return value
+    en, zh = labels[str(value)]
+    return zh if lang == "zh" else en
+
+
+#: Words shown for the profile features' stored codes (English, Chinese).
+_CHANNEL_LABELS = {
+    "store": ("a store", "门店"),
+    "app": ("the app", "App"),
+    "mini_program": ("the mini program", "小程序"),
+    "web": ("the website", "官网"),
+    "referral": ("a referral", "老客推荐"),
+    "other": ("another channel", "其他渠道"),
+    "unknown": ("an unknown channel", "未知"),
+}
+_GENDER_LABELS = {
+    "female": ("female", "女"),
+    "male": ("male", "男"),
+    "unknown": ("unknown", "未知"),
+}
+_AGE_LABELS = {
+    "under_25": ("under 25", "25岁以下"),
+    "25_34": ("25-34", "25-34岁"),
+    "35_44": ("35-44", "35-44岁"),
+    "45_54": ("45-54", "45-54岁"),
+    "55_plus": ("55 and over", "55岁及以上"),
+    "unknown": ("unknown", "未知"),
+}
 
 
 def _tenure(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
@@ -167,11 +211,11 @@ TEMPLATES: dict[str, Template] = {
     "days_since_last_event": _simple(
         "days_since_last_event", "last online activity {v} days ago", "最近一次互动在{v}天前"
     ),
-    "age_band": _simple("age_band", "age band {v}", "年龄段{v}", "value"),
-    "gender": _simple("gender", "gender {v}", "性别{v}", "value"),
+    "age_band": _simple("age_band", "age {v}", "年龄段：{v}", "value", labels=_AGE_LABELS),
+    "gender": _simple("gender", "gender {v}", "性别：{v}", "value", labels=_GENDER_LABELS),
     "city_tier": _simple("city_tier", "city tier {v}", "城市等级{v}", "value"),
     "acquisition_channel": _simple(
-        "acquisition_channel", "acquired via {v}", "获客渠道：{v}", "value"
+        "acquisition_channel", "acquired via {v}", "获客渠道：{v}", "value", labels=_CHANNEL_LABELS
     ),
     "is_member": _flag(
         "is_member", ("a loyalty member", "not a loyalty member"), ("会员", "非会员")

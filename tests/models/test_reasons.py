@@ -94,6 +94,34 @@ def test_chinese_phrases() -> None:
     ]
 
 
+def test_profile_codes_read_as_words() -> None:
+    features = pd.DataFrame(
+        {
+            "acquisition_channel": ["referral", "mini_program", "carrier_pigeon"],
+            "gender": ["female", "male", "unknown"],
+            "age_band": ["25_34", "55_plus", "unknown"],
+        },
+        index=IDS,
+    )
+    contrib = pd.DataFrame(
+        {"acquisition_channel": 0.3, "gender": 0.2, "age_band": 0.1, "bias": 0.0},
+        index=IDS,
+    )
+    zh = reasons_frame(contrib, features, top_k=3, language="zh")
+    assert zh[zh["customer_id"] == "C1"]["text"].tolist() == [
+        "获客渠道：老客推荐",
+        "性别：女",
+        "年龄段：25-34岁",
+    ]
+    en = reasons_frame(contrib, features, top_k=1, language="en")["text"].tolist()
+    # A code without a label is shown as stored.
+    assert en == [
+        "acquired via a referral",
+        "acquired via the mini program",
+        "acquired via carrier_pigeon",
+    ]
+
+
 def test_pattern_and_generic_fallbacks() -> None:
     features = pd.DataFrame(
         {
