@@ -28,6 +28,7 @@ and customers on either side without a partner are counted and dropped.
 
     python bench/oracle.py                          # 20,000 customers (the demo default)
     python bench/oracle.py --customers 100000
+    python bench/oracle.py --snapshots 15 --step-months 1   # more, overlapping training snapshots
     python bench/oracle.py --store /tmp/feat_bench/bench_features_100000.duckdb
 
 A ``--store`` is copied (with its ``.truth.parquet``) before duplicates are
@@ -136,19 +137,23 @@ def survivor_of(store: Any) -> dict[str, str]:
 
 
 def snapshot_plan(
-    last_order: datetime, *, earlier: int, horizon_days: int = HORIZON_DAYS
+    last_order: datetime,
+    *,
+    earlier: int,
+    horizon_days: int = HORIZON_DAYS,
+    step_months: int = STEP_MONTHS,
 ) -> tuple[pd.Timestamp, list[pd.Timestamp]]:
     """Return ``(test, earlier snapshots)``: month starts whose label windows the data covers.
 
     The test date is the latest month start whose window closes by ``last_order``
     (the truth is kept at month starts). The earlier snapshots step back
-    ``STEP_MONTHS`` at a time from the latest month start whose window closes by
+    ``step_months`` at a time from the latest month start whose window closes by
     the test date; the latest of them calibrates, the others train the trees.
     """
     horizon = pd.Timedelta(days=horizon_days)
     test = (pd.Timestamp(last_order) - horizon).to_period("M").to_timestamp()
     latest = (test - horizon).to_period("M").to_timestamp()
-    dates = [latest - pd.DateOffset(months=STEP_MONTHS * k) for k in range(earlier)]
+    dates = [latest - pd.DateOffset(months=step_months * k) for k in range(earlier)]
     return test, sorted(pd.Timestamp(d) for d in dates)
 
 
@@ -294,6 +299,7 @@ def run_oracle(
     truth_path: Path,
     *,
     earlier: int = 5,
+    step_months: int = STEP_MONTHS,
     horizon_days: int = HORIZON_DAYS,
     model_params: Mapping[str, Any] | None = None,
 ) -> tuple[list[OracleRow], dict[str, Any]]:
@@ -311,12 +317,18 @@ def run_oracle(
     last_order = last_order_at(store)
     if last_order is None:
         raise ValueError("The store has no orders: generate one with crm_ml.demo first.")
-    test, dates = snapshot_plan(last_order, earlier=earlier, horizon_days=horizon_days)
+    test, dates = snapshot_plan(
+        last_order, earlier=earlier, horizon_days=horizon_days, step_months=step_months
+    )
     started = time.perf_counter()
     sets = training_sets(store, [*dates, test], horizon_days)
     survivors = survivor_of(store)
     truth = truth_at(truth_path, test, survivors)
-    info = {"features_s": time.perf_counter() - started, **truth.attrs}
+    info = {
+        "features_s": time.perf_counter() - started,
+        "plan": f"{earlier} earlier snapshots {step_months} month(s) apart",
+        **truth.attrs,
+    }
     rows = []
     for task, model in (("churn", ChurnModel), ("propensity", PropensityModel)):
         started = time.perf_counter()
@@ -341,7 +353,7 @@ def run_oracle(
 def report(rows: Sequence[OracleRow], info: Mapping[str, Any], *, size: str, merged: int) -> None:
     print(
         f"\n== AUC against the oracle: {size}, test {rows[0].test_as_of.date()}, "
-        f"{HORIZON_DAYS}-day window =="
+        f"{HORIZON_DAYS}-day window, {info['plan']} =="
     )
     print(
         f"  {'task':<11}{'customers':>10}{'positives':>10}{'ours':>8}{'oracle':>8}"
@@ -394,6 +406,9 @@ def main() -> None:
         default=5,
         help="snapshots before the test date (the latest calibrates)",
     )
+    parser.add_argument(
+        "--step-months", type=int, default=STEP_MONTHS, help="months between those snapshots"
+    )
     parser.add_argument("--folder", type=Path, help="working folder (default: a temporary one)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -413,7 +428,12 @@ def main() -> None:
         prepared = time.perf_counter() - started
         store = Store(f"duckdb:///{path}")
         merged = merge_duplicates(store)
-        rows, info = run_oracle(store, Path(f"{path}.truth.parquet"), earlier=args.snapshots)
+        rows, info = run_oracle(
+            store,
+            Path(f"{path}.truth.parquet"),
+            earlier=args.snapshots,
+            step_months=args.step_months,
+        )
         store.dispose()
     report(rows, info, size=size, merged=merged)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
