@@ -321,8 +321,8 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
         "--attribution",
         choices=["shap", "path"],
         default="shap",
-        help="how reasons are attributed: exact SHAP, or the path method, about 10x faster "
-        "for millions of customers (the top reason agrees with SHAP's about two times in three)",
+        help="how reasons are attributed: exact SHAP, or the path method, about "
+        "twice as fast (its top reason is SHAP's for about two customers in three)",
     )
     score.set_defaults(func=cmd_score)
 

@@ -1,6 +1,6 @@
 """Per-customer reasons: the top SHAP drivers of a score, in plain language.
 
-LightGBM's built-in SHAP contributions (``pred_contrib=True``, log-odds) are
+SHAP contributions (log-odds; the values of LightGBM's ``pred_contrib=True``) are
 pooled per *topic* (features that tell one story, see
 :mod:`crm_ml.models.phrase_templates`), the ``top_k`` topics that push the score up
 the most are kept, and each is phrased with the customer's own values::

@@ -186,10 +186,10 @@ def score_customers(
     model_name : str, optional
         Name written to ``score.model_name``; default the registered name.
     attribution : {"shap", "path"}
-        How reasons weigh drivers: exact TreeSHAP, or path attribution for
-        very large runs. On 2 cores a million customers take about 26 s with
-        path reasons and about 5 minutes with SHAP (``bench/models.py``); the
-        top reason agrees with SHAP's for about two customers in three.
+        How reasons weigh drivers: exact TreeSHAP, or path attribution. On 2
+        cores a million customers take about 49 s with SHAP reasons and 25 s
+        with path reasons (``bench/models.py``); the path's top reason is
+        SHAP's for about two customers in three.
 
     Returns
     -------

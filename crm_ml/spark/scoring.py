@@ -61,7 +61,7 @@ class ReasonOptions:
     language : str
         ``en`` or ``zh``.
     attribution : {"shap", "path"}
-        Exact TreeSHAP, or path attribution (about 10x faster) for very large runs.
+        Exact TreeSHAP, or path attribution (about twice as fast).
     reasons : bool
         False writes probabilities and bands only (``reasons`` empty).
     context : PhraseContext or None
@@ -229,7 +229,7 @@ def score_on_spark(
         Stored in an ``as_of`` column when given.
     options : ReasonOptions, optional
         Band thresholds, ``top_k``, language, ``attribution`` (``"path"`` is
-        about 10x faster than SHAP), or ``reasons=False`` for probabilities only.
+        about twice as fast as SHAP), or ``reasons=False`` for probabilities only.
     mode : str
         Spark's save mode: ``overwrite`` (default), ``error``...
 
