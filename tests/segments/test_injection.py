@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from segment_helpers import D1, add_customers, features
+from customer_helpers import D1, add_customers, features
 
 from crm_ml.errors import CrmMlError, RuleError
 from crm_ml.segments import Segment, evaluate_segment, save_segment, segment_sizes

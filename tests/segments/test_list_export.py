@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from customer_helpers import D1, add_customers, features
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from segment_helpers import D1, add_customers, features
 from sqlalchemy import insert, select
 
 from crm_ml.errors import ConfigError, NotFoundError, ValidationError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segment_helpers import D1, add_customers, features
+from customer_helpers import D1, add_customers, features
 from sqlalchemy import insert
 
 from crm_ml.segments import segment_create_command, segment_export_command, segment_show_command

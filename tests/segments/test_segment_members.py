@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from customer_helpers import D1, D2, add_customers, features
 from matplotlib.figure import Figure
-from segment_helpers import D1, D2, add_customers, features
 
 from crm_ml.errors import NotFoundError, RuleError, ValidationError
 from crm_ml.segments import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tag_helpers import add_customers
+from customer_helpers import add_customers
 
 from crm_ml.store import Store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tag_helpers import D1
+from customer_helpers import D1
 
 from crm_ml.errors import ValidationError
 from crm_ml.rules import RuleContext, Vocabulary, compile_rule

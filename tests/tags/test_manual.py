@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from tag_helpers import D1, D2, D3, features
+from customer_helpers import D1, D2, D3, features
 
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.store import Store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from tag_helpers import features
+from customer_helpers import features
 
 from crm_ml.errors import RuleError
 from crm_ml.rules import RuleContext, Vocabulary, compile_rule

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tag_helpers import D1, D2, D3, features
+from customer_helpers import D1, D2, D3, features
 
 from crm_ml.errors import ValidationError
 from crm_ml.store import Store

@@ -1,4 +1,4 @@
-"""Helpers for tag tests: customers and hand-written feature frames."""
+"""Helpers for tag and segment tests: customers and hand-written feature frames."""
 
 from __future__ import annotations
 
