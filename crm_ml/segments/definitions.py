@@ -16,12 +16,18 @@ import pandas as pd
 from sqlalchemy import Connection, Table, select
 
 from crm_ml.errors import NotFoundError, ValidationError
-from crm_ml.rules import CATEGORY_LABELS, Rule, Vocabulary, compile_rule
+from crm_ml.rules import Rule, Vocabulary, compile_rule
 from crm_ml.rules.vocabulary import nearest
 from crm_ml.store.admin import utc_now
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import SegmentDefinition as SegmentRow
-from crm_ml.tags.definitions import TemplateParam, category_param, check_name, tag_vocabulary
+from crm_ml.tags.definitions import (
+    TemplateParam,
+    category_param,
+    check_name,
+    tag_vocabulary,
+    template_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +79,7 @@ class SegmentTemplate:
 
     def instantiate(self, **values: Any) -> Segment:
         """Return the segment for the given parameters (defaults for those not given)."""
-        unknown = set(values) - set(self.params)
-        if unknown:
-            raise ValidationError(
-                f"Template {self.name!r} has no parameter(s) {sorted(unknown)}; "
-                f"it takes {sorted(self.params)}."
-            )
-        bound = {k: p.check(k, values.get(k, p.default)) for k, p in self.params.items()}
-        if "category" in bound:
-            bound["category_label"] = CATEGORY_LABELS.get(bound["category"], bound["category"])
-        text = {k: (f"{v:g}" if isinstance(v, float) else v) for k, v in bound.items()}
+        text = template_text(self.name, self.params, values)
         return Segment(
             self.name.format(**text), self.rule.format(**text), self.label.format(**text)
         )

@@ -145,16 +145,7 @@ class TagTemplate:
 
     def instantiate(self, **values: Any) -> TagDefinition:
         """Return the tag for the given parameters (defaults for those not given)."""
-        unknown = set(values) - set(self.params)
-        if unknown:
-            raise ValidationError(
-                f"Template {self.name!r} has no parameter(s) {sorted(unknown)}; "
-                f"it takes {sorted(self.params)}."
-            )
-        bound = {k: p.check(k, values.get(k, p.default)) for k, p in self.params.items()}
-        if "category" in bound:
-            bound["category_label"] = CATEGORY_LABELS.get(bound["category"], bound["category"])
-        text = {k: (f"{v:g}" if isinstance(v, float) else v) for k, v in bound.items()}
+        text = template_text(self.name, self.params, values)
         return TagDefinition(
             name=self.name.format(**text),
             label=self.label.format(**text),
@@ -163,6 +154,26 @@ class TagTemplate:
             rule=self.rule.format(**text),
             description=(self.description or "").format(**text) or None,
         )
+
+
+def template_text(
+    template: str, params: Mapping[str, TemplateParam], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Check a template's parameter values (defaults for those not given) as format arguments.
+
+    Numbers are written short (``0.6``, ``30``); a ``category`` also gives its
+    Chinese ``category_label``.
+    """
+    unknown = set(values) - set(params)
+    if unknown:
+        raise ValidationError(
+            f"Template {template!r} has no parameter(s) {sorted(unknown)}; "
+            f"it takes {sorted(params)}."
+        )
+    bound = {k: p.check(k, values.get(k, p.default)) for k, p in params.items()}
+    if "category" in bound:
+        bound["category_label"] = CATEGORY_LABELS.get(bound["category"], bound["category"])
+    return {k: (f"{v:g}" if isinstance(v, float) else v) for k, v in bound.items()}
 
 
 def category_param(default: str = "maternity_baby") -> TemplateParam:
