@@ -93,8 +93,10 @@ class BoostedClassifier(ClassifierMixin, BaseEstimator):
         AUC on 1M customers, within seed noise on 20k) in half the time, for
         training and for scoring with reasons (``bench/models.py``).
     max_depth : int
-        Depth limit (-1: none). Exact SHAP costs grow with depth squared, so
-        the default of 6 keeps reasons affordable for large customer bases.
+        Depth limit (-1: none). Exact SHAP reasons use per-leaf tables of
+        2 ** depth rows (:mod:`crm_ml.models.treeshap`); the default of 6 keeps
+        them small, and paths with more than 8 features fall back to LightGBM's
+        own, much slower, SHAP.
     subsample, colsample_bytree, reg_lambda : row / feature sampling and L2 penalty.
     calibration : {"isotonic", "sigmoid", "none"}
         Calibrator fitted on the ``calibration=`` snapshot given to :meth:`fit`.
@@ -250,8 +252,8 @@ class BoostedClassifier(ClassifierMixin, BaseEstimator):
             ``shap``: exact TreeSHAP, the values of LightGBM's ``pred_contrib=True``
             computed for all rows at once (:mod:`crm_ml.models.treeshap`).
             ``path``: attribution along each decision path
-            (:mod:`crm_ml.models.attributions`), far cheaper for large batches;
-            the top driver agrees with SHAP's about two times in three.
+            (:mod:`crm_ml.models.attributions`), about twice as fast for large
+            batches; the top driver agrees with SHAP's about two times in three.
 
         Returns
         -------
