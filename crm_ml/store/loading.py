@@ -31,7 +31,14 @@ from crm_ml.store.admin import check_store, utc_now
 from crm_ml.store.bulk import insert_frame, update_from
 from crm_ml.store.checks import Checked, header_check, validate_source
 from crm_ml.store.connection import Store
-from crm_ml.store.reconcile import Plan, check_references, check_unique, kinds_of, plan_load
+from crm_ml.store.reconcile import (
+    Plan,
+    check_custom_values,
+    check_references,
+    check_unique,
+    kinds_of,
+    plan_load,
+)
 from crm_ml.store.rejects import RejectLog, rejection_message, write_report
 from crm_ml.store.schema import LoadBatch
 from crm_ml.store.sources import Source, frame_source, read_source
@@ -230,6 +237,7 @@ def _plan(
     """Run the checks that need the store and decide what to write, inside the transaction."""
     check_store(conn)
     check_references(conn, spec, checked.clean, rejects)
+    check_custom_values(conn, spec, checked.clean, rejects)
     check_unique(conn, spec, checked.clean, rejects)
     loaded_at = pd.Timestamp(utc_now())
     plan = plan_load(

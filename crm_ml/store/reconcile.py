@@ -6,6 +6,8 @@ the target), never by reading whole tables into memory.
 
 - References: an order for an unknown customer is rejected; the referenced
   rows may be in the store or, for a table that references itself, in the file.
+- Typed custom values: ``custom_field_value.value`` is text in the store, but
+  must read as its field's ``data_type`` (number, date, yes/no).
 - Existing keys: in a dimension table a changed row is updated (and for
   ``customer`` each changed field is recorded in ``customer_change``); in a
   ledger or fact table an existing key with different content is rejected —
@@ -24,6 +26,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection
 
 from crm_ml.store.bulk import coerce, has_rows, select_matching, staged
+from crm_ml.store.parsing import Parsed, parse_bool, parse_date, parse_float
 from crm_ml.store.rejects import RejectLog
 from crm_ml.store.validation import Reference, TableSpec, table_spec
 
@@ -100,6 +103,49 @@ def check_references(
     """Reject rows that name a row missing from both the store and the file."""
     for ref in spec.references:
         _check_reference(conn, spec, ref, clean, log)
+
+
+#: How a custom field's ``data_type`` is read; text needs no check.
+_CUSTOM_PARSERS = {
+    "number": (parse_float, "a number, e.g. 42 or 3.5"),
+    "date": (parse_date, "a date YYYY-MM-DD"),
+    "bool": (parse_bool, "yes/no: true/false, 1/0, Y/N or 是/否"),
+}
+
+
+def _custom_type_errors(values: pd.Series, data_type: str) -> np.ndarray:
+    parse = _CUSTOM_PARSERS[data_type][0]
+    parsed: Parsed = parse(values)  # type: ignore[operator]
+    bad = np.zeros(len(values), dtype=bool)
+    for problem in parsed.problems:
+        bad |= problem.mask
+    return bad
+
+
+def check_custom_values(
+    conn: Connection, spec: TableSpec, clean: pd.DataFrame, log: RejectLog
+) -> None:
+    """Reject ``custom_field_value`` rows whose value does not read as its field's type."""
+    if spec.name != "custom_field_value":
+        return
+    accepted = ~log.rejected & clean["value"].notna().to_numpy()
+    ids = pd.DataFrame({"field_id": clean.loc[accepted, "field_id"].unique()}).astype("str")
+    fields = _existing(conn, "custom_field", ids, ["field_id", "data_type", "label"])
+    for field in fields.itertuples(index=False):
+        if field.data_type not in _CUSTOM_PARSERS:
+            continue
+        rows = np.flatnonzero(accepted & (clean["field_id"] == field.field_id).to_numpy())
+        bad = np.zeros(len(clean), dtype=bool)
+        bad[rows] = _custom_type_errors(clean["value"].iloc[rows], field.data_type)
+        expected = _CUSTOM_PARSERS[field.data_type][1]
+        log.add(
+            bad,
+            "value",
+            "type",
+            clean["value"],
+            f"{{value}} does not fit custom field {field.field_id} ({field.label}), "
+            f"whose data_type is {field.data_type}: expected {expected}",
+        )
 
 
 def check_unique(conn: Connection, spec: TableSpec, clean: pd.DataFrame, log: RejectLog) -> None:

@@ -555,9 +555,9 @@ SOURCE_TABLES = (
     "tier",
     "tier_change",
     "points_ledger",
-    "coupon",
     "stored_value_ledger",
     "campaign",
+    "coupon",
     "campaign_contact",
 )
 

@@ -150,7 +150,6 @@ _ORDER = _ref("order_id", "orders")
 _PRODUCT = _ref("product_id", "product")
 
 #: References the loader enforces (the schema has no database foreign keys).
-#: coupon.campaign_id is not checked: campaigns load after coupons in SOURCE_TABLES.
 REFERENCES: dict[str, tuple[Reference, ...]] = {
     "customer": (_ref("merged_into", "customer", "customer_id"),),
     "customer_identity": (_CUSTOMER,),
@@ -166,7 +165,7 @@ REFERENCES: dict[str, tuple[Reference, ...]] = {
         _ref("to_tier", "tier", "tier_id"),
     ),
     "points_ledger": (_CUSTOMER, _ORDER),
-    "coupon": (_CUSTOMER, _ORDER),
+    "coupon": (_CUSTOMER, _ORDER, _ref("campaign_id", "campaign")),
     "stored_value_ledger": (_CUSTOMER, _ORDER),
     "campaign_contact": (_ref("campaign_id", "campaign"), _CUSTOMER, _ORDER),
 }

@@ -127,6 +127,57 @@ def test_ids_with_leading_zeros_stay_text(loaded, tmp_path):
     assert rows(loaded, "select order_id, customer_id from orders") == [("0001", "000123")]
 
 
+def test_coupon_for_unknown_campaign(loaded, tmp_path):
+    campaigns = "campaign_id,name,channel,start_at,end_at\nM1,春节,sms,2024-01-01,2024-02-01\n"
+    import_file(loaded, "campaign", write(tmp_path, "c.csv", campaigns))
+    body = (
+        "coupon_id,customer_id,campaign_id,issued_at,face_value\n"
+        "K1,C1,M1,2024-01-02,5\nK2,C1,,2024-01-02,5\nK3,C1,M9,2024-01-02,5\n"
+    )
+    error = refused(
+        loaded,
+        "coupon",
+        write(tmp_path, "coupons.csv", body),
+        r"coupons\.csv:4 campaign_id: unknown campaign 'M9'",
+    )
+    assert problems(error) == [(4, "campaign_id", "reference")]
+
+
+CUSTOM_FIELDS = (
+    "field_id,name,label,data_type\n"
+    "F1,baby_birthday,宝宝生日,date\nF2,height_cm,身高,number\n"
+    "F3,vip_room,包厢会员,bool\nF4,skin,肤质,text\n"
+)
+
+
+def test_custom_values_must_fit_their_field_type(loaded, tmp_path):
+    import_file(loaded, "custom_field", write(tmp_path, "fields.csv", CUSTOM_FIELDS))
+    good = (
+        "customer_id,field_id,value,updated_at\n"
+        "C1,F1,2024-05-01,2024-06-01\n"
+        "C1,F2,165.5,2024-06-01\n"
+        "C1,F3,是,2024-06-01\n"
+        "C1,F4,混合型,2024-06-01\n"
+    )
+    bad = (
+        "customer_id,field_id,value,updated_at\n"
+        "000123,F1,2024-05-01,2024-06-01\n"
+        "C1,F1,下个月,2024-06-01\n"
+        "C1,F2,一米六,2024-06-01\n"
+        "C1,F3,maybe,2024-06-01\n"
+        "C1,F4,任何文字,2024-06-01\n"
+    )
+    error = refused(
+        loaded,
+        "custom_field_value",
+        write(tmp_path, "values.csv", bad),
+        r"values\.csv:3 value: '下个月' does not fit custom field F1 \(宝宝生日\), "
+        r"whose data_type is date: expected a date YYYY-MM-DD",
+    )
+    assert problems(error) == [(3, "value", "type"), (4, "value", "type"), (5, "value", "type")]
+    assert import_file(loaded, "custom_field_value", write(tmp_path, "ok.csv", good)).inserted == 4
+
+
 # --------------------------------------------------------------------------- amounts
 
 

@@ -402,12 +402,6 @@ MINIMAL_ROWS = {
         "kind": "earn",
         "points": "10",
     },
-    "coupon": {
-        "coupon_id": "K1",
-        "customer_id": "C1",
-        "issued_at": "2024-01-02",
-        "face_value": "5",
-    },
     "stored_value_ledger": {
         "entry_id": "SV1",
         "customer_id": "C1",
@@ -421,6 +415,12 @@ MINIMAL_ROWS = {
         "channel": "sms",
         "start_at": "2024-01-01",
         "end_at": "2024-02-01",
+    },
+    "coupon": {
+        "coupon_id": "K1",
+        "customer_id": "C1",
+        "issued_at": "2024-01-02",
+        "face_value": "5",
     },
     "campaign_contact": {
         "campaign_id": "M1",
