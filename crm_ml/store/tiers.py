@@ -10,6 +10,15 @@ every customer has exactly one tier. A customer's tier *before* a date is the
 ``to_tier`` of their last ``tier_change`` strictly before it (as in
 :mod:`crm_ml.analysis.tiers`); :func:`apply_tier_changes` records moves at
 ``changed_at = as_of``.
+
+Many programmes protect a tier for a year (保级): with ``review_days`` set,
+upgrades still happen at once, but a customer is only reviewed for a downgrade
+once their last tier change is at least ``review_days`` old, and then moves
+down one tier at most. The demo retailer (:mod:`crm_ml.demo`) follows this rule
+with ``review_days=365``, evaluated on the first of each month. One difference:
+the demo restarts the clock at a review that keeps the tier, while the store
+records only changes, so here a customer kept at one review is reviewed again
+at the next evaluation.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, func, select
 
@@ -93,10 +103,21 @@ class TierPolicy:
     ------
     ConfigError
         If there are no tiers, ids / levels / thresholds repeat, thresholds do not
-        rise with level, or the lowest threshold is not 0.
+        rise with level, the lowest threshold is not 0, or ``review_days`` is not
+        a positive number of days.
+
+    Attributes
+    ----------
+    tiers : tuple of TierLevel
+        Sorted by level.
+    review_days : int, optional
+        Tier protection: downgrades wait until the last change is this many
+        days old, and go down one tier at a time. None: the tier follows the
+        spend both ways at every evaluation.
     """
 
     tiers: tuple[TierLevel, ...]
+    review_days: int | None = None
 
     def __post_init__(self) -> None:
         ordered = tuple(sorted(self.tiers, key=lambda t: t.level))
@@ -108,10 +129,17 @@ class TierPolicy:
         for attribute in ("tier_id", "level", "min_spend_12m"):
             _check_unique(ordered, attribute)
         _check_thresholds(ordered)
+        if self.review_days is not None and not self.review_days > 0:
+            raise ConfigError(
+                f"review_days must be a positive number of days (e.g. 365), "
+                f"got {self.review_days!r}."
+            )
         object.__setattr__(self, "tiers", ordered)
 
     @classmethod
-    def from_records(cls, records: Iterable[Mapping[str, Any] | TierLevel]) -> TierPolicy:
+    def from_records(
+        cls, records: Iterable[Mapping[str, Any] | TierLevel], *, review_days: int | None = None
+    ) -> TierPolicy:
         """Build a policy from mappings with ``tier_id``, ``name``, ``level``, ``min_spend_12m``."""
         names = {f.name for f in fields(TierLevel)}
         tiers = []
@@ -132,14 +160,14 @@ class TierPolicy:
                     label=values.get("label"),
                 )
             )
-        return cls(tuple(tiers))
+        return cls(tuple(tiers), review_days)
 
     @classmethod
-    def from_store(cls, store: Store) -> TierPolicy:
+    def from_store(cls, store: Store, *, review_days: int | None = None) -> TierPolicy:
         """Read the policy from the store's ``tier`` table."""
         with store.connect() as conn:
             check_store(conn)
-            return _read_policy(conn)
+            return _read_policy(conn, review_days)
 
     def level_of(self, tier_id: str) -> int:
         """Return the level of ``tier_id``.
@@ -156,6 +184,12 @@ class TierPolicy:
             f"Tier {tier_id!r} is not in the policy ({', '.join(t.tier_id for t in self.tiers)}); "
             "a tier recorded in tier_change was removed from the tier table. Restore it."
         )
+
+    def one_below(self, tier_id: str) -> TierLevel:
+        """Return the tier just below ``tier_id`` (the lowest tier stays where it is)."""
+        self.level_of(tier_id)  # a clear error for a tier not in the policy
+        position = [t.tier_id for t in self.tiers].index(tier_id)
+        return self.tiers[max(position - 1, 0)]
 
     def assign(self, spend: pd.Series) -> pd.DataFrame:
         """Each customer's tier for a rolling 12-month spend.
@@ -181,10 +215,10 @@ class TierPolicy:
         )
 
 
-def _read_policy(conn: Connection) -> TierPolicy:
+def _read_policy(conn: Connection, review_days: int | None = None) -> TierPolicy:
     tier = _T["tier"]
     found = [dict(r) for r in conn.execute(select(tier)).mappings()]
-    return TierPolicy.from_records(found)
+    return TierPolicy.from_records(found, review_days=review_days)
 
 
 # --------------------------------------------------------------------------- evaluating
@@ -300,8 +334,14 @@ def _refuse_back_dating(conn: Connection, as_of: datetime) -> None:
         )
 
 
-def _current_tiers(conn: Connection, as_of: datetime) -> tuple[pd.Series, set[str]]:
-    """Tier just before ``as_of`` per customer, and customers with a change at ``as_of``."""
+def _current_tiers(conn: Connection, as_of: datetime) -> tuple[pd.DataFrame, set[str]]:
+    """Each customer's tier just before ``as_of`` and since when; who changed at ``as_of``.
+
+    Returns
+    -------
+    (current, done)
+        ``current`` is indexed by ``customer_id`` with ``to_tier`` and ``changed_at``.
+    """
     change = _T["tier_change"]
     query = select(change.c.customer_id, change.c.changed_at, change.c.to_tier).where(
         change.c.changed_at <= as_of
@@ -309,10 +349,37 @@ def _current_tiers(conn: Connection, as_of: datetime) -> tuple[pd.Series, set[st
     found = pd.DataFrame(
         conn.execute(query).all(), columns=["customer_id", "changed_at", "to_tier"]
     )
-    done = set(found.loc[found["changed_at"] == as_of, "customer_id"].astype(str))
+    found["customer_id"] = found["customer_id"].astype(str)
+    done = set(found.loc[found["changed_at"] == as_of, "customer_id"])
     before = found[found["changed_at"] < as_of].sort_values(["customer_id", "changed_at"])
-    last = before.drop_duplicates("customer_id", keep="last")
-    return pd.Series(last["to_tier"].to_numpy(), index=last["customer_id"].astype(str)), done
+    last = before.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    return last[["to_tier", "changed_at"]], done
+
+
+def _protected(
+    evaluated: pd.DataFrame, current: pd.DataFrame, policy: TierPolicy, as_of: datetime
+) -> pd.DataFrame:
+    """Apply tier protection: a downgrade only at a review, and one tier at most."""
+    if policy.review_days is None or current.empty:
+        return evaluated
+    previous = current["to_tier"].reindex(evaluated.index)
+    for tier_id in previous.dropna().unique():
+        policy.level_of(str(tier_id))  # a clear error for a tier not in the policy
+    by_id = {t.tier_id: t for t in policy.tiers}
+    level_before = previous.map({t: tier.level for t, tier in by_id.items()})
+    falling = (evaluated["tier_level"] < level_before).to_numpy()
+    if not falling.any():
+        return evaluated
+    age = pd.Timestamp(as_of) - current["changed_at"].reindex(evaluated.index)
+    due = (age >= pd.Timedelta(days=policy.review_days)).to_numpy()
+    below = {t: policy.one_below(t).tier_id for t in by_id}
+    target = np.where(due, previous.map(below), previous)[falling]
+    evaluated = evaluated.copy()
+    rows = evaluated.index[falling]
+    evaluated.loc[rows, "tier_id"] = target
+    evaluated.loc[rows, "tier_name"] = [by_id[t].name for t in target]
+    evaluated.loc[rows, "tier_level"] = [by_id[t].level for t in target]
+    return evaluated
 
 
 def _moves(
@@ -346,7 +413,8 @@ def apply_tier_changes(
 
     A customer with no earlier change gets an ``initial`` row; one whose evaluated
     tier differs from their tier just before ``as_of`` gets an ``up`` or ``down``
-    row at ``changed_at = as_of``. Running again for the same ``as_of`` records
+    row at ``changed_at = as_of`` (with ``policy.review_days``, a downgrade waits
+    for the review and goes one tier down). Running again for the same ``as_of`` records
     nothing new (customers with a row at ``as_of`` are left as they are).
 
     Returns
@@ -370,7 +438,8 @@ def apply_tier_changes(
         policy = policy or _read_policy(conn)
         evaluated = _evaluate(conn, at, policy, members_only)
         current, done = _current_tiers(conn, at)
-        moves = _moves(evaluated[~evaluated.index.isin(done)], current, policy, at, reason)
+        evaluated = _protected(evaluated[~evaluated.index.isin(done)], current, policy, at)
+        moves = _moves(evaluated, current["to_tier"], policy, at, reason)
         if moves:
             conn.execute(_T["tier_change"].insert(), moves)
     log.info("Recorded %d tier changes at %s", len(moves), at)

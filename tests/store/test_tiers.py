@@ -251,3 +251,40 @@ def test_current_tier_missing_from_policy_is_a_config_error(shop):
     )
     with pytest.raises(ConfigError, match="Tier 'VIP' is not in the policy"):
         apply_tier_changes(shop, AS_OF)
+
+
+# --------------------------------------------------------------------------- tier protection
+
+
+def test_review_days_must_be_positive():
+    with pytest.raises(ConfigError, match="review_days must be a positive number of days"):
+        TierPolicy.from_records(TIERS, review_days=0)
+
+
+def test_protected_tier_waits_for_the_review_then_drops_one_tier(store):
+    insert(store, "tier", TIERS)
+    insert(store, "customer", [customer("G1"), customer("G2")])
+    insert(
+        store,
+        "orders",
+        [order("X1", "G1", "2024-03-01", 2500.0), order("Y1", "G2", "2024-03-01", 500.0)],
+    )
+    policy = TierPolicy.from_store(store, review_days=365)
+    start = apply_tier_changes(store, AS_OF, policy=policy)
+    assert moved(start) == [["G1", "-", "T2", "initial"], ["G2", "-", "T0", "initial"]]
+
+    insert(store, "orders", [order("Y2", "G2", "2024-09-15", 700.0)])
+    # G1's spend leaves the window on 2025-03-01; G2 reached silver on 2024-09-15.
+    assert moved(apply_tier_changes(store, "2024-10-01", policy=policy)) == [
+        ["G2", "T0", "T1", "up"]  # upgrades happen at once
+    ]
+    assert apply_tier_changes(store, "2025-04-01", policy=policy).empty  # gold is protected
+    # Unprotected, the same evaluation would have dropped G1 straight to classic.
+    assert evaluate_tiers(store, "2025-07-01").loc["G1", "tier_id"] == "T0"
+    assert moved(apply_tier_changes(store, "2025-07-01", policy=policy)) == [
+        ["G1", "T2", "T1", "down"]  # reviewed a year after 2024-07-01: one tier down
+    ]
+    assert apply_tier_changes(store, "2025-08-01", policy=policy).empty  # silver protected now
+    assert moved(apply_tier_changes(store, "2025-10-01", policy=policy)) == [
+        ["G2", "T1", "T0", "down"]  # a year after its upgrade; its spend left in September
+    ]
