@@ -22,14 +22,18 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_ml.config import Settings
 from crm_ml.errors import CrmMlError, NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from traitlets.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +117,17 @@ def run_report(
     outputs.mkdir(parents=True)
     executed = staging / f"{name}.ipynb"
     try:
-        pm.execute_notebook(
-            str(source),
-            str(executed),
-            parameters={**params, "output_dir": str(outputs)},
-            kernel_name=kernel_name,
-            cwd=str(source.parent),
-            progress_bar=False,
-            execution_timeout=timeout_s,
-        )
+        with tempfile.TemporaryDirectory(prefix="crm-ml-kernel-") as sockets:
+            pm.execute_notebook(
+                str(source),
+                str(executed),
+                parameters={**params, "output_dir": str(outputs)},
+                kernel_name=kernel_name,
+                cwd=str(source.parent),
+                progress_bar=False,
+                execution_timeout=timeout_s,
+                config=_ipc_kernel_config(Path(sockets)),
+            )
     except pm.PapermillExecutionError as exc:
         failed = _keep_failed(settings, executed, name, day)
         shutil.rmtree(staging, ignore_errors=True)
@@ -140,6 +146,21 @@ def run_report(
         html=published / f"{name}.html",
         files=published_files,
     )
+
+
+def _ipc_kernel_config(sockets: Path) -> Config:
+    """Configure the kernel manager to talk to the kernel over Unix sockets in ``sockets``.
+
+    Over the default TCP transport the kernel warns "Kernel is running over TCP
+    without encryption": its loopback ports are reachable by every local user.
+    Unix sockets in a private temporary folder (mode 0700) are not. The folder is
+    one per run, because the default socket prefix ``kernel-ipc`` is relative to
+    the notebooks folder and two concurrent runs would pick the same names; and a
+    short one, because a socket path must fit in about 100 bytes.
+    """
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}})
 
 
 def _keep_failed(settings: Settings, executed: Path, name: str, day: date) -> Path:

@@ -49,6 +49,14 @@ def test_success_publishes_notebook_html_and_files(settings):
     assert list_reports(settings) == [("2025-06-30", "tiny", report.html)]
 
 
+def test_the_kernel_talks_over_private_ipc_sockets_not_plain_tcp(settings, capfd):
+    # The kernel inherits our stderr: over TCP it warns "Kernel is running over TCP without
+    # encryption" at start-up.
+    run_report(settings, "tiny", as_of=DAY)
+    assert "without encryption" not in capfd.readouterr().err
+    assert not list((settings.root / "notebooks").glob("kernel-ipc-*"))
+
+
 def test_failure_keeps_last_good_report_and_saves_failed_notebook(settings):
     good = run_report(settings, "tiny", as_of=DAY)
     before = good.html.read_text(encoding="utf-8")

@@ -1,28 +1,15 @@
-"""An ipywidgets segment explorer: build an audience from controls, see it, save it, export it.
+"""The :class:`SegmentExplorer` class: controls wired to a rule, its members, saving and export.
 
->>> explorer = SegmentExplorer(store, features, "2025-06-30", secret=secret)  # doctest: +SKIP
->>> explorer.widget                                 # in JupyterLab  # doctest: +SKIP
->>> explorer.apply(tags=["vip"], thresholds=[("recency_days", ">", 90)])  # doctest: +SKIP
->>> explorer.rule, explorer.size                    # doctest: +SKIP
-('tag("vip") and recency_days > 90', 412)
->>> explorer.save("vip_lapsing", label="贵宾流失预警")  # the batch job uses it  # doctest: +SKIP
-
-The controls write **rule text** in the rule language of :mod:`crm_ml.rules`
-(never SQL); every change is compiled against the segment vocabulary and
-evaluated in pandas over the features frame, exactly as the batch job will
-evaluate the saved segment. Sample rows are masked like exported lists.
-
-Every control is an attribute, so a test or a notebook cell can set values
-from Python and read :attr:`SegmentExplorer.rule` and :attr:`SegmentExplorer.size`.
-Widgets do not render in offline HTML reports: :meth:`SegmentExplorer.summary`,
-:meth:`~SegmentExplorer.figure` and :meth:`~SegmentExplorer.sample` give the
-same results as a static table and figure.
+This module holds the explorer itself: it builds the controls (from
+:mod:`crm_ml.widgets.controls`) and lays them out, writes the rule text they
+describe, compiles and evaluates it over the features frame on every change,
+redraws the results (from :mod:`crm_ml.widgets.preview`), and saves the rule
+as a segment and exports its list from the buttons or from Python.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,7 +18,6 @@ from typing import Any
 import ipywidgets as w
 import pandas as pd
 from matplotlib.figure import Figure
-from sqlalchemy import select
 
 from crm_ml.errors import CrmMlError, RuleError, ValidationError
 from crm_ml.rules import Rule, as_timestamp, build_context, compile_rule
@@ -39,9 +25,6 @@ from crm_ml.segments import (
     ExportSummary,
     Segment,
     export_list,
-    mask_email,
-    mask_name,
-    mask_phone,
     plot_portrait,
     save_segment,
     segment_portrait,
@@ -49,55 +32,23 @@ from crm_ml.segments import (
     tag_flags,
 )
 from crm_ml.segments.definitions import segment_vocabulary
-from crm_ml.segments.lists import contact_details
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Tier
+from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES
 from crm_ml.tags import tag_definitions_frame
+from crm_ml.widgets.controls import (
+    _FULL,
+    ThresholdRow,
+    _number,
+    _parse_threshold,
+    channel_options,
+    numeric_features,
+    score_sliders,
+    section,
+    tier_options,
+)
+from crm_ml.widgets.preview import figure_png, masked_sample, selection_summary
 
 log = logging.getLogger(__name__)
-
-#: Comparisons offered for feature thresholds.
-OPERATORS = (">", ">=", "<", "<=", "==", "!=")
-#: Score fields with a range slider: rule name -> slider label.
-SCORE_SLIDERS = {"p_churn": "Churn probability", "p_purchase": "Purchase probability"}
-#: Features shown beside the masked contact columns of sample rows, when present.
-SAMPLE_FEATURES = ("recency_days", "orders_365d", "revenue_365d", "tier_level", "p_churn")
-_FULL = (0.0, 1.0)
-
-
-def _number(value: float) -> str:
-    """Write a number as a rule literal: ``60`` rather than ``60.0``."""
-    value = float(value)
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
-class ThresholdRow:
-    """One ``feature <op> value`` condition: a dropdown, an operator and a number."""
-
-    def __init__(self, features: Sequence[str], feature: str, op: str, value: float) -> None:
-        self.feature = w.Dropdown(options=list(features), value=feature, description="Feature")
-        self.op = w.Dropdown(options=list(OPERATORS), value=op, layout=w.Layout(width="70px"))
-        self.value = w.FloatText(value=float(value), layout=w.Layout(width="110px"))
-        self.remove = w.Button(description="✕", layout=w.Layout(width="40px"))
-        self.box = w.HBox([self.feature, self.op, self.value, self.remove])
-
-    def clause(self) -> str:
-        """Return the condition as rule text."""
-        return f"{self.feature.value} {self.op.value} {_number(self.value.value)}"
-
-
-def _parse_threshold(item: str | Sequence[Any]) -> tuple[str, str, float]:
-    """Accept ``("recency_days", ">", 90)`` or the text ``"recency_days > 90"``."""
-    parts = item.split() if isinstance(item, str) else list(item)
-    if len(parts) != 3 or parts[1] not in OPERATORS:
-        raise ValidationError(
-            f"A threshold is (feature, operator, number), e.g. ('recency_days', '>', 90) or "
-            f"'recency_days > 90', with an operator among {' '.join(OPERATORS)}; got {item!r}."
-        )
-    try:
-        return str(parts[0]), str(parts[1]), float(parts[2])
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"Threshold {item!r}: {parts[2]!r} is not a number.") from exc
 
 
 class SegmentExplorer:
@@ -175,44 +126,20 @@ class SegmentExplorer:
         frame = tag_definitions_frame(self.store)
         return {str(n): f"{label} ({n})" for n, label in frame["label"].items()}
 
-    def _tier_options(self) -> list[tuple[str, int]]:
-        if "tier_level" not in self.features:
-            return []
-        with self.store.connect() as conn:
-            names = dict(conn.execute(select(Tier.level, Tier.name)).all())
-        levels = sorted(int(v) for v in self.features["tier_level"].dropna().unique())
-        return [(f"{names.get(v, '(none)' if v == 0 else v)} (level {v})", v) for v in levels]
-
-    def _channel_options(self) -> list[str]:
-        if "acquisition_channel" not in self.features:
-            return []
-        return sorted(str(v) for v in self.features["acquisition_channel"].dropna().unique())
-
-    def _numeric_features(self) -> list[str]:
-        return [
-            str(c)
-            for c, kind in self.vocabulary.fields.items()
-            if kind == "number" and c in self.features.columns
-        ]
-
     def _build_controls(self) -> None:
         tag_options = [(label, name) for name, label in self._tag_labels.items()]
         self.tags = w.SelectMultiple(options=tag_options, description="Has all", rows=6)
         self.exclude_tags = w.SelectMultiple(options=tag_options, description="Has none", rows=6)
-        self.scores = {
-            name: w.FloatRangeSlider(
-                value=_FULL, min=0.0, max=1.0, step=0.05, description=text,
-                continuous_update=False, style={"description_width": "initial"},
-            )
-            for name, text in SCORE_SLIDERS.items()
-        }  # fmt: skip
+        self.scores = score_sliders()
         self.thresholds: list[ThresholdRow] = []
         self.thresholds_box = w.VBox([])
         self.add_threshold_button = w.Button(description="Add condition", icon="plus")
         self.add_threshold_button.on_click(lambda _: self.add_threshold())
-        self.tiers = w.SelectMultiple(options=self._tier_options(), description="Tiers", rows=5)
+        self.tiers = w.SelectMultiple(
+            options=tier_options(self.store, self.features), description="Tiers", rows=5
+        )
         self.channels = w.SelectMultiple(
-            options=self._channel_options(), description="Channels", rows=5
+            options=channel_options(self.features), description="Channels", rows=5
         )
         self.consented_only = w.Checkbox(value=False, description="Consented only")
         self.consent_channel = w.Dropdown(options=list(CONSENT_CHANNELS), description="Channel")
@@ -240,9 +167,6 @@ class SegmentExplorer:
         self.status = w.HTML()
 
     def _layout(self) -> w.VBox:
-        def section(title: str, *children: w.Widget) -> w.VBox:
-            return w.VBox([w.HTML(f"<b>{html.escape(title)}</b>"), *children])
-
         controls = w.VBox(
             [
                 section("Tags", self.tags, self.exclude_tags),
@@ -266,7 +190,7 @@ class SegmentExplorer:
         self, feature: str | None = None, op: str = ">", value: float = 0.0
     ) -> ThresholdRow:
         """Add a ``feature <op> value`` condition row and return it."""
-        names = self._numeric_features()
+        names = numeric_features(self.vocabulary, self.features)
         chosen = feature or (names[0] if names else None)
         if chosen not in names:
             raise ValidationError(
@@ -397,16 +321,7 @@ class SegmentExplorer:
 
     def summary(self) -> pd.DataFrame:
         """Return the selection as a one-row table: ``rule, customers, base, share``."""
-        base = len(self.features)
-        return pd.DataFrame(
-            {
-                "rule": [self.rule or "(everyone)"],
-                "customers": [self.size],
-                "base": [base],
-                "share": [self.size / base if base else float("nan")],
-            },
-            index=pd.Index([f"{self.as_of:%Y-%m-%d}"], name="as_of"),
-        )
+        return selection_summary(self.features, self.members, self.rule, self.as_of)
 
     def portrait(self) -> pd.DataFrame:
         """Compare the selection with the base (:func:`~crm_ml.segments.segment_portrait`)."""
@@ -419,21 +334,7 @@ class SegmentExplorer:
 
     def sample(self) -> pd.DataFrame:
         """Up to ``sample_size`` members with masked name, phone and email, and key features."""
-        count = min(self.sample_size, self.size)
-        ids = pd.Series(self.members).sample(count, random_state=0) if count else pd.Series([])
-        chosen = pd.Index(sorted(ids.astype("str")), dtype="str", name="customer_id")
-        with self.store.connect() as conn:
-            details = contact_details(conn, chosen)
-        frame = pd.DataFrame(
-            {
-                "name": [mask_name(v) if isinstance(v, str) else "" for v in details["name"]],
-                "phone": [mask_phone(v) if isinstance(v, str) else "" for v in details["phone"]],
-                "email": [mask_email(v) if isinstance(v, str) else "" for v in details["email"]],
-            }
-        )
-        extra = [c for c in SAMPLE_FEATURES if c in self.features.columns]
-        values = self.features.loc[chosen, extra].reset_index(drop=True).round(2)
-        return pd.concat([frame, values], axis=1)
+        return masked_sample(self.store, self.features, self.members, size=self.sample_size)
 
     def _draw(self) -> None:
         base = len(self.features)
@@ -446,9 +347,7 @@ class SegmentExplorer:
         if not self.size:
             self.portrait_view.value, self.sample_view.value = b"", ""
             return
-        buffer = io.BytesIO()
-        self.figure().savefig(buffer, format="png", dpi=72)
-        self.portrait_view.value = buffer.getvalue()
+        self.portrait_view.value = figure_png(self.figure())
         self.sample_view.value = self.sample().to_html(index=False, float_format="{:,.2f}".format)
 
     # ------------------------------------------------------------------ save and export
