@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +258,92 @@ def test_scoring_on_spark_refuses_missing_features(
     frame = spark.createDataFrame(features.drop(columns="recency_days").reset_index())
     with pytest.raises(ValidationError, match="missing: recency_days"):
         score_on_spark(spark, frame, "crm-churn@champion", settings, out_path=tmp_path / "s")
+
+
+# --------------------------------------------------------------------------- scores into the store
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    spark: Any,
+    registered: tuple[Settings, Any, pd.DataFrame],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Store, Path, pd.DataFrame]]:
+    """Scores written by Spark and loaded into a fresh store in the same call."""
+    from crm_ml.spark import score_on_spark
+
+    settings, _, features = registered
+    folder = tmp_path_factory.mktemp("spark_scores")
+    features.to_parquet(folder / "features.parquet")
+    st = Store(f"duckdb:///{folder / 'crm.duckdb'}")
+    init_store(st)
+    summary = score_on_spark(
+        spark,
+        folder / "features.parquet",
+        "crm-churn@champion",
+        settings,
+        out_path=folder / "scores",
+        as_of="2024-10-01",
+        store=st,
+    )
+    yield st, folder / "scores", summary
+    st.dispose()
+
+
+def test_spark_scores_land_in_the_score_table(loaded: tuple[Store, Path, pd.DataFrame]) -> None:
+    from crm_ml.models.scoring import read_scores
+
+    st, path, summary = loaded
+    written = pd.read_parquet(path).set_index("customer_id").sort_index()
+    got = read_scores(st, model_name="crm-churn", as_of="2024-10-01")
+    assert got.index.tolist() == written.index.tolist()
+    assert got["probability"].tolist() == written["probability"].tolist()
+    assert got["band"].tolist() == written["band"].tolist()
+    assert got["reasons"].tolist() == written["reasons"].tolist()
+    assert json.loads(got["reasons"].iloc[0])[0]["text"]
+    assert set(got["model_version"]) == {"1"}
+    assert summary["customers"].sum() == len(written) == 300
+    assert (
+        summary["customers"].tolist()
+        == written["band"].value_counts().reindex(["high", "medium", "low"], fill_value=0).tolist()
+    )
+
+
+def test_reloading_spark_scores_replaces_them(loaded: tuple[Store, Path, pd.DataFrame]) -> None:
+    from crm_ml.models.scoring import read_scores
+    from crm_ml.spark import load_spark_scores
+
+    st, path, _ = loaded
+    before = read_scores(st, model_name="crm-churn", as_of="2024-10-01")
+    load_spark_scores(st, path, scored_at=datetime(2024, 10, 2), batch_rows=30)
+    after = read_scores(st, model_name="crm-churn", as_of="2024-10-01")
+    assert set(after["scored_at"]) == {datetime(2024, 10, 2)}
+    pd.testing.assert_frame_equal(after.drop(columns="scored_at"), before.drop(columns="scored_at"))
+
+
+def test_spark_scores_missing_a_column_are_refused(
+    spark: Any, loaded: tuple[Store, Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    from crm_ml.models.scoring import read_scores
+    from crm_ml.spark import load_spark_scores
+
+    st, path, _ = loaded
+    spark.read.parquet(str(path)).drop("reasons").write.parquet(str(tmp_path / "bad"))
+    before = read_scores(st, model_name="crm-churn", as_of="2024-10-01")
+    with pytest.raises(ValidationError, match=r"bad: column 'reasons' is missing; expected text"):
+        load_spark_scores(st, tmp_path / "bad")
+    pd.testing.assert_frame_equal(
+        read_scores(st, model_name="crm-churn", as_of="2024-10-01"), before
+    )
+
+
+def test_scoring_into_the_store_needs_as_of(
+    spark: Any, registered: tuple[Settings, Any, pd.DataFrame], store: Store, tmp_path: Path
+) -> None:
+    from crm_ml.spark import score_on_spark
+
+    settings, _, features = registered
+    with pytest.raises(ConfigError, match=r"store=\.\.\.\) needs as_of"):
+        score_on_spark(
+            spark, features, "crm-churn@champion", settings, out_path=tmp_path, store=store
+        )

@@ -15,7 +15,7 @@ model ``high`` is high risk; for a propensity model, a likely buyer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -202,26 +202,64 @@ def score_customers(
     context = PhraseContext(
         currency=settings.currency if settings else "CNY", tier_names=dict(tier_names or {})
     )
-    summary: list[pd.DataFrame] = []
+    batches = score_batches(
+        fitted,
+        frame,
+        batch_size=batch_size,
+        band_thresholds=band_thresholds,
+        top_k=top_k,
+        language=language,
+        context=context,
+        attribution=attribution,
+    )
     with store.begin() as conn:
-        table = SCORE_TABLE
-        conn.execute(delete(table).where(table.c.model_name == name, table.c.as_of == as_of_dt))
-        for batch in score_batches(
-            fitted,
-            frame,
-            batch_size=batch_size,
-            band_thresholds=band_thresholds,
-            top_k=top_k,
-            language=language,
-            context=context,
-            attribution=attribution,
-        ):
-            rows = batch.assign(
-                model_name=name, as_of=as_of_dt, model_version=version, scored_at=stamp
-            )
-            _insert(conn, store.dialect, rows)
-            summary.append(batch.groupby("band")["probability"].agg(["size", "sum"]))
+        summary = replace_scores(
+            conn, batches, model_name=name, as_of=as_of_dt, model_version=version, scored_at=stamp
+        )
     log.info("Scored %d customers with %s v%s as of %s", len(frame), name, version, as_of_dt.date())
+    return summary
+
+
+def replace_scores(
+    conn: Connection,
+    batches: Iterable[pd.DataFrame],
+    *,
+    model_name: str,
+    as_of: datetime,
+    model_version: str,
+    scored_at: datetime,
+) -> pd.DataFrame:
+    """Replace the scores of ``model_name`` as of ``as_of`` with ``batches``.
+
+    Runs inside the caller's transaction (``store.begin()``): the old rows are
+    deleted first and the batches inserted one by one, so an error raised by
+    the store or by the ``batches`` iterator leaves the previous scores as they
+    were once the transaction rolls back.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+        A connection inside a transaction; not committed here.
+    batches : iterable of pandas.DataFrame
+        ``customer_id``, ``probability``, ``band``, ``reasons`` (JSON text),
+        as :func:`score_batches` yields them.
+    as_of, scored_at : datetime
+        Naive UTC.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``band`` (high, medium, low): ``customers``, ``mean_probability``.
+    """
+    table = SCORE_TABLE
+    conn.execute(delete(table).where(table.c.model_name == model_name, table.c.as_of == as_of))
+    summary: list[pd.DataFrame] = []
+    for batch in batches:
+        rows = batch.assign(
+            model_name=model_name, as_of=as_of, model_version=model_version, scored_at=scored_at
+        )
+        _insert(conn, conn.dialect.name, rows)
+        summary.append(batch.groupby("band")["probability"].agg(["size", "sum"]))
     return _summarise(summary)
 
 

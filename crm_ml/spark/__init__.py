@@ -10,9 +10,11 @@ to install it (``pip install 'crm_ml[spark]'``, Java 17) when it is missing.
 >>> features = customer_features(tables, "2025-01-01")                   # collected, as on DuckDB
 >>> big = spark_features(tables, "2025-01-01")                           # stays on Spark
 >>> score_on_spark(spark, big, "crm-churn@champion", settings, out_path="/shared/scores")
+>>> load_spark_scores(store, "/shared/scores", as_of="2025-01-01")      # into the score table
 """
 
 from crm_ml.spark.features import collect_features, spark_features
+from crm_ml.spark.loading import load_spark_scores
 from crm_ml.spark.scoring import ReasonOptions, score_on_spark
 from crm_ml.spark.session import (
     SPARK_TABLES,
@@ -28,6 +30,7 @@ __all__ = [
     "ReasonOptions",
     "collect_features",
     "export_tables",
+    "load_spark_scores",
     "score_on_spark",
     "session_conf",
     "spark_features",

@@ -7,7 +7,8 @@ this Python environment, nothing is installed at run time), then bands and
 phrases reasons per Arrow batch with :func:`mapInPandas
 <pyspark.sql.DataFrame.mapInPandas>` calling the same code as
 :func:`crm_ml.models.scoring.score_customers`. Scores are written to Parquet;
-nothing but the per-band summary comes back to the driver.
+nothing but the per-band summary comes back to the driver. ``store=`` also
+loads them into the store's ``score`` table (:mod:`crm_ml.spark.loading`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from typing import Any
 import pandas as pd
 
 from crm_ml.config import Settings
-from crm_ml.errors import ValidationError
+from crm_ml.errors import ConfigError, ValidationError
 from crm_ml.features.spec import as_timestamp
 from crm_ml.models.estimators import BoostedClassifier
 from crm_ml.models.phrases import PhraseContext
 from crm_ml.models.scoring import DEFAULT_BAND_THRESHOLDS, risk_band
+from crm_ml.spark.loading import load_spark_scores
 from crm_ml.spark.session import require_pyspark
+from crm_ml.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +210,7 @@ def score_on_spark(
     options: ReasonOptions | None = None,
     tier_names: Mapping[int, str] | None = None,
     mode: str = "overwrite",
+    store: Store | None = None,
 ) -> pd.DataFrame:
     """Score every customer in ``features`` on Spark and write the scores to Parquet.
 
@@ -232,16 +236,26 @@ def score_on_spark(
         about twice as fast as SHAP), or ``reasons=False`` for probabilities only.
     mode : str
         Spark's save mode: ``overwrite`` (default), ``error``...
+    store : Store, optional
+        Also load the written scores into this store's ``score`` table with
+        :func:`~crm_ml.spark.loading.load_spark_scores` (needs ``as_of``, and
+        ``out_path`` readable from the driver).
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``band`` (high, medium, low): ``customers``, ``mean_probability``.
+        Indexed by ``band`` (high, medium, low): ``customers``, ``mean_probability``
+        (of the rows loaded, when ``store`` is given).
         The Parquet holds ``customer_id``, ``probability``, ``band``,
         ``reasons`` (JSON text, as in ``score.reasons``), ``model_name``,
         ``model_version`` (and ``as_of``).
     """
     require_pyspark()
+    if store is not None and as_of is None:
+        raise ConfigError(
+            "score_on_spark(store=...) needs as_of: the store keeps scores by date. "
+            "Pass as_of='2026-01-01' (the features' date)."
+        )
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
@@ -266,4 +280,6 @@ def score_on_spark(
         scores = scores.withColumn("as_of", F.lit(stamp).cast("timestamp_ntz"))
     scores.write.mode(mode).parquet(os.fspath(out_path))
     log.info("Scored features with %s v%s on Spark into %s", name, version, out_path)
+    if store is not None:
+        return load_spark_scores(store, out_path, as_of=as_of)
     return _summary(session.read.parquet(os.fspath(out_path)))

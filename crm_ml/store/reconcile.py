@@ -115,7 +115,7 @@ _CUSTOM_PARSERS = {
 
 def _custom_type_errors(values: pd.Series, data_type: str) -> np.ndarray:
     parse = _CUSTOM_PARSERS[data_type][0]
-    parsed: Parsed = parse(values)  # type: ignore[operator]
+    parsed: Parsed = parse(values)
     bad = np.zeros(len(values), dtype=bool)
     for problem in parsed.problems:
         bad |= problem.mask
@@ -131,20 +131,21 @@ def check_custom_values(
     accepted = ~log.rejected & clean["value"].notna().to_numpy()
     ids = pd.DataFrame({"field_id": clean.loc[accepted, "field_id"].unique()}).astype("str")
     fields = _existing(conn, "custom_field", ids, ["field_id", "data_type", "label"])
-    for field in fields.itertuples(index=False):
-        if field.data_type not in _CUSTOM_PARSERS:
+    for field_id, data_type, label in (
+        fields[["field_id", "data_type", "label"]].astype("str").itertuples(index=False, name=None)
+    ):
+        if data_type not in _CUSTOM_PARSERS:
             continue
-        rows = np.flatnonzero(accepted & (clean["field_id"] == field.field_id).to_numpy())
+        rows = np.flatnonzero(accepted & (clean["field_id"] == field_id).to_numpy())
         bad = np.zeros(len(clean), dtype=bool)
-        bad[rows] = _custom_type_errors(clean["value"].iloc[rows], field.data_type)
-        expected = _CUSTOM_PARSERS[field.data_type][1]
+        bad[rows] = _custom_type_errors(clean["value"].iloc[rows], data_type)
         log.add(
             bad,
             "value",
             "type",
             clean["value"],
-            f"{{value}} does not fit custom field {field.field_id} ({field.label}), "
-            f"whose data_type is {field.data_type}: expected {expected}",
+            f"{{value}} does not fit custom field {field_id} ({label}), "
+            f"whose data_type is {data_type}: expected {_CUSTOM_PARSERS[data_type][1]}",
         )
 
 
