@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +302,10 @@ def test_spark_scores_land_in_the_score_table(loaded: tuple[Store, Path, pd.Data
     assert got["reasons"].tolist() == written["reasons"].tolist()
     assert json.loads(got["reasons"].iloc[0])[0]["text"]
     assert set(got["model_version"]) == {"1"}
+    # scored_at is when scoring started, not when the rows were loaded afterwards.
+    written_at = min(f.stat().st_mtime for f in path.glob("*.parquet"))
+    (scored_at,) = set(got["scored_at"])
+    assert scored_at.replace(tzinfo=UTC).timestamp() <= written_at
     assert summary["customers"].sum() == len(written) == 300
     assert (
         summary["customers"].tolist()

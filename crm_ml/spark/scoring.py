@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -262,6 +262,7 @@ def score_on_spark(
     from crm_ml.models.tracking import configure_tracking, load_model, resolve_version
 
     configure_tracking(settings)
+    started = datetime.now(UTC).replace(tzinfo=None)  # score.scored_at when store= loads them
     name, version = resolve_version(model_uri, settings)
     uri = f"models:/{name}/{version}"
     columns = _signature_columns(uri)
@@ -281,5 +282,5 @@ def score_on_spark(
     scores.write.mode(mode).parquet(os.fspath(out_path))
     log.info("Scored features with %s v%s on Spark into %s", name, version, out_path)
     if store is not None:
-        return load_spark_scores(store, out_path, as_of=as_of)
+        return load_spark_scores(store, out_path, as_of=as_of, scored_at=started)
     return _summary(session.read.parquet(os.fspath(out_path)))
