@@ -1,0 +1,134 @@
+"""The ``crm-ml`` command.
+
+Each sub-command builds :class:`~crm_ml.config.Settings` from the environment,
+opens the store, makes one call into the package and prints a short summary.
+Heavy modules are imported inside the commands so that ``crm-ml --help`` is fast.
+
+The commands live by group in :mod:`~crm_ml.cli.store`, :mod:`~crm_ml.cli.models`,
+:mod:`~crm_ml.cli.audiences` and :mod:`~crm_ml.cli.reports`; this module builds
+the parser and runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from crm_ml import __version__
+from crm_ml.cli._common import Command
+from crm_ml.cli.audiences import (
+    _add_segment,
+    _add_tags,
+    cmd_segment_create,
+    cmd_segment_export,
+    cmd_segment_show,
+    cmd_tags_apply,
+    cmd_tags_list,
+)
+from crm_ml.cli.models import _add_features, _add_models, cmd_features_build, cmd_score, cmd_train
+from crm_ml.cli.reports import _add_report, cmd_report_list, cmd_report_run
+from crm_ml.cli.store import (
+    _add_customers,
+    _add_export,
+    _add_import,
+    cmd_customers_merge,
+    cmd_export_parquet,
+    cmd_import,
+    cmd_info,
+    cmd_init,
+)
+from crm_ml.config import Settings
+from crm_ml.errors import CrmMlError
+
+log = logging.getLogger("crm_ml.cli")
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the demo store and run the main job on the embedded default."""
+    from crm_ml.pipeline import run_demo
+
+    run_demo(settings, n_customers=args.customers, seed=args.seed, fresh=not args.keep)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``crm-ml`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="crm-ml",
+        description="Customer intelligence for loyalty retailers: store, features, models, "
+        "tags, segments and reports. Settings come from CRM_ML_DATABASE_URL, "
+        "MLFLOW_TRACKING_URI, CRM_ML_REPORTS_DIR and CRM_ML_HOME.",
+    )
+    parser.add_argument("--version", action="version", version=f"crm_ml {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create the store's tables").set_defaults(func=cmd_init)
+    sub.add_parser("info", help="show settings and row counts").set_defaults(func=cmd_info)
+    demo = sub.add_parser("demo", help="build the demo store and run the main job")
+    demo.add_argument("--customers", type=int, default=20_000, help="demo size (default 20000)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--keep", action="store_true", help="keep an existing store")
+    demo.set_defaults(func=cmd_demo)
+    _add_import(sub)
+    _add_customers(sub)
+    _add_features(sub)
+    _add_models(sub)
+    _add_tags(sub)
+    _add_segment(sub)
+    _add_report(sub)
+    _add_export(sub)
+    return parser
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Keep MLflow's progress bars, telemetry and chatter out of the command's output."""
+    import os
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if not verbose:
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``crm-ml``; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    _quiet_libraries(args.verbose)
+    try:
+        settings = Settings.from_env()
+        return int(args.func(args, settings))
+    except CrmMlError as exc:
+        print(f"crm-ml: error: {exc}", file=sys.stderr)
+        return 2
+
+
+__all__ = [
+    "Command",
+    "build_parser",
+    "cmd_customers_merge",
+    "cmd_demo",
+    "cmd_export_parquet",
+    "cmd_features_build",
+    "cmd_import",
+    "cmd_info",
+    "cmd_init",
+    "cmd_report_list",
+    "cmd_report_run",
+    "cmd_score",
+    "cmd_segment_create",
+    "cmd_segment_export",
+    "cmd_segment_show",
+    "cmd_tags_apply",
+    "cmd_tags_list",
+    "cmd_train",
+    "main",
+]

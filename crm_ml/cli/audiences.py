@@ -1,0 +1,130 @@
+"""``crm-ml`` commands for audiences: tags apply and list; segment create, show and export."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Literal
+
+from crm_ml.cli._common import _as_of, _open_store
+from crm_ml.config import Settings
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in some containers
+        return "crm-ml"
+
+
+def cmd_tags_apply(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply the rule and model tags as of a date, keeping history."""
+    from crm_ml.tags import tags_apply_command
+
+    print(tags_apply_command(_open_store(settings), args.as_of, actor=_actor()))
+    return 0
+
+
+def cmd_tags_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List tag definitions, with member counts on a date."""
+    from crm_ml.tags import tags_list_command
+
+    print(tags_list_command(_open_store(settings), on=args.on).to_string())
+    return 0
+
+
+def cmd_segment_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Check and save a segment rule."""
+    from crm_ml.segments import segment_create_command
+
+    kind: Literal["static", "dynamic"] = "static" if args.static else "dynamic"
+    store = _open_store(settings)
+    print(
+        segment_create_command(
+            store, args.name, args.rule, actor=_actor(), label=args.label, kind=kind
+        )
+    )
+    return 0
+
+
+def cmd_segment_show(args: argparse.Namespace, settings: Settings) -> int:
+    """Show a segment; with --as-of, snapshot its members first."""
+    from crm_ml.segments import segment_show_command
+
+    print(segment_show_command(_open_store(settings), args.name, as_of=args.as_of))
+    return 0
+
+
+def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Export a segment's consented, masked members, one file per owner."""
+    import os
+
+    from crm_ml.segments import segment_export_command
+
+    out = Path(args.out) if args.out else settings.reports_dir / f"{args.as_of:%Y-%m-%d}" / "lists"
+    text = segment_export_command(
+        _open_store(settings),
+        args.name,
+        args.as_of,
+        channel=args.channel,
+        purpose=args.purpose,
+        out_dir=out,
+        secret=os.environ.get("CRM_ML_EXPORT_SECRET"),
+        actor=_actor(),
+        unmask=args.unmask,
+    )
+    print(text)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_tags(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tags", help="auto, manual and batch tags")
+    tsub = p.add_subparsers(dest="tags_command", required=True)
+    apply = tsub.add_parser(
+        "apply",
+        help="apply rule and model tags as of a date (installs the built-in library first time)",
+    )
+    apply.add_argument("--as-of", type=_as_of, required=True, help="date the tags describe")
+    apply.set_defaults(func=cmd_tags_apply)
+    lst = tsub.add_parser("list", help="list tags, with member counts on a date")
+    lst.add_argument("--on", type=_as_of, help="count members on this date")
+    lst.set_defaults(func=cmd_tags_list)
+
+
+def _add_segment(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("segment", help="audiences defined by rules")
+    ssub = p.add_subparsers(dest="segment_command", required=True)
+    create = ssub.add_parser(
+        "create",
+        help="save a segment rule",
+        description="Example: crm-ml segment create lapsing_vip "
+        "\"recency_days > 60 and revenue_365d >= 2000 and tag('high_value')\"",
+    )
+    create.add_argument("name", help="lower-case name, e.g. lapsing_vip")
+    create.add_argument("rule", help="rule over features, tags, scores and consent")
+    create.add_argument("--label", help="display label, e.g. 流失风险高价值会员")
+    create.add_argument("--static", action="store_true", help="freeze members at first snapshot")
+    create.set_defaults(func=cmd_segment_create)
+    show = ssub.add_parser("show", help="show a segment and its size over time")
+    show.add_argument("name")
+    show.add_argument("--as-of", type=_as_of, help="snapshot members at this date first")
+    show.set_defaults(func=cmd_segment_show)
+    exp = ssub.add_parser(
+        "export",
+        help="export consented, masked members, one CSV per account manager",
+        description="Only customers whose consent for CHANNEL and PURPOSE is granted at the "
+        "date are written. Personal data is masked unless --unmask (which is logged). The "
+        "pseudonymous id needs CRM_ML_EXPORT_SECRET in the environment.",
+    )
+    exp.add_argument("name")
+    exp.add_argument("--as-of", type=_as_of, required=True)
+    exp.add_argument("--channel", required=True, help="sms, email, wechat, phone or app_push")
+    exp.add_argument("--purpose", default="marketing", help="marketing, service or research")
+    exp.add_argument("--out", help="folder (default reports/<as_of>/lists)")
+    exp.add_argument("--unmask", action="store_true", help="write full names/phones (logged)")
+    exp.set_defaults(func=cmd_segment_export)

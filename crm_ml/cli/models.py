@@ -1,0 +1,111 @@
+"""``crm-ml`` commands for features and models: features build, train, score."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from crm_ml.cli._common import _as_of, _open_store
+from crm_ml.config import Settings
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Backtest, train, log and register a churn or propensity model."""
+    from crm_ml.features import training_frame
+    from crm_ml.models import train_model
+
+    store = _open_store(settings)
+    label = "churn" if args.kind == "churn" else "purchase"
+    data = training_frame(
+        store,
+        args.snapshots,
+        args.horizon_days,
+        args.gap_days,
+        label=label,
+        category=args.category,
+        progress=True,
+    )
+    print(data.prevalence.to_string())
+    result = train_model(args.kind, data, settings, register=not args.no_register)
+    print(result.backtest.metrics.to_string())
+    if result.registered is not None:
+        reg = result.registered
+        print(f"Registered {reg.name} v{reg.version} as {reg.alias}: {reg.reason}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    """Score every customer as of a date with a registered model, with reasons."""
+    from crm_ml.features import customer_features
+    from crm_ml.models import score_customers
+
+    store = _open_store(settings)
+    features = customer_features(store, args.as_of, progress=True)
+    for model in args.model or ["crm-churn@champion", "crm-propensity@champion"]:
+        summary = score_customers(
+            store,
+            features,
+            args.as_of,
+            model=model,
+            settings=settings,
+            language=settings.language,
+            attribution=args.attribution,
+        )
+        print(f"{model} as of {args.as_of:%Y-%m-%d}:")
+        print(summary.to_string())
+    return 0
+
+
+def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the customer feature table as of a date and write it to Parquet."""
+    from crm_ml.features import build_feature_file
+
+    path = build_feature_file(_open_store(settings), args.as_of, Path(args.out), progress=True)
+    print(f"Features as of {args.as_of:%Y-%m-%d} written to {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser(
+        "train",
+        help="backtest, train and register a churn or propensity model in MLflow",
+        description="Stack SNAPSHOTS feature snapshots GAP_DAYS apart (the latest as late as the "
+        "data allows), label each over the next HORIZON_DAYS, backtest against recency, RFM and "
+        "BG/NBD baselines, and register the model. It becomes 'champion' only if its backtest "
+        "AUC is not worse than the current champion's; otherwise 'challenger'.",
+    )
+    train.add_argument("kind", choices=["churn", "propensity"])
+    train.add_argument("--snapshots", type=int, default=5, help="number of snapshots (default 5)")
+    train.add_argument("--gap-days", type=int, default=90, help="days between snapshots")
+    train.add_argument("--horizon-days", type=int, default=90, help="label window (default 90)")
+    train.add_argument("--category", help="propensity to buy in this category only")
+    train.add_argument("--no-register", action="store_true", help="backtest only")
+    train.set_defaults(func=cmd_train)
+    score = sub.add_parser("score", help="score every customer as of a date, with reasons")
+    score.add_argument("--as-of", type=_as_of, required=True)
+    score.add_argument(
+        "--model",
+        action="append",
+        help="registered model, repeatable "
+        "(default: crm-churn@champion and crm-propensity@champion)",
+    )
+    score.add_argument(
+        "--attribution",
+        choices=["shap", "path"],
+        default="shap",
+        help="how reasons are attributed: exact SHAP, or the path method, about "
+        "twice as fast (its top reason is SHAP's for about two customers in three)",
+    )
+    score.set_defaults(func=cmd_score)
+
+
+def _add_features(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("features", help="customer features")
+    fsub = p.add_subparsers(dest="features_command", required=True)
+    b = fsub.add_parser("build", help="build the feature table as of a date")
+    b.add_argument("--as-of", type=_as_of, required=True, help="features use rows before this")
+    b.add_argument("--out", required=True, help="Parquet file to write")
+    b.set_defaults(func=cmd_features_build)

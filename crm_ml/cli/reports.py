@@ -1,0 +1,68 @@
+"""``crm-ml report``: run a report notebook with papermill, and list published reports."""
+
+from __future__ import annotations
+
+import argparse
+
+from crm_ml.cli._common import _as_of
+from crm_ml.config import Settings
+
+
+def _parse_value(text: str) -> object:
+    """Read a ``-p key value`` value as JSON when it is one (numbers, lists), else as text."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def cmd_report_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a report notebook and publish it to reports/<as_of>/."""
+    from crm_ml.reporting import run_report
+
+    params = {key: _parse_value(value) for key, value in args.parameter or []}
+    report = run_report(settings, args.name, as_of=args.as_of, parameters=params)
+    print(report.summary())
+    return 0
+
+
+def cmd_report_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List published reports, newest first."""
+    from crm_ml.reporting import list_reports
+
+    rows = list_reports(settings)
+    if not rows:
+        print(f"No reports yet in {settings.reports_dir}.")
+    for as_of, name, html in rows:
+        print(f"{as_of}  {name:<24} {html}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="run and list papermill reports")
+    rsub = p.add_subparsers(dest="report_command", required=True)
+    run = rsub.add_parser(
+        "run",
+        help="execute notebooks/NAME.ipynb and publish to reports/<as_of>/",
+        description="Execute a report notebook with papermill. On success publish the notebook, "
+        "an offline HTML page and its lists to reports/<as_of>/; on failure keep the last good "
+        "report, save the failed notebook under reports/_failed/ and exit non-zero. "
+        "Secrets come from the environment, never from -p.",
+    )
+    run.add_argument("name", help="notebook name, e.g. retention_analysis")
+    run.add_argument("--as-of", type=_as_of, required=True, help="the report's date")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="notebook parameter (repeatable); VALUE is read as JSON when possible",
+    )
+    run.set_defaults(func=cmd_report_run)
+    rsub.add_parser("list", help="list published reports").set_defaults(func=cmd_report_list)

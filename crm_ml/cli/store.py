@@ -1,0 +1,133 @@
+"""``crm-ml`` commands over the store: init, info, import, customers merge, export parquet."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from crm_ml import __version__
+from crm_ml.cli._common import _as_of, _open_store
+from crm_ml.config import Settings
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the store's tables."""
+    from crm_ml.store import init_store
+
+    store = _open_store(settings)
+    version = init_store(store)
+    print(f"Store ready at {store!r} (schema version {version}).")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
+    """Show the settings in use and what the store holds."""
+    from crm_ml.store import table_counts
+
+    print(f"crm_ml {__version__}")
+    print(f"  project root : {settings.root}")
+    print(f"  store        : {_open_store(settings)!r}")
+    print(f"  MLflow       : {settings.mlflow_tracking_uri}")
+    print(f"  reports      : {settings.reports_dir}")
+    print(f"  time zone    : {settings.timezone}   currency: {settings.currency}")
+    counts = table_counts(_open_store(settings))
+    print("\nRows per table:")
+    print(counts[counts["rows"] > 0].to_string() if counts["rows"].any() else "  (empty)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Import a CSV or Parquet file into a store table (or CDNOW transactions)."""
+    store = _open_store(settings)
+    if args.table == "cdnow":
+        from crm_ml.store.cdnow import import_cdnow
+
+        print(import_cdnow(store, Path(args.file), progress=True).summary())
+        return 0
+    from crm_ml.store.loading import import_file
+
+    result = import_file(
+        store,
+        args.table,
+        Path(args.file),
+        timezone=args.timezone or settings.timezone,
+        encoding=args.encoding,
+        as_of=args.as_of,
+        max_reject_rate=args.max_reject_rate,
+        reject_dir=Path(args.reject_dir) if args.reject_dir else None,
+        progress=True,
+    )
+    print(result.summary())
+    return 0
+
+
+def cmd_customers_merge(args: argparse.Namespace, settings: Settings) -> int:
+    """Merge customers who share a verified phone or member card."""
+    from crm_ml.store.admin import utc_now
+    from crm_ml.store.identity import merge_customers, plan_merges
+
+    store = _open_store(settings)
+    plan = plan_merges(store)
+    result = merge_customers(store, plan, at=utc_now(), actor=args.actor, dry_run=args.dry_run)
+    print(result.summary())
+    return 0
+
+
+def cmd_export_parquet(args: argparse.Namespace, settings: Settings) -> int:
+    """Export the store's tables that features read to partitioned Parquet (for Spark)."""
+    from crm_ml.store.export import export_parquet
+
+    summary = export_parquet(_open_store(settings), Path(args.dir), progress=True)
+    print(summary.to_string())
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export the store")
+    esub = p.add_subparsers(dest="export_command", required=True)
+    pq = esub.add_parser(
+        "parquet",
+        help="write the tables features read to DIR/<table>/ as Parquet, event tables by year",
+    )
+    pq.add_argument("dir", help="output folder")
+    pq.set_defaults(func=cmd_export_parquet)
+
+
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import",
+        help="load a CSV/Parquet file into a table, or CDNOW transactions",
+        description="Validate and load FILE into TABLE in one transaction. Rejected rows are "
+        "written to a reject report (file, line, column, rule, value). Loading the same "
+        "file twice changes nothing. TABLE 'cdnow' loads CDNOW_master.txt or CDNOW_sample.txt.",
+    )
+    p.add_argument("table", help="store table (e.g. customer, orders, points_ledger) or 'cdnow'")
+    p.add_argument("file", help="CSV or Parquet file")
+    p.add_argument("--timezone", help="zone of timestamps without one (default: settings)")
+    p.add_argument("--encoding", choices=["utf-8", "gbk"], help="file encoding (default: UTF-8)")
+    p.add_argument("--as-of", type=_as_of, help="reject rows dated after this moment")
+    p.add_argument(
+        "--max-reject-rate",
+        type=float,
+        default=0.0,
+        help="share of rows that may be rejected before the whole load fails (default 0)",
+    )
+    p.add_argument("--reject-dir", help="where to write the reject report")
+    p.set_defaults(func=cmd_import)
+
+
+def _add_customers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("customers", help="customer identity tools")
+    csub = p.add_subparsers(dest="customers_command", required=True)
+    m = csub.add_parser(
+        "merge",
+        help="merge customers sharing a verified phone or member card",
+        description="Find customers sharing a strong identity and merge them into one surviving "
+        "id, re-keying their history. Shared emails are only flagged.",
+    )
+    m.add_argument("--dry-run", action="store_true", help="show what would happen; change nothing")
+    m.add_argument("--actor", default="crm-ml", help="who is merging (recorded in the merge log)")
+    m.set_defaults(func=cmd_customers_merge)
