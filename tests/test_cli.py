@@ -37,3 +37,25 @@ def test_bad_as_of_is_a_usage_error(project, capsys):
         main(["features", "build", "--as-of", "31/12/2025", "--out", "f.parquet"])
     assert exit_info.value.code == 2
     assert "expected a date like 2025-06-30" in capsys.readouterr().err
+
+
+def test_tiers_apply_records_moves_once(project, capsys):
+    files = {
+        "tier.csv": "tier_id,name,label,level,min_spend_12m\nT0,classic,普通会员,0,0\n"
+        "T1,gold,金卡,1,1000\n",
+        "customer.csv": "customer_id,name,is_member,created_at\nC1,张三,true,2023-01-01\n"
+        "C2,李四,true,2023-01-01\n",
+        "orders.csv": "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
+        "O1,C1,2024-03-01,offline,1500,1500\n",
+    }
+    assert main(["init"]) == 0
+    for name, body in files.items():
+        (project / name).write_text(body, encoding="utf-8")
+        assert main(["import", name.removesuffix(".csv"), name]) == 0
+    capsys.readouterr()
+    assert main(["tiers", "apply", "--as-of", "2024-07-01", "--review-days", "365"]) == 0
+    out = capsys.readouterr().out
+    assert "Tier changes recorded at 2024-07-01: 2" in out
+    assert "金卡" in out and "普通会员" in out
+    assert main(["tiers", "apply", "--as-of", "2024-07-01"]) == 0
+    assert "Tier changes recorded at 2024-07-01: 0" in capsys.readouterr().out

@@ -33,11 +33,13 @@ from crm_ml.cli.store import (
     _add_customers,
     _add_export,
     _add_import,
+    _add_tiers,
     cmd_customers_merge,
     cmd_export_parquet,
     cmd_import,
     cmd_info,
     cmd_init,
+    cmd_tiers_apply,
 )
 from crm_ml.config import Settings
 from crm_ml.errors import CrmMlError
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     _add_import(sub)
     _add_customers(sub)
+    _add_tiers(sub)
     _add_features(sub)
     _add_models(sub)
     _add_tags(sub)
@@ -129,6 +132,7 @@ __all__ = [
     "cmd_segment_show",
     "cmd_tags_apply",
     "cmd_tags_list",
+    "cmd_tiers_apply",
     "cmd_train",
     "main",
 ]

@@ -1,4 +1,4 @@
-"""``crm-ml`` commands over the store: init, info, import, customers merge, export parquet."""
+"""``crm-ml`` commands over the store: init, info, import, customers, tiers, export."""
 
 from __future__ import annotations
 
@@ -73,6 +73,25 @@ def cmd_customers_merge(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_tiers_apply(args: argparse.Namespace, settings: Settings) -> int:
+    """Record tier moves at ``--as-of`` from rolling 12-month net spend."""
+    from crm_ml.store.tiers import TierPolicy, apply_tier_changes
+
+    store = _open_store(settings)
+    policy = TierPolicy.from_store(store, review_days=args.review_days)
+    moves = apply_tier_changes(
+        store, args.as_of, policy=policy, members_only=not args.all_customers
+    )
+    names = {t.tier_id: t.label or t.name for t in policy.tiers}
+    print(f"Tier changes recorded at {args.as_of:%Y-%m-%d}: {len(moves):,}")
+    if not moves.empty:
+        counts = moves.assign(to_tier=moves["to_tier"].map(names)).value_counts(
+            ["direction", "to_tier"], sort=False
+        )
+        print(counts.rename("customers").to_string())
+    return 0
+
+
 def cmd_export_parquet(args: argparse.Namespace, settings: Settings) -> int:
     """Export the store's tables that features read to partitioned Parquet (for Spark)."""
     from crm_ml.store.export import export_parquet
@@ -117,6 +136,32 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--reject-dir", help="where to write the reject report")
     p.set_defaults(func=cmd_import)
+
+
+def _add_tiers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tiers", help="loyalty tiers")
+    tsub = p.add_subparsers(dest="tiers_command", required=True)
+    a = tsub.add_parser(
+        "apply",
+        help="record tier moves at a date from rolling 12-month net spend",
+        description="Evaluate every member's tier at AS_OF from their net spend over the 12 "
+        "months before it (thresholds from the tier table) and record each move in "
+        "tier_change. Run it on the same date twice and nothing changes; dates must not go "
+        "back before the latest recorded change.",
+    )
+    a.add_argument("--as-of", type=_as_of, required=True, help="evaluation date, e.g. 2025-07-01")
+    a.add_argument(
+        "--review-days",
+        type=int,
+        help="tier protection (保级): downgrade only once the last change is this many days "
+        "old, one tier at a time (e.g. 365); upgrades happen at once",
+    )
+    a.add_argument(
+        "--all-customers",
+        action="store_true",
+        help="every active customer, not only loyalty members",
+    )
+    a.set_defaults(func=cmd_tiers_apply)
 
 
 def _add_customers(sub: argparse._SubParsersAction) -> None:

@@ -123,7 +123,8 @@ class TierPolicy:
         ordered = tuple(sorted(self.tiers, key=lambda t: t.level))
         if not ordered:
             raise ConfigError(
-                "No tiers are defined: load the tier table (tier_id, name, level, min_spend_12m) "
+                "No tiers are defined: load the tier table (tier_id, name, level, min_spend_12m), "
+                "e.g. crm-ml import tier tiers.csv, "
                 "or pass policy=TierPolicy.from_records([...])."
             )
         for attribute in ("tier_id", "level", "min_spend_12m"):
