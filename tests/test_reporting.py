@@ -106,3 +106,27 @@ def test_parameters_cell_of_published_notebook_holds_as_of(settings):
     cells = json.loads(report.notebook.read_text(encoding="utf-8"))["cells"]
     injected = [c for c in cells if "injected-parameters" in c["metadata"].get("tags", [])]
     assert "2025-06-30" in "".join(injected[0]["source"])
+
+
+# A 1 x 1 transparent PNG.
+PIXEL = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
+
+
+def test_figures_get_their_section_as_alt_text(tmp_path, caplog):
+    from bs4 import BeautifulSoup
+
+    from crm_ml.reporting import _write_html
+
+    nb = nbformat.v4.new_notebook()
+    figure = nbformat.v4.new_code_cell("fig")
+    figure.outputs = [nbformat.v4.new_output("display_data", data={"image/png": PIXEL})]
+    section = "## 价值象限\n\n按客单价 × 购买次数分为四类（截至 `as_of`）。"
+    nb.cells = [nbformat.v4.new_markdown_cell(section), figure]
+    nbformat.write(nb, tmp_path / "r.ipynb")
+    _write_html(tmp_path / "r.ipynb", tmp_path / "r.html")
+    soup = BeautifulSoup((tmp_path / "r.html").read_text(encoding="utf-8"), "html.parser")
+    (image,) = soup.select(".jp-RenderedImage img")
+    assert image["alt"] == "Figure: 价值象限. 按客单价 × 购买次数分为四类（截至 as_of）。"
+    assert "Alternative text is missing" not in caplog.text

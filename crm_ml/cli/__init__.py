@@ -95,6 +95,9 @@ def _quiet_libraries(verbose: bool) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not verbose:
+        # MLflow sets its loggers' level from this variable when it is first imported,
+        # which happens later, inside the commands.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
         logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
