@@ -25,8 +25,18 @@ if TYPE_CHECKING:
 DType = Literal["int64", "float64", "bool", "category"]
 Fill = float | int | bool | str | None
 
-#: Categories of the product group's ``affinity_<category>`` features.
+#: Categories of the product group's ``affinity_<category>`` and ``days_since_<category>``.
 MAJOR_CATEGORIES = ("maternity_baby", "beauty", "food", "apparel", "electronics", "home")
+
+#: Chinese display names of those categories, for labels and reasons.
+CATEGORY_LABELS = {
+    "maternity_baby": "母婴",
+    "beauty": "美妆",
+    "food": "食品",
+    "apparel": "服饰",
+    "electronics": "数码家电",
+    "home": "家居",
+}
 
 #: Channels of the profile group's ``consent_<channel>_marketing`` flags.
 CONSENT_FEATURE_CHANNELS = ("sms", "email", "wechat")

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from crm_ml.features.spec import CATEGORY_LABELS
 from crm_ml.models.phrases import (
     Getter,
     PhraseContext,
@@ -171,6 +172,20 @@ def _flag(
     return Template(phrase, actionable)
 
 
+def _category_recency(category: str) -> Template:
+    """``last bought beauty 45 days ago`` / ``45天前最后一次购买美妆``; never bought is said so."""
+    column, zh = f"days_since_{category}", CATEGORY_LABELS[category]
+
+    def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+        values = _col(get, column, _size(get, column))
+        if lang == "zh":
+            return [f"{_n(v)}天前最后一次购买{zh}" if _ok(v) else f"从未购买{zh}" for v in values]
+        return [f"last bought {category} {_n(v)} days ago" if _ok(v) else f"never bought {category}"
+                for v in values]  # fmt: skip
+
+    return Template(phrase)
+
+
 TEMPLATES: dict[str, Template] = {
     "recency": Template(_recency),
     "tier": Template(_tier, actionable=True),
@@ -261,10 +276,10 @@ def _pattern_template(feature: str) -> Template | None:
             feature, "{v} " + en + " " + _window(w, "en"), _window(w, "zh") + zh + "{v}次"
         )
     if m := re.fullmatch(r"affinity_(.+)", feature):
-        cat = m.group(1)
-        return _simple(
-            feature, "affinity for " + cat + ": {v}", "对" + cat + "的偏好：{v}", "value"
-        )
+        cat, zh = m.group(1), CATEGORY_LABELS.get(m.group(1), m.group(1))
+        return _simple(feature, "affinity for " + cat + ": {v}", "对" + zh + "的偏好：{v}", "value")
+    if (m := re.fullmatch(r"days_since_(.+)", feature)) and m.group(1) in CATEGORY_LABELS:
+        return _category_recency(m.group(1))
     if m := re.fullmatch(r"consent_(\w+)_marketing", feature):
         en, zh = _CHANNEL_NAMES.get(m.group(1), (m.group(1), m.group(1)))
         return _flag(

@@ -15,23 +15,18 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from crm_ml.features.spec import (  # CATEGORY_LABELS: re-exported for crm_ml.rules
+    CATEGORY_LABELS as CATEGORY_LABELS,
+)
+from crm_ml.features.spec import MAJOR_CATEGORIES
 from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES
 
 #: The value types a rule knows.
 ValueType = Literal["number", "text", "bool"]
 
-#: Product categories of the ``affinity_<category>`` features (share of spend).
-CATEGORIES = ("maternity_baby", "beauty", "food", "apparel", "electronics", "home")
-
-#: Chinese display names of the categories, for labels.
-CATEGORY_LABELS = {
-    "maternity_baby": "母婴",
-    "beauty": "美妆",
-    "food": "食品",
-    "apparel": "服饰",
-    "electronics": "数码家电",
-    "home": "家居",
-}
+#: Product categories of the ``affinity_<category>`` and ``days_since_<category>`` features,
+#: and their Chinese display names.
+CATEGORIES = MAJOR_CATEGORIES
 
 _NUMBER_FEATURES = (
     "recency_days",
@@ -53,6 +48,7 @@ _NUMBER_FEATURES = (
     "coupon_redemption_rate",
     "city_tier",
     *(f"affinity_{c}" for c in CATEGORIES),
+    *(f"days_since_{c}" for c in CATEGORIES),
 )
 _TEXT_FEATURES = ("age_band", "gender", "acquisition_channel")
 _BOOL_FEATURES = ("is_member", "has_owner")

@@ -60,16 +60,11 @@ TAG_TEMPLATES: dict[str, TagTemplate] = {
     ),
     "recent_category_buyer": TagTemplate(
         "recent_{category}_buyer_{days}d",
-        "近{days}天活跃的{category_label}客户",
-        "affinity_{category} >= {min_share} and recency_days <= {days}",
-        {
-            "category": category_param(),
-            "days": TemplateParam("int", 30, 1, 3650),
-            "min_share": TemplateParam("float", 0.2, 0.0, 1.0),
-        },
+        "近{days}天购买过{category_label}",
+        "days_since_{category} <= {days}",
+        {"category": category_param(), "days": TemplateParam("int", 30, 1, 3650)},
         category="preference",
-        description="Bought in the last {days} days and {category} is at least {min_share} "
-        "of spend (a per-category purchase window needs a per-category recency feature).",
+        description="Ordered something in {category} in the last {days} days.",
     ),
     "points_expiring": TagTemplate(
         "points_expiring",

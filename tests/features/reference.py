@@ -143,6 +143,14 @@ class Reference:
         out["top_category_share"] = ratio(max(spend.values()), total) if spend else NAN
         for c in MAJOR_CATEGORIES:
             out[f"affinity_{c}"] = ratio(spend.get(c, 0.0), total) if spend else NAN
+        when = {o["order_id"]: o["ordered_at"] for o in orders}
+        for c in MAJOR_CATEGORIES:
+            bought = [
+                when[i["order_id"]]
+                for i in self.lines(orders)
+                if category.get(i["product_id"], "(unknown)") == c
+            ]
+            out[f"days_since_{c}"] = days(self.as_of, max(bought)) if bought else NAN
         out["online_share"] = ratio(sum(o["channel"] == "online" for o in orders), len(orders))
         out["stores_distinct"] = len({o["store_id"] for o in orders if o["store_id"]})
         return out

@@ -156,6 +156,26 @@ def test_pattern_and_generic_fallbacks() -> None:
     assert usd["text"].tolist() == ["spent $1,234 in the last 90 days"]
 
 
+def test_category_features_name_the_category() -> None:
+    features = pd.DataFrame(
+        {"days_since_maternity_baby": [45.0, np.nan], "affinity_beauty": [0.5, 0.1]},
+        index=pd.Index(["C1", "C2"], name="customer_id"),
+    )
+    contrib = pd.DataFrame(
+        {"days_since_maternity_baby": [0.5, 0.5], "affinity_beauty": [0.1, 0.1]},
+        index=features.index,
+    )
+    zh = reasons_frame(contrib, features, top_k=2, language="zh")["text"].tolist()
+    assert zh == [
+        "45天前最后一次购买母婴",
+        "对美妆的偏好：0.50",
+        "从未购买母婴",
+        "对美妆的偏好：0.10",
+    ]
+    en = reasons_frame(contrib, features, top_k=1)["text"].tolist()
+    assert en == ["last bought maternity_baby 45 days ago", "never bought maternity_baby"]
+
+
 def test_json_matches_the_score_table_format() -> None:
     series = reasons_json(CONTRIB, FEATURES, top_k=2, language="zh")
     assert series.index.equals(IDS)

@@ -93,8 +93,8 @@ def test_value_quadrants_and_rfm_partition_the_base() -> None:
 
 def test_templates_take_checked_parameters() -> None:
     tag = TAG_TEMPLATES["recent_category_buyer"].instantiate(category="beauty", days=14)
-    assert (tag.name, tag.label) == ("recent_beauty_buyer_14d", "近14天活跃的美妆客户")
-    assert tag.rule == "affinity_beauty >= 0.2 and recency_days <= 14"
+    assert (tag.name, tag.label) == ("recent_beauty_buyer_14d", "近14天购买过美妆")
+    assert tag.rule == "days_since_beauty <= 14"
     with pytest.raises(ValidationError, match="Did you mean 'beauty'"):
         TAG_TEMPLATES["category_affinity"].instantiate(category="beuty")
     with pytest.raises(ValidationError, match="must be an int"):
