@@ -34,6 +34,8 @@ from crm_ml.store.schema import Score
 log = logging.getLogger(__name__)
 
 DEFAULT_BAND_THRESHOLDS = (0.7, 0.4)
+#: The bands :func:`risk_band` gives, highest first; tags and segments select on them.
+BANDS = ("high", "medium", "low")
 SCORE_TABLE = cast(Table, Score.__table__)
 SCORE_COLUMNS = (
     "model_name",
@@ -264,7 +266,7 @@ def replace_scores(
 
 
 def _summarise(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    bands = ["high", "medium", "low"]
+    bands = list(BANDS)
     if not parts:
         return pd.DataFrame(
             {"customers": 0, "mean_probability": np.nan}, index=pd.Index(bands, name="band")

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.features.spec import as_timestamp
-from crm_ml.models.scoring import replace_scores
+from crm_ml.models.scoring import BANDS, replace_scores
 from crm_ml.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,6 @@ _TYPE_CHECKS: dict[str, Callable[[pa.DataType], bool]] = {
     "floating point (double)": pa.types.is_floating,
     "timestamp or date": lambda t: pa.types.is_timestamp(t) or pa.types.is_date(t),
 }
-
-#: Bands ``risk_band`` gives; tags and segments select on them.
-BANDS = ("high", "medium", "low")
 
 #: The columns that must hold one value per load: one model, one version, one date.
 _KEYS = ("model_name", "model_version", "as_of")

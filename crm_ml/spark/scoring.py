@@ -27,7 +27,7 @@ from crm_ml.errors import ConfigError, ValidationError
 from crm_ml.features.spec import as_timestamp
 from crm_ml.models.estimators import BoostedClassifier
 from crm_ml.models.phrases import PhraseContext
-from crm_ml.models.scoring import DEFAULT_BAND_THRESHOLDS, risk_band
+from crm_ml.models.scoring import BANDS, DEFAULT_BAND_THRESHOLDS, risk_band
 from crm_ml.spark.loading import load_spark_scores
 from crm_ml.spark.session import require_pyspark
 from crm_ml.store import Store
@@ -194,7 +194,7 @@ def _summary(scores: Any) -> pd.DataFrame:
         F.count("*").alias("customers"), F.avg("probability").alias("mean_probability")
     )
     found = rows.toPandas().set_index("band")
-    out = found.reindex(["high", "medium", "low"])
+    out = found.reindex(list(BANDS))
     out["customers"] = out["customers"].fillna(0).astype(int)
     return out
 

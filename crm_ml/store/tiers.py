@@ -186,12 +186,6 @@ class TierPolicy:
             "a tier recorded in tier_change was removed from the tier table. Restore it."
         )
 
-    def one_below(self, tier_id: str) -> TierLevel:
-        """Return the tier just below ``tier_id`` (the lowest tier stays where it is)."""
-        self.level_of(tier_id)  # a clear error for a tier not in the policy
-        position = [t.tier_id for t in self.tiers].index(tier_id)
-        return self.tiers[max(position - 1, 0)]
-
     def assign(self, spend: pd.Series) -> pd.DataFrame:
         """Each customer's tier for a rolling 12-month spend.
 
@@ -373,7 +367,8 @@ def _protected(
         return evaluated
     age = pd.Timestamp(as_of) - current["changed_at"].reindex(evaluated.index)
     due = (age >= pd.Timedelta(days=policy.review_days)).to_numpy()
-    below = {t: policy.one_below(t).tier_id for t in by_id}
+    # One tier down; the lowest tier stays where it is (tiers are sorted by level).
+    below = {t.tier_id: policy.tiers[max(i - 1, 0)].tier_id for i, t in enumerate(policy.tiers)}
     target = np.where(due, previous.map(below), previous)[falling]
     evaluated = evaluated.copy()
     rows = evaluated.index[falling]
