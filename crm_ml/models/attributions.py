@@ -1,13 +1,14 @@
-"""Fast per-customer attributions along each tree's decision path (Saabas).
+"""Per-customer attributions along each tree's decision path (Saabas).
 
-Exact SHAP (:mod:`crm_ml.models.treeshap`) weighs every leaf of every tree for
-each customer; path attribution only the leaf the customer reaches, which is
-about twice as fast end to end. It gives each split's change in the tree's
-value to the split's feature: O(trees x depth), computed from the leaf indices
-(``pred_leaf=True``) and a per-leaf table, as one sparse matrix product. Like
-SHAP it is additive (contributions plus ``bias`` equal the log-odds); unlike
-SHAP it credits splits near the leaves more, so the top driver is SHAP's for
-about two customers in three (``bench/models.py``).
+Exact SHAP (:mod:`crm_ml.models.treeshap`, the default) weighs every leaf of
+every tree for each customer; path attribution only the leaf the customer
+reaches. It gives each split's change in the tree's value to the split's
+feature: O(trees x depth), computed from the leaf indices (``pred_leaf=True``)
+and a per-leaf table, as one sparse matrix product. Like SHAP it is additive
+(contributions plus ``bias`` equal the log-odds); unlike SHAP it credits splits
+near the leaves more, so the top driver is SHAP's for about two customers in
+three (``bench/models.py``). It used to be the faster of the two; since SHAP
+looks leaves up a subtree at a time, both take about as long.
 """
 
 from __future__ import annotations

@@ -252,8 +252,8 @@ class BoostedClassifier(ClassifierMixin, BaseEstimator):
             ``shap``: exact TreeSHAP, the values of LightGBM's ``pred_contrib=True``
             computed for all rows at once (:mod:`crm_ml.models.treeshap`).
             ``path``: attribution along each decision path
-            (:mod:`crm_ml.models.attributions`), about twice as fast for large
-            batches; the top driver agrees with SHAP's about two times in three.
+            (:mod:`crm_ml.models.attributions`); no faster than SHAP for large
+            batches, and its top driver agrees with SHAP's about two times in three.
 
         Returns
         -------

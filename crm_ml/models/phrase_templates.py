@@ -39,6 +39,7 @@ from crm_ml.models.phrases import (
     _stored_value,
     _tier,
     _window,
+    each_distinct,
     format_value,
 )
 
@@ -99,13 +100,14 @@ def _simple(
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
         text, fmt = (zh if lang == "zh" else en), _FORMATS[kind]
         values = _col(get, column, _size(get, column))
-        present = pd.notna(values).tolist()
-        return [
-            text.format(v=fmt(_label(v, labels, lang), ctx))
-            if ok
-            else _generic_one(column, v, lang)
-            for v, ok in zip(values.tolist(), present, strict=True)
-        ]
+        return each_distinct(
+            lambda v: (
+                text.format(v=fmt(_label(v, labels, lang), ctx))
+                if pd.notna(v)
+                else _generic_one(column, v, lang)
+            ),
+            values,
+        )
 
     return Template(phrase, actionable)
 
@@ -143,17 +145,16 @@ _AGE_LABELS = {
 
 
 def _tenure(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
-    out = []
-    for d in _col(get, "tenure_days", _size(get, "tenure_days")):
+    def one(d: float) -> str:
         if not _ok(d):
-            out.append(_generic_one("tenure_days", d, lang))
-        elif d >= 365:
-            out.append(
+            return _generic_one("tenure_days", d, lang)
+        if d >= 365:
+            return (
                 f"成为客户{d / 365:.1f}年" if lang == "zh" else f"customer for {d / 365:.1f} years"
             )
-        else:
-            out.append(f"成为客户{d:.0f}天" if lang == "zh" else f"customer for {_days(d, lang)}")
-    return out
+        return f"成为客户{d:.0f}天" if lang == "zh" else f"customer for {_days(d, lang)}"
+
+    return each_distinct(one, _col(get, "tenure_days", _size(get, "tenure_days")))
 
 
 def _flag(
@@ -164,10 +165,10 @@ def _flag(
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
         yes, no = zh if lang == "zh" else en
         values = _col(get, column, _size(get, column))
-        return [
-            (yes if float(v) > 0 else no) if _ok(v) else _generic_one(column, v, lang)
-            for v in values
-        ]
+        return each_distinct(
+            lambda v: (yes if float(v) > 0 else no) if _ok(v) else _generic_one(column, v, lang),
+            values,
+        )
 
     return Template(phrase, actionable)
 
@@ -179,9 +180,15 @@ def _category_recency(category: str) -> Template:
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
         values = _col(get, column, _size(get, column))
         if lang == "zh":
-            return [f"{_n(v)}天前最后一次购买{zh}" if _ok(v) else f"从未购买{zh}" for v in values]
-        return [f"last bought {category} {_n(v)} days ago" if _ok(v) else f"never bought {category}"
-                for v in values]  # fmt: skip
+            return each_distinct(
+                lambda v: f"{_n(v)}天前最后一次购买{zh}" if _ok(v) else f"从未购买{zh}", values
+            )
+        return each_distinct(
+            lambda v: (
+                f"last bought {category} {_n(v)} days ago" if _ok(v) else f"never bought {category}"
+            ),
+            values,
+        )
 
     return Template(phrase)
 
@@ -303,7 +310,7 @@ def _generic(feature: str) -> Template:
         values = get(feature)
         if values is None:
             return []
-        return [_generic_one(feature, v, lang) for v in values]
+        return each_distinct(lambda v: _generic_one(feature, v, lang), values)
 
     return Template(phrase)
 

@@ -64,7 +64,7 @@ class ReasonOptions:
     language : str
         ``en`` or ``zh``.
     attribution : {"shap", "path"}
-        Exact TreeSHAP, or path attribution (about twice as fast).
+        Exact TreeSHAP (the default, and no slower), or path attribution.
     reasons : bool
         False writes probabilities and bands only (``reasons`` empty).
     context : PhraseContext or None
@@ -130,7 +130,7 @@ def _model_inputs(frame: Any, columns: Mapping[str, str]) -> Any:
 def _chunks(batches: Iterator[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
     """Regroup Arrow batches (10,000 rows by default) into frames of at least ``rows`` rows.
 
-    Reasons have a fixed cost per call (path attribution walks every tree once),
+    Reasons have a fixed cost per call (every tree is walked once per call),
     so they are computed on large chunks, as ``score_batches`` does.
     """
     pending: list[pd.DataFrame] = []
@@ -232,8 +232,8 @@ def score_on_spark(
     as_of : date, optional
         Stored in an ``as_of`` column when given.
     options : ReasonOptions, optional
-        Band thresholds, ``top_k``, language, ``attribution`` (``"path"`` is
-        about twice as fast as SHAP), or ``reasons=False`` for probabilities only.
+        Band thresholds, ``top_k``, language, ``attribution``, or
+        ``reasons=False`` for probabilities only.
     mode : str
         Spark's save mode: ``overwrite`` (default), ``error``...
     store : Store, optional

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_ml.models import treeshap
 from crm_ml.models.estimators import ChurnModel, _lightgbm_matrix
 from crm_ml.models.treeshap import shap_tables, shap_values
 
@@ -89,3 +90,36 @@ def test_trees_without_a_depth_limit_are_left_to_lightgbm() -> None:
     X_new = X.head(200)
     expected = deep.booster_.predict(deep._prepare(X_new), pred_contrib=True)
     np.testing.assert_allclose(deep.contributions(X_new).to_numpy(), expected)
+
+
+@pytest.mark.parametrize("group_bits", [0, 4, 8, 12, 16])
+def test_any_grouping_of_leaves_gives_the_same_values(group_bits, monkeypatch) -> None:
+    # 0: every leaf looked up alone; 16: whole trees in one table (uint16 indexes).
+    monkeypatch.setattr(treeshap, "MAX_GROUP_BITS", group_bits)
+    X, y = _data(4000, seed=8)
+    model = ChurnModel(n_estimators=15, num_leaves=31, max_depth=6, min_child_samples=5)
+    model.set_params(calibration="none").fit(X, y)
+    prepared = model._prepare(_data(800, seed=9)[0])
+    tables = shap_tables(model.booster_)
+    assert tables is not None
+    ours = shap_values(tables, _lightgbm_matrix(prepared), n_jobs=1)
+    np.testing.assert_allclose(ours, model.booster_.predict(prepared, pred_contrib=True), atol=1e-9)
+
+
+def test_missing_values_never_seen_in_training_count_as_zero() -> None:
+    # Trained without NaN, LightGBM sends NaN where 0 goes (thresholds on both sides of 0).
+    rng = np.random.default_rng(10)
+    X = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.normal(size=3000)})
+    y = (X["a"] - X["b"] + rng.normal(size=3000) > 0).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 15, "max_depth": 4, "verbosity": -1},
+        lgb.Dataset(X, y),
+        num_boost_round=10,
+    )
+    X_new = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(size=500)})
+    X_new.iloc[::3, 0] = np.nan
+    X_new.iloc[1::4, 1] = np.nan
+    tables = shap_tables(booster)
+    assert tables is not None
+    expected = booster.predict(X_new, pred_contrib=True)
+    np.testing.assert_allclose(shap_values(tables, X_new.to_numpy()), expected, atol=1e-9)
