@@ -26,7 +26,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         progress=True,
     )
     print(data.prevalence.to_string())
-    result = train_model(args.kind, data, settings, register=not args.no_register)
+    result = train_model(args.kind, data, settings, register=not args.no_register, progress=True)
     print(result.backtest.metrics.to_string())
     if result.registered is not None:
         reg = result.registered
@@ -50,6 +50,7 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
             settings=settings,
             language=settings.language,
             attribution=args.attribution,
+            progress=True,
         )
         print(f"{model} as of {args.as_of:%Y-%m-%d}:")
         print(summary.to_string())

@@ -23,6 +23,7 @@ from datetime import date
 from typing import Any, Literal
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from crm_ml.config import Settings
 from crm_ml.errors import ValidationError
@@ -168,6 +169,7 @@ def train_model(
     model_params: Mapping[str, Any] | None = None,
     refit: bool = True,
     register: bool = True,
+    progress: bool = False,
 ) -> TrainingResult:
     """Backtest, fit, log and register a churn or propensity model.
 
@@ -190,21 +192,40 @@ def train_model(
         Re-fit on all snapshots for use (True) or register the backtest model itself.
     register : bool
         Log to MLflow and register (requires ``settings``).
+    progress : bool
+        Show a progress bar over the steps: backtest, re-fit, register.
     """
     frame, label, horizon = _unpack(kind, data, label, horizon_days)
     _check_kind(kind, frame, label)
     cols = list(features) if features is not None else default_features(frame, label=label)
     recipe = MODEL_KINDS[kind](**dict(model_params or {}))
-    result = backtest(
-        frame, label=label, model=recipe, horizon_days=horizon, features=cols, test_as_of=test_as_of
-    )
-    model, use_split = result.model, None
-    if refit:
-        model, use_split = refit_for_use(recipe, frame, cols, label)
-    outcome = TrainingResult(kind, label, cols, model, result)
-    if register:
-        outcome.registered = _register(outcome, frame, settings, horizon, use_split)
+    steps = ["backtest", *(["re-fit"] if refit else []), *(["register"] if register else [])]
+    with tqdm(total=len(steps), desc=f"training {kind}", unit="step", disable=not progress) as bar:
+        bar.set_postfix_str(steps[0])
+        result = backtest(
+            frame,
+            label=label,
+            model=recipe,
+            horizon_days=horizon,
+            features=cols,
+            test_as_of=test_as_of,
+        )
+        model, use_split = result.model, None
+        _advance(bar, steps)
+        if refit:
+            model, use_split = refit_for_use(recipe, frame, cols, label)
+            _advance(bar, steps)
+        outcome = TrainingResult(kind, label, cols, model, result)
+        if register:
+            outcome.registered = _register(outcome, frame, settings, horizon, use_split)
+            _advance(bar, steps)
     return outcome
+
+
+def _advance(bar: Any, steps: list[str]) -> None:
+    bar.update()
+    if bar.n < len(steps):
+        bar.set_postfix_str(steps[bar.n])
 
 
 def _register(

@@ -90,3 +90,11 @@ def test_duplicate_customers_are_refused(duckdb_store, model, features) -> None:
 def test_registry_reference_needs_settings(duckdb_store, features) -> None:
     with pytest.raises(ValidationError, match="needs settings"):
         score_customers(duckdb_store, features, "2024-07-01", model="crm-churn@champion")
+
+
+def test_progress_bar_counts_the_customers_scored(duckdb_store, model, features, capsys) -> None:
+    score_customers(duckdb_store, features, "2024-07-01", model=model, batch_size=100, progress=True)
+    bar = capsys.readouterr().err
+    assert "scoring crm-churn vlocal" in bar and "250/250" in bar
+    score_customers(duckdb_store, features, "2024-07-01", model=model)
+    assert capsys.readouterr().err == ""  # off by default (notebooks, reports)

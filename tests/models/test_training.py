@@ -63,3 +63,11 @@ def test_frame_with_index_levels_is_accepted() -> None:
     assert result.backtest.metrics.loc["model", "customers"] == 200
     assert isinstance(result.backtest.predictions["customer_id"].iloc[0], str)
     assert pd.api.types.is_float_dtype(result.backtest.predictions["model"])
+
+
+def test_progress_bar_names_the_steps(capsys) -> None:
+    train_model(
+        "churn", training_set("churn"), None, model_params=TINY, register=False, progress=True
+    )
+    bar = capsys.readouterr().err
+    assert "training churn" in bar and "2/2" in bar and "re-fit" in bar
