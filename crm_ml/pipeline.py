@@ -159,7 +159,10 @@ def run_demo(
                 store, features, as_of, model=model, settings=settings, language=settings.language
             )
     with _step(echo, 6, total, "Auto-tagging (history kept) and saving segments"):
-        echo(tags_apply_command(store, as_of, features=features).splitlines()[0])
+        echo(
+            "      "
+            + tags_apply_command(store, as_of, features=features).splitlines()[0].rstrip(":")
+        )
         echo("      segments: " + ", ".join(_save_demo_segments(store)))
     _demo_secret(echo)
     day = as_of.date()

@@ -26,7 +26,8 @@ import math
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
@@ -131,7 +133,7 @@ def _log_model(model: BoostedClassifier, example: pd.DataFrame, registered_name:
         # MLflow hints that integer columns cannot hold missing values; ours never do.
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         signature = infer_signature(inputs, outputs, params=params)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _registry_prints_muted():
         model.save(Path(tmp) / _MODEL_DIR)
         return mlflow.pyfunc.log_model(
             name="model",
@@ -142,6 +144,25 @@ def _log_model(model: BoostedClassifier, example: pd.DataFrame, registered_name:
             pip_requirements=_pip_requirements(),
             registered_model_name=registered_name,
         )
+
+
+@contextmanager
+def _registry_prints_muted() -> Iterator[None]:
+    """Mute MLflow's own "Successfully registered model" / "Created version" lines.
+
+    They are printed, not logged, so its log level does not reach them; we
+    report the version and its alias ourselves. Only when MLflow logs less
+    than INFO (``crm-ml`` without ``-v``): errors still raise.
+    """
+    if logging.getLogger("mlflow").getEffectiveLevel() <= logging.INFO:
+        yield
+        return
+    enabled = MLFLOW_LOGGING_STREAM.enabled
+    MLFLOW_LOGGING_STREAM.enabled = False
+    try:
+        yield
+    finally:
+        MLFLOW_LOGGING_STREAM.enabled = enabled
 
 
 def _log_backtest(result: BacktestResult) -> None:

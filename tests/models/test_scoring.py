@@ -93,7 +93,9 @@ def test_registry_reference_needs_settings(duckdb_store, features) -> None:
 
 
 def test_progress_bar_counts_the_customers_scored(duckdb_store, model, features, capsys) -> None:
-    score_customers(duckdb_store, features, "2024-07-01", model=model, batch_size=100, progress=True)
+    score_customers(
+        duckdb_store, features, "2024-07-01", model=model, batch_size=100, progress=True
+    )
     bar = capsys.readouterr().err
     assert "scoring crm-churn vlocal" in bar and "250/250" in bar
     score_customers(duckdb_store, features, "2024-07-01", model=model)

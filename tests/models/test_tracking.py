@@ -120,3 +120,23 @@ def test_scoring_from_the_registry(settings: Settings, frame: pd.DataFrame, duck
     assert summary["customers"].sum() == len(latest)
     scores = read_scores(duckdb_store, model_name="crm-churn", as_of="2024-10-01")
     assert set(scores["model_version"]) == {"3"}
+
+
+@pytest.mark.parametrize(("level", "printed"), [("ERROR", False), ("INFO", True)])
+def test_registry_prints_follow_mlflows_log_level(
+    settings: Settings, frame: pd.DataFrame, capsys, level: str, printed: bool
+) -> None:
+    # crm-ml sets MLflow's level to ERROR unless -v; we report version and alias ourselves.
+    import logging
+
+    logger = logging.getLogger("mlflow")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        reg = train_model("propensity", frame, settings, horizon_days=90, label="purchased",
+                          model_params=TINY).registered  # fmt: skip
+    finally:
+        logger.setLevel(before)
+    err = capsys.readouterr().err
+    assert ("Created version" in err) is printed
+    assert reg.version  # registered either way
