@@ -27,7 +27,16 @@ from crm_ml.cli.audiences import (
     cmd_tags_apply,
     cmd_tags_list,
 )
-from crm_ml.cli.models import _add_features, _add_models, cmd_features_build, cmd_score, cmd_train
+from crm_ml.cli.models import (
+    _add_features,
+    _add_models,
+    _add_registry,
+    cmd_features_build,
+    cmd_models_list,
+    cmd_models_promote,
+    cmd_score,
+    cmd_train,
+)
 from crm_ml.cli.reports import _add_report, cmd_report_list, cmd_report_run
 from crm_ml.cli.store import (
     _add_customers,
@@ -81,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tiers(sub)
     _add_features(sub)
     _add_models(sub)
+    _add_registry(sub)
     _add_tags(sub)
     _add_segment(sub)
     _add_report(sub)
@@ -127,6 +137,8 @@ __all__ = [
     "cmd_import",
     "cmd_info",
     "cmd_init",
+    "cmd_models_list",
+    "cmd_models_promote",
     "cmd_report_list",
     "cmd_report_run",
     "cmd_score",

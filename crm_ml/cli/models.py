@@ -57,6 +57,37 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Show each registered version: aliases, backtest AUC, why it got its alias."""
+    import pandas as pd
+
+    from crm_ml.errors import NotFoundError
+    from crm_ml.models.tracking import REGISTERED_NAMES, list_versions
+
+    found = 0
+    for name in args.name or REGISTERED_NAMES.values():
+        try:
+            versions = list_versions(name, settings).drop(columns="run_id").reset_index()
+        except NotFoundError as exc:
+            print(f"{name}: {exc}")
+            continue
+        found += 1
+        versions["registered_utc"] = versions["registered_utc"].dt.strftime("%Y-%m-%d %H:%M")
+        print(f"{name}:")
+        with pd.option_context("display.max_colwidth", 100, "display.width", 250):
+            print(versions.to_string(index=False, float_format="{:.4f}".format))
+    return 0 if found else 2
+
+
+def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
+    """Move an alias (champion by default) to a version by hand, with the reason."""
+    from crm_ml.models.tracking import set_alias
+
+    set_alias(args.name, args.version, args.alias, settings, reason=args.reason)
+    print(f"{args.name} v{args.version} is now {args.alias}: manual: {args.reason}")
+    return 0
+
+
 def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     """Build the customer feature table as of a date and write it to Parquet."""
     from crm_ml.features import build_feature_file
@@ -101,6 +132,28 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
         "(its top reason is SHAP's for about two customers in three; no faster)",
     )
     score.set_defaults(func=cmd_score)
+
+
+def _add_registry(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="registered model versions: list, promote")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    ls = msub.add_parser(
+        "list", help="each version's aliases, backtest AUC and why it got its alias"
+    )
+    ls.add_argument("name", nargs="*", help="registered names (default: crm-churn crm-propensity)")
+    ls.set_defaults(func=cmd_models_list)
+    promote = msub.add_parser(
+        "promote",
+        help="move an alias to a version by hand (e.g. roll back the champion)",
+        description="Point NAME@ALIAS at VERSION. crm-ml score and the reports use "
+        "NAME@champion, so this changes which version scores customers from now on. "
+        "The reason is kept on the version in MLflow.",
+    )
+    promote.add_argument("name", help="registered name, e.g. crm-churn")
+    promote.add_argument("version", help="version number, e.g. 3")
+    promote.add_argument("--reason", required=True, help="why, kept on the version")
+    promote.add_argument("--alias", choices=["champion", "challenger"], default="champion")
+    promote.set_defaults(func=cmd_models_promote)
 
 
 def _add_features(sub: argparse._SubParsersAction) -> None:

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 REGISTERED_NAMES = {"churn": "crm-churn", "propensity": "crm-propensity"}
+_KIND_OF = {name: kind for kind, name in REGISTERED_NAMES.items()}
 _MODEL_DIR = "crm_model"
 
 
@@ -368,11 +369,66 @@ def load_model(ref: str, settings: Settings) -> LoadedModel:
     return LoadedModel(model, name, version)
 
 
-def set_alias(name: str, version: str, alias: str, settings: Settings, *, reason: str) -> None:
-    """Move ``alias`` to ``name`` v``version`` by hand, recording ``reason`` on the version."""
+def list_versions(name: str, settings: Settings) -> pd.DataFrame:
+    """Return the registered versions of ``name``, newest first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``version``: ``aliases``, ``registered_utc``, ``backtest_auc``,
+        ``test_snapshot``, ``promotion_reason``, ``run_id``.
+    """
     configure_tracking(settings)
     client = MlflowClient()
+    versions = client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        raise NotFoundError(
+            f"No versions of {name!r} are registered in {settings.mlflow_tracking_uri}; "
+            f"train one with: crm-ml train {_KIND_OF.get(name, 'churn')}"
+        )
+    # Search results leave aliases out; the registered model has them all.
+    aliases: dict[str, list[str]] = {}
+    for alias, version in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    rows = [
+        {
+            "version": int(v.version),
+            "aliases": ", ".join(sorted(aliases.get(str(v.version), []))),
+            "registered_utc": pd.Timestamp(v.creation_timestamp, unit="ms"),
+            "backtest_auc": float(v.tags.get("backtest_roc_auc", "nan")),
+            "test_snapshot": v.tags.get("test_snapshot", ""),
+            "promotion_reason": v.tags.get("promotion_reason", ""),
+            "run_id": v.run_id,
+        }
+        for v in versions
+    ]
+    return pd.DataFrame(rows).set_index("version").sort_index(ascending=False)
+
+
+def set_alias(name: str, version: str, alias: str, settings: Settings, *, reason: str) -> None:
+    """Move ``alias`` to ``name`` v``version`` by hand, recording ``reason`` on the version.
+
+    Scoring with ``name@alias`` uses that version from then on. A version
+    made champion stops being challenger. Refuses an unknown version, an empty
+    reason (the reason is the audit trail), and making the champion challenger
+    (there would be no champion left to score with).
+    """
+    if not reason.strip():
+        raise ValidationError("Say why the alias moves (--reason): it is kept on the version.")
+    versions = list_versions(name, settings)
+    version = str(version)
+    if version not in versions.index.astype(str):
+        known = ", ".join(versions.index.astype(str))
+        raise NotFoundError(f"{name} has no version {version}; registered: {known}.")
+    held = str(versions.loc[int(version), "aliases"]).split(", ")
+    if alias == CHALLENGER and CHAMPION in held:
+        raise ValidationError(
+            f"{name} v{version} is the champion; promote another version to champion first."
+        )
+    client = MlflowClient()
     client.set_registered_model_alias(name, alias, version)
+    if alias == CHAMPION and CHALLENGER in held:
+        client.delete_registered_model_alias(name, CHALLENGER)
     client.set_model_version_tag(name, version, "promotion", alias)
     client.set_model_version_tag(name, version, "promotion_reason", f"manual: {reason}")
 
@@ -393,6 +449,7 @@ __all__ = [
     "configure_tracking",
     "decide_alias",
     "ensure_experiment",
+    "list_versions",
     "load_model",
     "log_training_run",
     "resolve_version",

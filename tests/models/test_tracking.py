@@ -140,3 +140,47 @@ def test_registry_prints_follow_mlflows_log_level(
     err = capsys.readouterr().err
     assert ("Created version" in err) is printed
     assert reg.version  # registered either way
+
+
+def test_list_and_promote_versions_from_the_command_line(
+    tmp_path: Path, frame: pd.DataFrame, monkeypatch, capsys
+) -> None:
+    from crm_ml.cli import main
+    from crm_ml.models.tracking import version_tags
+
+    own = Settings(
+        root=tmp_path,
+        database_url=f"duckdb:///{tmp_path / 'crm.duckdb'}",
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+        reports_dir=tmp_path / "reports",
+    )
+    monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", own.mlflow_tracking_uri)
+    assert main(["models", "list", "crm-churn"]) == 2
+    assert "train one with: crm-ml train churn" in capsys.readouterr().out
+
+    train_model("churn", frame, own, horizon_days=90, model_params=TINY)
+    weaker = train_model("churn", frame, own, horizon_days=90, model_params=WEAK).registered
+    assert weaker.alias == "challenger"
+    capsys.readouterr()
+    assert main(["models", "list", "crm-churn"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0] == "crm-churn:"
+    assert listing[2].split()[:2] == ["2", "challenger"] and "< champion v1's" in listing[2]
+    assert listing[3].split()[:2] == ["1", "champion"]
+
+    # Roll the champion over to v2 by hand; the reason stays on the version.
+    assert main(["models", "promote", "crm-churn", "2", "--reason", "回滚测试"]) == 0
+    assert version_tags("crm-churn", "2", own)["promotion_reason"] == "manual: 回滚测试"
+    capsys.readouterr()
+    assert main(["models", "list", "crm-churn"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].split()[:2] == ["2", "champion"]
+
+    assert main(["models", "promote", "crm-churn", "9", "--reason", "x"]) == 2
+    assert "no version 9; registered: 2, 1" in capsys.readouterr().err
+    assert main(["models", "promote", "crm-churn", "1", "--reason", " "]) == 2
+    assert "Say why" in capsys.readouterr().err
+    assert (
+        main(["models", "promote", "crm-churn", "2", "--alias", "challenger", "--reason", "x"]) == 2
+    )
+    assert "is the champion; promote another version" in capsys.readouterr().err
