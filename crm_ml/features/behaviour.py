@@ -16,6 +16,8 @@ NAME = "behaviour"
 NAN = float("nan")
 #: Event types counted as ``events_<type>_<n>d``.
 BROWSE_TYPES = ("page_view", "product_view", "add_to_cart")
+#: Event types counted as browsing after the last order (searches too).
+BROWSING = (*BROWSE_TYPES, "search")
 
 
 def _f(name: str, dtype: DType, unit: str, description: str, fill: Fill) -> Feature:
@@ -33,6 +35,14 @@ def features(windows: FeatureWindows) -> list[Feature]:
     return [
         *counts,
         _f("days_since_last_event", "float64", "days", "Days since any tracked event.", NAN),
+        _f(
+            "browse_events_since_last_order",
+            "float64",
+            "count",
+            "Page views, product views, searches and cart adds after the last order (and "
+            "before as_of); NaN with no order. Customers who still browse are still around.",
+            NAN,
+        ),
         _f(
             f"cart_abandonment_rate_{s}d",
             "float64",
@@ -88,6 +98,19 @@ def _recency(snap: Snapshot) -> ir.Table:
     )
 
 
+def _browsing_since_last_order(snap: Snapshot) -> ir.Table:
+    orders = snap.table("orders")
+    orders = orders.filter(orders.ordered_at < snap.as_of)
+    last = orders.group_by("customer_id").agg(_last=snap.epoch(orders.ordered_at).max())
+    e = _events(snap)
+    e = e.filter(e.event_type.isin(BROWSING))
+    e = e.select(browser=e.customer_id, at=snap.epoch(e.occurred_at))
+    # Epoch seconds on both sides, as in the cart join: the same comparison on every engine.
+    joined = last.left_join(e, [last.customer_id == e.browser, e.at > last._last])
+    agg = joined.group_by("customer_id").agg(_n=joined.at.count())
+    return agg.select("customer_id", browse_events_since_last_order=agg._n.cast("float64"))
+
+
 def _cart_abandonment(snap: Snapshot) -> ir.Table:
     w = snap.windows
     start = snap.bound(w.short_days)
@@ -116,7 +139,12 @@ def _cart_abandonment(snap: Snapshot) -> ir.Table:
 
 def expressions(snap: Snapshot) -> list[ir.Table]:
     """Return the behaviour group's queries, each keyed by ``customer_id``."""
-    return [_counts(snap), _recency(snap), _cart_abandonment(snap)]
+    return [
+        _counts(snap),
+        _recency(snap),
+        _browsing_since_last_order(snap),
+        _cart_abandonment(snap),
+    ]
 
 
 GROUP = FeatureGroup(

@@ -193,6 +193,24 @@ def _category_recency(category: str) -> Template:
     return Template(phrase)
 
 
+def _browsing_since_order(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+    """``3 browsing events since the last order`` / ``上次购买后浏览3次``; none, or no order."""
+    column = "browse_events_since_last_order"
+
+    def one(v: float) -> str:
+        if not _ok(v):
+            return "尚未下单" if lang == "zh" else "no order yet"
+        if v == 0:
+            return "上次购买后未再浏览" if lang == "zh" else "no browsing since the last order"
+        return (
+            f"上次购买后浏览{_n(v)}次"
+            if lang == "zh"
+            else f"{_n(v)} browsing events since the last order"
+        )
+
+    return each_distinct(one, _col(get, column, _size(get, column)))
+
+
 TEMPLATES: dict[str, Template] = {
     "recency": Template(_recency),
     "tier": Template(_tier, actionable=True),
@@ -230,6 +248,7 @@ TEMPLATES: dict[str, Template] = {
     "feedback_90d": _simple(
         "feedback_90d", "{v} feedback messages in the last 90 days", "近90天反馈{v}次"
     ),
+    "browse_events_since_last_order": Template(_browsing_since_order),
     "days_since_last_event": _simple(
         "days_since_last_event", "last online activity {v} days ago", "最近一次互动在{v}天前"
     ),

@@ -176,6 +176,19 @@ class Reference:
         out["days_since_last_event"] = since(None)
         out["days_since_last_complaint"] = since("complaint")
         out["days_since_last_feedback"] = since("feedback")
+        orders = self.rows("orders", cid, "ordered_at")
+        last_order = max((secs(o["ordered_at"]) for o in orders), default=None)
+        out["browse_events_since_last_order"] = (
+            NAN
+            if last_order is None
+            else float(
+                sum(
+                    e["event_type"] in ("page_view", "product_view", "search", "add_to_cart")
+                    and secs(e["occurred_at"]) > last_order
+                    for e in ev
+                )
+            )
+        )
         adds = [
             e
             for e in ev

@@ -45,6 +45,7 @@ VOCABULARY = [
     "events_page_view_90d",
     "events_add_to_cart_30d",
     "days_since_last_event",
+    "browse_events_since_last_order",
     "cart_abandonment_rate_30d",
     "searches_30d",
     "complaints_90d",

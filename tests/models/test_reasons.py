@@ -176,6 +176,17 @@ def test_category_features_name_the_category() -> None:
     assert en == ["last bought maternity_baby 45 days ago", "never bought maternity_baby"]
 
 
+def test_browsing_since_the_last_order() -> None:
+    ids = pd.Index(["C1", "C2", "C3"], name="customer_id")
+    features = pd.DataFrame({"browse_events_since_last_order": [3.0, 0.0, np.nan]}, index=ids)
+    contrib = pd.DataFrame({"browse_events_since_last_order": [0.4, 0.4, 0.4]}, index=ids)
+    zh = reasons_frame(contrib, features, top_k=1, language="zh")["text"].tolist()
+    assert zh == ["上次购买后浏览3次", "上次购买后未再浏览", "尚未下单"]
+    en = reasons_frame(contrib, features, top_k=1)["text"].tolist()
+    assert en == ["3 browsing events since the last order", "no browsing since the last order",
+                  "no order yet"]  # fmt: skip
+
+
 def test_json_matches_the_score_table_format() -> None:
     series = reasons_json(CONTRIB, FEATURES, top_k=2, language="zh")
     assert series.index.equals(IDS)
