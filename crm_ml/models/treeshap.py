@@ -36,6 +36,8 @@ import numpy as np
 _ZERO = 1e-35
 #: Tables hold 2 ** (features on a path) rows: deeper trees are left to LightGBM.
 MAX_PATH_FEATURES = 8
+#: Rows per chunk: bounds the per-rule side arrays (one byte per row and rule).
+CHUNK_ROWS = 50_000
 #: Leaves under a node share one lookup while its index needs at most this many bits
 #: (at most 16: indexes are uint16). 10 to 14 measured alike; fewer is slower.
 MAX_GROUP_BITS = 12
@@ -320,12 +322,14 @@ def shap_values(tables: ShapTables, X: np.ndarray, *, n_jobs: int = 2) -> np.nda
     """Return exact SHAP values, shape ``(n, features + 1)``; the last column is the expected value.
 
     ``X`` is the float matrix LightGBM scores: categorical features as their
-    category codes, missing values as NaN. Rows are split over ``n_jobs``
-    threads (numpy releases the GIL in this work).
+    category codes, missing values as NaN. Rows go in chunks of at most
+    :data:`CHUNK_ROWS` (a chunk keeps one byte per row for every split rule)
+    to ``n_jobs`` threads (numpy releases the GIL in this work).
     """
     X = np.asarray(X, dtype=float)
-    if n_jobs <= 1 or len(X) < 10_000:
+    n_chunks = max(n_jobs, -(-len(X) // CHUNK_ROWS)) if len(X) >= 10_000 else 1
+    if n_chunks == 1:
         return _values(tables, X)
-    parts = np.array_split(np.arange(len(X)), n_jobs)
-    with ThreadPoolExecutor(n_jobs) as pool:
-        return np.vstack(list(pool.map(lambda rows: _values(tables, X[rows]), parts)))
+    chunks = np.array_split(np.arange(len(X)), n_chunks)
+    with ThreadPoolExecutor(max(n_jobs, 1)) as pool:
+        return np.vstack(list(pool.map(lambda rows: _values(tables, X[rows]), chunks)))

@@ -55,16 +55,17 @@ def test_equals_lightgbm_pred_contrib(params) -> None:
     np.testing.assert_allclose(model.contributions(X_new).to_numpy(), expected, atol=1e-9)
 
 
-def test_threads_split_rows_without_changing_values() -> None:
+def test_threads_and_chunks_split_rows_without_changing_values(monkeypatch) -> None:
     X, y = _data(3000, seed=3)
     model = ChurnModel(n_estimators=10, calibration="none").fit(X, y)
     big = pd.concat([_data(6000, seed=4)[0], _data(6000, seed=5)[0]], ignore_index=True)
     matrix = _lightgbm_matrix(model._prepare(big))
     tables = shap_tables(model.booster_)
     assert tables is not None
-    np.testing.assert_array_equal(
-        shap_values(tables, matrix, n_jobs=2), shap_values(tables, matrix, n_jobs=1)
-    )
+    one_thread = shap_values(tables, matrix, n_jobs=1)
+    np.testing.assert_array_equal(shap_values(tables, matrix, n_jobs=2), one_thread)
+    monkeypatch.setattr(treeshap, "CHUNK_ROWS", 2_500)  # 5 chunks over 2 threads
+    np.testing.assert_array_equal(shap_values(tables, matrix, n_jobs=2), one_thread)
 
 
 def test_zero_as_missing_and_single_leaf_trees() -> None:
