@@ -74,8 +74,17 @@ def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
         found += 1
         versions["registered_utc"] = versions["registered_utc"].dt.strftime("%Y-%m-%d %H:%M")
         print(f"{name}:")
+        for text in ("aliases", "promotion_reason"):  # read left to right
+            width = max(int(versions[text].str.len().max()), len(text))
+            versions[text] = versions[text].str.ljust(width)
         with pd.option_context("display.max_colwidth", 100, "display.width", 250):
-            print(versions.to_string(index=False, float_format="{:.4f}".format))
+            print(
+                versions.to_string(
+                    index=False,
+                    float_format="{:.4f}".format,
+                    justify="left",
+                )
+            )
     return 0 if found else 2
 
 
