@@ -378,6 +378,8 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
         Indexed by ``version``: ``aliases``, ``registered_utc``, ``backtest_auc``,
         ``test_snapshot``, ``promotion_reason``, ``run_id``.
     """
+    if "'" in name:
+        raise ValidationError(f"A registered model name has no quote in it, got {name!r}.")
     configure_tracking(settings)
     client = MlflowClient()
     versions = client.search_model_versions(f"name = '{name}'")

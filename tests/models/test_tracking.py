@@ -184,3 +184,5 @@ def test_list_and_promote_versions_from_the_command_line(
         main(["models", "promote", "crm-churn", "2", "--alias", "challenger", "--reason", "x"]) == 2
     )
     assert "is the champion; promote another version" in capsys.readouterr().err
+    assert main(["models", "list", "crm'churn"]) == 2
+    assert "has no quote in it" in capsys.readouterr().err
