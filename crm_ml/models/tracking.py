@@ -369,6 +369,11 @@ def load_model(ref: str, settings: Settings) -> LoadedModel:
     return LoadedModel(model, name, version)
 
 
+def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
+    """Alias -> version (text) of ``name``; version search results leave aliases out."""
+    return {a: str(v) for a, v in client.get_registered_model(name).aliases.items()}
+
+
 def list_versions(name: str, settings: Settings) -> pd.DataFrame:
     """Return the registered versions of ``name``, newest first.
 
@@ -388,14 +393,13 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
             f"No versions of {name!r} are registered in {settings.mlflow_tracking_uri}; "
             f"train one with: crm-ml train {_KIND_OF.get(name, 'churn')}"
         )
-    # Search results leave aliases out; the registered model has them all.
-    aliases: dict[str, list[str]] = {}
-    for alias, version in client.get_registered_model(name).aliases.items():
-        aliases.setdefault(str(version), []).append(alias)
+    aliases = _aliases(client, name)
     rows = [
         {
             "version": int(v.version),
-            "aliases": ", ".join(sorted(aliases.get(str(v.version), []))),
+            "aliases": ", ".join(
+                sorted(a for a, held_by in aliases.items() if held_by == str(v.version))
+            ),
             "registered_utc": pd.Timestamp(v.creation_timestamp, unit="ms"),
             "backtest_auc": float(v.tags.get("backtest_roc_auc", "nan")),
             "test_snapshot": v.tags.get("test_snapshot", ""),
@@ -422,14 +426,14 @@ def set_alias(name: str, version: str, alias: str, settings: Settings, *, reason
     if version not in versions.index.astype(str):
         known = ", ".join(versions.index.astype(str))
         raise NotFoundError(f"{name} has no version {version}; registered: {known}.")
-    held = str(versions.loc[int(version), "aliases"]).split(", ")
-    if alias == CHALLENGER and CHAMPION in held:
+    client = MlflowClient()
+    aliases = _aliases(client, name)
+    if alias == CHALLENGER and aliases.get(CHAMPION) == version:
         raise ValidationError(
             f"{name} v{version} is the champion; promote another version to champion first."
         )
-    client = MlflowClient()
     client.set_registered_model_alias(name, alias, version)
-    if alias == CHAMPION and CHALLENGER in held:
+    if alias == CHAMPION and aliases.get(CHALLENGER) == version:
         client.delete_registered_model_alias(name, CHALLENGER)
     client.set_model_version_tag(name, version, "promotion", alias)
     client.set_model_version_tag(name, version, "promotion_reason", f"manual: {reason}")

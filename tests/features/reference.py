@@ -194,7 +194,6 @@ class Reference:
             for e in ev
             if e["event_type"] == "add_to_cart" and self.within(e["occurred_at"], w.short_days)
         ]
-        orders = self.rows("orders", cid, "ordered_at")
         abandoned = [
             a
             for a in adds
