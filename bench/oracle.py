@@ -21,6 +21,13 @@ the truth's probabilities (no label noise) and scored on the same labels. That
 estimates the best these features can do with this much data, so a shortfall
 splits into what the features do not carry and what the recipe leaves behind.
 
+What the recorded data supports at all: the Bayes posterior given only the
+tables, under the generator's own law and parameters
+(``crm_ml.demo.posterior``), is scored alone and added to our features as two
+more columns. It knows what no real model could (the law), yet sees only what
+ours sees; where it, too, stays short of the target, the data does not carry
+the rest (``--no-posterior`` skips it).
+
 Duplicate registrations are merged first (``plan_merges`` + ``merge_customers``),
 so a person's history and label sit on one surviving id. The truth is keyed by
 each person's first record; it is mapped through the merges to the survivor,
@@ -60,6 +67,9 @@ HORIZON_DAYS = 90
 #: Months between training snapshots (each label window closes before the next snapshot).
 STEP_MONTHS = 3
 TASKS = {"churn": "churn", "propensity": "purchase"}
+#: Period and locale of the generated stores (``make_store``, ``bench/features.py``): the
+#: posterior needs the generator's seasonal clock.
+GENERATED = ("2023-01-01", "2025-12-31", "zh_CN")
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,8 @@ class OracleRow:
     dropped_no_truth: int
     truth_not_scored: int
     ceiling: float = float("nan")
+    posterior_alone: float = float("nan")
+    with_posterior: float = float("nan")
 
     @property
     def ratio(self) -> float:
@@ -294,6 +306,46 @@ def truth_trained_auc(
     return _auc(y, trees.predict(X[test][keep]))
 
 
+def recorded_posteriors(
+    store: Any, dates: Sequence[pd.Timestamp], survivors: Mapping[str, str]
+) -> dict[pd.Timestamp, pd.DataFrame]:
+    """The recorded-data posterior of every customer at each date (see the module docstring)."""
+    from crm_ml.demo.posterior import histories, read_records, recorded_posterior
+    from crm_ml.demo.timeline import Timeline
+
+    timeline = Timeline.build(*GENERATED)
+    records = read_records(store)
+    return {
+        date: recorded_posterior(histories(records, date, timeline, survivors), timeline)
+        for date in dates
+    }
+
+
+def with_posterior(
+    frame: pd.DataFrame, posteriors: Mapping[pd.Timestamp, pd.DataFrame]
+) -> pd.DataFrame:
+    """``frame`` with two more columns: the posterior's P(alive) and P(purchase in 90 days)."""
+    parts = []
+    for as_of, part in frame.groupby(level="as_of", sort=True):
+        ids = part.index.get_level_values("customer_id").astype(str)
+        known = posteriors[pd.Timestamp(as_of)].reindex(ids)
+        parts.append(
+            part.assign(
+                recorded_p_alive=known["p_alive"].to_numpy(),
+                recorded_p_purchase_90d=known["p_purchase_90d"].to_numpy(),
+            )
+        )
+    return pd.concat(parts)
+
+
+def posterior_auc(task: str, result: Any, truth: pd.DataFrame, posterior: pd.DataFrame) -> float:
+    """AUC of the posterior alone on the customers and labels :func:`compare` scores ours on."""
+    pred = result.predictions.set_index(result.predictions["customer_id"].astype(str))
+    common = pred.index.intersection(truth.index).intersection(posterior.index)
+    p90 = posterior.loc[common, "p_purchase_90d"].to_numpy()
+    return _auc(pred.loc[common, "label"].to_numpy(bool), 1.0 - p90 if task == "churn" else p90)
+
+
 def run_oracle(
     store: Any,
     truth_path: Path,
@@ -302,6 +354,7 @@ def run_oracle(
     step_months: int = STEP_MONTHS,
     horizon_days: int = HORIZON_DAYS,
     model_params: Mapping[str, Any] | None = None,
+    posterior: bool = True,
 ) -> tuple[list[OracleRow], dict[str, Any]]:
     """Backtest both models on a generated store and compare them with the oracle.
 
@@ -329,21 +382,33 @@ def run_oracle(
         "plan": f"{earlier} earlier snapshots {step_months} month(s) apart",
         **truth.attrs,
     }
+    started = time.perf_counter()
+    posteriors = recorded_posteriors(store, [*dates, test], survivors) if posterior else {}
+    info["posterior_s"] = time.perf_counter() - started
     rows = []
     for task, model in (("churn", ChurnModel), ("propensity", PropensityModel)):
         started = time.perf_counter()
-        result = backtest(
-            sets[TASKS[task]].frame,
-            label="label",
-            model=model(**dict(model_params or {})),
-            horizon_days=horizon_days,
-            test_as_of=test,
-        )
+        frame = sets[TASKS[task]].frame
+
+        def run(data: pd.DataFrame, model: Any = model) -> Any:
+            return backtest(
+                data,
+                label="label",
+                model=model(**dict(model_params or {})),
+                horizon_days=horizon_days,
+                test_as_of=test,
+            )
+
+        result = run(frame)
         info[f"{task}_s"] = time.perf_counter() - started
         row = compare(task, result, truth)
-        frame = sets[TASKS[task]].frame
         ceiling = truth_trained_auc(task, frame, result, truth_path, survivors, truth.index)
-        rows.append(dataclasses.replace(row, ceiling=ceiling))
+        row = dataclasses.replace(row, ceiling=ceiling)
+        if posteriors:
+            helped = compare(task, run(with_posterior(frame, posteriors)), truth)
+            alone = posterior_auc(task, result, truth, posteriors[test])
+            row = dataclasses.replace(row, posterior_alone=alone, with_posterior=helped.ours)
+        rows.append(row)
     return rows, info
 
 
@@ -377,6 +442,17 @@ def report(rows: Sequence[OracleRow], info: Mapping[str, Any], *, size: str, mer
             f"    {r.task:<11}AUC {r.ceiling:.4f}, ratio to the oracle {r.ceiling / r.oracle:.3f}; "
             f"ours reaches {r.ours / r.ceiling:.1%} of it"
         )
+    if not np.isnan(rows[0].posterior_alone):
+        print(
+            "  what the recorded data supports: the Bayes posterior given the tables only, "
+            "under the generator's own law"
+        )
+        for r in rows:
+            print(
+                f"    {r.task:<11}alone AUC {r.posterior_alone:.4f} "
+                f"(ratio {r.posterior_alone / r.oracle:.3f}); ours with it as two more features "
+                f"AUC {r.with_posterior:.4f} (ratio {r.with_posterior / r.oracle:.3f})"
+            )
     print("  where the gap is: AUC among the customers the truth says are still alive")
     for r in rows:
         print(
@@ -410,6 +486,11 @@ def main() -> None:
         "--step-months", type=int, default=STEP_MONTHS, help="months between those snapshots"
     )
     parser.add_argument("--folder", type=Path, help="working folder (default: a temporary one)")
+    parser.add_argument(
+        "--no-posterior",
+        action="store_true",
+        help="skip the recorded-data posterior (saves a second backtest per task)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -433,6 +514,7 @@ def main() -> None:
             Path(f"{path}.truth.parquet"),
             earlier=args.snapshots,
             step_months=args.step_months,
+            posterior=not args.no_posterior,
         )
         store.dispose()
     report(rows, info, size=size, merged=merged)
@@ -440,7 +522,9 @@ def main() -> None:
     print(
         f"  seconds: store {prepared:.0f} (generate or copy), "
         f"features {info['features_s']:.0f}, churn backtest {info['churn_s']:.0f}, "
-        f"propensity backtest {info['propensity_s']:.0f}; peak memory {peak:.2f} GB"
+        f"propensity backtest {info['propensity_s']:.0f}, "
+        f"recorded-data posterior {info['posterior_s']:.0f} (plus a backtest per task); "
+        f"peak memory {peak:.2f} GB"
     )
 
 

@@ -82,5 +82,8 @@ def test_our_auc_is_close_to_the_oracle(oracle: ModuleType, tmp_path: Path) -> N
         assert row.customers > 1_000
         assert 0.9 < row.oracle < 1.0
         assert row.ratio >= MIN_RATIO, f"{row.task}: ours {row.ours:.3f}, oracle {row.oracle:.3f}"
+        # The recorded-data posterior predicts well on its own, yet knows less than the truth.
+        assert MIN_RATIO * row.oracle < row.posterior_alone < row.oracle
+        assert row.with_posterior > MIN_RATIO * row.oracle
     # Everyone the truth knows at the test date is in the propensity population.
     assert by_task["propensity"].truth_not_scored == 0
