@@ -450,8 +450,8 @@ def report(rows: Sequence[OracleRow], info: Mapping[str, Any], *, size: str, mer
         for r in rows:
             print(
                 f"    {r.task:<11}alone AUC {r.posterior_alone:.4f} "
-                f"(ratio {r.posterior_alone / r.oracle:.3f}); ours with it as two more features "
-                f"AUC {r.with_posterior:.4f} (ratio {r.with_posterior / r.oracle:.3f})"
+                f"(ratio {r.posterior_alone / r.oracle:.4f}); ours with it as two more features "
+                f"AUC {r.with_posterior:.4f} (ratio {r.with_posterior / r.oracle:.4f})"
             )
     print("  where the gap is: AUC among the customers the truth says are still alive")
     for r in rows:
