@@ -13,6 +13,14 @@ replacing an earlier run of the same report and date. On failure the last
 good report stays, the failed notebook goes to ``reports/_failed/`` and
 :class:`ReportFailedError` says which cell failed and where to look.
 
+Parameters given with ``-p`` must be declared in the notebook's ``parameters``
+cell and are converted to the type of their default before anything runs: a
+typo or a value that does not parse is refused, not ignored.
+
+Exports the notebook makes are logged in ``export_log`` with their staging
+path; publishing rewrites those rows to the published path in the transaction
+that covers the move, and a failed run marks them ``not published``.
+
 Secrets never travel as parameters: papermill writes every parameter into the
 output notebook. Notebooks read them from the environment inside crm_ml calls.
 """
@@ -20,7 +28,6 @@ output notebook. Notebooks read them from the environment inside crm_ml calls.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 import uuid
@@ -30,15 +37,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crm_ml.config import Settings
-from crm_ml.errors import CrmMlError, NotFoundError, ValidationError
+from crm_ml.errors import CrmMlError, NotFoundError, StoreError
+from crm_ml.report_parameters import check_parameters, coerce_parameters, notebook_parameters
 
 if TYPE_CHECKING:
     from traitlets.config import Config
 
-log = logging.getLogger(__name__)
+    from crm_ml.store.connection import Store
 
-_SECRET_NAME = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
-_LITERALS = (str, int, float, bool, type(None))
+log = logging.getLogger(__name__)
 
 
 class ReportFailedError(CrmMlError, RuntimeError):
@@ -74,22 +81,6 @@ def notebook_path(settings: Settings, name: str) -> Path:
     return path
 
 
-def check_parameters(parameters: dict[str, Any]) -> None:
-    """Refuse parameters that are not literals, or that look like secrets."""
-    for key, value in parameters.items():
-        if _SECRET_NAME.search(key):
-            raise ValidationError(
-                f"Report parameter {key!r} looks like a secret. Papermill writes parameters into "
-                "the published notebook; set secrets in the environment instead."
-            )
-        items = value if isinstance(value, list | tuple) else [value]
-        if not all(isinstance(item, _LITERALS) for item in items):
-            raise ValidationError(
-                f"Report parameter {key!r} must be a literal (text, number, bool or a list of "
-                f"them), got {type(value).__name__}."
-            )
-
-
 def run_report(
     settings: Settings,
     name: str,
@@ -109,8 +100,9 @@ def run_report(
     import papermill as pm
 
     source = notebook_path(settings, name)
-    params = {"as_of": f"{as_of:%Y-%m-%d}", **(parameters or {})}
-    check_parameters(params)
+    check_parameters(parameters or {})
+    given = coerce_parameters(name, notebook_parameters(source), parameters or {})
+    params = {"as_of": f"{as_of:%Y-%m-%d}", **given}
     day = as_of.date() if isinstance(as_of, datetime) else as_of
     staging = settings.reports_dir / "_staging" / f"{day:%Y-%m-%d}-{name}-{uuid.uuid4().hex[:8]}"
     outputs = staging / name
@@ -130,14 +122,24 @@ def run_report(
             )
     except pm.PapermillExecutionError as exc:
         failed = _keep_failed(settings, executed, name, day)
-        shutil.rmtree(staging, ignore_errors=True)
+        discarded = _discard(settings, staging, outputs, failed)
         raise ReportFailedError(
             f"Report {name} as of {day:%Y-%m-%d} failed in cell {exc.exec_count}: "
-            f"{exc.ename}: {exc.evalue}. The last good report was kept; the failed notebook "
-            f"is {failed}."
+            f"{exc.ename}: {str(exc.evalue).rstrip('.')}. The last good report was kept; "
+            "the failed notebook "
+            f"is {failed}.{discarded}"
         ) from exc
     _write_html(executed, staging / f"{name}.html")
-    published = _publish(staging, settings.reports_dir / f"{day:%Y-%m-%d}", name)
+    published = settings.reports_dir / f"{day:%Y-%m-%d}"
+    try:
+        _publish_logged(settings, staging, published, name)
+    except StoreError as exc:
+        raise ReportFailedError(
+            f"Report {name} as of {day:%Y-%m-%d} ran but was not published: its exports could "
+            f"not be moved in export_log ({exc}). The last good report was kept; this run's "
+            f"notebook and lists stay in {staging}, where export_log names them. "
+            "Run the report again."
+        ) from exc
     published_files = tuple(sorted(p for p in (published / name).rglob("*") if p.is_file()))
     return PublishedReport(
         name=name,
@@ -222,7 +224,66 @@ def _plain(text: str) -> str:
     return " ".join(text.split())
 
 
-def _publish(staging: Path, target_dir: Path, name: str) -> Path:
+def _export_log_store(settings: Settings, outputs: Path) -> Store | None:
+    """Return the store the notebook logged its exports in, or None if it logged none."""
+    from sqlalchemy import make_url
+
+    from crm_ml.store.connection import Store
+
+    if not any(p.is_file() for p in outputs.rglob("*")):
+        return None  # every export writes a file before it is logged
+    url = make_url(settings.database_url)
+    local = url.get_backend_name() in ("duckdb", "sqlite") and url.database not in (None, "")
+    if local and url.database != ":memory:" and not Path(str(url.database)).exists():
+        return None  # opening it would create an empty store
+    return Store(settings.database_url)
+
+
+def _publish_logged(settings: Settings, staging: Path, target_dir: Path, name: str) -> None:
+    """Publish and point export_log at the published files; the log commits only after the move."""
+    from crm_ml.segments.export import relocate_exports
+
+    store = _export_log_store(settings, staging / name)
+    if store is None:
+        _publish(staging, target_dir, name)
+        return
+    try:
+        with store.begin() as conn:
+            moved = relocate_exports(conn, staging / name, target_dir / name)
+            _publish(staging, target_dir, name)
+    finally:
+        store.dispose()
+    log.info("export_log: %d export(s) now name %s", moved, target_dir / name)
+
+
+def _discard(settings: Settings, staging: Path, outputs: Path, failed: Path) -> str:
+    """Delete a failed run's staging folder, marking its logged exports as not published.
+
+    Returns a sentence for the error message.
+    """
+    from crm_ml.segments.export import mark_unpublished
+
+    store = _export_log_store(settings, outputs)
+    marked = 0
+    if store is not None:
+        try:
+            with store.begin() as conn:
+                marked = mark_unpublished(conn, outputs, f"report failed, see {failed}")
+        except StoreError as exc:
+            # The rows keep naming the staged files, so the files must stay.
+            return (
+                f" Its exports could not be marked in export_log ({exc}); their files stay "
+                f"in {outputs}, where export_log names them."
+            )
+        finally:
+            store.dispose()
+    shutil.rmtree(staging, ignore_errors=True)
+    if not marked:
+        return ""
+    return f" The {marked} export(s) it logged are marked 'not published' in export_log."
+
+
+def _publish(staging: Path, target_dir: Path, name: str) -> None:
     """Move a finished run into place, replacing an earlier run of the same report."""
     target_dir.mkdir(parents=True, exist_ok=True)
     old_files = target_dir / name
@@ -235,7 +296,6 @@ def _publish(staging: Path, target_dir: Path, name: str) -> Path:
     for suffix in (".ipynb", ".html"):
         (staging / f"{name}{suffix}").replace(target_dir / f"{name}{suffix}")
     shutil.rmtree(staging, ignore_errors=True)
-    return target_dir
 
 
 def list_reports(settings: Settings) -> list[tuple[str, str, Path]]:

@@ -59,3 +59,96 @@ def test_tiers_apply_records_moves_once(project, capsys):
     assert "金卡" in out and "普通会员" in out
     assert main(["tiers", "apply", "--as-of", "2024-07-01"]) == 0
     assert "Tier changes recorded at 2024-07-01: 0" in capsys.readouterr().out
+
+
+@pytest.fixture
+def small_store(project, capsys):
+    """A store whose data runs from 2024-01-01 to 2024-03-01, Shanghai time (a day earlier UTC)."""
+    files = {
+        "customer.csv": "customer_id,name,created_at\nC1,张三,2024-01-01\nC2,李四,2024-02-01\n",
+        "orders.csv": "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
+        "O1,C1,2024-02-01,offline,100,100\nO2,C2,2024-03-01,offline,50,50\n",
+    }
+    assert main(["init"]) == 0
+    for name, body in files.items():
+        (project / name).write_text(body, encoding="utf-8")
+        assert main(["import", name.removesuffix(".csv"), name]) == 0
+    capsys.readouterr()
+    return project
+
+
+@pytest.mark.parametrize(
+    ("argv", "commands"),
+    [
+        ([], "choose a command: init, info, demo, import"),
+        (["tags"], "choose a command: apply, list"),
+        (["segment"], "choose a command: create, show, export"),
+    ],
+)
+def test_a_group_without_its_command_lists_the_commands(project, capsys, argv, commands):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert commands in err
+    assert "required" not in err and "_command" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["segment", "export", "--help"], "marketing (default)"),
+        (["segment", "export", "--help"], "the list's date"),
+        (["train", "--help"], "between snapshots (default 90)"),
+        (["score", "--help"], "score customers as they were on this date"),
+        (["tags", "--help"], "Manual and batch tags are set from Python"),
+    ],
+)
+def test_help_states_defaults_and_what_exists(project, capsys, argv, expected):
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert expected in " ".join(capsys.readouterr().out.split())
+
+
+def test_features_build_refuses_an_out_file_that_is_not_parquet(small_store, capsys):
+    assert main(["features", "build", "--as-of", "2024-03-02", "--out", "f.csv"]) == 2
+    assert "expected a file ending in .parquet, e.g. --out f.parquet" in capsys.readouterr().err
+    assert not (small_store / "f.csv").exists()
+
+
+def test_import_suggests_the_nearest_table_and_lists_cdnow(small_store, capsys):
+    assert main(["import", "order", "x.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "Did you mean 'orders'?" in err and "campaign_contact, cdnow" in err
+
+
+@pytest.mark.parametrize("argv", [["info"], ["import", "orders", "orders.csv"]])
+def test_a_mistyped_store_url_creates_nothing(project, monkeypatch, capsys, argv):
+    (project / "orders.csv").write_text("order_id\n", encoding="utf-8")
+    typo = project / "dta" / "crm.duckdb"
+    monkeypatch.setenv("CRM_ML_DATABASE_URL", f"duckdb:///{typo}")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"No store exists at {typo}" in err and "crm-ml init" in err
+    assert not typo.parent.exists()
+
+
+@pytest.mark.parametrize("command", [["score"], ["tags", "apply"]])
+def test_as_of_outside_the_data_is_refused(small_store, capsys, command):
+    assert main([*command, "--as-of", "2030-01-01"]) == 2
+    err = capsys.readouterr().err
+    assert "after the last recorded order (2024-02-29 16:00 UTC)" in err
+    assert "a date by 2024-05-29" in err and "e.g. 2024-03-01" in err
+    assert main([*command, "--as-of", "2023-06-01"]) == 2
+    err = capsys.readouterr().err
+    assert "its first customer or order is from 2023-12-31 16:00 UTC" in err
+    assert "Use a date from 2024-01-01 on" in err
+
+
+def test_train_checks_the_category_before_building_anything(project, capsys):
+    assert main(["train", "propensity", "--category", "shoes", "--no-register"]) == 2
+    assert "Unknown category 'shoes'; expected one of maternity_baby, beauty, food" in (
+        capsys.readouterr().err
+    )
+    assert main(["train", "churn", "--category", "food"]) == 2
+    assert "--category applies to `crm-ml train propensity` only" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import pytest
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.reporting import ReportFailedError, list_reports, run_report
+from crm_ml.store import Store, init_store
 
 DAY = datetime.date(2025, 6, 30)
 CODE = """
@@ -18,11 +19,21 @@ print("ran for", as_of, "secret length", len(os.environ.get("CRM_ML_EXPORT_SECRE
 """
 
 
-def _notebook(path):
+PARAMETERS = """as_of = "2025-01-01"
+output_dir = "."
+fail = False
+horizon = 90
+threshold = 0.6
+since = "2024-01-01"
+tags = []  # a comment papermill's own parser trips over
+"""
+
+
+def _notebook(path, code=CODE):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('as_of = "2025-01-01"\noutput_dir = "."\nfail = False')
+    params = nbformat.v4.new_code_cell(PARAMETERS)
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# Tiny"), params, nbformat.v4.new_code_cell(CODE)]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Tiny"), params, nbformat.v4.new_code_cell(code)]
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
@@ -106,6 +117,124 @@ def test_parameters_cell_of_published_notebook_holds_as_of(settings):
     cells = json.loads(report.notebook.read_text(encoding="utf-8"))["cells"]
     injected = [c for c in cells if "injected-parameters" in c["metadata"].get("tags", [])]
     assert "2025-06-30" in "".join(injected[0]["source"])
+
+
+def _injected(report) -> str:
+    cells = json.loads(report.notebook.read_text(encoding="utf-8"))["cells"]
+    injected = [c for c in cells if "injected-parameters" in c["metadata"].get("tags", [])]
+    return "".join(injected[0]["source"])
+
+
+def _nothing_ran(settings) -> bool:
+    reports = settings.reports_dir
+    return not list(reports.glob("_staging/*")) and not list(reports.glob("_failed/*"))
+
+
+def test_text_parameters_take_the_type_of_their_default(settings):
+    # The CLI passes -p values as text; the notebook must get 30, not "30".
+    given = {"horizon": "30", "threshold": "0.5", "fail": "false", "since": "2024-02-01"}
+    report = run_report(settings, "tiny", as_of=DAY, parameters={**given, "tags": '["vip"]'})
+    injected = _injected(report)
+    for line in ("horizon = 30\n", "threshold = 0.5\n", "fail = False\n", 'tags = ["vip"]'):
+        assert line in injected
+    assert 'since = "2024-02-01"' in injected
+
+
+def test_unknown_parameter_is_refused_before_running(settings):
+    good = run_report(settings, "tiny", as_of=DAY)
+    before = good.html.read_text(encoding="utf-8")
+    with pytest.raises(
+        ValidationError, match=r"tiny has no parameter 'horizn'\. Did you mean 'horizon'\?"
+    ) as err:
+        run_report(settings, "tiny", as_of=DAY, parameters={"horizn": 30})
+    assert "fail=False, horizon=90, threshold=0.6, since='2024-01-01', tags=[]" in str(err.value)
+    assert good.html.read_text(encoding="utf-8") == before
+    assert _nothing_ran(settings)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("horizon", "abc", "a whole number"),
+        ("horizon", "30.5", "a whole number"),
+        ("horizon", True, "a whole number"),
+        ("threshold", "high", "a number"),
+        ("threshold", "nan", "a number"),
+        ("fail", "maybe", "true or false"),
+        ("since", "2024-13-01", "a date as YYYY-MM-DD"),
+        ("tags", "vip", 'a list in JSON such as ["a", "b"]'),
+    ],
+)
+def test_a_value_that_does_not_parse_is_refused_before_running(settings, key, value, expected):
+    with pytest.raises(ValidationError) as err:
+        run_report(settings, "tiny", as_of=DAY, parameters={key: value})
+    assert f"tiny parameter '{key}' expects {expected} (its default is " in str(err.value)
+    assert str(err.value).endswith(f"got {value!r}. Nothing was run.")
+    assert _nothing_ran(settings)
+
+
+@pytest.mark.parametrize("key", ["as_of", "output_dir"])
+def test_parameters_the_run_sets_itself_are_refused(settings, key):
+    with pytest.raises(ValidationError, match=rf"'{key}' is set by the run itself"):
+        run_report(settings, "tiny", as_of=DAY, parameters={key: "2024-01-01"})
+
+
+EXPORT = """
+import datetime, pathlib, uuid
+from sqlalchemy import insert
+from crm_ml.config import Settings
+from crm_ml.store import Store
+from crm_ml.store.schema import ExportLog
+
+path = pathlib.Path(output_dir, "churn_20250630_sms_unowned.csv")
+path.write_text("pseudo_id\\n", encoding="utf-8")
+now = datetime.datetime(2025, 6, 30)
+with Store(Settings.from_env().database_url).begin() as conn:
+    conn.execute(insert(ExportLog).values(
+        export_id=uuid.uuid4().hex, exported_at=now, actor="report", as_of=now, channel="sms",
+        purpose="marketing", rows_kept=0, rows_excluded=0, unmasked=False, path=str(path),
+    ))
+if fail:
+    raise RuntimeError("boom")
+"""
+
+
+@pytest.fixture
+def exporting(tmp_path, monkeypatch):
+    """Settings of a project whose report ``exports`` logs one export, and its store."""
+    url = f"duckdb:///{tmp_path / 'crm.duckdb'}"
+    for key, value in {"CRM_ML_HOME": str(tmp_path), "CRM_ML_DATABASE_URL": url}.items():
+        monkeypatch.setenv(key, value)  # the kernel reads them too
+    (tmp_path / "notebooks").mkdir()
+    _notebook(tmp_path / "notebooks" / "exports.ipynb", EXPORT)
+    store = Store(url)
+    init_store(store)
+    yield Settings.from_env(environ={"CRM_ML_HOME": str(tmp_path), "CRM_ML_DATABASE_URL": url})
+    store.dispose()
+
+
+def _logged_paths(settings) -> list[str]:
+    with Store(settings.database_url).connect() as conn:
+        return [row[0] for row in conn.exec_driver_sql("select path from export_log")]
+
+
+def test_export_log_names_the_published_files_not_the_staging_ones(exporting):
+    report = run_report(exporting, "exports", as_of=DAY)
+    (published,) = report.files
+    assert published.exists()
+    assert _logged_paths(exporting) == [str(published)]
+
+
+def test_exports_of_a_failed_report_are_marked_not_published(exporting):
+    with pytest.raises(
+        ReportFailedError, match=r"1 export\(s\) it logged are marked 'not published'"
+    ):
+        run_report(exporting, "exports", as_of=DAY, parameters={"fail": True})
+    (failed,) = (exporting.reports_dir / "_failed").glob("*.ipynb")
+    (path,) = _logged_paths(exporting)
+    assert path.startswith(f"not published (report failed, see {failed}): ")
+    assert path.endswith("churn_20250630_sms_unowned.csv")
+    assert not list((exporting.reports_dir / "_staging").iterdir())
 
 
 # A 1 x 1 transparent PNG.

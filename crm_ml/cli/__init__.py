@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from crm_ml import __version__
-from crm_ml.cli._common import Command
+from crm_ml.cli._common import Command, _add_commands
 from crm_ml.cli.audiences import (
     _add_segment,
     _add_tags,
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"crm_ml {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = _add_commands(parser, "command")
     sub.add_parser("init", help="create the store's tables").set_defaults(func=cmd_init)
     sub.add_parser("info", help="show settings and row counts").set_defaults(func=cmd_info)
     demo = sub.add_parser("demo", help="build the demo store and run the main job")
@@ -114,6 +114,8 @@ def _quiet_libraries(verbose: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``crm-ml``; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    if args.func is None:
+        args.choose_command()  # a group without its command: list the choices and exit 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

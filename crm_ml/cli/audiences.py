@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Literal
 
-from crm_ml.cli._common import _as_of, _open_store
+from crm_ml.cli._common import _add_commands, _as_of, _check_as_of, _open_store
 from crm_ml.config import Settings
 
 
@@ -23,7 +23,9 @@ def cmd_tags_apply(args: argparse.Namespace, settings: Settings) -> int:
     """Apply the rule and model tags as of a date, keeping history."""
     from crm_ml.tags import tags_apply_command
 
-    print(tags_apply_command(_open_store(settings), args.as_of, actor=_actor()))
+    store = _open_store(settings)
+    _check_as_of(store, args.as_of, "tags apply")
+    print(tags_apply_command(store, args.as_of, actor=_actor()))
     return 0
 
 
@@ -53,7 +55,10 @@ def cmd_segment_show(args: argparse.Namespace, settings: Settings) -> int:
     """Show a segment; with --as-of, snapshot its members first."""
     from crm_ml.segments import segment_show_command
 
-    print(segment_show_command(_open_store(settings), args.name, as_of=args.as_of))
+    store = _open_store(settings)
+    if args.as_of is not None:
+        _check_as_of(store, args.as_of, "segment show")
+    print(segment_show_command(store, args.name, as_of=args.as_of))
     return 0
 
 
@@ -64,8 +69,10 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
     from crm_ml.segments import segment_export_command
 
     out = Path(args.out) if args.out else settings.reports_dir / f"{args.as_of:%Y-%m-%d}" / "lists"
+    store = _open_store(settings)
+    _check_as_of(store, args.as_of, "segment export")
     text = segment_export_command(
-        _open_store(settings),
+        store,
         args.name,
         args.as_of,
         channel=args.channel,
@@ -83,8 +90,14 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _add_tags(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tags", help="auto, manual and batch tags")
-    tsub = p.add_subparsers(dest="tags_command", required=True)
+    p = sub.add_parser(
+        "tags",
+        help="rule and model tags: apply, list",
+        description="Apply the rule and model tags (the built-in library the first time) and "
+        "list tags. Manual and batch tags are set from Python: crm_ml.tags.tag_customers, "
+        "untag_customers and batch_tag_from_rule.",
+    )
+    tsub = _add_commands(p, "tags_command")
     apply = tsub.add_parser(
         "apply",
         help="apply rule and model tags as of a date (installs the built-in library first time)",
@@ -98,7 +111,7 @@ def _add_tags(sub: argparse._SubParsersAction) -> None:
 
 def _add_segment(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="audiences defined by rules")
-    ssub = p.add_subparsers(dest="segment_command", required=True)
+    ssub = _add_commands(p, "segment_command")
     create = ssub.add_parser(
         "create",
         help="save a segment rule",
@@ -111,7 +124,7 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--static", action="store_true", help="freeze members at first snapshot")
     create.set_defaults(func=cmd_segment_create)
     show = ssub.add_parser("show", help="show a segment and its size over time")
-    show.add_argument("name")
+    show.add_argument("name", help="segment name")
     show.add_argument("--as-of", type=_as_of, help="snapshot members at this date first")
     show.set_defaults(func=cmd_segment_show)
     exp = ssub.add_parser(
@@ -121,10 +134,20 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
         "date are written. Personal data is masked unless --unmask (which is logged). The "
         "pseudonymous id needs CRM_ML_EXPORT_SECRET in the environment.",
     )
-    exp.add_argument("name")
-    exp.add_argument("--as-of", type=_as_of, required=True)
+    exp.add_argument("name", help="segment name")
+    exp.add_argument(
+        "--as-of",
+        type=_as_of,
+        required=True,
+        help="the list's date: consent and owners as then; the segment's snapshot at that date "
+        "is used, taken first if there is none",
+    )
     exp.add_argument("--channel", required=True, help="sms, email, wechat, phone or app_push")
-    exp.add_argument("--purpose", default="marketing", help="marketing, service or research")
+    exp.add_argument(
+        "--purpose",
+        default="marketing",
+        help="consent purpose: marketing (default), service or research",
+    )
     exp.add_argument("--out", help="folder (default reports/<as_of>/lists)")
     exp.add_argument("--unmask", action="store_true", help="write full names/phones (logged)")
     exp.set_defaults(func=cmd_segment_export)

@@ -5,8 +5,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crm_ml.cli._common import _as_of, _open_store
+from crm_ml.cli._common import _add_commands, _as_of, _check_as_of, _open_store
 from crm_ml.config import Settings
+from crm_ml.errors import ValidationError
+
+DEFAULT_MODELS = ("crm-churn@champion", "crm-propensity@champion")
+
+
+def _check_category(kind: str, category: str | None) -> None:
+    """Refuse --category before any snapshot is built: it only narrows the propensity label."""
+    from crm_ml.features.spec import MAJOR_CATEGORIES
+
+    if category is None:
+        return
+    if kind != "propensity":
+        raise ValidationError(
+            f"--category applies to `crm-ml train propensity` only (buying in one category); "
+            f"a {kind} model covers every purchase. Drop --category {category}."
+        )
+    if category not in MAJOR_CATEGORIES:
+        raise ValidationError(
+            f"Unknown category {category!r}; expected one of {', '.join(MAJOR_CATEGORIES)}."
+        )
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -14,6 +34,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from crm_ml.features import training_frame
     from crm_ml.models import train_model
 
+    _check_category(args.kind, args.category)
     store = _open_store(settings)
     label = "churn" if args.kind == "churn" else "purchase"
     data = training_frame(
@@ -38,21 +59,26 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     """Score every customer as of a date with a registered model, with reasons."""
     from crm_ml.features import customer_features
     from crm_ml.models import score_customers
+    from crm_ml.models.tracking import resolve_version
 
     store = _open_store(settings)
+    _check_as_of(store, args.as_of, "score")
+    # Resolve every alias first: a typo fails before features are built, and the
+    # version printed is the one that scores, even if an alias moves meanwhile.
+    versions = {ref: resolve_version(ref, settings) for ref in args.model or DEFAULT_MODELS}
     features = customer_features(store, args.as_of, progress=True)
-    for model in args.model or ["crm-churn@champion", "crm-propensity@champion"]:
+    for ref, (name, version) in versions.items():
         summary = score_customers(
             store,
             features,
             args.as_of,
-            model=model,
+            model=f"{name}/{version}",
             settings=settings,
             language=settings.language,
             attribution=args.attribution,
             progress=True,
         )
-        print(f"{model} as of {args.as_of:%Y-%m-%d}:")
+        print(f"{ref} (version {version}) as of {args.as_of:%Y-%m-%d}:")
         print(summary.to_string())
     return 0
 
@@ -101,6 +127,11 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     """Build the customer feature table as of a date and write it to Parquet."""
     from crm_ml.features import build_feature_file
 
+    if Path(args.out).suffix.lower() != ".parquet":
+        raise ValidationError(
+            f"--out {args.out} would be written as Parquet whatever its name; expected a file "
+            f"ending in .parquet, e.g. --out {Path(args.out).with_suffix('.parquet')}."
+        )
     path = build_feature_file(_open_store(settings), args.as_of, Path(args.out), progress=True)
     print(f"Features as of {args.as_of:%Y-%m-%d} written to {path}")
     return 0
@@ -120,13 +151,25 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("kind", choices=["churn", "propensity"])
     train.add_argument("--snapshots", type=int, default=5, help="number of snapshots (default 5)")
-    train.add_argument("--gap-days", type=int, default=90, help="days between snapshots")
+    train.add_argument(
+        "--gap-days", type=int, default=90, help="days between snapshots (default 90)"
+    )
     train.add_argument("--horizon-days", type=int, default=90, help="label window (default 90)")
-    train.add_argument("--category", help="propensity to buy in this category only")
+    train.add_argument(
+        "--category",
+        help="propensity only: buying in this product category, e.g. food or beauty",
+    )
     train.add_argument("--no-register", action="store_true", help="backtest only")
     train.set_defaults(func=cmd_train)
     score = sub.add_parser("score", help="score every customer as of a date, with reasons")
-    score.add_argument("--as-of", type=_as_of, required=True)
+    score.add_argument(
+        "--as-of",
+        type=_as_of,
+        required=True,
+        help="score customers as they were on this date (features use rows before it), e.g. "
+        "the day after the last order; refused before the data starts or more than 90 days "
+        "after the last order",
+    )
     score.add_argument(
         "--model",
         action="append",
@@ -145,7 +188,7 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 def _add_registry(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="registered model versions: list, promote")
-    msub = p.add_subparsers(dest="models_command", required=True)
+    msub = _add_commands(p, "models_command")
     ls = msub.add_parser(
         "list", help="each version's aliases, backtest AUC and why it got its alias"
     )
@@ -159,7 +202,7 @@ def _add_registry(sub: argparse._SubParsersAction) -> None:
         "The reason is kept on the version in MLflow.",
     )
     promote.add_argument("name", help="registered name, e.g. crm-churn")
-    promote.add_argument("version", help="version number, e.g. 3")
+    promote.add_argument("version", help="version number, e.g. 1 (crm-ml models list shows them)")
     promote.add_argument("--reason", required=True, help="why, kept on the version")
     promote.add_argument("--alias", choices=["champion", "challenger"], default="champion")
     promote.set_defaults(func=cmd_models_promote)
@@ -167,8 +210,8 @@ def _add_registry(sub: argparse._SubParsersAction) -> None:
 
 def _add_features(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("features", help="customer features")
-    fsub = p.add_subparsers(dest="features_command", required=True)
+    fsub = _add_commands(p, "features_command")
     b = fsub.add_parser("build", help="build the feature table as of a date")
     b.add_argument("--as-of", type=_as_of, required=True, help="features use rows before this")
-    b.add_argument("--out", required=True, help="Parquet file to write")
+    b.add_argument("--out", required=True, help="Parquet file to write, e.g. features.parquet")
     b.set_defaults(func=cmd_features_build)

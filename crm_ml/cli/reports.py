@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from crm_ml.cli._common import _as_of
+from crm_ml.cli._common import _add_commands, _as_of, _open_store
 from crm_ml.config import Settings
-
-
-def _parse_value(text: str) -> object:
-    """Read a ``-p key value`` value as JSON when it is one (numbers, lists), else as text."""
-    import json
-
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def cmd_report_run(args: argparse.Namespace, settings: Settings) -> int:
     """Run a report notebook and publish it to reports/<as_of>/."""
     from crm_ml.reporting import run_report
 
-    params = {key: _parse_value(value) for key, value in args.parameter or []}
+    _open_store(settings)  # a notebook opening a missing store file would create an empty one
+    params = dict(args.parameter or [])  # text: run_report converts it to each default's type
     report = run_report(settings, args.name, as_of=args.as_of, parameters=params)
     print(report.summary())
     return 0
@@ -45,7 +36,7 @@ def cmd_report_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="run and list papermill reports")
-    rsub = p.add_subparsers(dest="report_command", required=True)
+    rsub = _add_commands(p, "report_command")
     run = rsub.add_parser(
         "run",
         help="execute notebooks/NAME.ipynb and publish to reports/<as_of>/",
@@ -62,7 +53,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         nargs=2,
         action="append",
         metavar=("KEY", "VALUE"),
-        help="notebook parameter (repeatable); VALUE is read as JSON when possible",
+        help="notebook parameter (repeatable); VALUE is converted to the type of the "
+        "parameter's default (90, 0.6, true, 2024-10-01, a JSON list), and an unknown KEY "
+        "is refused before anything runs",
     )
     run.set_defaults(func=cmd_report_run)
     rsub.add_parser("list", help="list published reports").set_defaults(func=cmd_report_list)

@@ -6,15 +6,16 @@ import argparse
 from pathlib import Path
 
 from crm_ml import __version__
-from crm_ml.cli._common import _as_of, _open_store
+from crm_ml.cli._common import _add_commands, _as_of, _open_store, _store_file
 from crm_ml.config import Settings
+from crm_ml.errors import ValidationError
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     """Create the store's tables."""
     from crm_ml.store import init_store
 
-    store = _open_store(settings)
+    store = _open_store(settings, create=True)
     version = init_store(store)
     print(f"Store ready at {store!r} (schema version {version}).")
     return 0
@@ -22,11 +23,13 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     """Show the settings in use and what the store holds."""
-    from crm_ml.store import table_counts
+    from crm_ml.store import Store, table_counts
 
+    _store_file(settings.database_url)  # an unreadable URL fails before anything is printed
+    # The settings come first, so that a store that is missing shows the URL it was looked for at.
     print(f"crm_ml {__version__}")
     print(f"  project root : {settings.root}")
-    print(f"  store        : {_open_store(settings)!r}")
+    print(f"  store        : {Store(settings.database_url)!r}")
     print(f"  MLflow       : {settings.mlflow_tracking_uri}")
     print(f"  reports      : {settings.reports_dir}")
     print(f"  time zone    : {settings.timezone}   currency: {settings.currency}")
@@ -38,6 +41,7 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     """Import a CSV or Parquet file into a store table (or CDNOW transactions)."""
+    _check_import_table(args.table)
     store = _open_store(settings)
     if args.table == "cdnow":
         from crm_ml.store.cdnow import import_cdnow
@@ -59,6 +63,23 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(result.summary())
     return 0
+
+
+def _check_import_table(table: str) -> None:
+    """Refuse an unknown TABLE before touching the store, suggesting the nearest name."""
+    import difflib
+
+    from crm_ml.store.schema import SOURCE_TABLES
+
+    choices = (*SOURCE_TABLES, "cdnow")
+    if table in choices:
+        return
+    close = difflib.get_close_matches(table, choices, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValidationError(
+        f"Cannot import into table {table!r}.{hint} Expected one of {', '.join(choices)} "
+        "('cdnow' loads CDNOW_master.txt or CDNOW_sample.txt into customers and orders)."
+    )
 
 
 def cmd_customers_merge(args: argparse.Namespace, settings: Settings) -> int:
@@ -106,7 +127,7 @@ def cmd_export_parquet(args: argparse.Namespace, settings: Settings) -> int:
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export the store")
-    esub = p.add_subparsers(dest="export_command", required=True)
+    esub = _add_commands(p, "export_command")
     pq = esub.add_parser(
         "parquet",
         help="write the tables features read to DIR/<table>/ as Parquet, event tables by year",
@@ -140,7 +161,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 def _add_tiers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tiers", help="loyalty tiers")
-    tsub = p.add_subparsers(dest="tiers_command", required=True)
+    tsub = _add_commands(p, "tiers_command")
     a = tsub.add_parser(
         "apply",
         help="record tier moves at a date from rolling 12-month net spend",
@@ -166,7 +187,7 @@ def _add_tiers(sub: argparse._SubParsersAction) -> None:
 
 def _add_customers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("customers", help="customer identity tools")
-    csub = p.add_subparsers(dest="customers_command", required=True)
+    csub = _add_commands(p, "customers_command")
     m = csub.add_parser(
         "merge",
         help="merge customers sharing a verified phone or member card",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from crm_ml.features.backend import Snapshot, TableSource, fetch, open_tables
 from crm_ml.features.catalog import GROUPS, feature_list, select_groups
 from crm_ml.features.identity import open_snapshot, population
 from crm_ml.features.spec import Feature, FeatureGroup, FeatureWindows, as_timestamp
+from crm_ml.outputs import check_output_file, staged_file
 
 log = logging.getLogger(__name__)
 
@@ -184,24 +184,26 @@ def build_feature_file(
     """Write :func:`customer_features` to a Parquet file, atomically.
 
     The file appears complete or not at all: it is written beside the target
-    and renamed over it. ``as_of`` is kept in the file's metadata.
+    and renamed over it (an existing file is replaced). ``as_of`` is kept in
+    the file's metadata.
 
     Returns
     -------
     pathlib.Path
         The file written.
+
+    Raises
+    ------
+    ConfigError
+        If ``path`` is a folder or its folder is a file (checked before any
+        work), or the file cannot be written.
     """
-    target = Path(path)
+    # Checked first: a bad path should not cost the minutes of building features.
+    target = check_output_file(Path(path), what="the feature file")
     frame = customer_features(store, as_of, groups=groups, windows=windows, progress=progress)
     frame.attrs["as_of"] = as_timestamp(as_of).isoformat()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    try:
+    with staged_file(target, what="the feature file") as staging:
         frame.to_parquet(staging, index=True)
-        os.replace(staging, target)
-    finally:
-        Path(staging).unlink(missing_ok=True)
     log.info("Wrote %d customers x %d features to %s", *frame.shape, target)
     return target
 

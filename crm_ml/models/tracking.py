@@ -207,7 +207,8 @@ def decide_alias(
 
     A missing champion makes the new version champion; a NaN AUC, or a
     champion that cannot be compared (``champion_auc`` None with a version),
-    makes it challenger.
+    makes it challenger. ``how`` ends the reason: where the two AUCs were
+    measured (e.g. "on the same backtest"), or why they cannot be compared.
     """
     if champion_version is None:
         return CHAMPION, "first version: no champion yet"
@@ -215,11 +216,11 @@ def decide_alias(
         return CHALLENGER, "backtest AUC is undefined (a single class in the test snapshot)"
     if champion_auc is None:
         return CHALLENGER, f"champion v{champion_version} not comparable: {how}; promote by hand"
-    verdict = ">=" if new_auc >= champion_auc else "<"
+    verdict = "is not below" if new_auc >= champion_auc else "is below"
     alias = CHAMPION if new_auc >= champion_auc else CHALLENGER
     return alias, (
         f"backtest AUC {new_auc:.4f} {verdict} champion v{champion_version}'s "
-        f"{champion_auc:.4f} ({how})"
+        f"{champion_auc:.4f} {how}"
     )
 
 
@@ -237,14 +238,14 @@ def _champion_auc(
         return None, None, "no champion"
     version = str(champion.version)
     if champion.tags.get("backtest_id") == backtest_id:
-        return version, float(str(champion.tags["backtest_roc_auc"])), "same backtest, logged AUC"
+        return version, float(str(champion.tags["backtest_roc_auc"])), "on the same backtest"
     if rescore is None:
         return version, None, "its backtest differs and no re-fit was allowed"
     try:
         auc = rescore(load_model(f"models:/{name}/{version}", settings).model)
     except ValidationError as exc:
         return version, None, f"its recipe cannot be re-fitted here ({exc})"
-    return version, auc, "champion's recipe re-fitted on this backtest"
+    return version, auc, "on this backtest, with the champion's recipe re-fitted to it"
 
 
 def log_training_run(
@@ -326,26 +327,80 @@ def _model_uri(ref: str) -> str:
     return ref if ref.startswith("models:/") else f"models:/{ref}"
 
 
+def _registered_names(client: MlflowClient) -> list[str]:
+    return sorted(str(m.name) for m in client.search_registered_models())
+
+
+def _require_registered(client: MlflowClient, name: str, settings: Settings) -> None:
+    """Refuse a registered-model name the registry does not know, listing those it does."""
+    try:
+        client.get_registered_model(name)
+        return
+    except MlflowException:
+        pass
+    known = ", ".join(_registered_names(client)) or "none"
+    kind = _KIND_OF.get(name)
+    advice = (
+        f"Train one with `crm-ml train {kind}` (train_model({kind!r}, ...) in Python)."
+        if kind
+        else "`crm-ml models list` shows their versions (list_versions in Python)."
+    )
+    raise NotFoundError(
+        f"No registered model named {name!r} in {settings.mlflow_tracking_uri}; "
+        f"registered: {known}. {advice}"
+    )
+
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str:
+    aliases = _aliases(client, name)
+    if alias in aliases:
+        return aliases[alias]
+    held = ", ".join(f"{a} (v{v})" for a, v in sorted(aliases.items())) or "none"
+    raise NotFoundError(
+        f"{name} has no alias {alias!r}; its aliases: {held}. "
+        f"`crm-ml models list {name}` shows every version (list_versions in Python)."
+    )
+
+
+def _known_version(client: MlflowClient, name: str, version: str) -> str:
+    versions = sorted(
+        (int(v.version) for v in client.search_model_versions(f"name = '{name}'")), reverse=True
+    )
+    if version in map(str, versions):
+        return version
+    raise NotFoundError(
+        f"{name} has no version {version!r}; registered: "
+        f"{', '.join(map(str, versions)) or 'none'}. "
+        f"`crm-ml models list {name}` shows them (list_versions in Python)."
+    )
+
+
 def resolve_version(ref: str, settings: Settings) -> tuple[str, str]:
-    """Return ``(name, version)`` of ``crm-churn@champion``, ``crm-churn/3`` or a models:/ URI."""
+    """Return ``(name, version)`` of ``crm-churn@champion``, ``crm-churn/3`` or a models:/ URI.
+
+    Raises
+    ------
+    NotFoundError
+        For an unknown name (listing the registered ones), alias (listing the
+        aliases the model has) or version (listing its versions).
+    """
     configure_tracking(settings)
     path = _model_uri(ref).removeprefix("models:/")
-    client = MlflowClient()
-    try:
-        if "@" in path:
-            name, alias = path.split("@", 1)
-            return name, str(client.get_model_version_by_alias(name, alias).version)
+    name, at, alias = path.partition("@")
+    version = ""
+    if not at:
         name, _, version = path.partition("/")
         if not version:
             raise NotFoundError(
                 f"Model reference {ref!r} needs an alias or version, e.g. {ref}@champion."
             )
-        return name, str(client.get_model_version(name, version).version)
-    except MlflowException as exc:
-        raise NotFoundError(
-            f"No registered model {ref!r} in {settings.mlflow_tracking_uri}: {exc.message}. "
-            "Train one first (crm-ml train churn)."
-        ) from exc
+    if "'" in name:
+        raise ValidationError(f"A registered model name has no quote in it, got {name!r}.")
+    client = MlflowClient()
+    _require_registered(client, name, settings)
+    if at:
+        return name, _alias_version(client, name, alias)
+    return name, _known_version(client, name, version)
 
 
 def load_model(ref: str, settings: Settings) -> LoadedModel:
@@ -387,11 +442,13 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
         raise ValidationError(f"A registered model name has no quote in it, got {name!r}.")
     configure_tracking(settings)
     client = MlflowClient()
+    _require_registered(client, name, settings)
     versions = client.search_model_versions(f"name = '{name}'")
     if not versions:
+        kind = _KIND_OF.get(name, "churn")
         raise NotFoundError(
             f"No versions of {name!r} are registered in {settings.mlflow_tracking_uri}; "
-            f"train one with: crm-ml train {_KIND_OF.get(name, 'churn')}"
+            f"train one with `crm-ml train {kind}` (train_model({kind!r}, ...) in Python)."
         )
     aliases = _aliases(client, name)
     rows = [

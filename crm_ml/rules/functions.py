@@ -44,7 +44,9 @@ def _compile_tag(compiler: _Compiler, node: ast.Call) -> _Node:
         raise compiler.fail(
             node,
             f"unknown tag {name!r}.{nearest(name, compiler.vocab.tags)} "
-            "Define the tag first (crm_ml.tags.save_tag_definition)",
+            "`crm-ml tags list` shows the defined tags, and `crm-ml tags apply --as-of DATE` "
+            "installs the built-in ones the first time; define your own with "
+            "crm_ml.tags.save_tag_definition in Python",
         )
     compiler.tags.add(name)
     text = compiler.text

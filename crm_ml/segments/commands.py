@@ -6,17 +6,28 @@ CLI reads it from ``CRM_ML_EXPORT_SECRET``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
+from crm_ml.errors import NotFoundError
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.definitions import Segment, load_segment, save_segment
 from crm_ml.segments.export import export_list
-from crm_ml.segments.members import segment_sizes, snapshot_segment
+from crm_ml.segments.lists import check_channel
+from crm_ml.segments.masking import require_secret
+from crm_ml.segments.members import segment_sizes, snapshot_rule_version, snapshot_segment
 from crm_ml.store.connection import Store
 from crm_ml.tags.commands import _features
+
+
+def _stored_segment(store: Store, name: str) -> Segment | None:
+    try:
+        return load_segment(store, name)
+    except NotFoundError:
+        return None
 
 
 def segment_create_command(
@@ -28,9 +39,26 @@ def segment_create_command(
     label: str | None = None,
     kind: Literal["static", "dynamic"] = "dynamic",
 ) -> str:
-    """Check and save a segment; return a one-line confirmation."""
+    """Check and save a segment; return which version was saved and which it replaced.
+
+    Saving the latest version's rule and kind again writes nothing. Without a
+    ``label``, a stored segment keeps its label.
+    """
+    previous = _stored_segment(store, name)
+    if previous is not None:
+        label = previous.label if label is None else label
+        if (previous.rule, previous.kind, previous.label) == (rule, kind, label):
+            return (
+                f"Segment {name} is unchanged: v{previous.version} ({kind}) already has "
+                f"this rule: {rule}"
+            )
     saved = save_segment(store, Segment(name, rule, label, kind), actor=actor)
-    return f"Saved segment {saved.name} v{saved.version} ({saved.kind}): {saved.rule}"
+    line = f"Saved segment {saved.name} v{saved.version} ({saved.kind}): {saved.rule}"
+    if previous is None:
+        return line
+    if saved.version == previous.version:
+        return f"{line}\n  label set to {saved.label!r}; rule unchanged"
+    return f"{line}\n  replaces v{previous.version} ({previous.kind}): {previous.rule}"
 
 
 def segment_show_command(
@@ -70,11 +98,21 @@ def segment_export_command(
     unmask: bool = False,
     features: pd.DataFrame | None = None,
 ) -> str:
-    """Export a segment's consented members (see :func:`~crm_ml.segments.export_list`)."""
+    """Export a segment's consented members (see :func:`~crm_ml.segments.export_list`).
+
+    When the segment has no snapshot at ``as_of``, or one taken with an older
+    version of its rule, a snapshot is taken first, from ``features`` or from
+    features computed as of that date (as :func:`segment_show_command` does),
+    and the text says so.
+    """
+    on = as_timestamp(as_of)
+    require_secret(secret)  # refuse before a snapshot is written, not after
+    check_channel(channel, purpose)
+    features, notes = _current_snapshot(store, name, on, features)
     summary = export_list(
         store,
         name,
-        as_of,
+        on,
         channel=channel,
         purpose=purpose,
         out_dir=out_dir,
@@ -84,4 +122,25 @@ def segment_export_command(
         features=features,
     )
     files = [f"  {row.path}  ({row.kept} rows)" for row in summary.files.itertuples()]
-    return "\n".join([str(summary), *files])
+    return "\n".join([*notes, str(summary), *files])
+
+
+def _current_snapshot(
+    store: Store, name: str, on: datetime, features: pd.DataFrame | None
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """Snapshot the segment at ``on`` unless its current rule already has one there.
+
+    Returns the features used (computed when needed) and a note saying what was taken.
+    """
+    seg = load_segment(store, name)
+    taken_with = snapshot_rule_version(store, name, on)
+    if taken_with == seg.version:
+        return features, []
+    features = _features(store, on, features)
+    members = snapshot_segment(store, seg, features, on)
+    before = (
+        f"No snapshot of {name} at {on:%Y-%m-%d} yet"
+        if taken_with is None
+        else f"The snapshot of {name} at {on:%Y-%m-%d} used rule v{taken_with}"
+    )
+    return features, [f"{before}: took one with rule v{seg.version} ({len(members)} members)."]

@@ -6,12 +6,15 @@ written), masks names, phones and emails unless ``unmask=True`` (which is
 logged and recorded), adds a keyed pseudonymous id, writes one file per
 account manager plus one for unowned customers (UTF-8 with BOM, formula
 cells neutralised, written atomically), and records every file in
-``export_log``.
+``export_log``. When the files are moved afterwards (a report run publishes
+its lists from a staging folder), :func:`relocate_exports` points the log at
+their new place, or :func:`mark_unpublished` says they were discarded.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,9 +22,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table, inspect, select, update
 
 from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.outputs import check_output_folder
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.definitions import Segment, check_segment_rule, load_segment
 from crm_ml.segments.lists import (
@@ -258,6 +262,7 @@ def export_list(
     check_channel(channel, purpose)
     if not actor or not str(actor).strip():
         raise ValidationError("export_list needs an actor (who exports) for the export log.")
+    folder = check_output_folder(Path(out_dir), what="the list folder")  # before any work
     seg, on = load_segment(store, segment), as_timestamp(as_of)
     members = _members(store, seg, on, features)
     is_churn = _is_churn_list(store, seg) if churn is None else churn
@@ -275,7 +280,7 @@ def export_list(
     if unmask:
         log.warning("%s exported segment %s UNMASKED (full personal data)", actor, seg.name)
     stamp = f"{on:%Y%m%d}"
-    written = _write_files(rows, audit, Path(out_dir), f"{seg.name}_{stamp}_{channel}")
+    written = _write_files(rows, audit, folder, f"{seg.name}_{stamp}_{channel}")
     _record(
         store, written, seg=seg, on=on, actor=actor, channel=channel, purpose=purpose, unmask=unmask
     )
@@ -292,3 +297,51 @@ def export_list(
     )
     log.info("%s", summary)
     return summary
+
+
+def _logged_under(conn: Connection, folder: Path) -> list[tuple[str, str]]:
+    """``(export_id, path)`` of the exports logged with a file under ``folder``."""
+    if not inspect(conn).has_table(_LOG_TABLE.name):
+        return []
+    path = _LOG_TABLE.c.path
+    under = path.startswith(f"{folder}{os.sep}", autoescape=True)
+    rows = conn.execute(select(_LOG_TABLE.c.export_id, path).where(under)).all()
+    return [(str(export_id), str(logged)) for export_id, logged in rows]
+
+
+def _set_path(conn: Connection, export_id: str, path: str) -> None:
+    conn.execute(update(_LOG_TABLE).where(_LOG_TABLE.c.export_id == export_id).values(path=path))
+
+
+def relocate_exports(conn: Connection, old_dir: Path, new_dir: Path) -> int:
+    """Point the exports logged under ``old_dir`` at the same files under ``new_dir``.
+
+    Call it in the transaction that covers the move, so the audit trail names
+    where the files are whether the move happens or not.
+
+    Returns
+    -------
+    int
+        How many ``export_log`` rows were changed.
+    """
+    logged = _logged_under(conn, old_dir)
+    for export_id, path in logged:
+        _set_path(conn, export_id, str(new_dir / Path(path).relative_to(old_dir)))
+    return len(logged)
+
+
+def mark_unpublished(conn: Connection, folder: Path, reason: str) -> int:
+    """Prefix the paths of the exports logged under ``folder`` with ``not published (reason):``.
+
+    The rows stay: the export happened (possibly unmasked) even though its files
+    were discarded, and the audit trail must say so.
+
+    Returns
+    -------
+    int
+        How many ``export_log`` rows were marked.
+    """
+    logged = _logged_under(conn, folder)
+    for export_id, path in logged:
+        _set_path(conn, export_id, f"not published ({reason}): {path}")
+    return len(logged)

@@ -34,9 +34,10 @@ def require_secret(secret: str | bytes | None) -> bytes:
     if not secret:
         raise ConfigError(
             f"Exporting a list needs a secret key for the pseudonymous ids, and none was given. "
-            f"Set the environment variable {SECRET_ENV} (e.g. to the output of "
-            "`python -c 'import secrets; print(secrets.token_hex(32))'`), keep it the same "
-            "across exports, and pass it as secret=."
+            f"Set the environment variable {SECRET_ENV}, which `crm-ml segment export` and "
+            "`crm-ml report run` read (e.g. to the output of "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`), and keep it the same "
+            f"across exports; in Python, pass it as secret=os.environ[{SECRET_ENV!r}]."
         )
     key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
     if len(key) < MIN_SECRET_BYTES:

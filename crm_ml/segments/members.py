@@ -106,6 +106,18 @@ def snapshot_segment(
     return members
 
 
+def snapshot_rule_version(store: Store, segment: str, as_of: Any) -> int | None:
+    """Return the rule version the segment's snapshot at ``as_of`` was taken with (None: none)."""
+    with store.connect() as conn:
+        found = conn.execute(
+            select(SegmentSnapshot.rule_version).where(
+                SegmentSnapshot.segment_id == segment,
+                SegmentSnapshot.as_of == as_timestamp(as_of),
+            )
+        ).scalar()
+    return None if found is None else int(found)
+
+
 def segment_members(store: Store, segment: str, as_of: Any) -> pd.Index:
     """Return the members of a stored snapshot.
 
@@ -120,9 +132,9 @@ def segment_members(store: Store, segment: str, as_of: Any) -> pd.Index:
         if on not in dates:
             shown = ", ".join(f"{d:%Y-%m-%d}" for d in dates[-5:]) or "none"
             raise NotFoundError(
-                f"Segment {segment!r} has no snapshot at {on:%Y-%m-%d} "
-                f"(latest: {shown}). Run snapshot_segment(store, {segment!r}, "
-                "features, as_of) first."
+                f"Segment {segment!r} has no snapshot at {on:%Y-%m-%d} (latest: {shown}). "
+                f"Take one first: `crm-ml segment show {segment} --as-of {on:%Y-%m-%d}` "
+                f"(snapshot_segment(store, {segment!r}, features, as_of) in Python)."
             )
         return _read_members(conn, segment, on)
 

@@ -127,6 +127,24 @@ def _split(path: Path) -> tuple[list[list[str]], list[int], list[str]]:
     return fields, numbers, raw
 
 
+def _layout(path: Path, first: list[str], line: int, text: str) -> tuple[str, ...]:
+    """Return the field names of the first record's layout; refuse a record of neither."""
+    for names in (MASTER_FIELDS, SAMPLE_FIELDS):
+        if len(first) == len(names):
+            return names
+    # Checked apart from the other lines: a layout guessed from this line would only
+    # report that the line disagrees with itself.
+    commas = " (it looks comma-separated)" if "," in text else ""
+    raise ValidationError(
+        f"{path.name} does not look like a CDNOW file: line {line} has {len(first)} field(s) "
+        f"separated by spaces{commas}; found {text.strip()!r}. A CDNOW line holds 4 fields "
+        "separated by spaces, "
+        "'id YYYYMMDD cds dollars' (e.g. '00001 19970101 1 11.77'), or 5 in the sample "
+        "file, which has the sample id after the master id. To load a CSV file, import it "
+        "into its table (e.g. `crm-ml import customer FILE`)."
+    )
+
+
 def _check_field(path: Path, frame: pd.DataFrame, column: str, pattern: re.Pattern[str]) -> None:
     bad = ~frame[column].str.fullmatch(pattern.pattern)
     if bad.any():
@@ -154,7 +172,7 @@ def read_cdnow(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     fields, numbers, raw = _split(path)
-    names = MASTER_FIELDS if len(fields[0]) == len(MASTER_FIELDS) else SAMPLE_FIELDS
+    names = _layout(path, fields[0], numbers[0], raw[0])
     for parts, number, text in zip(fields, numbers, raw, strict=True):
         if len(parts) != len(names):
             raise _bad_line(path, number, text, f"expected {len(names)} fields like line "

@@ -179,15 +179,18 @@ def _absent(spec: ColumnSpec, rows: int) -> pd.Series:
     return pd.Series([spec.default] * rows, index=range(rows)).astype(DTYPES[spec.kind])
 
 
-def _duplicate_messages(keys: pd.DataFrame, dup: np.ndarray, lines: np.ndarray) -> np.ndarray:
-    """One message per duplicated row naming the first and last line of its key."""
+def _duplicate_messages(
+    keys: pd.DataFrame, dup: np.ndarray, lines: np.ndarray, unit: str
+) -> np.ndarray:
+    """One message per duplicated row naming the first and last line (or row) of its key."""
     located = keys[dup].assign(_line=lines[dup])
     grouped = located.groupby(list(keys.columns), sort=False)["_line"]
     first, last, count = (grouped.transform(f) for f in ("min", "max", "size"))
     unique = "+".join(keys.columns)
     messages = np.empty(len(keys), dtype=object)
     messages[dup] = [
-        f"{{value}} appears {n} times in this file (lines {a} … {b}); each {unique} must be unique"
+        f"{{value}} appears {n} times in this file ({unit}s {a} … {b}); "
+        f"each {unique} must be unique"
         for a, b, n in zip(first, last, count, strict=True)
     ]
     return messages
@@ -199,7 +202,7 @@ def _duplicates(clean: pd.DataFrame, columns: tuple[str, ...], log: RejectLog, r
     if not dup.any():
         return
     shown = keys.astype("str").agg(" / ".join, axis=1)
-    messages = _duplicate_messages(keys, dup, log.lines)
+    messages = _duplicate_messages(keys, dup, log.lines, log.unit)
     log.add(dup, "+".join(columns), rule, shown, messages)
 
 

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from sqlalchemy import Boolean, DateTime, Double, Integer, Table, select
 
-from crm_ml.errors import NotFoundError
+from crm_ml.errors import ConfigError, NotFoundError
+from crm_ml.outputs import cannot_write, check_output_folder
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import SOURCE_TABLES, Base
@@ -115,11 +116,34 @@ def export_table(store: Store, name: str, out_dir: Path) -> int:
         basename_template="part-{i}.parquet",
     )
     staging.mkdir(exist_ok=True)  # an empty table still gets its folder
-    final = out_dir / name
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+    _swap_in(staging, out_dir / name)
     return rows
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    """Move ``staging`` to ``final``; a previous export stays until the new one is in place."""
+    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+    if final.exists():
+        final.rename(old)
+    try:
+        staging.rename(final)
+    except OSError:
+        if old.exists():
+            old.rename(final)
+        raise
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _check_export_folder(out_dir: Path, names: list[str]) -> None:
+    """Refuse, before any work, a folder that is a file or holds a file named like a table."""
+    check_output_folder(out_dir, what="the Parquet export")
+    for name in names:
+        if (out_dir / name).exists() and not (out_dir / name).is_dir():
+            raise ConfigError(
+                f"Cannot export table {name} to {out_dir / name}: it is a file, but the export "
+                "writes a folder there. Choose another folder, or move the file away."
+            )
 
 
 def export_parquet(
@@ -131,13 +155,23 @@ def export_parquet(
     -------
     pandas.DataFrame
         Indexed by ``table``, with columns ``rows`` and ``path``.
+
+    Raises
+    ------
+    ConfigError
+        If ``out_dir`` (or a parent) is a file, or holds a file named like a
+        table; nothing is written. A table exported before is replaced.
     """
     from tqdm.auto import tqdm
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir, names = Path(out_dir), list(tables)
+    _check_export_folder(out_dir, names)
     with store.connect() as conn:
         check_store(conn)
-    names = list(tables)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(out_dir, "the Parquet export", exc) from exc
     records = []
     for name in tqdm(names, desc="export parquet", unit="table", disable=not progress):
         rows = export_table(store, name, out_dir)

@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from tqdm.auto import tqdm
 
 from crm_ml.errors import LoadRejectedError, StoreError, ValidationError
+from crm_ml.outputs import check_output_folder
 from crm_ml.store._timestamps import as_store_time
 from crm_ml.store.admin import check_store, utc_now
 from crm_ml.store.bulk import insert_frame, update_from
@@ -171,8 +172,9 @@ def import_file(
     spec = table_spec(table)
     _check_options(timezone, max_reject_rate)
     path = Path(path)
+    folder = check_output_folder(Path(reject_dir or path.parent), what="the reject folder")
     source = read_source(path, encoding=encoding, check_header=header_check(spec, f"{path.name}:1"))
-    report = Path(reject_dir or path.parent) / f"{path.stem}.rejects.csv"
+    report = folder / f"{path.stem}.rejects.csv"
     options = _Options(timezone, _as_of(as_of), max_reject_rate, report, progress)
     return _load(store, spec, source, str(path), options)
 
@@ -193,13 +195,14 @@ def import_frame(
 
     Text columns are parsed as in a CSV; typed columns (numbers, datetimes) are
     used as they are, naive datetimes read in ``timezone``. Reject lines are row
-    positions (``frame.iloc[line]``); the report goes to ``reject_dir`` or the
+    numbers counted from 1 (``frame.iloc[row - 1]``); the report goes to ``reject_dir`` or the
     working directory.
     """
     spec = table_spec(table)
     _check_options(timezone, max_reject_rate)
     read = frame_source(frame, source, check_header=header_check(spec, f"{source} columns"))
-    report = Path(reject_dir or Path.cwd()) / f"{table}.rejects.csv"
+    folder = check_output_folder(Path(reject_dir or Path.cwd()), what="the reject folder")
+    report = folder / f"{table}.rejects.csv"
     options = _Options(timezone, _as_of(as_of), max_reject_rate, report, progress)
     return _load(store, spec, read, source, options)
 
@@ -252,7 +255,7 @@ def _load(
     batch_id = uuid.uuid4().hex
     bar = tqdm(total=3, desc=f"import {spec.name}", unit="step", disable=not options.progress)
     with bar:
-        rejects = RejectLog(source.name, source.lines)
+        rejects = RejectLog(source.name, source.lines, unit=source.unit)
         _log_bad_records(source, rejects, len(source.frame.columns))
         bar.set_postfix_str("validating")
         checked = validate_source(

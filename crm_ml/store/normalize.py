@@ -11,6 +11,9 @@ import re
 _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
 _INTERNATIONAL = re.compile(r"\+[1-9]\d{6,14}")
 _SCIENTIFIC = re.compile(r"^[\d.]+[eE][+-]?\d+$")
+# Ids may be hexadecimal (``12e45``), so an id counts as mangled only with a decimal
+# point or a signed exponent, which spreadsheets always write (``1.38E+10``, ``1E+11``).
+_SCIENTIFIC_ID = re.compile(r"^\d+(?:\.\d+[eE][+-]?|[eE][+-])\d+$")
 _PHONE_NOISE = re.compile(r"[\s\-().]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -53,11 +56,7 @@ def normalize_phone(raw: str) -> str:
     '+8613800138000'
     """
     text = str(raw).strip()
-    if _SCIENTIFIC.match(text):
-        raise ValueError(
-            f"{text!r} looks like a number reformatted by a spreadsheet (scientific notation); "
-            "export phones as text"
-        )
+    _refuse_scientific(text, _SCIENTIFIC, "phones")
     compact = _PHONE_NOISE.sub("", text)
     if compact.startswith("0086"):
         compact = "+86" + compact[4:]
@@ -70,6 +69,28 @@ def normalize_phone(raw: str) -> str:
     if _INTERNATIONAL.fullmatch(compact):
         return compact
     raise ValueError(f"{text!r} is not a phone number (expected e.g. 13800138000 or +44…)")
+
+
+def normalize_id(raw: str) -> str:
+    """Return an id as given: ids are text, so ``000123`` stays ``000123``.
+
+    Raises
+    ------
+    ValueError
+        For an id a spreadsheet turned into a number in scientific notation
+        (``1.38E+10``): its digits are lost.
+    """
+    text = str(raw).strip()
+    _refuse_scientific(text, _SCIENTIFIC_ID, "ids")
+    return text
+
+
+def _refuse_scientific(text: str, pattern: re.Pattern[str], what: str) -> None:
+    if pattern.match(text):
+        raise ValueError(
+            f"{text!r} looks like a number reformatted by a spreadsheet (scientific notation); "
+            f"export {what} as text"
+        )
 
 
 def normalize_email(raw: str) -> str:

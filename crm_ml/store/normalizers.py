@@ -2,8 +2,9 @@
 
 Consent answers are mapped to granted/withdrawn/unknown (unknown means no);
 identity values are normalised by their kind (phones to E.164, emails to
-lower case). Each works on whole columns, calling the per-value functions of
-:mod:`crm_ml.store.normalize` once per distinct value.
+lower case); ids (``*_id`` columns and references) are checked for numbers a
+spreadsheet reformatted (``1.38E+10``). Each works on whole columns, calling the
+per-value functions of :mod:`crm_ml.store.normalize` once per distinct value.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from crm_ml.store.normalize import (
     is_recognised_consent,
     normalize_consent,
     normalize_email,
+    normalize_id,
     normalize_phone,
 )
 from crm_ml.store.parsing import as_text
 from crm_ml.store.rejects import RejectLog
+from crm_ml.store.schema import SOURCE_TABLES
+from crm_ml.store.validation import table_spec
 
 Normalizer = Callable[[pd.DataFrame, RejectLog, list[str]], pd.Series]
 
@@ -38,7 +42,7 @@ def consent_status(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> 
     strange = text.isin(distinct[unknown]).to_numpy()
     if strange.any():
         examples = ", ".join(
-            f"line {line}: {value!r}"
+            f"{log.unit} {line}: {value!r}"
             for line, value in zip(log.lines[strange][:QUOTED], text[strange][:QUOTED], strict=True)
         )
         warnings.append(
@@ -61,7 +65,11 @@ def _map_distinct(values: pd.Series, function: Callable[[str], str]) -> tuple[pd
 
 
 def identity_value(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> pd.Series:
-    """Normalise identity values by kind: phones to ``+86…``/E.164, emails to lower case."""
+    """Normalise identity values by kind: phones to ``+86…``/E.164, emails to lower case.
+
+    Member cards and WeChat ids are ids: kept as given, unless a spreadsheet turned
+    them into a number in scientific notation.
+    """
     del warnings  # identities never warn: a value is either valid or rejected
     if pd.api.types.is_float_dtype(frame["value"].dtype):
         return frame["value"]  # a rounded number, refused when the column is parsed as text
@@ -74,7 +82,7 @@ def identity_value(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> 
     result = value.copy()
     mobile = (kind == "phone") & value.str.fullmatch(_CN_MOBILE).fillna(False)
     result[mobile.to_numpy()] = "+86" + value[mobile.to_numpy()]
-    for name, function in (("phone", normalize_phone), ("email", normalize_email)):
+    for name, function in _IDENTITY_KINDS:
         chosen = ((kind == name) & ~mobile & value.notna()).to_numpy()
         normalised, errors = _map_distinct(value[chosen], function)
         failed = errors.notna()
@@ -87,7 +95,51 @@ def identity_value(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> 
     return result
 
 
-NORMALIZERS: dict[str, dict[str, Normalizer]] = {
+_IDENTITY_KINDS = (
+    ("phone", normalize_phone),
+    ("email", normalize_email),
+    ("member_card", normalize_id),
+    ("wechat", normalize_id),
+)
+
+
+def id_column(column: str) -> Normalizer:
+    """Return a normalizer that rejects ids of ``column`` mangled by a spreadsheet.
+
+    Values are returned unchanged: an id is text, so ``000123`` stays ``000123``.
+    """
+
+    def check(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> pd.Series:
+        del warnings  # an id is either valid or rejected
+        raw = frame[column]
+        if pd.api.types.is_float_dtype(raw.dtype):
+            return raw  # a rounded number, refused when the column is parsed as text
+        _, errors = _map_distinct(as_text(raw), normalize_id)
+        log.add(errors.notna().to_numpy(), column, "spreadsheet_number", raw, errors.to_numpy())
+        return raw
+
+    return check
+
+
+def _id_columns(table: str) -> tuple[str, ...]:
+    """Text columns of ``table`` that hold ids: ``*_id`` and references (``merged_into``)."""
+    spec = table_spec(table)
+    references = {r.column for r in spec.references}
+    return tuple(
+        c.name
+        for c in spec.columns
+        if c.kind == "text" and (c.name.endswith("_id") or c.name in references)
+    )
+
+
+_VALUE_NORMALIZERS: dict[str, dict[str, Normalizer]] = {
     "consent": {"status": consent_status},
     "customer_identity": {"value": identity_value},
+}
+
+#: Per table, the columns normalised before parsing and how.
+NORMALIZERS: dict[str, dict[str, Normalizer]] = {
+    table: {name: id_column(name) for name in _id_columns(table)}
+    | _VALUE_NORMALIZERS.get(table, {})
+    for table in SOURCE_TABLES
 }

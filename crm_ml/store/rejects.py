@@ -1,8 +1,10 @@
 """Rejected rows: collecting them, writing the report, and the message of a refused load.
 
 Every problem is one row of the report: ``file, line, column, rule, value,
-message``. ``line`` is the line in the source file (the header is line 1); for a
-DataFrame or a Parquet file it is the row position (``frame.iloc[line]``).
+message``. ``line`` is the line in a CSV file (the header is line 1); for a
+Parquet file or a DataFrame it is the row number, counted from 1 like a
+person counts (row 1 is ``frame.iloc[0]``). Messages say ``orders.csv:4`` for
+a line and ``orders.parquet row 2`` for a row.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from crm_ml.outputs import staged_file
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,11 @@ def _quote(value: object) -> str:
     return repr(str(value))
 
 
+def where(file: str, line: int, unit: str = "line") -> str:
+    """Return ``orders.csv:4`` for a line of a file, ``orders.parquet row 2`` for a row."""
+    return f"{file} row {line}" if unit == "row" else f"{file}:{line}"
+
+
 class RejectLog:
     """Problems found in one source, row by row.
 
@@ -36,12 +45,16 @@ class RejectLog:
     source : str
         The file name shown in the report.
     lines : numpy.ndarray
-        Line number (or row position) of each row of the frame being checked.
+        Line number (CSV) or 1-based row number (Parquet, DataFrame) of each
+        row of the frame being checked.
+    unit : {'line', 'row'}
+        What ``lines`` count (the source's ``unit``).
     """
 
-    def __init__(self, source: str, lines: np.ndarray) -> None:
+    def __init__(self, source: str, lines: np.ndarray, *, unit: str = "line") -> None:
         self.source = source
         self.lines = np.asarray(lines, dtype=np.int64)
+        self.unit = unit
         self.rejected = np.zeros(len(self.lines), dtype=bool)
         self.unparsed = 0
         self._parts: list[pd.DataFrame] = []
@@ -113,16 +126,20 @@ class RejectLog:
         -------
         pandas.DataFrame
             RangeIndex; columns ``file, line, column, rule, value, message``.
+            ``attrs["unit"]`` says whether ``line`` counts lines or rows.
         """
         if not self._parts:
-            return pd.DataFrame({c: pd.Series(dtype="str") for c in REJECT_COLUMNS}).astype(
+            rejects = pd.DataFrame({c: pd.Series(dtype="str") for c in REJECT_COLUMNS}).astype(
                 {"line": "int64"}
             )
-        rejects = pd.concat(self._parts, ignore_index=True)
-        rejects.insert(0, "file", self.source)
-        return rejects.sort_values(["line", "column"], kind="stable", ignore_index=True)[
-            REJECT_COLUMNS
-        ]
+        else:
+            rejects = pd.concat(self._parts, ignore_index=True)
+            rejects.insert(0, "file", self.source)
+            rejects = rejects.sort_values(["line", "column"], kind="stable", ignore_index=True)[
+                REJECT_COLUMNS
+            ]
+        rejects.attrs["unit"] = self.unit
+        return rejects
 
 
 def _defuse(values: pd.Series) -> pd.Series:
@@ -132,20 +149,31 @@ def _defuse(values: pd.Series) -> pd.Series:
 
 
 def write_report(rejects: pd.DataFrame, path: Path) -> Path:
-    """Write the reject report as UTF-8 with a BOM, so that Excel shows Chinese text correctly."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the reject report as UTF-8 with a BOM, so that Excel shows Chinese text correctly.
+
+    The report appears complete or not at all; an older report of the same file is replaced.
+
+    Raises
+    ------
+    ConfigError
+        If the reject folder (or a parent) is a file, or the report cannot be written.
+    """
     safe = rejects.assign(value=_defuse(rejects["value"].astype("str")))
-    safe.to_csv(path, index=False, encoding="utf-8-sig")
+    with staged_file(Path(path), what="the reject report") as staging:
+        safe.to_csv(staging, index=False, encoding="utf-8-sig")
     log.info("Wrote %d rejects to %s", len(rejects), path)
     return path
 
 
 def describe(rejects: pd.DataFrame, limit: int = QUOTED_PROBLEMS) -> str:
-    """Return the first problems as ``file:line column: message`` lines."""
+    """Return the first problems as ``file:line column: message`` (``file row N …``) lines."""
+    unit = rejects.attrs.get("unit", "line")
     shown = rejects.head(limit)
     lines = [
-        f"  {r.file}:{r.line}{f' {r.column!s}' if r.column else ''}: {r.message!s}"
-        for r in shown.itertuples(index=False)
+        f"  {where(file, line, unit)}{f' {column!s}' if column else ''}: {message!s}"
+        for file, line, column, message in zip(
+            shown["file"], shown["line"], shown["column"], shown["message"], strict=True
+        )
     ]
     if len(rejects) > limit:
         lines.append(f"  … and {len(rejects) - limit} more")
@@ -163,10 +191,11 @@ def rejection_message(
 ) -> str:
     """Message of a load refused because too many rows broke rules."""
     rate = rejected / rows_read if rows_read else 1.0
-    where = f"The full report is {report}." if report else "No report was written."
+    report_note = f"The full report is {report}." if report else "No report was written."
     return (
         f"Import of {table} from {source} refused: {rejected} of {rows_read} rows ({rate:.1%}) "
         f"broke rules, more than max_reject_rate={max_reject_rate:.1%} allows. Nothing was "
-        f"written to the store. First problems:\n{describe(rejects)}\n{where} Fix these rows "
-        "and import again, or raise max_reject_rate to load the valid rows and report the rest."
+        f"written to the store. First problems:\n{describe(rejects)}\n{report_note} Fix these rows "
+        "and import again, or allow more rejects to load the valid rows and report the rest "
+        "(--max-reject-rate on the command line, max_reject_rate= in Python)."
     )

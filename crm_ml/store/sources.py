@@ -56,14 +56,16 @@ class Source:
     frame : pandas.DataFrame
         RangeIndex; one column per source column (CSV columns are text).
     lines : numpy.ndarray
-        Line of each row in the file (header = 1), or its row position for a
-        Parquet file or a DataFrame.
+        Line of each row in a CSV file (header = 1), or its row number counted
+        from 1 for a Parquet file or a DataFrame (row 1 is ``frame.iloc[0]``).
     name : str
         Shown in reject reports and messages.
     sha256 : str or None
         Digest of the file's bytes.
     bad_records : list of BadRecord
         Short and long CSV rows, left out of ``frame``.
+    unit : {'line', 'row'}
+        What ``lines`` count, for messages (``orders.csv:4``, ``orders.parquet row 2``).
     """
 
     frame: pd.DataFrame
@@ -72,6 +74,7 @@ class Source:
     path: Path | None = None
     sha256: str | None = None
     bad_records: list[BadRecord] = field(default_factory=list)
+    unit: str = "line"
 
     @property
     def rows_read(self) -> int:
@@ -110,8 +113,9 @@ def decode_to_utf8(data: bytes, encoding: str | None, name: str) -> bytes:
     has_bom = data.startswith(BOM)
     if has_bom and codec not in (None, "utf-8"):
         raise ValidationError(
-            f"{name} starts with a UTF-8 byte-order mark but encoding={encoding!r} was declared. "
-            "Import it with encoding='utf-8' (or leave encoding out)."
+            f"{name} starts with a UTF-8 byte-order mark but encoding {encoding!r} was declared. "
+            "Import it as UTF-8 (--encoding utf-8 on the command line, encoding='utf-8' in "
+            "Python), or leave the encoding out."
         )
     body = data[len(BOM) :] if has_bom else data
     try:
@@ -119,7 +123,8 @@ def decode_to_utf8(data: bytes, encoding: str | None, name: str) -> bytes:
     except UnicodeDecodeError as exc:
         line = _line_of(body, exc.start)
         hint = (
-            "Chinese exports from Excel are often GBK: import again with encoding='gbk'."
+            "Chinese exports from Excel are often GBK: import again declaring it "
+            "(--encoding gbk on the command line, encoding='gbk' in Python)."
             if codec is None
             else "Check the file's encoding and declare the right one."
         )
@@ -269,20 +274,47 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _row_numbers(count: int) -> np.ndarray:
+    """Rows counted from 1, as a person reads a table (row 1 is ``frame.iloc[0]``)."""
+    return np.arange(1, count + 1)
+
+
+def _unreadable_parquet(name: str, exc: Exception) -> ValidationError:
+    return ValidationError(
+        f"{name} is not a readable Parquet file (pyarrow: {str(exc).rstrip('.')}); expected a "
+        "Parquet file as written by pandas, Spark or pyarrow. Check that the export finished, "
+        "or export it again as Parquet or CSV."
+    )
+
+
 def read_parquet_source(path: Path, *, check_header: HeaderCheck) -> Source:
-    """Read a Parquet file, keeping its column types; ``lines`` are row positions."""
-    schema = pq.read_schema(path)
+    """Read a Parquet file, keeping its column types; ``lines`` are row numbers from 1.
+
+    Raises
+    ------
+    ValidationError
+        If the file is not Parquet (or is damaged), has no rows, or
+        ``check_header`` refuses its columns.
+    """
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable_parquet(path.name, exc) from exc
     check_header([str(n).strip() for n in schema.names])
-    frame = pq.read_table(path).to_pandas()
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable_parquet(path.name, exc) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise _nothing_to_load(path.name, "has no rows")
     frame = frame.reset_index(drop=True)
-    return Source(frame, np.arange(len(frame)), path.name, path, _sha256_of(path))
+    lines = _row_numbers(len(frame))
+    return Source(frame, lines, path.name, path, _sha256_of(path), unit="row")
 
 
 def frame_source(frame: pd.DataFrame, name: str, *, check_header: HeaderCheck) -> Source:
-    """Wrap a DataFrame as a source; ``lines`` are row positions (``frame.iloc[line]``)."""
+    """Wrap a DataFrame as a source; ``lines`` are row numbers from 1 (``frame.iloc[line - 1]``)."""
     columns = [str(c).strip() for c in frame.columns]
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
@@ -294,7 +326,7 @@ def frame_source(frame: pd.DataFrame, name: str, *, check_header: HeaderCheck) -
     if frame.empty:
         raise _nothing_to_load(name, "has no rows")
     renamed = frame.set_axis(columns, axis=1).reset_index(drop=True)
-    return Source(renamed, np.arange(len(frame)), name)
+    return Source(renamed, _row_numbers(len(frame)), name, unit="row")
 
 
 def read_source(path: Path, *, encoding: str | None, check_header: HeaderCheck) -> Source:
@@ -303,8 +335,14 @@ def read_source(path: Path, *, encoding: str | None, check_header: HeaderCheck) 
     Raises
     ------
     ValidationError
-        If the file does not exist, has another suffix, or cannot be read safely.
+        If the file does not exist, is a folder, has another suffix, or cannot
+        be read safely.
     """
+    if path.is_dir():
+        raise ValidationError(
+            f"Cannot import {path}: it is a folder; expected a .csv or .parquet file. "
+            "Name one file inside it."
+        )
     if not path.is_file():
         raise ValidationError(f"Cannot import {path}: no such file. Check the path.")
     suffix = path.suffix.lower()

@@ -149,6 +149,7 @@ def apply_tags(
     """
     on = as_timestamp(as_of)
     chosen = _auto_definitions(store, definitions)
+    check_apply_date(store, on, [d.name for d in chosen])
     members = evaluate_tags(store, features, on, definitions=chosen)
     rows = []
     with store.begin() as conn:
@@ -172,9 +173,36 @@ def _check_forward(conn: Connection, tag: str, on: datetime) -> None:
     if reached is not None and reached > on:
         raise ValidationError(
             f"Tag {tag!r} already has history up to {reached:%Y-%m-%d %H:%M}, after as_of "
-            f"{on:%Y-%m-%d %H:%M}. Apply tags forward in time; to back-test a past date use "
-            "evaluate_tags(store, features_then, as_of) or customers_with_tag(store, tag, on)."
+            f"{on:%Y-%m-%d %H:%M}: tags are applied forward in time, so expected a date from "
+            f"{reached:%Y-%m-%d} on. To see who had a tag on a past date, run "
+            f"`crm-ml tags list --on {on:%Y-%m-%d}` (customers_with_tag(store, tag, on) in "
+            "Python); to try the rules on a past date without writing, use "
+            "evaluate_tags(store, features_then, as_of) in Python."
         )
+
+
+def check_apply_date(store: Store, as_of: Any, names: Iterable[str] | None = None) -> None:
+    """Refuse an ``as_of`` earlier than the history of a rule or model tag.
+
+    Called before features are built and rules evaluated, so a refused date
+    costs nothing and prints no warnings about scores first.
+
+    Parameters
+    ----------
+    names : iterable of str, optional
+        The tags to check; by default every stored rule and model tag.
+
+    Raises
+    ------
+    ValidationError
+        If a tag's history already reaches past ``as_of``.
+    """
+    on = as_timestamp(as_of)
+    if names is None:
+        names = [d.name for d in load_tag_definitions(store) if d.kind in _AUTO_SOURCES]
+    with store.connect() as conn:
+        for name in names:
+            _check_forward(conn, name, on)
 
 
 def _write_changes(

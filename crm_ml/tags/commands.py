@@ -12,7 +12,7 @@ import pandas as pd
 
 from crm_ml.rules import as_timestamp
 from crm_ml.store.connection import Store
-from crm_ml.tags.apply import apply_tags
+from crm_ml.tags.apply import apply_tags, check_apply_date
 from crm_ml.tags.definitions import tag_definitions_frame
 from crm_ml.tags.history import tag_sizes
 
@@ -41,6 +41,7 @@ def tags_apply_command(
         A table of tags with their members, added and removed counts.
     """
     on = as_timestamp(as_of)
+    check_apply_date(store, on)  # before the features: a refused date should cost nothing
     summary = apply_tags(store, _features(store, on, features), on, actor=actor)
     header = f"Applied {len(summary)} tags as of {on:%Y-%m-%d}:"
     return header + "\n" + summary.to_string()

@@ -2,23 +2,24 @@
 
 Used by tag sync and segment list export. A file appears at its final path
 only once it is complete (temporary file in the same folder, then
-:func:`os.replace`), so a crash never leaves a half-written list behind.
+:func:`os.replace`), so a crash never leaves a half-written list behind. An
+existing file is replaced, as each export or sync run rewrites its files; a
+target that is a folder, or a folder that is a file, is refused before writing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
+
+from crm_ml.outputs import staged_file
 
 #: First characters that make a spreadsheet read a cell as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -29,24 +30,22 @@ _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.\-]+")
 def atomic_write(path: Path, write: Callable[[IO[str]], None], *, encoding: str) -> Path:
     """Write a text file through ``write`` so that it appears complete or not at all.
 
+    A new file gets the permissions ``open()`` would give it (the umask's); a
+    replaced file keeps its mode.
+
     Returns
     -------
     pathlib.Path
         ``path``.
+
+    Raises
+    ------
+    ConfigError
+        If ``path`` is a folder, its folder is a file, or it cannot be written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    with staged_file(path) as temp, temp.open("w", encoding=encoding, newline="") as handle:
+        write(handle)
     return path
 
 

@@ -46,9 +46,9 @@ def test_decide_alias_rules() -> None:
     from crm_ml.models.tracking import decide_alias
 
     assert decide_alias(0.7, None, champion_version=None, how="")[0] == "champion"
-    alias, reason = decide_alias(0.70, 0.70, champion_version="3", how="same backtest")
+    alias, reason = decide_alias(0.70, 0.70, champion_version="3", how="on the same backtest")
     assert alias == "champion"
-    assert reason == "backtest AUC 0.7000 >= champion v3's 0.7000 (same backtest)"
+    assert reason == "backtest AUC 0.7000 is not below champion v3's 0.7000 on the same backtest"
     assert decide_alias(0.69, 0.70, champion_version="3", how="x")[0] == "challenger"
     assert decide_alias(float("nan"), 0.7, champion_version="3", how="x")[0] == "challenger"
     alias, reason = decide_alias(0.9, None, champion_version="3", how="features differ")
@@ -62,7 +62,7 @@ def test_champion_challenger_and_round_trip(settings: Settings, frame: pd.DataFr
     assert (first.version, first.alias) == ("1", "champion")
     weaker = train_model("churn", frame, settings, horizon_days=90, model_params=WEAK).registered
     assert weaker.alias == "challenger"
-    assert "< champion v1's" in weaker.reason and "same backtest" in weaker.reason
+    assert "is below champion v1's" in weaker.reason and "on the same backtest" in weaker.reason
     tags = version_tags("crm-churn", weaker.version, settings)
     assert tags["promotion"] == "challenger" and tags["promotion_reason"] == weaker.reason
     run = mlflow.MlflowClient().get_run(weaker.run_id)
@@ -102,13 +102,13 @@ def test_new_data_compares_against_the_champion_recipe(settings: Settings) -> No
     other = make_training_frame(n=300)  # a different backtest: the recipe is re-fitted on it
     result = train_model("churn", other, settings, horizon_days=90, model_params=TINY).registered
     assert result.alias == "champion"
-    assert "recipe re-fitted on this backtest" in result.reason
+    assert "on this backtest, with the champion's recipe re-fitted to it" in result.reason
 
 
 def test_unknown_model_is_not_found(settings: Settings) -> None:
     from crm_ml.models.tracking import load_model
 
-    with pytest.raises(NotFoundError, match="crm-propensity@champion"):
+    with pytest.raises(NotFoundError, match="No registered model named 'crm-propensity'"):
         load_model("crm-propensity@champion", settings)
 
 
@@ -157,7 +157,7 @@ def test_list_and_promote_versions_from_the_command_line(
     monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", own.mlflow_tracking_uri)
     assert main(["models", "list", "crm-churn"]) == 2
-    assert "train one with: crm-ml train churn" in capsys.readouterr().out
+    assert "Train one with `crm-ml train churn`" in capsys.readouterr().out
 
     train_model("churn", frame, own, horizon_days=90, model_params=TINY)
     weaker = train_model("churn", frame, own, horizon_days=90, model_params=WEAK).registered
@@ -166,7 +166,7 @@ def test_list_and_promote_versions_from_the_command_line(
     assert main(["models", "list", "crm-churn"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[0] == "crm-churn:"
-    assert listing[2].split()[:2] == ["2", "challenger"] and "< champion v1's" in listing[2]
+    assert listing[2].split()[:2] == ["2", "challenger"] and "is below champion v1's" in listing[2]
     assert listing[3].split()[:2] == ["1", "champion"]
 
     # Roll the champion over to v2 by hand; the reason stays on the version.
@@ -186,3 +186,51 @@ def test_list_and_promote_versions_from_the_command_line(
     assert "is the champion; promote another version" in capsys.readouterr().err
     assert main(["models", "list", "crm'churn"]) == 2
     assert "has no quote in it" in capsys.readouterr().err
+
+
+def test_score_names_the_version_and_unknown_names_list_what_exists(
+    tmp_path: Path, frame: pd.DataFrame, monkeypatch, capsys
+) -> None:
+    import crm_ml.features
+    from crm_ml.cli import main
+
+    own = Settings(
+        root=tmp_path,
+        database_url=f"duckdb:///{tmp_path / 'data' / 'crm.duckdb'}",
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+        reports_dir=tmp_path / "reports",
+    )
+    monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", own.mlflow_tracking_uri)
+    monkeypatch.delenv("CRM_ML_DATABASE_URL", raising=False)
+    train_model("churn", frame, own, horizon_days=90, model_params=TINY)
+    train_model("churn", frame, own, horizon_days=90, model_params=WEAK)  # v2, challenger
+    assert main(["models", "promote", "crm-churn", "2", "--reason", "manual"]) == 0
+    capsys.readouterr()
+
+    assert main(["models", "list", "crm-nope"]) == 2
+    out = capsys.readouterr().out
+    assert "No registered model named 'crm-nope'" in out and "registered: crm-churn." in out
+    assert "crm-ml train" not in out
+    assert main(["models", "promote", "crm-nope", "1", "--reason", "x"]) == 2
+    assert "registered: crm-churn." in capsys.readouterr().err
+
+    # A store whose data ends 2024-09-30, so 2024-10-01 can be scored.
+    assert main(["init"]) == 0
+    (tmp_path / "customer.csv").write_text("customer_id,created_at\nC1,2024-01-01\n")
+    (tmp_path / "orders.csv").write_text(
+        "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
+        "O1,C1,2024-09-30,offline,10,10\n"
+    )
+    for table in ("customer", "orders"):
+        assert main(["import", table, str(tmp_path / f"{table}.csv")]) == 0
+    capsys.readouterr()
+    assert main(["score", "--as-of", "2024-10-01", "--model", "crm-churn@nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "crm-churn has no alias 'nosuch'; its aliases: champion (v2)." in err
+    assert "`crm-ml models list crm-churn`" in err and ".." not in err
+
+    latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
+    monkeypatch.setattr(crm_ml.features, "customer_features", lambda *a, **k: latest)
+    assert main(["score", "--as-of", "2024-10-01", "--model", "crm-churn@champion"]) == 0
+    assert "crm-churn@champion (version 2) as of 2024-10-01:" in capsys.readouterr().out

@@ -57,3 +57,11 @@ def test_file_parts_cannot_escape() -> None:
     assert safe_file_part("m1") == "m1"
     assert "/" not in safe_file_part("../../etc/passwd")
     assert safe_file_part("王经理") != safe_file_part("李经理")
+
+
+def test_missing_secret_names_the_variable_the_cli_reads_and_the_python_argument() -> None:
+    with pytest.raises(ConfigError) as info:
+        require_secret("")
+    message = str(info.value)
+    assert "CRM_ML_EXPORT_SECRET, which `crm-ml segment export`" in message
+    assert "in Python, pass it as secret=os.environ['CRM_ML_EXPORT_SECRET']" in message

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from customer_helpers import D1, add_customers, features
 from sqlalchemy import insert
 
-from crm_ml.segments import segment_create_command, segment_export_command, segment_show_command
+from crm_ml.errors import ConfigError, NotFoundError
+from crm_ml.segments import (
+    load_segment,
+    segment_create_command,
+    segment_export_command,
+    segment_members,
+    segment_show_command,
+)
 from crm_ml.store import Store
 from crm_ml.store.schema import Consent
 from crm_ml.tags import TagDefinition, save_tag_definition, tags_apply_command, tags_list_command
@@ -49,3 +57,61 @@ def test_commands_round_trip(duckdb_store: Store, tmp_path: Path) -> None:
         actor="ana",
     )
     assert "1 kept, 0 excluded (withdrawn), 1 excluded (no consent)" in exported
+
+
+def test_create_says_which_version_it_saved_and_keeps_an_identical_rule(
+    duckdb_store: Store,
+) -> None:
+    store = duckdb_store
+    first = segment_create_command(store, "lapsed", "recency_days > 60", actor="ana", label="流失")
+    assert first == "Saved segment lapsed v1 (dynamic): recency_days > 60"
+    same = segment_create_command(store, "lapsed", "recency_days > 60", actor="bo")
+    assert same.startswith("Segment lapsed is unchanged: v1 (dynamic) already has this rule")
+    changed = segment_create_command(store, "lapsed", "recency_days > 90", actor="bo")
+    assert changed.splitlines() == [
+        "Saved segment lapsed v2 (dynamic): recency_days > 90",
+        "  replaces v1 (dynamic): recency_days > 60",
+    ]
+    assert load_segment(store, "lapsed").label == "流失"  # no --label keeps the stored one
+    relabelled = segment_create_command(store, "lapsed", "recency_days > 90", actor="bo", label="x")
+    assert relabelled.endswith("label set to 'x'; rule unchanged")
+    assert load_segment(store, "lapsed").version == 2
+
+
+def test_export_takes_the_snapshot_it_needs_and_says_so(
+    duckdb_store: Store, tmp_path: Path
+) -> None:
+    store = duckdb_store
+    add_customers(store, ["c1", "c2", "c3"])
+    frame = features(recency_days=[90.0, 10.0, 70.0])
+    segment_create_command(store, "lapsed", "recency_days > 60", actor="ana")
+
+    def export() -> str:
+        return segment_export_command(
+            store, "lapsed", D1, channel="sms", purpose="marketing", out_dir=tmp_path,
+            secret="x" * 32, actor="ana", features=frame,
+        )  # fmt: skip
+
+    assert export().splitlines()[0] == (
+        "No snapshot of lapsed at 2024-06-01 yet: took one with rule v1 (2 members)."
+    )
+    assert list(segment_members(store, "lapsed", D1)) == ["c1", "c3"]
+    assert export().startswith("Exported lapsed v1")  # the snapshot is there now
+    segment_create_command(store, "lapsed", "recency_days > 80", actor="ana")
+    assert export().splitlines()[0] == (
+        "The snapshot of lapsed at 2024-06-01 used rule v1: took one with rule v2 (1 members)."
+    )
+    assert list(segment_members(store, "lapsed", D1)) == ["c1"]
+
+
+def test_export_without_a_secret_takes_no_snapshot(duckdb_store: Store, tmp_path: Path) -> None:
+    store = duckdb_store
+    add_customers(store, ["c1"])
+    segment_create_command(store, "lapsed", "recency_days > 60", actor="ana")
+    with pytest.raises(ConfigError, match="CRM_ML_EXPORT_SECRET"):
+        segment_export_command(
+            store, "lapsed", D1, channel="sms", purpose="marketing", out_dir=tmp_path,
+            secret=None, actor="ana", features=features(recency_days=[90.0]),
+        )  # fmt: skip
+    with pytest.raises(NotFoundError, match="`crm-ml segment show lapsed --as-of 2024-06-01`"):
+        segment_members(store, "lapsed", D1)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select, text
 
-from crm_ml.errors import LoadRejectedError, ValidationError
+from crm_ml.errors import ConfigError, LoadRejectedError, ValidationError
 from crm_ml.store.loading import import_file, import_frame
 from crm_ml.store.schema import Base
 
@@ -302,7 +302,13 @@ def test_unknown_time_zone_is_refused(loaded, tmp_path):
 def test_gbk_file_needs_the_declared_encoding(loaded, tmp_path):
     body = "customer_id,name,city,created_at\nC5,王小明,广州,2024-01-01\n"
     path = write(tmp_path, "gbk.csv", body, encoding="gbk")
-    invalid(loaded, "customer", path, r"gbk\.csv:2: byte .* is not valid UTF-8 .* encoding='gbk'")
+    invalid(
+        loaded,
+        "customer",
+        path,
+        r"gbk\.csv:2: byte .* is not valid UTF-8 .* "
+        r"\(--encoding gbk on the command line, encoding='gbk' in Python\)",
+    )
 
     import_file(loaded, "customer", path, encoding="gbk", as_of=AS_OF)
 
@@ -318,7 +324,7 @@ def test_utf8_bom_on_the_header_is_stripped(loaded, tmp_path):
         codecs.BOM_UTF8 + "customer_id,name,created_at\nC5,王五,2024-01-01\n".encode(),
     )
     assert import_file(loaded, "customer", path, as_of=AS_OF).inserted == 1
-    invalid(loaded, "customer", path, r"byte-order mark but encoding='gbk'", encoding="gbk")
+    invalid(loaded, "customer", path, r"byte-order mark but encoding 'gbk'", encoding="gbk")
 
 
 def test_unsupported_encoding(loaded, tmp_path):
@@ -370,7 +376,7 @@ def test_phone_as_float_in_a_dataframe(loaded, tmp_path):
     before = contents(loaded)
     with pytest.raises(
         LoadRejectedError,
-        match=r"<DataFrame>:0 value: '13800000000.0' is a number with a decimal point",
+        match=r"<DataFrame> row 1 value: '13800000000.0' is a number with a decimal point",
     ):
         import_frame(loaded, "customer_identity", frame, as_of=AS_OF, reject_dir=tmp_path)
     assert (tmp_path / "customer_identity.rejects.csv").exists()
@@ -497,7 +503,22 @@ def test_unsupported_file_type(loaded, tmp_path):
     )
 
 
-def test_parquet_rejects_name_the_row_position(loaded, tmp_path):
+def test_file_that_is_not_parquet(loaded, tmp_path):
+    path = write(tmp_path, "orders.parquet", "order_id,customer_id\n")
+    invalid(loaded, "orders", path, r"orders\.parquet is not a readable Parquet file")
+
+
+def test_folder_instead_of_a_file(loaded, tmp_path):
+    (tmp_path / "exports").mkdir()
+    invalid(
+        loaded,
+        "orders",
+        tmp_path / "exports",
+        r"exports: it is a folder; expected a \.csv or \.parquet file",
+    )
+
+
+def test_parquet_rejects_name_the_row_counted_from_one(loaded, tmp_path):
     path = tmp_path / "orders.parquet"
     pd.DataFrame(
         {
@@ -510,9 +531,12 @@ def test_parquet_rejects_name_the_row_position(loaded, tmp_path):
         }
     ).to_parquet(path)
     error = refused(
-        loaded, "orders", path, r"orders\.parquet:1 channel: 'phone' is not one of online, offline"
+        loaded,
+        "orders",
+        path,
+        r"orders\.parquet row 2 channel: 'phone' is not one of online, offline",
     )
-    assert problems(error) == [(1, "channel", "allowed")]
+    assert problems(error) == [(2, "channel", "allowed")]
 
 
 # ------------------------------------------------------------------ idempotency and ledgers
@@ -640,6 +664,19 @@ def test_reject_threshold_fails_the_whole_batch(loaded, tmp_path):
     )
     assert error.report_path == tmp_path / "orders.rejects.csv"
     assert str(error.report_path) in str(error)
+    assert "(--max-reject-rate on the command line, max_reject_rate= in Python)" in str(error)
+
+
+def test_reject_folder_that_is_a_file_loads_nothing(loaded, tmp_path):
+    blocker = write(tmp_path, "not_a_folder", "keep me")
+    path = write(tmp_path, "orders.csv", THRESHOLD_BODY)
+    before = contents(loaded)
+    with pytest.raises(
+        ConfigError, match=r"reject folder .*not_a_folder is a file, but a folder is needed"
+    ):
+        import_file(loaded, "orders", path, max_reject_rate=0.5, reject_dir=blocker, as_of=AS_OF)
+    assert contents(loaded) == before
+    assert blocker.read_text(encoding="utf-8") == "keep me"
 
 
 def test_rows_under_the_threshold_load_and_the_rest_are_reported(loaded, tmp_path):

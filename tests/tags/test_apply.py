@@ -83,7 +83,7 @@ def test_rerun_at_same_date_is_idempotent_and_corrects(five: Store) -> None:
 
 def test_applying_backwards_in_time_is_refused(five: Store) -> None:
     apply_tags(five, at_d1(), D2, definitions=[DORMANT])
-    with pytest.raises(ValidationError, match="Apply tags forward in time"):
+    with pytest.raises(ValidationError, match="tags are applied forward in time"):
         apply_tags(five, at_d1(), D1, definitions=[DORMANT])
 
 
@@ -140,3 +140,19 @@ def test_model_tags_read_scores_from_the_store(five: Store) -> None:
     apply_tags(five, at_d1(), D1, definitions=[risky])
     assert list(customers_with_tag(five, "churn_risk_high", D1)) == ["c1", "c3"]
     assert set(tag_history(five, tag="churn_risk_high")["source"]) == {"model"}
+
+
+def test_tags_apply_before_the_history_is_refused_first_with_cli_and_python_advice(
+    five: Store, caplog
+) -> None:
+    from crm_ml.tags import tags_apply_command
+
+    churny = TagDefinition("churny", "流失风险", "risk", kind="model", rule="p_churn >= 0.7")
+    apply_tags(five, at_d1(), D2, definitions=[DORMANT, churny])
+    caplog.clear()
+    with pytest.raises(ValidationError) as info:
+        tags_apply_command(five, D1, features=at_d1())
+    message = str(info.value)
+    assert "expected a date from 2024-07-01 on" in message
+    assert "`crm-ml tags list --on 2024-06-01`" in message and "evaluate_tags(" in message
+    assert not [r for r in caplog.records if "scores up to" in r.getMessage()]

@@ -158,3 +158,12 @@ def test_missing_column_at_evaluation_is_named() -> None:
     rule = compile_rule("points_balance > 100", VOCAB)
     with pytest.raises(RuleError, match="needs the column 'points_balance'"):
         rule.evaluate(RuleContext(frame()))
+
+
+def test_unknown_tag_says_how_to_define_one_from_the_cli_and_from_python() -> None:
+    with pytest.raises(RuleError) as info:
+        compile_rule('tag("nosuch")', VOCAB)
+    message = str(info.value)
+    assert "`crm-ml tags list` shows the defined tags" in message
+    assert "`crm-ml tags apply --as-of DATE` installs the built-in ones" in message
+    assert "crm_ml.tags.save_tag_definition in Python" in message

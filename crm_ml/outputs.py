@@ -1,0 +1,124 @@
+"""Writing output files safely: paths are checked first; a file appears whole or not at all.
+
+Shared by every writer of files (reject reports, feature files, segment lists,
+Parquet exports). A path that cannot work (a folder where a file should go, a
+file where a folder should go) is refused with a :class:`ConfigError` before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from crm_ml.errors import ConfigError
+
+
+def _label(path: Path, what: str) -> str:
+    return f"{what} {path}" if what else str(path)
+
+
+def _refuse_file_in_the_way(folder: Path, label: str) -> None:
+    """Refuse to write ``label`` when ``folder``, or its nearest existing parent, is a file."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise ConfigError(
+                    f"Cannot write {label}: {candidate} is a file, but a folder is needed "
+                    "there. Choose another folder, or move the file away."
+                )
+            return
+
+
+def check_output_folder(folder: Path, *, what: str = "") -> Path:
+    """Return ``folder`` if it is a folder or can be created as one.
+
+    Raises
+    ------
+    ConfigError
+        If ``folder`` or one of its parents is a file.
+    """
+    folder = Path(folder)
+    _refuse_file_in_the_way(folder, _label(folder, what))
+    return folder
+
+
+def check_output_file(path: Path, *, what: str = "") -> Path:
+    """Return ``path`` if a file can be written there (an existing file is replaced).
+
+    Raises
+    ------
+    ConfigError
+        If ``path`` is a folder, or its folder is a file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"Cannot write {_label(path, what)}: it is a folder; expected a file name. "
+            "Choose a file name, or move the folder away."
+        )
+    _refuse_file_in_the_way(path.parent, _label(path, what))
+    return path
+
+
+def cannot_write(path: Path, what: str, exc: OSError) -> ConfigError:
+    """Return the error for a file system that refuses to write ``path``."""
+    return ConfigError(
+        f"Cannot write {_label(path, what)}: {exc.strerror or exc}. "
+        "Check that its folder exists and that you may write there."
+    )
+
+
+def _new_staging_file(path: Path) -> Path:
+    # mkstemp would make the file 0600, but lists and reports are shared: create it as
+    # open() would, 0666 less the umask, or with the mode of the file it replaces.
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(temp, stat.S_IMODE(path.stat().st_mode))
+    return temp
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def staged_file(path: Path, *, what: str = "") -> Iterator[Path]:
+    """Yield an empty file beside ``path`` to write; on success it replaces ``path`` atomically.
+
+    ``path`` appears complete or not at all: on any error the staged file is
+    removed and an existing ``path`` is left as it was.
+
+    Raises
+    ------
+    ConfigError
+        If ``path`` is a folder, its folder is a file, or the file system refuses
+        to create or rename the file (no permission). Errors of the writing
+        itself are raised unchanged.
+    """
+    path = check_output_file(path, what=what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = _new_staging_file(path)
+    except OSError as exc:
+        raise cannot_write(path, what, exc) from exc
+    try:
+        yield temp
+        _publish(temp, path, what)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _publish(temp: Path, path: Path, what: str) -> None:
+    # Only these steps are wrapped: the writer's own errors reach the caller unchanged.
+    try:
+        _fsync(temp)
+        os.replace(temp, path)
+    except OSError as exc:
+        raise cannot_write(path, what, exc) from exc

@@ -1,0 +1,214 @@
+"""Report parameters: what a notebook declares, and ``-p`` values checked against it.
+
+A report's notebook declares its parameters, with defaults, in the cell tagged
+``parameters``. Values given on the command line arrive as text; each is
+converted to the type of its default before anything runs, so a typo'd name or
+a value that does not parse is refused up front instead of failing in a cell
+(or, for an unknown name, being ignored by papermill).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import difflib
+import json
+import math
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from crm_ml.errors import ValidationError
+
+_SECRET_NAME = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
+_LITERALS = (str, int, float, bool, type(None))
+#: Parameters every run sets itself; ``-p`` cannot override them.
+RESERVED_PARAMETERS = ("as_of", "output_dir")
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def check_parameters(parameters: dict[str, Any]) -> None:
+    """Refuse parameters that are not literals, or that look like secrets."""
+    for key, value in parameters.items():
+        if _SECRET_NAME.search(key):
+            raise ValidationError(
+                f"Report parameter {key!r} looks like a secret. Papermill writes parameters into "
+                "the published notebook; set secrets in the environment instead."
+            )
+        items = value if isinstance(value, list | tuple) else [value]
+        if not all(isinstance(item, _LITERALS) for item in items):
+            raise ValidationError(
+                f"Report parameter {key!r} must be a literal (text, number, bool or a list of "
+                f"them), got {type(value).__name__}."
+            )
+
+
+def notebook_parameters(path: Path) -> dict[str, object]:
+    """Return the names and default values of the notebook's ``parameters`` cell.
+
+    The cell is read with :mod:`ast`, not ``papermill.inspect_notebook``: papermill
+    skips lines it cannot parse (a list followed by a comment) and returns defaults
+    as source text. A default that is not a literal maps to ``None`` (any value goes).
+
+    Raises
+    ------
+    ValidationError
+        If the parameters cell is not valid Python.
+    """
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    if not cells:
+        return {}
+    try:
+        tree = ast.parse(cells[0].source)
+    except SyntaxError as exc:
+        raise ValidationError(
+            f"The parameters cell of {path} is not valid Python (line {exc.lineno}: {exc.msg}); "
+            "it must hold assignments of literals only."
+        ) from exc
+    defaults: dict[str, object] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    defaults[target.id] = _literal(node.value)
+    return defaults
+
+
+def _literal(node: ast.expr) -> object:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return None
+
+
+def coerce_parameters(
+    report: str, declared: dict[str, object], given: dict[str, Any]
+) -> dict[str, Any]:
+    """Return ``given`` converted to the types of the notebook's defaults.
+
+    Text (as the CLI passes it) is parsed: ``90`` for a whole number, ``0.5``,
+    ``true``/``false``, ``2024-10-01`` for a date, JSON for a list. Other values
+    must already have the default's type.
+
+    Raises
+    ------
+    ValidationError
+        For a parameter the notebook does not declare, one the run sets itself,
+        or a value that does not parse; nothing has run.
+    """
+    converted = {}
+    for key, value in given.items():
+        if key in RESERVED_PARAMETERS:
+            raise ValidationError(
+                f"Report parameter {key!r} is set by the run itself: give the date with "
+                "--as-of (as_of=...); lists are written to the report's folder."
+            )
+        if key not in declared:
+            raise _unknown_parameter(report, key, declared)
+        try:
+            converted[key] = _coerce(value, declared[key])
+        except ValueError as exc:
+            raise ValidationError(
+                f"Report {report} parameter {key!r} expects {exc} (its default is "
+                f"{declared[key]!r}), got {value!r}. Nothing was run."
+            ) from None
+    return converted
+
+
+def _unknown_parameter(report: str, key: str, declared: dict[str, object]) -> ValidationError:
+    settable = {k: v for k, v in declared.items() if k not in RESERVED_PARAMETERS}
+    close = difflib.get_close_matches(key, list(settable), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(f"{k}={v!r}" for k, v in settable.items()) or "none besides as_of"
+    return ValidationError(
+        f"Report {report} has no parameter {key!r}.{hint} Its parameters (with defaults): "
+        f"{listed}. Nothing was run."
+    )
+
+
+def _coerce(value: object, default: object) -> object:
+    """Return ``value`` as the type of ``default``; raise ValueError naming what is expected."""
+    if isinstance(default, bool):
+        return _as_bool(value)
+    if isinstance(default, int):
+        return _as_int(value)
+    if isinstance(default, float):
+        return _as_float(value)
+    if isinstance(default, str):
+        return _as_date_text(value) if _is_iso_date(default) else _as_text(value)
+    if isinstance(default, list | tuple):
+        return _as_list(value)
+    return value  # None or a non-literal default: the notebook accepts anything
+
+
+def _as_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str | int) else None
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError("true or false")
+
+
+def _as_int(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ValueError("a whole number")
+
+
+def _as_float(value: object) -> float:
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value.strip())
+    if number is None or not math.isfinite(number):
+        raise ValueError("a number")
+    return float(number)
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _as_date_text(value: object) -> str:
+    """Dates travel as ISO text: a parameters cell holds literals only."""
+    if isinstance(value, date):
+        return f"{value:%Y-%m-%d}"
+    if isinstance(value, str) and _is_iso_date(value.strip()):
+        return f"{date.fromisoformat(value.strip()):%Y-%m-%d}"
+    raise ValueError("a date as YYYY-MM-DD")
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError("text")
+
+
+def _as_list(value: object) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
+    raise ValueError('a list in JSON such as ["a", "b"]')
