@@ -112,7 +112,7 @@ def test_help_states_defaults_and_what_exists(project, capsys, argv, expected):
 
 def test_features_build_refuses_an_out_file_that_is_not_parquet(small_store, capsys):
     assert main(["features", "build", "--as-of", "2024-03-02", "--out", "f.csv"]) == 2
-    assert "expected a file ending in .parquet, e.g. --out f.parquet" in capsys.readouterr().err
+    assert "expected a file name ending in .parquet, e.g. f.parquet" in capsys.readouterr().err
     assert not (small_store / "f.csv").exists()
 
 

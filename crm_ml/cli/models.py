@@ -127,11 +127,6 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     """Build the customer feature table as of a date and write it to Parquet."""
     from crm_ml.features import build_feature_file
 
-    if Path(args.out).suffix.lower() != ".parquet":
-        raise ValidationError(
-            f"--out {args.out} would be written as Parquet whatever its name; expected a file "
-            f"ending in .parquet, e.g. --out {Path(args.out).with_suffix('.parquet')}."
-        )
     path = build_feature_file(_open_store(settings), args.as_of, Path(args.out), progress=True)
     print(f"Features as of {args.as_of:%Y-%m-%d} written to {path}")
     return 0

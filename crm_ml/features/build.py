@@ -13,7 +13,7 @@ import ibis.expr.types as ir
 import pandas as pd
 from tqdm.auto import tqdm
 
-from crm_ml.errors import ConfigError
+from crm_ml.errors import ConfigError, ValidationError
 from crm_ml.features.align import POSITION, numbered_population, positioned, scatter
 from crm_ml.features.backend import Snapshot, TableSource, fetch, open_tables
 from crm_ml.features.catalog import GROUPS, feature_list, select_groups
@@ -194,12 +194,19 @@ def build_feature_file(
 
     Raises
     ------
+    ValidationError
+        If ``path`` does not end in ``.parquet`` (checked before any work).
     ConfigError
         If ``path`` is a folder or its folder is a file (checked before any
         work), or the file cannot be written.
     """
     # Checked first: a bad path should not cost the minutes of building features.
     target = check_output_file(Path(path), what="the feature file")
+    if target.suffix.lower() != ".parquet":
+        raise ValidationError(
+            f"{target} would be written as Parquet whatever its name; expected a file name "
+            f"ending in .parquet, e.g. {target.with_suffix('.parquet')}."
+        )
     frame = customer_features(store, as_of, groups=groups, windows=windows, progress=progress)
     frame.attrs["as_of"] = as_timestamp(as_of).isoformat()
     with staged_file(target, what="the feature file") as staging:

@@ -10,6 +10,7 @@ the future, which columns are calendar dates) is declared here as table rules.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -325,8 +326,10 @@ def table_spec(name: str) -> TableSpec:
         If ``name`` is not one of :data:`crm_ml.store.schema.SOURCE_TABLES`.
     """
     if name not in SOURCE_TABLES:
+        close = difflib.get_close_matches(name, SOURCE_TABLES, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValidationError(
-            f"Cannot import into table {name!r}: expected one of {', '.join(SOURCE_TABLES)}."
+            f"Cannot import into table {name!r}.{hint} Expected one of {', '.join(SOURCE_TABLES)}."
         )
     table = Base.metadata.tables[name]
     limits = _check_limits(table)
