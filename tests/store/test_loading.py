@@ -468,7 +468,7 @@ def test_specs_follow_the_schema():
     assert table_spec("tier").unique == ("level",)
     with pytest.raises(ValidationError, match="Cannot import into table 'score'"):
         table_spec("score")
-    with pytest.raises(ValidationError, match="'customers'. Did you mean 'customer'?"):
+    with pytest.raises(ValidationError, match=r"'customers'\. Did you mean 'customer'\?"):
         table_spec("customers")
 
 
