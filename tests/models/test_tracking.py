@@ -142,20 +142,26 @@ def test_registry_prints_follow_mlflows_log_level(
     assert reg.version  # registered either way
 
 
+def _cli_project(tmp_path: Path, monkeypatch, store: Path) -> Settings:
+    """Settings of a project in ``tmp_path`` that the CLI also finds (CRM_ML_HOME, MLflow)."""
+    own = Settings(
+        root=tmp_path,
+        database_url=f"duckdb:///{store}",
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+        reports_dir=tmp_path / "reports",
+    )
+    monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", own.mlflow_tracking_uri)
+    return own
+
+
 def test_list_and_promote_versions_from_the_command_line(
     tmp_path: Path, frame: pd.DataFrame, monkeypatch, capsys
 ) -> None:
     from crm_ml.cli import main
     from crm_ml.models.tracking import version_tags
 
-    own = Settings(
-        root=tmp_path,
-        database_url=f"duckdb:///{tmp_path / 'crm.duckdb'}",
-        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
-        reports_dir=tmp_path / "reports",
-    )
-    monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", own.mlflow_tracking_uri)
+    own = _cli_project(tmp_path, monkeypatch, tmp_path / "crm.duckdb")
     assert main(["models", "list", "crm-churn"]) == 2
     assert "Train one with `crm-ml train churn`" in capsys.readouterr().out
 
@@ -194,14 +200,7 @@ def test_score_names_the_version_and_unknown_names_list_what_exists(
     import crm_ml.features
     from crm_ml.cli import main
 
-    own = Settings(
-        root=tmp_path,
-        database_url=f"duckdb:///{tmp_path / 'data' / 'crm.duckdb'}",
-        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
-        reports_dir=tmp_path / "reports",
-    )
-    monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", own.mlflow_tracking_uri)
+    own = _cli_project(tmp_path, monkeypatch, tmp_path / "data" / "crm.duckdb")
     monkeypatch.delenv("CRM_ML_DATABASE_URL", raising=False)
     train_model("churn", frame, own, horizon_days=90, model_params=TINY)
     train_model("churn", frame, own, horizon_days=90, model_params=WEAK)  # v2, challenger
