@@ -23,6 +23,7 @@ from crm_ml.errors import ConfigError, StoreError, StoreLockedError
 
 log = logging.getLogger(__name__)
 
+FIRST_RETRY_S = 0.1
 _LOCK_PATTERN = re.compile(r"Could not set lock on file|database is locked", re.IGNORECASE)
 _HOLDER_PATTERN = re.compile(r"Conflicting lock is held in (\S+)(?: \(PID (\d+)\))?")
 
@@ -150,7 +151,7 @@ class Store:
 
     def _open(self) -> Connection:
         deadline = time.monotonic() + self.lock_timeout
-        delay = 0.1
+        delay = FIRST_RETRY_S
         while True:
             try:
                 return self.engine.connect()
@@ -163,6 +164,12 @@ class Store:
                         f"{self.lock_timeout:.0f} s. Close that program (e.g. shut down the "
                         "notebook kernel that has it open) and try again."
                     ) from exc
-                log.info("Store is locked by %s; retrying in %.1f s", _lock_holder(exc), delay)
+                # Said once, so a wait of up to lock_timeout is not silent; the retries are detail.
+                say = log.warning if delay == FIRST_RETRY_S else log.info
+                say(
+                    "The store is held by %s; waiting up to %.0f s for it.",
+                    _lock_holder(exc),
+                    self.lock_timeout,
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -33,13 +33,19 @@ def duckdb_file(tmp_path):
     return path
 
 
-def test_a_store_held_briefly_by_another_process_is_waited_for(duckdb_file):
+def test_a_store_held_briefly_by_another_process_is_waited_for(duckdb_file, caplog):
     holder = _hold(duckdb_file, 1.5)
     started = time.monotonic()
     with Store(f"duckdb:///{duckdb_file}", lock_timeout=20).connect() as conn:
         assert conn.execute(text("select count(*) from customer")).scalar_one() == 0
     assert time.monotonic() - started >= 0.5
     holder.wait()
+    # The wait is announced once, naming the holder, not silent and not once per retry.
+    said = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1
+    assert (
+        f"PID {holder.pid}" in said[0].getMessage() and "waiting up to 20 s" in said[0].getMessage()
+    )
 
 
 def test_a_store_held_too_long_names_the_holder(duckdb_file):
