@@ -17,11 +17,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import make_url
-
 from crm_ml.config import Settings
 from crm_ml.errors import ConfigError
 from crm_ml.store import Store, init_store
+from crm_ml.store.connection import store_file
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +34,9 @@ Echo = Callable[[str], None]
 
 def _fresh_embedded_store(settings: Settings) -> Store:
     """Re-create the store, but only if it is a file inside the project's data folder."""
-    url = make_url(settings.database_url)
-    path = Path(url.database or "")
+    path = store_file(settings.database_url)
     inside_data = (
-        url.get_backend_name() in ("duckdb", "sqlite")
+        path is not None
         and path.is_absolute()
         and settings.data_dir.resolve() in path.resolve().parents
     )

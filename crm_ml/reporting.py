@@ -226,15 +226,12 @@ def _plain(text: str) -> str:
 
 def _export_log_store(settings: Settings, outputs: Path) -> Store | None:
     """Return the store the notebook logged its exports in, or None if it logged none."""
-    from sqlalchemy import make_url
-
-    from crm_ml.store.connection import Store
+    from crm_ml.store.connection import Store, store_file
 
     if not any(p.is_file() for p in outputs.rglob("*")):
         return None  # every export writes a file before it is logged
-    url = make_url(settings.database_url)
-    local = url.get_backend_name() in ("duckdb", "sqlite") and url.database not in (None, "")
-    if local and url.database != ":memory:" and not Path(str(url.database)).exists():
+    path = store_file(settings.database_url)
+    if path is not None and not path.exists():
         return None  # opening it would create an empty store
     return Store(settings.database_url)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from crm_ml.config import Settings
 from crm_ml.errors import ConfigError, SchemaVersionError, ValidationError
 from crm_ml.store import Store
+from crm_ml.store.connection import store_file
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -29,22 +30,14 @@ def _as_of(text: str) -> datetime:
 
 
 def _store_file(url: str) -> Path | None:
-    """Return the file behind a DuckDB or SQLite URL; None for a server or in-memory store."""
-    from sqlalchemy import make_url
-    from sqlalchemy.exc import ArgumentError
-
+    """:func:`~crm_ml.store.connection.store_file`, naming the setting a CLI user can fix."""
     try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
+        return store_file(url)
+    except ConfigError as exc:
         raise ConfigError(
             f"Cannot read the store URL {url!r} (CRM_ML_DATABASE_URL); expected e.g. "
             "duckdb:////srv/crm/data/crm.duckdb or postgresql+psycopg://user@host/db."
         ) from exc
-    if parsed.get_backend_name() not in ("duckdb", "sqlite"):
-        return None
-    if parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
 
 
 def _open_store(settings: Settings, *, create: bool = False) -> Store:

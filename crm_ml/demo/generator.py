@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import make_url
 from tqdm.auto import tqdm
 
 from crm_ml.demo.campaigns import campaign_frame, campaign_plan
@@ -33,7 +32,7 @@ from crm_ml.demo.timeline import Timeline
 from crm_ml.errors import ConfigError, ValidationError
 from crm_ml.store.admin import check_store
 from crm_ml.store.bulk import has_rows
-from crm_ml.store.connection import Store
+from crm_ml.store.connection import Store, store_file
 from crm_ml.store.loading import import_frame
 
 log = logging.getLogger(__name__)
@@ -88,10 +87,9 @@ def default_truth_path(store: Store) -> Path:
     ConfigError
         For PostgreSQL or an in-memory store, which have no file to sit beside.
     """
-    url = make_url(store.url)
-    database = url.database
-    if url.get_backend_name() in ("duckdb", "sqlite") and database and database != ":memory:":
-        return Path(f"{database}.truth.parquet")
+    path = store_file(store.url)
+    if path is not None:
+        return path.with_name(f"{path.name}.truth.parquet")
     raise ConfigError(
         f"The store {store!r} has no file to keep the ground truth beside; "
         "pass truth_path='somewhere/truth.parquet'."

@@ -13,9 +13,10 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -58,6 +59,30 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"Cannot read database URL {url!r}: {exc}") from exc
+
+
+def _local_file(parsed: URL) -> Path | None:
+    if parsed.get_backend_name() not in ("duckdb", "sqlite"):
+        return None
+    return None if parsed.database in (None, "", ":memory:") else Path(str(parsed.database))
+
+
+def store_file(url: str) -> Path | None:
+    """Return the file behind a DuckDB or SQLite URL; None for a server or in-memory store.
+
+    Raises
+    ------
+    ConfigError
+        If ``url`` cannot be read as a database URL.
+    """
+    return _local_file(_parse(url))
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for a store URL; connecting is deferred to first use.
 
@@ -66,10 +91,7 @@ def make_engine(url: str) -> Engine:
     ConfigError
         If the URL names an engine crm_ml does not support.
     """
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise ConfigError(f"Cannot read database URL {url!r}: {exc}") from exc
+    parsed = _parse(url)
     dialect = parsed.get_backend_name()
     if dialect not in SUPPORTED_DIALECTS:
         raise ConfigError(
@@ -78,10 +100,8 @@ def make_engine(url: str) -> Engine:
         )
     if dialect == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if dialect in ("duckdb", "sqlite") and parsed.database not in (None, "", ":memory:"):
-        from pathlib import Path
-
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if (path := _local_file(parsed)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     # NullPool: closing a connection really closes it, releasing DuckDB's file lock.
     engine = create_engine(parsed, poolclass=NullPool)
     if dialect == "sqlite":
