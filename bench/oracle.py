@@ -238,14 +238,26 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y, score)) if 0 < y.sum() < y.size else float("nan")
 
 
+def _scored(result: Any, *frames: pd.DataFrame) -> pd.DataFrame:
+    """The backtest's predictions, by customer id, for the customers every frame also has."""
+    pred = result.predictions.set_index(result.predictions["customer_id"].astype(str))
+    common = pred.index
+    for frame in frames:
+        common = common.intersection(frame.index)
+    return pred.loc[common]
+
+
+def _task_score(task: str, p_purchase_90d: np.ndarray) -> np.ndarray:
+    """A purchase probability as the task's score: churn ranks by the chance of no purchase."""
+    return 1.0 - p_purchase_90d if task == "churn" else p_purchase_90d
+
+
 def compare(task: str, result: Any, truth: pd.DataFrame) -> OracleRow:
     """Our AUC and the oracle's on the test customers present in both the backtest and the truth."""
-    pred = result.predictions.set_index(result.predictions["customer_id"].astype(str))
-    common = pred.index.intersection(truth.index)
-    pred, known = pred.loc[common], truth.loc[common]
+    pred = _scored(result, truth)
+    common, known = pred.index, truth.loc[pred.index]
     y = pred["label"].to_numpy(bool)
-    p90 = known["p_purchase_90d"].to_numpy()
-    oracle_score = 1.0 - p90 if task == "churn" else p90
+    oracle_score = _task_score(task, known["p_purchase_90d"].to_numpy())
     alive = known["is_alive"].to_numpy(bool)
     models = [c for c in result.metrics.index if c != "model"]
     return OracleRow(
@@ -340,10 +352,9 @@ def with_posterior(
 
 def posterior_auc(task: str, result: Any, truth: pd.DataFrame, posterior: pd.DataFrame) -> float:
     """AUC of the posterior alone on the customers and labels :func:`compare` scores ours on."""
-    pred = result.predictions.set_index(result.predictions["customer_id"].astype(str))
-    common = pred.index.intersection(truth.index).intersection(posterior.index)
-    p90 = posterior.loc[common, "p_purchase_90d"].to_numpy()
-    return _auc(pred.loc[common, "label"].to_numpy(bool), 1.0 - p90 if task == "churn" else p90)
+    pred = _scored(result, truth, posterior)
+    p90 = posterior.loc[pred.index, "p_purchase_90d"].to_numpy()
+    return _auc(pred["label"].to_numpy(bool), _task_score(task, p90))
 
 
 def run_oracle(
