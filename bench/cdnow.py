@@ -176,7 +176,7 @@ def load_store(path: Path, folder: Path, name: str) -> Any:
     from crm_ml.store import Store, init_store
     from crm_ml.store.cdnow import import_cdnow
 
-    store = Store(f"duckdb:///{folder / name}.duckdb")
+    store = Store(f"duckdb:///{folder / name}.duckdb", create=True)
     init_store(store)
     import_cdnow(store, path)
     return store

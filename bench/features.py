@@ -358,7 +358,7 @@ def make_store(folder: Path, n: int, seed: int) -> Path:
     from crm_ml.demo import generate
     from crm_ml.store import Store, init_store
 
-    store = Store(f"duckdb:///{path}")
+    store = Store(f"duckdb:///{path}", create=True)
     init_store(store)
     started = time.perf_counter()
     generate(store, n_customers=n, start=START, end=END, seed=seed, keep_truth=False)
@@ -393,7 +393,7 @@ def copy_store(duckdb_path: Path, url: str) -> str:
     from crm_ml.store.schema import SOURCE_TABLES, Base
 
     kind = {Boolean: "bool", DateTime: "timestamp", Double: "float", Integer: "int"}
-    store = Store(url)
+    store = Store(url, create=True)
     init_store(store)
     source = duckdb.connect(str(duckdb_path), read_only=True)
     with store.begin() as conn:

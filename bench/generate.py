@@ -30,7 +30,7 @@ def run_one(n: int, folder: Path, seed: int) -> dict[str, object]:
     from crm_ml.store import Store, init_store
 
     path = folder / f"bench_{n}.duckdb"
-    store = Store(f"duckdb:///{path}")
+    store = Store(f"duckdb:///{path}", create=True)
     init_store(store)
     started = time.perf_counter()
     summary = generate(

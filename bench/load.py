@@ -78,7 +78,7 @@ def child(url: str, folder: Path) -> None:
     from crm_ml.store.loading import import_file
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    store = Store(url)
+    store = Store(url, create=True)
     init_store(store)
     timings = {}
     for step, table, name in (

@@ -189,7 +189,7 @@ def worker_score(work: Path, kind: str, attribution: str, sample: int) -> dict[s
         features = features.sample(n=sample, random_state=0)
     path = work / f"scores_{kind}_{attribution}_{len(features)}.duckdb"
     path.unlink(missing_ok=True)
-    out = Store(f"duckdb:///{path}")
+    out = Store(f"duckdb:///{path}", create=True)
     init_store(out)
     as_of = (work / "as_of.txt").read_text()
     cpu0, started = _usage()["cpu_s"], time.perf_counter()
@@ -258,7 +258,7 @@ def ensure_store(args: argparse.Namespace) -> Path:
 
     path = Path(args.workdir or tempfile.gettempdir()) / f"bench_models_{args.customers}.duckdb"
     if not path.exists():
-        store = Store(f"duckdb:///{path}")
+        store = Store(f"duckdb:///{path}", create=True)
         init_store(store)
         generate(store, n_customers=args.customers, start="2023-01-01", end="2025-12-31", seed=2024)
         store.dispose()

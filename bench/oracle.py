@@ -106,7 +106,7 @@ def make_store(folder: Path, n_customers: int, seed: int) -> Path:
     from crm_ml.store import Store, init_store
 
     path = folder / f"oracle_{n_customers}.duckdb"
-    store = Store(f"duckdb:///{path}")
+    store = Store(f"duckdb:///{path}", create=True)
     init_store(store)
     generate_demo_store(store, n_customers=n_customers, seed=seed)
     store.dispose()

@@ -374,7 +374,7 @@ def find_store(args: argparse.Namespace) -> str:
         from crm_ml.store import Store, init_store
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        store = Store(f"duckdb:///{path}")
+        store = Store(f"duckdb:///{path}", create=True)
         init_store(store)
         started = time.perf_counter()
         generate(store, n_customers=args.customers, start=START, end=END, seed=42, keep_truth=False)

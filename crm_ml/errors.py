@@ -23,6 +23,10 @@ class StoreError(CrmMlError, RuntimeError):
     """The store could not be reached or used."""
 
 
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """A DuckDB or SQLite store file does not exist (and ``create`` was not asked for)."""
+
+
 class StoreLockedError(StoreError):
     """Another process holds the store (a DuckDB file allows one process at a time)."""
 

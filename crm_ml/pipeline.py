@@ -48,7 +48,7 @@ def _fresh_embedded_store(settings: Settings) -> Store:
         )
     for suffix in ("", ".wal", ".truth.parquet"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return Store(settings.database_url)
+    return Store(settings.database_url, create=True)
 
 
 @contextmanager
@@ -135,7 +135,8 @@ def run_demo(
     from crm_ml.tags import tags_apply_command
 
     total = 8
-    store = _fresh_embedded_store(settings) if fresh else Store(settings.database_url)
+    # The demo builds a store either way (init_store next), so --keep may create the file too.
+    store = _fresh_embedded_store(settings) if fresh else Store(settings.database_url, create=True)
     with _step(echo, 1, total, f"Generating a loyalty retailer of {n_customers:,} customers"):
         init_store(store)
         summary = generate_demo_store(store, n_customers=n_customers, seed=seed, progress=True)

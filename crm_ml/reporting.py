@@ -19,7 +19,11 @@ typo or a value that does not parse is refused, not ignored.
 
 Exports the notebook makes are logged in ``export_log`` with their staging
 path; publishing rewrites those rows to the published path in the transaction
-that covers the move, and a failed run marks them ``not published``.
+that covers the move, and a failed run marks them ``not published``. Rows are
+never deleted, but each says what became of its file: a re-run for the same
+date marks the earlier run's rows ``replaced by a later run at <time>`` in the
+publishing transaction, and each run starts by marking ``not published (run
+interrupted)`` the rows a killed run left naming staged files that are gone.
 
 Secrets never travel as parameters: papermill writes every parameter into the
 output notebook. Notebooks read them from the environment inside crm_ml calls.
@@ -104,6 +108,7 @@ def run_report(
     given = coerce_parameters(name, notebook_parameters(source), parameters or {})
     params = {"as_of": f"{as_of:%Y-%m-%d}", **given}
     day = as_of.date() if isinstance(as_of, datetime) else as_of
+    _mark_interrupted(settings)
     staging = settings.reports_dir / "_staging" / f"{day:%Y-%m-%d}-{name}-{uuid.uuid4().hex[:8]}"
     outputs = staging / name
     outputs.mkdir(parents=True)
@@ -224,33 +229,75 @@ def _plain(text: str) -> str:
     return " ".join(text.split())
 
 
-def _export_log_store(settings: Settings, outputs: Path) -> Store | None:
-    """Return the store the notebook logged its exports in, or None if it logged none."""
+def _log_store(settings: Settings) -> Store | None:
+    """Return the settings' store, or None when its file does not exist."""
     from crm_ml.store.connection import Store, store_file
 
-    if not any(p.is_file() for p in outputs.rglob("*")):
-        return None  # every export writes a file before it is logged
     path = store_file(settings.database_url)
     if path is not None and not path.exists():
-        return None  # opening it would create an empty store
+        return None  # nothing can have been logged; opening it would create an empty store
     return Store(settings.database_url)
 
 
-def _publish_logged(settings: Settings, staging: Path, target_dir: Path, name: str) -> None:
-    """Publish and point export_log at the published files; the log commits only after the move."""
-    from crm_ml.segments.export import relocate_exports
+def _export_log_store(settings: Settings, *folders: Path) -> Store | None:
+    """Return the store exports of files under ``folders`` were logged in; None if none can be."""
+    if not any(p.is_file() for folder in folders for p in folder.rglob("*")):
+        return None  # every export writes a file before it is logged
+    return _log_store(settings)
 
-    store = _export_log_store(settings, staging / name)
+
+def _mark_interrupted(settings: Settings) -> None:
+    """Mark the exports of killed runs: rows naming staged files that are gone.
+
+    A run killed part-way (SIGKILL, power loss) cannot mark its own rows. Rows
+    whose staged file still exists are left alone: they may be a run in progress.
+    This is housekeeping, so a store that cannot be opened only logs a warning.
+    """
+    from crm_ml.segments.export import mark_unpublished
+
+    store = _log_store(settings)
+    if store is None:
+        return
+    try:
+        with store.begin() as conn:
+            staging = settings.reports_dir / "_staging"
+            marked = mark_unpublished(conn, staging, "run interrupted", missing_only=True)
+    except StoreError as exc:
+        log.warning("export_log: could not mark the exports of interrupted runs (%s)", exc)
+        return
+    finally:
+        store.dispose()
+    if marked:
+        log.warning("export_log: %d export(s) of interrupted runs marked 'not published'", marked)
+
+
+def _publish_logged(settings: Settings, staging: Path, target_dir: Path, name: str) -> None:
+    """Publish and point export_log at the published files; the log commits only after the move.
+
+    The rows of an earlier run whose files this one replaces are marked in the same transaction.
+    """
+    from crm_ml.segments.export import mark_replaced, relocate_exports
+    from crm_ml.store.admin import utc_now
+
+    lists = target_dir / name
+    store = _export_log_store(settings, staging / name, lists)
     if store is None:
         _publish(staging, target_dir, name)
         return
     try:
         with store.begin() as conn:
-            moved = relocate_exports(conn, staging / name, target_dir / name)
+            # Before relocating, or this run's rows would be marked too.
+            earlier = mark_replaced(conn, lists, at=utc_now())
+            moved = relocate_exports(conn, staging / name, lists)
             _publish(staging, target_dir, name)
     finally:
         store.dispose()
-    log.info("export_log: %d export(s) now name %s", moved, target_dir / name)
+    log.info(
+        "export_log: %d export(s) now name %s (%d earlier marked replaced)",
+        moved,
+        lists,
+        earlier,
+    )
 
 
 def _discard(settings: Settings, staging: Path, outputs: Path, failed: Path) -> str:

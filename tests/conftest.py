@@ -44,7 +44,7 @@ def engine_name(request: pytest.FixtureRequest) -> str:
 def store(engine_name: str, tmp_path: Path) -> Iterator[Store]:
     """An empty, initialised store on each engine."""
     url, pg_db = make_store_url(engine_name, tmp_path)
-    st = Store(url)
+    st = Store(url, create=True)
     init_store(st)
     yield st
     st.dispose()
@@ -55,7 +55,7 @@ def store(engine_name: str, tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def duckdb_store(tmp_path: Path) -> Iterator[Store]:
     """An empty, initialised DuckDB store, for tests that need only one engine."""
-    st = Store(f"duckdb:///{tmp_path / 'crm.duckdb'}")
+    st = Store(f"duckdb:///{tmp_path / 'crm.duckdb'}", create=True)
     init_store(st)
     yield st
     st.dispose()

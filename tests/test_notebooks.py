@@ -70,7 +70,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "CRM_ML_EXPORT_SECRET": SECRET,
     }
-    store = Store(env["CRM_ML_DATABASE_URL"])
+    store = Store(env["CRM_ML_DATABASE_URL"], create=True)
     init_store(store)
     generate(
         store,

@@ -1,13 +1,17 @@
 import datetime
 import json
+import re
 
 import nbformat
 import pytest
+from sqlalchemy import insert
 
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.reporting import ReportFailedError, list_reports, run_report
 from crm_ml.store import Store, init_store
+from crm_ml.store.admin import utc_now
+from crm_ml.store.schema import ExportLog
 
 DAY = datetime.date(2025, 6, 30)
 CODE = """
@@ -187,13 +191,14 @@ from crm_ml.store import Store
 from crm_ml.store.schema import ExportLog
 
 path = pathlib.Path(output_dir, "churn_20250630_sms_unowned.csv")
-path.write_text("pseudo_id\\n", encoding="utf-8")
 now = datetime.datetime(2025, 6, 30)
-with Store(Settings.from_env().database_url).begin() as conn:
-    conn.execute(insert(ExportLog).values(
-        export_id=uuid.uuid4().hex, exported_at=now, actor="report", as_of=now, channel="sms",
-        purpose="marketing", rows_kept=0, rows_excluded=0, unmasked=False, path=str(path),
-    ))
+if "no-export" not in tags:
+    path.write_text("pseudo_id\\n", encoding="utf-8")
+    with Store(Settings.from_env().database_url).begin() as conn:
+        conn.execute(insert(ExportLog).values(
+            export_id=uuid.uuid4().hex, exported_at=now, actor="report", as_of=now, channel="sms",
+            purpose="marketing", rows_kept=0, rows_excluded=0, unmasked=False, path=str(path),
+        ))
 if fail:
     raise RuntimeError("boom")
 """
@@ -207,7 +212,7 @@ def exporting(tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)  # the kernel reads them too
     (tmp_path / "notebooks").mkdir()
     _notebook(tmp_path / "notebooks" / "exports.ipynb", EXPORT)
-    store = Store(url)
+    store = Store(url, create=True)
     init_store(store)
     yield Settings.from_env(environ={"CRM_ML_HOME": str(tmp_path), "CRM_ML_DATABASE_URL": url})
     store.dispose()
@@ -235,6 +240,74 @@ def test_exports_of_a_failed_report_are_marked_not_published(exporting):
     assert path.startswith(f"not published (report failed, see {failed}): ")
     assert path.endswith("churn_20250630_sms_unowned.csv")
     assert not list((exporting.reports_dir / "_staging").iterdir())
+
+
+def _published_files(settings) -> list[str]:
+    lists = settings.reports_dir / "2025-06-30" / "exports"
+    return sorted(str(p) for p in lists.rglob("*") if p.is_file())
+
+
+def test_a_rerun_marks_the_earlier_runs_exports_replaced(exporting):
+    (path,) = run_report(exporting, "exports", as_of=DAY).files
+    started = utc_now().replace(microsecond=0)
+    report = run_report(exporting, "exports", as_of=DAY)
+    logged = _logged_paths(exporting)
+    assert len(logged) == 2  # the audit trail keeps both runs
+    current = [p for p in logged if not p.startswith("replaced by")]
+    assert current == _published_files(exporting) == [str(path)] == [str(f) for f in report.files]
+    (old,) = set(logged) - set(current)
+    match = re.fullmatch(r"replaced by a later run at (.{19}) UTC: (.*)", old)
+    assert match and match[2] == str(path)
+    assert started <= datetime.datetime.fromisoformat(match[1]) <= utc_now()
+
+
+def test_a_rerun_without_exports_still_marks_the_earlier_ones_replaced(exporting):
+    (path,) = run_report(exporting, "exports", as_of=DAY).files
+    assert (
+        run_report(exporting, "exports", as_of=DAY, parameters={"tags": ["no-export"]}).files == ()
+    )
+    (old,) = _logged_paths(exporting)
+    assert old.startswith("replaced by a later run at ") and old.endswith(f" UTC: {path}")
+    assert _published_files(exporting) == []
+
+
+def _log_export(settings, path) -> None:
+    at = datetime.datetime(2025, 6, 29)
+    with Store(settings.database_url).begin() as conn:
+        conn.execute(
+            insert(ExportLog).values(
+                export_id=path.name,
+                exported_at=at,
+                actor="report",
+                as_of=at,
+                channel="sms",
+                purpose="marketing",
+                rows_kept=0,
+                rows_excluded=0,
+                unmasked=False,
+                path=str(path),
+            )
+        )
+
+
+def test_the_next_run_marks_exports_a_killed_run_left_in_staging(exporting):
+    staging = exporting.reports_dir / "_staging"
+    killed = staging / "2025-06-29-exports-0badc0de" / "exports" / "killed.csv"  # folder gone
+    running = staging / "2025-06-30-other-12345678" / "other" / "running.csv"  # another run
+    deleted = exporting.reports_dir / "2025-06-01" / "exports" / "deleted.csv"  # not staged
+    running.parent.mkdir(parents=True)
+    running.write_text("pseudo_id\n", encoding="utf-8")
+    for path in (killed, running, deleted):
+        _log_export(exporting, path)
+    (published,) = run_report(exporting, "exports", as_of=DAY).files
+    assert sorted(_logged_paths(exporting)) == sorted(
+        [
+            f"not published (run interrupted): {killed}",
+            str(running),
+            str(deleted),
+            str(published),
+        ]
+    )
 
 
 # A 1 x 1 transparent PNG.

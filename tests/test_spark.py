@@ -78,7 +78,7 @@ def _tables() -> dict[str, list[dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     folder = tmp_path_factory.mktemp("spark_store")
-    st = Store(f"duckdb:///{folder / 'crm.duckdb'}")
+    st = Store(f"duckdb:///{folder / 'crm.duckdb'}", create=True)
     init_store(st)
     insert_rows(st, _tables())
     yield st
@@ -275,7 +275,7 @@ def loaded(
     settings, _, features = registered
     folder = tmp_path_factory.mktemp("spark_scores")
     features.to_parquet(folder / "features.parquet")
-    st = Store(f"duckdb:///{folder / 'crm.duckdb'}")
+    st = Store(f"duckdb:///{folder / 'crm.duckdb'}", create=True)
     init_store(st)
     summary = score_on_spark(
         spark,

@@ -24,7 +24,7 @@ def cmd_tags_apply(args: argparse.Namespace, settings: Settings) -> int:
     from crm_ml.tags import tags_apply_command
 
     store = _open_store(settings)
-    _check_as_of(store, args.as_of, "tags apply")
+    _check_as_of(store, args.as_of)
     print(tags_apply_command(store, args.as_of, actor=_actor()))
     return 0
 
@@ -57,7 +57,7 @@ def cmd_segment_show(args: argparse.Namespace, settings: Settings) -> int:
 
     store = _open_store(settings)
     if args.as_of is not None:
-        _check_as_of(store, args.as_of, "segment show")
+        _check_as_of(store, args.as_of)
     print(segment_show_command(store, args.name, as_of=args.as_of))
     return 0
 
@@ -70,7 +70,7 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
 
     out = Path(args.out) if args.out else settings.reports_dir / f"{args.as_of:%Y-%m-%d}" / "lists"
     store = _open_store(settings)
-    _check_as_of(store, args.as_of, "segment export")
+    _check_as_of(store, args.as_of)
     text = segment_export_command(
         store,
         args.name,

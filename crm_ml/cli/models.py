@@ -62,7 +62,7 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     from crm_ml.models.tracking import resolve_version
 
     store = _open_store(settings)
-    _check_as_of(store, args.as_of, "score")
+    _check_as_of(store, args.as_of)
     # Resolve every alias first: a typo fails before features are built, and the
     # version printed is the one that scores, even if an alias moves meanwhile.
     versions = {ref: resolve_version(ref, settings) for ref in args.model or DEFAULT_MODELS}

@@ -95,7 +95,11 @@ def cmd_customers_merge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tiers_apply(args: argparse.Namespace, settings: Settings) -> int:
-    """Record tier moves at ``--as-of`` from rolling 12-month net spend."""
+    """Record tier moves at ``--as-of`` from rolling 12-month net spend.
+
+    A date outside the store's data is refused by ``apply_tier_changes`` itself,
+    before anything is written, so notebook callers get the same check.
+    """
     from crm_ml.store.tiers import TierPolicy, apply_tier_changes
 
     store = _open_store(settings)
@@ -168,7 +172,8 @@ def _add_tiers(sub: argparse._SubParsersAction) -> None:
         description="Evaluate every member's tier at AS_OF from their net spend over the 12 "
         "months before it (thresholds from the tier table) and record each move in "
         "tier_change. Run it on the same date twice and nothing changes; dates must not go "
-        "back before the latest recorded change.",
+        "back before the latest recorded change, nor lie before the store's data or so far "
+        "after its last order (over 12 months) that no spend counts.",
     )
     a.add_argument("--as-of", type=_as_of, required=True, help="evaluation date, e.g. 2025-07-01")
     a.add_argument(

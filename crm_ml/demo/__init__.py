@@ -2,7 +2,7 @@
 
 >>> from crm_ml.store import Store, init_store
 >>> from crm_ml.demo import generate_demo_store, load_truth
->>> store = Store("duckdb:///data/demo.duckdb")          # doctest: +SKIP
+>>> store = Store("duckdb:///data/demo.duckdb", create=True)   # doctest: +SKIP
 >>> init_store(store)                                      # doctest: +SKIP
 >>> summary = generate_demo_store(store)                   # doctest: +SKIP
 >>> truth = load_truth(summary.truth_path)                 # doctest: +SKIP

@@ -15,6 +15,7 @@ from crm_ml.features.labels import (
     purchase_labels,
     tier_downgrade_labels,
 )
+from crm_ml.features.span import check_as_of, data_span, default_as_of
 from crm_ml.features.spec import Feature, FeatureWindows
 from crm_ml.features.training import TrainingSet, training_frame
 
@@ -26,9 +27,12 @@ __all__ = [
     "build_feature_file",
     "catalog",
     "catalog_markdown",
+    "check_as_of",
     "churn_labels",
     "churn_sensitivity",
     "customer_features",
+    "data_span",
+    "default_as_of",
     "feature_list",
     "last_order_at",
     "purchase_labels",

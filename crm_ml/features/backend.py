@@ -114,6 +114,9 @@ def ibis_backend(store: Store) -> Iterator[Any]:
         with store.connect() as conn:
             yield ibis.duckdb.from_connection(conn.connection.driver_connection)
         return
+    if store.dialect == "sqlite":
+        with store.connect():  # refuses a missing file, which Ibis's own connect would create
+            pass
     try:
         if store.dialect == "sqlite":
             con = ibis.sqlite.connect(make_url(store.url).database)

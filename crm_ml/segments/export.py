@@ -8,7 +8,12 @@ account manager plus one for unowned customers (UTF-8 with BOM, formula
 cells neutralised, written atomically), and records every file in
 ``export_log``. When the files are moved afterwards (a report run publishes
 its lists from a staging folder), :func:`relocate_exports` points the log at
-their new place, or :func:`mark_unpublished` says they were discarded.
+their new place, :func:`mark_unpublished` says they were discarded, and
+:func:`mark_replaced` says a later run's files took their place. Rows are never
+deleted: the export happened. A row whose file is gone says so in front of its
+``path`` (``not published (…): <path>``, ``replaced by a later run at …: <path>``),
+since the table has no status column and adding one would need a schema
+version that existing stores do not have.
 """
 
 from __future__ import annotations
@@ -309,8 +314,17 @@ def _logged_under(conn: Connection, folder: Path) -> list[tuple[str, str]]:
     return [(str(export_id), str(logged)) for export_id, logged in rows]
 
 
-def _set_path(conn: Connection, export_id: str, path: str) -> None:
-    conn.execute(update(_LOG_TABLE).where(_LOG_TABLE.c.export_id == export_id).values(path=path))
+def _set_path(conn: Connection, export_id: str, old: str, new: str) -> None:
+    # Only if the path is still ``old``: a run publishing at the same time may have
+    # moved the row since it was read, and its new path must not be overwritten.
+    row = (_LOG_TABLE.c.export_id == export_id) & (_LOG_TABLE.c.path == old)
+    conn.execute(update(_LOG_TABLE).where(row).values(path=new))
+
+
+def _prefix(conn: Connection, logged: list[tuple[str, str]], note: str) -> int:
+    for export_id, path in logged:
+        _set_path(conn, export_id, path, f"{note}: {path}")
+    return len(logged)
 
 
 def relocate_exports(conn: Connection, old_dir: Path, new_dir: Path) -> int:
@@ -326,15 +340,27 @@ def relocate_exports(conn: Connection, old_dir: Path, new_dir: Path) -> int:
     """
     logged = _logged_under(conn, old_dir)
     for export_id, path in logged:
-        _set_path(conn, export_id, str(new_dir / Path(path).relative_to(old_dir)))
+        _set_path(conn, export_id, path, str(new_dir / Path(path).relative_to(old_dir)))
     return len(logged)
 
 
-def mark_unpublished(conn: Connection, folder: Path, reason: str) -> int:
+def mark_unpublished(
+    conn: Connection, folder: Path, reason: str, *, missing_only: bool = False
+) -> int:
     """Prefix the paths of the exports logged under ``folder`` with ``not published (reason):``.
 
     The rows stay: the export happened (possibly unmasked) even though its files
     were discarded, and the audit trail must say so.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    folder : pathlib.Path
+    reason : str
+        Why, e.g. ``report failed, see <notebook>``.
+    missing_only : bool
+        Mark only the rows whose file no longer exists (a run killed before it
+        could mark its own): a file still there may belong to a run in progress.
 
     Returns
     -------
@@ -342,6 +368,30 @@ def mark_unpublished(conn: Connection, folder: Path, reason: str) -> int:
         How many ``export_log`` rows were marked.
     """
     logged = _logged_under(conn, folder)
-    for export_id, path in logged:
-        _set_path(conn, export_id, f"not published ({reason}): {path}")
-    return len(logged)
+    if missing_only:
+        logged = [(export_id, path) for export_id, path in logged if not Path(path).exists()]
+    return _prefix(conn, logged, f"not published ({reason})")
+
+
+def mark_replaced(conn: Connection, folder: Path, at: datetime) -> int:
+    """Prefix the paths of the exports logged under ``folder`` with ``replaced by a later run at``.
+
+    Call it in the transaction that publishes the later run's files over
+    ``folder`` and before :func:`relocate_exports` names them there, so that
+    only the earlier run's rows are marked.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    folder : pathlib.Path
+        The folder being replaced.
+    at : datetime
+        When it is replaced, naive UTC.
+
+    Returns
+    -------
+    int
+        How many ``export_log`` rows were marked.
+    """
+    note = f"replaced by a later run at {at:%Y-%m-%d %H:%M:%S} UTC"
+    return _prefix(conn, _logged_under(conn, folder), note)

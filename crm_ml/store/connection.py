@@ -4,6 +4,9 @@ A DuckDB file open in one process cannot be opened by another at all, so a
 JupyterLab kernel that kept the store open would break the nightly report run.
 Every operation therefore opens a connection, does its work and closes it;
 when the file is locked, it waits and retries, then names the holder.
+
+DuckDB and SQLite create a missing file when they connect, so a mistyped path
+would give an empty store; a file store is only created when asked for.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from crm_ml.errors import ConfigError, StoreError, StoreLockedError
+from crm_ml.errors import ConfigError, StoreError, StoreLockedError, StoreNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,27 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _duckdb_without_progress_bar(engine: Engine) -> None:
+    # In Jupyter, DuckDB draws its own progress widget on slow queries; in a published
+    # report it is a stray, half-drawn bar. crm_ml shows its own progress where it matters.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("SET enable_progress_bar = false")
+
+
+def _refuse_missing_file(engine: Engine, path: Path) -> None:
+    # Checked on every connect rather than once: one stat is nothing next to opening
+    # the store, and a file deleted or moved since the last operation is caught too.
+    @event.listens_for(engine, "do_connect")
+    def _do_connect(*_args: Any) -> None:
+        if not path.exists():
+            raise StoreNotFoundError(
+                f"No store exists at {path.absolute()}: create one with `crm-ml init`, or with "
+                "Store(url, create=True) in Python, and if the URL came from settings, check "
+                "CRM_ML_DATABASE_URL for a typo."
+            )
+
+
 def _parse(url: str) -> URL:
     try:
         return make_url(url)
@@ -83,8 +107,17 @@ def store_file(url: str) -> Path | None:
     return _local_file(_parse(url))
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, create: bool = False) -> Engine:
     """Create an engine for a store URL; connecting is deferred to first use.
+
+    Parameters
+    ----------
+    url : str
+        The store's SQLAlchemy URL.
+    create : bool
+        Let a connection create a missing DuckDB or SQLite file (and its folder,
+        made here). Otherwise connecting to a missing file raises
+        :class:`~crm_ml.errors.StoreNotFoundError` and creates nothing.
 
     Raises
     ------
@@ -100,12 +133,17 @@ def make_engine(url: str) -> Engine:
         )
     if dialect == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if (path := _local_file(parsed)) is not None:
+    path = _local_file(parsed)
+    if path is not None and create:
         path.parent.mkdir(parents=True, exist_ok=True)
     # NullPool: closing a connection really closes it, releasing DuckDB's file lock.
     engine = create_engine(parsed, poolclass=NullPool)
+    if path is not None and not create:
+        _refuse_missing_file(engine, path)
     if dialect == "sqlite":
         _sqlite_immediate_transactions(engine)
+    if dialect == "duckdb":
+        _duckdb_without_progress_bar(engine)
     return engine
 
 
@@ -120,12 +158,29 @@ class Store:
     ----------
     url : str
         ``duckdb:///path.duckdb``, ``sqlite:///path.db`` or ``postgresql+psycopg://...``.
+    create : bool
+        Create the DuckDB or SQLite file (and its folder) on first connect if it
+        does not exist, for a new store (then :func:`~crm_ml.store.init_store`).
+        By default a missing file is refused, so a mistyped path cannot leave an
+        empty store behind. Server and ``:memory:`` URLs are not affected.
     lock_timeout : float
         Seconds to keep retrying while another process holds a DuckDB file.
+
+    Raises
+    ------
+    StoreNotFoundError
+        On connecting, if the file does not exist and ``create`` is false; no
+        file or folder is created.
+
+    Examples
+    --------
+    >>> store = Store("duckdb:///data/crm.duckdb")                 # doctest: +SKIP
+    >>> new = Store("duckdb:///data/new.duckdb", create=True)      # doctest: +SKIP
     """
 
-    def __init__(self, url: str, *, lock_timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, create: bool = False, lock_timeout: float = 30.0) -> None:
         self.url = url
+        self.create = create
         self.lock_timeout = lock_timeout
         self._engine: Engine | None = None
 
@@ -136,7 +191,7 @@ class Store:
     def engine(self) -> Engine:
         """The SQLAlchemy engine (created on first use)."""
         if self._engine is None:
-            self._engine = make_engine(self.url)
+            self._engine = make_engine(self.url, create=self.create)
         return self._engine
 
     @property

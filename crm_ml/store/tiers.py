@@ -9,7 +9,8 @@ Thresholds must rise strictly with level and the lowest tier must start at 0, so
 every customer has exactly one tier. A customer's tier *before* a date is the
 ``to_tier`` of their last ``tier_change`` strictly before it (as in
 :mod:`crm_ml.analysis.tiers`); :func:`apply_tier_changes` records moves at
-``changed_at = as_of``.
+``changed_at = as_of``, and only for a date the store's data covers: from its
+first customer or order, until its last order leaves the 12-month window.
 
 Many programmes protect a tier for a year (保级): with ``review_days`` set,
 upgrades still happen at once, but a customer is only reviewed for a downgrade
@@ -27,7 +28,7 @@ import itertools
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -317,6 +318,58 @@ def evaluate_tiers(
 # --------------------------------------------------------------------------- recording moves
 
 
+def _data_span(conn: Connection) -> tuple[datetime | None, datetime | None]:
+    """Return (first customer created or order placed, last order placed), naive UTC."""
+    customer, orders = _T["customer"], _T["orders"]
+    first_customer = conn.execute(select(func.min(customer.c.created_at))).scalar()
+    first_order, last_order = conn.execute(
+        select(func.min(orders.c.ordered_at), func.max(orders.c.ordered_at))
+    ).one()
+    firsts = [t for t in (first_customer, first_order) if t is not None]
+    return (min(firsts) if firsts else None), last_order
+
+
+def _refuse_dates_outside_the_data(conn: Connection, as_of: datetime) -> None:
+    """Refuse an ``as_of`` the store's data does not cover, before anything is written.
+
+    Before the first customer or order there is no one to hold a tier. The bound
+    after the data is the spend window, not ``review_days``: once the last order
+    has left the 12 months before ``as_of``, every member's spend is 0 and every
+    member above the base tier is demoted (straight to it, or a tier at each
+    review when protected). That is a mistyped date or orders not loaded yet,
+    never a review; ``review_days`` only delays downgrades, and without it there
+    would be no bound.
+    """
+    first, last = _data_span(conn)
+    if first is None or last is None:
+        raise ValidationError(
+            f"Cannot record tier changes at {as_of:%Y-%m-%d}: tiers follow 12-month spend, and "
+            f"the store has {'no customers or orders' if first is None else 'no orders'}. "
+            "Load them with `crm-ml import`."
+        )
+    if as_of < first:
+        raise ValidationError(
+            f"Cannot record tier changes at {as_of:%Y-%m-%d}: it is before the store's data "
+            f"starts (first customer or order {first:%Y-%m-%d %H:%M} UTC), so no member holds "
+            f"a tier yet. Use a date from {_next_midnight(first):%Y-%m-%d} on."
+        )
+    if window_start(as_of) > last:
+        latest = (pd.Timestamp(last) + pd.DateOffset(months=12)).to_pydatetime()
+        raise ValidationError(
+            f"Cannot record tier changes at {as_of:%Y-%m-%d}: it is {(as_of - last).days} days "
+            f"after the last recorded order ({last:%Y-%m-%d %H:%M} UTC), so the 12 months of "
+            "spend that tiers follow hold no orders and every member would be rated as spending "
+            f"nothing. Expected a date by {latest:%Y-%m-%d} (12 months after it); if there are "
+            "newer orders, load them first (`crm-ml import orders FILE`)."
+        )
+
+
+def _next_midnight(moment: datetime) -> datetime:
+    """Return the first midnight at or after ``moment``."""
+    day = datetime.combine(moment.date(), datetime.min.time())
+    return day if day == moment else day + timedelta(days=1)
+
+
 def _refuse_back_dating(conn: Connection, as_of: datetime) -> None:
     change = _T["tier_change"]
     later = conn.execute(
@@ -423,13 +476,16 @@ def apply_tier_changes(
     ------
     ValidationError
         If ``tier_change`` already holds changes after ``as_of`` (history is
-        written in date order).
+        written in date order), or ``as_of`` is outside the store's data: before
+        its first customer or order, or so long after its last order that the
+        12-month window holds none (every member would be demoted).
     ConfigError
         If the policy is inconsistent or a customer's current tier is not in it.
     """
     at = as_store_time(as_of, name="as_of")
     with store.begin() as conn:
         check_store(conn)
+        _refuse_dates_outside_the_data(conn, at)
         _refuse_back_dating(conn, at)
         policy = policy or _read_policy(conn)
         evaluated = _evaluate(conn, at, policy, members_only)

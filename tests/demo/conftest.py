@@ -48,7 +48,7 @@ def tables_of():
 @pytest.fixture(scope="session")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Generated]:
     folder: Path = tmp_path_factory.mktemp("demo")
-    store = Store(f"duckdb:///{folder / 'demo.duckdb'}")
+    store = Store(f"duckdb:///{folder / 'demo.duckdb'}", create=True)
     init_store(store)
     summary = generate(store, n_customers=N_CUSTOMERS, start=START, end=END, seed=SEED)
     yield Generated(store, summary, read_tables(store))

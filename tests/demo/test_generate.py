@@ -14,7 +14,7 @@ SMALL = {"n_customers": 150, "start": "2024-01-01", "end": "2024-12-31"}
 
 
 def _generate(tmp_path, tables_of, name: str, seed: int, **kwargs):
-    store = Store(f"duckdb:///{tmp_path / name}")
+    store = Store(f"duckdb:///{tmp_path / name}", create=True)
     init_store(store)
     summary = generate(store, **{**SMALL, **kwargs}, seed=seed)
     tables = tables_of(store)
@@ -83,7 +83,7 @@ def test_refuses_a_store_that_already_has_customers(generated):
     ],
 )
 def test_bad_arguments_are_refused(tmp_path, kwargs, error, match):
-    store = Store(f"duckdb:///{tmp_path / 'bad.duckdb'}")
+    store = Store(f"duckdb:///{tmp_path / 'bad.duckdb'}", create=True)
     init_store(store)
     with pytest.raises(error, match=match):
         generate(store, **{**SMALL, **kwargs}, seed=1)

@@ -25,7 +25,7 @@ def stores(tmp_path: Path) -> Iterator[dict[str, Store]]:
         folder = tmp_path / engine
         folder.mkdir()
         url, database = make_store_url(engine, folder)
-        made[engine] = Store(url)
+        made[engine] = Store(url, create=True)
         databases.append(database)
         init_store(made[engine])
         insert_rows(made[engine], random_tables(seed=7, customers=60))

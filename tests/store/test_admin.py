@@ -36,7 +36,7 @@ def test_chinese_text_and_leading_zero_ids_round_trip(store):
 
 
 def test_uninitialised_store_says_how_to_create_it(tmp_path):
-    st = Store(f"duckdb:///{tmp_path / 'empty.duckdb'}")
+    st = Store(f"duckdb:///{tmp_path / 'empty.duckdb'}", create=True)
     with pytest.raises(SchemaVersionError, match="crm-ml init"), st.connect() as conn:
         check_store(conn)
 

@@ -1,5 +1,7 @@
-"""A DuckDB file held by another process (a notebook kernel, say) is waited for, then named."""
+"""Opening the store: a missing file is refused unless asked to create it; a DuckDB file held
+by another process (a notebook kernel, say) is waited for, then named."""
 
+import re
 import subprocess
 import sys
 import time
@@ -7,7 +9,8 @@ import time
 import pytest
 from sqlalchemy import text
 
-from crm_ml.errors import ConfigError, StoreLockedError
+from crm_ml.errors import ConfigError, StoreLockedError, StoreNotFoundError
+from crm_ml.features import customer_features
 from crm_ml.store import Store, init_store
 
 HOLD = """
@@ -29,7 +32,7 @@ def _hold(path, seconds):
 @pytest.fixture
 def duckdb_file(tmp_path):
     path = tmp_path / "crm.duckdb"
-    init_store(Store(f"duckdb:///{path}"))
+    init_store(Store(f"duckdb:///{path}", create=True))
     return path
 
 
@@ -80,3 +83,65 @@ def test_connections_are_released_after_each_operation(duckdb_file):
 def test_unsupported_urls_are_refused(url):
     with pytest.raises(ConfigError, match="database"):
         _ = Store(url).engine
+
+
+MISSING = {"duckdb": "duckdb:///{}/data/crm.duckbd", "sqlite": "sqlite:///{}/data/crm.dbb"}
+
+
+@pytest.mark.parametrize("engine", MISSING)
+def test_a_missing_store_file_is_refused_and_nothing_is_created(tmp_path, engine):
+    store = Store(MISSING[engine].format(tmp_path))
+    missing = re.escape(str(tmp_path / "data" / MISSING[engine].rsplit("/", 1)[-1]))
+    said = rf"^No store exists at {missing}: .*crm-ml init.*Store\(url, create=True\)"
+    with pytest.raises(StoreNotFoundError, match=said), store.connect():
+        pass
+    with pytest.raises(StoreNotFoundError, match="check CRM_ML_DATABASE_URL"), store.begin():
+        pass
+    with pytest.raises(StoreNotFoundError):
+        store.engine.connect()  # pandas or Ibis given the engine are refused too
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its folder
+
+
+@pytest.mark.parametrize("engine", MISSING)
+def test_features_on_a_missing_store_file_create_nothing(tmp_path, engine):
+    # Ibis opens SQLite itself, past the engine; it must be refused all the same.
+    with pytest.raises(StoreNotFoundError):
+        customer_features(Store(MISSING[engine].format(tmp_path)), "2024-01-01")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_store_file_is_also_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError), Store(f"duckdb:///{tmp_path / 'crm.duckdb'}").connect():
+        pass
+
+
+@pytest.mark.parametrize("engine", MISSING)
+def test_create_makes_the_store_file_and_its_folder(tmp_path, engine):
+    url = MISSING[engine].format(tmp_path)
+    init_store(Store(url, create=True))
+    assert (tmp_path / "data" / url.rsplit("/", 1)[-1]).is_file()
+
+
+def test_an_existing_store_opens_without_create(store):
+    with Store(store.url, create=False).connect() as conn:
+        assert conn.execute(text("select count(*) from customer")).scalar_one() == 0
+
+
+@pytest.mark.parametrize("url", ["duckdb:///:memory:", "sqlite:///:memory:", "sqlite://"])
+def test_an_in_memory_store_needs_no_create(url):
+    with Store(url, create=False).connect() as conn:
+        assert conn.execute(text("select 1")).scalar_one() == 1
+
+
+def test_duckdb_draws_no_progress_bar_of_its_own(duckdb_store):
+    # DuckDB turns its bar on where Python runs interactively (`python -c`, a Jupyter
+    # kernel) and draws it as a widget on slow queries: into published reports.
+    code = (
+        "import sys; from sqlalchemy import text; from crm_ml.store import Store\n"
+        "with Store(sys.argv[1]).connect() as conn:\n"
+        "    print(conn.execute(text(\"select current_setting('enable_progress_bar')\")).scalar())"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code, duckdb_store.url], capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.strip() == "False"

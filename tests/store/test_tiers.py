@@ -219,6 +219,7 @@ def test_apply_records_initial_then_moves_and_is_idempotent(shop):
 
 def test_downgrade_when_spend_leaves_the_window(shop):
     apply_tier_changes(shop, AS_OF)
+    insert(shop, "orders", [order("E1", "M3", "2025-06-01", 100.0)])  # the data goes on
     moves = apply_tier_changes(shop, datetime(2025, 7, 2))
     assert moves.set_index("customer_id")["direction"].to_dict() == {
         "M1": "down",
@@ -285,6 +286,50 @@ def test_protected_tier_waits_for_the_review_then_drops_one_tier(store):
         ["G1", "T2", "T1", "down"]  # reviewed a year after 2024-07-01: one tier down
     ]
     assert apply_tier_changes(store, "2025-08-01", policy=policy).empty  # silver protected now
+    insert(store, "orders", [order("X2", "G1", "2025-09-01", 100.0)])  # the data goes on
     assert moved(apply_tier_changes(store, "2025-10-01", policy=policy)) == [
         ["G2", "T1", "T0", "down"]  # a year after its upgrade; its spend left in September
     ]
+
+
+# --------------------------------------------------------------------------- dates outside the data
+
+
+@pytest.mark.parametrize(
+    ("as_of", "message"),
+    [
+        (
+            "2022-12-31",
+            r"at 2022-12-31: it is before the store's data starts \(first customer or order "
+            r"2023-01-01 00:00 UTC\), so no member holds a tier yet\. "
+            r"Use a date from 2023-01-01 on",
+        ),
+        (
+            "2062-01-01",
+            r"at 2062-01-01: it is 13698 days after the last recorded order \(2024-07-01 00:00 "
+            r"UTC\), so the 12 months of spend that tiers follow hold no orders .* Expected a date "
+            r"by 2025-07-01 \(12 months after it\)",
+        ),
+        # A second past the last date: the last order (2024-07-01 00:00) has left the window.
+        ("2025-07-01T00:00:01", r"Cannot record tier changes at 2025-07-01: it is 365 days after"),
+    ],
+)
+def test_a_date_outside_the_data_is_refused_and_writes_nothing(shop, as_of, message):
+    apply_tier_changes(shop, AS_OF)
+    before = len(tier_changes(shop))
+    with pytest.raises(ValidationError, match=message):
+        apply_tier_changes(shop, as_of)
+    assert len(tier_changes(shop)) == before == 3
+
+
+def test_the_last_date_whose_window_holds_an_order_is_accepted(shop):
+    moves = apply_tier_changes(shop, "2025-07-01")  # the last order is the window's first instant
+    assert len(moves) == 5 and len(tier_changes(shop)) == 5
+
+
+def test_a_store_without_orders_is_refused(store):
+    insert(store, "tier", TIERS)
+    insert(store, "customer", [customer("M1")])
+    with pytest.raises(ValidationError, match=r"the store has no orders\. Load them with"):
+        apply_tier_changes(store, AS_OF)
+    assert len(tier_changes(store)) == 0
