@@ -22,8 +22,13 @@ path; publishing rewrites those rows to the published path in the transaction
 that covers the move, and a failed run marks them ``not published``. Rows are
 never deleted, but each says what became of its file: a re-run for the same
 date marks the earlier run's rows ``replaced by a later run at <time>`` in the
-publishing transaction, and each run starts by marking ``not published (run
-interrupted)`` the rows a killed run left naming staged files that are gone.
+publishing transaction.
+
+A run killed part-way (SIGKILL, power loss) cannot clean up after itself, and
+its staging folder may hold unmasked lists. Each staging folder therefore
+names its run (``RUN``: host and process id); every run starts by marking the
+rows of runs that are no longer alive ``not published (run interrupted)`` and
+deleting their folders, and by marking rows that name staged files already gone.
 
 Secrets never travel as parameters: papermill writes every parameter into the
 output notebook. Notebooks read them from the environment inside crm_ml calls.
@@ -31,9 +36,13 @@ output notebook. Notebooks read them from the environment inside crm_ml calls.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -108,10 +117,11 @@ def run_report(
     given = coerce_parameters(name, notebook_parameters(source), parameters or {})
     params = {"as_of": f"{as_of:%Y-%m-%d}", **given}
     day = as_of.date() if isinstance(as_of, datetime) else as_of
-    _mark_interrupted(settings)
+    _clear_interrupted(settings)
     staging = settings.reports_dir / "_staging" / f"{day:%Y-%m-%d}-{name}-{uuid.uuid4().hex[:8]}"
     outputs = staging / name
     outputs.mkdir(parents=True)
+    _claim(staging)
     executed = staging / f"{name}.ipynb"
     try:
         with tempfile.TemporaryDirectory(prefix="crm-ml-kernel-") as sockets:
@@ -246,29 +256,73 @@ def _export_log_store(settings: Settings, *folders: Path) -> Store | None:
     return _log_store(settings)
 
 
-def _mark_interrupted(settings: Settings) -> None:
-    """Mark the exports of killed runs: rows naming staged files that are gone.
+#: A staging folder's owner: ``{"host": ..., "pid": ...}`` of the run writing it.
+OWNER_FILE = "RUN"
+#: A staging folder with no owner this old is left over (a publish killed between two moves).
+ORPHAN_AGE_S = 24 * 3600
 
-    A run killed part-way (SIGKILL, power loss) cannot mark its own rows. Rows
-    whose staged file still exists are left alone: they may be a run in progress.
-    This is housekeeping, so a store that cannot be opened only logs a warning.
+
+def _claim(staging: Path) -> None:
+    """Record which run owns ``staging``, so a later run can tell a dead run from a live one."""
+    owner = {"host": socket.gethostname(), "pid": os.getpid()}
+    (staging / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
+
+
+def _is_dead(staging: Path) -> bool:
+    """Whether the run that wrote ``staging`` is gone (when that cannot be known, it is not)."""
+    owner_file = staging / OWNER_FILE
+    try:
+        owner = json.loads(owner_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        try:
+            return time.time() - staging.stat().st_mtime > ORPHAN_AGE_S
+        except OSError:
+            return False
+    if owner.get("host") != socket.gethostname():
+        return False  # another machine's run: its process cannot be seen from here
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return False
+    return False
+
+
+def _clear_interrupted(settings: Settings) -> None:
+    """Clean up after killed runs: mark their exports and delete their staging folders.
+
+    Rows of a dead run's folder, and rows naming staged files that are gone,
+    are marked ``not published (run interrupted)``; the folders of live runs
+    are left alone. This is housekeeping, so a store that cannot be opened
+    only logs a warning (and the dead folders stay, since rows still name them).
     """
     from crm_ml.segments.export import mark_unpublished
 
+    root = settings.reports_dir / "_staging"
+    dead = [f for f in root.iterdir() if f.is_dir() and _is_dead(f)] if root.is_dir() else []
     store = _log_store(settings)
-    if store is None:
-        return
-    try:
-        with store.begin() as conn:
-            staging = settings.reports_dir / "_staging"
-            marked = mark_unpublished(conn, staging, "run interrupted", missing_only=True)
-    except StoreError as exc:
-        log.warning("export_log: could not mark the exports of interrupted runs (%s)", exc)
-        return
-    finally:
-        store.dispose()
-    if marked:
-        log.warning("export_log: %d export(s) of interrupted runs marked 'not published'", marked)
+    marked = 0
+    if store is not None:
+        try:
+            with store.begin() as conn:
+                for folder in dead:
+                    marked += mark_unpublished(conn, folder, "run interrupted")
+                marked += mark_unpublished(conn, root, "run interrupted", missing_only=True)
+        except StoreError as exc:
+            log.warning("export_log: could not mark the exports of interrupted runs (%s)", exc)
+            return
+        finally:
+            store.dispose()
+    for folder in dead:
+        shutil.rmtree(folder, ignore_errors=True)
+    if dead or marked:
+        log.warning(
+            "Cleared %d staging folder(s) of interrupted report runs; %d export(s) marked "
+            "'not published' in export_log",
+            len(dead),
+            marked,
+        )
 
 
 def _publish_logged(settings: Settings, staging: Path, target_dir: Path, name: str) -> None:

@@ -1,6 +1,10 @@
 import datetime
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -305,6 +309,46 @@ def test_the_next_run_marks_exports_a_killed_run_left_in_staging(exporting):
             f"not published (run interrupted): {killed}",
             str(running),
             str(deleted),
+            str(published),
+        ]
+    )
+
+
+def _staged_run(staging, folder: str, pid: int, *, host: str | None = None):
+    """A staging folder as a run leaves it: its owner file and one logged list."""
+    run = staging / folder
+    (run / "exports").mkdir(parents=True)
+    owner = {"host": host or socket.gethostname(), "pid": pid}
+    (run / "RUN").write_text(json.dumps(owner), encoding="utf-8")
+    listed = run / "exports" / f"{folder}.csv"
+    listed.write_text("pseudo_id\n", encoding="utf-8")
+    return run, listed
+
+
+def test_a_killed_runs_staging_folder_is_cleared_and_a_live_ones_kept(exporting):
+    staging = exporting.reports_dir / "_staging"
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(ended.stdout)  # a process that has exited: like a run killed mid-way
+    killed, killed_list = _staged_run(staging, "2025-06-29-exports-0badc0de", dead_pid)
+    live, live_list = _staged_run(staging, "2025-06-30-other-12345678", os.getpid())
+    remote, remote_list = _staged_run(
+        staging, "2025-06-30-far-87654321", dead_pid, host="elsewhere"
+    )
+    for path in (killed_list, live_list, remote_list):
+        _log_export(exporting, path)
+    (published,) = run_report(exporting, "exports", as_of=DAY).files
+    assert not killed.exists()  # its lists, possibly unmasked, do not linger
+    assert live.exists() and remote.exists()  # a run still going, or one not seen from here
+    assert sorted(_logged_paths(exporting)) == sorted(
+        [
+            f"not published (run interrupted): {killed_list}",
+            str(live_list),
+            str(remote_list),
             str(published),
         ]
     )
