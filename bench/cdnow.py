@@ -370,7 +370,8 @@ def features_at(
     """Model inputs at ``as_of`` from the orders before ``seen_before``, by ``customer_id``."""
     from crm_ml.features import customer_features
 
-    X = customer_features(store, as_of, groups=("value",))
+    # The silent path looks at dates past the cut store's last order on purpose.
+    X = customer_features(store, as_of, groups=("value",), allow_outside_data=True)
     return X.join(bgnbd_features(orders, as_of, min(as_of, seen_before)), how="left")
 
 

@@ -280,8 +280,9 @@ def pandas_features(t: dict, as_of):
     out["points_redeemed_90d"] = (
         -recent[recent["kind"] == "redeem"].groupby("customer_id")["points"].sum()
     )
+    # Same window as the feature; without its FIFO netting of spent points (a timing baseline).
     soon = p[
-        (p["kind"] == "earn") & (p["expires_at"] >= as_of) & (p["expires_at"] < as_of + 30 * day)
+        (p["kind"] == "earn") & (p["expires_at"] > as_of) & (p["expires_at"] <= as_of + 30 * day)
     ]
     out["points_expiring_30d"] = soon.groupby("customer_id")["points"].sum()
 

@@ -8,9 +8,10 @@ expire, postings before ``as_of`` are matched by this rule:
 1. every positive posting (``earn``, or a positive ``adjust``) is a *lot*
    with its own ``expires_at`` (none: it never expires);
 2. every negative posting (``redeem``, ``expire``, a negative ``adjust``)
-   consumes lots first-in, first-out, in order of ``posted_at`` then
-   ``entry_id`` — the oldest points go first, which is also the
-   first-to-expire when validity is a fixed term;
+   consumes lots first-in, first-out, in order of ``posted_at``, then the
+   earliest ``expires_at`` (never-expiring last), then ``entry_id`` — the
+   oldest points go first, which is also the first-to-expire when validity
+   is a fixed term;
 3. consumption beyond the lots on hand (an overdraft) is repaid by the next
    lots earned.
 
@@ -18,11 +19,15 @@ Rules 2 and 3 together mean the consumed points are exactly the oldest
 ``C`` points earned, where ``C`` is the total consumed, so the remaining
 points of each lot follow from cumulative sums without replaying the ledger.
 
-At ``as_of``, a remaining lot is *expired* if ``expires_at <= as_of``
-(expired but not yet posted), *expiring within N days* if
+Points are valid until ``expires_at``, exclusive. At ``as_of``, a remaining
+lot is *expired* if ``expires_at <= as_of`` (expired but not yet posted; a
+lot expiring exactly at ``as_of`` is gone), *expiring within N days* if
 ``as_of < expires_at <= as_of + N days``, otherwise outstanding.
 ``points_outstanding = points_balance - points_expired_unposted`` is the
 liability; valued at ``point_value`` (currency per point) when given.
+
+The customer feature ``points_expiring_30d`` (:mod:`crm_ml.features.loyalty`)
+applies the same rule, so the reminder lists and these reports agree.
 """
 
 from __future__ import annotations
@@ -61,7 +66,9 @@ def remaining_lots(ledger: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     overdraft : pandas.Series
         Indexed by ``customer_id``: points consumed beyond every lot (int64, > 0 only).
     """
-    ordered = ledger.sort_values(["customer_id", "posted_at", "entry_id"])
+    # Same posted_at: the first-to-expire lot goes first (NaT, never expiring, last);
+    # the features order lots the same way, without the entry_id text.
+    ordered = ledger.sort_values(["customer_id", "posted_at", "expires_at", "entry_id"])
     lots = ordered[ordered["points"] > 0].copy()
     consumed = -ordered.loc[ordered["points"] < 0].groupby("customer_id")["points"].sum()
     earned_through = lots.groupby("customer_id")["points"].cumsum()
@@ -116,7 +123,7 @@ def points_liability(
 
 
 def _expiring_lots(store: Store, as_of: pd.Timestamp, within_days: int) -> pd.DataFrame:
-    """Remaining lots with ``as_of < expires_at <= as_of + within_days``."""
+    """Remaining lots with ``as_of < expires_at <= as_of + within_days`` (see the module notes)."""
     require_positive(within_days, name="within_days")
     lots, _ = remaining_lots(read_points_ledger(store, as_of))
     horizon = as_of + pd.Timedelta(days=within_days)
@@ -132,6 +139,9 @@ def points_expiring(
     tz: str = "UTC",
 ) -> pd.DataFrame:
     """Points that will expire within ``within_days`` after ``as_of``, by expiry month.
+
+    A lot counts if ``as_of < expires_at <= as_of + within_days``: one expiring
+    exactly at ``as_of`` has already expired (see :func:`points_liability`).
 
     Parameters
     ----------
@@ -176,6 +186,9 @@ def customers_with_expiring_points(
     store: Store, as_of: Instant, *, within_days: int = 30
 ) -> pd.DataFrame:
     """List customers with points expiring within ``within_days``, for reminders.
+
+    The same points as the feature ``points_expiring_30d`` (for ``within_days=30``):
+    unspent lots with ``as_of < expires_at <= as_of + within_days``.
 
     Returns
     -------

@@ -6,9 +6,10 @@ DuckDB, SQLite and PostgreSQL, or on Spark over the exported tables (pass
 dated strictly before ``as_of``; labels look at ``[as_of, as_of + horizon)``.
 """
 
-from crm_ml.features.build import build_feature_file, customer_features
+from crm_ml.features.build import build_feature_file, customer_features, features_as_of
 from crm_ml.features.catalog import GROUP_NAMES, catalog, catalog_markdown, feature_list
 from crm_ml.features.labels import (
+    check_label_window,
     churn_labels,
     churn_sensitivity,
     last_order_at,
@@ -28,12 +29,14 @@ __all__ = [
     "catalog",
     "catalog_markdown",
     "check_as_of",
+    "check_label_window",
     "churn_labels",
     "churn_sensitivity",
     "customer_features",
     "data_span",
     "default_as_of",
     "feature_list",
+    "features_as_of",
     "last_order_at",
     "purchase_labels",
     "tier_downgrade_labels",

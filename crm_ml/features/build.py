@@ -18,6 +18,7 @@ from crm_ml.features.align import POSITION, numbered_population, positioned, sca
 from crm_ml.features.backend import Snapshot, TableSource, fetch, open_tables
 from crm_ml.features.catalog import GROUPS, feature_list, select_groups
 from crm_ml.features.identity import open_snapshot, population
+from crm_ml.features.span import check_as_of
 from crm_ml.features.spec import Feature, FeatureGroup, FeatureWindows, as_timestamp
 from crm_ml.outputs import check_output_file, staged_file
 
@@ -127,6 +128,7 @@ def customer_features(
     groups: Iterable[str] | None = None,
     windows: FeatureWindows = DEFAULT_WINDOWS,
     progress: bool | ProgressCallback = False,
+    allow_outside_data: bool = False,
 ) -> pd.DataFrame:
     """Every customer's features at ``as_of``, from rows dated strictly before it.
 
@@ -147,6 +149,10 @@ def customer_features(
     progress : bool or callable
         ``True`` shows a tqdm bar with one step per group; a callable is called
         as ``progress(group_name, groups_done, groups_total)``.
+    allow_outside_data : bool
+        Build features at a date before the store's data starts or long after its
+        last order (both refused by default, see :func:`~crm_ml.features.check_as_of`),
+        for a deliberate what-if such as ageing a store's customers past its data.
 
     Returns
     -------
@@ -154,8 +160,22 @@ def customer_features(
         Indexed by ``customer_id`` (sorted), one row per customer who exists at
         ``as_of`` (active, not merged away, created before it); one column per
         feature of :func:`crm_ml.features.catalog`, of its declared dtype.
+        ``attrs["as_of"]`` holds ``as_of`` as ISO text (naive UTC, e.g.
+        ``'2026-01-01T00:00:00'``; read it with :func:`features_as_of`).
+
+    Raises
+    ------
+    ValidationError
+        If ``as_of`` is before the store's data starts or more than
+        :data:`~crm_ml.features.span.MAX_DAYS_AFTER_DATA` days after its last
+        order: the frame would be empty, or everyone would look lapsed.
+    ConfigError
+        If ``as_of`` is not a date (a number such as ``20260101`` is refused).
     """
-    cutoff = as_timestamp(as_of)
+    # On every source, Spark included: the span is two aggregates over two columns, small beside
+    # the dozens of queries over the same tables that the features take, and a wrong date costs
+    # a whole build that means nothing.
+    cutoff = as_timestamp(as_of) if allow_outside_data else check_as_of(store, as_of)
     selected = select_groups(groups)
     with (
         open_tables(store) as (con, dialect),
@@ -168,8 +188,54 @@ def customer_features(
     if not frame.index.is_monotonic_increasing:
         # The database's collation may order ids differently from Python (PostgreSQL locales).
         frame = frame.sort_index()
+    # ISO text, not a datetime: pandas writes attrs to Parquet as JSON, and a datetime there
+    # makes frame.to_parquet() raise.
+    frame.attrs["as_of"] = cutoff.isoformat()
     log.info("Built %d features for %d customers at %s", frame.shape[1], len(frame), cutoff)
     return frame
+
+
+def features_as_of(features: pd.DataFrame) -> datetime | None:
+    """Return the date a :func:`customer_features` frame was built for, or None if unknown.
+
+    Read from ``features.attrs["as_of"]``, which survives slicing, filtering,
+    ``assign`` and a Parquet round trip, but not a ``join`` with a frame that
+    lacks it nor a ``concat`` of frames built for different dates.
+
+    Raises
+    ------
+    ConfigError
+        If ``attrs["as_of"]`` holds something that is not a date.
+    """
+    built = features.attrs.get("as_of")
+    return None if built is None else as_timestamp(built, what='features.attrs["as_of"]')
+
+
+def check_features_date(features: pd.DataFrame, as_of: datetime, *, use: str) -> None:
+    """Refuse features built for another date than ``as_of`` (when the frame says which).
+
+    ``use`` says what was about to happen, e.g. ``"scored"``: results dated
+    ``as_of`` from another date's data would look right and be wrong.
+
+    Raises
+    ------
+    ValidationError
+        If :func:`features_as_of` is known and differs from ``as_of``.
+    """
+    built = features_as_of(features)
+    if built is None or built == as_of:
+        return
+    raise ValidationError(
+        f"These features were built as of {_moment(built)} but are being {use} as of "
+        f"{_moment(as_of)}: the results would describe customers at the wrong date. Build "
+        f"them for that date (customer_features(store, {_moment(as_of)!r})), or use "
+        f"as_of={_moment(built)!r}."
+    )
+
+
+def _moment(at: datetime) -> str:
+    """``2026-01-01``, or ``2026-01-01 06:30`` when the time is not midnight."""
+    return f"{at:%Y-%m-%d}" if at.time() == datetime.min.time() else f"{at:%Y-%m-%d %H:%M}"
 
 
 def build_feature_file(
@@ -185,7 +251,9 @@ def build_feature_file(
 
     The file appears complete or not at all: it is written beside the target
     and renamed over it (an existing file is replaced). ``as_of`` is kept in
-    the file's metadata.
+    the file's metadata, as pandas keeps ``attrs``: ``pd.read_parquet(path)``
+    gives it back in ``attrs["as_of"]`` (other readers find it in the
+    ``PANDAS_ATTRS`` JSON of the Parquet key-value metadata).
 
     Returns
     -------
@@ -208,11 +276,17 @@ def build_feature_file(
             f"ending in .parquet, e.g. {target.with_suffix('.parquet')}."
         )
     frame = customer_features(store, as_of, groups=groups, windows=windows, progress=progress)
-    frame.attrs["as_of"] = as_timestamp(as_of).isoformat()
     with staged_file(target, what="the feature file") as staging:
         frame.to_parquet(staging, index=True)
     log.info("Wrote %d customers x %d features to %s", *frame.shape, target)
     return target
 
 
-__all__ = ["GROUPS", "build_feature_file", "customer_features", "feature_list", "feature_query"]
+__all__ = [
+    "GROUPS",
+    "build_feature_file",
+    "customer_features",
+    "feature_list",
+    "feature_query",
+    "features_as_of",
+]

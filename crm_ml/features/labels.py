@@ -3,20 +3,28 @@
 Labels look only forward and features only backward, so a row dated exactly
 ``as_of`` belongs to the label, never to the features. Merged customers'
 rows follow the surviving id, as in the features.
+
+A label window must end by the end of the data (the midnight after the last
+order's day, :func:`~crm_ml.features.span.end_of_data`): past it, the days
+with no data would read as days with no purchase, so everyone would look
+churned. Every label function refuses such a window, and an ``as_of`` outside
+the data (:func:`~crm_ml.features.span.check_as_of`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import cast
 
 import ibis.expr.types as ir
 import pandas as pd
 
-from crm_ml.errors import ConfigError
+from crm_ml.errors import ConfigError, ValidationError
 from crm_ml.features.backend import Snapshot, TableSource, fetch, open_tables
 from crm_ml.features.identity import open_snapshot, population
+from crm_ml.features.span import check_as_of, data_span, end_of_data
 from crm_ml.features.spec import FeatureWindows, as_timestamp
 
 log = logging.getLogger(__name__)
@@ -52,18 +60,62 @@ def _buyers(snap: Snapshot) -> ir.Table:
     return orders.filter(orders.ordered_at < snap.as_of).select("customer_id").distinct()
 
 
+def _when(moment: datetime) -> str:
+    """``2026-01-01``, or ``2026-01-01 06:30`` when the time is not midnight."""
+    return (
+        f"{moment:%Y-%m-%d}" if moment.time() == datetime.min.time() else f"{moment:%Y-%m-%d %H:%M}"
+    )
+
+
+def check_label_window(
+    as_of: datetime, horizon_days: int, last_order: datetime, *, what: str = "as_of"
+) -> None:
+    """Refuse a label window ``[as_of, as_of + horizon_days)`` that ends after the data.
+
+    ``last_order`` is the store's last order; the data is taken to run to the end
+    of its day (:func:`~crm_ml.features.span.end_of_data`).
+
+    Raises
+    ------
+    ValidationError
+        If the window ends after that, naming the latest ``as_of`` the data allows.
+    """
+    end, data_end = as_of + timedelta(days=horizon_days), end_of_data(last_order)
+    if end > data_end:
+        raise ValidationError(
+            f"{what} {_when(as_of)}: its {horizon_days}-day label window ends {_when(end)}, "
+            f"after the data ends (last order {last_order:%Y-%m-%d %H:%M} UTC; the data covers "
+            f"windows ending by {_when(data_end)}). The days past it would read as days when "
+            "nothing happened (no purchase, no tier change), so the labels would be wrong. "
+            f"Use an as_of on or before {_when(data_end - timedelta(days=horizon_days))} or a "
+            "shorter horizon; if there are newer orders, load them first "
+            "(`crm-ml import orders FILE`)."
+        )
+
+
+def _checked_cutoff(
+    store: TableSource, as_of: datetime | date | str, horizon_days: int
+) -> datetime:
+    """Return ``as_of`` as the store's time if the data covers it and its label window."""
+    check_horizon(horizon_days)
+    cutoff = as_timestamp(as_of)
+    span = data_span(store)  # on Spark, two small jobs beside the label's own
+    if span.last_order is not None:  # else check_as_of says the store has no orders
+        check_label_window(cutoff, horizon_days, span.last_order)
+    return check_as_of(store, cutoff, span=span)
+
+
 def _labels(
     store: TableSource,
-    as_of: datetime | date | str,
+    cutoff: datetime,
     horizon_days: int,
     *,
     column: str,
     eligible: _Query | None,
     positive: _Query,
 ) -> pd.DataFrame:
-    """Label the population at ``as_of`` (narrowed by ``eligible``) by ``positive``."""
-    cutoff = as_timestamp(as_of)
-    end = cutoff + pd.Timedelta(days=check_horizon(horizon_days)).to_pytimedelta()
+    """Label the population at ``cutoff`` (narrowed by ``eligible``) by ``positive``, unchecked."""
+    end = cutoff + timedelta(days=horizon_days)
     with (
         open_tables(store) as (con, dialect),
         open_snapshot(con, dialect, cutoff, FeatureWindows()) as snap,
@@ -95,14 +147,28 @@ def churn_labels(
     -------
     pandas.DataFrame
         Indexed by ``customer_id`` (sorted), one bool column ``churned``.
-    """
 
+    Raises
+    ------
+    ValidationError
+        If ``as_of`` is outside the store's data, or the label window ends after
+        the data (:func:`check_label_window`).
+    ConfigError
+        If ``horizon_days`` is not a positive whole number of days.
+    """
+    cutoff = _checked_cutoff(store, as_of, horizon_days)
+    return _churn(store, cutoff, horizon_days, buyers_only=buyers_only)
+
+
+def _churn(
+    store: TableSource, cutoff: datetime, horizon_days: int, *, buyers_only: bool
+) -> pd.DataFrame:
     def bought(snap: Snapshot, end: datetime) -> ir.Table:
         return _orders_between(snap, snap.as_of, end)
 
     frame = _labels(
         store,
-        as_of,
+        cutoff,
         horizon_days,
         column="churned",
         eligible=(lambda snap, _end: _buyers(snap)) if buyers_only else None,
@@ -127,7 +193,16 @@ def purchase_labels(
     -------
     pandas.DataFrame
         Indexed by ``customer_id`` (sorted), one bool column ``purchased``.
+
+    Raises
+    ------
+    ValidationError
+        If ``as_of`` is outside the store's data, or the label window ends after
+        the data (:func:`check_label_window`).
+    ConfigError
+        If ``horizon_days`` is not a positive whole number of days.
     """
+    cutoff = _checked_cutoff(store, as_of, horizon_days)
 
     def bought(snap: Snapshot, end: datetime) -> ir.Table:
         orders = _orders_between(snap, snap.as_of, end)
@@ -140,7 +215,7 @@ def purchase_labels(
         ).select("order_id")
         return orders.filter(orders.order_id.isin(in_category.order_id))
 
-    return _labels(store, as_of, horizon_days, column="purchased", eligible=None, positive=bought)
+    return _labels(store, cutoff, horizon_days, column="purchased", eligible=None, positive=bought)
 
 
 def _holds_downgradable_tier(snap: Snapshot, _end: datetime) -> ir.Table:
@@ -160,12 +235,23 @@ def tier_downgrade_labels(
     """Tier downgrade: a ``down`` tier change in ``[as_of, as_of + horizon_days)``.
 
     Only customers holding a tier above the lowest at ``as_of`` can be downgraded.
+    As for the other labels, the window must end by the end of the data, which
+    the last order marks: tier changes are computed from purchases.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by ``customer_id`` (sorted), one bool column ``downgraded``.
+
+    Raises
+    ------
+    ValidationError
+        If ``as_of`` is outside the store's data, or the label window ends after
+        the data (:func:`check_label_window`).
+    ConfigError
+        If ``horizon_days`` is not a positive whole number of days.
     """
+    cutoff = _checked_cutoff(store, as_of, horizon_days)
 
     def downgraded(snap: Snapshot, end: datetime) -> ir.Table:
         changes = snap.table("tier_change")
@@ -174,7 +260,7 @@ def tier_downgrade_labels(
 
     return _labels(
         store,
-        as_of,
+        cutoff,
         horizon_days,
         column="downgraded",
         eligible=_holds_downgradable_tier,
@@ -199,27 +285,37 @@ def churn_sensitivity(
 ) -> pd.DataFrame:
     """How the churn definition's horizon changes who is flagged.
 
+    A horizon whose window ends after the data (:func:`check_label_window`) keeps
+    its row, marked incomplete, with no ``flagged`` or ``prevalence``: the data
+    cannot tell who churned over it.
+
     Returns
     -------
     pandas.DataFrame
         Indexed by ``horizon_days``; columns ``customers`` (int), ``flagged``
-        (int, customers labelled churned), ``prevalence`` (float) and
-        ``complete`` (bool: the label window ends before the last order, so
-        the data covers it).
+        (Int64, customers labelled churned; ``<NA>`` if incomplete),
+        ``prevalence`` (float; NaN if incomplete) and ``complete`` (bool: the
+        label window ends by the end of the data, so the data covers it).
+
+    Raises
+    ------
+    ValidationError
+        If ``as_of`` is outside the store's data (:func:`~crm_ml.features.check_as_of`).
     """
-    cutoff = as_timestamp(as_of)
-    data_end = last_order_at(store)
+    span = data_span(store)
+    cutoff = check_as_of(store, as_of, span=span)
+    data_end = end_of_data(cast(datetime, span.last_order))  # check_as_of refused no orders
     rows = []
     for horizon in horizons:
-        labels = churn_labels(store, cutoff, horizon, buyers_only=buyers_only)["churned"]
-        end = cutoff + pd.Timedelta(days=horizon).to_pytimedelta()
+        labels = _churn(store, cutoff, check_horizon(horizon), buyers_only=buyers_only)["churned"]
+        complete = cutoff + timedelta(days=horizon) <= data_end
         rows.append(
             {
                 "horizon_days": horizon,
                 "customers": len(labels),
-                "flagged": int(labels.sum()),
-                "prevalence": float(labels.mean()) if len(labels) else float("nan"),
-                "complete": data_end is not None and end <= data_end,
+                "flagged": int(labels.sum()) if complete else pd.NA,
+                "prevalence": float(labels.mean()) if complete and len(labels) else float("nan"),
+                "complete": complete,
             }
         )
-    return pd.DataFrame(rows).set_index("horizon_days")
+    return pd.DataFrame(rows).set_index("horizon_days").astype({"flagged": "Int64"})

@@ -1,9 +1,17 @@
 """Loyalty assets: points, tier, coupons and stored value.
 
 Balances are sums of the append-only ledgers over postings before ``as_of``.
+
+Points expiring follow the ledger's own rule, shared with
+:mod:`crm_ml.analysis.points`: spending consumes earned lots first-in,
+first-out; a lot is valid until its ``expires_at`` (exclusive), so a lot
+with ``expires_at == as_of`` has already expired at ``as_of``; "expiring
+within N days" means ``as_of < expires_at <= as_of + N days``.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import ibis
 import ibis.expr.types as ir
@@ -36,16 +44,17 @@ def features(windows: FeatureWindows) -> list[Feature]:
             f"points_expiring_{s}d",
             "int64",
             "points",
-            f"Points earned before as_of that expire in [as_of, as_of + {s} days), capped at "
-            "the balance (at least 0).",
+            f"Unspent points (spending consumes the oldest lots first) that expire in "
+            f"(as_of, as_of + {s} days]; a lot expiring exactly at as_of has already expired.",
             0,
         ),
         _f(
             "tier_level",
-            "int64",
+            "float64",
             "level",
-            "Level (tier.level) of the latest tier change before as_of; 0 if none.",
-            0,
+            "Level (tier.level) of the customer's tier at as_of, set by the latest tier change "
+            "before it; NaN if the customer has no tier (or one missing from the tier table).",
+            NAN,
         ),
         _f("days_since_tier_change", "float64", "days", "Days since the last tier change.", NAN),
         _f(
@@ -85,28 +94,60 @@ def _points(snap: Snapshot) -> ir.Table:
     p, w = snap.table("points_ledger"), snap.windows
     p = p.filter(p.posted_at < snap.as_of)
     recent = p.posted_at >= snap.bound(w.recent_days)
-    expiring = (
-        (p.kind == "earn")
-        & (p.expires_at >= snap.as_of)
-        & (p.expires_at < snap.bound(-w.short_days))
-    )
     points = p.points.cast("int64")
     agg = p.group_by("customer_id").agg(
         points_balance=points.sum(),
         _earned=points.sum(where=recent & (p.kind == "earn")),
         _redeemed=points.sum(where=recent & (p.kind == "redeem")),
-        _expiring=points.sum(where=expiring),
     )
-    # Which earned points are still unspent is not recorded; the balance bounds it.
-    cap = ibis.greatest(agg.points_balance, 0)
     return agg.select(
         "customer_id",
         "points_balance",
         **{
             f"points_earned_{w.recent_days}d": agg._earned.fill_null(0),
             f"points_redeemed_{w.recent_days}d": -agg._redeemed.fill_null(0),
-            f"points_expiring_{w.short_days}d": ibis.least(agg._expiring.fill_null(0), cap),
         },
+    )
+
+
+def _unspent_lots(p: ir.Table) -> ir.Table:
+    """Points left in each lot of ``p`` after first-in, first-out consumption.
+
+    Lots are the positive postings, oldest first (same ``posted_at``: the
+    earliest ``expires_at`` first, never-expiring last); the consumed points
+    are the oldest ``C`` points earned, ``C`` being the negative postings' total,
+    so a lot keeps ``max(earned_through - C, 0) - max(earned_before - C, 0)``
+    (the rule of :func:`crm_ml.analysis.points.remaining_lots`). Lots of one
+    customer with the same ``posted_at`` and ``expires_at`` are summed first, so
+    the order is total and every engine gives the same cumulative sums.
+
+    Returns
+    -------
+    ibis Table
+        ``customer_id``, ``expires_at`` (NULL: never expires) and ``unspent`` (int64).
+    """
+    points = p.points.cast("int64")
+    lots = p.filter(points > 0).group_by("customer_id", "posted_at", "expires_at")
+    lots = lots.agg(points=points.sum())
+    oldest_first = [lots.posted_at, lots.expires_at.isnull(), lots.expires_at]
+    lots = lots.mutate(_through=lots.points.cumsum(group_by="customer_id", order_by=oldest_first))
+    spent = p.filter(points < 0).group_by("customer_id").agg(_consumed=-points.sum())
+    joined = lots.left_join(spent, lots.customer_id == spent.customer_id)
+    consumed = joined._consumed.fill_null(0)
+    before = joined._through - joined.points
+    unspent = ibis.greatest(joined._through - consumed, 0) - ibis.greatest(before - consumed, 0)
+    return joined.select("customer_id", "expires_at", unspent=unspent)
+
+
+def _points_expiring(snap: Snapshot) -> ir.Table:
+    p, days = snap.table("points_ledger"), snap.windows.short_days
+    lots = _unspent_lots(p.filter(p.posted_at < snap.as_of))
+    # (as_of, as_of + days] written with >= and < only (see backend): every engine
+    # keeps timestamps to the microsecond, so "> t" is ">= t + 1 µs".
+    tick = timedelta(microseconds=1)
+    expiring = (lots.expires_at >= snap.as_of + tick) & (lots.expires_at < snap.bound(-days) + tick)
+    return lots.group_by("customer_id").agg(
+        **{f"points_expiring_{days}d": lots.unspent.sum(where=expiring).fill_null(0)}
     )
 
 
@@ -123,7 +164,7 @@ def _tier(snap: Snapshot) -> ir.Table:
     direction = ibis.cases((joined.direction == "up", 1), (joined.direction == "down", -1), else_=0)
     return joined.select(
         "customer_id",
-        tier_level=joined.level.fill_null(0),
+        tier_level=joined.level.cast("float64"),
         days_since_tier_change=snap.days_before(joined.changed_at),
         last_tier_change_direction=direction,
     )
@@ -161,7 +202,7 @@ def _stored_value(snap: Snapshot) -> ir.Table:
 
 def expressions(snap: Snapshot) -> list[ir.Table]:
     """Return the loyalty group's queries, each keyed by ``customer_id``."""
-    return [_points(snap), _tier(snap), _coupons(snap), _stored_value(snap)]
+    return [_points(snap), _points_expiring(snap), _tier(snap), _coupons(snap), _stored_value(snap)]
 
 
 GROUP = FeatureGroup(

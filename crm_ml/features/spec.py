@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import pandas as pd
 
 from crm_ml.errors import ConfigError
+from crm_ml.store._timestamps import refuse_number
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -139,16 +141,22 @@ class FeatureGroup:
     expressions: Callable[[Snapshot], list[ir.Table]]
 
 
-def as_timestamp(value: datetime | date | str | pd.Timestamp, *, what: str = "as_of") -> datetime:
+def as_timestamp(
+    value: datetime | date | str | pd.Timestamp | np.datetime64, *, what: str = "as_of"
+) -> datetime:
     """Return ``value`` as a naive UTC :class:`datetime`, the store's form of time.
 
-    A date or a date string means midnight UTC; an aware timestamp is converted to UTC.
+    The one reader of caller-supplied dates for features, labels, scores, tags
+    and segments (:func:`crm_ml.rules.as_timestamp` delegates here). A date or a
+    date string means midnight UTC; an aware timestamp is converted to UTC.
 
     Raises
     ------
     ConfigError
-        If ``value`` is not a date or time.
+        If ``value`` is missing, a number (pandas would read ``20260101`` as
+        nanoseconds since 1970), or not a date or time.
     """
+    refuse_number(value, name=what, error=ConfigError)
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:

@@ -1,8 +1,9 @@
 """Training sets: features at several snapshot dates, each with the label that followed it.
 
-Every snapshot's label window ``[as_of, as_of + horizon)`` must end before
-the data does (the last order), or the label would call everyone a churner;
-such a snapshot is refused rather than silently mislabelled.
+Every snapshot's label window ``[as_of, as_of + horizon)`` must end by the
+end of the data (the midnight after the last order's day), or the label would
+call everyone a churner; such a snapshot is refused rather than silently
+mislabelled (:func:`~crm_ml.features.labels.check_label_window`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from crm_ml.features.backend import TableSource
 from crm_ml.features.build import DEFAULT_WINDOWS, ProgressCallback, customer_features
 from crm_ml.features.labels import (
     check_horizon,
+    check_label_window,
     churn_labels,
     last_order_at,
     purchase_labels,
@@ -69,24 +71,31 @@ def _label_function(label: str, category: str | None) -> Callable[..., pd.DataFr
 
 
 def snapshot_dates(
-    data_end: datetime, count: int, horizon_days: int, gap_days: int
+    data_end: datetime | date | str, count: int, horizon_days: int, gap_days: int
 ) -> list[datetime]:
     """``count`` midnights ``gap_days`` apart, the last one's label window ending by ``data_end``.
+
+    ``data_end`` takes the date forms of ``as_of`` (datetime, date, ``'2024-10-01'``...).
 
     Returns
     -------
     list of datetime
         Oldest first.
+
+    Raises
+    ------
+    ConfigError
+        If ``count`` is not positive or ``data_end`` is not a date.
     """
     if count <= 0:
         raise ConfigError(f"snapshots must be a positive count or a list of dates; got {count}.")
-    latest = data_end - timedelta(days=horizon_days)
+    latest = as_timestamp(data_end, what="data_end") - timedelta(days=horizon_days)
     latest = datetime(latest.year, latest.month, latest.day)
     return [latest - timedelta(days=gap_days * k) for k in range(count - 1, -1, -1)]
 
 
 def _check_snapshots(
-    dates: Sequence[datetime], horizon_days: int, gap_days: int, data_end: datetime
+    dates: Sequence[datetime], horizon_days: int, gap_days: int, last_order: datetime
 ) -> None:
     for earlier, later in itertools.pairwise(dates):
         if later - earlier < timedelta(days=gap_days):
@@ -96,15 +105,7 @@ def _check_snapshots(
                 "or lower gap_days."
             )
     for as_of in dates:
-        end = as_of + timedelta(days=horizon_days)
-        if end > data_end:
-            raise ValidationError(
-                f"Snapshot {as_of:%Y-%m-%d %H:%M}: its {horizon_days}-day label window ends "
-                f"{end:%Y-%m-%d %H:%M}, after the data ends "
-                f"(last order {data_end:%Y-%m-%d %H:%M}); "
-                "its labels would be wrong. Drop it or use an as_of on or before "
-                f"{data_end - timedelta(days=horizon_days):%Y-%m-%d %H:%M}."
-            )
+        check_label_window(as_of, horizon_days, last_order, what="Snapshot")
     if gap_days < horizon_days:
         log.warning(
             "gap_days=%d < horizon_days=%d: consecutive snapshots' label windows overlap",
@@ -131,16 +132,18 @@ def resolve_snapshots(
     check_horizon(horizon_days)
     if isinstance(gap_days, bool) or not isinstance(gap_days, int) or gap_days <= 0:
         raise ConfigError(f"gap_days must be a positive whole number of days; got {gap_days!r}.")
-    data_end = last_order_at(store)
-    if data_end is None:
+    last_order = last_order_at(store)
+    if last_order is None:
         raise ValidationError("The store has no orders, so no label can be computed. Load orders.")
     if isinstance(snapshots, int):
-        dates = snapshot_dates(data_end, snapshots, horizon_days, gap_days)
+        # From the last order, not end_of_data: a day before the latest date the data allows,
+        # as training always picked, so backtests stay comparable with registered champions'.
+        dates = snapshot_dates(last_order, snapshots, horizon_days, gap_days)
     else:
         dates = sorted({as_timestamp(s, what="snapshot") for s in snapshots})
         if not dates:
             raise ConfigError("snapshots is empty; pass dates such as ['2024-01-01'] or a count.")
-    _check_snapshots(dates, horizon_days, gap_days, data_end)
+    _check_snapshots(dates, horizon_days, gap_days, last_order)
     return dates
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, and_, func, or_, select
 
+from crm_ml.features.spec import as_timestamp as features_as_timestamp
 from crm_ml.rules.compiler import Rule, RuleContext
 from crm_ml.rules.vocabulary import SCORE_FIELDS
-from crm_ml.store._timestamps import as_store_time
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import Consent, CustomerTag, Score
 
@@ -26,12 +26,16 @@ log = logging.getLogger(__name__)
 def as_timestamp(value: Any, what: str = "as_of") -> datetime:
     """Return ``value`` as a naive UTC :class:`datetime`, the store's canonical form.
 
+    :func:`crm_ml.features.spec.as_timestamp` under the name tags and segments
+    import, so that every stage reads a date alike.
+
     Raises
     ------
-    ValidationError
-        If it is missing or cannot be read as a date.
+    ConfigError
+        If it is missing, a number (``20260101`` is not read as nanoseconds since
+        1970), or cannot be read as a date.
     """
-    return as_store_time(value, name=what)
+    return features_as_timestamp(value, what=what)
 
 
 def valid_at(on: datetime) -> Any:

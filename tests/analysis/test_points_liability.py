@@ -104,3 +104,22 @@ def test_horizon_must_be_positive(points_store):
         points_expiring(points_store, AS_OF, within_days=0)
     with pytest.raises(ConfigError, match="point_value must be positive"):
         points_liability(points_store, AS_OF, point_value=-1)
+
+
+def test_lots_posted_together_are_spent_first_to_expire_first():
+    # The feature points_expiring_30d orders lots the same way (not by entry_id text).
+    at = pd.Timestamp("2024-06-01")
+    ledger = pd.DataFrame(
+        {
+            "entry_id": ["a1", "a2", "a3", "a4"],
+            "customer_id": "c",
+            "posted_at": [at, at, at, at + pd.Timedelta(days=1)],
+            "points": [60, 5, 40, -50],
+            "expires_at": [pd.Timestamp("2024-12-31"), pd.NaT, pd.Timestamp("2024-07-10"), pd.NaT],
+        }
+    )
+
+    lots, _ = remaining_lots(ledger)
+
+    assert lots["entry_id"].tolist() == ["a1", "a2"]
+    assert lots["remaining"].tolist() == [50, 5]

@@ -220,19 +220,18 @@ class Reference:
             p["points"] for p in pts if p["kind"] == "redeem" and self.within(p["posted_at"], r)
         )
         horizon = self.as_of + timedelta(days=s)
-        expiring = sum(
-            p["points"]
-            for p in pts
-            if p["kind"] == "earn" and p["expires_at"] and self.as_of <= p["expires_at"] < horizon
+        out[f"points_expiring_{s}d"] = sum(
+            left
+            for lot, left in self.unspent_lots(pts)
+            if lot["expires_at"] and self.as_of < lot["expires_at"] <= horizon
         )
-        out[f"points_expiring_{s}d"] = min(expiring, max(out["points_balance"], 0))
         changes = sorted(
             self.rows("tier_change", cid, "changed_at"),
             key=lambda t: (t["changed_at"], t["to_tier"]),
         )
         level = {t["tier_id"]: t["level"] for t in self.t.get("tier", [])}
         last = changes[-1] if changes else None
-        out["tier_level"] = level.get(last["to_tier"], 0) if last else 0
+        out["tier_level"] = level.get(last["to_tier"], NAN) if last else NAN
         out["days_since_tier_change"] = days(self.as_of, last["changed_at"]) if last else NAN
         out["last_tier_change_direction"] = (
             {"up": 1, "down": -1}.get(last["direction"], 0) if last else 0
@@ -248,6 +247,33 @@ class Reference:
             abs(v["amount"]) for v in sv if v["kind"] == "spend" and self.within(v["posted_at"], r)
         )
         return out
+
+    @staticmethod
+    def unspent_lots(pts: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+        """Replay the ledger in time order: spending takes the oldest lot first, debt waits.
+
+        Lots posted together go first-to-expire first, never-expiring last.
+        """
+
+        def when(p: dict[str, Any]) -> tuple[Any, ...]:
+            expiry = p["expires_at"]
+            return (p["posted_at"], expiry is None, expiry or p["posted_at"], p["entry_id"])
+
+        lots: list[list[Any]] = []  # [posting, points left], oldest first
+        debt = 0
+        for p in sorted(pts, key=when):
+            if p["points"] > 0:
+                repaid = min(debt, p["points"])
+                debt -= repaid
+                lots.append([p, p["points"] - repaid])
+                continue
+            spend = -p["points"]
+            for lot in lots:
+                taken = min(spend, lot[1])
+                lot[1] -= taken
+                spend -= taken
+            debt += spend
+        return [(lot, left) for lot, left in lots if left]
 
     # ---------------------------------------------------------------- campaigns
     def campaigns(self, cid: str) -> dict[str, Any]:

@@ -393,6 +393,12 @@ def random_tables(seed: int = 0, customers: int = 40) -> dict[str, list[dict[str
     tables["consent"] = _random_consents(rng, ids, start)
     tables["customer_owner"] = _random_owners(rng, ids, start)
     tables["campaign_contact"] = _random_contacts(rng, ids, start)
+    # The data runs on half a year past AS_OF, so label windows from AS_OF of up to 180 days
+    # are covered (labels refuse a window that ends after the last order's day).
+    last = AS_OF + timedelta(days=180)
+    tables["orders"].append(
+        dict(order_id="ro_last", customer_id=ids[-1], ordered_at=last, gross_amount=10.0)
+    )
     return tables
 
 

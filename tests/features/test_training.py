@@ -40,8 +40,11 @@ def test_a_count_of_snapshots_ends_where_the_data_allows(duckdb_store):
 
 
 def test_a_label_window_past_the_data_is_refused(sample_store):
-    with pytest.raises(ValidationError, match=r"after the data ends.*on or before 2024-06-04"):
+    # The last order is 2024-07-04 00:00; the data covers that day, so windows may end by 07-05.
+    with pytest.raises(ValidationError, match=r"after the data ends.*on or before 2024-06-05"):
         training_frame(sample_store, ["2024-05-01", "2024-06-10"], 30, 30)
+    built = training_frame(sample_store, ["2024-05-01", "2024-06-05"], 30, 30, groups=["value"])
+    assert built.prevalence["label_end"].max() == pd.Timestamp("2024-07-05")
 
 
 def test_snapshots_closer_than_the_gap_are_refused(duckdb_store):

@@ -101,6 +101,12 @@ def test_points_balance_is_the_sum_of_postings_before_as_of(customers):
     assert points_balance(customers, as_of=datetime(2023, 1, 1)).empty
 
 
+def test_a_number_is_not_taken_for_a_date(customers):
+    # pandas reads 20240102 as nanoseconds after 1970: every balance would be empty.
+    with pytest.raises(ValidationError, match=r"as_of=20240102 is a number.*'2024-01-02'"):
+        points_balance(customers, as_of=20240102)
+
+
 def test_stored_value_balance(customers):
     post_stored_value(
         customers,
