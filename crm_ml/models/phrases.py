@@ -158,15 +158,24 @@ def _tier(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
     level = _col(get, "tier_level", size)
     days = _col(get, "days_since_tier_change", size)
     move = _col(get, "last_tier_change_direction", size)
-    return each_distinct(lambda lv, d, mv: _tier_one(lv, d, mv, lang, ctx), level, days, move)
+    # Without a tier change before as_of, tier_level is 0 like the base tier's: only the
+    # missing days_since_tier_change tells a customer who never had a tier.
+    knows_days = get("days_since_tier_change") is not None
+    return each_distinct(
+        lambda lv, d, mv: _tier_one(lv, d, mv, lang, ctx, knows_days), level, days, move
+    )
 
 
 def _tier_name(level: float, ctx: PhraseContext) -> str | None:
     return ctx.tier_names.get(int(level)) if _ok(level) else None
 
 
-def _tier_one(level: float, d: float, move: float, lang: str, ctx: PhraseContext) -> str:
+def _tier_one(
+    level: float, d: float, move: float, lang: str, ctx: PhraseContext, knows_days: bool
+) -> str:
     zh = lang == "zh"
+    if not _ok(level) or (knows_days and not _ok(d)):  # tier_level is missing without a tier
+        return "暂无会员等级" if zh else "no tier yet"
     ago = (f"{d:.0f}天前" if zh else f" {_days(d, lang)} ago") if _ok(d) else ""
     if _ok(move) and move < 0:
         # Tier moves are one step, so the previous tier is one level up.

@@ -7,6 +7,14 @@ batches (probability, band, plain-language reasons) and writes them to the
 are deleted first, so re-running a date replaces its scores instead of
 duplicating them, and a failure leaves the previous scores untouched.
 
+Because a re-run deletes that date's scores, ``score_customers`` refuses,
+before any work, features that could not be the population at ``as_of``: an
+empty frame, a frame built for another date (``features.attrs["as_of"]``), or
+one covering fewer customers than the stored run (unless ``allow_fewer=True``).
+
+Reasons are written in ``settings.language`` (``CRM_ML_LANGUAGE``) and name
+tiers as the store's ``tier`` table does (the Chinese label in ``zh``).
+
 Bands (``band_thresholds``, default ``(0.7, 0.4)``): ``high`` when the
 probability is at least 0.7, ``medium`` from 0.4, ``low`` below. For a churn
 model ``high`` is high risk; for a propensity model, a likely buyer.
@@ -14,6 +22,7 @@ model ``high`` is high risk; for a propensity model, a likely buyer.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
@@ -21,16 +30,18 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, delete, insert
+from sqlalchemy import Connection, Table, delete, func, insert, or_, select
 from tqdm.auto import tqdm
 
 from crm_ml.config import Settings
-from crm_ml.errors import ValidationError
+from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.features.build import check_features_date
+from crm_ml.features.spec import as_timestamp
 from crm_ml.models.estimators import BoostedClassifier
-from crm_ml.models.phrases import PhraseContext
+from crm_ml.models.phrases import LANGUAGES, PhraseContext
 from crm_ml.models.reasons import reasons_json
 from crm_ml.store import Store
-from crm_ml.store.schema import Score
+from crm_ml.store.schema import Customer, CustomerMerge, Score, Tier
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +75,107 @@ def risk_band(
     return np.where(p >= high, "high", np.where(p >= medium, "medium", "low")).astype(object)
 
 
-def _naive_utc(value: str | date | pd.Timestamp) -> datetime:
-    ts = pd.Timestamp(value)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.to_pydatetime()
+def _day(moment: datetime) -> str:
+    """``2026-01-01``, or ``2026-01-01 06:30`` when the time is not midnight."""
+    return (
+        f"{moment:%Y-%m-%d}" if moment.time() == datetime.min.time() else f"{moment:%Y-%m-%d %H:%M}"
+    )
+
+
+def _check_not_empty(frame: pd.DataFrame, model: str, as_of: datetime) -> None:
+    if frame.empty:
+        raise ValidationError(
+            f"No customers to score with {model} as of {_day(as_of)}: the features frame is "
+            "empty, and scoring it would delete every stored score of that model and date. "
+            "Expected customer_features(store, as_of); it is empty for a date before the "
+            "store's data starts."
+        )
+
+
+def _features_to_score(features: pd.DataFrame, as_of: datetime, model: str) -> pd.DataFrame:
+    """Return ``features`` keyed by ``customer_id``, refusing a frame that cannot be scored."""
+    check_features_date(features, as_of, use="scored")
+    frame = _keyed(features)
+    _check_not_empty(frame, model, as_of)
+    return frame
+
+
+def _reasons_language(language: str | None, settings: Settings | None) -> str:
+    """Return ``language``, else ``settings.language`` (``CRM_ML_LANGUAGE``), else ``zh``."""
+    chosen = language or (settings.language if settings else "zh")
+    if chosen not in LANGUAGES:
+        raise ValidationError(f"language must be one of {', '.join(LANGUAGES)}, got {chosen!r}.")
+    return chosen
+
+
+def _check_model_name(model_name: str) -> None:
+    """Refuse a registry reference where the name stored in ``score.model_name`` belongs."""
+    if "@" in model_name or "/" in model_name:
+        name = model_name.removeprefix("models:/").split("@")[0].split("/")[0]
+        raise ValidationError(
+            f"model_name={model_name!r} is a registry reference; scores are stored under the "
+            f"model's name alone, whichever version made them (the model_version column says "
+            f"which). Pass model_name={name!r}."
+        )
+
+
+def _stored_population(conn: Connection, model_name: str, as_of: datetime) -> int:
+    """Count the stored scores of a run whose customers are still in the population at ``as_of``.
+
+    Customers merged away since (or, in odd data, created after ``as_of``) have
+    left the population that ``customer_features`` returns, so a full re-score
+    legitimately drops their scores; ids the store does not know still count.
+    """
+    table = SCORE_TABLE
+    gone = select(Customer.customer_id).where(
+        or_(Customer.status != "active", Customer.created_at >= as_of)
+    )
+    query = (
+        select(func.count())
+        .select_from(table)
+        .where(
+            table.c.model_name == model_name,
+            table.c.as_of == as_of,
+            table.c.customer_id.not_in(gone),
+            table.c.customer_id.not_in(select(CustomerMerge.merged_id)),
+        )
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def _refuse_fewer_customers(
+    conn: Connection, model_name: str, as_of: datetime, customers: int
+) -> None:
+    """Refuse to replace a stored run with scores for fewer customers (a partial frame)."""
+    stored = _stored_population(conn, model_name, as_of)
+    if customers < stored:
+        raise ValidationError(
+            f"{model_name} already has {stored:,} scores as of {_day(as_of)}, and these features "
+            f"cover {customers:,} customers: re-scoring replaces the whole run, so the scores "
+            f"of at least {stored - customers:,} others would be deleted. Score the whole "
+            "population (customer_features(store, as_of)), or pass allow_fewer=True if fewer "
+            "customers is intended."
+        )
+
+
+def tier_names_from_store(store: Store, *, language: str) -> dict[int, str]:
+    """Return tier level -> name as reasons should say it: the ``label`` in ``zh``, else ``name``.
+
+    Empty when the store defines no tiers (reasons then give the level number).
+    """
+    with store.connect() as conn:
+        rows = conn.execute(select(Tier.level, Tier.name, Tier.label)).all()
+    return {
+        int(level): str(label) if language == "zh" and label else str(name)
+        for level, name, label in rows
+    }
+
+
+def _phrase_context(
+    store: Store, settings: Settings | None, language: str, tier_names: Mapping[int, str] | None
+) -> PhraseContext:
+    names = tier_names_from_store(store, language=language) if tier_names is None else tier_names
+    return PhraseContext(currency=settings.currency if settings else "CNY", tier_names=dict(names))
 
 
 def _keyed(features: pd.DataFrame) -> pd.DataFrame:
@@ -83,12 +190,18 @@ def _keyed(features: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _model_label(model: str | BoostedClassifier, model_name: str | None) -> str:
+    """Name ``model`` in messages before it is loaded: the registry reference, or its name."""
+    if not isinstance(model, BoostedClassifier):
+        return str(model)
+    return model_name or ("crm-churn" if model.target == "churn" else "crm-propensity")
+
+
 def _resolve_model(
     model: str | BoostedClassifier, settings: Settings | None, model_name: str | None
 ) -> tuple[BoostedClassifier, str, str]:
     if isinstance(model, BoostedClassifier):
-        default = "crm-churn" if model.target == "churn" else "crm-propensity"
-        return model, model_name or default, "local"
+        return model, _model_label(model, model_name), "local"
     if settings is None:
         raise ValidationError(
             f"Loading {model!r} from the registry needs settings (the MLflow store)."
@@ -171,24 +284,32 @@ def score_customers(
     batch_size: int = 100_000,
     band_thresholds: tuple[float, float] = DEFAULT_BAND_THRESHOLDS,
     top_k: int = 3,
-    language: str = "en",
+    language: str | None = None,
     tier_names: Mapping[int, str] | None = None,
     attribution: str = "shap",
     scored_at: datetime | None = None,
     progress: bool = False,
+    allow_fewer: bool = False,
 ) -> pd.DataFrame:
     """Score every customer in ``features`` and replace that model's scores for ``as_of``.
 
     Parameters
     ----------
     features : pandas.DataFrame
-        Features as of ``as_of``, indexed by ``customer_id`` (or with that column).
+        Features as of ``as_of``, indexed by ``customer_id`` (or with that column):
+        the whole population, as ``customer_features(store, as_of)`` returns it.
     model : str or BoostedClassifier
         A registry reference (``crm-churn@champion``, ``crm-churn/3``) or a fitted model.
     settings : Settings
-        Needed to reach the MLflow registry (and for the currency of reasons).
+        Needed to reach the MLflow registry; gives the language and currency of reasons.
     model_name : str, optional
         Name written to ``score.model_name``; default the registered name.
+    language : {"zh", "en"}, optional
+        Language of the reasons; default ``settings.language`` (``CRM_ML_LANGUAGE``),
+        or ``zh`` (the settings' default) without settings.
+    tier_names : mapping, optional
+        Tier level -> name for reasons; default the store's ``tier`` table
+        (:func:`tier_names_from_store`).
     attribution : {"shap", "path"}
         How reasons weigh drivers: exact TreeSHAP, or path attribution. On 2
         cores a million customers take about 25 s with SHAP reasons and 27 s
@@ -196,18 +317,34 @@ def score_customers(
         SHAP's for about two customers in three.
     progress : bool
         Show a progress bar counting the customers scored (``crm-ml score`` does).
+    allow_fewer : bool
+        Replace a stored run of this model and date even when ``features`` covers
+        fewer customers than it, e.g. to keep only a subset's scores on purpose.
+        Off by default: the other customers' scores would be deleted. Customers
+        merged away since the run are not counted, so a full re-score needs no
+        opt-in.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by ``band`` (high, medium, low): ``customers``, ``mean_probability``.
+
+    Raises
+    ------
+    ConfigError
+        If ``as_of`` is not a date.
+    ValidationError
+        Before any work, if ``features`` is empty, was built for another date
+        (``features.attrs["as_of"]``) or holds a customer twice, or ``language``
+        is unknown; before any score is written, if it covers fewer customers
+        than the stored run (see ``allow_fewer``).
     """
+    as_of_dt = as_timestamp(as_of)
+    frame = _features_to_score(features, as_of_dt, _model_label(model, model_name))
+    language = _reasons_language(language, settings)
+    if model_name is not None:
+        _check_model_name(model_name)
     fitted, name, version = _resolve_model(model, settings, model_name)
-    frame = _keyed(features)
-    as_of_dt, stamp = _naive_utc(as_of), scored_at or datetime.now(UTC).replace(tzinfo=None)
-    context = PhraseContext(
-        currency=settings.currency if settings else "CNY", tier_names=dict(tier_names or {})
-    )
     batches = score_batches(
         fitted,
         frame,
@@ -215,16 +352,19 @@ def score_customers(
         band_thresholds=band_thresholds,
         top_k=top_k,
         language=language,
-        context=context,
+        context=_phrase_context(store, settings, language, tier_names),
         attribution=attribution,
     )
     if progress:
         batches = _counted(batches, len(frame), f"scoring {name} v{version}")
+    stamp = scored_at or datetime.now(UTC).replace(tzinfo=None)
     with store.begin() as conn:
+        if not allow_fewer:
+            _refuse_fewer_customers(conn, name, as_of_dt, len(frame))
         summary = replace_scores(
             conn, batches, model_name=name, as_of=as_of_dt, model_version=version, scored_at=stamp
         )
-    log.info("Scored %d customers with %s v%s as of %s", len(frame), name, version, as_of_dt.date())
+    log.info("Scored %d customers with %s v%s as of %s", len(frame), name, version, _day(as_of_dt))
     return summary
 
 
@@ -298,16 +438,49 @@ def _summarise(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def read_scores(store: Store, *, model_name: str, as_of: str | date | pd.Timestamp) -> pd.DataFrame:
     """Return the stored scores of one model and date, indexed by ``customer_id``.
 
+    Parameters
+    ----------
+    model_name : str
+        The name scores are stored under, e.g. ``crm-churn`` (not ``crm-churn@champion``).
+
     Returns
     -------
     pandas.DataFrame
-        ``model_version``, ``probability``, ``band``, ``reasons`` (JSON text), ``scored_at``.
+        ``model_version``, ``probability``, ``band``, ``reasons`` (JSON text),
+        ``scored_at``; empty when the model has no scores at ``as_of``.
+
+    Raises
+    ------
+    ValidationError
+        If ``model_name`` is a registry reference (an alias or version).
+    NotFoundError
+        If no scores at all are stored under ``model_name`` (listing the names that have some).
+    ConfigError
+        If ``as_of`` is not a date.
     """
     table = SCORE_TABLE
     query = table.select().where(
-        table.c.model_name == model_name, table.c.as_of == _naive_utc(as_of)
+        table.c.model_name == model_name, table.c.as_of == as_timestamp(as_of)
     )
     with store.connect() as conn:
         frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=list(SCORE_COLUMNS))
+        if frame.empty:
+            _require_scored_model(conn, model_name)
     cols: list[Any] = ["model_version", "probability", "band", "reasons", "scored_at"]
     return frame.set_index("customer_id")[cols].sort_index()
+
+
+def _require_scored_model(conn: Connection, model_name: str) -> None:
+    """Refuse a model name with no scores at any date, listing the names that have some."""
+    table = SCORE_TABLE
+    names = sorted(conn.execute(select(table.c.model_name).distinct()).scalars())
+    if model_name in names:
+        return
+    _check_model_name(model_name)
+    close = difflib.get_close_matches(model_name, names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise NotFoundError(
+        f"No scores are stored for model {model_name!r}; models with scores: "
+        f"{', '.join(names) or 'none'}.{hint} Scores are written by score_customers "
+        "(`crm-ml score`)."
+    )

@@ -10,8 +10,10 @@
   LightGBM booster (text) and a JSON schema with the calibrator, so nothing is
   pickled but a tiny wrapper class and no skops trust list is needed.
 - The new version gets the ``champion`` alias only if its backtest ROC-AUC is
-  not below the current champion's on the same backtest; otherwise
-  ``challenger``. The decision and why are tags on the version and the run.
+  not below the current champion's on the same backtest, and its test
+  snapshot is not older than the champion's (re-training at an earlier date
+  must not replace a model of newer behaviour); otherwise ``challenger``. The
+  decision and why are tags on the version and the run.
 
 Loading ``models:/crm-churn@champion`` with :func:`load_model` gives back the
 fitted :class:`~crm_ml.models.estimators.BoostedClassifier`, which scores and
@@ -35,6 +37,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
@@ -50,6 +53,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 REGISTERED_NAMES = {"churn": "crm-churn", "propensity": "crm-propensity"}
 _KIND_OF = {name: kind for kind, name in REGISTERED_NAMES.items()}
 _MODEL_DIR = "crm_model"
+_PROGRESS_BAR_SWITCH = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def _pip_requirements() -> list[str]:
@@ -134,7 +138,11 @@ def _log_model(model: BoostedClassifier, example: pd.DataFrame, registered_name:
         # MLflow hints that integer columns cannot hold missing values; ours never do.
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         signature = infer_signature(inputs, outputs, params=params)
-    with tempfile.TemporaryDirectory() as tmp, _registry_prints_muted():
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        _registry_prints_muted(),
+        _artifact_progress_bars_off(),
+    ):
         model.save(Path(tmp) / _MODEL_DIR)
         return mlflow.pyfunc.log_model(
             name="model",
@@ -224,28 +232,68 @@ def decide_alias(
     )
 
 
+def _current_champion(client: MlflowClient, name: str) -> ModelVersion | None:
+    """Return the version holding the champion alias, or None."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def _tested_on_older_data(champion: ModelVersion, result: BacktestResult) -> str | None:
+    """Return why the new version cannot be champion if it was tested on older data, else None.
+
+    A backtest on an earlier snapshot measures a model of older behaviour, and
+    re-training at an earlier ``as_of`` would otherwise replace a champion fitted
+    on newer data whenever the champion's recipe ties on that old backtest.
+    """
+    theirs = champion.tags.get("test_snapshot")
+    ours = result.split.test_as_of.date().isoformat()
+    if not theirs or ours >= theirs:
+        return None
+    return (
+        f"tested on older data than champion v{champion.version} (test snapshot {ours} vs "
+        f"{theirs}); promote by hand if intended"
+    )
+
+
 def _champion_auc(
-    client: MlflowClient,
+    champion: ModelVersion,
     name: str,
     backtest_id: str,
     rescore: Callable[[BoostedClassifier], float] | None,
     settings: Settings,
-) -> tuple[str | None, float | None, str]:
-    """Return the champion's version, its AUC on this backtest (or None) and how it was found."""
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None, None, "no champion"
+) -> tuple[float | None, str]:
+    """Return the champion's AUC on this backtest (or None) and how it was found."""
     version = str(champion.version)
     if champion.tags.get("backtest_id") == backtest_id:
-        return version, float(str(champion.tags["backtest_roc_auc"])), "on the same backtest"
+        return float(str(champion.tags["backtest_roc_auc"])), "on the same backtest"
     if rescore is None:
-        return version, None, "its backtest differs and no re-fit was allowed"
+        return None, "its backtest differs and no re-fit was allowed"
     try:
         auc = rescore(load_model(f"models:/{name}/{version}", settings).model)
     except ValidationError as exc:
-        return version, None, f"its recipe cannot be re-fitted here ({exc})"
-    return version, auc, "on this backtest, with the champion's recipe re-fitted to it"
+        return None, f"its recipe cannot be re-fitted here ({exc})"
+    return auc, "on this backtest, with the champion's recipe re-fitted to it"
+
+
+def _promotion(
+    client: MlflowClient,
+    name: str,
+    result: BacktestResult,
+    rescore: Callable[[BoostedClassifier], float] | None,
+    settings: Settings,
+) -> tuple[str, str]:
+    """Return ``(alias, reason)`` for a new version of ``name`` measured by ``result``."""
+    champion = _current_champion(client, name)
+    auc = float(result.metrics["roc_auc"].astype(float)["model"])
+    if champion is None:
+        return decide_alias(auc, None, champion_version=None, how="no champion")
+    stale = _tested_on_older_data(champion, result)
+    if stale is not None:
+        return CHALLENGER, stale
+    champ_auc, how = _champion_auc(champion, name, result.backtest_id, rescore, settings)
+    return decide_alias(auc, champ_auc, champion_version=str(champion.version), how=how)
 
 
 def log_training_run(
@@ -283,10 +331,7 @@ def log_training_run(
         info = _log_model(model, input_example, registered_name)
         version = str(info.registered_model_version)
         auc = float(result.metrics["roc_auc"].astype(float)["model"])
-        champ_version, champ_auc, how = _champion_auc(
-            client, registered_name, result.backtest_id, rescore_champion, settings
-        )
-        alias, reason = decide_alias(auc, champ_auc, champion_version=champ_version, how=how)
+        alias, reason = _promotion(client, registered_name, result, rescore_champion, settings)
         _tag_version(client, registered_name, version, result, auc, alias, reason)
         client.set_registered_model_alias(registered_name, alias, version)
         mlflow.set_tags({"promotion": alias, "promotion_reason": reason})
@@ -410,7 +455,7 @@ def load_model(ref: str, settings: Settings) -> LoadedModel:
     nothing is unpickled, so loading a model runs no code stored with it.
     """
     name, version = resolve_version(ref, settings)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _artifact_progress_bars_off():
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}/{version}", dst_path=tmp
         )
@@ -422,6 +467,25 @@ def load_model(ref: str, settings: Settings) -> LoadedModel:
             )
         model = load_saved_model(folder)
     return LoadedModel(model, name, version)
+
+
+@contextmanager
+def _artifact_progress_bars_off() -> Iterator[None]:
+    """Hide MLflow's "Downloading artifacts" bars, unless the user set the switch.
+
+    MLflow downloads a model's handful of small files to load it, and to check
+    the input example when logging it; the bars only clutter notebooks, scripts
+    and ``crm-ml score``'s own progress bar. MLflow reads the switch from the
+    environment at each download, so it is set for the ``with`` block only.
+    """
+    if _PROGRESS_BAR_SWITCH in os.environ:
+        yield
+        return
+    os.environ[_PROGRESS_BAR_SWITCH] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(_PROGRESS_BAR_SWITCH, None)
 
 
 def _aliases(client: MlflowClient, name: str) -> dict[str, str]:

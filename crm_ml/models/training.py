@@ -16,6 +16,7 @@ the training notebook run:
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -85,11 +86,24 @@ def default_features(frame: pd.DataFrame, *, label: str) -> list[str]:
     return known or inferred
 
 
-def _check_kind(kind: str, frame: pd.DataFrame, label: str) -> None:
-    if kind not in MODEL_KINDS:
-        raise ValidationError(
-            f"Unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}."
-        )
+def training_set_label(kind: str) -> str:
+    """Return the ``label`` of ``training_frame`` that a ``kind`` of model learns from.
+
+    Raises
+    ------
+    ValidationError
+        If ``kind`` is not ``churn`` or ``propensity`` (with the closest one, if any).
+    """
+    if kind in TRAINING_SET_LABELS:
+        return TRAINING_SET_LABELS[kind]
+    close = difflib.get_close_matches(str(kind), list(MODEL_KINDS), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValidationError(
+        f"Unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}.{hint}"
+    )
+
+
+def _check_label(kind: str, frame: pd.DataFrame, label: str) -> None:
     if label not in frame.columns:
         raise ValidationError(
             f"The training frame has no label column {label!r} for {kind}; its columns are "
@@ -142,6 +156,11 @@ def _unpack(
 ) -> tuple[pd.DataFrame, str, int]:
     """Return ``(flat frame, label column, horizon)`` from a TrainingSet or a DataFrame."""
     frame = data.frame if hasattr(data, "frame") else data
+    if not isinstance(frame, pd.DataFrame):
+        raise ValidationError(
+            "Training data must be a TrainingSet (crm_ml.features.training_frame(...)) or a "
+            f"DataFrame of stacked snapshots, got {type(data).__name__}."
+        )
     expected = TRAINING_SET_LABELS.get(kind)
     if hasattr(data, "label") and data.label != expected:
         raise ValidationError(
@@ -194,9 +213,16 @@ def train_model(
         Log to MLflow and register (requires ``settings``).
     progress : bool
         Show a progress bar over the steps: backtest, re-fit, register.
+
+    Raises
+    ------
+    ValidationError
+        Before any work, if ``kind`` is unknown, ``data`` is not a training
+        set or frame, or its label does not fit ``kind``.
     """
+    training_set_label(kind)  # a typo fails before any work
     frame, label, horizon = _unpack(kind, data, label, horizon_days)
-    _check_kind(kind, frame, label)
+    _check_label(kind, frame, label)
     cols = list(features) if features is not None else default_features(frame, label=label)
     recipe = MODEL_KINDS[kind](**dict(model_params or {}))
     steps = ["backtest", *(["re-fit"] if refit else []), *(["register"] if register else [])]

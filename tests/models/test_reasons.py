@@ -227,3 +227,30 @@ def test_many_customers_quickly() -> None:
     series = reasons_json(contrib, features, top_k=3)
     assert len(series) == n
     assert all(s.startswith("[{") for s in series.head(100))
+
+
+def test_a_customer_who_never_had_a_tier_is_not_given_the_base_tier() -> None:
+    # No tier change before as_of: tier_level is 0 as for the base tier, days are missing.
+    features = FEATURES.assign(
+        tier_level=[0, 0, 1],
+        days_since_tier_change=[np.nan, 30.0, 5.0],
+        last_tier_change_direction=[0, 0, 0],
+    )
+    contrib = contributions({"tier_level": [0.5, 0.5, 0.5]})
+    ctx = PhraseContext(tier_names={0: "普通会员", 1: "银卡会员"})
+    zh = reasons_frame(contrib, features, top_k=1, language="zh", context=ctx)
+    assert zh["text"].tolist() == [
+        "暂无会员等级",
+        "当前等级普通会员，已30天未变",
+        "当前等级银卡会员，已5天未变",
+    ]
+    en = reasons_frame(contrib, features, top_k=1, context=PhraseContext(tier_names={0: "classic"}))
+    assert en["text"].tolist()[:2] == ["no tier yet", "tier classic, unchanged for 30 days"]
+    # Without the days column the two cannot be told apart: the level's name, as before.
+    no_days = features.drop(columns="days_since_tier_change")
+    alone = reasons_frame(contrib, no_days, top_k=1, language="zh", context=ctx)
+    assert alone["text"].tolist()[0] == "当前等级普通会员"
+    # The features say "no tier" themselves: tier_level is missing.
+    missing = no_days.assign(tier_level=[np.nan, 0.0, 1.0])
+    named = reasons_frame(contrib, missing, top_k=1, language="zh", context=ctx)
+    assert named["text"].tolist()[:2] == ["暂无会员等级", "当前等级普通会员"]

@@ -6,12 +6,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
-from crm_ml.errors import ValidationError
+from crm_ml.config import Settings
+from crm_ml.errors import ConfigError, NotFoundError, ValidationError
 from crm_ml.models.estimators import ChurnModel
-from crm_ml.models.scoring import read_scores, risk_band, score_customers
-from crm_ml.store.schema import Score
+from crm_ml.models.scoring import read_scores, risk_band, score_customers, tier_names_from_store
+from crm_ml.store.schema import Customer, CustomerMerge, Score, Tier
 
 from .synthetic import TINY, make_snapshot
 
@@ -100,3 +101,171 @@ def test_progress_bar_counts_the_customers_scored(duckdb_store, model, features,
     assert "scoring crm-churn vlocal" in bar and "250/250" in bar
     score_customers(duckdb_store, features, "2024-07-01", model=model)
     assert capsys.readouterr().err == ""  # off by default (notebooks, reports)
+
+
+TIER_FEATURES = [*FEATURES, "tier_level", "days_since_tier_change", "last_tier_change_direction"]
+
+
+def project_settings(tmp_path, language: str) -> Settings:
+    return Settings(
+        root=tmp_path,
+        database_url=f"duckdb:///{tmp_path / 'crm.duckdb'}",
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        reports_dir=tmp_path / "reports",
+        language=language,
+    )
+
+
+def first_reason(store, as_of: str = "2024-07-01") -> str:
+    stored = read_scores(store, model_name="crm-churn", as_of=as_of)
+    return json.loads(stored["reasons"].iloc[0])[0]["text"]
+
+
+def has_chinese(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def test_an_empty_frame_is_refused_and_the_stored_scores_kept(duckdb_store, model, features):
+    score_customers(duckdb_store, features, "2024-07-01", model=model)
+    with pytest.raises(
+        ValidationError, match="No customers to score with crm-churn as of 2024-07-01"
+    ):
+        score_customers(duckdb_store, features.iloc[:0], "2024-07-01", model=model)
+    assert count_rows(duckdb_store) == 250
+
+
+def test_fewer_customers_than_the_stored_run_need_allow_fewer(duckdb_store, model, features):
+    score_customers(duckdb_store, features, "2024-07-01", model=model)
+    with pytest.raises(
+        ValidationError,
+        match=r"crm-churn already has 250 scores as of 2024-07-01, and these features cover 200 "
+        r"customers: .* at least 50 others would be deleted\. .*allow_fewer=True",
+    ):
+        score_customers(duckdb_store, features.head(200), "2024-07-01", model=model)
+    assert count_rows(duckdb_store) == 250
+    score_customers(duckdb_store, features.head(200), "2024-07-01", model=model, allow_fewer=True)
+    assert count_rows(duckdb_store) == 200
+    # The whole population again: a plain re-run, more customers is fine.
+    score_customers(duckdb_store, features, "2024-07-01", model=model)
+    assert count_rows(duckdb_store) == 250
+
+
+def test_a_full_rescore_after_a_merge_drops_the_merged_customers_score(
+    duckdb_store, model, features
+):
+    people = [
+        {"customer_id": cid, "created_at": datetime(2024, 1, 1), "status": "active"}
+        for cid in features.index
+    ]
+    with duckdb_store.begin() as conn:
+        conn.execute(insert(Customer), people)
+    score_customers(duckdb_store, features, "2024-07-01", model=model)
+    merged, survivor = features.index[0], features.index[1]
+    with duckdb_store.begin() as conn:
+        conn.execute(
+            update(Customer)
+            .where(Customer.customer_id == merged)
+            .values(status="merged", merged_into=survivor)
+        )
+        merge = {"merged_id": merged, "surviving_id": survivor, "reason": "same phone"}
+        conn.execute(insert(CustomerMerge), [{**merge, "merged_at": datetime(2024, 7, 2)}])
+    # The population no longer holds the merged record: no opt-in needed.
+    score_customers(duckdb_store, features.drop(index=merged), "2024-07-01", model=model)
+    assert count_rows(duckdb_store) == 249
+    with pytest.raises(ValidationError, match=r"already has 249 scores .* cover 248 customers"):
+        score_customers(duckdb_store, features.iloc[2:], "2024-07-01", model=model)
+
+
+def test_features_built_for_another_date_are_refused(duckdb_store, model, features):
+    built = features.copy()
+    built.attrs["as_of"] = "2024-06-01T00:00:00"
+    with pytest.raises(
+        ValidationError, match="built as of 2024-06-01 but are being scored as of 2024-07-01"
+    ):
+        score_customers(duckdb_store, built.head(20), "2024-07-01", model=model)
+    assert count_rows(duckdb_store) == 0
+    score_customers(duckdb_store, built, "2024-06-01", model=model)
+    assert count_rows(duckdb_store) == 250
+
+
+def test_a_date_that_is_not_one_is_a_config_error(duckdb_store, model, features):
+    with pytest.raises(ConfigError, match="as_of='soon' is not a date"):
+        score_customers(duckdb_store, features, "soon", model=model)
+    with pytest.raises(ConfigError, match="as_of='soon' is not a date"):
+        read_scores(duckdb_store, model_name="crm-churn", as_of="soon")
+
+
+@pytest.mark.parametrize(("language", "chinese"), [("zh", True), ("en", False)])
+def test_reasons_follow_the_settings_language(
+    duckdb_store, model, features, tmp_path, language: str, chinese: bool
+):
+    settings = project_settings(tmp_path, language)
+    score_customers(duckdb_store, features, "2024-07-01", model=model, settings=settings)
+    assert has_chinese(first_reason(duckdb_store)) is chinese
+
+
+def test_reasons_without_settings_are_in_the_default_language(duckdb_store, model, features):
+    score_customers(duckdb_store, features, "2024-07-01", model=model)
+    assert has_chinese(first_reason(duckdb_store))
+
+
+@pytest.fixture(scope="module")
+def tier_model() -> ChurnModel:
+    train = make_snapshot(pd.Timestamp("2024-01-01"), 400, seed=1)
+    cal = make_snapshot(pd.Timestamp("2024-04-01"), 300, seed=2)
+    return ChurnModel(**TINY).fit(
+        train[TIER_FEATURES], train["churned"], calibration=(cal[TIER_FEATURES], cal["churned"])
+    )
+
+
+TIERS = [
+    {"tier_id": "T0", "name": "classic", "label": "普通会员", "level": 0, "min_spend_12m": 0.0},
+    {"tier_id": "T1", "name": "silver", "label": "银卡会员", "level": 1, "min_spend_12m": 1e3},
+    {"tier_id": "T2", "name": "gold", "label": "金卡会员", "level": 2, "min_spend_12m": 3e3},
+    {"tier_id": "T3", "name": "diamond", "label": None, "level": 3, "min_spend_12m": 8e3},
+]
+
+
+def test_tier_names_come_from_the_store_in_the_reasons_language(duckdb_store):
+    assert tier_names_from_store(duckdb_store, language="zh") == {}
+    with duckdb_store.begin() as conn:
+        conn.execute(insert(Tier), TIERS)
+    zh = tier_names_from_store(duckdb_store, language="zh")
+    assert zh == {0: "普通会员", 1: "银卡会员", 2: "金卡会员", 3: "diamond"}  # no label: the name
+    en = tier_names_from_store(duckdb_store, language="en")
+    assert en == {0: "classic", 1: "silver", 2: "gold", 3: "diamond"}
+
+
+def test_reasons_name_tiers_as_the_store_does(duckdb_store, tier_model):
+    with duckdb_store.begin() as conn:
+        conn.execute(insert(Tier), TIERS)
+    snap = make_snapshot(pd.Timestamp("2024-07-01"), 250, seed=3).set_index("customer_id")
+    # Everyone just dropped from gold to silver: a churn driver the model learnt.
+    downgraded = snap[TIER_FEATURES].assign(
+        last_tier_change_direction=-1, tier_level=1, days_since_tier_change=20
+    )
+    score_customers(duckdb_store, downgraded, "2024-07-01", model=tier_model, top_k=20)
+    reasons = read_scores(duckdb_store, model_name="crm-churn", as_of="2024-07-01")["reasons"]
+    assert reasons.str.contains("20天前从金卡会员降级").any()
+    assert not reasons.str.contains("等级下降").any()
+
+
+def test_read_scores_names_the_models_that_have_scores(duckdb_store, model, features):
+    score_customers(duckdb_store, features.head(5), "2024-07-01", model=model)
+    with pytest.raises(
+        NotFoundError,
+        match=r"No scores are stored for model 'crm-chrun'; models with scores: crm-churn\. "
+        r"Did you mean 'crm-churn'\?",
+    ):
+        read_scores(duckdb_store, model_name="crm-chrun", as_of="2024-07-01")
+    with pytest.raises(ValidationError, match=r"registry reference.*model_name='crm-churn'"):
+        read_scores(duckdb_store, model_name="crm-churn@champion", as_of="2024-07-01")
+    # A known model on a date it was not scored: nothing, not an error.
+    assert read_scores(duckdb_store, model_name="crm-churn", as_of="2024-08-01").empty
+
+
+def test_a_registry_reference_is_not_a_model_name(duckdb_store, model, features):
+    with pytest.raises(ValidationError, match=r"registry reference.*model_name='crm-churn'"):
+        score_customers(
+            duckdb_store, features, "2024-07-01", model=model, model_name="crm-churn@champion"
+        )

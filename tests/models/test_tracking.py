@@ -233,3 +233,56 @@ def test_score_names_the_version_and_unknown_names_list_what_exists(
     monkeypatch.setattr(crm_ml.features, "customer_features", lambda *a, **k: latest)
     assert main(["score", "--as-of", "2024-10-01", "--model", "crm-churn@champion"]) == 0
     assert "crm-churn@champion (version 2) as of 2024-10-01:" in capsys.readouterr().out
+
+
+def _project(root: Path) -> Settings:
+    """Settings of a project of its own in ``root`` (a registry no other test writes to)."""
+    return Settings(
+        root=root,
+        database_url=f"duckdb:///{root / 'crm.duckdb'}",
+        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        reports_dir=root / "reports",
+    )
+
+
+def test_a_version_tested_on_older_data_does_not_take_champion(
+    tmp_path: Path, frame: pd.DataFrame
+) -> None:
+    from crm_ml.models.tracking import list_versions, resolve_version
+
+    own = _project(tmp_path)
+    assert train_model(
+        "churn", frame, own, horizon_days=90, model_params=TINY
+    ).registered.alias == ("champion")
+    # The same customers a quarter earlier: the champion's recipe re-fitted to them ties.
+    earlier = frame.assign(as_of=frame["as_of"] - pd.Timedelta(days=92))
+    older = train_model("churn", earlier, own, horizon_days=90, model_params=TINY).registered
+    assert older.alias == "challenger"
+    assert older.reason == (
+        "tested on older data than champion v1 (test snapshot 2024-07-01 vs 2024-10-01); "
+        "promote by hand if intended"
+    )
+    assert resolve_version("crm-churn@champion", own) == ("crm-churn", "1")
+    assert list_versions("crm-churn", own).loc[2, "promotion_reason"] == older.reason
+
+
+def test_no_mlflow_download_bars_when_training_and_scoring(
+    tmp_path: Path, frame: pd.DataFrame, duckdb_store, capsys, monkeypatch
+) -> None:
+    import os
+
+    from crm_ml.models.scoring import score_customers
+    from crm_ml.models.tracking import load_model
+
+    switch = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    monkeypatch.delenv(switch, raising=False)
+    own = _project(tmp_path)
+    train_model("churn", frame, own, horizon_days=90, model_params=TINY)
+    latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
+    score_customers(duckdb_store, latest, "2024-10-01", settings=own)
+    assert "Downloading artifacts" not in capsys.readouterr().err
+    assert switch not in os.environ  # set for the download only
+    # A user who asks for the bars still gets them.
+    monkeypatch.setenv(switch, "true")
+    load_model("crm-churn@champion", own)
+    assert "Downloading artifacts" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 
 from crm_ml.errors import ValidationError
 from crm_ml.models.estimators import ChurnModel, PropensityModel
-from crm_ml.models.training import train_model
+from crm_ml.models.training import train_model, training_set_label
 
 from .synthetic import SNAPSHOTS, TINY, make_training_frame
 
@@ -71,3 +71,18 @@ def test_progress_bar_names_the_steps(capsys) -> None:
     )
     bar = capsys.readouterr().err
     assert "training churn" in bar and "2/2" in bar and "re-fit" in bar
+
+
+def test_a_misspelt_kind_fails_before_any_work_with_the_closest_kind() -> None:
+    with pytest.raises(
+        ValidationError, match=r"Unknown model kind 'chrun'; .* Did you mean 'churn'\?"
+    ):
+        train_model("chrun", None, None)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"Did you mean 'propensity'\?"):
+        training_set_label("propensty")
+    assert training_set_label("propensity") == "purchase"
+
+
+def test_training_data_must_be_a_training_set_or_a_frame() -> None:
+    with pytest.raises(ValidationError, match=r"TrainingSet .* or a DataFrame .*, got NoneType"):
+        train_model("churn", None, None, register=False)
