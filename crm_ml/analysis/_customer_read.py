@@ -4,6 +4,16 @@ Every query filters on the customer id and an event time ``< as_of`` with bound
 parameters, and returns a frame with declared column names; personal
 identifiers are masked here unless ``unmask`` is set, so they leave the store
 masked.
+
+Two things are read by the rules the rest of the package uses, so this view
+agrees with segments, the explorer and ``customers_with_tag``:
+
+- tags: a membership is in force over ``[valid_from, valid_to)``, as in
+  :func:`crm_ml.rules.tag_members_at` — tags applied at ``as_of`` are in force
+  at it, tags ended at ``as_of`` are not;
+- merges: a merge counts whatever its date, as in
+  :mod:`crm_ml.features.identity` (a duplicate found later was the same person
+  all along), and as the merged record's own ``status``/``merged_into`` show.
 """
 
 from __future__ import annotations
@@ -147,11 +157,12 @@ def _tags(conn: Connection, cid: str, on: pd.Timestamp) -> pd.DataFrame:
             CustomerTag.valid_to,
         )
         .join(TagDefinition, TagDefinition.tag_id == CustomerTag.tag_id, isouter=True)
-        .where(CustomerTag.customer_id == cid, CustomerTag.valid_from < bind(on)),
+        .where(CustomerTag.customer_id == cid, CustomerTag.valid_from <= bind(on)),
         ["tag", "label", "category", "source", "valid_from", "valid_to"],
     )
-    # A membership that closes on or after as_of was still open at as_of.
-    tags["valid_to"] = tags["valid_to"].where(tags["valid_to"] < on)
+    # In force over [valid_from, valid_to), as tag_members_at reads it: a membership that
+    # closes after as_of was still open at as_of; one that closes at as_of was not.
+    tags["valid_to"] = tags["valid_to"].where(tags["valid_to"] <= on)
     tags["active"] = tags["valid_to"].isna()
     return tags.sort_values(["active", "valid_from", "tag"], ascending=[False, False, True])
 
@@ -243,12 +254,12 @@ def _identities(conn: Connection, cid: str, on: pd.Timestamp, unmask: bool) -> p
     return ident[["kind", "value", "verified"]].reset_index(drop=True)
 
 
-def _merged_records(conn: Connection, cid: str, on: pd.Timestamp) -> list[str]:
-    return list(
+def _merged_records(conn: Connection, cid: str) -> list[str]:
+    # A merge counts whatever its date, as in customer_features (see the module notes):
+    # the merged record itself shows status "merged" on every as_of, so must its survivor.
+    return sorted(
         conn.execute(
-            select(CustomerMerge.merged_id).where(
-                CustomerMerge.surviving_id == cid, CustomerMerge.merged_at < bind(on)
-            )
+            select(CustomerMerge.merged_id).where(CustomerMerge.surviving_id == cid)
         ).scalars()
     )
 
@@ -258,7 +269,7 @@ def _tier_names(conn: Connection) -> dict[str, str]:
 
 
 def read_parts(conn: Connection, cid: str, on: pd.Timestamp, unmask: bool) -> dict[str, Any]:
-    """Read everything about customer ``cid`` before ``on``, one frame per part.
+    """Read everything about customer ``cid`` before ``on`` (tags: in force at it), one per part.
 
     Returns
     -------
@@ -280,7 +291,7 @@ def read_parts(conn: Connection, cid: str, on: pd.Timestamp, unmask: bool) -> di
         "tags": _tags(conn, cid, on),
         "owners": _owners(conn, cid, on),
         "identities": _identities(conn, cid, on, unmask),
-        "merged": _merged_records(conn, cid, on),
+        "merged": _merged_records(conn, cid),
     }
     parts["scores"], parts["reasons"] = _scores(conn, cid, on)
     parts["consent"], parts["consent_rows"] = _consent(conn, cid, on)

@@ -2,8 +2,11 @@
 
 Everything is read as it stood just before ``as_of``: orders, events, points,
 tier changes, campaign contacts, owner assignments and consent decisions
-dated before it; tags in force at it; the latest score of each model computed
-at or before it (a score's ``as_of`` is the cutoff of the data it used).
+dated before it; tags in force at it (``valid_from <= as_of < valid_to``, as
+``customers_with_tag`` reads them, so tags applied at ``as_of`` show); the
+latest score of each model computed at or before it (a score's ``as_of`` is
+the cutoff of the data it used). Records merged into the customer are listed
+whatever the merge date, as features resolve merges.
 
 Personal data is masked by default (``张*``, ``138****5678``,
 ``a***@example.com``, age instead of birth date); ``unmask=True`` shows it in
@@ -62,7 +65,8 @@ class Customer360:
         ``changed_at, from_tier, to_tier, direction, reason``.
     tags : pandas.DataFrame
         ``tag, label, category, source, valid_from, valid_to, active``; every
-        membership that began before ``as_of``, in force ones first.
+        membership that began at or before ``as_of``, those in force at it first
+        (``valid_to`` is NaT for a membership still open at ``as_of``).
     scores : pandas.DataFrame
         Indexed by ``model_name``: ``model_version, score_as_of, probability,
         band, reasons`` (the reasons' texts joined by ``; ``).
@@ -77,6 +81,7 @@ class Customer360:
         ``campaign_id, name, channel, group, contacted_at, responded``.
     timeline : pandas.DataFrame
         ``at, kind`` (one of :data:`TIMELINE_KINDS`), ``what``, ``amount``; sorted by ``at``.
+        Everything is before ``as_of`` except tag changes made at it.
     figure : matplotlib.figure.Figure
         The timeline (see :func:`plot_customer_timeline`).
     """
@@ -201,7 +206,8 @@ def _timeline(parts: dict[str, pd.DataFrame], on: pd.Timestamp) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame({k: pd.Series(dtype=v) for k, v in columns.items()})
     timeline = pd.concat(frames, ignore_index=True).astype(columns)
-    return timeline[timeline["at"] < on].sort_values("at", kind="stable", ignore_index=True)
+    # Other parts are read before as_of; tags applied or ended at as_of belong on it too.
+    return timeline[timeline["at"] <= on].sort_values("at", kind="stable", ignore_index=True)
 
 
 def _localise(frame: pd.DataFrame, tz: str) -> pd.DataFrame:
@@ -220,6 +226,7 @@ def customer_360(
     *,
     unmask: bool = False,
     tz: str = "UTC",
+    lang: str = "en",
 ) -> Customer360:
     """Gather one customer's profile, history, tags, scores, owner and consent at ``as_of``.
 
@@ -236,6 +243,8 @@ def customer_360(
         (logged). By default they are masked and the age is shown instead.
     tz : str
         IANA time zone the frames' timestamps are shown in (e.g. ``"Asia/Shanghai"``).
+    lang : str
+        ``"en"`` or ``"zh"`` labels on the timeline figure (e.g. ``settings.language``).
 
     Returns
     -------
@@ -273,7 +282,9 @@ def customer_360(
         reasons=parts["reasons"],
         consent=parts["consent"],
         timeline=timeline,
-        figure=plot_customer_timeline(timeline, title=title),
+        figure=plot_customer_timeline(
+            timeline, title=title, lang=lang, until=local_instant(on, tz)
+        ),
         **local,
     )
 
@@ -307,12 +318,22 @@ def _draw_totals(ax: Any, timeline: pd.DataFrame, lang: str) -> None:
     ax.step(orders["at"], orders["amount"].cumsum(), where="post", color="C0", lw=2.5)
     ax.set_ylabel(_LABELS[lang]["spend"], color="C0")
     ax.yaxis.set_major_formatter("{x:,.0f}")
+    if points.empty:  # an empty axis would show a meaningless ±0.04 scale
+        return
     twin = ax.twinx()
     twin.step(points["at"], points["amount"].cumsum(), where="post", color="C2", ls="--")
     twin.set_ylabel(_LABELS[lang]["points"], color="C2")
 
 
-def plot_customer_timeline(timeline: pd.DataFrame, *, title: str = "", lang: str = "en") -> Figure:
+def _extend_to(ax: Any, first: pd.Timestamp, last: pd.Timestamp) -> None:
+    """Show ``first`` to ``last`` on the time axis, with a little room for the markers."""
+    pad = max((last - first) * 0.02, pd.Timedelta(days=1))
+    ax.set_xlim(first - pad, last + pad)
+
+
+def plot_customer_timeline(
+    timeline: pd.DataFrame, *, title: str = "", lang: str = "en", until: Any = None
+) -> Figure:
     """Draw a customer's timeline: one lane per kind of item, then spend and points over time.
 
     Parameters
@@ -324,6 +345,9 @@ def plot_customer_timeline(timeline: pd.DataFrame, *, title: str = "", lang: str
         Figure title.
     lang : str
         ``"en"`` or ``"zh"`` axis labels.
+    until : datetime-like, optional
+        Extend the time axis to this instant (``as_of``, in the timeline's
+        time zone), so a long silence before it shows.
     """
     fig = Figure(figsize=(10.0, 5.5), layout="constrained")
     if lang not in _LABELS:
@@ -336,6 +360,8 @@ def plot_customer_timeline(timeline: pd.DataFrame, *, title: str = "", lang: str
         lanes, totals = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
         _draw_lanes(lanes, timeline)
         _draw_totals(totals, timeline, lang)
+        if until is not None:
+            _extend_to(totals, timeline["at"].min(), max(pd.Timestamp(until), timeline["at"].max()))
         fig.autofmt_xdate()
     fig.suptitle(title)
     # Names, tiers and campaigns are often Chinese: draw them with a CJK font.

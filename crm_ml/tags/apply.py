@@ -6,6 +6,12 @@ longer does, and leaves the rest alone — so the table holds intervals, not
 daily copies, and any past date can be queried. Tags are applied forward in
 time; to see what a rule *would* have tagged at an earlier date without
 writing anything, use :func:`evaluate_tags` on that date's features.
+
+Because a customer missing from the features frame counts as "no longer
+matches", :func:`apply_tags` refuses, before writing anything, a frame that
+is empty, was built for another date, or leaves out any customer who exists
+at ``as_of``: a partial frame would otherwise end everyone else's tags, and
+the closures would stay in the history.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ import pandas as pd
 from sqlalchemy import Connection, Table, and_, bindparam, func, select
 
 from crm_ml.errors import RuleError, ValidationError
+from crm_ml.features.build import check_features_date
 from crm_ml.rules import Rule, RuleContext, as_timestamp, build_context, compile_rule
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import CustomerTag
+from crm_ml.store.schema import Customer, CustomerMerge, CustomerTag
 from crm_ml.tags.definitions import (
     TagDefinition,
     load_tag_definitions,
@@ -35,6 +42,13 @@ log = logging.getLogger(__name__)
 _TABLE = cast(Table, CustomerTag.__table__)
 
 _AUTO_SOURCES = ("rule", "model")
+
+_EXAMPLES = 5
+
+_PASS_INSTEAD = (
+    "Nothing was written. Pass customer_features(store, as_of) for the same as_of; to try "
+    "rules on some customers without writing, use evaluate_tags(store, features, as_of)."
+)
 
 
 def _order(definitions: Mapping[str, TagDefinition], rules: Mapping[str, Rule]) -> list[str]:
@@ -74,6 +88,69 @@ def _auto_definitions(
     return save_tag_definitions(store, builtin_tags())
 
 
+def active_customers(conn: Connection, on: datetime) -> pd.Index:
+    """Return the customers who exist at ``on``: active, not merged away, created before it.
+
+    The population :func:`~crm_ml.features.customer_features` builds a frame
+    for. As there, a merge counts whatever its date (a duplicate found later
+    was the same person all along), so a merged-away id is never expected.
+
+    Returns
+    -------
+    pandas.Index
+        Sorted ``customer_id`` values.
+    """
+    ids = conn.execute(
+        select(Customer.customer_id).where(
+            Customer.status == "active",
+            Customer.created_at < on,
+            Customer.customer_id.not_in(select(CustomerMerge.merged_id)),
+        )
+    ).scalars()
+    return pd.Index(sorted(ids), dtype="str", name="customer_id")
+
+
+def _are(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
+def _check_features_cover(features: pd.DataFrame, population: pd.Index, on: datetime) -> None:
+    """Refuse a frame that leaves out any customer of ``population`` (or is empty)."""
+    if len(features) == 0:
+        raise ValidationError(
+            f"The features frame is empty, but {len(population):,} customers exist at "
+            f"{on:%Y-%m-%d %H:%M}: applying it would end every rule and model tag they hold. "
+            + _PASS_INSTEAD
+        )
+    missing = population.difference(pd.Index(features.index.astype("str")))
+    if len(missing):
+        examples = ", ".join(repr(c) for c in missing[:_EXAMPLES])
+        raise ValidationError(
+            f"The features frame covers {len(population) - len(missing):,} of the "
+            f"{len(population):,} customers who exist at {on:%Y-%m-%d %H:%M} (active, not "
+            f"merged away, created before it); {len(missing):,} {_are(len(missing))} missing, "
+            f"e.g. {examples}. "
+            "apply_tags ends the tags of every customer missing from the frame. " + _PASS_INSTEAD
+        )
+
+
+def check_features_frame(store: Store, features: pd.DataFrame, as_of: Any) -> None:
+    """Refuse a features frame that :func:`apply_tags` cannot safely apply at ``as_of``.
+
+    Raises
+    ------
+    ValidationError
+        If the frame is empty, its ``attrs["as_of"]`` (when set) differs from
+        ``as_of``, or its index leaves out a customer who exists at ``as_of``
+        (see :func:`active_customers`).
+    """
+    on = as_timestamp(as_of)
+    check_features_date(features, on, use="tagged")
+    with store.connect() as conn:
+        population = active_customers(conn, on)
+    _check_features_cover(features, population, on)
+
+
 def evaluate_tags(
     store: Store,
     features: pd.DataFrame,
@@ -97,7 +174,13 @@ def evaluate_tags(
     -------
     dict of str to pandas.Index
         Sorted ``customer_id`` values per tag name.
+
+    Raises
+    ------
+    ValidationError
+        If ``features.attrs["as_of"]`` is set and differs from ``as_of``.
     """
+    check_features_date(features, as_timestamp(as_of), use="tagged")
     chosen = list(definitions) if definitions is not None else load_tag_definitions(store)
     chosen = [d for d in chosen if d.kind in _AUTO_SOURCES]
     vocab = tag_vocabulary(store, features, extra_tags=[d.name for d in chosen])
@@ -126,7 +209,10 @@ def apply_tags(
     ----------
     store : Store
     features : pandas.DataFrame
-        Indexed by ``customer_id``: the features as of ``as_of``.
+        Indexed by ``customer_id``: the features as of ``as_of`` of every
+        customer who exists then, i.e. ``customer_features(store, as_of)``.
+        A customer left out counts as no longer matching, so a partial frame
+        is refused.
     as_of : datetime-like
         The date memberships open and close at.
     definitions : iterable of TagDefinition, optional
@@ -143,11 +229,15 @@ def apply_tags(
     Raises
     ------
     ValidationError
-        If a tag's history already reaches past ``as_of`` (apply forward in time).
+        If ``features`` is empty, was built for another date, or leaves out
+        customers who exist at ``as_of`` (see :func:`check_features_frame`);
+        or if a tag's history already reaches past ``as_of`` (apply forward in
+        time). Nothing is written then.
     RuleError
         If a rule is bad or tags refer to each other in a cycle.
     """
     on = as_timestamp(as_of)
+    check_features_frame(store, features, on)  # before anything, definitions included, is saved
     chosen = _auto_definitions(store, definitions)
     check_apply_date(store, on, [d.name for d in chosen])
     members = evaluate_tags(store, features, on, definitions=chosen)

@@ -202,6 +202,38 @@ def stored_tag_names(conn: Connection) -> set[str]:
     return set(conn.execute(select(TagRow.name)).scalars())
 
 
+def _defined_only(names: Iterable[str], defined: Iterable[str]) -> list[str]:
+    """Return ``names`` without repeats, in order, if each is in ``defined``.
+
+    Raises
+    ------
+    NotFoundError
+        For the first name that is not, with the nearest defined names.
+    """
+    wanted, known = list(dict.fromkeys(names)), set(defined)
+    for name in wanted:
+        if name not in known:
+            raise NotFoundError(
+                f"No tag named {name!r} is defined.{nearest(name, known)} "
+                "List tags with crm_ml.tags.tag_definitions_frame(store)."
+            )
+    return wanted
+
+
+def require_tags(conn: Connection, names: Iterable[str]) -> list[str]:
+    """Return ``names`` without repeats, in order, if every one is a defined tag.
+
+    Queries by tag name call this first, so a typo raises instead of
+    returning nobody (which reads as "nobody has the tag").
+
+    Raises
+    ------
+    NotFoundError
+        For the first unknown name, with the nearest defined names.
+    """
+    return _defined_only(names, stored_tag_names(conn))
+
+
 def load_tag_definitions(store: Store, names: Iterable[str] | None = None) -> list[TagDefinition]:
     """Return the stored tag definitions (all, or those named), sorted by name.
 
@@ -215,14 +247,7 @@ def load_tag_definitions(store: Store, names: Iterable[str] | None = None) -> li
     found = {row.name: _row_to_definition(row) for row in rows}
     if names is None:
         return list(found.values())
-    wanted = list(dict.fromkeys(names))
-    for name in wanted:
-        if name not in found:
-            raise NotFoundError(
-                f"No tag named {name!r} is defined.{nearest(name, found)} "
-                "List tags with crm_ml.tags.tag_definitions_frame(store)."
-            )
-    return [found[name] for name in wanted]
+    return [found[name] for name in _defined_only(names, found)]
 
 
 def get_tag_definition(store: Store, name: str) -> TagDefinition:
@@ -351,6 +376,7 @@ __all__ = [
     "check_name",
     "get_tag_definition",
     "load_tag_definitions",
+    "require_tags",
     "save_tag_definition",
     "save_tag_definitions",
     "tag_definitions_frame",

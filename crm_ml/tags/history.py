@@ -3,6 +3,10 @@
 A membership is in force over ``[valid_from, valid_to)``; an open membership
 has no ``valid_to``. Because ended memberships are closed rather than deleted,
 "who had tag X on date D" has one answer for every past D.
+
+Every query by tag name checks the name first: an unknown tag raises
+:class:`~crm_ml.errors.NotFoundError` with the nearest names, as
+:func:`~crm_ml.tags.get_tag_definition` does, instead of answering "nobody".
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy import select
 from crm_ml.rules import as_timestamp, tag_members_at
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import CustomerTag
+from crm_ml.tags.definitions import require_tags
 
 HISTORY_COLUMNS = ["customer_id", "tag", "valid_from", "valid_to", "source", "actor", "reason"]
 
@@ -27,9 +32,14 @@ def customers_with_tag(store: Store, tag: str, on: Any) -> pd.Index:
     -------
     pandas.Index
         Sorted ``customer_id`` values.
+
+    Raises
+    ------
+    NotFoundError
+        If ``tag`` is not defined.
     """
     with store.connect() as conn:
-        return tag_members_at(conn, [tag], as_timestamp(on, "on"))[tag]
+        return tag_members_at(conn, require_tags(conn, [tag]), as_timestamp(on, "on"))[tag]
 
 
 def tag_history(
@@ -42,6 +52,11 @@ def tag_history(
     pandas.DataFrame
         Columns ``customer_id, tag, valid_from, valid_to, source, actor, reason``,
         sorted by tag, customer and ``valid_from``. ``valid_to`` is NaT while open.
+
+    Raises
+    ------
+    NotFoundError
+        If ``tag`` is given and not defined.
     """
     query = select(
         CustomerTag.customer_id,
@@ -57,6 +72,8 @@ def tag_history(
     if customer_id is not None:
         query = query.where(CustomerTag.customer_id == customer_id)
     with store.connect() as conn:
+        if tag is not None:
+            require_tags(conn, [tag])
         rows = conn.execute(query).all()
     frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     for column in ("valid_from", "valid_to"):
@@ -71,10 +88,15 @@ def tag_sizes(store: Store, tags: Iterable[str], dates: Iterable[Any]) -> pd.Dat
     -------
     pandas.DataFrame
         Indexed by ``date``; one integer column per tag.
+
+    Raises
+    ------
+    NotFoundError
+        If a tag is not defined.
     """
-    names = list(dict.fromkeys(tags))
     stamps = [as_timestamp(d, "date") for d in dates]
     with store.connect() as conn:
+        names = require_tags(conn, tags)
         counts = [{n: len(m) for n, m in tag_members_at(conn, names, d).items()} for d in stamps]
     frame = pd.DataFrame(counts, index=pd.DatetimeIndex(stamps, name="date"), columns=names)
     return frame.fillna(0).astype("int64")
@@ -90,9 +112,15 @@ def tag_changes(store: Store, tag: str, since: Any | None, until: Any) -> pd.Dat
     pandas.DataFrame
         Columns ``customer_id`` and ``change`` (``added`` or ``removed``),
         sorted by change then customer.
+
+    Raises
+    ------
+    NotFoundError
+        If ``tag`` is not defined.
     """
     end = as_timestamp(until, "until")
     with store.connect() as conn:
+        require_tags(conn, [tag])
         after = set(tag_members_at(conn, [tag], end)[tag])
         before = (
             set()

@@ -7,10 +7,12 @@ import json
 import pandas as pd
 import pytest
 from analysis_rows import order, refund, ts
+from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
 from crm_ml.analysis import customer_360, plot_customer_timeline
 from crm_ml.errors import NotFoundError
+from crm_ml.tags import customers_with_tag
 
 AS_OF = "2024-07-01"
 REASONS = [
@@ -196,9 +198,41 @@ def test_reads_only_what_happened_before_as_of(store, history):
 
 def test_tags_in_force_at_as_of_come_first(store, history):
     tags = customer_360(store, "c1", AS_OF).tags
-    assert list(tags["tag"]) == ["new", "vip", "dormant"]
-    assert list(tags["active"]) == [True, True, False]
-    assert list(tags["label"]) == ["新客", "贵宾", "沉睡"]
+    # "late" was applied at as_of itself: in force at it, as customers_with_tag says.
+    assert list(tags["tag"]) == ["late", "new", "vip", "dormant"]
+    assert list(tags["active"]) == [True, True, True, False]
+    assert list(tags["label"]) == ["迟", "新客", "贵宾", "沉睡"]
+
+
+def test_tags_agree_with_customers_with_tag_at_the_boundaries(store, history, insert):
+    insert(
+        "customer_tag",
+        [{"customer_id": "c1", "tag_id": "dormant", "valid_from": ts("2024-05-01"),
+          "valid_to": ts(AS_OF), "source": "rule"}],
+    )  # fmt: skip
+    tags = customer_360(store, "c1", AS_OF).tags
+    shown = set(tags.loc[tags["active"], "tag"])
+    held = {
+        t for t in ("vip", "dormant", "new", "late") if "c1" in customers_with_tag(store, t, AS_OF)
+    }
+    assert shown == held == {"late", "new", "vip"}
+    ended = tags[(tags["tag"] == "dormant") & (tags["valid_from"] == ts("2024-05-01"))]
+    assert ended["valid_to"].tolist() == [pd.Timestamp(AS_OF)]  # ended at as_of: not in force
+
+
+def test_merged_records_are_listed_whatever_the_merge_date(store, history, insert):
+    insert(
+        "customer",
+        [_customer(c, "2024-01-01", status="merged", merged_into="c1") for c in ("m1", "m2", "m3")],
+    )
+    insert(
+        "customer_merge",
+        [{"merged_id": m, "surviving_id": "c1", "merged_at": ts(at), "reason": "same phone"}
+         for m, at in [("m1", "2024-03-01"), ("m2", AS_OF), ("m3", "2024-09-01")]],
+    )  # fmt: skip
+    assert customer_360(store, "c1", AS_OF).profile.loc["merged_records", "value"] == "m1, m2, m3"
+    merged = customer_360(store, "m2", AS_OF).profile["value"]
+    assert (merged["status"], merged["merged_into"]) == ("merged", "c1")
 
 
 def test_latest_score_at_or_before_as_of_with_its_reasons(store, history):
@@ -250,12 +284,24 @@ def test_timeline_and_figure(store, history):
     view = customer_360(store, "c1", AS_OF)
     counts = view.timeline["kind"].value_counts().to_dict()
     assert counts == {
-        "order": 2, "event": 1, "points": 2, "tier": 2, "tag": 4, "campaign": 1, "owner": 2,
+        "order": 2, "event": 1, "points": 2, "tier": 2, "tag": 5, "campaign": 1, "owner": 2,
         "consent": 3,
     }  # fmt: skip
     assert view.timeline["at"].is_monotonic_increasing
-    assert (view.timeline["at"] < pd.Timestamp(AS_OF)).all()
+    # Only the tag applied at as_of sits on it; everything else is before.
+    at_as_of = view.timeline[view.timeline["at"] == pd.Timestamp(AS_OF)]
+    assert at_as_of["what"].tolist() == ["+ late"]
+    assert (view.timeline["at"] <= pd.Timestamp(AS_OF)).all()
     assert isinstance(view.figure, Figure)
+
+
+def test_figure_reaches_as_of_in_the_configured_language(store, history):
+    figure = customer_360(store, "c1", "2025-01-01", tz="Asia/Shanghai", lang="zh").figure
+    totals = figure.axes[1]
+    assert totals.get_ylabel() == "累计消费"
+    right = pd.Timestamp(mdates.num2date(totals.get_xlim()[1])).tz_localize(None)
+    # Up to as_of in Shanghai time (plus room for markers), not to the last event (2024-08-01).
+    assert pd.Timestamp("2025-01-01 08:00") < right < pd.Timestamp("2025-01-15")
 
 
 def test_timestamps_are_shown_in_the_business_time_zone(store, history):
