@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -10,10 +12,11 @@ import pandas as pd
 import pytest
 
 from crm_ml.errors import ConfigError, RuleError, ValidationError
-from crm_ml.segments import evaluate_segment, load_segment
+from crm_ml.segments import Segment, evaluate_segment, load_segment, save_segment, snapshot_segment
 from crm_ml.store import Store
 from crm_ml.store.schema import Base
 from crm_ml.widgets import SegmentExplorer
+from crm_ml.widgets.explorer import STATUS_COLOURS
 
 AS_OF = datetime(2024, 7, 1)
 BEFORE = datetime(2024, 3, 1)
@@ -78,7 +81,7 @@ def features() -> pd.DataFrame:
         {
             "recency_days": [10.0, 95.0, 200.0, 40.0, None, 120.0],
             "revenue_365d": [5000.0, 800.0, 3000.0, 50.0, 0.0, 1200.0],
-            "tier_level": [2, 1, 2, 1, 0, 1],
+            "tier_level": [2.0, 1.0, 2.0, 1.0, None, 1.0],  # c5 has no tier
             "acquisition_channel": ["app", "store", "app", ODD_CHANNEL, "web", "store"],
             "p_churn": [0.1, 0.7, 0.9, 0.4, 0.8, 0.65],
         },
@@ -132,7 +135,17 @@ def test_score_range_tiers_and_channels(explorer):
     assert explorer.rule.endswith("tier_level in [1] and acquisition_channel in ['store']")
     assert list(explorer.members) == ["c2", "c6"]
     labels = [label for label, _ in explorer.tiers.options]
-    assert labels == ["(none) (level 0)", "silver (level 1)", "gold (level 2)"]
+    assert labels == ["silver (level 1)", "gold (level 2)", "(no tier)"]
+
+
+def test_customers_without_a_tier_can_be_chosen(explorer):
+    no_tier = dict(explorer.tiers.options)["(no tier)"]
+    explorer.tiers.value = (no_tier,)
+    assert explorer.rule == "missing(tier_level)"
+    assert list(explorer.members) == ["c5"]
+    explorer.tiers.value = (2, no_tier)
+    assert explorer.rule == "(tier_level in [2] or missing(tier_level))"
+    assert list(explorer.members) == ["c1", "c3", "c5"]
 
 
 def test_a_channel_value_stays_a_quoted_literal(explorer):
@@ -230,3 +243,112 @@ def test_export_without_a_secret_names_the_variable(store, features, tmp_path):
     explorer.apply(tags=["vip"]).save("vips")
     with pytest.raises(ConfigError, match="CRM_ML_EXPORT_SECRET"):
         explorer.export()
+
+
+def _view(explorer: SegmentExplorer) -> tuple[Any, ...]:
+    return (
+        explorer.rule,
+        list(explorer.members),
+        explorer.size_view.value,
+        bytes(explorer.portrait_view.value),
+        explorer.sample_view.value,
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"tags": ["vpi"]}, "Unknown tag 'vpi'. Did you mean 'vip'? Choose among: lapsed, vip."),
+        ({"exclude_tags": "lapsd"}, "Unknown tag 'lapsd'. Did you mean 'lapsed'?"),
+        (
+            {"tiers": [1, "gold"]},
+            "Unknown tier 'gold': tiers are chosen by level. Did you mean 2 (gold)? "
+            "Choose among: 1 = silver, 2 = gold, -1 = (no tier).",
+        ),
+        ({"p_churn": (0.9, 0.2)}, "got (0.9, 0.2), whose lower end is above its upper."),
+        ({"p_purchase": (0.2, 1.5)}, "p_purchase is a range (low, high) with 0 ≤ low ≤ high ≤ 1"),
+        ({"channels": ["shop"]}, "Unknown acquisition channel 'shop'. Choose among: app,"),
+        ({"thresholds": ["recency_dayz > 90"]}, "Did you mean 'recency_days' or 'revenue_365d'?"),
+    ],
+)
+def test_apply_checks_every_value_before_setting_any(explorer, values, message):
+    explorer.apply(tags=["vip"], thresholds=["recency_days > 90"])
+    before = _view(explorer)
+    with pytest.raises(ValidationError) as raised:
+        explorer.apply(**{"tags": ["lapsed"], "tiers": [1], **values})
+    assert message in str(raised.value)
+    assert _view(explorer) == before  # no control was set, the results still match them
+    assert message in html.unescape(explorer.status.value)
+    explorer.apply(tags=["lapsed"])  # the next good selection clears the message
+    assert explorer.status.value == "" and list(explorer.members) == ["c3", "c5"]
+
+
+def test_saving_over_another_segment_takes_a_second_click(explorer, store, features, caplog):
+    save_segment(store, Segment("nightly", "tag('lapsed')", "夜间名单"), actor="cron")
+    snapshot_segment(store, "nightly", features, AS_OF)
+    explorer.apply(tags=["vip"])
+    explorer.name.value = "nightly"  # the label box is left empty
+    explorer.save_button.click()
+    assert html.unescape(explorer.status.value) == (
+        f"<span style='color:{STATUS_COLOURS['warn']}'>Segment nightly already exists (v1, "
+        "created by cron; snapshots at 1 date, 2024-07-01) with the rule tag('lapsed'). "
+        "Click Save again to replace it.</span>"
+    )
+    assert load_segment(store, "nightly").rule == "tag('lapsed')"  # nothing written yet
+    with caplog.at_level(logging.WARNING, logger="crm_ml.segments.definitions"):
+        explorer.save_button.click()
+    stored = load_segment(store, "nightly")
+    assert (stored.rule, stored.version, stored.label) == ("tag('vip')", 2, "夜间名单")
+    assert "Saved segment nightly v2. It replaced v1: tag('lapsed')" in html.unescape(
+        explorer.status.value
+    )
+    assert "changed by tester: v1 -> v2. Before: rule \"tag('lapsed')\"" in caplog.text
+
+
+def test_a_changed_selection_between_clicks_is_asked_about_again(explorer, store):
+    save_segment(store, Segment("nightly", "tag('lapsed')"), actor="cron")
+    explorer.apply(tags=["vip"])
+    explorer.name.value = "nightly"
+    explorer.save_button.click()
+    explorer.apply(tags=["vip"], exclude_tags=["lapsed"])
+    explorer.save_button.click()
+    assert "Click Save again to replace it." in explorer.status.value
+    assert load_segment(store, "nightly").version == 1
+
+
+def test_saving_over_another_segment_from_python_needs_replace(explorer, store):
+    save_segment(store, Segment("nightly", "tag('lapsed')", "夜间名单"), actor="cron")
+    explorer.apply(tags=["vip"])
+    with pytest.raises(ValidationError, match=r"already exists .* Pass replace=True"):
+        explorer.save("nightly")
+    assert explorer.save("nightly", replace=True).label == "夜间名单"
+    explorer.apply(tags=["lapsed"])
+    assert explorer.save("nightly").version == 3  # its own segment: no confirmation again
+
+
+def test_an_export_with_nobody_to_contact_is_not_shown_as_success(explorer):
+    explorer.apply(tags=["lapsed"])  # c3 and c5, neither consented
+    explorer.name.value = "lapsed_list"
+    explorer.save_button.click()
+    explorer.export_button.click()
+    status = html.unescape(explorer.status.value)
+    assert status.startswith(f"<span style='color:{STATUS_COLOURS['warn']}'>")
+    assert "0 customers to contact, all 2 members excluded (0 withdrawn, 2 no consent)" in status
+
+
+def test_the_sample_reads_p_churn_from_the_store(store, features, tmp_path):
+    rows = [
+        {"model_name": "crm-churn", "as_of": BEFORE, "customer_id": c, "model_version": "1",
+         "probability": p, "band": "high", "reasons": "[]", "scored_at": BEFORE}
+        for c, p in [("c1", 0.25), ("c2", 0.75)]
+    ]  # fmt: skip
+    _insert(store, "score", rows)
+    explorer = SegmentExplorer(store, features.drop(columns="p_churn"), AS_OF)
+    explorer.apply(tags=["vip"])
+    assert explorer.sample()["p_churn"].tolist()[:2] == [0.25, 0.75]
+
+
+def test_the_figure_of_an_empty_selection_says_it_is_empty(explorer):
+    explorer.apply(thresholds=["recency_days > 100000"])
+    axes = explorer.figure().axes[0]
+    assert not axes.patches and "No customers" in axes.texts[0].get_text()

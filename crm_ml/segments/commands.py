@@ -101,14 +101,13 @@ def segment_export_command(
     """Export a segment's consented members (see :func:`~crm_ml.segments.export_list`).
 
     When the segment has no snapshot at ``as_of``, or one taken with an older
-    version of its rule, a snapshot is taken first, from ``features`` or from
-    features computed as of that date (as :func:`segment_show_command` does),
-    and the text says so.
+    version of its rule, :func:`~crm_ml.segments.export_list` takes one first,
+    from ``features`` or from features computed as of that date (as
+    :func:`segment_show_command` does), and the text says so.
     """
     on = as_timestamp(as_of)
     require_secret(secret)  # refuse before a snapshot is written, not after
     check_channel(channel, purpose)
-    features, notes = _current_snapshot(store, name, on, features)
     summary = export_list(
         store,
         name,
@@ -119,28 +118,21 @@ def segment_export_command(
         secret=secret,
         actor=actor,
         unmask=unmask,
-        features=features,
+        features=_features_for_snapshot(store, name, on, features),
     )
     files = [f"  {row.path}  ({row.kept} rows)" for row in summary.files.itertuples()]
-    return "\n".join([*notes, str(summary), *files])
+    return "\n".join([str(summary), *files])
 
 
-def _current_snapshot(
+def _features_for_snapshot(
     store: Store, name: str, on: datetime, features: pd.DataFrame | None
-) -> tuple[pd.DataFrame | None, list[str]]:
-    """Snapshot the segment at ``on`` unless its current rule already has one there.
+) -> pd.DataFrame | None:
+    """Return ``features``, computed as of ``on`` when export_list must take a snapshot.
 
-    Returns the features used (computed when needed) and a note saying what was taken.
+    Features are computed only when the segment's current rule has no snapshot
+    at ``on``: they take a while and are not needed otherwise.
     """
-    seg = load_segment(store, name)
-    taken_with = snapshot_rule_version(store, name, on)
-    if taken_with == seg.version:
-        return features, []
-    features = _features(store, on, features)
-    members = snapshot_segment(store, seg, features, on)
-    before = (
-        f"No snapshot of {name} at {on:%Y-%m-%d} yet"
-        if taken_with is None
-        else f"The snapshot of {name} at {on:%Y-%m-%d} used rule v{taken_with}"
-    )
-    return features, [f"{before}: took one with rule v{seg.version} ({len(members)} members)."]
+    current = load_segment(store, name).version
+    if features is not None or snapshot_rule_version(store, name, on) == current:
+        return features
+    return _features(store, on, None)

@@ -8,7 +8,7 @@ their first snapshot (a fixed list, e.g. a campaign's audience).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
@@ -178,13 +178,33 @@ def _upsert(conn: Connection, segment: Segment, actor: str) -> Segment:
     version = int(current.version)
     if (current.rule, current.kind) != (segment.rule, segment.kind):
         version += 1
-        log.info("Segment %s: rule changed by %s, version %d", segment.name, actor, version)
+    if (current.rule, current.kind, current.label) != (segment.rule, segment.kind, segment.label):
+        _log_change(current, segment, actor, version)
     conn.execute(
         _TABLE.update()
         .where(_TABLE.c.segment_id == current.segment_id)
         .values(version=version, **values)
     )
     return replace(segment, version=version, created_by=current.created_by)
+
+
+def _log_change(current: Any, segment: Segment, actor: str, version: int) -> None:
+    # The table keeps only the latest definition and its creator (no history, no
+    # updated_by column), so the log is the only record of who changed what.
+    log.warning(
+        "Segment %s changed by %s: v%d -> v%d. Before: rule %r, kind %s, label %r "
+        "(created by %s). Now: rule %r, kind %s, label %r.",
+        segment.name, actor, int(current.version), version, current.rule, current.kind,
+        current.label, current.created_by, segment.rule, segment.kind, segment.label,
+    )  # fmt: skip
+
+
+def _no_such_segment(name: str, names: Iterable[str]) -> NotFoundError:
+    return NotFoundError(
+        f"No segment named {name!r}.{nearest(name, names)} List them with "
+        "crm_ml.segments.segment_definitions_frame(store); create one with "
+        "crm_ml.segments.save_segment or `crm-ml segment create`."
+    )
 
 
 def load_segment(store: Store, name: str) -> Segment:
@@ -199,11 +219,27 @@ def load_segment(store: Store, name: str) -> Segment:
         row = conn.execute(select(SegmentRow).where(SegmentRow.name == name)).first()
         names = [] if row else list(conn.execute(select(SegmentRow.name)).scalars())
     if row is None:
-        raise NotFoundError(
-            f"No segment named {name!r}.{nearest(name, names)} Create it with "
-            "crm_ml.segments.save_segment or `crm-ml segment create`."
-        )
+        raise _no_such_segment(name, names)
     return Segment(row.name, row.rule, row.label, row.kind, int(row.version), row.created_by)
+
+
+def require_segments(conn: Connection, names: Iterable[str]) -> list[str]:
+    """Return ``names`` without repeats, in order, if every one is a stored segment.
+
+    Queries by segment name call this first, so a typo raises instead of
+    returning nothing (which reads as "the segment is empty").
+
+    Raises
+    ------
+    NotFoundError
+        For the first unknown name, with the nearest stored names.
+    """
+    wanted = list(dict.fromkeys(names))
+    stored = set(conn.execute(select(SegmentRow.name)).scalars())
+    for name in wanted:
+        if name not in stored:
+            raise _no_such_segment(name, stored)
+    return wanted
 
 
 def segment_definitions_frame(store: Store) -> pd.DataFrame:
@@ -222,25 +258,71 @@ def segment_definitions_frame(store: Store) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).set_index("name")
 
 
-def ensure_segments(store: Store, names: Sequence[str], *, actor: str) -> list[Segment]:
-    """Return the named segments, saving any that exist only as a template from its defaults.
+def _planned(store: Store, names: Sequence[str]) -> list[tuple[str, Segment | None]]:
+    """Return ``(stored name, template segment to save first or None)`` per name, no repeats."""
+    saved = set(segment_definitions_frame(store).index)
+    planned: dict[str, Segment | None] = {}
+    for name in names:
+        if name in saved:
+            planned.setdefault(name, None)
+        elif name in SEGMENT_TEMPLATES:
+            segment = SEGMENT_TEMPLATES[name].instantiate()
+            planned.setdefault(segment.name, None if segment.name in saved else segment)
+        else:
+            hint = nearest(name, {*saved, *SEGMENT_TEMPLATES})
+            raise NotFoundError(
+                f"No segment or template named {name!r}.{hint} "
+                f"Saved: {', '.join(sorted(saved)) or 'none'}; templates: {_template_names()}."
+            )
+    return list(planned.items())
+
+
+def _template_names() -> str:
+    """Template names, with the segment name a template saves under when it differs."""
+    shown = []
+    for name, template in sorted(SEGMENT_TEMPLATES.items()):
+        saved_as = template.instantiate().name
+        shown.append(name if saved_as == name else f"{name} (saved as {saved_as})")
+    return ", ".join(shown)
+
+
+def check_segment_names(store: Store, names: Sequence[str]) -> list[str]:
+    """Return the stored segment names ``names`` stand for, checking them without writing.
+
+    A saved segment stands for itself. A template stands for the segment its
+    defaults are saved as, which may have another name:
+    ``category_prospects`` is saved as ``maternity_baby_prospects``. Call it
+    before a run writes anything, then use the names it returns.
+
+    Returns
+    -------
+    list of str
+        One name per distinct segment, in the order given.
 
     Raises
     ------
     NotFoundError
         If a name is neither a saved segment nor a template.
     """
-    saved = set(segment_definitions_frame(store).index)
-    segments = []
-    for name in names:
-        if name in saved:
-            segments.append(load_segment(store, name))
-        elif name in SEGMENT_TEMPLATES:
-            segments.append(save_segment(store, SEGMENT_TEMPLATES[name].instantiate(), actor=actor))
-        else:
-            raise NotFoundError(
-                f"No segment or template named {name!r}. "
-                f"Saved: {', '.join(sorted(saved)) or 'none'}; "
-                f"templates: {', '.join(sorted(SEGMENT_TEMPLATES))}."
-            )
-    return segments
+    return [name for name, _ in _planned(store, names)]
+
+
+def ensure_segments(store: Store, names: Sequence[str], *, actor: str) -> list[Segment]:
+    """Return the named segments, saving any that exist only as a template from its defaults.
+
+    Every name is checked before anything is saved. A template's segment keeps
+    the template's name pattern (see :func:`check_segment_names`); read the
+    names from the returned segments. A template whose segment is already
+    saved returns the saved one, unchanged.
+
+    Raises
+    ------
+    NotFoundError
+        If a name is neither a saved segment nor a template; nothing is saved.
+    """
+    return [
+        load_segment(store, name)
+        if template is None
+        else save_segment(store, template, actor=actor)
+        for name, template in _planned(store, names)
+    ]

@@ -47,7 +47,7 @@ from crm_ml.segments.masking import (
     pseudonymous_id,
     require_secret,
 )
-from crm_ml.segments.members import segment_members, snapshot_segment
+from crm_ml.segments.members import segment_members, snapshot_rule_version, snapshot_segment
 from crm_ml.store.admin import utc_now
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import ExportLog
@@ -75,6 +75,9 @@ class ExportSummary:
     unmasked : bool
     files : pandas.DataFrame
         One row per file: ``owner_id, owner_name, path, kept, excluded, export_id``.
+    snapshot_note : str
+        ``""`` when the stored snapshot of the current rule was used; otherwise
+        why a snapshot was taken first (none yet, or one of an older rule version).
     """
 
     segment: str
@@ -85,23 +88,58 @@ class ExportSummary:
     excluded_unknown: int
     unmasked: bool
     files: pd.DataFrame
+    snapshot_note: str = ""
 
     def __str__(self) -> str:
-        return (
-            f"Exported {self.segment} v{self.rule_version} as of {self.as_of:%Y-%m-%d}: "
-            f"{self.kept} kept, {self.excluded_withdrawn} excluded (withdrawn), "
-            f"{self.excluded_unknown} excluded (no consent), {len(self.files)} file(s)"
-            + (" — UNMASKED" if self.unmasked else "")
+        text = f"Exported {self.segment} v{self.rule_version} as of {self.as_of:%Y-%m-%d}: "
+        text += self._counts() + (" — UNMASKED" if self.unmasked else "")
+        return f"{text}. {self.snapshot_note}" if self.snapshot_note else text
+
+    def _counts(self) -> str:
+        withdrawn, unknown, files = self.excluded_withdrawn, self.excluded_unknown, len(self.files)
+        if self.kept:
+            return (
+                f"{self.kept} kept, {withdrawn} excluded (withdrawn), "
+                f"{unknown} excluded (no consent), {files} file(s)"
+            )
+        # Nobody to contact: say so plainly, since the header-only files look like a list.
+        excluded = withdrawn + unknown
+        why = (
+            f"all {excluded} members excluded ({withdrawn} withdrawn, {unknown} no consent)"
+            if excluded
+            else "the segment has no members"
         )
+        return f"0 customers to contact, {why}; {files} file(s) with a header only"
 
 
-def _members(store: Store, seg: Segment, on: datetime, features: pd.DataFrame | None) -> pd.Index:
-    try:
-        return segment_members(store, seg.name, on)
-    except NotFoundError:
-        if features is None:
-            raise
-        return snapshot_segment(store, seg, features, on)
+def _members(
+    store: Store, seg: Segment, on: datetime, features: pd.DataFrame | None
+) -> tuple[pd.Index, str]:
+    """Return the members the segment's current rule gave at ``on``, and what was done to get them.
+
+    A snapshot taken with an older version of the rule is never used: its
+    members were chosen by a rule that no longer holds. Like a missing one, it
+    is taken again from ``features``.
+    """
+    taken_with = snapshot_rule_version(store, seg.name, on)
+    if taken_with == seg.version:
+        return segment_members(store, seg.name, on), ""
+    if features is None and taken_with is None:
+        segment_members(store, seg.name, on)  # raises: no snapshot, and how to take one
+    if features is None:
+        raise NotFoundError(
+            f"The snapshot of {seg.name} at {on:%Y-%m-%d} was taken with rule v{taken_with}, "
+            f"but the segment is now v{seg.version} ({seg.rule}). Pass features= as of that "
+            f"date to take a new one, or run `crm-ml segment show {seg.name} --as-of "
+            f"{on:%Y-%m-%d}`."
+        )
+    members = snapshot_segment(store, seg, features, on)
+    before = (
+        f"No snapshot of {seg.name} at {on:%Y-%m-%d} yet"
+        if taken_with is None
+        else f"The snapshot of {seg.name} at {on:%Y-%m-%d} used rule v{taken_with}"
+    )
+    return members, f"{before}: took one with rule v{seg.version} ({len(members)} members)."
 
 
 def _is_churn_list(store: Store, seg: Segment) -> bool:
@@ -226,8 +264,10 @@ def export_list(
     ----------
     store : Store
     segment : str
-        A stored segment. Its snapshot at ``as_of`` is used; when there is none
-        and ``features`` is given, the snapshot is taken first.
+        A stored segment. Its snapshot at ``as_of`` is used if it was taken
+        with the segment's current rule version. When there is none, or one of
+        an older version, and ``features`` is given, the snapshot is taken
+        (again) first and the summary's ``snapshot_note`` says so.
     as_of : datetime-like
         Consent, owners and scores are taken as they were at this date.
     channel, purpose : str
@@ -242,9 +282,10 @@ def export_list(
     unmask : bool
         Write full names, phones, emails and customer ids (logged and recorded).
     features : pandas.DataFrame, optional
-        Indexed by ``customer_id``; used for a missing snapshot and for churn lists.
+        Indexed by ``customer_id``, as of ``as_of``; used for a missing or
+        outdated snapshot and for churn lists.
     churn : bool, optional
-        Add ``p_churn, revenue_365d, value_at_risk, churn_reasons,
+        Add ``p_churn, revenue_12m, value_at_risk, churn_reasons,
         suggested_action`` and sort by value at risk. By default, when the
         rule reads ``p_churn`` or a ``churn_risk_*`` tag.
 
@@ -252,7 +293,10 @@ def export_list(
     -------
     ExportSummary
         Files have columns ``pseudo_id, [customer_id,] name, phone, email,
-        owner_id, owner_name`` (plus the churn columns for churn lists).
+        owner_id, owner_name`` (plus the churn columns for churn lists). With
+        no one to contact, the file holds only the header (so a run's output
+        always has the segment's file), and the summary says "0 customers to
+        contact" and is logged at WARNING.
 
     Raises
     ------
@@ -261,7 +305,8 @@ def export_list(
     ValidationError
         For an unknown channel or purpose, or no actor.
     NotFoundError
-        For an unknown segment, or no snapshot at ``as_of`` and no features.
+        For an unknown segment, or no snapshot of its current rule at ``as_of``
+        and no features.
     """
     key = require_secret(secret)
     check_channel(channel, purpose)
@@ -269,7 +314,7 @@ def export_list(
         raise ValidationError("export_list needs an actor (who exports) for the export log.")
     folder = check_output_folder(Path(out_dir), what="the list folder")  # before any work
     seg, on = load_segment(store, segment), as_timestamp(as_of)
-    members = _members(store, seg, on, features)
+    members, snapshot_note = _members(store, seg, on, features)
     is_churn = _is_churn_list(store, seg) if churn is None else churn
     rows, audit = _build(
         store,
@@ -299,8 +344,9 @@ def export_list(
         int(counts.get("unknown", 0)),
         unmask,
         pd.DataFrame(written),
+        snapshot_note,
     )
-    log.info("%s", summary)
+    log.log(logging.INFO if summary.kept else logging.WARNING, "%s", summary)
     return summary
 
 

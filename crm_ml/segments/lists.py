@@ -1,19 +1,22 @@
 """Building a contact list: consent at a date, owners, contact details, churn value at risk.
 
 Everything here reads the store with bound parameters and returns frames;
-:mod:`crm_ml.segments.export` masks, routes and writes them.
+:mod:`crm_ml.segments.export` masks, routes and writes them. A churn list's
+value at risk is the retention report's revenue at risk
+(:mod:`crm_ml.analysis.risk`): ``p_churn × revenue_12m``, revenue net of refunds.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, or_, select
 
+from crm_ml.analysis.risk import revenue_12m
 from crm_ml.errors import ValidationError
 from crm_ml.rules import consent_status_at, latest_scores
 from crm_ml.store.schema import (
@@ -22,7 +25,6 @@ from crm_ml.store.schema import (
     Customer,
     CustomerIdentity,
     CustomerOwner,
-    Order,
 )
 
 log = logging.getLogger(__name__)
@@ -118,17 +120,6 @@ def contact_details(conn: Connection, ids: pd.Index) -> pd.DataFrame:
     return details.reindex(ids)[["name", "phone", "email"]].astype("string")
 
 
-def revenue_365d(conn: Connection, ids: pd.Index, on: datetime) -> pd.Series:
-    """Return each customer's net revenue over the 365 days before ``on`` (0 if none)."""
-    rows = conn.execute(
-        select(Order.customer_id, func.sum(Order.net_amount))
-        .where(and_(Order.ordered_at >= on - timedelta(days=365), Order.ordered_at < on))
-        .group_by(Order.customer_id)
-    ).all()
-    frame = pd.DataFrame(rows, columns=["customer_id", "revenue"]).set_index("customer_id")
-    return frame["revenue"].astype("float64").reindex(ids).fillna(0.0).rename("revenue_365d")
-
-
 def _reason_text(raw: object, limit: int = 3) -> str:
     """Join the first reasons of a score's JSON list into one line."""
     if not isinstance(raw, str) or not raw.strip():
@@ -162,12 +153,26 @@ def churn_details(
 ) -> pd.DataFrame:
     """Return churn probability, 12-month revenue, value at risk, reasons and an action.
 
-    Value at risk is ``p_churn × revenue_365d``.
+    Value at risk is ``p_churn × revenue_12m``, the revenue of the 12 months
+    before ``on`` net of refunds: the retention report's revenue at risk
+    (:func:`crm_ml.analysis.risk.revenue_12m`). It is read from the store, not
+    from ``features``, whose ``revenue_365d`` is before refunds.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.Connection
+    ids : pandas.Index
+        The customers of the list.
+    on : datetime
+        The list's date: scores at or before it, orders and refunds before it.
+    features : pandas.DataFrame, optional
+        Indexed by ``customer_id``; ``points_expiring_30d`` and
+        ``discount_share`` choose the suggested action.
 
     Returns
     -------
     pandas.DataFrame
-        Indexed like ``ids``; columns ``p_churn, revenue_365d, value_at_risk,
+        Indexed like ``ids``; columns ``p_churn, revenue_12m, value_at_risk,
         churn_reasons, suggested_action``.
     """
     scores = latest_scores(conn, CHURN_MODEL, on).reindex(ids)
@@ -176,16 +181,15 @@ def churn_details(
             "No %s scores up to %s: the list cannot be ranked by value at risk", CHURN_MODEL, on
         )
     context = features.reindex(ids) if features is not None else pd.DataFrame(index=ids)
-    revenue = context["revenue_365d"] if "revenue_365d" in context else revenue_365d(conn, ids, on)
     frame = pd.DataFrame(
         {
             "p_churn": scores["probability"].astype("float64"),
-            "revenue_365d": pd.to_numeric(revenue, errors="coerce").astype("float64"),
+            "revenue_12m": revenue_12m(conn, on).reindex(ids).fillna(0.0).astype("float64"),
             "churn_reasons": scores["reasons"].map(_reason_text),
         },
         index=ids,
     )
-    frame["value_at_risk"] = (frame["p_churn"] * frame["revenue_365d"]).round(2)
+    frame["value_at_risk"] = (frame["p_churn"] * frame["revenue_12m"]).round(2)
     extra = context.reindex(columns=["points_expiring_30d", "discount_share"])
     high = (
         float(frame["value_at_risk"].quantile(0.8)) if frame["value_at_risk"].notna().any() else 0.0
@@ -193,4 +197,4 @@ def churn_details(
     joined = frame.join(extra)
     frame["suggested_action"] = [suggest_action(r, high) for _, r in joined.iterrows()]
     frame["p_churn"] = frame["p_churn"].round(3)  # what a retention team reads, not a model input
-    return frame[["p_churn", "revenue_365d", "value_at_risk", "churn_reasons", "suggested_action"]]
+    return frame[["p_churn", "revenue_12m", "value_at_risk", "churn_reasons", "suggested_action"]]

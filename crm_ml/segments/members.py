@@ -8,20 +8,22 @@ from datetime import datetime
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 
 from crm_ml.errors import NotFoundError
+from crm_ml.features.build import check_features_date
 from crm_ml.rules import as_timestamp, evaluate_rule
 from crm_ml.segments.definitions import (
     Segment,
     check_segment_rule,
     load_segment,
+    require_segments,
     segment_vocabulary,
 )
 from crm_ml.store.admin import utc_now
 from crm_ml.store.bulk import insert_frame
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import SegmentMember, SegmentSnapshot
+from crm_ml.store.schema import ExportLog, SegmentMember, SegmentSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,17 @@ def evaluate_segment(
 ) -> pd.Index:
     """Return who matches a segment's rule at ``as_of``, without writing.
 
+    Raises
+    ------
+    ValidationError
+        If ``features`` were built for another date (``customer_features`` records it).
+
     Returns
     -------
     pandas.Index
         Sorted ``customer_id`` values.
     """
+    check_features_date(features, as_timestamp(as_of), use="evaluated")
     seg = _segment(store, segment)
     rule = check_segment_rule(store, seg, segment_vocabulary(store, features))
     return evaluate_rule(store, rule, features, as_of)
@@ -124,10 +132,12 @@ def segment_members(store: Store, segment: str, as_of: Any) -> pd.Index:
     Raises
     ------
     NotFoundError
-        If there is no snapshot at ``as_of``; the message lists the dates there are.
+        If there is no segment by that name (with the nearest names), or no
+        snapshot at ``as_of`` (the message lists the dates there are).
     """
     on = as_timestamp(as_of)
     with store.connect() as conn:
+        require_segments(conn, [segment])
         dates = _snapshot_dates(conn, segment)
         if on not in dates:
             shown = ", ".join(f"{d:%Y-%m-%d}" for d in dates[-5:]) or "none"
@@ -139,19 +149,57 @@ def segment_members(store: Store, segment: str, as_of: Any) -> pd.Index:
         return _read_members(conn, segment, on)
 
 
+def segment_usage(store: Store, segment: str) -> str:
+    """Describe, for a message, who exported a segment's lists and when it was last snapshotted.
+
+    Returns
+    -------
+    str
+        E.g. ``lists exported by segment_lists report, ana; snapshots at 3 dates,
+        the last 2026-01-01`` (``at 1 date, 2026-01-01``); ``never exported or
+        snapshotted`` when neither.
+    """
+    last = func.max(ExportLog.exported_at)
+    with store.connect() as conn:
+        actors = conn.execute(
+            select(ExportLog.actor)
+            .where(ExportLog.segment_id == segment)
+            .group_by(ExportLog.actor)
+            .order_by(last.desc())
+        ).scalars()
+        exported_by = list(actors)
+        dates = _snapshot_dates(conn, segment)
+    parts = [f"lists exported by {', '.join(exported_by)}"] if exported_by else []
+    if dates:
+        count = f"{len(dates)} dates, the last" if len(dates) > 1 else "1 date,"
+        parts.append(f"snapshots at {count} {dates[-1]:%Y-%m-%d}")
+    return "; ".join(parts) or "never exported or snapshotted"
+
+
 def segment_sizes(store: Store, segments: Iterable[str] | None = None) -> pd.DataFrame:
     """Return the size of each segment at each snapshot date.
+
+    Parameters
+    ----------
+    store : Store
+    segments : iterable of str, optional
+        Stored segments (all snapshotted ones by default).
 
     Returns
     -------
     pandas.DataFrame
         Indexed by ``as_of``; one integer column per segment (0 where no snapshot).
+
+    Raises
+    ------
+    NotFoundError
+        If a named segment is not stored, with the nearest names.
     """
     query = select(SegmentSnapshot.segment_id, SegmentSnapshot.as_of, SegmentSnapshot.members)
-    wanted = None if segments is None else list(segments)
-    if wanted is not None:
-        query = query.where(SegmentSnapshot.segment_id.in_(wanted))
     with store.connect() as conn:
+        wanted = None if segments is None else require_segments(conn, segments)
+        if wanted is not None:
+            query = query.where(SegmentSnapshot.segment_id.in_(wanted))
         rows = conn.execute(query).all()
     frame = pd.DataFrame(rows, columns=["segment", "as_of", "members"])
     table = frame.pivot_table(
@@ -178,6 +226,11 @@ def overlap_matrix(
     -------
     pandas.DataFrame
         Segments by segments; the diagonal holds each segment's size.
+
+    Raises
+    ------
+    NotFoundError
+        For an unknown segment (with the nearest names) or one with no snapshot at ``as_of``.
     """
     names = list(dict.fromkeys(segments))
     sets = {name: set(segment_members(store, name, as_of)) for name in names}

@@ -7,17 +7,22 @@ channels and profile values, and shares of each tag.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
+from crm_ml.errors import ConfigError, ValidationError
 from crm_ml.plotting import font_families
 from crm_ml.rules import as_timestamp, tag_members_at
 from crm_ml.store.connection import Store
+from crm_ml.tags.definitions import require_tags
+
+log = logging.getLogger(__name__)
 
 #: Numeric features shown by default, when present in the frame.
 KEY_FEATURES = (
@@ -42,6 +47,19 @@ LEVEL_FEATURES = {
     "age_band": "profile",
 }
 COLUMNS = ["section", "feature", "level", "segment", "base", "difference", "lift"]
+#: Text of :func:`plot_portrait` per language.
+PLOT_LABELS = {
+    "en": {
+        "axis": "segment vs base (std. difference; shares: 10 × share difference)",
+        "title": "Segment portrait",
+        "empty": "No customers in this segment: nothing to compare with the base.",
+    },
+    "zh": {
+        "axis": "分群与整体之差（标准化差；占比：10 × 占比差）",
+        "title": "分群画像",
+        "empty": "该分群没有客户，无法与整体比较。",
+    },
+}
 
 
 def _numeric_rows(features: pd.DataFrame, inside: pd.Series, names: Sequence[str]) -> list[dict]:
@@ -65,21 +83,51 @@ def _numeric_rows(features: pd.DataFrame, inside: pd.Series, names: Sequence[str
 
 
 def _share_rows(values: pd.Series, inside: pd.Series, section: str, name: str) -> list[dict]:
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        values = values.astype("Int64")  # levels such as tier_level: "2", not "2.0"
     text = values.astype("string").fillna("unknown")
     seg = text[inside].value_counts(normalize=True)
     base = text.value_counts(normalize=True)
+    # An empty segment has no shares (NaN), not a share of 0 of every level.
+    default = 0.0 if inside.any() else np.nan
     return [
         {
             "section": section,
             "feature": name,
             "level": str(level),
-            "segment": float(seg.get(level, 0.0)),
+            "segment": float(seg.get(level, default)),
             "base": float(share),
-            "difference": float(seg.get(level, 0.0)) - float(share),
-            "lift": float(seg.get(level, 0.0)) / float(share),
+            "difference": float(seg.get(level, default)) - float(share),
+            "lift": float(seg.get(level, default)) / float(share),
         }
         for level, share in base.items()
     ]
+
+
+def _members_in(features: pd.DataFrame, members: Iterable[str]) -> pd.Series:
+    """Return a boolean Series over ``features.index``: who is a member.
+
+    Raises
+    ------
+    ValidationError
+        When members are given but none is in ``features`` (ids and features
+        from different stores or dates); members partly missing are logged.
+    """
+    given = pd.Index(list(members), dtype="str").unique()
+    absent = given.difference(features.index)
+    if len(given) and len(absent) == len(given):
+        raise ValidationError(
+            f"None of the {len(given)} members given is in the features frame "
+            f"(e.g. {absent[0]!r}); pass the segment's members and the features of the same "
+            "store and date."
+        )
+    if len(absent):
+        log.warning(
+            "%d of %d members are not in the features frame and are left out of the "
+            "portrait (e.g. %r).",
+            len(absent), len(given), absent[0],
+        )  # fmt: skip
+    return pd.Series(features.index.isin(given), index=features.index)
 
 
 def segment_portrait(
@@ -96,7 +144,9 @@ def segment_portrait(
     features : pandas.DataFrame
         Indexed by ``customer_id``: the base.
     members : iterable of str
-        The segment's customers (those not in ``features`` are ignored).
+        The segment's customers. Those not in ``features`` are left out, with a
+        warning; none at all in it is an error. An empty segment gives NaN in
+        ``segment``, ``difference`` and ``lift``.
     tag_flags : pandas.DataFrame, optional
         Indexed by ``customer_id``, one boolean column per tag (see :func:`tag_flags`).
     numeric : sequence of str, optional
@@ -110,8 +160,13 @@ def segment_portrait(
         ``base``, ``difference`` (standardised mean difference for means, share
         difference for shares) and ``lift`` (segment / base). Within each
         section, rows are sorted by absolute difference, largest first.
+
+    Raises
+    ------
+    ValidationError
+        If members are given and none is in ``features``.
     """
-    inside = pd.Series(features.index.isin(list(members)), index=features.index)
+    inside = _members_in(features, members)
     names = list(numeric) if numeric is not None else [c for c in KEY_FEATURES if c in features]
     names += [c for c in features.columns if str(c).startswith("affinity_")]
     rows = _numeric_rows(features, inside, names)
@@ -141,36 +196,83 @@ def tag_flags(store: Store, tags: Iterable[str], on: Any, index: pd.Index) -> pd
     -------
     pandas.DataFrame
         Indexed like ``index`` (``customer_id``); one column per tag.
+
+    Raises
+    ------
+    NotFoundError
+        If a tag is not defined, with the nearest names.
     """
     with store.connect() as conn:
-        members = tag_members_at(conn, tags, as_timestamp(on, "on"))
+        members = tag_members_at(conn, require_tags(conn, tags), as_timestamp(on, "on"))
     return pd.DataFrame({t: index.isin(m) for t, m in members.items()}, index=index)
 
 
-def plot_portrait(portrait: pd.DataFrame, *, title: str = "", top: int = 15) -> Figure:
+def plot_portrait(
+    portrait: pd.DataFrame, *, title: str = "", top: int = 15, lang: str = "en"
+) -> Figure:
     """Draw the largest differences of a portrait as horizontal bars.
 
     Means are shown as standardised differences and shares as 10 × the share
     difference (0.1 more of the segment than of the base reads as 1), so both
-    read on one axis as "how unusual is the segment".
+    read on one axis as "how unusual is the segment". The portrait of an
+    empty segment draws a message instead of bars.
+
+    Parameters
+    ----------
+    portrait : pandas.DataFrame
+        From :func:`segment_portrait`.
+    title : str
+    top : int
+        Bars drawn, largest first.
+    lang : {"en", "zh"}
+        Language of the axis label, the default title and the empty message.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    if lang not in PLOT_LABELS:
+        raise ConfigError(f"lang={lang!r} is not supported; use 'en' or 'zh'.")
+    text = PLOT_LABELS[lang]
+    if portrait["segment"].isna().all():
+        figure = _message_figure(text["empty"])
+    else:
+        figure = _bars(portrait, top, text["axis"])
+    figure.axes[0].set_title(title or text["title"])
+    _use_cjk_fonts(figure, lang)
+    figure.tight_layout()
+    return figure
+
+
+def _use_cjk_fonts(figure: Figure, lang: str) -> None:
+    # Labels, titles and category values (channels, tiers) may be Chinese whatever
+    # the label language. Fonts are set on each text, and on tick labels that are
+    # made only when the figure is drawn, since an rc_context would end before that.
+    families = font_families(lang)
+    for text in figure.findobj(Text):
+        text.set_fontfamily(families)
+    for axes in figure.axes:
+        axes.tick_params(labelfontfamily=families)
+
+
+def _bars(portrait: pd.DataFrame, top: int, axis_label: str) -> Figure:
     frame = portrait.dropna(subset=["difference"]).copy()
     is_share = frame["level"] != "mean"
     frame["score"] = np.where(is_share, frame["difference"] * 10, frame["difference"])
     frame["name"] = np.where(is_share, frame["feature"] + "=" + frame["level"], frame["feature"])
     frame = frame.reindex(frame["score"].abs().sort_values(ascending=False).index).head(top)
-    # Chinese labels need a CJK font; the first one installed is used (text is built here).
-    with matplotlib.rc_context({"font.sans-serif": font_families()}):
-        figure = Figure(figsize=(8, 0.35 * max(len(frame), 4) + 1.2))
-        axes = figure.subplots()
-        colours = ["#c0392b" if v > 0 else "#2e86c1" for v in frame["score"]]
-        axes.barh(frame["name"][::-1], frame["score"][::-1], color=colours[::-1])
-        axes.axvline(0, color="black", linewidth=0.8)
-        axes.set_xlabel("segment vs base (std. difference; shares: 10 × share difference)")
-        axes.set_title(title or "Segment portrait")
-        figure.tight_layout()
+    figure = Figure(figsize=(8, 0.35 * max(len(frame), 4) + 1.2))
+    axes = figure.subplots()
+    colours = ["#c0392b" if v > 0 else "#2e86c1" for v in frame["score"]]
+    axes.barh(frame["name"][::-1], frame["score"][::-1], color=colours[::-1])
+    axes.axvline(0, color="black", linewidth=0.8)
+    axes.set_xlabel(axis_label)
+    return figure
+
+
+def _message_figure(message: str) -> Figure:
+    figure = Figure(figsize=(8, 2.0))
+    axes = figure.subplots()
+    axes.axis("off")
+    axes.text(0.5, 0.5, message, ha="center", va="center", fontsize=12)
     return figure

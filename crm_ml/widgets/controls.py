@@ -3,16 +3,18 @@
 This module holds the pieces of :class:`~crm_ml.widgets.SegmentExplorer` that
 turn choices into rule text: the comparison operators and score sliders on
 offer, :class:`ThresholdRow` (one ``feature <op> value`` condition), the
-parser for thresholds given from Python, the tier, channel and feature
+parser and checks of values given from Python (:func:`check_selection`:
+every value is checked before any control is set), the tier, channel and feature
 options read from the store and the features frame, and the titled sections
 the controls are laid out in.
 """
 
 from __future__ import annotations
 
+import difflib
 import html
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 import ipywidgets as w
 import pandas as pd
@@ -20,6 +22,7 @@ from sqlalchemy import select
 
 from crm_ml.errors import ValidationError
 from crm_ml.rules import Vocabulary
+from crm_ml.rules.vocabulary import nearest
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import Tier
 
@@ -65,6 +68,143 @@ def _parse_threshold(item: str | Sequence[Any]) -> tuple[str, str, float]:
         raise ValidationError(f"Threshold {item!r}: {parts[2]!r} is not a number.") from exc
 
 
+def _listed(values: Sequence[Any], limit: int = 20) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return (shown + (" …" if len(values) > limit else "")) or "none"
+
+
+def check_choices(values: Iterable[Any], valid: Sequence[str], what: str) -> tuple[str, ...]:
+    """Return ``values`` as a tuple if each is one of ``valid`` (a single string is one value).
+
+    Raises
+    ------
+    ValidationError
+        For the first value that is not, with the nearest valid ones and the list.
+    """
+    chosen = (values,) if isinstance(values, str) else tuple(values)
+    for value in chosen:
+        if value not in valid:
+            raise ValidationError(
+                f"Unknown {what} {value!r}.{nearest(str(value), valid)} "
+                f"Choose among: {_listed(valid, limit=40)}."
+            )
+    return chosen
+
+
+def check_range(value: Any, name: str) -> tuple[float, float]:
+    """Return ``(low, high)`` as floats if ``0 <= low <= high <= 1``.
+
+    Raises
+    ------
+    ValidationError
+        For anything else, saying what was expected.
+    """
+    expected = f"{name} is a range (low, high) with 0 ≤ low ≤ high ≤ 1, e.g. (0.6, 1.0)"
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{expected}; got {value!r}.") from exc
+    if low > high:
+        raise ValidationError(f"{expected}; got {value!r}, whose lower end is above its upper.")
+    if not 0 <= low <= high <= 1:
+        raise ValidationError(f"{expected}; got {value!r}.")
+    return low, high
+
+
+def check_tiers(values: Iterable[Any], options: Sequence[tuple[str, int]]) -> tuple[int, ...]:
+    """Return tier levels as ints if each is one of ``options`` (``(label, level)`` pairs).
+
+    Raises
+    ------
+    ValidationError
+        For the first value that is not a level on offer; a tier's name
+        (``"gold"``) gets its level suggested.
+    """
+    names = {int(level): label.split(" (level ")[0] for label, level in options}
+    chosen = []
+    for value in (values,) if isinstance(values, str) else values:
+        level = _level(value)
+        if level not in names:
+            raise ValidationError(
+                f"Unknown tier {value!r}: tiers are chosen by level.{_tier_hint(value, names)} "
+                f"Choose among: {_listed([f'{v} = {name}' for v, name in names.items()])}."
+            )
+        chosen.append(level)
+    return tuple(chosen)
+
+
+def _level(value: Any) -> int | None:
+    """Return a tier level given as an int or digits, else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _tier_hint(value: Any, names: dict[int, str]) -> str:
+    """Suggest the level of the tier whose name is closest to ``value``."""
+    levels = {name.lower(): level for level, name in names.items()}
+    close = difflib.get_close_matches(str(value).lower(), list(levels), n=1, cutoff=0.6)
+    return f" Did you mean {levels[close[0]]} ({names[levels[close[0]]]})?" if close else ""
+
+
+def check_feature(name: str, names: Sequence[str]) -> str:
+    """Return ``name`` if it is one of the numeric features ``names``.
+
+    Raises
+    ------
+    ValidationError
+        Otherwise, with the nearest names and the list.
+    """
+    if name not in names:
+        raise ValidationError(
+            f"{name!r} is not a numeric feature of the frame.{nearest(name, names)} "
+            f"Choose one of {_listed(names)}."
+        )
+    return name
+
+
+class Offered(NamedTuple):
+    """What the explorer's controls offer: tag names, tier options, channels, numeric features."""
+
+    tags: list[str]
+    tiers: list[tuple[str, int]]
+    channels: list[str]
+    features: list[str]
+
+
+def check_selection(offered: Offered, values: dict[str, Any]) -> dict[str, Any]:
+    """Return the values of :meth:`SegmentExplorer.apply`, each checked against ``offered``.
+
+    ``values`` has the keys ``tags, exclude_tags, p_churn, p_purchase,
+    thresholds, tiers, channels, consented_only``; the result has the same
+    keys, with thresholds parsed to ``(feature, operator, number)``.
+
+    Raises
+    ------
+    ValidationError
+        For the first value that is not on offer or not well formed.
+    """
+    thresholds = [_parse_threshold(item) for item in values["thresholds"]]
+    for feature, _, _ in thresholds:
+        check_feature(feature, offered.features)
+    consented_only = values["consented_only"]
+    if not isinstance(consented_only, bool):
+        raise ValidationError(f"consented_only is True or False; got {consented_only!r}.")
+    return {
+        "tags": check_choices(values["tags"], offered.tags, "tag"),
+        "exclude_tags": check_choices(values["exclude_tags"], offered.tags, "tag"),
+        "p_churn": check_range(values["p_churn"], "p_churn"),
+        "p_purchase": check_range(values["p_purchase"], "p_purchase"),
+        "thresholds": thresholds,
+        "tiers": check_tiers(values["tiers"], offered.tiers),
+        "channels": check_choices(values["channels"], offered.channels, "acquisition channel"),
+        "consented_only": consented_only,
+    }
+
+
 def score_sliders() -> dict[str, w.FloatRangeSlider]:
     """Return one full-range slider per score in :data:`SCORE_SLIDERS`, keyed by rule name."""
     return {
@@ -76,14 +216,34 @@ def score_sliders() -> dict[str, w.FloatRangeSlider]:
     }  # fmt: skip
 
 
+#: The tier "level" that selects customers without a tier (``tier_level`` is missing).
+NO_TIER = -1
+
+
 def tier_options(store: Store, features: pd.DataFrame) -> list[tuple[str, int]]:
-    """Return ``(label, level)`` for each tier level in ``features``, named from the store."""
+    """Return ``(label, level)`` for each tier level in ``features``, named from the store.
+
+    Customers without a tier, if any, are offered as ``(no tier)`` with level :data:`NO_TIER`.
+    """
     if "tier_level" not in features:
         return []
     with store.connect() as conn:
         names = dict(conn.execute(select(Tier.level, Tier.name)).all())
     levels = sorted(int(v) for v in features["tier_level"].dropna().unique())
-    return [(f"{names.get(v, '(none)' if v == 0 else v)} (level {v})", v) for v in levels]
+    options = [(f"{names.get(v, v)} (level {v})", v) for v in levels]
+    if features["tier_level"].isna().any():
+        options.append(("(no tier)", NO_TIER))
+    return options
+
+
+def tier_clause(levels: Iterable[int]) -> str:
+    """Return the rule selecting customers at ``levels`` (:data:`NO_TIER`: without a tier)."""
+    chosen = [int(v) for v in levels]
+    parts = [f"tier_level in [{', '.join(str(v) for v in chosen if v != NO_TIER)}]"]
+    if NO_TIER in chosen:
+        parts = parts if len(chosen) > 1 else []
+        parts.append("missing(tier_level)")
+    return parts[0] if len(parts) == 1 else f"({' or '.join(parts)})"
 
 
 def channel_options(features: pd.DataFrame) -> list[str]:

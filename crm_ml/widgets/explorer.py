@@ -19,12 +19,13 @@ import ipywidgets as w
 import pandas as pd
 from matplotlib.figure import Figure
 
-from crm_ml.errors import CrmMlError, RuleError, ValidationError
+from crm_ml.errors import CrmMlError, NotFoundError, RuleError, ValidationError
 from crm_ml.rules import Rule, as_timestamp, build_context, compile_rule
 from crm_ml.segments import (
     ExportSummary,
     Segment,
     export_list,
+    load_segment,
     plot_portrait,
     save_segment,
     segment_portrait,
@@ -32,23 +33,30 @@ from crm_ml.segments import (
     tag_flags,
 )
 from crm_ml.segments.definitions import segment_vocabulary
+from crm_ml.segments.members import segment_usage
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES
 from crm_ml.tags import tag_definitions_frame
 from crm_ml.widgets.controls import (
     _FULL,
+    Offered,
     ThresholdRow,
     _number,
-    _parse_threshold,
     channel_options,
+    check_feature,
+    check_selection,
     numeric_features,
     score_sliders,
     section,
+    tier_clause,
     tier_options,
 )
-from crm_ml.widgets.preview import figure_png, masked_sample, selection_summary
+from crm_ml.widgets.preview import figure_png, masked_sample, sample_scores, selection_summary
 
 log = logging.getLogger(__name__)
+
+#: Colours of the status line: done, needs attention (a confirmation, nobody exported), failed.
+STATUS_COLOURS = {"ok": "#1e8449", "warn": "#b9770e", "error": "#c0392b"}
 
 
 class SegmentExplorer:
@@ -67,7 +75,8 @@ class SegmentExplorer:
         Key of the pseudonymous ids in exported lists; read it from
         ``CRM_ML_EXPORT_SECRET`` in the notebook. Needed only to export.
     actor : str
-        Recorded as the creator of saved segments and in the export log.
+        Recorded as the creator of new segments, in the warning logged when a
+        stored segment is changed, and in the export log.
     out_dir : str or Path, optional
         Where the export button writes lists.
     sample_size : int
@@ -113,8 +122,10 @@ class SegmentExplorer:
         self.members: pd.Index = pd.Index([], dtype="str", name="customer_id")
         self.error = ""
         self._holding = False
+        self._confirming: tuple[str, str, str | None] | None = None  # a save awaiting a 2nd click
         self._tag_labels = self._read_tags()
         self._flags = tag_flags(store, list(self._tag_labels), self.as_of, features.index)
+        self._scores = sample_scores(store, features, self.as_of)
         self._build_controls()
         self._build_outputs()
         self.widget = self._layout()
@@ -191,13 +202,8 @@ class SegmentExplorer:
     ) -> ThresholdRow:
         """Add a ``feature <op> value`` condition row and return it."""
         names = numeric_features(self.vocabulary, self.features)
-        chosen = feature or (names[0] if names else None)
-        if chosen not in names:
-            raise ValidationError(
-                f"{chosen!r} is not a numeric feature of the frame; choose one of "
-                f"{', '.join(names[:20])}{' …' if len(names) > 20 else ''}."
-            )
-        row = ThresholdRow(names, str(chosen), op, value)
+        chosen = check_feature(feature or (names[0] if names else ""), names)
+        row = ThresholdRow(names, chosen, op, value)
         for control in (row.feature, row.op, row.value):
             control.observe(self._on_change, names="value")
         row.remove.on_click(lambda _: self.remove_threshold(row))
@@ -220,33 +226,62 @@ class SegmentExplorer:
         p_churn: tuple[float, float] = _FULL,
         p_purchase: tuple[float, float] = _FULL,
         thresholds: Iterable[str | Sequence[Any]] = (),
-        tiers: Iterable[int] = (),
+        tiers: Iterable[Any] = (),
         channels: Iterable[str] = (),
         consented_only: bool = False,
     ) -> SegmentExplorer:
         """Set every control at once (replacing the current selection) and refresh.
 
         ``thresholds`` are ``(feature, operator, number)`` tuples or text such as
-        ``"recency_days > 90"``. Returns the explorer, so a notebook cell can show it.
+        ``"recency_days > 90"``; ``tiers`` are tier levels. Returns the explorer,
+        so a notebook cell can show it.
+
+        Raises
+        ------
+        ValidationError
+            For an unknown tag, tier, channel or feature, a bad threshold, or a
+            score range that is not ``0 <= low <= high <= 1``. Every value is
+            checked before any control is set, so the controls and the results
+            stay as they were; the status line shows the message too.
         """
-        parsed = [_parse_threshold(item) for item in thresholds]
+        values = {
+            "tags": tags, "exclude_tags": exclude_tags, "p_churn": p_churn,
+            "p_purchase": p_purchase, "thresholds": thresholds, "tiers": tiers,
+            "channels": channels, "consented_only": consented_only,
+        }  # fmt: skip
+        try:
+            checked = check_selection(self._offered(), values)
+        except ValidationError as exc:
+            self._show(str(exc), "error")
+            raise
+        self._set_controls(checked)
+        return self
+
+    def _offered(self) -> Offered:
+        return Offered(
+            list(self._tag_labels),
+            list(self.tiers.options),
+            list(self.channels.options),
+            numeric_features(self.vocabulary, self.features),
+        )
+
+    def _set_controls(self, checked: dict[str, Any]) -> None:
         self._holding = True  # one refresh at the end, not one per control
         try:
-            self.tags.value = tuple(tags)
-            self.exclude_tags.value = tuple(exclude_tags)
-            self.scores["p_churn"].value = tuple(p_churn)
-            self.scores["p_purchase"].value = tuple(p_purchase)
+            self.tags.value = checked["tags"]
+            self.exclude_tags.value = checked["exclude_tags"]
+            self.scores["p_churn"].value = checked["p_churn"]
+            self.scores["p_purchase"].value = checked["p_purchase"]
             for row in list(self.thresholds):
                 self.remove_threshold(row)
-            for feature, op, value in parsed:
+            for feature, op, value in checked["thresholds"]:
                 self.add_threshold(feature, op, value)
-            self.tiers.value = tuple(int(t) for t in tiers)
-            self.channels.value = tuple(channels)
-            self.consented_only.value = consented_only
+            self.tiers.value = checked["tiers"]
+            self.channels.value = checked["channels"]
+            self.consented_only.value = checked["consented_only"]
         finally:
             self._holding = False
-        self.refresh()
-        return self
+            self.refresh()  # whatever happened, the results describe the controls
 
     # ------------------------------------------------------------------ the rule
 
@@ -261,7 +296,7 @@ class SegmentExplorer:
                 clauses.append(f"between({name}, {_number(low)}, {_number(high)})")
         clauses += [row.clause() for row in self.thresholds]
         if self.tiers.value:
-            clauses.append(f"tier_level in [{', '.join(str(int(t)) for t in self.tiers.value)}]")
+            clauses.append(tier_clause(self.tiers.value))
         if self.channels.value:
             clauses.append(f"acquisition_channel in {[str(c) for c in self.channels.value]!r}")
         if self.consented_only.value:
@@ -334,7 +369,9 @@ class SegmentExplorer:
 
     def sample(self) -> pd.DataFrame:
         """Up to ``sample_size`` members with masked name, phone and email, and key features."""
-        return masked_sample(self.store, self.features, self.members, size=self.sample_size)
+        return masked_sample(
+            self.store, self.features, self.members, size=self.sample_size, scores=self._scores
+        )
 
     def _draw(self) -> None:
         base = len(self.features)
@@ -342,8 +379,7 @@ class SegmentExplorer:
         self.size_view.value = f"<h4>{self.size:,} customers{share}</h4>"
         rule = self.rule or "(no condition: everyone)"
         self.rule_view.value = f"<code>{html.escape(rule)}</code>"
-        error = html.escape(self.error)
-        self.status.value = f"<span style='color:#c0392b'>{error}</span>" if error else ""
+        self._show(self.error, "error")
         if not self.size:
             self.portrait_view.value, self.sample_view.value = b"", ""
             return
@@ -352,19 +388,57 @@ class SegmentExplorer:
 
     # ------------------------------------------------------------------ save and export
 
-    def save(self, name: str, *, label: str | None = None, kind: str = "dynamic") -> Segment:
+    def save(
+        self, name: str, *, label: str | None = None, kind: str = "dynamic", replace: bool = False
+    ) -> Segment:
         """Save the current rule as a segment that the batch job evaluates.
+
+        Without a ``label``, a stored segment keeps its label. A stored segment
+        that this explorer did not save may feed other reports and nightly
+        lists, so changing it needs ``replace=True``; the change is logged at
+        WARNING with the actor and the old rule (the store keeps no history).
 
         Raises
         ------
         RuleError
             If no control is set or the rule is rejected; nothing is written.
+        ValidationError
+            If the name is not allowed, or names another stored segment and
+            ``replace`` is False; nothing is written.
         """
-        self.compiled()
-        segment = Segment(name, self.rule, label or None, kind)  # type: ignore[arg-type]
+        segment, replaced = self._planned_save(name, label, kind)
+        if replaced is not None and not replace:
+            raise ValidationError(f"{self._exists(replaced)} Pass replace=True to replace it.")
         self.saved = save_segment(self.store, segment, actor=self.actor, vocabulary=self.vocabulary)
         log.info("Saved segment %s v%d: %s", self.saved.name, self.saved.version, self.saved.rule)
         return self.saved
+
+    def _planned_save(
+        self, name: str, label: str | None, kind: str
+    ) -> tuple[Segment, Segment | None]:
+        """Return the segment a save would store, and the stored one it would change, if any.
+
+        Re-saving what this explorer saved last, or an unchanged definition, changes nothing
+        that needs confirming.
+        """
+        self.compiled()
+        try:
+            previous: Segment | None = load_segment(self.store, name)
+        except NotFoundError:
+            previous = None
+        label = label or (previous.label if previous else None)
+        segment = Segment(name, self.rule, label, kind)  # type: ignore[arg-type]
+        if previous is None or (self.saved is not None and self.saved.name == name):
+            return segment, None
+        same = (previous.rule, previous.kind, previous.label) == (segment.rule, kind, label)
+        return segment, None if same else previous
+
+    def _exists(self, previous: Segment) -> str:
+        return (
+            f"Segment {previous.name} already exists (v{previous.version}, created by "
+            f"{previous.created_by or 'unknown'}; {segment_usage(self.store, previous.name)}) "
+            f"with the rule {previous.rule}."
+        )
 
     def export(
         self,
@@ -403,19 +477,34 @@ class SegmentExplorer:
             features=self.features,
         )  # fmt: skip
 
-    def _click_save(self) -> str:
-        saved = self.save(self.name.value.strip(), label=self.label.value.strip() or None)
-        return f"Saved segment {saved.name} v{saved.version}."
+    def _click_save(self) -> tuple[str, str]:
+        """Save from the boxes; replacing another stored segment takes a second click."""
+        name, label = self.name.value.strip(), self.label.value.strip() or None
+        segment, replaced = self._planned_save(name, label, "dynamic")
+        request = (segment.name, segment.rule, label)
+        if replaced is not None and self._confirming != request:
+            self._confirming = request
+            return f"{self._exists(replaced)} Click Save again to replace it.", "warn"
+        self._confirming = None
+        saved = self.save(name, label=label, replace=True)
+        was = f" It replaced v{replaced.version}: {replaced.rule}" if replaced else ""
+        return f"Saved segment {saved.name} v{saved.version}.{was}", "ok"
 
-    def _click_export(self) -> str:
+    def _click_export(self) -> tuple[str, str]:
         summary = self.export()
-        return html.escape(str(summary))
+        return str(summary), "ok" if summary.kept else "warn"
 
     def _guarded(self, action: Any) -> None:
         """Run a button's action, showing its result or error in the status line."""
         try:
-            message = action()
+            message, tone = action()
         except CrmMlError as exc:
-            self.status.value = f"<span style='color:#c0392b'>{html.escape(str(exc))}</span>"
+            self._show(str(exc), "error")
             return
-        self.status.value = f"<span style='color:#1e8449'>{message}</span>"
+        self._show(message, tone)
+
+    def _show(self, message: str, tone: str) -> None:
+        """Show ``message`` (plain text) in the status line, coloured by ``tone``; "" clears it."""
+        colour = STATUS_COLOURS[tone]
+        text = html.escape(message)
+        self.status.value = f"<span style='color:{colour}'>{text}</span>" if message else ""

@@ -15,11 +15,13 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from crm_ml.rules import SCORE_FIELDS, as_timestamp, latest_scores
 from crm_ml.segments import mask_email, mask_name, mask_phone
 from crm_ml.segments.lists import contact_details
 from crm_ml.store.connection import Store
 
 #: Features shown beside the masked contact columns of sample rows, when present.
+#: Score fields (``p_churn``) come from the store when the features frame has none.
 SAMPLE_FEATURES = ("recency_days", "orders_365d", "revenue_365d", "tier_level", "p_churn")
 
 
@@ -44,14 +46,40 @@ def selection_summary(
     )
 
 
+def sample_scores(store: Store, features: pd.DataFrame, as_of: Any) -> pd.DataFrame:
+    """Return the score fields of :data:`SAMPLE_FEATURES` that ``features`` lacks, from the store.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``features``; one column per such score (the latest
+        scores at or before ``as_of``; NaN for customers without one).
+    """
+    missing = [n for n in SAMPLE_FEATURES if n in SCORE_FIELDS and n not in features.columns]
+    columns = {}
+    with store.connect() as conn:
+        for name in missing:
+            model, column, _ = SCORE_FIELDS[name]
+            columns[name] = latest_scores(conn, model, as_timestamp(as_of))[column]
+    return pd.DataFrame(
+        {n: c.reindex(features.index) for n, c in columns.items()}, index=features.index
+    )
+
+
 def masked_sample(
-    store: Store, features: pd.DataFrame, members: pd.Index, *, size: int
+    store: Store,
+    features: pd.DataFrame,
+    members: pd.Index,
+    *,
+    size: int,
+    scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Return up to ``size`` members (a fixed-seed sample) with masked contact details.
 
     A frame with a default index and columns ``name``, ``phone``, ``email``
     (masked; ``""`` when unknown), then those of :data:`SAMPLE_FEATURES` that
-    ``features`` has, rounded to 2 decimals; rows sorted by ``customer_id``.
+    ``features`` or ``scores`` (see :func:`sample_scores`) has, rounded to 2
+    decimals; rows sorted by ``customer_id``.
     """
     count = min(size, len(members))
     ids = pd.Series(members).sample(count, random_state=0) if count else pd.Series([])
@@ -65,8 +93,11 @@ def masked_sample(
             "email": [mask_email(v) if isinstance(v, str) else "" for v in details["email"]],
         }
     )
-    extra = [c for c in SAMPLE_FEATURES if c in features.columns]
-    values = features.loc[chosen, extra].reset_index(drop=True).round(2)
+    rows = features.loc[chosen]
+    if scores is not None:
+        rows = rows.join(scores.loc[chosen].drop(columns=rows.columns, errors="ignore"))
+    extra = [c for c in SAMPLE_FEATURES if c in rows.columns]
+    values = rows[extra].reset_index(drop=True).round(2)
     return pd.concat([frame, values], axis=1)
 
 

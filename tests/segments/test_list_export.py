@@ -17,7 +17,7 @@ from sqlalchemy import insert, select
 from crm_ml.errors import ConfigError, NotFoundError, ValidationError
 from crm_ml.segments import Segment, export_list, save_segment, snapshot_segment
 from crm_ml.store import Store
-from crm_ml.store.schema import Consent, CustomerIdentity, CustomerOwner, ExportLog, Score
+from crm_ml.store.schema import Consent, CustomerIdentity, CustomerOwner, ExportLog, Order, Score
 
 SECRET = "s3cret-key-for-tests-0123456789"
 IDS = ["c1", "c2", "c3", "c4", "c5"]
@@ -240,8 +240,24 @@ def test_churn_list_sorted_by_value_at_risk(store: Store, tmp_path: Path) -> Non
                 for c, p in [("c1", 0.9), ("c2", 0.5), ("c3", 0.7), ("c4", 0.2), ("c5", 0.8)]
             ],
         )
+        # Value at risk uses the store's 12-month revenue net of refunds, not the features'.
+        conn.execute(
+            insert(Order),
+            [
+                {
+                    "order_id": f"o-{c}",
+                    "customer_id": c,
+                    "ordered_at": datetime(2024, 3, 1),
+                    "channel": "online",
+                    "gross_amount": net,
+                    "discount_amount": 0.0,
+                    "net_amount": net,
+                }
+                for c, net in [("c1", 100.0), ("c2", 5000.0), ("c3", 1000.0), ("c4", 9000.0)]
+            ],
+        )
     save_segment(store, Segment("risky", "p_churn >= 0.5"), actor="t")
-    frame = features(revenue_365d=[100.0, 5000.0, 1000.0, 9000.0, 0.0])
+    frame = features(revenue_365d=[0.0] * 5)
     summary = export_list(
         store,
         "risky",

@@ -102,6 +102,13 @@ def test_portrait_compares_segment_with_base() -> None:
     assert isinstance(plot_portrait(portrait, title="high value"), Figure)
 
 
+def test_tier_levels_read_as_levels_and_no_tier_as_unknown() -> None:
+    # tier_level is a float column (missing: no tier); its shares are labelled 1, 2, not 1.0.
+    frame = base([90, 10, 70, 5, 1]).assign(tier_level=[1.0, 2.0, None, 1.0, 1.0])
+    tier = segment_portrait(frame, ["c2", "c3"]).query("section == 'tier'").set_index("level")
+    assert tier["segment"].to_dict() == {"1": 0.0, "2": 0.5, "unknown": 0.5}
+
+
 def test_an_empty_snapshot_is_recorded_and_told_apart_from_none(store):
     import pandas as pd
 
@@ -134,3 +141,11 @@ def test_ensure_segments_saves_templates_once_and_refuses_unknown_names(store):
     assert list(segment_definitions_frame(store).index) == ["points_reminder"]
     with pytest.raises(NotFoundError, match="No segment or template named 'nope'"):
         ensure_segments(store, ["nope"], actor="t")
+
+
+def test_features_built_for_another_date_are_refused(store: Store) -> None:
+    save_segment(store, Segment("big", "revenue_365d >= 1000"), actor="a")
+    frame = base([90, 10, 70, 5, 1])
+    frame.attrs["as_of"] = "2024-06-01"  # as customer_features records it
+    with pytest.raises(ValidationError, match="built as of 2024-06-01 but are being evaluated"):
+        snapshot_segment(store, "big", frame, "2024-07-01")
