@@ -1,10 +1,11 @@
-"""Fonts for figures with Chinese labels.
+"""Fonts for figures with Chinese text.
 
 Matplotlib's default font has no Chinese glyphs, so labels such as 金卡 or
 流失挽回 would draw as boxes. :func:`cjk_font_families` returns the CJK fonts
 that are installed, registering the Noto Sans CJK font that ships with the
-``notebook`` extra (package ``cvttf-NotoSansCJK-Regular``) when no system font
-is present.
+``notebook`` extra (package ``cvttf-NotoSansCJK-Regular``, family
+``Noto Sans CJK TC``) when no system font is present. Figures with English
+labels need them too: campaign, owner and tier names are Chinese data.
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ def cjk_font_families() -> tuple[str, ...]:
     return found
 
 
-def font_families() -> list[str]:
-    """Return a ``font.sans-serif`` list that draws Chinese and Latin text."""
-    return [*cjk_font_families(), "DejaVu Sans"]
+def font_families(lang: str = "zh") -> list[str]:
+    """Return a font list that draws Chinese and Latin text.
+
+    Matplotlib takes each glyph from the first font in the list that has it.
+    English figures keep DejaVu Sans for their Latin text and take only the
+    Chinese glyphs from a CJK font; Chinese figures take everything from the
+    CJK font, so Latin text and digits match the Chinese around them.
+    """
+    if lang == "zh":
+        return [*cjk_font_families(), "DejaVu Sans"]
+    return ["DejaVu Sans", *cjk_font_families()]

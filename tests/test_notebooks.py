@@ -138,7 +138,7 @@ def test_retention_analysis(settings):
     for heading in ("Acquisition cohorts", "Tier movement", "Revenue at risk", "Churn-risk list"):
         assert heading in html
     lists = [p for p in report.files if p.suffix == ".csv"]
-    assert lists and all(p.name.startswith("churn_winback_20241001_sms_") for p in lists)
+    assert lists and all(p.name.startswith("retention_churn_risk_20241001_sms_") for p in lists)
     text = "".join(p.read_text(encoding="utf-8-sig") for p in lists)
     assert "churn_reasons" in text and "no purchase lately" in text
 

@@ -4,12 +4,13 @@ Every function reads only rows whose event time is before ``as_of`` and
 describes the state just before it. Functions that take a :class:`Store` read
 it with portable SQLAlchemy Core selects; the rest take and return frames.
 Figures are :class:`matplotlib.figure.Figure` objects (no pyplot state), with
-English or Chinese labels (``lang="zh"``).
+English or Chinese labels (``lang="zh"``); either way they draw Chinese data
+(campaign, owner, tier names).
 
 - :mod:`~crm_ml.analysis.cohorts`: monthly acquisition cohorts, retention matrices.
 - :mod:`~crm_ml.analysis.lifecycle`: new, active, churned, reactivated per period.
 - :mod:`~crm_ml.analysis.tiers`: tier movement between two dates.
-- :mod:`~crm_ml.analysis.value`: AOV × frequency quadrants, 80/20, Lorenz, Gini.
+- :mod:`~crm_ml.analysis.value`: the value-quadrant tags' quadrants, grades, 80/20, Lorenz, Gini.
 - :mod:`~crm_ml.analysis.points`: points liability and expiring points.
 - :mod:`~crm_ml.analysis.campaigns`: treatment vs control response and uplift.
 - :mod:`~crm_ml.analysis.risk`: churn risk and revenue at risk by group.
@@ -35,7 +36,12 @@ from crm_ml.analysis.points import (
     points_liability,
     remaining_lots,
 )
-from crm_ml.analysis.risk import customer_risk, plot_revenue_at_risk, revenue_at_risk
+from crm_ml.analysis.risk import (
+    customer_risk,
+    plot_revenue_at_risk,
+    revenue_12m,
+    revenue_at_risk,
+)
 from crm_ml.analysis.tiers import (
     plot_tier_movement,
     tier_at,
@@ -49,6 +55,7 @@ from crm_ml.analysis.value import (
     lorenz_curve,
     plot_lorenz,
     plot_value_quadrant,
+    tag_value_quadrant,
     top_share,
     value_cut_points,
     value_quadrant,
@@ -83,7 +90,9 @@ __all__ = [
     "remaining_lots",
     "response_uplift",
     "retention_matrix",
+    "revenue_12m",
     "revenue_at_risk",
+    "tag_value_quadrant",
     "tier_at",
     "tier_movement",
     "tier_movement_summary",

@@ -2,9 +2,9 @@
 
 Figures are built on :class:`matplotlib.figure.Figure` directly, never through
 pyplot's global state, so they render the same in a notebook, under papermill
-and in a scheduled job without a display. Chinese labels need a CJK font; the
-first one installed from :data:`crm_ml.plotting.CJK_FONTS` is used, with DejaVu Sans behind it
-for Latin text.
+and in a scheduled job without a display. Every figure gets a font list that
+covers Chinese whatever its label language, because the data it shows (campaign,
+owner and tier names) is Chinese either way: see :func:`crm_ml.plotting.font_families`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ LABELS: dict[str, dict[str, str]] = {
         "equality": "Equal spend",
         "uplift": "Uplift in response rate (treatment − control)",
         "campaign": "Campaign",
+        "campaign_uplift": "Campaign uplift over the control group",
         "revenue_at_risk": "Revenue at risk",
         "tier_a": "Tier at start",
         "tier_b": "Tier at end",
@@ -61,6 +62,7 @@ LABELS: dict[str, dict[str, str]] = {
         "equality": "完全均等",
         "uplift": "响应率提升（实验组 − 对照组）",
         "campaign": "活动",
+        "campaign_uplift": "活动相对对照组的响应提升",
         "revenue_at_risk": "风险收入",
         "tier_a": "期初等级",
         "tier_b": "期末等级",
@@ -92,11 +94,15 @@ def new_figure(width: float = 8.0, height: float = 5.0) -> tuple[Figure, Axes]:
 
 
 def finish(fig: Figure, lang: str) -> Figure:
-    """Give every text of ``fig`` a font that can draw ``lang``; return ``fig``."""
-    if lang == "zh":
-        families = font_families()
-        for text in fig.findobj(Text):
-            text.set_fontfamily(families)
+    """Give every text of ``fig`` fonts that draw Chinese and Latin text; return ``fig``.
+
+    Tick labels made later, when the figure is drawn, get the same fonts.
+    """
+    families = font_families(lang)
+    for text in fig.findobj(Text):
+        text.set_fontfamily(families)
+    for ax in fig.axes:
+        ax.tick_params(labelfontfamily=families)
     return fig
 
 

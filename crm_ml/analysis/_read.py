@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 import pandas as pd
-from sqlalchemy import Executable, select
+from sqlalchemy import Connection, Executable, select
 
 from crm_ml.analysis._common import bind
 from crm_ml.store.admin import check_store
@@ -41,23 +41,38 @@ _ORDER_DTYPES = {
 }
 
 
-def _frame(store: Store, stmt: Executable, dtypes: dict[str, str]) -> pd.DataFrame:
+def _rows(conn: Connection, stmt: Executable, dtypes: dict[str, str]) -> pd.DataFrame:
     """Run ``stmt`` and return its rows as a frame with ``dtypes`` (column order as given)."""
-    with store.connect() as conn:
-        check_store(conn)
-        rows = conn.execute(stmt).all()
+    rows = conn.execute(stmt).all()
     frame = pd.DataFrame([tuple(row) for row in rows], columns=list(dtypes))
     return frame.astype(dtypes)
+
+
+def _frame(store: Store, stmt: Executable, dtypes: dict[str, str]) -> pd.DataFrame:
+    """Check the store, then run ``stmt`` like :func:`_rows`."""
+    with store.connect() as conn:
+        check_store(conn)
+        return _rows(conn, stmt, dtypes)
 
 
 def read_orders(
     store: Store, as_of: pd.Timestamp, *, since: pd.Timestamp | None = None
 ) -> pd.DataFrame:
+    """Orders placed in ``[since, as_of)``, valued net of refunds (see :func:`order_revenue`)."""
+    with store.connect() as conn:
+        check_store(conn)
+        return order_revenue(conn, as_of, since=since)
+
+
+def order_revenue(
+    conn: Connection, as_of: pd.Timestamp, *, since: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Orders placed in ``[since, as_of)``, valued net of refunds made before ``as_of``.
 
     A refund counts against the order it returns (not the month it was made
     in), but only once it has happened: a refund posted on or after ``as_of`` is
-    unknown at ``as_of``. Revenue is floored at zero per order.
+    unknown at ``as_of``. Revenue is floored at zero per order. Every revenue
+    figure of the analyses and of the churn lists is built from this.
 
     Returns
     -------
@@ -68,8 +83,8 @@ def read_orders(
     window = [Order.ordered_at < bind(as_of)]
     if since is not None:
         window.append(Order.ordered_at >= bind(since))
-    orders = _frame(
-        store,
+    orders = _rows(
+        conn,
         select(Order.order_id, Order.customer_id, Order.ordered_at, Order.net_amount).where(
             *window
         ),
@@ -80,7 +95,7 @@ def read_orders(
         .join(Order, Order.order_id == OrderItem.order_id)
         .where(*window, OrderItem.refunded_at < bind(as_of), OrderItem.refund_amount > 0)
     )
-    refunds = _frame(store, refund_stmt, {"order_id": "str", "refund_amount": "float64"})
+    refunds = _rows(conn, refund_stmt, {"order_id": "str", "refund_amount": "float64"})
     refunded = refunds.groupby("order_id")["refund_amount"].sum()
     orders["revenue"] = (
         orders["net_amount"]
@@ -90,9 +105,14 @@ def read_orders(
 
 
 def read_tiers(store: Store) -> pd.DataFrame:
-    """Read the tier table: columns ``tier_id``, ``name``, ``level``, sorted by ``level``."""
-    stmt = select(Tier.tier_id, Tier.name, Tier.level)
-    frame = _frame(store, stmt, {"tier_id": "str", "name": "str", "level": "int64"})
+    """Read the tier table: ``tier_id``, ``name``, ``label`` (the name where none), ``level``.
+
+    Sorted by ``level``.
+    """
+    stmt = select(Tier.tier_id, Tier.name, Tier.label, Tier.level)
+    dtypes = {"tier_id": "str", "name": "str", "label": "object", "level": "int64"}
+    frame = _frame(store, stmt, dtypes)
+    frame["label"] = frame["label"].fillna(frame["name"]).astype("str")
     return frame.sort_values("level", ignore_index=True)
 
 

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy.stats import norm
 
 from crm_ml.analysis._common import Instant, as_instant, require_columns
 from crm_ml.analysis._plot import finish, label, new_figure
@@ -70,6 +69,10 @@ def response_uplift(contacts: pd.DataFrame, *, confidence: float = 0.95) -> pd.D
         ``uplift_ci_low``, ``uplift_ci_high``, ``p_value`` (float64, NaN when a
         group is empty), ``significant`` (bool) and ``incremental_responders``.
     """
+    # Imported here: scipy.stats takes seconds to import, and the churn lists
+    # (crm_ml.segments) import this package for revenue_12m without needing it.
+    from scipy.stats import norm
+
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must be between 0 and 1; got {confidence!r}.")
     require_columns(contacts, ("campaign_id", "group", "responded"), what="The contacts frame")
@@ -154,4 +157,5 @@ def plot_campaign_uplift(response: pd.DataFrame, *, lang: str = "en") -> Figure:
     ax.xaxis.set_major_formatter("{x:.1%}")
     ax.set_xlabel(label("uplift", lang))
     ax.set_ylabel(label("campaign", lang))
+    ax.set_title(label("campaign_uplift", lang))
     return finish(fig, lang)

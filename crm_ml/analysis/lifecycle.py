@@ -15,7 +15,10 @@ Per period ``[start, end)`` (calendar periods in the business's time zone):
 ``active_end = active_start + new + reactivated - churned`` always holds (a
 customer who lapses twice in one period — only possible when ``N`` is shorter
 than the period — counts twice); ``purchasers`` counts distinct buyers;
-``churn_rate = churned / active_start``.
+``churn_rate = churned / active_start``. A period that ends no later than
+``N`` days after the first purchase ever cannot hold a churn (nobody has gone
+``N`` days without buying yet): its ``churn_rate`` is NaN, not 0, and
+:func:`churn_rate_trend` leaves it out of the pooled rate.
 """
 
 from __future__ import annotations
@@ -160,7 +163,8 @@ def customer_lifecycle(
         Indexed by ``period`` (Period); columns ``period_start``, ``period_end``
         (local time, end exclusive), ``complete``, ``active_start``, ``new``,
         ``reactivated``, ``churned``, ``active_end``, ``purchasers`` (int64) and
-        ``churn_rate`` (NaN when ``active_start`` is 0). See the module notes.
+        ``churn_rate`` (NaN when ``active_start`` is 0, or when no churn could
+        have happened yet in the period). See the module notes.
     """
     as_of, pfreq = as_instant(as_of), period_freq(freq)
     require_positive(churn_days, name="churn_days")
@@ -185,6 +189,9 @@ def customer_lifecycle(
         frame["active_start"] + frame["new"] + frame["reactivated"] - frame["churned"],
     )
     frame["churn_rate"] = frame["churned"] / frame["active_start"].where(frame["active_start"] > 0)
+    if not buys.empty:
+        first_churn = buys["ordered_at"].min() + pd.Timedelta(days=churn_days)
+        frame.loc[frame["period_end"] <= first_churn, "churn_rate"] = np.nan
     return frame[list(LIFECYCLE_COLUMNS)]
 
 
@@ -202,13 +209,18 @@ def churn_rate_trend(lifecycle: pd.DataFrame, *, window: int = 3) -> pd.DataFram
     -------
     pandas.DataFrame
         Indexed by ``period``; columns ``active_start``, ``churned``,
-        ``churn_rate`` and ``churn_rate_rolling`` (NaN until ``window`` periods exist).
+        ``churn_rate`` (as in ``lifecycle``) and ``churn_rate_rolling`` (NaN
+        until ``window`` periods in which churn could happen exist).
     """
-    require_columns(lifecycle, ("active_start", "churned"), what="The lifecycle frame")
+    require_columns(
+        lifecycle, ("active_start", "churned", "churn_rate"), what="The lifecycle frame"
+    )
     require_positive(window, name="window")
-    frame = lifecycle[["active_start", "churned"]].copy()
-    frame["churn_rate"] = frame["churned"] / frame["active_start"].where(frame["active_start"] > 0)
-    pooled = frame[["active_start", "churned"]].rolling(window).sum()
+    frame = lifecycle[["active_start", "churned", "churn_rate"]].copy()
+    # A rate left undefined despite an active base marks a period too early for any
+    # churn: its zero churned would pull the pooled rate down, so it is not pooled.
+    too_early = frame["churn_rate"].isna() & (frame["active_start"] > 0)
+    pooled = frame[["active_start", "churned"]].mask(too_early).rolling(window).sum()
     frame["churn_rate_rolling"] = pooled["churned"] / pooled["active_start"].where(
         pooled["active_start"] > 0
     )

@@ -1,10 +1,12 @@
 """Churn risk and revenue at risk by segment, tier and owner.
 
 Each scored customer's *revenue at risk* is ``p_churn × revenue_12m``: the
-churn model's probability times their net revenue over the 12 calendar months
-before ``as_of`` — the spend expected to walk away. Summed over a group it is
-the group's expected lost annual revenue, and ``sum(p_churn)`` its expected
-number of churners.
+churn model's probability times their revenue over the 12 calendar months
+before ``as_of``, net of refunds (:func:`revenue_12m`) — the spend expected to
+walk away. Summed over a group it is the group's expected lost annual revenue,
+and ``sum(p_churn)`` its expected number of churners. The churn-risk lists
+(:func:`crm_ml.segments.lists.churn_details`, column ``value_at_risk``) use the
+same definition, so a customer has one value at risk in the report and the list.
 
 Scores are the latest run of the model at or before ``as_of`` (a score's
 ``as_of`` is the cutoff of the data it used). Tier and owner are those in
@@ -15,14 +17,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sqlalchemy import Connection
 
 from crm_ml.analysis._common import Instant, as_instant, require_columns
 from crm_ml.analysis._plot import finish, label, new_figure
-from crm_ml.analysis._read import read_orders, read_owners, read_scores, read_tier_changes
+from crm_ml.analysis._read import order_revenue, read_owners, read_scores, read_tier_changes
 from crm_ml.analysis.tiers import NO_TIER, tier_at
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.store.connection import Store
@@ -54,8 +58,19 @@ def _segment_frame(segments: pd.DataFrame | pd.Series) -> pd.DataFrame:
     return frame[["customer_id", "segment"]].astype({"customer_id": "str"}).drop_duplicates()
 
 
-def _revenue_12m(store: Store, as_of: pd.Timestamp) -> pd.Series:
-    orders = read_orders(store, as_of, since=as_of - pd.DateOffset(months=12))
+def revenue_12m(conn: Connection, as_of: datetime) -> pd.Series:
+    """Each customer's revenue over the 12 calendar months before ``as_of``, net of refunds.
+
+    Orders placed in ``[as_of - 12 months, as_of)``, less the refunds made
+    before ``as_of`` (see :func:`crm_ml.analysis._read.order_revenue`).
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by ``customer_id`` (buyers in the window only), named ``revenue_12m``.
+    """
+    end = pd.Timestamp(as_of)
+    orders = order_revenue(conn, end, since=end - pd.DateOffset(months=12))
     return orders.groupby("customer_id")["revenue"].sum().rename("revenue_12m")
 
 
@@ -86,9 +101,10 @@ def customer_risk(
     pandas.DataFrame
         Columns ``customer_id``, ``p_churn``, ``band``, ``score_as_of``,
         ``revenue_12m``, ``revenue_at_risk``, ``tier`` (``(none)`` without
-        one), ``owner_id`` (``(unassigned)``), ``owner_name`` and, with
-        ``segments``, ``segment`` (``(none)`` outside every segment); one row
-        per scored customer (and segment), sorted by ``revenue_at_risk`` descending.
+        one), ``owner_id`` (``(unassigned)``), ``owner_name`` (empty when
+        unassigned) and, with ``segments``, ``segment`` (``(none)`` outside
+        every segment); one row per scored customer (and segment), sorted by
+        ``revenue_at_risk`` descending.
 
     Raises
     ------
@@ -102,12 +118,16 @@ def customer_risk(
             f"No {model_name!r} scores at or before {as_of}; score customers first "
             "(crm_ml.models scoring) or pick a later as_of."
         )
-    risk["revenue_12m"] = risk["customer_id"].map(_revenue_12m(store, as_of)).fillna(0.0)
+    with store.connect() as conn:
+        revenue = revenue_12m(conn, as_of)
+    risk["revenue_12m"] = risk["customer_id"].map(revenue).fillna(0.0)
     risk["revenue_at_risk"] = risk["p_churn"] * risk["revenue_12m"]
     tiers = tier_at(read_tier_changes(store, as_of), as_of)
-    risk["tier"] = risk["customer_id"].map(tiers).fillna(NO_TIER).astype("str")
+    # As object first: with no tiers at all, map() gives float NaNs that "(none)" cannot fill.
+    risk["tier"] = risk["customer_id"].map(tiers).astype("object").fillna(NO_TIER).astype("str")
     risk = risk.merge(read_owners(store, as_of), on="customer_id", how="left")
     risk["owner_id"] = risk["owner_id"].fillna(NO_OWNER)
+    risk["owner_name"] = risk["owner_name"].fillna("")
     if segments is not None:
         risk = risk.merge(_segment_frame(segments), on="customer_id", how="left")
         risk["segment"] = risk["segment"].fillna(NO_SEGMENT).astype("str")
@@ -116,13 +136,35 @@ def customer_risk(
     )
 
 
+def _check_grouping(risk: pd.DataFrame, keys: list[str]) -> None:
+    """Raise unless ``risk`` has the ``keys`` and grouping by them counts each customer once."""
+    if any(key not in risk.columns for key in keys):
+        raise ValidationError(
+            f"Cannot group by {keys}: the risk frame has {', '.join(risk.columns)}. "
+            "Pass segments= to customer_risk to group by segment."
+        )
+    # A customer in several segments has one row per segment: summed by anything but
+    # the segment, their revenue and churn risk would count once per segment.
+    if "segment" in risk.columns and "segment" not in keys:
+        repeats = int(risk["customer_id"].duplicated().sum()) if "customer_id" in risk else 0
+        raise ValidationError(
+            f"Cannot group by {keys}: this risk frame has one row per customer and segment "
+            f"(customer_risk(..., segments=...); {repeats} of its rows repeat a customer), so "
+            "customers in several segments would be counted several times. Group it by "
+            "'segment' (alone or with other columns), or group customer_risk(store, as_of) "
+            f"without segments= by {keys}."
+        )
+
+
 def revenue_at_risk(risk: pd.DataFrame, *, by: str | Sequence[str] = "segment") -> pd.DataFrame:
     """Churn risk and revenue at risk per group.
 
     Parameters
     ----------
     risk : pandas.DataFrame
-        The output of :func:`customer_risk`.
+        The output of :func:`customer_risk`: with ``segments=`` (one row per
+        customer and segment) to group by ``segment``; without it (one row per
+        customer) for every other grouping.
     by : str or sequence of str
         ``"segment"``, ``"tier"``, ``"owner"`` (owner id and name), ``"band"``,
         or column names of ``risk``.
@@ -139,15 +181,13 @@ def revenue_at_risk(risk: pd.DataFrame, *, by: str | Sequence[str] = "segment") 
     Raises
     ------
     ValidationError
-        If a grouping column is missing (e.g. ``segment`` without ``segments=``).
+        If a grouping column is missing (e.g. ``segment`` without ``segments=``),
+        or if a frame with one row per customer and segment is grouped by
+        anything but ``segment``.
     """
     keys = GROUPINGS.get(by, [by]) if isinstance(by, str) else list(by)
     require_columns(risk, ("p_churn", "revenue_12m", "revenue_at_risk"), what="The risk frame")
-    if any(key not in risk.columns for key in keys):
-        raise ValidationError(
-            f"Cannot group by {keys}: the risk frame has {', '.join(risk.columns)}. "
-            "Pass segments= to customer_risk to group by segment."
-        )
+    _check_grouping(risk, keys)
     summary = risk.groupby(keys, dropna=False).agg(
         customers=("p_churn", "size"),
         p_churn_mean=("p_churn", "mean"),
@@ -164,12 +204,18 @@ def revenue_at_risk(risk: pd.DataFrame, *, by: str | Sequence[str] = "segment") 
     return summary.sort_values("revenue_at_risk", ascending=False)
 
 
+def _group_name(group: object) -> str:
+    """``AM010 / 罗经理`` for an (id, name) group; a missing or empty part is left out."""
+    parts = group if isinstance(group, tuple) else (group,)
+    return " / ".join(str(part) for part in parts if not pd.isna(part) and str(part) != "")
+
+
 def plot_revenue_at_risk(summary: pd.DataFrame, *, top: int = 15, lang: str = "en") -> Figure:
     """Horizontal bars of revenue at risk for the ``top`` groups of :func:`revenue_at_risk`."""
     require_columns(summary, ("revenue_at_risk",), what="The revenue-at-risk summary")
     shown = summary.head(top).iloc[::-1]
     fig, ax = new_figure(7.0, max(3.0, 0.35 * len(shown) + 1.5))
-    names = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in shown.index]
+    names = [_group_name(group) for group in shown.index]
     ax.barh(names, shown["revenue_at_risk"].to_numpy())
     ax.xaxis.set_major_formatter("{x:,.0f}")
     ax.set_xlabel(label("revenue_at_risk", lang))

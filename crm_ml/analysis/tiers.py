@@ -77,7 +77,8 @@ def tier_movement(
     normalize : bool
         Show each row as shares of the customers who started in that tier.
     labels : str
-        ``"tier_id"`` or ``"name"`` (the tier table's name) for rows and columns.
+        ``"tier_id"``, ``"name"`` or ``"label"`` (the tier table's name, e.g.
+        ``gold``, or display label, e.g. ``金卡会员``) for rows and columns.
 
     Returns
     -------
@@ -93,8 +94,8 @@ def tier_movement(
     a, b = as_instant(date_a, name="date_a"), as_instant(date_b, name="date_b")
     if not a < b:
         raise ConfigError(f"date_a ({a}) must be before date_b ({b}).")
-    if labels not in ("tier_id", "name"):
-        raise ConfigError(f"labels={labels!r} must be 'tier_id' or 'name'.")
+    if labels not in ("tier_id", "name", "label"):
+        raise ConfigError(f"labels={labels!r} must be 'tier_id', 'name' or 'label'.")
     changes, tiers = read_tier_changes(store, b), read_tiers(store)
     pairs = pd.concat([tier_at(changes, b).rename("tier_b"), tier_at(changes, a)], axis=1)
     pairs["tier_a"] = pairs["tier"].fillna(NO_TIER)
@@ -103,8 +104,8 @@ def tier_movement(
         index=order, columns=order, fill_value=0
     )
     matrix = matrix.rename_axis(index="tier_a", columns="tier_b").astype("int64")
-    if labels == "name":
-        names = dict(zip(tiers["tier_id"], tiers["name"], strict=True))
+    if labels != "tier_id":
+        names = dict(zip(tiers["tier_id"], tiers[labels], strict=True))
         matrix = matrix.rename(index=names, columns=names)
     if normalize:
         totals = matrix.sum(axis=1)

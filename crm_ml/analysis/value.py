@@ -1,10 +1,19 @@
 """Customer value: AOV × frequency quadrants and grades, and revenue concentration (80/20).
 
-Value is measured over a trailing window ``[as_of - window_days, as_of)``:
-``orders`` (frequency), ``revenue`` (net of refunds known by ``as_of``) and
-``aov = revenue / orders``. Only customers who bought in the window are rated.
+The value quadrants are those of the ``value_quadrant_a`` … ``value_quadrant_d``
+tags (:mod:`crm_ml.tags.library`): :func:`tag_value_quadrant` evaluates the
+tags' own rules, so a report and the tags never disagree on who is in which
+quadrant. As the library defines them, they split the customers who bought in
+the last 365 days at the middle of their percentile ranks, by lifetime
+``avg_order_value`` and by ``orders_365d``.
 
-Cut points (documented, overridable):
+:func:`customer_value` measures value over a trailing window
+``[as_of - window_days, as_of)``: ``orders`` (frequency), ``revenue`` (net of
+refunds known by ``as_of``) and ``aov = revenue / orders``. Only customers who
+bought in the window are rated. :func:`value_quadrant` rates such a frame by
+cut points of your choice; it is not the tags' definition, so its quadrant
+names (:data:`QUADRANTS`) differ from the tags'. Its cut points (documented,
+overridable):
 
 - ``scheme="quadrant"``: one cut per axis, by default the median among rated
   customers; *high* means strictly above the cut. With most customers buying
@@ -29,10 +38,21 @@ from crm_ml.analysis._plot import finish, label, new_figure
 from crm_ml.analysis._read import read_orders
 from crm_ml.errors import ConfigError, ValidationError
 from crm_ml.store.connection import Store
+from crm_ml.tags import evaluate_tags
+from crm_ml.tags.definitions import TagDefinition, load_tag_definitions
+from crm_ml.tags.library import builtin_tags
 
 QUADRANTS = ("high_freq_high_aov", "high_freq_low_aov", "low_freq_high_aov", "low_freq_low_aov")
 GRADES = ("A", "B", "C", "D", "E")
 _DEFAULT_QUANTILES = {"quadrant": (0.5,), "grade": (1 / 3, 2 / 3)}
+
+#: The value-quadrant tags and what each one means: (high AOV, high frequency).
+QUADRANT_TAGS = {
+    "value_quadrant_a": (True, True),
+    "value_quadrant_b": (True, False),
+    "value_quadrant_c": (False, True),
+    "value_quadrant_d": (False, False),
+}
 
 
 def customer_value(store: Store, as_of: Instant, *, window_days: int = 365) -> pd.DataFrame:
@@ -148,7 +168,7 @@ def value_quadrant_summary(rated: pd.DataFrame, *, by: str = "quadrant") -> pd.D
     Parameters
     ----------
     rated : pandas.DataFrame
-        The output of :func:`value_quadrant`.
+        The output of :func:`tag_value_quadrant` or :func:`value_quadrant`.
     by : str
         ``"quadrant"`` or ``"value_grade"``.
 
@@ -157,7 +177,8 @@ def value_quadrant_summary(rated: pd.DataFrame, *, by: str = "quadrant") -> pd.D
     pandas.DataFrame
         Indexed by ``by`` (every category, empty ones included); columns
         ``customers`` (int64), ``revenue``, ``customer_share``,
-        ``revenue_share``, ``aov`` and ``orders_per_customer`` (float64).
+        ``revenue_share``, ``aov`` (the group's revenue per order) and
+        ``orders_per_customer`` (float64).
     """
     require_columns(rated, (by, "orders", "revenue"), what="The rated frame")
     summary = rated.groupby(by, observed=False).agg(
@@ -171,6 +192,92 @@ def value_quadrant_summary(rated: pd.DataFrame, *, by: str = "quadrant") -> pd.D
         summary["customers"] > 0
     )
     return summary.drop(columns="orders").astype({"customers": "int64"})
+
+
+def _quadrant_definitions(store: Store) -> list[TagDefinition]:
+    """Return the value-quadrant tags as stored, or as the built-in library defines them."""
+    stored = {d.name: d for d in load_tag_definitions(store) if d.name in QUADRANT_TAGS}
+    builtin = {d.name: d for d in builtin_tags() if d.name in QUADRANT_TAGS}
+    return [stored.get(name, builtin[name]) for name in QUADRANT_TAGS]
+
+
+def _quadrant_of(members: dict[str, pd.Index]) -> pd.Series:
+    """Each customer's quadrant tag; refuses a customer the rules put in two quadrants."""
+    tags = pd.concat(
+        [pd.Series(name, index=members[name], dtype="str") for name in QUADRANT_TAGS]
+    ).sort_index()
+    twice = tags.index[tags.index.duplicated()].unique()
+    if len(twice):
+        raise ValidationError(
+            f"The value-quadrant tag rules overlap: {len(twice)} customer(s), e.g. "
+            f"{', '.join(map(str, twice[:3]))}, match two of {', '.join(QUADRANT_TAGS)}. "
+            "Each customer must fall in at most one; check the rules with "
+            "crm_ml.tags.tag_definitions_frame(store)."
+        )
+    return tags
+
+
+def tag_value_quadrant(
+    store: Store, features: pd.DataFrame, as_of: Instant, *, labels: str = "name"
+) -> pd.DataFrame:
+    """Rate customers by the value-quadrant tags' rules, evaluated at ``as_of`` (nothing stored).
+
+    Parameters
+    ----------
+    store : Store
+        Read for the tags' definitions (the built-in ones where none is stored)
+        and for the revenue.
+    features : pandas.DataFrame
+        Indexed by ``customer_id``: every customer's features as of ``as_of``
+        (the tags rank customers among them).
+    as_of : datetime or str
+        The date the tags are evaluated at.
+    labels : str
+        Name the quadrants by the tags' ``"name"`` (``value_quadrant_a``) or
+        ``"label"`` (``A类: 高客单高频``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id`` (the customers in a quadrant, sorted);
+        columns ``orders`` (``orders_365d``, int64), ``aov``
+        (``avg_order_value``, what the tags rank), ``revenue`` (of the last
+        365 days, net of refunds, as :func:`customer_value`), ``aov_level``
+        and ``frequency_level`` (1 = high, int64) and ``quadrant``
+        (categorical, A to D). ``.attrs["cuts"]`` holds the highest AOV and
+        order count still rated low, for :func:`plot_value_quadrant`.
+
+    Raises
+    ------
+    ValidationError
+        If ``labels`` is unknown, a feature the rules need is missing, or
+        the rules put a customer in two quadrants.
+    """
+    if labels not in ("name", "label"):
+        raise ValidationError(f"labels={labels!r} must be 'name' or 'label'.")
+    require_columns(features, ("orders_365d", "avg_order_value"), what="The features frame")
+    definitions = _quadrant_definitions(store)
+    tags = _quadrant_of(evaluate_tags(store, features, as_of, definitions=definitions))
+    rated = pd.DataFrame(index=tags.index)
+    rated["orders"] = features["orders_365d"].reindex(tags.index).astype("int64")
+    rated["aov"] = features["avg_order_value"].reindex(tags.index).astype("float64")
+    revenue = customer_value(store, as_of)["revenue"]
+    rated["revenue"] = revenue.reindex(tags.index).fillna(0.0).astype("float64")
+    rated["aov_level"] = tags.map(lambda tag: int(QUADRANT_TAGS[tag][0])).astype("int64")
+    rated["frequency_level"] = tags.map(lambda tag: int(QUADRANT_TAGS[tag][1])).astype("int64")
+    names = {d.name: d.name if labels == "name" else (d.label or d.name) for d in definitions}
+    rated["quadrant"] = pd.Categorical(tags.map(names), categories=list(names.values()))
+    rated.attrs["cuts"] = {
+        "aov": _highest_low(rated["aov"], rated["aov_level"]),
+        "frequency": _highest_low(rated["orders"], rated["frequency_level"]),
+    }
+    return rated
+
+
+def _highest_low(values: pd.Series, levels: pd.Series) -> list[float]:
+    """Return the highest value rated low (level 0), the cut a plot draws; [] if none is low."""
+    low = values[levels == 0].dropna()
+    return [float(low.max())] if len(low) else []
 
 
 def _check_revenue(revenue: pd.Series) -> np.ndarray:
@@ -236,16 +343,22 @@ def concentration_summary(
 ) -> pd.DataFrame:
     """Revenue share of the top 1 %, 5 %, 10 %, 20 % and 50 % of customers.
 
+    Each share is rounded to a whole number of customers, and the revenue
+    share is that of exactly those customers.
+
     Returns
     -------
     pandas.DataFrame
         Indexed by ``top_customer_share``; columns ``customers`` (how many that
-        is, float64) and ``revenue_share``.
+        is, int64) and ``revenue_share``.
     """
+    n = len(revenue)
+    # Half up, not to even: the top 0.5 % of 100 customers is 1 customer.
+    customers = [int(np.floor(s * n + 0.5)) for s in shares]
     frame = pd.DataFrame(
         {
-            "customers": [s * len(revenue) for s in shares],
-            "revenue_share": [top_share(revenue, s) for s in shares],
+            "customers": np.array(customers, dtype="int64"),
+            "revenue_share": [top_share(revenue, k / n) if n else np.nan for k in customers],
         },
         index=pd.Index(list(shares), name="top_customer_share"),
     )

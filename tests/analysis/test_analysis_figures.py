@@ -35,7 +35,8 @@ MATRIX = pd.DataFrame(
     columns=pd.Index([0, 1, 2], name="months_since"),
 )
 LIFECYCLE = pd.DataFrame(
-    {"active_start": [0, 10, 12], "churned": [0, 2, 3]}, index=MONTHS.rename("period")
+    {"active_start": [0, 10, 12], "churned": [0, 2, 3], "churn_rate": [np.nan, 0.2, 0.25]},
+    index=MONTHS.rename("period"),
 )
 TIERS = pd.DataFrame(
     [[0, 3, 0], [0, 5, 2], [0, 1, 4]],
@@ -70,19 +71,50 @@ FIGURES = {
 }
 
 
+def render(fig: Figure) -> bytes:
+    """Draw ``fig`` to PNG, failing on any glyph the fonts cannot draw (a box in the image)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Glyph .* missing from font")
+        fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_figure_renders_without_pyplot(name, lang):
     before = plt.get_fignums()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig = FIGURES[name](lang)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
+    fig = FIGURES[name](lang)
+    png = render(fig)
 
     assert isinstance(fig, Figure)
-    assert buffer.getvalue().startswith(b"\x89PNG")
+    assert png.startswith(b"\x89PNG")
     assert plt.get_fignums() == before
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_chinese_data_draws_in_either_language(lang):
+    # Campaign and owner names are Chinese whatever the label language (A7).
+    response = response_uplift(CONTACTS).assign(name=["2025 双11大促", "会员日积分加倍"])
+    owners = pd.DataFrame(
+        {"revenue_at_risk": [10.0, 5.0]},
+        index=pd.MultiIndex.from_tuples(
+            [("AM010", "罗经理"), ("(unassigned)", "")], names=["owner_id", "owner_name"]
+        ),
+    )
+
+    for fig in (plot_campaign_uplift(response, lang=lang), plot_revenue_at_risk(owners, lang=lang)):
+        assert render(fig).startswith(b"\x89PNG")
+
+
+def test_campaign_uplift_has_a_title():
+    response = response_uplift(CONTACTS)
+
+    assert plot_campaign_uplift(response).axes[0].get_title() == (
+        "Campaign uplift over the control group"
+    )
+    zh_title = plot_campaign_uplift(response, lang="zh").axes[0].get_title()
+    assert zh_title == "活动相对对照组的响应提升"
 
 
 def test_chinese_labels(monkeypatch):

@@ -121,6 +121,20 @@ def test_churn_rate_trend_pools_a_window(lifecycle_store):
     assert trend.columns.tolist() == ["active_start", "churned", "churn_rate", "churn_rate_rolling"]
 
 
+def test_no_churn_rate_before_anyone_could_churn(lifecycle_store):
+    # With 60 days the first churn is possible on 03-10 (60 days after the first
+    # purchase): January and February cannot hold one, so their rate is unknown, not 0.
+    frame = customer_lifecycle(lifecycle_store, AS_OF, churn_days=60)
+    trend = churn_rate_trend(frame, window=2)
+
+    assert frame["active_start"].tolist() == [0, 2, 3, 3]
+    assert frame["churned"].tolist() == [0, 0, 0, 0]
+    np.testing.assert_array_equal(frame["churn_rate"], [np.nan, np.nan, 0.0, 0.0])
+    np.testing.assert_array_equal(trend["churn_rate"], [np.nan, np.nan, 0.0, 0.0])
+    # February is not pooled: March's window would hold it, so only April has a rate.
+    np.testing.assert_array_equal(trend["churn_rate_rolling"], [np.nan, np.nan, np.nan, 0.0])
+
+
 def test_parameters_are_checked(lifecycle_store, store):
     with pytest.raises(ConfigError, match="freq='monthly' is not a calendar period"):
         customer_lifecycle(lifecycle_store, AS_OF, freq="monthly")

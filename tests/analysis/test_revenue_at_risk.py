@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from analysis_rows import order, ts
+from analysis_rows import order, refund, ts
 
-from crm_ml.analysis import customer_risk, revenue_at_risk
+from crm_ml.analysis import customer_risk, plot_revenue_at_risk, revenue_12m, revenue_at_risk
 from crm_ml.errors import NotFoundError, ValidationError
 
 AS_OF = "2024-07-01"
@@ -135,3 +135,50 @@ def test_a_score_dated_at_as_of_is_used_and_none_before_it_fails(risk_store):
 def test_grouping_by_segment_needs_segments(risk_store):
     with pytest.raises(ValidationError, match="Pass segments="):
         revenue_at_risk(customer_risk(risk_store, AS_OF), by="segment")
+
+
+def test_a_per_segment_frame_is_grouped_only_by_segment(risk_store):
+    # c1 is in two segments: grouped by tier it would count twice (A6).
+    segments = pd.Series(["VIP", "new"], index=pd.Index(["c1", "c1"], name="customer_id"))
+    risk = customer_risk(risk_store, AS_OF, segments=segments)
+
+    with pytest.raises(ValidationError, match=r"one row per customer and segment.*1 of its rows"):
+        revenue_at_risk(risk, by="tier")
+    with pytest.raises(ValidationError, match=r"without segments= by \['owner_id', 'owner_name'\]"):
+        revenue_at_risk(risk, by="owner")
+    by_segment_and_tier = revenue_at_risk(risk, by=["segment", "tier"])
+    assert by_segment_and_tier["customers"].sum() == 3  # c1 once per segment, c2 in none
+
+
+def test_revenue_is_net_of_refunds_known_at_as_of(risk_store, insert):
+    insert(
+        "order_item",
+        [
+            refund("o3", 200.0, "2024-06-30 12:00", 80.0),  # before as_of: deducted
+            refund("o5", 50.0, "2024-07-01 00:00", 50.0),  # at as_of: not known yet
+        ],
+    )
+    risk = customer_risk(risk_store, AS_OF)
+
+    assert risk.set_index("customer_id")["revenue_12m"].to_dict() == {"c1": 220.0, "c2": 50.0}
+    with risk_store.connect() as conn:
+        assert revenue_12m(conn, ts(AS_OF)).to_dict() == {"c1": 220.0, "c2": 50.0}
+
+
+def test_an_unassigned_customer_has_an_empty_owner_name(risk_store, insert):
+    insert("score", [score("crm-churn", "2024-07-01", "c3", 0.4)])  # c3 has no owner
+    by_owner = revenue_at_risk(customer_risk(risk_store, AS_OF), by="owner")
+
+    assert by_owner.index.tolist() == [("o1", "王芳"), ("o2", "李雷"), ("(unassigned)", "")]
+
+
+def test_the_owner_chart_names_unassigned_customers_without_nan():
+    summary = pd.DataFrame(
+        {"revenue_at_risk": [10.0, 5.0]},
+        index=pd.MultiIndex.from_tuples(
+            [("(unassigned)", ""), ("AM010", "罗经理")], names=["owner_id", "owner_name"]
+        ),
+    )
+    ax = plot_revenue_at_risk(summary).axes[0]
+
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["AM010 / 罗经理", "(unassigned)"]

@@ -20,14 +20,24 @@ def change(customer_id, at, from_tier, to_tier, direction):
     }
 
 
+def tier(tier_id, name, label, level, min_spend):
+    return {
+        "tier_id": tier_id,
+        "name": name,
+        "label": label,
+        "level": level,
+        "min_spend_12m": min_spend,
+    }
+
+
 @pytest.fixture
 def tier_store(store, insert):
     insert(
         "tier",
         [
-            {"tier_id": "t3", "name": "钻石", "level": 3, "min_spend_12m": 20000.0},
-            {"tier_id": "t1", "name": "银卡", "level": 1, "min_spend_12m": 0.0},
-            {"tier_id": "t2", "name": "金卡", "level": 2, "min_spend_12m": 5000.0},
+            tier("t3", "钻石", None, 3, 20000.0),
+            tier("t1", "银卡", "银卡会员", 1, 0.0),
+            tier("t2", "金卡", None, 2, 5000.0),
         ],
     )
     insert(
@@ -71,6 +81,13 @@ def test_movement_with_names_and_shares(tier_store):
     assert matrix.loc["金卡"].sum() == 1.0
 
 
+def test_movement_with_display_labels(tier_store):
+    matrix = tier_movement(tier_store, DATE_A, DATE_B, labels="label")
+
+    # A tier without a label keeps its name.
+    assert matrix.columns.tolist() == ["(none)", "银卡会员", "金卡", "钻石"]
+
+
 def test_movement_summary(tier_store):
     summary = tier_movement_summary(tier_movement(tier_store, DATE_A, DATE_B))
 
@@ -85,5 +102,5 @@ def test_movement_summary(tier_store):
 def test_dates_must_be_in_order(tier_store):
     with pytest.raises(ConfigError, match="must be before date_b"):
         tier_movement(tier_store, DATE_B, DATE_A)
-    with pytest.raises(ConfigError, match="labels='label'"):
-        tier_movement(tier_store, DATE_A, DATE_B, labels="label")
+    with pytest.raises(ConfigError, match="labels='title' must be 'tier_id', 'name' or 'label'"):
+        tier_movement(tier_store, DATE_A, DATE_B, labels="title")

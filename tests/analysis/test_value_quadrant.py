@@ -125,8 +125,18 @@ def test_concentration_summary():
     summary = concentration_summary(pd.Series([10.0, 20.0, 30.0, 40.0]), shares=(0.25, 0.5))
 
     assert summary.index.tolist() == [0.25, 0.5]
-    assert summary["customers"].tolist() == [1.0, 2.0]
+    assert summary["customers"].tolist() == [1, 2]
     np.testing.assert_allclose(summary["revenue_share"], [0.4, 0.7])
+
+
+def test_concentration_counts_whole_customers():
+    # The top 10 % of 15 customers is 1.5: rounded half up to 2, whose exact share is shown.
+    revenue = pd.Series([float(v) for v in range(1, 16)])  # total 120; top two 15 + 14
+    summary = concentration_summary(revenue, shares=(0.1, 0.2))
+
+    assert summary["customers"].dtype == "int64"
+    assert summary["customers"].tolist() == [2, 3]
+    np.testing.assert_allclose(summary["revenue_share"], [29 / 120, 42 / 120])
 
 
 def test_bad_inputs_are_refused():
