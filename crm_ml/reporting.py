@@ -144,7 +144,7 @@ def run_report(
             "the failed notebook "
             f"is {failed}.{discarded}"
         ) from exc
-    _write_html(executed, staging / f"{name}.html")
+    _write_html(executed, staging / f"{name}.html", title=f"{name} · {day:%Y-%m-%d}")
     published = settings.reports_dir / f"{day:%Y-%m-%d}"
     try:
         _publish_logged(settings, staging, published, name)
@@ -189,8 +189,11 @@ def _keep_failed(settings: Settings, executed: Path, name: str, day: date) -> Pa
     return target
 
 
-def _write_html(notebook: Path, html: Path) -> None:
-    """Render a static page without code cells: figures and tables read well offline."""
+def _write_html(notebook: Path, html: Path, title: str | None = None) -> None:
+    """Render a static page without code cells: figures and tables read well offline.
+
+    ``title`` names the browser tab (nbconvert's default is "Notebook").
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -199,7 +202,10 @@ def _write_html(notebook: Path, html: Path) -> None:
     # nbconvert warns about figures without alt text; _describe_figures gives them one.
     exporter.log.addFilter(_no_alt_text_warning)
     try:
-        body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+        node = nbformat.read(notebook, as_version=4)
+        if title:
+            node.metadata["title"] = title
+        body, _ = exporter.from_notebook_node(node)
     finally:
         exporter.log.removeFilter(_no_alt_text_warning)
     html.write_text(_describe_figures(body), encoding="utf-8")

@@ -63,7 +63,9 @@ def test_success_publishes_notebook_html_and_files(settings):
     assert report.html == day / "tiny.html" and report.html.exists()
     assert (day / "tiny.ipynb").exists()
     assert report.files == (day / "tiny" / "list.csv",)
-    assert "ran for 2025-06-30" in report.html.read_text(encoding="utf-8")
+    page = report.html.read_text(encoding="utf-8")
+    assert "ran for 2025-06-30" in page
+    assert "<title>tiny · 2025-06-30</title>" in page  # the tab says which report, not "Notebook"
     assert not list((settings.reports_dir / "_staging").iterdir())
     assert list_reports(settings) == [("2025-06-30", "tiny", report.html)]
 
