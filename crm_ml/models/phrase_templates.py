@@ -76,6 +76,7 @@ def topic_of(feature: str) -> str:
 
 _FORMATS: dict[str, Callable[[Any, PhraseContext], str]] = {
     "n": lambda v, ctx: _n(v),
+    "days": lambda v, ctx: f"{v:.0f}",  # as _days writes them: 已1091天未购买, not 1,091
     "pct": lambda v, ctx: _pct(v),
     "money": lambda v, ctx: f"{ctx.symbol}{_n(v)}",
     "value": lambda v, ctx: format_value(v),
@@ -176,17 +177,16 @@ def _flag(
 def _category_recency(category: str) -> Template:
     """``last bought beauty 45 days ago`` / ``45天前最后一次购买美妆``; never bought is said so."""
     column, zh = f"days_since_{category}", CATEGORY_LABELS[category]
+    en = category.replace("_", " ")
 
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
         values = _col(get, column, _size(get, column))
         if lang == "zh":
             return each_distinct(
-                lambda v: f"{_n(v)}天前最后一次购买{zh}" if _ok(v) else f"从未购买{zh}", values
+                lambda v: f"{v:.0f}天前最后一次购买{zh}" if _ok(v) else f"从未购买{zh}", values
             )
         return each_distinct(
-            lambda v: (
-                f"last bought {category} {_n(v)} days ago" if _ok(v) else f"never bought {category}"
-            ),
+            lambda v: f"last bought {en} {_days(v, 'en')} ago" if _ok(v) else f"never bought {en}",
             values,
         )
 
@@ -250,7 +250,10 @@ TEMPLATES: dict[str, Template] = {
     ),
     "browse_events_since_last_order": Template(_browsing_since_order),
     "days_since_last_event": _simple(
-        "days_since_last_event", "last online activity {v} days ago", "最近一次互动在{v}天前"
+        "days_since_last_event",
+        "last online activity {v} days ago",
+        "最近一次互动在{v}天前",
+        "days",
     ),
     "age_band": _simple("age_band", "age {v}", "年龄段：{v}", "value", labels=_AGE_LABELS),
     "gender": _simple("gender", "gender {v}", "性别：{v}", "value", labels=_GENDER_LABELS),
@@ -303,7 +306,9 @@ def _pattern_template(feature: str) -> Template | None:
         )
     if m := re.fullmatch(r"affinity_(.+)", feature):
         cat, zh = m.group(1), CATEGORY_LABELS.get(m.group(1), m.group(1))
-        return _simple(feature, "affinity for " + cat + ": {v}", "对" + zh + "的偏好：{v}", "value")
+        # The category's share of the customer's spend: 美妆消费占比50%, not 对美妆的偏好：0.50.
+        en = cat.replace("_", " ")
+        return _simple(feature, en + " share of spend: {v}", zh + "消费占比{v}", "pct")
     if (m := re.fullmatch(r"days_since_(.+)", feature)) and m.group(1) in CATEGORY_LABELS:
         return _category_recency(m.group(1))
     if m := re.fullmatch(r"consent_(\w+)_marketing", feature):

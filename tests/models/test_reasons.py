@@ -168,12 +168,28 @@ def test_category_features_name_the_category() -> None:
     zh = reasons_frame(contrib, features, top_k=2, language="zh")["text"].tolist()
     assert zh == [
         "45天前最后一次购买母婴",
-        "对美妆的偏好：0.50",
+        "美妆消费占比50%",
         "从未购买母婴",
-        "对美妆的偏好：0.10",
+        "美妆消费占比10%",
     ]
-    en = reasons_frame(contrib, features, top_k=1)["text"].tolist()
-    assert en == ["last bought maternity_baby 45 days ago", "never bought maternity_baby"]
+    en = reasons_frame(contrib, features, top_k=2)["text"].tolist()
+    assert en == [
+        "last bought maternity baby 45 days ago",
+        "beauty share of spend: 50%",
+        "never bought maternity baby",
+        "beauty share of spend: 10%",
+    ]
+
+
+def test_day_counts_read_alike_in_every_reason() -> None:
+    # 已1091天未购买 next to 最近一次互动在1,091天前 read as two different numbers.
+    ids = pd.Index(["C1"], name="customer_id")
+    features = pd.DataFrame(
+        {"days_since_last_event": [1091.0], "days_since_beauty": [1200.0]}, index=ids
+    )
+    contrib = pd.DataFrame({"days_since_last_event": [0.5], "days_since_beauty": [0.4]}, index=ids)
+    zh = reasons_frame(contrib, features, top_k=2, language="zh")["text"].tolist()
+    assert zh == ["最近一次互动在1091天前", "1200天前最后一次购买美妆"]
 
 
 def test_browsing_since_the_last_order() -> None:
