@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pandas as pd
 import pytest
+from analysis_rows import order, refund
 from customer_helpers import D1, features
 from sqlalchemy import insert
 
@@ -13,30 +12,6 @@ from crm_ml.analysis import customer_risk
 from crm_ml.segments.lists import churn_details
 from crm_ml.store import Store
 from crm_ml.store.schema import Order, OrderItem, Score
-
-
-def _order(order_id: str, customer_id: str, at: str, net: float) -> dict:
-    return {
-        "order_id": order_id,
-        "customer_id": customer_id,
-        "ordered_at": datetime.fromisoformat(at),
-        "channel": "online",
-        "gross_amount": net,
-        "discount_amount": 0.0,
-        "net_amount": net,
-    }
-
-
-def _refund(order_id: str, at: str, amount: float) -> dict:
-    return {
-        "order_id": order_id,
-        "line_no": 1,
-        "product_id": "p1",
-        "quantity": 1,
-        "amount": amount,
-        "refund_amount": amount,
-        "refunded_at": datetime.fromisoformat(at),
-    }
 
 
 def _score(customer_id: str, p: float) -> dict:
@@ -57,17 +32,17 @@ def churn_store(store: Store) -> Store:
         conn.execute(
             insert(Order),
             [
-                _order("o1", "c1", "2023-05-31 23:59:59", 900.0),  # before the 12 months
-                _order("o2", "c1", "2023-06-01 00:00", 1000.0),
-                _order("o3", "c2", "2024-05-01", 400.0),
-                _order("o4", "c2", "2024-06-01 00:00", 700.0),  # at the list date
+                order("o1", "c1", "2023-05-31 23:59:59", 900.0),  # before the 12 months
+                order("o2", "c1", "2023-06-01 00:00", 1000.0),
+                order("o3", "c2", "2024-05-01", 400.0),
+                order("o4", "c2", "2024-06-01 00:00", 700.0),  # at the list date
             ],
         )
         conn.execute(
             insert(OrderItem),
             [
-                _refund("o2", "2024-05-31", 300.0),  # refunded before the list date
-                _refund("o3", "2024-06-01 00:00", 400.0),  # at the list date: not yet known
+                refund("o2", 300.0, "2024-05-31", 300.0),  # refunded before the list date
+                refund("o3", 400.0, "2024-06-01 00:00", 400.0),  # at the list date: not yet known
             ],
         )
         conn.execute(insert(Score), [_score("c1", 0.5), _score("c2", 0.25)])
