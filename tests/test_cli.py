@@ -80,9 +80,9 @@ def small_store(project, capsys):
 @pytest.mark.parametrize(
     ("argv", "commands"),
     [
-        ([], "choose a command: init, info, demo, import"),
+        ([], "choose a command: init, upgrade, info, demo, import"),
         (["tags"], "choose a command: apply, list"),
-        (["segment"], "choose a command: create, show, export"),
+        (["segment"], "choose a command: create, show, history, export"),
     ],
 )
 def test_a_group_without_its_command_lists_the_commands(project, capsys, argv, commands):

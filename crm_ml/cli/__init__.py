@@ -23,6 +23,7 @@ from crm_ml.cli.audiences import (
     _add_tags,
     cmd_segment_create,
     cmd_segment_export,
+    cmd_segment_history,
     cmd_segment_show,
     cmd_tags_apply,
     cmd_tags_list,
@@ -49,6 +50,7 @@ from crm_ml.cli.store import (
     cmd_info,
     cmd_init,
     cmd_tiers_apply,
+    cmd_upgrade,
 )
 from crm_ml.config import Settings
 from crm_ml.errors import CrmMlError
@@ -79,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = _add_commands(parser, "command")
     sub.add_parser("init", help="create the store's tables").set_defaults(func=cmd_init)
+    sub.add_parser(
+        "upgrade",
+        help="upgrade a store made by an earlier crm_ml (back it up first)",
+        description="Adds what this release's schema has and the store lacks, in one "
+        "transaction: if a step fails, the store is left as it was.",
+    ).set_defaults(func=cmd_upgrade)
     sub.add_parser("info", help="show settings and row counts").set_defaults(func=cmd_info)
     demo = sub.add_parser("demo", help="build the demo store and run the main job")
     demo.add_argument("--customers", type=int, default=20_000, help="demo size (default 20000)")
@@ -146,10 +154,12 @@ __all__ = [
     "cmd_score",
     "cmd_segment_create",
     "cmd_segment_export",
+    "cmd_segment_history",
     "cmd_segment_show",
     "cmd_tags_apply",
     "cmd_tags_list",
     "cmd_tiers_apply",
     "cmd_train",
+    "cmd_upgrade",
     "main",
 ]

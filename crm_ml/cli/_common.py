@@ -9,7 +9,7 @@ from pathlib import Path
 
 from crm_ml.config import Settings
 from crm_ml.errors import ConfigError, SchemaVersionError
-from crm_ml.store import Store
+from crm_ml.store import Store, check_store
 from crm_ml.store.connection import store_file
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -36,16 +36,21 @@ def _store_file(url: str) -> Path | None:
         ) from exc
 
 
-def _open_store(settings: Settings, *, create: bool = False) -> Store:
+def _open_store(settings: Settings, *, create: bool = False, check: bool = True) -> Store:
     """Return the settings' store; only ``crm-ml init`` (``create=True``) may make a new file.
 
     A missing DuckDB or SQLite file is refused before anything runs. ``Store`` would
     refuse it too on connecting, but this message can say which setting to fix and
-    that ``crm-ml demo`` builds the default store.
+    that ``crm-ml demo`` builds the default store. So is a store of another schema
+    version (``check``), with the advice to upgrade it or crm_ml, before any work.
     """
     path = _store_file(settings.database_url)
     if create or path is None or path.exists():
-        return Store(settings.database_url, create=create)
+        store = Store(settings.database_url, create=create)
+        if check and not create:
+            with store.connect() as conn:
+                check_store(conn)
+        return store
     if path == settings.data_dir / "crm.duckdb":
         advice = "Create it with `crm-ml init` (or build the demo store with `crm-ml demo`)."
     else:

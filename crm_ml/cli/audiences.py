@@ -1,4 +1,4 @@
-"""``crm-ml`` commands for audiences: tags apply and list; segment create, show and export."""
+"""``crm-ml`` commands for audiences: tags apply and list; segment create, show, history, export."""
 
 from __future__ import annotations
 
@@ -59,6 +59,14 @@ def cmd_segment_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.as_of is not None:
         _check_as_of(store, args.as_of)
     print(segment_show_command(store, args.name, as_of=args.as_of))
+    return 0
+
+
+def cmd_segment_history(args: argparse.Namespace, settings: Settings) -> int:
+    """Show who changed a segment, when, and what."""
+    from crm_ml.segments import segment_history_command
+
+    print(segment_history_command(_open_store(settings), args.name))
     return 0
 
 
@@ -127,6 +135,9 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     show.add_argument("name", help="segment name")
     show.add_argument("--as-of", type=_as_of, help="snapshot members at this date first")
     show.set_defaults(func=cmd_segment_show)
+    history = ssub.add_parser("history", help="who changed a segment, when, and what")
+    history.add_argument("name", help="segment name")
+    history.set_defaults(func=cmd_segment_history)
     exp = ssub.add_parser(
         "export",
         help="export consented, masked members, one CSV per account manager",

@@ -1,4 +1,4 @@
-"""``crm-ml`` commands over the store: init, info, import, customers, tiers, export."""
+"""``crm-ml`` commands over the store: init, upgrade, info, import, customers, tiers, export."""
 
 from __future__ import annotations
 
@@ -18,6 +18,19 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     store = _open_store(settings, create=True)
     version = init_store(store)
     print(f"Store ready at {store!r} (schema version {version}).")
+    return 0
+
+
+def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    """Bring a store made by an earlier crm_ml up to this release's schema."""
+    from crm_ml.store import upgrade_store
+
+    store = _open_store(settings, check=False)
+    before, after = upgrade_store(store)
+    if before == after:
+        print(f"Store at {store!r} is up to date (schema version {after}).")
+    else:
+        print(f"Upgraded the store at {store!r} from schema version {before} to {after}.")
     return 0
 
 

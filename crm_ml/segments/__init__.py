@@ -3,6 +3,7 @@
 from crm_ml.segments.commands import (
     segment_create_command,
     segment_export_command,
+    segment_history_command,
     segment_show_command,
 )
 from crm_ml.segments.definitions import (
@@ -14,6 +15,7 @@ from crm_ml.segments.definitions import (
     load_segment,
     save_segment,
     segment_definitions_frame,
+    segment_history,
 )
 from crm_ml.segments.export import ExportSummary, export_list
 from crm_ml.segments.masking import mask_email, mask_name, mask_phone, pseudonymous_id
@@ -46,6 +48,8 @@ __all__ = [
     "segment_create_command",
     "segment_definitions_frame",
     "segment_export_command",
+    "segment_history",
+    "segment_history_command",
     "segment_members",
     "segment_portrait",
     "segment_show_command",

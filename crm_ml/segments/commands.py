@@ -1,4 +1,4 @@
-"""Plain functions behind ``crm-ml segment create | show | export``.
+"""Plain functions behind ``crm-ml segment create | show | history | export``.
 
 They return text; the CLI prints it. The export secret is an argument: the
 CLI reads it from ``CRM_ML_EXPORT_SECRET``.
@@ -14,7 +14,7 @@ import pandas as pd
 
 from crm_ml.errors import NotFoundError
 from crm_ml.rules import as_timestamp
-from crm_ml.segments.definitions import Segment, load_segment, save_segment
+from crm_ml.segments.definitions import Segment, load_segment, save_segment, segment_history
 from crm_ml.segments.export import export_list
 from crm_ml.segments.lists import check_channel
 from crm_ml.segments.masking import require_secret
@@ -82,6 +82,20 @@ def segment_show_command(
     if not sizes.empty:
         lines.append("  size over time:")
         lines += [f"    {d:%Y-%m-%d}  {n}" for d, n in sizes[seg.name].items()]
+    return "\n".join(lines)
+
+
+def segment_history_command(store: Store, name: str) -> str:
+    """Describe every recorded change of a segment, oldest first: who, when, what."""
+    history = segment_history(store, name)
+    lines = [f"{name}: {len(history)} recorded change(s)"]
+    for row in history.to_dict("records"):
+        label = f"  {row['label']}" if pd.notna(row["label"]) and row["label"] else ""
+        lines += [
+            f"  #{row['revision']}  {row['changed_at']:%Y-%m-%d %H:%M} UTC  {row['changed_by']}  "
+            f"{row['change']}",
+            f"      v{row['version']} ({row['kind']}){label}: {row['rule']}",
+        ]
     return "\n".join(lines)
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Literal, cast
 
 import pandas as pd
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, func, insert, select
 
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.rules import Rule, Vocabulary, compile_rule
 from crm_ml.rules.vocabulary import nearest
-from crm_ml.store.admin import utc_now
+from crm_ml.store.admin import check_store, utc_now
 from crm_ml.store.connection import Store
+from crm_ml.store.schema import SegmentChange
 from crm_ml.store.schema import SegmentDefinition as SegmentRow
 from crm_ml.tags.definitions import (
     TemplateParam,
@@ -157,29 +159,37 @@ def save_segment(
     """
     check_segment_rule(store, segment, vocabulary)
     with store.begin() as conn:
+        check_store(conn)
         return _upsert(conn, segment, actor)
 
 
 def _upsert(conn: Connection, segment: Segment, actor: str) -> Segment:
     current = conn.execute(select(SegmentRow).where(SegmentRow.name == segment.name)).first()
     values = {"label": segment.label, "rule": segment.rule, "kind": segment.kind}
+    now = utc_now()
     if current is None:
         conn.execute(
             _TABLE.insert().values(
                 segment_id=segment.name,
                 name=segment.name,
                 version=1,
-                created_at=utc_now(),
+                created_at=now,
                 created_by=actor,
                 **values,
             )
         )
+        _record_change(conn, segment.name, "created", actor, now, version=1, **values)
         return replace(segment, version=1, created_by=actor)
-    version = int(current.version)
-    if (current.rule, current.kind) != (segment.rule, segment.kind):
-        version += 1
-    if (current.rule, current.kind, current.label) != (segment.rule, segment.kind, segment.label):
-        _log_change(current, segment, actor, version)
+    changed = [field for field in values if getattr(current, field) != values[field]]
+    version = int(current.version) + bool(set(changed) - {"label"})  # a label keeps the version
+    if changed:
+        _record_change(
+            conn, current.segment_id, ", ".join(changed), actor, now, version=version, **values
+        )
+        log.info(
+            "Segment %s changed by %s (%s): v%d -> v%d",
+            segment.name, actor, ", ".join(changed), int(current.version), version,
+        )  # fmt: skip
     conn.execute(
         _TABLE.update()
         .where(_TABLE.c.segment_id == current.segment_id)
@@ -188,15 +198,48 @@ def _upsert(conn: Connection, segment: Segment, actor: str) -> Segment:
     return replace(segment, version=version, created_by=current.created_by)
 
 
-def _log_change(current: Any, segment: Segment, actor: str, version: int) -> None:
-    # The table keeps only the latest definition and its creator (no history, no
-    # updated_by column), so the log is the only record of who changed what.
-    log.warning(
-        "Segment %s changed by %s: v%d -> v%d. Before: rule %r, kind %s, label %r "
-        "(created by %s). Now: rule %r, kind %s, label %r.",
-        segment.name, actor, int(current.version), version, current.rule, current.kind,
-        current.label, current.created_by, segment.rule, segment.kind, segment.label,
-    )  # fmt: skip
+def _record_change(
+    conn: Connection, segment_id: str, change: str, actor: str, at: datetime, **definition: Any
+) -> None:
+    last = conn.execute(
+        select(func.max(SegmentChange.revision)).where(SegmentChange.segment_id == segment_id)
+    ).scalar_one()
+    conn.execute(
+        insert(SegmentChange).values(
+            segment_id=segment_id,
+            revision=(last or 0) + 1,
+            changed_at=at,
+            changed_by=actor,
+            change=change,
+            **definition,
+        )
+    )
+
+
+def segment_history(store: Store, name: str) -> pd.DataFrame:
+    """Return every recorded change of a segment, oldest first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``revision, changed_at, changed_by, change, version, kind, label,
+        rule``: who changed what, and the definition each change left.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no segment by that name, with the nearest names.
+    """
+    columns = ["revision", "changed_at", "changed_by", "change", "version", "kind", "label", "rule"]
+    with store.connect() as conn:
+        check_store(conn)
+        require_segments(conn, [name])
+        rows = conn.execute(
+            select(*(getattr(SegmentChange, c) for c in columns))
+            .where(SegmentChange.segment_id == name)
+            .order_by(SegmentChange.revision)
+        ).all()
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _no_such_segment(name: str, names: Iterable[str]) -> NotFoundError:

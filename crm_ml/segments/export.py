@@ -10,10 +10,9 @@ cells neutralised, written atomically), and records every file in
 its lists from a staging folder), :func:`relocate_exports` points the log at
 their new place, :func:`mark_unpublished` says they were discarded, and
 :func:`mark_replaced` says a later run's files took their place. Rows are never
-deleted: the export happened. A row whose file is gone says so in front of its
-``path`` (``not published (…): <path>``, ``replaced by a later run at …: <path>``),
-since the table has no status column and adding one would need a schema
-version that existing stores do not have.
+deleted: the export happened. A row's ``status`` says whether its file is still
+at ``path`` (``written``) or what became of it (``not published (…)``,
+``replaced by a later run at …``).
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ from crm_ml.segments.masking import (
 from crm_ml.segments.members import segment_members, snapshot_rule_version, snapshot_segment
 from crm_ml.store.admin import utc_now
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import ExportLog
+from crm_ml.store.schema import EXPORT_WRITTEN, ExportLog
 from crm_ml.tags.files import safe_file_part, write_excel_csv
 
 log = logging.getLogger(__name__)
@@ -240,6 +239,7 @@ def _record(
                     rows_excluded=item["excluded"],
                     unmasked=unmask,
                     path=str(item["path"]),
+                    status=EXPORT_WRITTEN,
                 )
             )
 
@@ -351,25 +351,30 @@ def export_list(
 
 
 def _logged_under(conn: Connection, folder: Path) -> list[tuple[str, str]]:
-    """``(export_id, path)`` of the exports logged with a file under ``folder``."""
+    """``(export_id, path)`` of the exports logged with a file still under ``folder``."""
     if not inspect(conn).has_table(_LOG_TABLE.name):
         return []
     path = _LOG_TABLE.c.path
     under = path.startswith(f"{folder}{os.sep}", autoescape=True)
-    rows = conn.execute(select(_LOG_TABLE.c.export_id, path).where(under)).all()
+    written = _LOG_TABLE.c.status == EXPORT_WRITTEN
+    rows = conn.execute(select(_LOG_TABLE.c.export_id, path).where(under & written)).all()
     return [(str(export_id), str(logged)) for export_id, logged in rows]
 
 
-def _set_path(conn: Connection, export_id: str, old: str, new: str) -> None:
-    # Only if the path is still ``old``: a run publishing at the same time may have
-    # moved the row since it was read, and its new path must not be overwritten.
-    row = (_LOG_TABLE.c.export_id == export_id) & (_LOG_TABLE.c.path == old)
-    conn.execute(update(_LOG_TABLE).where(row).values(path=new))
+def _update_row(conn: Connection, export_id: str, read_path: str, **values: str) -> None:
+    # Only if the row still names ``read_path`` as written: a run publishing at the
+    # same time may have moved or marked it since it was read, and that must stand.
+    row = (
+        (_LOG_TABLE.c.export_id == export_id)
+        & (_LOG_TABLE.c.path == read_path)
+        & (_LOG_TABLE.c.status == EXPORT_WRITTEN)
+    )
+    conn.execute(update(_LOG_TABLE).where(row).values(**values))
 
 
-def _prefix(conn: Connection, logged: list[tuple[str, str]], note: str) -> int:
+def _mark(conn: Connection, logged: list[tuple[str, str]], status: str) -> int:
     for export_id, path in logged:
-        _set_path(conn, export_id, path, f"{note}: {path}")
+        _update_row(conn, export_id, path, status=status)
     return len(logged)
 
 
@@ -386,14 +391,14 @@ def relocate_exports(conn: Connection, old_dir: Path, new_dir: Path) -> int:
     """
     logged = _logged_under(conn, old_dir)
     for export_id, path in logged:
-        _set_path(conn, export_id, path, str(new_dir / Path(path).relative_to(old_dir)))
+        _update_row(conn, export_id, path, path=str(new_dir / Path(path).relative_to(old_dir)))
     return len(logged)
 
 
 def mark_unpublished(
     conn: Connection, folder: Path, reason: str, *, missing_only: bool = False
 ) -> int:
-    """Prefix the paths of the exports logged under ``folder`` with ``not published (reason):``.
+    """Set the status of the exports logged under ``folder`` to ``not published (reason)``.
 
     The rows stay: the export happened (possibly unmasked) even though its files
     were discarded, and the audit trail must say so.
@@ -416,11 +421,11 @@ def mark_unpublished(
     logged = _logged_under(conn, folder)
     if missing_only:
         logged = [(export_id, path) for export_id, path in logged if not Path(path).exists()]
-    return _prefix(conn, logged, f"not published ({reason})")
+    return _mark(conn, logged, f"not published ({reason})")
 
 
 def mark_replaced(conn: Connection, folder: Path, at: datetime) -> int:
-    """Prefix the paths of the exports logged under ``folder`` with ``replaced by a later run at``.
+    """Set the status of the exports logged under ``folder`` to ``replaced by a later run at …``.
 
     Call it in the transaction that publishes the later run's files over
     ``folder`` and before :func:`relocate_exports` names them there, so that
@@ -440,4 +445,4 @@ def mark_replaced(conn: Connection, folder: Path, at: datetime) -> int:
         How many ``export_log`` rows were marked.
     """
     note = f"replaced by a later run at {at:%Y-%m-%d %H:%M:%S} UTC"
-    return _prefix(conn, _logged_under(conn, folder), note)
+    return _mark(conn, _logged_under(conn, folder), note)

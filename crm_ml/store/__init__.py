@@ -3,6 +3,7 @@
 from crm_ml.store.admin import check_store, init_store, table_counts
 from crm_ml.store.connection import Store
 from crm_ml.store.loading import LoadResult, import_file, import_frame
+from crm_ml.store.migrations import upgrade_store
 
 __all__ = [
     "LoadResult",
@@ -12,4 +13,5 @@ __all__ = [
     "import_frame",
     "init_store",
     "table_counts",
+    "upgrade_store",
 ]

@@ -21,7 +21,8 @@ def utc_now() -> datetime:
 def init_store(store: Store) -> int:
     """Create every table that is missing and record the schema version.
 
-    Safe to run again on an existing store of the same version.
+    Safe to run again on an existing store of the same version. A store of
+    another version is refused before anything is created in it.
 
     Returns
     -------
@@ -29,36 +30,61 @@ def init_store(store: Store) -> int:
         The store's schema version.
     """
     with store.begin() as conn:
+        has_info = inspect(conn).has_table(SchemaInfo.__tablename__)
+        recorded = conn.execute(select(SchemaInfo.version)).scalars().all() if has_info else []
+        if recorded:
+            _check_version(max(recorded))
         Base.metadata.create_all(conn)
-        recorded = conn.execute(select(SchemaInfo.version)).scalars().all()
         if not recorded:
             conn.execute(
                 insert(SchemaInfo).values(
                     version=SCHEMA_VERSION, created_at=utc_now(), crm_ml_version=__version__
                 )
             )
-            return SCHEMA_VERSION
-    return _check_version(max(recorded))
+    return SCHEMA_VERSION
 
 
 def _check_version(version: int) -> int:
-    if version != SCHEMA_VERSION:
+    if version < SCHEMA_VERSION:
         raise SchemaVersionError(
-            f"The store has schema version {version}, but this crm_ml expects {SCHEMA_VERSION}. "
-            "Use the crm_ml release that created it, or re-create the store with `crm-ml init`."
+            f"The store has schema version {version}, made by an earlier crm_ml; this one uses "
+            f"{SCHEMA_VERSION}. Upgrade it with `crm-ml upgrade` "
+            "(or `crm_ml.store.upgrade_store(store)`); back up the store first."
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"The store has schema version {version}, newer than this crm_ml's "
+            f"{SCHEMA_VERSION} (crm_ml {__version__}). Upgrade crm_ml to use it."
         )
     return version
 
 
-def check_store(conn: Connection) -> int:
-    """Return the schema version, raising a clear error if the store was never initialised."""
+def store_version(conn: Connection) -> int:
+    """Return the store's schema version (the highest it has recorded), unchecked.
+
+    Raises
+    ------
+    SchemaVersionError
+        If the store has no crm_ml tables.
+    """
     if not inspect(conn).has_table(SchemaInfo.__tablename__):
         raise SchemaVersionError(
             "The store has no crm_ml tables yet. Create them with `crm-ml init` "
             "(or `crm_ml.store.init_store(store)`)."
         )
-    version = conn.execute(select(func.max(SchemaInfo.version))).scalar_one()
-    return _check_version(int(version))
+    return int(conn.execute(select(func.max(SchemaInfo.version))).scalar_one())
+
+
+def check_store(conn: Connection) -> int:
+    """Return the schema version, raising a clear error unless it is this release's.
+
+    Raises
+    ------
+    SchemaVersionError
+        If the store was never initialised, or has another schema version (saying
+        whether to upgrade the store or crm_ml).
+    """
+    return _check_version(store_version(conn))
 
 
 def table_counts(store: Store) -> pd.DataFrame:

@@ -33,8 +33,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-#: Bump when a table or column changes; stores record the version they were created with.
-SCHEMA_VERSION = 1
+#: Bump when a table or column changes, and add the step that upgrades older stores
+#: in :mod:`crm_ml.store.migrations`. Stores record every version they have had.
+SCHEMA_VERSION = 2
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -64,6 +65,7 @@ TIER_DIRECTIONS = ("initial", "up", "down")
 CONTACT_GROUPS = ("treatment", "control")
 TAG_KINDS = ("rule", "model", "manual")
 TAG_SOURCES = ("rule", "model", "manual", "batch")
+EXPORT_WRITTEN = "written"  # export_log.status while the file is where ``path`` says
 
 ID = String(64)
 
@@ -83,7 +85,7 @@ class Base(DeclarativeBase):
 
 
 class SchemaInfo(Base):
-    """The schema version a store was created with."""
+    """The schema versions a store has had: one row when created, one per upgrade."""
 
     __tablename__ = "schema_info"
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -481,6 +483,26 @@ class SegmentDefinition(Base):
     __table_args__ = (_one_of("kind", ("static", "dynamic"), "kind"),)
 
 
+class SegmentChange(Base):
+    """Every save that changed a segment: who, when, what, and the definition it left.
+
+    ``revision`` counts saves per segment; ``version`` is the rule version, which
+    a label-only change does not bump.
+    """
+
+    __tablename__ = "segment_change"
+    segment_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    changed_at: Mapped[datetime] = mapped_column(DateTime)
+    changed_by: Mapped[str] = mapped_column(String(128))
+    #: e.g. ``created``, ``rule, label``, or what an upgrade found.
+    change: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    rule: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(Text)
+
+
 class SegmentSnapshot(Base):
     """That a segment was evaluated as of a date, with which rule version and how many members.
 
@@ -537,6 +559,11 @@ class ExportLog(Base):
     rows_excluded: Mapped[int] = mapped_column(Integer)
     unmasked: Mapped[bool] = mapped_column(Boolean, default=False)
     path: Mapped[str] = mapped_column(Text)
+    #: ``written``, ``not published (<why>)`` or ``replaced by a later run at <time> UTC``.
+    #: Nullable only because DuckDB cannot add a NOT NULL column to an existing table.
+    status: Mapped[str] = mapped_column(
+        String(200), nullable=True, default=EXPORT_WRITTEN, server_default=EXPORT_WRITTEN
+    )
 
 
 #: Source tables a user or the demo loads, in an order that satisfies references.

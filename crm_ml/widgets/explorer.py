@@ -75,8 +75,8 @@ class SegmentExplorer:
         Key of the pseudonymous ids in exported lists; read it from
         ``CRM_ML_EXPORT_SECRET`` in the notebook. Needed only to export.
     actor : str
-        Recorded as the creator of new segments, in the warning logged when a
-        stored segment is changed, and in the export log.
+        Recorded as the creator of new segments, in the history of a stored
+        segment it changes, and in the export log.
     out_dir : str or Path, optional
         Where the export button writes lists.
     sample_size : int

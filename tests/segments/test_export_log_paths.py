@@ -29,9 +29,14 @@ def _log(store, export_id: str, path: Path) -> None:
         )
 
 
-def _paths(store) -> dict[str, str]:
+def _paths(store) -> dict[str, tuple[str, str]]:
+    """``export_id -> (status, path)``."""
     with store.connect() as conn:
-        return dict(conn.execute(select(ExportLog.export_id, ExportLog.path)).all())
+        rows = conn.execute(select(ExportLog.export_id, ExportLog.status, ExportLog.path)).all()
+    return {export_id: (status, path) for export_id, status, path in rows}
+
+
+W = "written"
 
 
 def test_relocate_moves_only_the_rows_under_the_folder(store, tmp_path):
@@ -43,9 +48,9 @@ def test_relocate_moves_only_the_rows_under_the_folder(store, tmp_path):
     with store.begin() as conn:
         assert relocate_exports(conn, staged, published) == 1
     assert _paths(store) == {
-        "in": str(published / "lists" / "a.csv"),
-        "sibling": str(tmp_path / "_staging" / "runX1" / "a.csv"),
-        "prefix": str(tmp_path / "_staging" / "run_10" / "a.csv"),
+        "in": (W, str(published / "lists" / "a.csv")),
+        "sibling": (W, str(tmp_path / "_staging" / "runX1" / "a.csv")),
+        "prefix": (W, str(tmp_path / "_staging" / "run_10" / "a.csv")),
     }
 
 
@@ -55,7 +60,7 @@ def test_mark_unpublished_keeps_the_row_and_says_why(store, tmp_path):
     with store.begin() as conn:
         assert mark_unpublished(conn, staged, "report failed, see x.ipynb") == 1
     assert _paths(store) == {
-        "in": f"not published (report failed, see x.ipynb): {staged / 'a.csv'}"
+        "in": ("not published (report failed, see x.ipynb)", str(staged / "a.csv"))
     }
 
 
@@ -68,9 +73,9 @@ def test_mark_replaced_marks_the_earlier_rows_and_not_the_ones_moved_in_after(st
         assert mark_replaced(conn, lists, datetime.datetime(2025, 7, 1, 2, 30, 5)) == 1
         assert relocate_exports(conn, staged, lists) == 1
     assert _paths(store) == {
-        "earlier": f"replaced by a later run at 2025-07-01 02:30:05 UTC: {lists / 'a.csv'}",
-        "other": str(tmp_path / "2025-06-30" / "lists_2" / "a.csv"),
-        "later": str(lists / "a.csv"),
+        "earlier": ("replaced by a later run at 2025-07-01 02:30:05 UTC", str(lists / "a.csv")),
+        "other": (W, str(tmp_path / "2025-06-30" / "lists_2" / "a.csv")),
+        "later": (W, str(lists / "a.csv")),
     }
 
 
@@ -84,6 +89,16 @@ def test_mark_unpublished_missing_only_leaves_the_files_that_exist(store, tmp_pa
     with store.begin() as conn:
         assert mark_unpublished(conn, staging, "run interrupted", missing_only=True) == 1
     assert _paths(store) == {
-        "present": str(present),
-        "gone": f"not published (run interrupted): {gone}",
+        "present": (W, str(present)),
+        "gone": ("not published (run interrupted)", str(gone)),
     }
+
+
+def test_a_marked_row_is_neither_moved_nor_marked_again(store, tmp_path):
+    staged, published = tmp_path / "_staging" / "run_1", tmp_path / "2025-06-30"
+    _log(store, "gone", staged / "a.csv")
+    with store.begin() as conn:
+        assert mark_unpublished(conn, staged, "report failed") == 1
+        assert relocate_exports(conn, staged, published) == 0
+        assert mark_replaced(conn, staged, NOW) == 0
+    assert _paths(store) == {"gone": ("not published (report failed)", str(staged / "a.csv"))}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 from customer_helpers import D1, add_customers, features
 
@@ -79,19 +77,3 @@ def test_every_name_is_checked_before_anything_is_saved(store: Store) -> None:
         NotFoundError, match=r"named 'points_remindr'\. Did you mean 'points_reminder'\? "
     ):
         check_segment_names(store, ["points_remindr"])  # saved and a template: named once
-
-
-def test_a_changed_segment_logs_who_changed_it_and_the_old_rule(
-    store: Store, caplog: pytest.LogCaptureFixture
-) -> None:
-    save_segment(store, Segment("lapsed", "recency_days > 60", "流失"), actor="ana")
-    with caplog.at_level(logging.INFO, logger="crm_ml.segments.definitions"):
-        save_segment(store, Segment("lapsed", "recency_days > 60", "流失"), actor="bo")
-        assert not caplog.records  # an unchanged save is not a change
-        save_segment(store, Segment("lapsed", "recency_days > 90"), actor="bo")
-    (record,) = caplog.records
-    assert record.levelname == "WARNING"
-    assert record.getMessage() == (
-        "Segment lapsed changed by bo: v1 -> v2. Before: rule 'recency_days > 60', kind dynamic, "
-        "label '流失' (created by ana). Now: rule 'recency_days > 90', kind dynamic, label None."
-    )

@@ -1,0 +1,152 @@
+"""Upgrading a store made by an earlier crm_ml: every step, all or nothing, nothing lost."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from sqlalchemy import insert, inspect, select, text
+
+from crm_ml.cli import main
+from crm_ml.errors import SchemaVersionError
+from crm_ml.segments import Segment, save_segment, segment_history
+from crm_ml.store import Store, check_store, init_store, migrations, upgrade_store
+from crm_ml.store.schema import SCHEMA_VERSION, ExportLog, SchemaInfo, SegmentDefinition
+
+CREATED = datetime.datetime(2025, 5, 1, 9, 30)
+V1_PATHS = {
+    "failed": "not published (report failed, see /r/_failed/x.ipynb): /r/_staging/a.csv",
+    "replaced": "replaced by a later run at 2025-07-01 02:30:05 UTC: /r/lists/b.csv",
+    "written": "/r/lists/c: d.csv",  # a colon in a path is not a status
+}
+
+
+def _as_version_1(store: Store) -> None:
+    """Take a new store back to schema 1: no segment history, an export's status in its path."""
+    with store.begin() as conn:
+        conn.execute(text("DROP TABLE segment_change"))
+        conn.execute(text("ALTER TABLE export_log DROP COLUMN status"))
+        conn.execute(text("UPDATE schema_info SET version = 1"))
+        conn.execute(
+            insert(SegmentDefinition).values(
+                segment_id="lapsed",
+                name="lapsed",
+                label="流失会员",
+                rule="recency_days > 90",
+                kind="dynamic",
+                version=3,
+                created_at=CREATED,
+                created_by="ana",
+            )
+        )
+        for export_id, path in V1_PATHS.items():
+            conn.execute(
+                text(
+                    "INSERT INTO export_log (export_id, exported_at, actor, segment_id, "
+                    "rule_version, as_of, channel, purpose, rows_kept, rows_excluded, unmasked, "
+                    "path) VALUES (:id, :at, 'ana', 'lapsed', 3, :at, 'sms', 'marketing', 5, 1, "
+                    ":unmasked, :path)"
+                ),
+                {"id": export_id, "at": CREATED, "unmasked": False, "path": path},
+            )
+
+
+@pytest.fixture
+def old_store(store: Store) -> Store:
+    _as_version_1(store)
+    return store
+
+
+def _columns(store: Store) -> dict[str, set[str]]:
+    """Each table's column names (read from a query: DuckDB's inspector cannot list columns)."""
+    with store.connect() as conn:
+        tables = inspect(conn).get_table_names()
+        return {t: set(conn.execute(text(f"SELECT * FROM {t} WHERE 1 = 0")).keys()) for t in tables}
+
+
+def test_an_old_store_is_refused_with_the_command_that_upgrades_it(old_store):
+    with (
+        pytest.raises(SchemaVersionError, match=r"version 1.*`crm-ml upgrade`"),
+        old_store.connect() as conn,
+    ):
+        check_store(conn)
+    with pytest.raises(SchemaVersionError, match="crm-ml upgrade"):
+        init_store(old_store)
+    assert "segment_change" not in _columns(old_store)  # init created nothing in it
+
+
+def test_upgrade_moves_the_status_out_of_the_path_and_starts_the_history(old_store):
+    assert upgrade_store(old_store) == (1, SCHEMA_VERSION)
+    with old_store.connect() as conn:
+        assert check_store(conn) == SCHEMA_VERSION
+        rows = conn.execute(select(ExportLog.export_id, ExportLog.status, ExportLog.path)).all()
+        versions = conn.execute(select(SchemaInfo.version).order_by(SchemaInfo.version)).all()
+    assert {export_id: (status, path) for export_id, status, path in rows} == {
+        "failed": ("not published (report failed, see /r/_failed/x.ipynb)", "/r/_staging/a.csv"),
+        "replaced": ("replaced by a later run at 2025-07-01 02:30:05 UTC", "/r/lists/b.csv"),
+        "written": ("written", "/r/lists/c: d.csv"),
+    }
+    assert [v for (v,) in versions] == [1, 2]  # the store remembers it was made as version 1
+    (found,) = segment_history(old_store, "lapsed").itertuples()
+    assert (found.revision, found.version, found.rule, found.label) == (
+        1, 3, "recency_days > 90", "流失会员",
+    )  # fmt: skip
+    assert found.changed_by == migrations.UPGRADE_ACTOR
+    assert "earlier changes were not recorded (created 2025-05-01 09:30 by ana)" in found.change
+
+
+def test_an_upgraded_store_has_what_a_new_one_has_and_keeps_working(old_store, tmp_path):
+    upgrade_store(old_store)
+    fresh = Store(f"duckdb:///{tmp_path / 'fresh.duckdb'}", create=True)
+    init_store(fresh)
+    assert _columns(old_store) == _columns(fresh)
+    assert upgrade_store(old_store) == (SCHEMA_VERSION, SCHEMA_VERSION)  # again: no change
+    save_segment(old_store, Segment("lapsed", "recency_days > 120", "流失会员"), actor="bo")
+    history = segment_history(old_store, "lapsed")
+    assert list(history["revision"]) == [1, 2]
+    assert list(history["version"]) == [3, 4]
+    assert history.iloc[-1]["changed_by"] == "bo"
+
+
+def test_a_failing_step_leaves_the_store_as_it_was(old_store, monkeypatch):
+    def half_done(conn):
+        migrations._to_v2(conn)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(migrations.STEPS, 2, half_done)
+    before = _columns(old_store)
+    with pytest.raises(RuntimeError, match="disk full"):
+        upgrade_store(old_store)
+    assert _columns(old_store) == before
+    with old_store.connect() as conn:
+        paths = conn.execute(select(ExportLog.__table__.c.path)).scalars().all()
+        version = conn.execute(text("SELECT max(version) FROM schema_info")).scalar_one()
+    assert sorted(paths) == sorted(V1_PATHS.values())
+    assert version == 1
+
+
+def test_a_store_from_a_newer_crm_ml_is_not_touched(store):
+    with store.begin() as conn:
+        conn.execute(text(f"UPDATE schema_info SET version = {SCHEMA_VERSION + 1}"))
+    with pytest.raises(SchemaVersionError, match="newer than this crm_ml's"):
+        upgrade_store(store)
+
+
+def test_the_cli_refuses_an_old_store_until_it_is_upgraded(tmp_path, monkeypatch, capsys):
+    url = f"duckdb:///{tmp_path / 'crm.duckdb'}"
+    monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
+    monkeypatch.setenv("CRM_ML_DATABASE_URL", url)
+    store = Store(url, create=True)
+    init_store(store)
+    _as_version_1(store)
+    store.dispose()
+    assert main(["segment", "show", "lapsed"]) == 2
+    assert "Upgrade it with `crm-ml upgrade`" in capsys.readouterr().err
+    assert main(["upgrade"]) == 0
+    assert "from schema version 1 to 2" in capsys.readouterr().out
+    assert main(["upgrade"]) == 0
+    assert "is up to date (schema version 2)" in capsys.readouterr().out
+    assert main(["segment", "history", "lapsed"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lapsed: 1 recorded change(s)")
+    assert "v3 (dynamic)  流失会员: recency_days > 90" in out
