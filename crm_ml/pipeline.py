@@ -71,7 +71,7 @@ def _train(store: Store, settings: Settings, kind: str, label: str) -> Any:
     from crm_ml.models import train_model
 
     data = training_frame(store, SNAPSHOTS, HORIZON_DAYS, GAP_DAYS, label=label)
-    return train_model(kind, data, settings)  # type: ignore[arg-type]
+    return train_model(kind, data, settings, store=store)  # type: ignore[arg-type]
 
 
 def _describe_training(result: Any) -> str:
@@ -97,6 +97,11 @@ def _save_demo_segments(store: Store) -> list[str]:
         save_segment(store, segment, actor="crm-ml demo")
         names.append(segment.name)
     return names
+
+
+def _truth_path(settings: Settings, store: Store) -> Path | None:
+    """Beside the store file (the generator's default), or under ``data/`` for a server store."""
+    return None if store_file(store.url) else settings.data_dir / "demo.truth.parquet"
 
 
 def run_demo(
@@ -139,7 +144,13 @@ def run_demo(
     store = _fresh_embedded_store(settings) if fresh else Store(settings.database_url, create=True)
     with _step(echo, 1, total, f"Generating a loyalty retailer of {n_customers:,} customers"):
         init_store(store)
-        summary = generate_demo_store(store, n_customers=n_customers, seed=seed, progress=True)
+        summary = generate_demo_store(
+            store,
+            n_customers=n_customers,
+            seed=seed,
+            truth_path=_truth_path(settings, store),
+            progress=True,
+        )
         echo(
             f"      {summary.n_records:,} customer records, {sum(summary.rows.values()):,} rows, "
             f"{summary.start:%Y-%m-%d} to {summary.end:%Y-%m-%d}"

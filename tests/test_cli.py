@@ -152,3 +152,14 @@ def test_train_checks_the_category_before_building_anything(project, capsys):
     )
     assert main(["train", "churn", "--category", "food"]) == 2
     assert "--category applies to `crm-ml train propensity` only" in capsys.readouterr().err
+
+
+def test_the_demo_keeps_a_server_stores_truth_under_data(project):
+    from crm_ml.config import Settings
+    from crm_ml.pipeline import _truth_path
+    from crm_ml.store import Store
+
+    settings = Settings.from_env(environ={"CRM_ML_HOME": str(project)})
+    server = Store("postgresql+psycopg://crm@db.example/crm")  # not connected
+    assert _truth_path(settings, server) == project / "data" / "demo.truth.parquet"
+    assert _truth_path(settings, Store(f"duckdb:///{project / 'crm.duckdb'}", create=True)) is None

@@ -7,6 +7,12 @@ gaps, ranks — is done in pandas on the frames these functions return, each
 cast to declared dtypes so that every engine gives the same frame.
 
 The leakage guard lives here: every event-time filter is ``< as_of``.
+
+Merges are resolved here too, as the features resolve them: a merged record's
+orders, points, tier changes, campaign contacts and owners are read under the
+surviving ``customer_id`` (:func:`crm_ml.rules.context.surviving_ids`), so a
+person is one customer in every analysis and a merged-away id never appears.
+Scores are not re-keyed: they were computed for the id they name.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import pandas as pd
 from sqlalchemy import Connection, Executable, select
 
 from crm_ml.analysis._common import bind
+from crm_ml.rules.context import surviving_ids, to_survivors
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import (
@@ -48,11 +55,20 @@ def _rows(conn: Connection, stmt: Executable, dtypes: dict[str, str]) -> pd.Data
     return frame.astype(dtypes)
 
 
-def _frame(store: Store, stmt: Executable, dtypes: dict[str, str]) -> pd.DataFrame:
-    """Check the store, then run ``stmt`` like :func:`_rows`."""
+def _person_rows(conn: Connection, stmt: Executable, dtypes: dict[str, str]) -> pd.DataFrame:
+    """Run ``stmt`` like :func:`_rows`; a merged record's ``customer_id`` becomes its survivor's."""
+    frame = _rows(conn, stmt, dtypes)
+    frame["customer_id"] = to_survivors(frame["customer_id"], surviving_ids(conn))
+    return frame
+
+
+def _frame(
+    store: Store, stmt: Executable, dtypes: dict[str, str], *, people: bool = True
+) -> pd.DataFrame:
+    """Check the store, then run ``stmt`` like :func:`_person_rows` (or :func:`_rows`)."""
     with store.connect() as conn:
         check_store(conn)
-        return _rows(conn, stmt, dtypes)
+        return _person_rows(conn, stmt, dtypes) if people else _rows(conn, stmt, dtypes)
 
 
 def read_orders(
@@ -77,13 +93,14 @@ def order_revenue(
     Returns
     -------
     pandas.DataFrame
-        Columns ``order_id``, ``customer_id``, ``ordered_at`` (naive UTC) and
-        ``revenue`` (float64), in no particular order (callers sort what they need).
+        Columns ``order_id``, ``customer_id`` (the survivor's for a merged
+        record's order), ``ordered_at`` (naive UTC) and ``revenue`` (float64),
+        in no particular order (callers sort what they need).
     """
     window = [Order.ordered_at < bind(as_of)]
     if since is not None:
         window.append(Order.ordered_at >= bind(since))
-    orders = _rows(
+    orders = _person_rows(
         conn,
         select(Order.order_id, Order.customer_id, Order.ordered_at, Order.net_amount).where(
             *window
@@ -111,7 +128,7 @@ def read_tiers(store: Store) -> pd.DataFrame:
     """
     stmt = select(Tier.tier_id, Tier.name, Tier.label, Tier.level)
     dtypes = {"tier_id": "str", "name": "str", "label": "object", "level": "int64"}
-    frame = _frame(store, stmt, dtypes)
+    frame = _frame(store, stmt, dtypes, people=False)
     frame["label"] = frame["label"].fillna(frame["name"]).astype("str")
     return frame.sort_values("level", ignore_index=True)
 
@@ -170,7 +187,7 @@ def read_campaigns(store: Store) -> pd.DataFrame:
         "start_at": "datetime64[us]",
         "end_at": "datetime64[us]",
     }
-    return _frame(store, stmt, dtypes)
+    return _frame(store, stmt, dtypes, people=False)
 
 
 def read_campaign_contacts(store: Store, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -233,7 +250,7 @@ def read_scores(store: Store, as_of: pd.Timestamp, *, model_name: str) -> pd.Dat
         "p_churn": "float64",
         "band": "str",
     }
-    scores = _frame(store, stmt, dtypes)
+    scores = _frame(store, stmt, dtypes, people=False)
     if scores.empty:
         return scores
     latest = scores["score_as_of"].max()
@@ -244,8 +261,10 @@ def read_scores(store: Store, as_of: pd.Timestamp, *, model_name: str) -> pd.Dat
 def read_owners(store: Store, as_of: pd.Timestamp) -> pd.DataFrame:
     """Each customer's owner just before ``as_of``.
 
-    The assignment in effect is the latest one that started before ``as_of``,
-    unless it had already ended by then (``valid_to < as_of``).
+    Of the assignments in effect (started before ``as_of``, not ended by then:
+    ``valid_to >= as_of`` or open), the latest started wins. A merged record's
+    assignments count as the survivor's, as in the churn lists' routing
+    (:func:`crm_ml.segments.lists.owners_at`).
 
     Returns
     -------
@@ -266,7 +285,8 @@ def read_owners(store: Store, as_of: pd.Timestamp) -> pd.DataFrame:
         "owner_id": "str",
         "owner_name": "str",
     }
-    owners = _frame(store, stmt, dtypes).sort_values(["customer_id", "valid_from"])
+    owners = _frame(store, stmt, dtypes)
+    owners = owners[owners["valid_to"].isna() | (owners["valid_to"] >= as_of)]
+    owners = owners.sort_values(["customer_id", "valid_from", "owner_id"])
     current = owners.drop_duplicates("customer_id", keep="last")
-    current = current[current["valid_to"].isna() | (current["valid_to"] >= as_of)]
     return current[["customer_id", "owner_id", "owner_name"]].reset_index(drop=True)

@@ -26,9 +26,15 @@ from sqlalchemy import Connection
 
 from crm_ml.analysis._common import Instant, as_instant, require_columns
 from crm_ml.analysis._plot import finish, label, new_figure
-from crm_ml.analysis._read import order_revenue, read_owners, read_scores, read_tier_changes
-from crm_ml.analysis.tiers import NO_TIER, tier_at
-from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.analysis._read import (
+    order_revenue,
+    read_owners,
+    read_scores,
+    read_tier_changes,
+    read_tiers,
+)
+from crm_ml.analysis.tiers import NO_TIER, TIER_LABELS, tier_at
+from crm_ml.errors import ConfigError, NotFoundError, ValidationError
 from crm_ml.store.connection import Store
 
 log = logging.getLogger(__name__)
@@ -62,12 +68,14 @@ def revenue_12m(conn: Connection, as_of: datetime) -> pd.Series:
     """Each customer's revenue over the 12 calendar months before ``as_of``, net of refunds.
 
     Orders placed in ``[as_of - 12 months, as_of)``, less the refunds made
-    before ``as_of`` (see :func:`crm_ml.analysis._read.order_revenue`).
+    before ``as_of`` (see :func:`crm_ml.analysis._read.order_revenue`). A
+    merged record's orders count as its survivor's, as in the features.
 
     Returns
     -------
     pandas.Series
-        Indexed by ``customer_id`` (buyers in the window only), named ``revenue_12m``.
+        Indexed by ``customer_id`` (buyers in the window only; surviving ids),
+        named ``revenue_12m``.
     """
     end = pd.Timestamp(as_of)
     orders = order_revenue(conn, end, since=end - pd.DateOffset(months=12))
@@ -80,6 +88,7 @@ def customer_risk(
     *,
     segments: pd.DataFrame | pd.Series | None = None,
     model_name: str = CHURN_MODEL,
+    labels: str = "tier_id",
 ) -> pd.DataFrame:
     """Churn probability, 12-month revenue and revenue at risk per scored customer.
 
@@ -95,6 +104,10 @@ def customer_risk(
         customer in several segments appears once per segment.
     model_name : str
         Registered name of the churn model whose scores to read.
+    labels : str
+        How ``tier`` names a tier: ``"tier_id"``, ``"name"`` or ``"label"``
+        (the tier table's name or display label, as in
+        :func:`crm_ml.analysis.tier_movement`).
 
     Returns
     -------
@@ -110,8 +123,12 @@ def customer_risk(
     ------
     NotFoundError
         If the model has no scores at or before ``as_of``.
+    ConfigError
+        If ``labels`` is unknown.
     """
     as_of = as_instant(as_of)
+    if labels not in TIER_LABELS:
+        raise ConfigError(f"labels={labels!r} must be one of {', '.join(TIER_LABELS)}.")
     risk = read_scores(store, as_of, model_name=model_name)
     if risk.empty:
         raise NotFoundError(
@@ -123,6 +140,10 @@ def customer_risk(
     risk["revenue_12m"] = risk["customer_id"].map(revenue).fillna(0.0)
     risk["revenue_at_risk"] = risk["p_churn"] * risk["revenue_12m"]
     tiers = tier_at(read_tier_changes(store, as_of), as_of)
+    if labels != "tier_id":
+        table = read_tiers(store)
+        names = dict(zip(table["tier_id"], table[labels], strict=True))
+        tiers = tiers.map(lambda t: names.get(t, t))
     # As object first: with no tiers at all, map() gives float NaNs that "(none)" cannot fill.
     risk["tier"] = risk["customer_id"].map(tiers).astype("object").fillna(NO_TIER).astype("str")
     risk = risk.merge(read_owners(store, as_of), on="customer_id", how="left")
@@ -176,7 +197,7 @@ def revenue_at_risk(risk: pd.DataFrame, *, by: str | Sequence[str] = "segment") 
         ``p_churn_mean``, ``expected_churners`` (sum of ``p_churn``),
         ``revenue_12m``, ``revenue_at_risk``, ``risk_share`` (revenue at risk /
         revenue) and ``share_of_risk`` (of the total revenue at risk), sorted
-        by ``revenue_at_risk`` descending.
+        by ``revenue_at_risk`` descending, then by the grouping column(s).
 
     Raises
     ------
@@ -201,7 +222,11 @@ def revenue_at_risk(risk: pd.DataFrame, *, by: str | Sequence[str] = "segment") 
     total = summary["revenue_at_risk"].sum()
     summary["share_of_risk"] = summary["revenue_at_risk"] / total if total > 0 else np.nan
     summary = summary.astype({"customers": "int64"})
-    return summary.sort_values("revenue_at_risk", ascending=False)
+    # Ties in the group's name order, so every engine lists equal groups alike.
+    order = summary.reset_index().sort_values(
+        ["revenue_at_risk", *keys], ascending=[False, *[True] * len(keys)], kind="stable"
+    )
+    return summary.iloc[order.index.to_numpy()]
 
 
 def _group_name(group: object) -> str:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: Label of "no tier yet" in movement matrices.
 NO_TIER = "(none)"
+#: How a tier may be named: its id, or the tier table's ``name`` or display ``label``.
+TIER_LABELS = ("tier_id", "name", "label")
 
 
 def tier_at(changes: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
@@ -42,7 +44,10 @@ def tier_at(changes: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     pandas.Series
         Indexed by ``customer_id``, named ``tier``; customers without a tier are absent.
     """
-    before = changes[changes["changed_at"] < at].sort_values(["customer_id", "changed_at"])
+    # Two changes at the same instant: the higher tier id wins, as in the features' tier_level.
+    before = changes[changes["changed_at"] < at].sort_values(
+        ["customer_id", "changed_at", "to_tier"]
+    )
     last = before.drop_duplicates("customer_id", keep="last").set_index("customer_id")
     return last["to_tier"].rename("tier")
 
@@ -94,7 +99,7 @@ def tier_movement(
     a, b = as_instant(date_a, name="date_a"), as_instant(date_b, name="date_b")
     if not a < b:
         raise ConfigError(f"date_a ({a}) must be before date_b ({b}).")
-    if labels not in ("tier_id", "name", "label"):
+    if labels not in TIER_LABELS:
         raise ConfigError(f"labels={labels!r} must be 'tier_id', 'name' or 'label'.")
     changes, tiers = read_tier_changes(store, b), read_tiers(store)
     pairs = pd.concat([tier_at(changes, b).rename("tier_b"), tier_at(changes, a)], axis=1)

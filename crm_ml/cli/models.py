@@ -47,7 +47,16 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         progress=True,
     )
     print(data.prevalence.to_string())
-    result = train_model(args.kind, data, settings, register=not args.no_register, progress=True)
+    result = train_model(
+        args.kind,
+        data,
+        settings,
+        category=args.category,
+        gap_days=args.gap_days,
+        store=store,
+        register=not args.no_register,
+        progress=True,
+    )
     print(result.backtest.metrics.to_string())
     if result.registered is not None:
         reg = result.registered
@@ -84,23 +93,23 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
-    """Show each registered version: aliases, backtest AUC, why it got its alias."""
+    """Show each registered version: aliases, backtest AUC, why, label and training run."""
     import pandas as pd
 
     from crm_ml.errors import NotFoundError
-    from crm_ml.models.tracking import REGISTERED_NAMES, list_versions
+    from crm_ml.models.tracking import crm_model_names, list_versions
 
     found = 0
-    for name in args.name or REGISTERED_NAMES.values():
+    for name in args.name or crm_model_names(settings):
         try:
-            versions = list_versions(name, settings).drop(columns="run_id").reset_index()
+            versions = list_versions(name, settings).reset_index()
         except NotFoundError as exc:
             print(f"{name}: {exc}")
             continue
         found += 1
         versions["registered_utc"] = versions["registered_utc"].dt.strftime("%Y-%m-%d %H:%M")
         print(f"{name}:")
-        for text in ("aliases", "promotion_reason"):  # read left to right
+        for text in ("aliases", "promotion_reason", "label"):  # read left to right
             width = max(int(versions[text].str.len().max()), len(text))
             versions[text] = versions[text].str.ljust(width)
         with pd.option_context("display.max_colwidth", 100, "display.width", 250):
@@ -141,8 +150,11 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
         help="backtest, train and register a churn or propensity model in MLflow",
         description="Stack SNAPSHOTS feature snapshots GAP_DAYS apart (the latest as late as the "
         "data allows), label each over the next HORIZON_DAYS, backtest against recency, RFM and "
-        "BG/NBD baselines, and register the model. It becomes 'champion' only if its backtest "
-        "AUC is not worse than the current champion's; otherwise 'challenger'.",
+        "BG/NBD baselines, and register the model (crm-churn, crm-propensity, or "
+        "crm-propensity-CATEGORY with --category). It becomes 'champion' only if its backtest "
+        "AUC is not worse than the current champion's nor the best baseline's; otherwise "
+        "'challenger'. A snapshot with fewer than 1,000 customers or 100 of either class "
+        "is warned about: its AUC is too uncertain to trust.",
     )
     train.add_argument("kind", choices=["churn", "propensity"])
     train.add_argument("--snapshots", type=int, default=5, help="number of snapshots (default 5)")
@@ -152,7 +164,9 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--horizon-days", type=int, default=90, help="label window (default 90)")
     train.add_argument(
         "--category",
-        help="propensity only: buying in this product category, e.g. food or beauty",
+        help="propensity only: buying in this product category, e.g. food or beauty; "
+        "registered as crm-propensity-CATEGORY, which `crm-ml score` uses only when named "
+        "with --model",
     )
     train.add_argument("--no-register", action="store_true", help="backtest only")
     train.set_defaults(func=cmd_train)
@@ -169,7 +183,8 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
         "--model",
         action="append",
         help="registered model, repeatable "
-        "(default: crm-churn@champion and crm-propensity@champion)",
+        "(default: crm-churn@champion and crm-propensity@champion; a category model such as "
+        "crm-propensity-beauty@champion only when named)",
     )
     score.add_argument(
         "--attribution",
@@ -187,7 +202,12 @@ def _add_registry(sub: argparse._SubParsersAction) -> None:
     ls = msub.add_parser(
         "list", help="each version's aliases, backtest AUC and why it got its alias"
     )
-    ls.add_argument("name", nargs="*", help="registered names (default: crm-churn crm-propensity)")
+    ls.add_argument(
+        "name",
+        nargs="*",
+        help="registered names (default: crm-churn, crm-propensity and any "
+        "crm-propensity-CATEGORY)",
+    )
     ls.set_defaults(func=cmd_models_list)
     promote = msub.add_parser(
         "promote",

@@ -53,7 +53,7 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    """Import a CSV or Parquet file into a store table (or CDNOW transactions)."""
+    """Import a CSV or Parquet file, or an exported table folder, into a store table (or CDNOW)."""
     _check_import_table(args.table)
     store = _open_store(settings)
     if args.table == "cdnow":
@@ -82,11 +82,14 @@ def _check_import_table(table: str) -> None:
     """Refuse an unknown TABLE before touching the store, suggesting the nearest name."""
     import difflib
 
+    from crm_ml.store.loading import NOT_IMPORTABLE, import_spec
     from crm_ml.store.schema import SOURCE_TABLES
 
     choices = (*SOURCE_TABLES, "cdnow")
     if table in choices:
         return
+    if table in NOT_IMPORTABLE:
+        import_spec(table)  # raises, saying why an exported table cannot be imported
     close = difflib.get_close_matches(table, choices, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValidationError(
@@ -156,14 +159,20 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _add_import(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import",
-        help="load a CSV/Parquet file into a table, or CDNOW transactions",
-        description="Validate and load FILE into TABLE in one transaction. Rejected rows are "
-        "written to a reject report (file, line, column, rule, value). Loading the same "
-        "file twice changes nothing. TABLE 'cdnow' loads CDNOW_master.txt or CDNOW_sample.txt.",
+        help="load a CSV/Parquet file or exported table folder into a table, or CDNOW",
+        description="Validate and load FILE into TABLE in one transaction. FILE may be a "
+        "table folder written by `crm-ml export parquet` (e.g. DIR/orders): all its part "
+        "files load together, or none. Rejected rows are written to a reject report (file, "
+        "line, column, rule, value). Loading the same file twice changes nothing. TABLE "
+        "'cdnow' loads CDNOW_master.txt or CDNOW_sample.txt.",
     )
     p.add_argument("table", help="store table (e.g. customer, orders, points_ledger) or 'cdnow'")
-    p.add_argument("file", help="CSV or Parquet file")
-    p.add_argument("--timezone", help="zone of timestamps without one (default: settings)")
+    p.add_argument("file", help="CSV or Parquet file, or a folder of Parquet part files")
+    p.add_argument(
+        "--timezone",
+        help="zone of timestamps without one (default: settings); Parquet timestamps that "
+        "carry a zone, as the export writes, ignore it",
+    )
     p.add_argument("--encoding", choices=["utf-8", "gbk"], help="file encoding (default: UTF-8)")
     p.add_argument("--as-of", type=_as_of, help="reject rows dated after this moment")
     p.add_argument(

@@ -38,6 +38,14 @@ def features(windows: FeatureWindows) -> list[Feature]:
         _f("avg_order_value", "float64", "currency", "revenue_lifetime / orders_lifetime.", NAN),
         _f("tenure_days", "float64", "days", "Days since the customer was created.", NAN),
         _f(
+            "days_since_first_order",
+            "float64",
+            "days",
+            "Days since the first order (merged records' orders included); NaN if none. "
+            "Unlike tenure_days, not moved by a registration long before the first purchase.",
+            NAN,
+        ),
+        _f(
             "interpurchase_mean_days",
             "float64",
             "days",
@@ -128,6 +136,7 @@ def _order_summary(snap: Snapshot) -> ir.Table:
     recency = snap.days_before(agg._last)
     derived = {
         "recency_days": recency,
+        "days_since_first_order": snap.days_before(agg._first),
         "avg_order_value": agg.revenue_lifetime / agg.orders_lifetime,
         "interpurchase_mean_days": mean,
         "recency_ratio": recency / mean.nullif(0.0),

@@ -5,10 +5,11 @@ Features that tell one story share a *topic* (``recency_days``,
 days, usually every 30"); :mod:`crm_ml.models.reasons` sums their SHAP
 contributions per topic. :func:`template_for` finds a topic's template by
 name, then by pattern (``orders_<window>``, ``revenue_<window>``,
-``events_<type>_<window>``, ``affinity_<category>``,
+``revenue_trend_<window>``, ``events_<type>_<window>``, ``affinity_<category>``,
 ``consent_<channel>_marketing``), else falls back to ``"<feature>: <value>"``.
 To phrase a new feature, add an entry to :data:`TEMPLATES` (and to
-:data:`TOPIC_OF` if it shares a story with others).
+:data:`TOPIC_OF` if it shares a story with others); ``tests/models/test_phrases.py``
+fails on a catalogue feature that falls back.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from crm_ml.models.phrases import (
     Getter,
     PhraseContext,
     Template,
+    _ago,
     _campaign,
     _col,
     _complaints,
@@ -38,6 +40,7 @@ from crm_ml.models.phrases import (
     _size,
     _stored_value,
     _tier,
+    _today,
     _window,
     each_distinct,
     format_value,
@@ -76,7 +79,6 @@ def topic_of(feature: str) -> str:
 
 _FORMATS: dict[str, Callable[[Any, PhraseContext], str]] = {
     "n": lambda v, ctx: _n(v),
-    "days": lambda v, ctx: f"{v:.0f}",  # as _days writes them: 已1091天未购买, not 1,091
     "pct": lambda v, ctx: _pct(v),
     "money": lambda v, ctx: f"{ctx.symbol}{_n(v)}",
     "value": lambda v, ctx: format_value(v),
@@ -91,11 +93,13 @@ def _simple(
     *,
     actionable: bool = False,
     labels: Mapping[str, tuple[str, str]] | None = None,
+    missing: tuple[str, str] | None = None,
 ) -> Template:
     """Build a template ``en.format(v=...)`` / ``zh.format(v=...)`` over one column's values.
 
     ``labels`` maps stored codes to the words shown (English, Chinese), so a
-    reason reads 获客渠道：老客推荐 rather than 获客渠道：referral.
+    reason reads 获客渠道：老客推荐 rather than 获客渠道：referral. ``missing``
+    (English, Chinese) says what a missing value means (尚未下单, not 客单价：—).
     """
 
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
@@ -105,12 +109,55 @@ def _simple(
             lambda v: (
                 text.format(v=fmt(_label(v, labels, lang), ctx))
                 if pd.notna(v)
-                else _generic_one(column, v, lang)
+                else _missing(column, v, lang, missing)
             ),
             values,
         )
 
     return Template(phrase, actionable)
+
+
+def _missing(column: str, value: Any, lang: str, missing: tuple[str, str] | None) -> str:
+    if missing is None:
+        return _generic_one(column, value, lang)
+    return missing[1] if lang == "zh" else missing[0]
+
+
+def _since(column: str, en: str, zh: str, missing: tuple[str, str]) -> Template:
+    """Build a days-ago template: ``{ago}`` is 45天前 / "45 days ago", or 1天内."""
+
+    def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+        text = zh if lang == "zh" else en
+        return each_distinct(
+            lambda v: (
+                text.format(ago=_ago(v, lang)) if _ok(v) else _missing(column, v, lang, missing)
+            ),
+            _col(get, column, _size(get, column)),
+        )
+
+    return Template(phrase)
+
+
+def _revenue_trend(column: str, days: str) -> Template:
+    """``近90天比前90天少消费¥8,000``: the sign says more or less, the amount is unsigned."""
+
+    def one(v: float, lang: str, ctx: PhraseContext) -> str:
+        if not _ok(v):
+            return _generic_one(column, v, lang)
+        amount, same = f"{ctx.symbol}{_n(abs(v))}", round(v) == 0  # ¥0.40 more reads ¥0
+        if lang == "zh":
+            if same:
+                return f"近{days}天消费与前{days}天持平"
+            return f"近{days}天比前{days}天{'多' if v > 0 else '少'}消费{amount}"
+        if same:
+            return f"spent as much in the last {days} days as in the {days} days before"
+        more = "more" if v > 0 else "less"
+        return f"spent {amount} {more} in the last {days} days than in the {days} days before"
+
+    def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
+        return each_distinct(lambda v: one(v, lang, ctx), _col(get, column, _size(get, column)))
+
+    return Template(phrase)
 
 
 def _label(value: Any, labels: Mapping[str, tuple[str, str]] | None, lang: str) -> Any:
@@ -148,7 +195,9 @@ _AGE_LABELS = {
 def _tenure(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
     def one(d: float) -> str:
         if not _ok(d):
-            return _generic_one("tenure_days", d, lang)
+            return "成为客户时间未知" if lang == "zh" else "customer since an unknown date"
+        if _today(d):
+            return "1天内成为客户" if lang == "zh" else "became a customer within the last day"
         if d >= 365:
             return (
                 f"成为客户{d / 365:.1f}年" if lang == "zh" else f"customer for {d / 365:.1f} years"
@@ -183,10 +232,10 @@ def _category_recency(category: str) -> Template:
         values = _col(get, column, _size(get, column))
         if lang == "zh":
             return each_distinct(
-                lambda v: f"{v:.0f}天前最后一次购买{zh}" if _ok(v) else f"从未购买{zh}", values
+                lambda v: f"{_ago(v, lang)}最后一次购买{zh}" if _ok(v) else f"从未购买{zh}", values
             )
         return each_distinct(
-            lambda v: f"last bought {en} {_days(v, 'en')} ago" if _ok(v) else f"never bought {en}",
+            lambda v: f"last bought {en} {_ago(v, lang)}" if _ok(v) else f"never bought {en}",
             values,
         )
 
@@ -211,6 +260,10 @@ def _browsing_since_order(get: Getter, lang: str, ctx: PhraseContext) -> list[st
     return each_distinct(one, _col(get, column, _size(get, column)))
 
 
+#: What a missing value means (English, Chinese): the fills of the features catalogue.
+_NO_ORDER = ("no orders yet", "尚未下单")
+_NO_ITEMS = ("no item purchases on record", "尚无商品购买记录")
+
 TEMPLATES: dict[str, Template] = {
     "recency": Template(_recency),
     "tier": Template(_tier, actionable=True),
@@ -221,21 +274,35 @@ TEMPLATES: dict[str, Template] = {
     "stored_value": Template(_stored_value, actionable=True),
     "campaign": Template(_campaign, actionable=True),
     "tenure_days": Template(_tenure),
-    "avg_order_value": _simple("avg_order_value", "average order {v}", "客单价{v}", "money"),
-    "max_basket_value": _simple(
-        "max_basket_value", "largest basket {v}", "最大单笔消费{v}", "money"
+    "avg_order_value": _simple(
+        "avg_order_value", "average order {v}", "客单价{v}", "money", missing=_NO_ORDER
     ),
-    "refund_rate": _simple("refund_rate", "{v} of orders refunded", "退货率{v}", "pct"),
+    "max_basket_value": _simple(
+        "max_basket_value", "largest basket {v}", "最大单笔消费{v}", "money", missing=_NO_ORDER
+    ),
+    "refund_rate": _simple(
+        "refund_rate", "{v} of orders refunded", "退货率{v}", "pct", missing=_NO_ITEMS
+    ),
     "discount_share": _simple(
-        "discount_share", "{v} of spend on discount", "折扣消费占比{v}", "pct"
+        "discount_share",
+        "{v} of spend on discount",
+        "折扣消费占比{v}",
+        "pct",
+        missing=("no spending on record", "尚无消费记录"),
     ),
     "categories_distinct": _simple(
         "categories_distinct", "buys in {v} categories", "购买过{v}个品类"
     ),
     "top_category_share": _simple(
-        "top_category_share", "{v} of spend in one category", "最常购品类占消费{v}", "pct"
+        "top_category_share",
+        "{v} of spend in one category",
+        "最常购品类占消费{v}",
+        "pct",
+        missing=_NO_ITEMS,
     ),
-    "online_share": _simple("online_share", "{v} of orders online", "线上订单占比{v}", "pct"),
+    "online_share": _simple(
+        "online_share", "{v} of orders online", "线上订单占比{v}", "pct", missing=_NO_ORDER
+    ),
     "stores_distinct": _simple("stores_distinct", "shops at {v} stores", "在{v}家门店购物"),
     "cart_abandonment_rate_30d": _simple(
         "cart_abandonment_rate_30d",
@@ -243,21 +310,40 @@ TEMPLATES: dict[str, Template] = {
         "近30天购物车放弃率{v}",
         "pct",
         actionable=True,
+        missing=("no add-to-carts in the last 30 days", "近30天未加购"),
     ),
     "searches_30d": _simple("searches_30d", "{v} searches in the last 30 days", "近30天搜索{v}次"),
     "feedback_90d": _simple(
         "feedback_90d", "{v} feedback messages in the last 90 days", "近90天反馈{v}次"
     ),
     "browse_events_since_last_order": Template(_browsing_since_order),
-    "days_since_last_event": _simple(
+    "days_since_last_event": _since(
         "days_since_last_event",
-        "last online activity {v} days ago",
-        "最近一次互动在{v}天前",
-        "days",
+        "last online activity {ago}",
+        "最近一次互动在{ago}",
+        ("no online activity on record", "无互动记录"),
+    ),
+    "days_since_last_feedback": _since(
+        "days_since_last_feedback",
+        "last feedback {ago}",
+        "最近一次反馈在{ago}",
+        ("no feedback on record", "无反馈记录"),
+    ),
+    "days_since_first_order": _since(
+        "days_since_first_order",
+        "first purchase {ago}",
+        "首次购买于{ago}",
+        ("has never purchased", "从未购买"),
     ),
     "age_band": _simple("age_band", "age {v}", "年龄段：{v}", "value", labels=_AGE_LABELS),
     "gender": _simple("gender", "gender {v}", "性别：{v}", "value", labels=_GENDER_LABELS),
-    "city_tier": _simple("city_tier", "city tier {v}", "城市等级{v}", "value"),
+    "city_tier": _simple(
+        "city_tier",
+        "city tier {v}",
+        "城市等级{v}",
+        "value",
+        missing=("city tier unknown", "城市等级未知"),
+    ),
     "acquisition_channel": _simple(
         "acquisition_channel", "acquired via {v}", "获客渠道：{v}", "value", labels=_CHANNEL_LABELS
     ),
@@ -290,6 +376,8 @@ _CHANNEL_NAMES = {
 
 
 def _pattern_template(feature: str) -> Template | None:
+    if m := re.fullmatch(r"revenue_trend_(\d+)d", feature):
+        return _revenue_trend(feature, m.group(1))
     if m := re.fullmatch(r"orders_(\d+d|lifetime)", feature):
         w = m.group(1)
         return _simple(feature, "{v} orders " + _window(w, "en"), _window(w, "zh") + "下单{v}次")
@@ -308,7 +396,9 @@ def _pattern_template(feature: str) -> Template | None:
         cat, zh = m.group(1), CATEGORY_LABELS.get(m.group(1), m.group(1))
         # The category's share of the customer's spend: 美妆消费占比50%, not 对美妆的偏好：0.50.
         en = cat.replace("_", " ")
-        return _simple(feature, en + " share of spend: {v}", zh + "消费占比{v}", "pct")
+        return _simple(
+            feature, en + " share of spend: {v}", zh + "消费占比{v}", "pct", missing=_NO_ITEMS
+        )
     if (m := re.fullmatch(r"days_since_(.+)", feature)) and m.group(1) in CATEGORY_LABELS:
         return _category_recency(m.group(1))
     if m := re.fullmatch(r"consent_(\w+)_marketing", feature):

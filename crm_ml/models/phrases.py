@@ -69,6 +69,21 @@ def _days(v: float, lang: str) -> str:
     return "1 day" if round(v) == 1 else f"{v:.0f} days"
 
 
+def _today(v: float) -> bool:
+    """Whether a day count reads as 0, rounded as every phrase writes days (``{v:.0f}``)."""
+    return round(v) == 0
+
+
+def _ago(v: float, lang: str) -> str:
+    """``45天前`` / "45 days ago"; under half a day ``1天内`` / "within the last day".
+
+    Never 0天前; and not "today": as_of is midnight, so today is the day after.
+    """
+    if _today(v):
+        return "1天内" if lang == "zh" else "within the last day"
+    return f"{v:.0f}天前" if lang == "zh" else f"{_days(v, lang)} ago"
+
+
 def _times(v: float, one: str, many: str) -> str:
     return f"{v:,.0f} {one if round(v) == 1 else many}"
 
@@ -145,12 +160,20 @@ def _recency_one(d: float, u: float, r: float, lang: str) -> str:
                 else f"{r:.1f}× the usual time since the last purchase"
             )
         return "从未购买" if lang == "zh" else "has never purchased"
-    overdue = d >= u if _ok(u) else d >= 30
+    # An order placed hours before as_of is not overdue, also for a same-day repeat buyer.
+    overdue = not _today(d) and (d >= u if _ok(u) else d >= 30)
     if lang == "zh":
-        head = f"已{d:.0f}天未购买" if overdue else f"{d:.0f}天前刚购买"
-        return head + (f"，平时约每{u:.0f}天购买一次" if _ok(u) else "")
-    head = f"no purchase for {_days(d, lang)}" if overdue else f"last purchase {_days(d, lang)} ago"
-    return head + (f", usually every {u:.0f}" if _ok(u) else "")
+        head = f"已{d:.0f}天未购买" if overdue else f"{_ago(d, lang)}刚购买"
+        return head + (_usually(u, lang) if _ok(u) else "")
+    recent = "bought within the last day" if _today(d) else f"last purchase {_days(d, lang)} ago"
+    head = f"no purchase for {_days(d, lang)}" if overdue else recent
+    return head + (_usually(u, lang) if _ok(u) else "")
+
+
+def _usually(u: float, lang: str) -> str:
+    if _today(u):  # a mean gap under half a day: several orders a day, not "every 0 days"
+        return "，平时一天内多次购买" if lang == "zh" else ", usually several times a day"
+    return f"，平时约每{u:.0f}天购买一次" if lang == "zh" else f", usually every {u:.0f}"
 
 
 def _tier(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
@@ -176,7 +199,7 @@ def _tier_one(
     zh = lang == "zh"
     if not _ok(level) or (knows_days and not _ok(d)):  # tier_level is missing without a tier
         return "暂无会员等级" if zh else "no tier yet"
-    ago = (f"{d:.0f}天前" if zh else f" {_days(d, lang)} ago") if _ok(d) else ""
+    ago = (_ago(d, lang) if zh else f" {_ago(d, lang)}") if _ok(d) else ""
     if _ok(move) and move < 0:
         # Tier moves are one step, so the previous tier is one level up.
         prev = _tier_name(level + 1, ctx) if _ok(level) else None
@@ -190,8 +213,14 @@ def _tier_one(
         return f"upgraded to {name}{ago}" if name else f"upgraded a tier{ago}"
     name = _tier_name(level, ctx) or (f"{level:.0f}" if _ok(level) else "—")
     if zh:
-        return f"当前等级{name}" + (f"，已{d:.0f}天未变" if _ok(d) else "")
-    return f"tier {name}" + (f", unchanged for {_days(d, lang)}" if _ok(d) else "")
+        return f"当前等级{name}" + (_unchanged(d, lang) if _ok(d) else "")
+    return f"tier {name}" + (_unchanged(d, lang) if _ok(d) else "")
+
+
+def _unchanged(d: float, lang: str) -> str:
+    if _today(d):
+        return "，1天内刚变更" if lang == "zh" else ", changed within the last day"
+    return f"，已{d:.0f}天未变" if lang == "zh" else f", unchanged for {_days(d, lang)}"
 
 
 def _complaints(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
@@ -204,7 +233,7 @@ def _complaints_one(c: float, d: float, lang: str) -> str:
     zh = lang == "zh"
     if _ok(c) and c > 0:
         last = (
-            (f"（最近一次在{d:.0f}天前）" if zh else f", the last {_days(d, lang)} ago")
+            (f"（最近一次在{_ago(d, lang)}）" if zh else f", the last {_ago(d, lang)}")
             if _ok(d)
             else ""
         )
@@ -214,7 +243,7 @@ def _complaints_one(c: float, d: float, lang: str) -> str:
             else f"{_times(c, 'complaint', 'complaints')} in the last 90 days"
         ) + last
     if _ok(d):
-        return f"最近一次投诉在{d:.0f}天前" if zh else f"last complaint {_days(d, lang)} ago"
+        return f"最近一次投诉在{_ago(d, lang)}" if zh else f"last complaint {_ago(d, lang)}"
     if _ok(c):
         return "近90天无投诉" if zh else "no complaints in the last 90 days"
     return "无投诉记录" if zh else "no complaints on record"
@@ -315,7 +344,7 @@ def _campaign_one(c: float, r: float, d: float, lang: str) -> str:
             else f"contacted {_times(c, 'time', 'times')} in the last 90 days"
         ) + rate
     if _ok(d):
-        return f"最近一次营销触达在{d:.0f}天前" if zh else f"last contacted {_days(d, lang)} ago"
+        return f"最近一次营销触达在{_ago(d, lang)}" if zh else f"last contacted {_ago(d, lang)}"
     if _ok(r):
         return f"营销响应率{_pct(r)}" if zh else f"campaign response rate {_pct(r)}"
     return "近90天未被营销触达" if zh else "not contacted in the last 90 days"

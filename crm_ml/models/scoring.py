@@ -30,7 +30,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, delete, func, insert, or_, select
+from sqlalchemy import Connection, Table, delete, func, insert, or_, select, text
 from tqdm.auto import tqdm
 
 from crm_ml.config import Settings
@@ -359,6 +359,7 @@ def score_customers(
         batches = _counted(batches, len(frame), f"scoring {name} v{version}")
     stamp = scored_at or datetime.now(UTC).replace(tzinfo=None)
     with store.begin() as conn:
+        lock_scores(conn, name, as_of_dt)  # before counting, so the count is the latest run's
         if not allow_fewer:
             _refuse_fewer_customers(conn, name, as_of_dt, len(frame))
         summary = replace_scores(
@@ -389,7 +390,8 @@ def replace_scores(
     Runs inside the caller's transaction (``store.begin()``): the old rows are
     deleted first and the batches inserted one by one, so an error raised by
     the store or by the ``batches`` iterator leaves the previous scores as they
-    were once the transaction rolls back.
+    were once the transaction rolls back. Two runs for the same model and date
+    take turns (:func:`lock_scores`): the later one replaces the earlier one's rows.
 
     Parameters
     ----------
@@ -407,6 +409,7 @@ def replace_scores(
         Indexed by ``band`` (high, medium, low): ``customers``, ``mean_probability``.
     """
     table = SCORE_TABLE
+    lock_scores(conn, model_name, as_of)
     conn.execute(delete(table).where(table.c.model_name == model_name, table.c.as_of == as_of))
     summary: list[pd.DataFrame] = []
     for batch in batches:
@@ -416,6 +419,21 @@ def replace_scores(
         _insert(conn, conn.dialect.name, rows)
         summary.append(batch.groupby("band")["probability"].agg(["size", "sum"]))
     return _summarise(summary)
+
+
+def lock_scores(conn: Connection, model_name: str, as_of: datetime) -> None:
+    """Make concurrent replacements of one model's scores for ``as_of`` take turns.
+
+    On PostgreSQL two runs would both delete (nothing yet) and then insert, and
+    the second would fail on the primary key once the first commits. A
+    transaction-scoped advisory lock on (model, as_of) makes the second wait
+    until the first commits; its delete then sees and replaces those rows.
+    DuckDB and SQLite allow one writer at a time anyway.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    key = f"crm_ml.score|{model_name}|{as_of.isoformat()}"
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
 def _summarise(parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -9,16 +9,32 @@
   the figures, and the model as an MLflow *pyfunc* whose artifacts are the
   LightGBM booster (text) and a JSON schema with the calibrator, so nothing is
   pickled but a tiny wrapper class and no skops trust list is needed.
+- Each model learns one label and registers under its own name:
+  ``crm-churn``, ``crm-propensity`` (a purchase of anything) and
+  ``crm-propensity-<category>`` (a purchase in one category, see
+  :func:`registered_name`). The label is a tag of every version, and a
+  version is never compared with a champion trained on another label.
 - The new version gets the ``champion`` alias only if its backtest ROC-AUC is
-  not below the current champion's on the same backtest, and its test
-  snapshot is not older than the champion's (re-training at an earlier date
-  must not replace a model of newer behaviour); otherwise ``challenger``. The
-  decision and why are tags on the version and the run.
+  not below the current champion's on the same backtest, not below the best
+  baseline's (recency rule, RFM, BG/NBD) on its own backtest (the first
+  version included: a model a simple rule beats must not score customers),
+  and its test snapshot is not older than the champion's (re-training at an
+  earlier date must not replace a model of newer behaviour); otherwise
+  ``challenger``. The decision and why are tags on the version and the run.
+- Lineage: the run records the crm_ml version, the git commit of a crm_ml
+  checkout (``mlflow.source.git.commit``), the store URL without password,
+  the data's last order and the row counts; a version's ``run_id`` (shown by
+  :func:`list_versions`) leads from a score row's ``model_name`` and
+  ``model_version`` to that run.
 
 Loading ``models:/crm-churn@champion`` with :func:`load_model` gives back the
 fitted :class:`~crm_ml.models.estimators.BoostedClassifier`, which scores and
 explains; ``mlflow.pyfunc.load_model`` gives probabilities (and reasons with
-``params={"reasons": True}``) to any MLflow tool, e.g. ``spark_udf``.
+``params={"reasons": True}``, in ``params["language"]``, else
+``CRM_ML_LANGUAGE``, else Chinese) to any MLflow tool, e.g. ``spark_udf``.
+Its signature types categorical features as *any*, so the frame
+``customer_features`` returns (pandas ``category`` columns) is accepted as
+it is, as are text columns.
 """
 
 from __future__ import annotations
@@ -26,6 +42,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import subprocess
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -39,21 +57,35 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types.schema import AnyType, ColSpec, Schema
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
 
+import crm_ml
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.models.estimators import BoostedClassifier, load_saved_model
 from crm_ml.models.evaluation import BacktestResult
+from crm_ml.models.training import REGISTERED_NAMES, registered_name
 
 log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-REGISTERED_NAMES = {"churn": "crm-churn", "propensity": "crm-propensity"}
 _KIND_OF = {name: kind for kind, name in REGISTERED_NAMES.items()}
+#: How the promotion reason names each baseline of the backtest.
+BASELINE_NAMES = {"recency_rule": "recency rule", "rfm_score": "RFM score", "bg_nbd": "BG/NBD"}
 _MODEL_DIR = "crm_model"
 _PROGRESS_BAR_SWITCH = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+def _train_command(name: str) -> str | None:
+    """Return the ``crm-ml train`` command that registers ``name``, if crm_ml names it."""
+    if name in _KIND_OF:
+        return f"crm-ml train {_KIND_OF[name]}"
+    prefix = REGISTERED_NAMES["propensity"] + "-"
+    if name.startswith(prefix) and re.fullmatch(r"[a-z0-9-]+", name.removeprefix(prefix)):
+        return f"crm-ml train propensity --category {name.removeprefix(prefix).replace('-', '_')}"
+    return None
 
 
 def _pip_requirements() -> list[str]:
@@ -113,9 +145,28 @@ class CrmPyfuncModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
                 contrib,
                 model_input,
                 top_k=int(params.get("top_k", 3)),
-                language=str(params.get("language", "en")),
+                language=pyfunc_language(params.get("language")),
             ).to_numpy()
         return out
+
+
+def pyfunc_language(requested: Any) -> str:
+    """Return the language of the pyfunc's reasons.
+
+    ``requested`` (the ``language`` param) when given, else ``CRM_ML_LANGUAGE``
+    read at predict time, as ``crm-ml score`` does, else ``zh`` (the settings'
+    default). Models logged before this rule declared ``en`` as the param's
+    default, which MLflow fills in, so they keep English unless asked.
+    """
+    from crm_ml.models.phrases import LANGUAGES
+
+    chosen = str(requested or os.environ.get("CRM_ML_LANGUAGE") or "zh")
+    if chosen not in LANGUAGES:
+        raise ValidationError(
+            f"Reasons language must be one of {', '.join(LANGUAGES)}, got {chosen!r} "
+            "(params['language'] or CRM_ML_LANGUAGE)."
+        )
+    return chosen
 
 
 def _signature_example(model: BoostedClassifier, example: pd.DataFrame) -> pd.DataFrame:
@@ -130,14 +181,33 @@ def _signature_example(model: BoostedClassifier, example: pd.DataFrame) -> pd.Da
     return frame.reset_index(drop=True)
 
 
-def _log_model(model: BoostedClassifier, example: pd.DataFrame, registered_name: str) -> Any:
-    inputs = _signature_example(model, example)
+def _model_signature(model: BoostedClassifier, inputs: pd.DataFrame) -> ModelSignature:
+    """Return the pyfunc's signature, with the categorical features typed *any*.
+
+    ``customer_features`` gives categoricals as pandas ``category`` columns,
+    which MLflow refuses for a ``string`` column ("Can not safely convert
+    category to <U0"); *any* lets them, text and missing values through to
+    the model, which maps every form to its learned categories. Spark scoring
+    casts such columns to text (:mod:`crm_ml.spark.scoring`). The ``language``
+    param defaults to empty: ``CRM_ML_LANGUAGE`` at predict time.
+    """
     outputs = pd.DataFrame({"probability": model.predict_proba(inputs)[:, 1], "reasons": ""})
-    params = {"reasons": False, "top_k": 3, "language": "en", "attribution": "shap"}
+    params = {"reasons": False, "top_k": 3, "language": "", "attribution": "shap"}
     with warnings.catch_warnings():
         # MLflow hints that integer columns cannot hold missing values; ours never do.
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         signature = infer_signature(inputs, outputs, params=params)
+    assert signature.inputs is not None
+    columns = [
+        ColSpec(AnyType(), spec.name) if spec.name in model.categories_ else spec
+        for spec in signature.inputs.inputs
+    ]
+    return ModelSignature(Schema(columns), signature.outputs, signature.params)
+
+
+def _log_model(model: BoostedClassifier, example: pd.DataFrame, registered_name: str) -> Any:
+    inputs = _signature_example(model, example)
+    signature = _model_signature(model, inputs)
     with (
         tempfile.TemporaryDirectory() as tmp,
         _registry_prints_muted(),
@@ -182,14 +252,26 @@ def _log_backtest(result: BacktestResult) -> None:
         mlflow.log_metric("backtest_lift", float(row["lift"]), step=int(row["decile"]))
         mlflow.log_metric("backtest_gains", float(row["gains"]), step=int(row["decile"]))
     for _, row in result.precision[result.precision["model"] == "model"].iterrows():
-        share = f"{row['share'] * 100:g}pct"
-        mlflow.log_metric(f"backtest_precision_at_{share}", float(row["precision"]))
-        mlflow.log_metric(f"backtest_recall_at_{share}", float(row["recall"]))
+        size = _list_size_name(row)
+        mlflow.log_metric(f"backtest_precision_at_{size}", float(row["precision"]))
+        mlflow.log_metric(f"backtest_recall_at_{size}", float(row["recall"]))
     mlflow.log_text(result.metrics.to_csv(), "backtest/metrics.csv")
     mlflow.log_text(result.lift.to_csv(index=False), "backtest/lift.csv")
     mlflow.log_text(result.precision.to_csv(index=False), "backtest/precision.csv")
     for key, fig in result.figures.items():
         mlflow.log_figure(fig, f"backtest/{key}.png")
+
+
+def _list_size_name(row: pd.Series) -> str:
+    """Name a list size as asked (``10pct``, ``top500``), not as realised, so keys stay stable.
+
+    Top 10 % of 20,011 customers is 2,001 of them, 9.99813 %: naming the metric
+    by that share would give every run its own key, which MLflow cannot compare.
+    """
+    nominal = float(row["nominal_size"]) if "nominal_size" in row.index else float(row["share"])
+    if nominal < 1:
+        return f"{round(nominal * 100, 4):g}pct"
+    return f"top{int(nominal)}"
 
 
 @dataclass(frozen=True)
@@ -277,23 +359,98 @@ def _champion_auc(
     return auc, "on this backtest, with the champion's recipe re-fitted to it"
 
 
+def _other_label(champion: ModelVersion, label: str) -> str | None:
+    """Return why a champion trained on another label cannot be compared, else None.
+
+    Versions registered before labels were tagged carry none; they are compared
+    as before (their backtest differs anyway, so the champion's recipe is re-fitted
+    to this version's labels).
+    """
+    theirs = champion.tags.get("label")
+    if not theirs or theirs == label:
+        return None
+    return (
+        f"champion v{champion.version} learned the label {theirs!r}, this version "
+        f"{label!r}: not comparable (a model of another label registers under its own "
+        "name); promote by hand if intended"
+    )
+
+
+def below_baseline(metrics: pd.DataFrame) -> str | None:
+    """Return why the model cannot be champion if a baseline beats it on its backtest, else None.
+
+    ``metrics`` is :attr:`BacktestResult.metrics`: the ``model`` row and one row
+    per baseline, all measured on the same test snapshot. A model that a
+    recency rule or BG/NBD ranks better than is not worth its reasons.
+    """
+    aucs = pd.to_numeric(metrics["roc_auc"], errors="coerce")
+    model_auc = float(aucs.get("model", math.nan))
+    baselines = aucs.drop("model", errors="ignore").dropna()
+    if baselines.empty or not math.isfinite(model_auc):
+        return None
+    best = str(baselines.idxmax())
+    if model_auc >= float(baselines[best]):
+        return None
+    return (
+        f"backtest AUC {model_auc:.4f} is below the {BASELINE_NAMES.get(best, best)} "
+        f"baseline's {float(baselines[best]):.4f} on the same backtest; not made champion"
+    )
+
+
 def _promotion(
     client: MlflowClient,
     name: str,
     result: BacktestResult,
     rescore: Callable[[BoostedClassifier], float] | None,
     settings: Settings,
+    *,
+    label: str,
 ) -> tuple[str, str]:
     """Return ``(alias, reason)`` for a new version of ``name`` measured by ``result``."""
     champion = _current_champion(client, name)
     auc = float(result.metrics["roc_auc"].astype(float)["model"])
     if champion is None:
-        return decide_alias(auc, None, champion_version=None, how="no champion")
-    stale = _tested_on_older_data(champion, result)
-    if stale is not None:
-        return CHALLENGER, stale
-    champ_auc, how = _champion_auc(champion, name, result.backtest_id, rescore, settings)
-    return decide_alias(auc, champ_auc, champion_version=str(champion.version), how=how)
+        alias, reason = decide_alias(auc, None, champion_version=None, how="no champion")
+    else:
+        refused = _other_label(champion, label) or _tested_on_older_data(champion, result)
+        if refused is not None:
+            return CHALLENGER, refused
+        champ_auc, how = _champion_auc(champion, name, result.backtest_id, rescore, settings)
+        alias, reason = decide_alias(
+            auc, champ_auc, champion_version=str(champion.version), how=how
+        )
+    beaten = below_baseline(result.metrics) if alias == CHAMPION else None
+    return (CHALLENGER, beaten) if beaten is not None else (alias, reason)
+
+
+def _git_commit() -> dict[str, str]:
+    """Return the git commit of crm_ml's source, when it is a checkout (else nothing).
+
+    Cheap and never fails: an installed package (site-packages), no git, or
+    no repository just leaves the tags out.
+    """
+    source = Path(crm_ml.__file__).resolve().parent
+    if "site-packages" in source.parts:
+        return {}
+    git = ["git", "-C", str(source)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+        status = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    commit = head.stdout.strip()
+    if head.returncode != 0 or not re.fullmatch(r"[0-9a-f]{40}", commit):
+        return {}
+    dirty = "unknown" if status.returncode != 0 else str(bool(status.stdout.strip())).lower()
+    return {"mlflow.source.git.commit": commit, "crm_ml_git_dirty": dirty}
 
 
 def log_training_run(
@@ -305,6 +462,8 @@ def log_training_run(
     params: Mapping[str, Any],
     input_example: pd.DataFrame,
     rescore_champion: Callable[[BoostedClassifier], float] | None = None,
+    label: str = "",
+    tags: Mapping[str, str] | None = None,
 ) -> RegisteredVersion:
     """Log one training run, register the model and give it the champion or challenger alias.
 
@@ -315,24 +474,36 @@ def log_training_run(
     result : BacktestResult
         The backtest that measured this model's recipe.
     params : mapping
-        Extra run parameters (label, windows, snapshot dates...).
+        Extra run parameters (label, windows, snapshot dates, lineage...).
     rescore_champion : callable, optional
         Given the champion's model, return its ROC-AUC on ``result``'s backtest;
         used when the champion was measured on a different backtest.
+    label : str
+        What the model learned (``churn``, ``purchase``, ``purchase:beauty``):
+        a tag of the version; a champion of another label is never compared.
+    tags : mapping, optional
+        More tags for the run and the version (category, store URL...).
     """
     experiment_id = ensure_experiment(registered_name, settings)
     client = MlflowClient()
+    lineage = {"label": label, **dict(tags or {})}
     with mlflow.start_run(experiment_id=experiment_id) as run:
         features = list(model.feature_names_in_)
         mlflow.log_params({**params, **result.split.as_params(), "n_features": len(features)})
+        mlflow.log_params({"crm_ml_version": crm_ml.__version__})
         mlflow.log_params({f"model_{k}": v for k, v in model.get_params().items()})
+        mlflow.set_tags({**lineage, **_git_commit()})
         mlflow.log_text("\n".join(features), "features.txt")
         _log_backtest(result)
         info = _log_model(model, input_example, registered_name)
         version = str(info.registered_model_version)
         auc = float(result.metrics["roc_auc"].astype(float)["model"])
-        alias, reason = _promotion(client, registered_name, result, rescore_champion, settings)
+        alias, reason = _promotion(
+            client, registered_name, result, rescore_champion, settings, label=label
+        )
         _tag_version(client, registered_name, version, result, auc, alias, reason)
+        for key, value in lineage.items():
+            client.set_model_version_tag(registered_name, version, key, value)
         client.set_registered_model_alias(registered_name, alias, version)
         mlflow.set_tags({"promotion": alias, "promotion_reason": reason})
     log.info("%s v%s registered as %s: %s", registered_name, version, alias, reason)
@@ -384,10 +555,10 @@ def _require_registered(client: MlflowClient, name: str, settings: Settings) -> 
     except MlflowException:
         pass
     known = ", ".join(_registered_names(client)) or "none"
-    kind = _KIND_OF.get(name)
+    command = _train_command(name)
     advice = (
-        f"Train one with `crm-ml train {kind}` (train_model({kind!r}, ...) in Python)."
-        if kind
+        f"Train one with `{command}` (train_model in Python)."
+        if command
         else "`crm-ml models list` shows their versions (list_versions in Python)."
     )
     raise NotFoundError(
@@ -401,9 +572,15 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> str:
     if alias in aliases:
         return aliases[alias]
     held = ", ".join(f"{a} (v{v})" for a, v in sorted(aliases.items())) or "none"
+    hint = (
+        " No version was good enough to become champion on its own (the reason is on each "
+        f"version); `crm-ml models promote {name} VERSION --reason ...` makes one champion."
+        if alias == CHAMPION
+        else ""
+    )
     raise NotFoundError(
         f"{name} has no alias {alias!r}; its aliases: {held}. "
-        f"`crm-ml models list {name}` shows every version (list_versions in Python)."
+        f"`crm-ml models list {name}` shows every version (list_versions in Python).{hint}"
     )
 
 
@@ -500,7 +677,9 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Indexed by ``version``: ``aliases``, ``registered_utc``, ``backtest_auc``,
-        ``test_snapshot``, ``promotion_reason``, ``run_id``.
+        ``test_snapshot``, ``promotion_reason``, ``label`` (what the model learned;
+        empty for versions registered before it was tagged), ``run_id`` (the
+        training run: a score row's ``model_name`` and ``model_version`` lead here).
     """
     if "'" in name:
         raise ValidationError(f"A registered model name has no quote in it, got {name!r}.")
@@ -509,10 +688,10 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
     _require_registered(client, name, settings)
     versions = client.search_model_versions(f"name = '{name}'")
     if not versions:
-        kind = _KIND_OF.get(name, "churn")
+        command = _train_command(name) or "crm-ml train churn"
         raise NotFoundError(
             f"No versions of {name!r} are registered in {settings.mlflow_tracking_uri}; "
-            f"train one with `crm-ml train {kind}` (train_model({kind!r}, ...) in Python)."
+            f"train one with `{command}` (train_model in Python)."
         )
     aliases = _aliases(client, name)
     rows = [
@@ -525,11 +704,24 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
             "backtest_auc": float(v.tags.get("backtest_roc_auc", "nan")),
             "test_snapshot": v.tags.get("test_snapshot", ""),
             "promotion_reason": v.tags.get("promotion_reason", ""),
+            "label": v.tags.get("label", ""),
             "run_id": v.run_id,
         }
         for v in versions
     ]
     return pd.DataFrame(rows).set_index("version").sort_index(ascending=False)
+
+
+def crm_model_names(settings: Settings) -> list[str]:
+    """Return the registered names crm_ml trains: churn, propensity, then category models.
+
+    The names always include ``crm-churn`` and ``crm-propensity`` (registered or not).
+    """
+    configure_tracking(settings)
+    found = _registered_names(MlflowClient())
+    prefix = REGISTERED_NAMES["propensity"] + "-"
+    categories = [n for n in found if n.startswith(prefix) and _train_command(n)]
+    return [*REGISTERED_NAMES.values(), *categories]
 
 
 def set_alias(name: str, version: str, alias: str, settings: Settings, *, reason: str) -> None:
@@ -573,12 +765,16 @@ __all__ = [
     "CrmPyfuncModel",
     "LoadedModel",
     "RegisteredVersion",
+    "below_baseline",
     "configure_tracking",
+    "crm_model_names",
     "decide_alias",
     "ensure_experiment",
     "list_versions",
     "load_model",
     "log_training_run",
+    "pyfunc_language",
+    "registered_name",
     "resolve_version",
     "set_alias",
     "version_tags",

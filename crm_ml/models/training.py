@@ -9,20 +9,29 @@ the training notebook run:
 2. re-fit the same recipe for use (``refit=True``): trees on every snapshot
    but the latest, calibration on the latest, so the registered model has
    seen the most recent behaviour;
-3. log everything to MLflow, register ``crm-churn`` / ``crm-propensity`` and
-   give the new version ``champion`` or ``challenger`` (see
+3. log everything to MLflow, register ``crm-churn`` / ``crm-propensity``
+   (``crm-propensity-<category>`` for a category's purchases) and give the
+   new version ``champion`` or ``challenger`` (see
    :mod:`crm_ml.models.tracking`).
+
+Small data is logged as a warning before any work: a snapshot with fewer
+than :data:`MIN_SNAPSHOT_CUSTOMERS` customers, or fewer than
+:data:`MIN_SNAPSHOT_POSITIVES` of either class (e.g. churners and
+stayers). Below that the backtest AUC moves by several hundredths from one
+sample to the next, about the gap between a model and its baselines.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -49,6 +58,12 @@ MODEL_KINDS: dict[str, type[BoostedClassifier]] = {
 DEFAULT_LABELS = {"churn": "churned", "propensity": "purchased"}
 #: The ``label`` kind of ``crm_ml.features.training_frame`` that each model needs.
 TRAINING_SET_LABELS = {"churn": "churn", "propensity": "purchase"}
+#: Fewer customers than this in a snapshot is warned about (AUC error about ±0.03 and up).
+MIN_SNAPSHOT_CUSTOMERS = 1_000
+#: Fewer of either class (positives or negatives) than this in a snapshot is warned about.
+MIN_SNAPSHOT_POSITIVES = 100
+#: Registered name of each kind's model (a category propensity model adds ``-<category>``).
+REGISTERED_NAMES = {"churn": "crm-churn", "propensity": "crm-propensity"}
 
 
 @dataclass
@@ -63,6 +78,12 @@ class TrainingResult:
         Metrics, tables and figures of the recipe's backtest.
     registered : RegisteredVersion or None
         Name, version, alias and reason, when registered in MLflow.
+    category : str or None
+        The product category of a propensity model's label (None: any purchase).
+    target : str
+        What the model learned: ``churn``, ``purchase`` or ``purchase:<category>``.
+    warnings : list of str
+        Why the result may not be trustworthy (too few customers or positives).
     """
 
     kind: str
@@ -71,6 +92,9 @@ class TrainingResult:
     model: BoostedClassifier
     backtest: BacktestResult
     registered: Any = None
+    category: str | None = None
+    target: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def default_features(frame: pd.DataFrame, *, label: str) -> list[str]:
@@ -103,6 +127,39 @@ def training_set_label(kind: str) -> str:
     )
 
 
+def registered_name(kind: str, category: str | None = None) -> str:
+    """Return the registered name of a ``kind`` model, e.g. ``crm-propensity-beauty``.
+
+    A category propensity model learns another label (a purchase in that
+    category) than ``crm-propensity`` (any purchase), so it registers under a
+    name of its own: ``crm-ml score`` and the tags, which use
+    ``crm-propensity@champion``, never pick it up unless asked.
+
+    Raises
+    ------
+    ValidationError
+        For an unknown kind, a category with a churn model, or a category that
+        is not a lower-case word (``a-z``, digits, ``_``).
+    """
+    if kind not in REGISTERED_NAMES:
+        raise ValidationError(
+            f"Unknown model kind {kind!r}; expected one of {', '.join(REGISTERED_NAMES)}."
+        )
+    if category is None:
+        return REGISTERED_NAMES[kind]
+    if kind != "propensity":
+        raise ValidationError(
+            f"A category narrows the propensity label only; a {kind} model has none "
+            f"(got category={category!r})."
+        )
+    if not re.fullmatch(r"[a-z0-9_]+", category):
+        raise ValidationError(
+            "A category is a lower-case word such as 'beauty' or 'maternity_baby', "
+            f"got {category!r}."
+        )
+    return f"{REGISTERED_NAMES[kind]}-{category.replace('_', '-')}"
+
+
 def _check_label(kind: str, frame: pd.DataFrame, label: str) -> None:
     if label not in frame.columns:
         raise ValidationError(
@@ -132,20 +189,105 @@ def refit_for_use(
     return fitted, split
 
 
+def small_data_warnings(frame: pd.DataFrame, *, label: str) -> list[str]:
+    """Return a warning when snapshots have too few customers or too few of either class.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Stacked snapshots with ``as_of`` and the 0/1 ``label`` column.
+
+    Returns
+    -------
+    list of str
+        Empty when every snapshot has at least :data:`MIN_SNAPSHOT_CUSTOMERS`
+        customers and :data:`MIN_SNAPSHOT_POSITIVES` of each class; else one
+        message naming the small snapshots and the smallest one's counts.
+    """
+    y = pd.to_numeric(frame[label].astype(float), errors="coerce")
+    counts = y.groupby(pd.to_datetime(frame["as_of"]).rename("as_of")).agg(["size", "sum"])
+    counts["rarer"] = np.minimum(counts["sum"], counts["size"] - counts["sum"])
+    small = counts[
+        (counts["size"] < MIN_SNAPSHOT_CUSTOMERS) | (counts["rarer"] < MIN_SNAPSHOT_POSITIVES)
+    ].sort_values(["rarer", "size"])
+    if small.empty:
+        return []
+    day = pd.Timestamp(str(small.index[0])).date()
+    customers, positives = int(small["size"].iloc[0]), int(small["sum"].iloc[0])
+    return [
+        f"{len(small)} of {len(counts)} snapshots have fewer than {MIN_SNAPSHOT_CUSTOMERS:,} "
+        f"customers or {MIN_SNAPSHOT_POSITIVES} of either class (the smallest, {day}: "
+        f"{customers:,} customers, {positives:,} positive, {customers - positives:,} "
+        "negative). The backtest AUC is uncertain by several hundredths, and the model may "
+        "do no better than the baselines: compare them before acting on its scores"
+    ]
+
+
+def infer_gap_days(frame: pd.DataFrame) -> int | None:
+    """Return the smallest spacing of the frame's snapshots in days (None for one snapshot)."""
+    snapshots = pd.Series(sorted(pd.to_datetime(frame["as_of"]).unique()))
+    gaps = snapshots.diff().dropna()
+    return int(gaps.min() / pd.Timedelta(days=1)) if len(gaps) else None
+
+
+def target_label(kind: str, data: Any, label: str, category: str | None) -> str:
+    """Name what a model learns: ``churn``, ``purchase`` or ``purchase:<category>``.
+
+    A TrainingSet says it (``data.label``); a plain frame's ``label`` column
+    or the kind's default column is the kind's label, any other column its own name.
+    """
+    base = getattr(data, "label", None)
+    if base is None:
+        default = label in ("label", DEFAULT_LABELS.get(kind))
+        base = TRAINING_SET_LABELS[kind] if default else label
+    return f"{base}:{category}" if category else str(base)
+
+
+def _lineage(store: Any, settings: Settings | None) -> dict[str, Any]:
+    """Return the store URL (no password) and the data's last order, as far as known."""
+    from sqlalchemy import make_url
+
+    url = getattr(store, "url", None) or (settings.database_url if settings else None)
+    if not url:
+        return {}
+    out: dict[str, Any] = {
+        "store_url": make_url(url).render_as_string(hide_password=True),
+        "store_url_from": "store" if store is not None else "settings",
+    }
+    if store is not None:
+        from crm_ml.features import last_order_at
+
+        last = last_order_at(store)
+        out["data_last_order"] = "" if last is None else pd.Timestamp(last).isoformat()
+    return out
+
+
 def _run_params(
-    kind: str, label: str, frame: pd.DataFrame, horizon_days: int, refit_split: BacktestSplit | None
+    outcome: TrainingResult,
+    frame: pd.DataFrame,
+    horizon_days: int,
+    gap_days: int | None,
+    refit_split: BacktestSplit | None,
 ) -> dict[str, Any]:
+    """Return the run's parameters: label, windows, snapshots and row counts."""
+    as_of = pd.to_datetime(frame["as_of"])
+    split = outcome.backtest.split
     params: dict[str, Any] = {
-        "kind": kind,
-        "label": label,
+        "kind": outcome.kind,
+        "label": outcome.target,
+        "label_column": outcome.label,
         "horizon_days": horizon_days,
-        "gap_days": frame.attrs.get("gap_days", ""),
-        "snapshots": ",".join(
-            pd.Timestamp(s).date().isoformat() for s in sorted(frame["as_of"].unique())
-        ),
+        "gap_days": gap_days if gap_days is not None else "",
+        "snapshots": ",".join(pd.Timestamp(s).date().isoformat() for s in sorted(as_of.unique())),
         "training_rows": len(frame),
+        "training_customers": int(frame["customer_id"].nunique()),
+        "backtest_train_rows": int(as_of.isin(list(split.train_as_of)).sum()),
+        "backtest_calibration_rows": int((as_of == split.calibration_as_of).sum()),
+        "backtest_test_rows": int((as_of == split.test_as_of).sum()),
         "refit": refit_split is not None,
     }
+    if outcome.kind == "propensity":
+        params["category"] = outcome.category or "all"
     if refit_split is not None:
         params["use_calibration_snapshot"] = refit_split.calibration_as_of.date().isoformat()
     return params
@@ -183,6 +325,9 @@ def train_model(
     *,
     horizon_days: int | None = None,
     label: str | None = None,
+    category: str | None = None,
+    gap_days: int | None = None,
+    store: Any = None,
     features: Sequence[str] | None = None,
     test_as_of: str | date | None = None,
     model_params: Mapping[str, Any] | None = None,
@@ -205,6 +350,18 @@ def train_model(
     horizon_days : int, optional
         The label window (taken from a TrainingSet when not given); used by
         the backtest split and the BG/NBD baseline.
+    category : str, optional
+        Propensity only: the product category ``data`` was labelled with
+        (``training_frame(..., category=...)``). Pass it whenever the labels
+        are a category's: the model then registers as
+        ``crm-propensity-<category>`` with the category as a parameter and
+        tag, instead of replacing the any-purchase ``crm-propensity``.
+    gap_days : int, optional
+        The snapshots' spacing, logged as a parameter; default the smallest
+        spacing of ``data``'s snapshots.
+    store : Store, optional
+        The store ``data`` was built from, for lineage: its URL (no password)
+        and last order date are logged. Default: the settings' URL only.
     model_params : mapping, optional
         Estimator keyword arguments (``n_estimators``, ``calibration``...).
     refit : bool
@@ -218,12 +375,17 @@ def train_model(
     ------
     ValidationError
         Before any work, if ``kind`` is unknown, ``data`` is not a training
-        set or frame, or its label does not fit ``kind``.
+        set or frame, its label does not fit ``kind``, or ``category`` is given
+        for a churn model.
     """
     training_set_label(kind)  # a typo fails before any work
+    name = registered_name(kind, category)
     frame, label, horizon = _unpack(kind, data, label, horizon_days)
     _check_label(kind, frame, label)
     cols = list(features) if features is not None else default_features(frame, label=label)
+    warnings = small_data_warnings(frame, label=label)
+    for warning in warnings:
+        log.warning("Few customers to learn from: %s.", warning)
     recipe = MODEL_KINDS[kind](**dict(model_params or {}))
     steps = ["backtest", *(["re-fit"] if refit else []), *(["register"] if register else [])]
     with tqdm(total=len(steps), desc=f"training {kind}", unit="step", disable=not progress) as bar:
@@ -241,9 +403,12 @@ def train_model(
         if refit:
             model, use_split = refit_for_use(recipe, frame, cols, label)
             _advance(bar, steps)
-        outcome = TrainingResult(kind, label, cols, model, result)
+        target = target_label(kind, data, label, category)
+        outcome = TrainingResult(kind, label, cols, model, result, None, category, target, warnings)
         if register:
-            outcome.registered = _register(outcome, frame, settings, horizon, use_split)
+            gap = gap_days if gap_days is not None else infer_gap_days(frame)
+            run = _RunInfo(name, horizon, gap, use_split, store)
+            outcome.registered = _register(outcome, frame, settings, run)
             _advance(bar, steps)
     return outcome
 
@@ -254,12 +419,19 @@ def _advance(bar: Any, steps: list[str]) -> None:
         bar.set_postfix_str(steps[bar.n])
 
 
+@dataclass(frozen=True)
+class _RunInfo:
+    """Where a model registers and what its run logs besides the backtest."""
+
+    name: str
+    horizon_days: int
+    gap_days: int | None
+    use_split: BacktestSplit | None
+    store: Any
+
+
 def _register(
-    outcome: TrainingResult,
-    frame: pd.DataFrame,
-    settings: Settings | None,
-    horizon_days: int,
-    use_split: BacktestSplit | None,
+    outcome: TrainingResult, frame: pd.DataFrame, settings: Settings | None, run: _RunInfo
 ) -> Any:
     if settings is None:
         raise ValidationError("Registering a model needs settings (where the MLflow store is).")
@@ -268,12 +440,21 @@ def _register(
     def rescore(champion: BoostedClassifier) -> float:
         return score_on_backtest(champion, frame, outcome.backtest, label=outcome.label)
 
+    lineage = _lineage(run.store, settings)
+    tags = {k: str(v) for k, v in lineage.items()}
+    if outcome.kind == "propensity":
+        tags["category"] = outcome.category or "all"
+    if outcome.warnings:
+        tags["data_warning"] = "; ".join(outcome.warnings)[:5000]
+    params = _run_params(outcome, frame, run.horizon_days, run.gap_days, run.use_split)
     return tracking.log_training_run(
         model=outcome.model,
         result=outcome.backtest,
-        registered_name=tracking.REGISTERED_NAMES[outcome.kind],
+        registered_name=run.name,
         settings=settings,
-        params=_run_params(outcome.kind, outcome.label, frame, horizon_days, use_split),
+        params={**params, **lineage},
         input_example=frame[outcome.features],
         rescore_champion=rescore,
+        label=outcome.target,
+        tags=tags,
     )

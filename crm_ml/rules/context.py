@@ -14,13 +14,18 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, and_, func, or_, select
 
+from crm_ml.features.identity import chain_depth
 from crm_ml.features.spec import as_timestamp as features_as_timestamp
 from crm_ml.rules.compiler import Rule, RuleContext
 from crm_ml.rules.vocabulary import SCORE_FIELDS
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import Consent, CustomerTag, Score
+from crm_ml.store.schema import Consent, Customer, CustomerMerge, CustomerTag, Score
 
 log = logging.getLogger(__name__)
+
+#: On a tie, the more protective decision wins, as in the features and in re-keying
+#: (:mod:`crm_ml.store.rekey`): withdrawn, then unknown, then granted.
+_CONSENT_PROTECTION = {"withdrawn": 0, "unknown": 1, "granted": 2}
 
 
 def as_timestamp(value: Any, what: str = "as_of") -> datetime:
@@ -65,16 +70,61 @@ def tag_members_at(conn: Connection, names: Iterable[str], on: datetime) -> dict
     return result
 
 
-def consent_status_at(conn: Connection, channel: str, purpose: str, on: datetime) -> pd.Series:
-    """Return each customer's consent status for a channel and purpose at ``on``.
+def surviving_ids(conn: Connection) -> dict[str, str]:
+    """Return ``merged_id -> final surviving_id`` for every merged customer, chains followed.
 
-    The latest row with ``updated_at <= on`` wins. Customers with no row are
-    absent from the result; callers treat them as ``unknown`` (no consent).
+    The merges :func:`crm_ml.features.identity.resolve_id_map` resolves for the
+    features, read on this connection: ``customer_merge``, plus the
+    ``status='merged'`` customers whose ``merged_into`` it does not list
+    (merges imported from a source system). A merge counts whatever its date.
+
+    Raises
+    ------
+    ValidationError
+        If the merges form a cycle (see :func:`crm_ml.features.identity.chain_depth`).
+    """
+    pointers = {
+        str(m): str(s)
+        for m, s in conn.execute(select(CustomerMerge.merged_id, CustomerMerge.surviving_id))
+    }
+    imported = select(Customer.customer_id, Customer.merged_into).where(
+        Customer.status == "merged", Customer.merged_into.is_not(None)
+    )
+    for merged, surviving in conn.execute(imported):
+        pointers.setdefault(str(merged), str(surviving))
+    pointers = {m: s for m, s in pointers.items() if m != s}
+    pairs = pd.DataFrame({"merged_id": list(pointers), "surviving_id": list(pointers.values())})
+    chain_depth(pairs)  # refuses a cycle, as the features do
+    resolved = {}
+    for merged, surviving in pointers.items():
+        while surviving in pointers:
+            surviving = pointers[surviving]
+        resolved[merged] = surviving
+    return resolved
+
+
+def to_survivors(ids: pd.Series, id_map: Mapping[str, str]) -> pd.Series:
+    """Return ``ids``, each merged-away id replaced by its survivor (see :func:`surviving_ids`)."""
+    if not id_map or ids.empty:
+        return ids
+    return ids.map(lambda cid: id_map.get(cid, cid)).astype(ids.dtype)
+
+
+def consent_status_at(conn: Connection, channel: str, purpose: str, on: datetime) -> pd.Series:
+    """Return each person's consent status for a channel and purpose at ``on``.
+
+    Merged records count as their survivor, as in the features
+    (``consent_<channel>_marketing``): over all of a person's records, the
+    latest row with ``updated_at <= on`` wins, and of decisions made at the same
+    instant the most protective (withdrawn, then unknown, then granted). So a
+    withdrawal on an old, merged-away card removes the survivor's earlier grant.
+    People with no row are absent from the result; callers treat them as
+    ``unknown`` (no consent).
 
     Returns
     -------
     pandas.Series
-        Indexed by ``customer_id``: ``granted``, ``withdrawn`` or ``unknown``.
+        Indexed by the surviving ``customer_id``: ``granted``, ``withdrawn`` or ``unknown``.
     """
     rows = conn.execute(
         select(Consent.customer_id, Consent.updated_at, Consent.status).where(
@@ -86,7 +136,15 @@ def consent_status_at(conn: Connection, channel: str, purpose: str, on: datetime
         return pd.Series(
             [], dtype="str", index=pd.Index([], dtype="str", name="customer_id"), name="status"
         )
-    latest = frame.sort_values(["customer_id", "updated_at"]).groupby("customer_id").tail(1)
+    frame["customer_id"] = to_survivors(frame["customer_id"].astype("str"), surviving_ids(conn))
+    frame["protection"] = frame["status"].map(_CONSENT_PROTECTION).fillna(-1)
+    latest = (
+        frame.sort_values(
+            ["customer_id", "updated_at", "protection"], ascending=[True, True, False]
+        )
+        .groupby("customer_id")
+        .tail(1)
+    )
     return latest.set_index("customer_id")["status"].astype("str").rename("status")
 
 

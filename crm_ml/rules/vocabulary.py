@@ -38,6 +38,7 @@ _NUMBER_FEATURES = (
     "revenue_lifetime",
     "avg_order_value",
     "tenure_days",
+    "days_since_first_order",
     "interpurchase_mean_days",
     "discount_share",
     "top_category_share",

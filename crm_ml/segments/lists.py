@@ -19,6 +19,7 @@ from sqlalchemy import Connection, or_, select
 from crm_ml.analysis.risk import revenue_12m
 from crm_ml.errors import ValidationError
 from crm_ml.rules import consent_status_at, latest_scores
+from crm_ml.rules.context import surviving_ids, to_survivors
 from crm_ml.store.schema import (
     CONSENT_CHANNELS,
     CONSENT_PURPOSES,
@@ -46,18 +47,26 @@ def consent_for(
 ) -> pd.Series:
     """Return each customer's consent at ``on``: ``granted``, ``withdrawn`` or ``unknown``.
 
+    Consent is the person's, over every record merged into them, as the rules'
+    ``consent()`` and the features read it (see
+    :func:`crm_ml.rules.consent_status_at`).
+
     Returns
     -------
     pandas.Series
         Indexed like ``ids``; no consent row counts as ``unknown`` (no consent).
     """
     status = consent_status_at(conn, channel, purpose, on)
-    result = status.reindex(ids).fillna("unknown").astype("str")
+    people = to_survivors(pd.Series(ids, index=ids, dtype="str"), surviving_ids(conn))
+    result = status.reindex(people.to_numpy()).set_axis(ids).fillna("unknown").astype("str")
     return result.where(result.isin(["granted", "withdrawn"]), "unknown").rename("consent")
 
 
 def owners_at(conn: Connection, ids: pd.Index, on: datetime) -> pd.DataFrame:
     """Return each customer's account manager at ``on``.
+
+    A merged record's assignments count as the survivor's, as in the features
+    (``has_owner``); of assignments in force, the latest started wins.
 
     Returns
     -------
@@ -76,8 +85,13 @@ def owners_at(conn: Connection, ids: pd.Index, on: datetime) -> pd.DataFrame:
         )
     ).all()
     frame = pd.DataFrame(rows, columns=["customer_id", "valid_from", "owner_id", "owner_name"])
-    latest = frame.sort_values(["customer_id", "valid_from"]).groupby("customer_id").tail(1)
-    return latest.set_index("customer_id")[["owner_id", "owner_name"]].reindex(ids)
+    id_map = surviving_ids(conn)
+    frame["customer_id"] = to_survivors(frame["customer_id"].astype("str"), id_map)
+    order = ["customer_id", "valid_from", "owner_id"]
+    latest = frame.sort_values(order).groupby("customer_id").tail(1).set_index("customer_id")
+    people = to_survivors(pd.Series(ids, index=ids, dtype="str"), id_map)
+    found = latest[["owner_id", "owner_name"]].reindex(people.to_numpy())
+    return found.set_axis(ids)
 
 
 def contact_details(conn: Connection, ids: pd.Index) -> pd.DataFrame:

@@ -168,7 +168,8 @@ def _spark_type(arrow_type: Any) -> Any:
     from pyspark.sql import types as T
 
     if pa.types.is_timestamp(arrow_type):
-        # Naive UTC, as exported; Spark >= 3.4 reads such Parquet as TIMESTAMP_NTZ.
+        # Exported as UTC instants; read as TIMESTAMP_NTZ they keep their UTC wall-clock
+        # values whatever the session's time zone (Spark >= 4.0, SPARK-47447).
         return T.TimestampNTZType()
     if pa.types.is_floating(arrow_type):
         return T.DoubleType()

@@ -3,8 +3,20 @@
 Each table becomes a folder ``DIR/<table>/``. Event tables that grow without
 bound are partitioned by year of their event time (a ``year=2025/`` folder per
 year, which Spark, DuckDB and PyArrow read as a column). Column types follow
-the schema exactly, so every reader sees the same types: text ids, naive UTC
-timestamps in microseconds, doubles for money.
+the schema exactly, so every reader sees the same types: text ids, timestamps in
+microseconds marked as UTC, doubles for money.
+
+Timestamps carry their zone (``timestamp[us, tz=UTC]``, Parquet's
+``isAdjustedToUTC``) although the store keeps them naive: a naive Parquet
+timestamp says nothing about its zone, so ``crm-ml import`` would read it in
+``--timezone`` and shift every instant by the zone's offset. Marked as UTC, an
+export loads back unchanged, and Spark reads it as the same wall-clock UTC.
+
+``crm-ml import TABLE DIR/<table>`` loads a table folder back (every part file
+at once). ``customer_merge`` and ``customer_change`` are exported for Spark's
+point-in-time features but cannot be imported yet (see
+:data:`crm_ml.store.loading.NOT_IMPORTABLE`); moving a store through Parquet
+loses its merge log and profile history.
 
 A table is written to a temporary folder and renamed into place only when it
 is complete, so a reader never sees half a table.
@@ -48,11 +60,15 @@ EXPORT_TABLES = (*SOURCE_TABLES, "customer_merge", "customer_change")
 
 
 def arrow_schema(table: Table) -> pa.Schema:
-    """Return the Arrow schema matching a store table's declared column types."""
+    """Return the Arrow schema matching a store table's declared column types.
+
+    Timestamps are UTC-aware: the store's naive values are UTC, and saying so
+    keeps an importer from reading them in a local zone.
+    """
     fields = []
     for column in table.columns:
         if isinstance(column.type, DateTime):
-            arrow_type = pa.timestamp("us")
+            arrow_type = pa.timestamp("us", tz="UTC")
         elif isinstance(column.type, Double):
             arrow_type = pa.float64()
         elif isinstance(column.type, Boolean):

@@ -9,18 +9,28 @@ rejected than ``max_reject_rate`` allows, nothing at all is written.
 
 Loading the same file twice changes nothing: existing rows are compared, not
 re-inserted. Each load is recorded in ``load_batch``.
+
+A folder of Parquet part files (a table folder of ``crm-ml export parquet``,
+``year=2024/part-0.parquet`` and so on) loads as one source: every part is
+checked before anything is written, and the reject report names the part file
+and its row.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import DBAPIError
 from tqdm.auto import tqdm
@@ -42,7 +52,7 @@ from crm_ml.store.reconcile import (
 )
 from crm_ml.store.rejects import RejectLog, rejection_message, write_report
 from crm_ml.store.schema import LoadBatch
-from crm_ml.store.sources import Source, frame_source, read_source
+from crm_ml.store.sources import Source, frame_source, read_parquet_source, read_source
 from crm_ml.store.validation import TableSpec, table_spec
 
 log = logging.getLogger(__name__)
@@ -55,6 +65,18 @@ CHANGE_KINDS = {
     "new_value": "text",
     "changed_at": "timestamp",
     "actor": "text",
+}
+
+#: Tables ``crm-ml export parquet`` writes that cannot be imported, and why.
+NOT_IMPORTABLE = {
+    "customer_merge": (
+        "the merge log is written by `crm-ml customers merge`, which re-keys the merged "
+        "customers' history; the loader has no rules yet for importing merges on their own"
+    ),
+    "customer_change": (
+        "profile history is written by the loader itself when an import changes a customer; "
+        "the loader has no rules yet for importing it"
+    ),
 }
 
 
@@ -116,6 +138,24 @@ def _check_options(timezone: str, max_reject_rate: float) -> None:
         ) from exc
 
 
+def import_spec(table: str) -> TableSpec:
+    """Return the loader's spec of ``table``, explaining why an exported history table is refused.
+
+    Raises
+    ------
+    ValidationError
+        If ``table`` is not a source table; for ``customer_merge`` and
+        ``customer_change`` (exported, not importable) the message says why.
+    """
+    if table in NOT_IMPORTABLE:
+        raise ValidationError(
+            f"Cannot import into table {table!r}: {NOT_IMPORTABLE[table]}. Import the source "
+            "tables (customer first); a store moved through Parquet starts without merge log "
+            "and profile history."
+        )
+    return table_spec(table)
+
+
 def _as_of(as_of: datetime | str | None) -> pd.Timestamp:
     """Return the load's ``as_of`` as naive UTC: by default the load time; naive input is UTC."""
     return pd.Timestamp(utc_now() if as_of is None else as_store_time(as_of, name="as_of"))
@@ -142,9 +182,13 @@ def import_file(
     table : str
         One of :data:`crm_ml.store.schema.SOURCE_TABLES`.
     path : str or Path
-        A ``.csv`` (every value read as text) or ``.parquet`` file.
+        A ``.csv`` (every value read as text) or ``.parquet`` file, or a folder
+        of Parquet part files (such as ``DIR/orders`` written by ``crm-ml export
+        parquet``, with its ``year=`` folders), checked and loaded as one source.
     timezone : str
-        IANA zone of timestamps written without an offset; they are stored as naive UTC.
+        IANA zone of timestamps written without an offset or zone; they are stored
+        as naive UTC. A Parquet timestamp column with a zone (as the export
+        writes) is an absolute instant and ignores ``timezone``.
     encoding : str, optional
         ``'utf-8'`` or ``'gbk'``; by default UTF-8 with or without a BOM.
     as_of : datetime or str, optional
@@ -153,7 +197,8 @@ def import_file(
         Share of rows that may be rejected while the rest still loads; above it
         nothing is written. The default 0 refuses a file with any bad row.
     reject_dir : str or Path, optional
-        Folder of the reject report; by default the source file's folder.
+        Folder of the reject report; by default the folder holding the source
+        file (or the source folder: the report never lands among the parts).
     progress : bool
         Show a progress bar over the load's steps.
 
@@ -165,18 +210,26 @@ def import_file(
     ------
     ValidationError
         When the file cannot be read as a table (encoding, empty, header-only,
-        missing, unknown or duplicated columns); nothing is written.
+        missing, unknown or duplicated columns), when a folder holds no Parquet
+        part file or a part is unreadable, or for ``customer_merge`` and
+        ``customer_change`` (see :data:`NOT_IMPORTABLE`); nothing is written.
     LoadRejectedError
         When more rows than ``max_reject_rate`` allows break rules; nothing is written.
     """
-    spec = table_spec(table)
+    spec = import_spec(table)
     _check_options(timezone, max_reject_rate)
     path = Path(path)
     folder = check_output_folder(Path(reject_dir or path.parent), what="the reject folder")
-    source = read_source(path, encoding=encoding, check_header=header_check(spec, f"{path.name}:1"))
-    report = folder / f"{path.stem}.rejects.csv"
+    rejects = None
+    if path.is_dir():
+        source, parts = read_parts_source(path, spec)
+        rejects = PartsRejectLog(source, parts)
+    else:
+        check = header_check(spec, f"{path.name}:1")
+        source = read_source(path, encoding=encoding, check_header=check)
+    report = folder / f"{path.stem if path.is_file() else path.name}.rejects.csv"
     options = _Options(timezone, _as_of(as_of), max_reject_rate, report, progress)
-    return _load(store, spec, source, str(path), options)
+    return _load(store, spec, source, str(path), options, rejects)
 
 
 def import_frame(
@@ -198,13 +251,132 @@ def import_frame(
     numbers counted from 1 (``frame.iloc[row - 1]``); the report goes to ``reject_dir`` or the
     working directory.
     """
-    spec = table_spec(table)
+    spec = import_spec(table)
     _check_options(timezone, max_reject_rate)
     read = frame_source(frame, source, check_header=header_check(spec, f"{source} columns"))
     folder = check_output_folder(Path(reject_dir or Path.cwd()), what="the reject folder")
     report = folder / f"{table}.rejects.csv"
     options = _Options(timezone, _as_of(as_of), max_reject_rate, report, progress)
     return _load(store, spec, read, source, options)
+
+
+def _natural(path: Path) -> list[str | int]:
+    """Sort key reading numbers as numbers, so ``part-2`` comes before ``part-10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
+
+
+def part_files(folder: Path) -> list[Path]:
+    """Return the Parquet part files under ``folder``, in order (``year=`` folders included).
+
+    Files and folders whose name starts with ``.`` or ``_`` are skipped, as Spark
+    and Hive do (``_SUCCESS``, ``.crc`` files, an unfinished export's staging folder).
+
+    Raises
+    ------
+    ValidationError
+        If ``folder`` holds no Parquet part file.
+    """
+    parts = [
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in (".parquet", ".pq")
+        and p.is_file()
+        and not any(n.startswith((".", "_")) for n in p.relative_to(folder).parts)
+    ]
+    if not parts:
+        raise ValidationError(
+            f"Cannot import {folder}: it is a folder; expected a .csv or .parquet file, or a "
+            "table folder written by `crm-ml export parquet`, but it holds no Parquet part "
+            "file (*.parquet). An empty table is exported as an empty folder: then there is "
+            "nothing to import. Otherwise name one file inside it."
+        )
+    return sorted(parts, key=lambda p: _natural(p.relative_to(folder)))
+
+
+def _read_part(part: Path, label: str, spec: TableSpec) -> Source | None:
+    """Read one part file, or ``None`` when it has no rows (Spark writes such parts)."""
+    try:
+        if pq.read_metadata(part).num_rows == 0:
+            return None
+    except (pa.ArrowException, OSError):
+        pass  # read_parquet_source explains an unreadable file
+    try:
+        return read_parquet_source(part, check_header=header_check(spec, label))
+    except ValidationError as exc:
+        if label in str(exc):
+            raise
+        raise ValidationError(f"{label}: {exc}") from exc
+
+
+def read_parts_source(folder: Path, spec: TableSpec) -> tuple[Source, list[tuple[str, int]]]:
+    """Read every Parquet part under ``folder`` as one source, rows numbered across the parts.
+
+    Returns
+    -------
+    source : Source
+        One frame of every part's rows, in :func:`part_files` order; ``lines``
+        count from 1 over the whole folder, ``sha256`` digests every part.
+    parts : list of (str, int)
+        Each part with rows, as ``<folder>/<relative path>``, and its row count.
+
+    Raises
+    ------
+    ValidationError
+        If the folder holds no part file or no rows, or a part is unreadable or
+        has columns ``spec`` refuses; nothing is loaded.
+    """
+    read = []
+    for part in part_files(folder):
+        label = f"{folder.name}/{part.relative_to(folder).as_posix()}"
+        if (source := _read_part(part, label, spec)) is not None:
+            read.append((label, source))
+    if not read:
+        raise ValidationError(
+            f"Cannot import {folder}: its Parquet part files hold no rows. Nothing was "
+            "loaded; the store is unchanged."
+        )
+    frame = pd.concat([s.frame for _, s in read], ignore_index=True)
+    digest = hashlib.sha256("".join(f"{n}:{s.sha256}\n" for n, s in read).encode()).hexdigest()
+    lines = np.arange(1, len(frame) + 1)
+    source = Source(frame, lines, folder.name, folder, digest, unit="row")
+    return source, [(label, len(s.frame)) for label, s in read]
+
+
+class PartsRejectLog(RejectLog):
+    """Reject log of a folder source: the report names each row's part file and row in it.
+
+    The checks count rows across the whole folder; :meth:`frame` turns such a
+    number back into the part file and its own row, as a person opening that file counts.
+    """
+
+    def __init__(self, source: Source, parts: list[tuple[str, int]]) -> None:
+        super().__init__(source.name, source.lines, unit="row")
+        self._names = np.asarray([name for name, _ in parts], dtype=object)
+        self._ends = np.cumsum([rows for _, rows in parts])
+
+    def _locate(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index = np.searchsorted(self._ends, rows, side="left")
+        starts = self._ends[index] - np.diff(self._ends, prepend=0)[index]
+        return self._names[index], rows - starts
+
+    def _in_parts(self, message: str) -> str:
+        # Duplicate-key messages quote folder-wide rows; name the parts instead.
+        def part_row(match: re.Match[str]) -> str:
+            (first, last), (a, b) = self._locate(np.asarray([int(g) for g in match.groups()]))
+            return f"in this folder ({first} row {a} … {last} row {b})"
+
+        return re.sub(r"in this file \(rows (\d+) … (\d+)\)", part_row, message)
+
+    def frame(self) -> pd.DataFrame:
+        """Return every problem, as :meth:`RejectLog.frame`, located in its part file."""
+        rejects = super().frame()
+        if rejects.empty:
+            return rejects
+        files, rows = self._locate(rejects["line"].to_numpy())
+        located = rejects.assign(file=files, line=rows.astype("int64"))
+        located["message"] = [self._in_parts(m) for m in located["message"]]
+        located.attrs["unit"] = "row"
+        return located
 
 
 def _log_bad_records(source: Source, rejects: RejectLog, width: int) -> None:
@@ -250,12 +422,18 @@ def _plan(
 
 
 def _load(
-    store: Store, spec: TableSpec, source: Source, label: str, options: _Options
+    store: Store,
+    spec: TableSpec,
+    source: Source,
+    label: str,
+    options: _Options,
+    rejects: RejectLog | None = None,
 ) -> LoadResult:
     batch_id = uuid.uuid4().hex
     bar = tqdm(total=3, desc=f"import {spec.name}", unit="step", disable=not options.progress)
     with bar:
-        rejects = RejectLog(source.name, source.lines, unit=source.unit)
+        if rejects is None:
+            rejects = RejectLog(source.name, source.lines, unit=source.unit)
         _log_bad_records(source, rejects, len(source.frame.columns))
         bar.set_postfix_str("validating")
         checked = validate_source(

@@ -3,12 +3,16 @@
 Consent answers are mapped to granted/withdrawn/unknown (unknown means no);
 identity values are normalised by their kind (phones to E.164, emails to
 lower case); ids (``*_id`` columns and references) are checked for numbers a
-spreadsheet reformatted (``1.38E+10``). Each works on whole columns, calling the
-per-value functions of :mod:`crm_ml.store.normalize` once per distinct value.
+spreadsheet reformatted (``1.38E+10``); product categories with a common
+Chinese name of an affinity category are stored as its code (美妆 → beauty).
+Each works on whole columns, calling the per-value functions of
+:mod:`crm_ml.store.normalize` once per distinct value. Some only warn: an
+unknown category, or an order whose amounts do not add up.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -21,7 +25,7 @@ from crm_ml.store.normalize import (
     normalize_id,
     normalize_phone,
 )
-from crm_ml.store.parsing import as_text
+from crm_ml.store.parsing import as_text, parse_float
 from crm_ml.store.rejects import RejectLog
 from crm_ml.store.schema import SOURCE_TABLES
 from crm_ml.store.validation import table_spec
@@ -29,8 +33,34 @@ from crm_ml.store.validation import table_spec
 Normalizer = Callable[[pd.DataFrame, RejectLog, list[str]], pd.Series]
 
 _CN_MOBILE = r"^1[3-9]\d{9}$"
-#: How many unrecognised consent answers a warning quotes.
+#: How many unrecognised consent answers (or inconsistent orders) a warning quotes.
 QUOTED = 3
+#: How many unknown categories a warning names.
+QUOTED_CATEGORIES = 10
+
+#: The categories behind the ``affinity_*`` / ``days_since_*`` features and ``likes_*``
+#: tags; the same as :data:`crm_ml.features.spec.MAJOR_CATEGORIES` (a test checks),
+#: repeated here so that the store does not import the feature code.
+AFFINITY_CATEGORIES = ("maternity_baby", "beauty", "food", "apparel", "electronics", "home")
+
+#: Common Chinese names of those categories in retailers' exports, stored as the code.
+CATEGORY_NAMES = {
+    "母婴": "maternity_baby",
+    "美妆": "beauty",
+    "美妆个护": "beauty",
+    "食品": "food",
+    "食品饮料": "food",
+    "服装": "apparel",
+    "服饰": "apparel",
+    "数码": "electronics",
+    "电子": "electronics",
+    "数码家电": "electronics",
+    "家居": "home",
+    "家居生活": "home",
+}
+
+#: How far ``net_amount`` may be from ``gross_amount - discount_amount`` (rounding).
+AMOUNT_TOLERANCE = 0.01
 
 
 def consent_status(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> pd.Series:
@@ -90,9 +120,27 @@ def identity_value(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> 
         mask = np.zeros(len(frame), dtype=bool)
         mask[np.flatnonzero(chosen)[failed.to_numpy()]] = True
         messages = np.empty(len(frame), dtype=object)
-        messages[mask] = errors[failed].to_numpy()
+        messages[mask] = _with_hint(name, value[mask], errors[failed])
         log.add(mask, "value", name, value, messages)
     return result
+
+
+#: Added to a refused phone's message: a landline is a real number, but never an identity.
+_MOBILE_ONLY = (
+    "; only mobile numbers are accepted as phone identities, not landlines: "
+    "leave landlines out of customer_identity"
+)
+#: A number a spreadsheet wrote in scientific notation: its message says what to do already.
+_EXPONENT = re.compile(r"[eE][+-]?\d+$")
+
+
+def _with_hint(kind: str, values: pd.Series, errors: pd.Series) -> list[str]:
+    if kind != "phone":
+        return list(errors)
+    return [
+        error if _EXPONENT.search(value) else error + _MOBILE_ONLY
+        for value, error in zip(values, errors, strict=True)
+    ]
 
 
 _IDENTITY_KINDS = (
@@ -132,9 +180,90 @@ def _id_columns(table: str) -> tuple[str, ...]:
     )
 
 
+def product_category(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> pd.Series:
+    """Store a category's code for its common Chinese name (美妆 → beauty); warn on others.
+
+    Other categories are legitimate and kept as given (they count in
+    ``top_category_share``), but no affinity feature or ``likes_*`` tag reads them,
+    so the warning names them.
+    """
+    del log  # a category is never refused
+    raw = frame["category"]
+    if pd.api.types.is_float_dtype(raw.dtype):
+        return raw  # a number, refused when the column is parsed as text
+    text = as_text(raw)
+    lower = text.str.lower()
+    codes = text.map(CATEGORY_NAMES).fillna(lower.where(lower.isin(AFFINITY_CATEGORIES)))
+    other = text[codes.isna() & text.notna()]
+    if len(other):
+        warnings.append(_category_warning(other))
+    return codes.fillna(raw)
+
+
+def _category_warning(other: pd.Series) -> str:
+    counts = other.value_counts()
+    named = ", ".join(f"{v!r} ({n})" for v, n in counts[:QUOTED_CATEGORIES].items())
+    more = f" and {len(counts) - QUOTED_CATEGORIES} more" if len(counts) > QUOTED_CATEGORIES else ""
+    names = ", ".join(f"{name} → {code}" for name, code in CATEGORY_NAMES.items())
+    return (
+        f"{len(other)} product(s) have a category that no affinity feature reads: {named}{more}. "
+        "They were stored as given and count in top_category_share and categories_distinct, "
+        "but only the categories "
+        f"{', '.join(AFFINITY_CATEGORIES)} drive the affinity_* and days_since_* features "
+        f"and the likes_* tags (these names are mapped to them: {names}). "
+        "Rename a category to one of them if it belongs there."
+    )
+
+
+def _amount(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Read a column's amounts; NaN where one does not parse (its own check reports that)."""
+    if column not in frame:
+        return pd.Series(0.0, index=frame.index)  # the default discount
+    parsed = parse_float(frame[column])
+    values = parsed.values.copy()
+    for problem in parsed.problems:
+        values[problem.mask] = np.nan
+    return values
+
+
+def order_amounts(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> pd.Series:
+    """Warn about orders whose ``net_amount`` is not ``gross_amount - discount_amount``.
+
+    A warning, not a reject: the demo and the CDNOW importer always write
+    ``net = gross - discount``, but real exports may not. ``net_amount`` is what
+    was paid, and a shipping fee (运费) paid on top, or part of an order paid with
+    points (积分抵现) or stored value when the export counts only the rest, are
+    legitimate differences that a reject would refuse whole files for.
+    """
+    gross, net = _amount(frame, "gross_amount"), _amount(frame, "net_amount")
+    discount = _amount(frame, "discount_amount").fillna(0.0)
+    expected = gross - discount
+    # A negative amount is rejected on its own, with how returns are loaded.
+    signed = ((gross >= 0) & (discount >= 0) & (net >= 0)).to_numpy()
+    off = ((net - expected).abs() > AMOUNT_TOLERANCE + 1e-9).to_numpy() & signed
+    off &= ~log.rejected
+    if off.any():
+        examples = "; ".join(
+            f"{log.unit} {line}: {g:.2f} - {d:.2f} = {e:.2f} expected, {n:.2f} found"
+            for line, g, d, e, n in zip(
+                log.lines[off][:QUOTED], gross[off][:QUOTED], discount[off][:QUOTED],
+                expected[off][:QUOTED], net[off][:QUOTED], strict=True,
+            )
+        )  # fmt: skip
+        warnings.append(
+            f"{int(off.sum())} order(s) have a net_amount that is not gross_amount - "
+            f"discount_amount ({examples}). They are not rejected for it; net_amount is what "
+            "every revenue feature sums, so correct the rows unless the difference is "
+            "real (a shipping fee, or a payment by points or stored value)."
+        )
+    return frame["net_amount"]
+
+
 _VALUE_NORMALIZERS: dict[str, dict[str, Normalizer]] = {
     "consent": {"status": consent_status},
     "customer_identity": {"value": identity_value},
+    "product": {"category": product_category},
+    "orders": {"net_amount": order_amounts},
 }
 
 #: Per table, the columns normalised before parsing and how.

@@ -11,7 +11,11 @@ the target), never by reading whole tables into memory.
 - Existing keys: in a dimension table a changed row is updated (and for
   ``customer`` each changed field is recorded in ``customer_change``); in a
   ledger or fact table an existing key with different content is rejected —
-  ledgers are append-only, so a repeated points ``entry_id`` never credits twice.
+  ledgers are append-only, so a repeated points ``entry_id`` never credits twice —
+  except that a column arriving after the row (a refund on the line it returns,
+  a coupon's redemption) may be filled in once where the store has none.
+- Lost leading zeros: a new id of a dimension table that is a stored id without
+  its leading zeros (``1`` for ``0001``) is rejected, not added as a new row.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection
 
-from crm_ml.store.bulk import coerce, has_rows, select_matching, staged
+from crm_ml.store.bulk import coerce, fetch, has_rows, select_matching, staged
 from crm_ml.store.parsing import Parsed, parse_bool, parse_date, parse_float
 from crm_ml.store.rejects import RejectLog
 from crm_ml.store.validation import Reference, TableSpec, table_spec
@@ -42,7 +46,8 @@ class Plan:
     inserts : pandas.DataFrame
         New rows, every table column.
     updates : pandas.DataFrame
-        Changed rows of a dimension table: key and the columns the source gave.
+        Changed rows of a dimension table (key and the columns the source gave),
+        or ledger rows filling in later columns (key and those columns).
     unchanged : int
         Rows already in the store exactly as given.
     changes : pandas.DataFrame
@@ -257,6 +262,54 @@ def customer_changes(
     return changes.astype({"changed_at": "datetime64[us]"})
 
 
+def _padded_ids(conn: Connection, table: str, column: str, ids: pd.Series) -> pd.Series:
+    """Find stored ids that read as ``ids`` once their leading zeros are removed.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by the given id (only those not stored themselves); the stored id.
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    t, c = quote(table), quote(column)
+    with staged(conn, table, pd.DataFrame({column: ids}), {column: "text"}) as stage:
+        found = fetch(
+            conn,
+            f"SELECT s.{c} AS given_id, MIN(t.{c}) AS stored_id FROM {t} t "
+            f"JOIN {stage} s ON LTRIM(t.{c}, '0') = s.{c} WHERE SUBSTR(t.{c}, 1, 1) = '0' "
+            f"AND NOT EXISTS (SELECT 1 FROM {t} x WHERE x.{c} = s.{c}) GROUP BY s.{c}",
+            {"given_id": "text", "stored_id": "text"},
+        )
+    return found.set_index("given_id")["stored_id"]
+
+
+def reject_lost_zeros(
+    conn: Connection, spec: TableSpec, clean: pd.DataFrame, log: RejectLog
+) -> None:
+    """Reject new ids of a dimension table that are stored ids without their leading zeros.
+
+    A spreadsheet re-saving a file turns ``0001`` into ``1``; loading it would add
+    every row again as a new customer (product, store …) beside the real one.
+    """
+    column = spec.key[0]
+    if spec.kind != "dimension" or len(spec.key) > 1 or spec.column(column).kind != "text":
+        return
+    ids = clean[column].where(~log.rejected)
+    number = ids.str.fullmatch(r"[1-9][0-9]*").fillna(False).to_numpy(dtype=bool)
+    if not number.any() or not has_rows(conn, spec.name):
+        return
+    padded = _padded_ids(conn, spec.name, column, pd.Series(ids[number].unique(), dtype="str"))
+    stored = ids.map(padded).where(number)
+    lost = stored.notna().to_numpy()
+    messages = np.empty(len(clean), dtype=object)
+    messages[lost] = [
+        f"{{value}} looks like {s!r} with its leading zeros lost (a spreadsheet does this): "
+        f"{spec.name} {s!r} is in the store; re-export with the {column} column as text"
+        for s in stored[lost]
+    ]
+    log.add(lost, column, "leading_zeros", clean[column], messages)
+
+
 def plan_load(
     conn: Connection,
     spec: TableSpec,
@@ -267,22 +320,26 @@ def plan_load(
     batch_id: str,
     loaded_at: pd.Timestamp,
 ) -> Plan:
-    """Split the accepted rows into inserts, updates and unchanged; reject ledger conflicts."""
+    """Split the accepted rows into inserts, updates and unchanged.
+
+    Rejects ids that lost their leading zeros, and ledger rows that would change a
+    stored row beyond filling in a column that arrives later (``spec.filled_later``).
+    """
     key = list(spec.key)
     compared = [c for c in present if c not in key]
+    reject_lost_zeros(conn, spec, clean, log)
     accepted = clean.iloc[np.flatnonzero(~log.rejected)] if log.rejected.any() else clean
     stored = _existing(conn, spec.name, accepted[key], key + compared)
     if stored.empty:  # all new: skip pairing a million rows with nothing
         return Plan(accepted, accepted.iloc[:0][key + compared], 0, pd.DataFrame())
     positions = _positions(accepted, stored, key)
     diffs = _compare(accepted, stored, positions, compared)
-    found = positions >= 0
-    changed = np.flatnonzero(diffs.to_numpy().any(axis=1))
-    unchanged = int(found.sum()) - len(changed)
-    new_rows = accepted.iloc[np.flatnonzero(~found)]
+    new_rows = accepted.iloc[np.flatnonzero(positions < 0)]
     if spec.kind == "ledger":
-        _reject_conflicts(spec, accepted.iloc[changed], diffs.iloc[changed], log)
-        return Plan(new_rows, accepted.iloc[:0][key + compared], unchanged, pd.DataFrame())
+        updates, unchanged = _plan_ledger(spec, accepted, stored, positions, diffs, log)
+        return Plan(new_rows, updates, unchanged, pd.DataFrame())
+    changed = np.flatnonzero(diffs.to_numpy().any(axis=1))
+    unchanged = int((positions >= 0).sum()) - len(changed)
     updates = accepted.iloc[changed][key + compared]
     changes = pd.DataFrame()
     if spec.name in AUDITED_TABLES:
@@ -293,23 +350,129 @@ def plan_load(
     return Plan(new_rows, updates, unchanged, changes)
 
 
+def _blank(values: pd.Series, default: object) -> np.ndarray:
+    """Whether each value is not there yet: missing, or the default (no refund, no response)."""
+    blank = np.array(values.isna(), dtype=bool)
+    if default is not None:
+        blank |= np.asarray((values == default).fillna(False), dtype=bool)
+    return blank
+
+
+def _fills(
+    spec: TableSpec,
+    accepted: pd.DataFrame,
+    stored: pd.DataFrame,
+    positions: np.ndarray,
+    diffs: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the differences of ledger rows into fill-ins and conflicts.
+
+    A fill-in is a column of ``spec.filled_later`` blank in the store and given in
+    the file. A difference between two blanks (``NULL`` and a default ``0``) is neither.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        ``(fills, conflicts)``, both shaped like ``diffs``.
+    """
+    found = positions >= 0
+    fills = pd.DataFrame(False, index=diffs.index, columns=diffs.columns)
+    conflicts = diffs.copy()
+    for column in diffs.columns.intersection(list(spec.filled_later)):
+        default = spec.column(column).default
+        was_blank = np.ones(len(accepted), dtype=bool)
+        was_blank[found] = _blank(stored[column].take(positions[found]), default)
+        is_blank = _blank(accepted[column], default)
+        fills[column] = diffs[column].to_numpy() & was_blank & ~is_blank
+        conflicts[column] = diffs[column].to_numpy() & ~was_blank
+    return fills, conflicts
+
+
+def _plan_ledger(
+    spec: TableSpec,
+    accepted: pd.DataFrame,
+    stored: pd.DataFrame,
+    positions: np.ndarray,
+    diffs: pd.DataFrame,
+    log: RejectLog,
+) -> tuple[pd.DataFrame, int]:
+    """Reject stored ledger rows given with other content; fill in later columns of the rest.
+
+    Returns
+    -------
+    tuple
+        The updates (key and the given ``filled_later`` columns of rows that fill
+        one in) and how many stored rows are unchanged.
+    """
+    fills, conflicts = _fills(spec, accepted, stored, positions, diffs)
+    conflicted = np.flatnonzero(conflicts.to_numpy().any(axis=1))
+    filling = np.flatnonzero(fills.to_numpy().any(axis=1) & ~conflicts.to_numpy().any(axis=1))
+    old = stored.iloc[positions[conflicted]].set_axis(accepted.index[conflicted])
+    _reject_conflicts(spec, accepted.iloc[conflicted], old, conflicts.iloc[conflicted], log)
+    later = [c for c in spec.filled_later if c in diffs.columns]
+    updates = accepted.iloc[filling][[*spec.key, *later]]
+    unchanged = int((positions >= 0).sum()) - len(conflicted) - len(filling)
+    return updates, unchanged
+
+
+#: What to do instead of changing a stored ledger row, by table.
+_CORRECTIONS = {
+    "points_ledger": "to correct it, post an adjust entry with a new entry_id",
+    "stored_value_ledger": "to correct it, post an adjust entry with a new entry_id",
+    "consent": "a new decision is a new row with a later updated_at",
+}
+_NO_CORRECTION = (
+    "an import cannot change it, and the row must not be imported again under a new key "
+    "(that would count it twice)"
+)
+
+
+def _append_only(spec: TableSpec) -> str:
+    """Say what an import may do to a stored row of ``spec``'s table."""
+    if not spec.filled_later:
+        return f"{spec.name} is append-only"
+    return (
+        f"{spec.name} is append-only except that {', '.join(spec.filled_later)} may be "
+        "filled in once, where the store has none yet"
+    )
+
+
+def _values(frame: pd.DataFrame, conflicts: pd.DataFrame) -> list[str]:
+    """Per row, ``refund_amount 50.0, refunded_at blank`` for its conflicting columns."""
+    text = {c: _as_text(frame[c]).to_numpy() for c in conflicts.columns}
+    return [
+        ", ".join(f"{c} {text[c][i] or 'blank'}" for c in conflicts.columns[row])
+        for i, row in enumerate(conflicts.to_numpy())
+    ]
+
+
+def _conflict_messages(
+    spec: TableSpec, new: pd.DataFrame, old: pd.DataFrame, conflicts: pd.DataFrame
+) -> list[str]:
+    rule = _append_only(spec)
+    advice = _CORRECTIONS.get(spec.name, _NO_CORRECTION)
+    return [
+        f"{{value}} is already in the store with a different "
+        f"{', '.join(conflicts.columns[row])}: {rule} (a repeated key is never applied "
+        f"twice; the store has {stored}, the file {given}); {advice}"
+        for row, stored, given in zip(
+            conflicts.to_numpy(), _values(old, conflicts), _values(new, conflicts), strict=True
+        )
+    ]
+
+
 def _reject_conflicts(
-    spec: TableSpec, conflicts: pd.DataFrame, diffs: pd.DataFrame, log: RejectLog
+    spec: TableSpec, new: pd.DataFrame, old: pd.DataFrame, conflicts: pd.DataFrame, log: RejectLog
 ) -> None:
-    """Reject ledger rows whose key is stored with other content: ledgers are append-only."""
-    if conflicts.empty:
+    """Reject ledger rows ``new`` that would change their stored version ``old``."""
+    if new.empty:
         return
     rows = len(log.lines)
-    positions = conflicts.index.to_numpy()
+    positions = new.index.to_numpy()
     mask = np.zeros(rows, dtype=bool)
     mask[positions] = True
     messages = np.empty(rows, dtype=object)
-    messages[positions] = [
-        f"{{value}} is already in the store with a different {', '.join(diffs.columns[row])}: "
-        f"{spec.name} is append-only (a repeated key is never applied twice); "
-        "post a correcting entry with a new key instead"
-        for row in diffs.to_numpy()
-    ]
+    messages[positions] = _conflict_messages(spec, new, old, conflicts)
     keys = np.empty(rows, dtype=object)
-    keys[positions] = conflicts[list(spec.key)].astype("str").agg(" / ".join, axis=1).to_numpy()
+    keys[positions] = new[list(spec.key)].astype("str").agg(" / ".join, axis=1).to_numpy()
     log.add(mask, "+".join(spec.key), "append_only", pd.Series(keys), messages)

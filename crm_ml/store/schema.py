@@ -188,7 +188,10 @@ class CustomerChange(Base):
 
 
 class CustomerOwner(Base):
-    """Assignment of a customer to an account manager, valid over ``[valid_from, valid_to)``."""
+    """Assignment of a customer to an account manager, valid over ``[valid_from, valid_to)``.
+
+    ``valid_to`` arrives when the assignment ends: a re-import fills it in once.
+    """
 
     __tablename__ = "customer_owner"
     customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -237,7 +240,11 @@ class CustomerMerge(Base):
 
 
 class Product(Base):
-    """A sellable product and its category."""
+    """A sellable product and its category.
+
+    The import stores common Chinese names of the affinity categories as their
+    codes (美妆 → ``beauty``); other categories are kept as given, with a warning.
+    """
 
     __tablename__ = "product"
     product_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -279,7 +286,12 @@ class Order(Base):
 
 
 class OrderItem(Base):
-    """A line of an order; a refund is recorded on the line it returns."""
+    """A line of an order; a refund is recorded on the line it returns.
+
+    ``refund_amount`` and ``refunded_at`` may arrive after the line: a re-import
+    fills them in once (see :data:`crm_ml.store.validation.FILLED_LATER`). A
+    return is never a negative order or line.
+    """
 
     __tablename__ = "order_item"
     order_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -366,7 +378,11 @@ class TierChange(Base):
 
 
 class Coupon(Base):
-    """A coupon issued to a customer, and its redemption if it was used."""
+    """A coupon issued to a customer, and its redemption if it was used.
+
+    ``redeemed_at`` and ``order_id`` arrive when the coupon is used: a re-import
+    fills them in once.
+    """
 
     __tablename__ = "coupon"
     coupon_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -418,7 +434,11 @@ class Campaign(Base):
 
 
 class CampaignContact(Base):
-    """A customer drawn into a campaign, in the treatment or the control group."""
+    """A customer drawn into a campaign, in the treatment or the control group.
+
+    The response (``responded``, ``responded_at``, ``order_id``) arrives later: a
+    re-import fills it in once.
+    """
 
     __tablename__ = "campaign_contact"
     campaign_id: Mapped[str] = mapped_column(ID, primary_key=True)

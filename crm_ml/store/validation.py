@@ -5,7 +5,8 @@ the database agree: a column is *required* when it is not nullable and has no
 default, its kind follows the SQLAlchemy type, allowed values and numeric
 ranges are read from the table's CHECK constraints. What a CHECK cannot say
 (references between tables, cross-column rules, which timestamps may lie in
-the future, which columns are calendar dates) is declared here as table rules.
+the future, which columns are calendar dates, which columns of a ledger arrive
+after its row) is declared here as table rules.
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ DIMENSION_TABLES = frozenset(
         "campaign",
     }
 )
+
+#: Columns of a ledger or fact table that by design arrive after its row was first
+#: loaded: a refund is recorded on the line it returns, a coupon's redemption when it
+#: is used, a campaign response when it comes, an owner assignment's end when it ends.
+#: A later import may fill each in once (blank in the store → a value); nothing else of
+#: a stored ledger row changes, so a repeated key is still never applied twice.
+FILLED_LATER: dict[str, tuple[str, ...]] = {
+    "order_item": ("refund_amount", "refunded_at"),
+    "coupon": ("redeemed_at", "order_id"),
+    "campaign_contact": ("responded", "responded_at", "order_id"),
+    "customer_owner": ("valid_to",),
+}
 
 #: Timestamps that describe a planned or future moment, so they may lie after ``as_of``.
 FUTURE_COLUMNS = frozenset({"expires_at", "valid_to", "start_at", "end_at"})
@@ -126,6 +139,7 @@ class TableSpec:
     unique: tuple[str, ...]
     references: tuple[Reference, ...]
     row_rules: tuple[RowRule, ...]
+    filled_later: tuple[str, ...] = ()
 
     def column(self, name: str) -> ColumnSpec:
         """Return the spec of column ``name``."""
@@ -241,6 +255,51 @@ ROW_RULES: dict[str, tuple[RowRule, ...]] = {
     ),
 }
 
+#: Sales columns that a POS return slip (退货单) makes negative. Their lower limit is
+#: checked by a row rule whose message says how a return is loaded, since a negative
+#: order would otherwise be refused with a bare "out of range".
+RETURN_COLUMNS: dict[str, tuple[str, ...]] = {
+    "orders": ("gross_amount", "discount_amount", "net_amount"),
+    "order_item": ("quantity", "amount"),
+}
+
+RETURNS_HINT = (
+    "; a return is not loaded as a negative order or line: set refund_amount and "
+    "refunded_at on the order_item line it returns (import that line again with "
+    "them filled in)"
+)
+
+
+def _below(column: str, bound: Bound) -> RowCheck:
+    def check(f: pd.DataFrame) -> pd.Series:
+        values = f[column]
+        return (values < bound.value if bound.inclusive else values <= bound.value).fillna(False)
+
+    return check
+
+
+def _return_rule(column: str, bound: Bound) -> RowRule:
+    """Check a sales column's lower limit, saying how a return is loaded when it fails."""
+    limit = f"{'at least' if bound.inclusive else 'more than'} {bound.value:g}"
+    return RowRule(
+        "range",
+        column,
+        (column,),
+        _below(column, bound),
+        f"{{value}} is out of range: expected {limit}{RETURNS_HINT}",
+    )
+
+
+def _return_rules(table: str, limits: dict[str, dict[str, object]]) -> tuple[RowRule, ...]:
+    """Move the lower limits of ``table``'s sales columns out of ``limits`` into row rules."""
+    rules = []
+    for column in RETURN_COLUMNS.get(table, ()):
+        bound = limits.get(column, {}).pop("lower", None)
+        if isinstance(bound, Bound):
+            rules.append(_return_rule(column, bound))
+    return tuple(rules)
+
+
 _IN = re.compile(r"^(\w+) IN \((.+)\)$")
 _BETWEEN = re.compile(r"^(\w+) IS NULL OR \1 BETWEEN (-?[\d.]+) AND (-?[\d.]+)$")
 _COMPARE = re.compile(r"^(\w+) (>=|>|<=|<) (-?[\d.]+)$")
@@ -333,6 +392,7 @@ def table_spec(name: str) -> TableSpec:
         )
     table = Base.metadata.tables[name]
     limits = _check_limits(table)
+    return_rules = _return_rules(name, limits)
     unique = tuple(c.name for c in table.columns if c.unique)
     return TableSpec(
         name=name,
@@ -341,5 +401,6 @@ def table_spec(name: str) -> TableSpec:
         key=tuple(c.name for c in table.primary_key.columns),
         unique=unique,
         references=REFERENCES.get(name, ()),
-        row_rules=ROW_RULES.get(name, ()),
+        row_rules=return_rules + ROW_RULES.get(name, ()),
+        filled_later=FILLED_LATER.get(name, ()),
     )

@@ -37,7 +37,9 @@ TAG_TEMPLATES: dict[str, TagTemplate] = {
     "new_customer": TagTemplate(
         "new_customer",
         "新客",
-        "orders_lifetime >= 1 and tenure_days <= {days}",
+        # From the first order, not registration (tenure_days): members often sign up
+        # in store or in the mini program long before they first buy.
+        "days_since_first_order <= {days}",
         {"days": TemplateParam("int", 90, 1, 3650)},
         category="lifecycle",
         description="First purchase within the last {days} days.",

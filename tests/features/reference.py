@@ -109,6 +109,7 @@ class Reference:
         )
         out[f"revenue_trend_{r}d"] = recent - older
         out["recency_days"] = days(self.as_of, orders[-1]["ordered_at"]) if orders else NAN
+        out["days_since_first_order"] = days(self.as_of, orders[0]["ordered_at"]) if orders else NAN
         out["avg_order_value"] = ratio(out["revenue_lifetime"], len(orders))
         gaps = [days(b["ordered_at"], a["ordered_at"]) for a, b in itertools.pairwise(orders)]
         out["interpurchase_mean_days"] = statistics.fmean(gaps) if gaps else NAN

@@ -59,6 +59,18 @@ def test_population_excludes_merged_late_and_exactly_as_of_customers(duckdb_stor
     assert frame.loc["c2", "orders_lifetime"] == 4  # own order + c3's + c4's + c5's (chain)
 
 
+def test_days_since_first_order_counts_from_the_first_purchase_not_registration(sample_store):
+    frame = customer_features(sample_store, AS_OF, groups=["value"])
+    first = frame["days_since_first_order"]
+    # c9 registered in 2021 but first bought on 2024-06-20 11:00: a new customer all the same.
+    assert first["c9"] == pytest.approx(10 + 13 / 24)
+    assert frame.loc["c9", "tenure_days"] > 1000
+    # c2's first order is o9 on 2022-12-01, on the merged-away record c3.
+    assert first["c2"] == pytest.approx(578.0)
+    assert first["c1"] == pytest.approx(542 + 14 / 24)  # o1, 2023-01-05 10:00
+    assert pd.isna(first["c7"])  # no order
+
+
 def test_merged_history_gives_the_same_answer_rekeyed_or_not(store):
     tables = sample_tables()
     # consent is left as is: c3's and c2's decisions share a primary key once re-keyed.

@@ -24,6 +24,7 @@ VOCABULARY = [
     "revenue_lifetime",
     "avg_order_value",
     "tenure_days",
+    "days_since_first_order",
     "interpurchase_mean_days",
     "interpurchase_std_days",
     "recency_ratio",

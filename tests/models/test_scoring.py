@@ -1,17 +1,29 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import func, insert, select, update
+from store_urls import POSTGRES_URL, drop_postgres_database, make_store_url
 
 from crm_ml.config import Settings
 from crm_ml.errors import ConfigError, NotFoundError, ValidationError
 from crm_ml.models.estimators import ChurnModel
-from crm_ml.models.scoring import read_scores, risk_band, score_customers, tier_names_from_store
+from crm_ml.models.scoring import (
+    read_scores,
+    replace_scores,
+    risk_band,
+    score_batches,
+    score_customers,
+    tier_names_from_store,
+)
+from crm_ml.store import Store, init_store
 from crm_ml.store.schema import Customer, CustomerMerge, Score, Tier
 
 from .synthetic import TINY, make_snapshot
@@ -269,3 +281,43 @@ def test_a_registry_reference_is_not_a_model_name(duckdb_store, model, features)
         score_customers(
             duckdb_store, features, "2024-07-01", model=model, model_name="crm-churn@champion"
         )
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs CRM_ML_TEST_POSTGRES_URL")
+def test_concurrent_rescoring_of_a_date_on_postgres_takes_turns(tmp_path, model, features):
+    # Two `crm-ml score --as-of D` at once: the second used to die on the primary key.
+    url, database = make_store_url("postgresql", tmp_path)
+    pg = Store(url)
+    init_store(pg)
+    batches = list(score_batches(model, features, batch_size=100))
+    first_deleted = threading.Event()
+    errors: list[BaseException] = []
+
+    def slow() -> Iterator[pd.DataFrame]:
+        first_deleted.set()  # the first run has deleted; the second starts meanwhile
+        time.sleep(1.0)
+        yield from batches
+
+    def run(version: str, rows: Iterable[pd.DataFrame]) -> None:
+        try:
+            with pg.begin() as conn:
+                replace_scores(conn, rows, model_name="crm-churn", as_of=datetime(2024, 7, 1),
+                               model_version=version, scored_at=datetime(2024, 7, 2))  # fmt: skip
+        except Exception as exc:  # reported by the assert below
+            errors.append(exc)
+
+    try:
+        first = threading.Thread(target=run, args=("1", slow()))
+        first.start()
+        assert first_deleted.wait(30)
+        second = threading.Thread(target=run, args=("2", iter(batches)))
+        second.start()
+        first.join(60)
+        second.join(60)
+        assert errors == []
+        stored = read_scores(pg, model_name="crm-churn", as_of="2024-07-01")
+        assert len(stored) == len(features) and set(stored["model_version"]) == {"2"}
+    finally:
+        pg.dispose()
+        drop_postgres_database(database)

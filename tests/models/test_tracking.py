@@ -99,7 +99,7 @@ def test_artifacts_live_under_mlruns(settings: Settings) -> None:
 
 
 def test_new_data_compares_against_the_champion_recipe(settings: Settings) -> None:
-    other = make_training_frame(n=300)  # a different backtest: the recipe is re-fitted on it
+    other = make_training_frame(n=600)  # a different backtest: the recipe is re-fitted on it
     result = train_model("churn", other, settings, horizon_days=90, model_params=TINY).registered
     assert result.alias == "champion"
     assert "on this backtest, with the champion's recipe re-fitted to it" in result.reason

@@ -693,7 +693,9 @@ def test_rows_under_the_threshold_load_and_the_rest_are_reported(loaded, tmp_pat
     assert raw.startswith(codecs.BOM_UTF8)
     assert raw.decode("utf-8-sig").splitlines() == [
         "file,line,column,rule,value,message",
-        "orders.csv,3,gross_amount,range,-1,'-1' is out of range: expected at least 0",
+        "orders.csv,3,gross_amount,range,-1,'-1' is out of range: expected at least 0; a return "
+        "is not loaded as a negative order or line: set refund_amount and refunded_at on the "
+        "order_item line it returns (import that line again with them filled in)",
     ]
     assert rows(loaded, "select order_id from orders order by order_id") == [
         ("O1",),

@@ -8,6 +8,7 @@ import pytest
 from customer_helpers import D1
 
 from crm_ml.errors import ValidationError
+from crm_ml.features import catalog
 from crm_ml.rules import RuleContext, Vocabulary, compile_rule
 from crm_ml.store import Store
 from crm_ml.tags import TAG_TEMPLATES, builtin_tags, install_library, tags_list_command
@@ -32,9 +33,14 @@ def base(n: int = 40, seed: int = 7) -> pd.DataFrame:
     )
 
 
+def vocabulary() -> Vocabulary:
+    """What a saved rule may name: the built-in fields and the features catalog."""
+    return Vocabulary().with_catalog(catalog())
+
+
 def members(name: str, frame: pd.DataFrame) -> set[str]:
     definition = next(d for d in builtin_tags() if d.name == name)
-    rule = compile_rule(definition.rule or "", Vocabulary())
+    rule = compile_rule(definition.rule or "", vocabulary())
     matches = rule.evaluate(RuleContext(frame))
     return set(matches.index[matches.to_numpy()])
 
@@ -43,7 +49,7 @@ def test_every_builtin_rule_compiles_and_names_are_unique() -> None:
     tags = builtin_tags()
     assert len({t.name for t in tags}) == len(tags)
     for tag in tags:
-        compile_rule(tag.rule or "", Vocabulary())
+        compile_rule(tag.rule or "", vocabulary())
     assert {
         "high_value",
         "rfm_champions",
@@ -67,6 +73,23 @@ def test_high_value_is_the_top_fifth_of_12_month_buyers() -> None:
     buyers = frame[frame["orders_365d"] > 0]
     top = set(buyers["revenue_365d"].nlargest(round(len(buyers) * 0.2)).index)
     assert members("high_value", frame) == top
+
+
+def test_new_customers_first_bought_recently_whenever_they_registered() -> None:
+    frame = pd.DataFrame(
+        {
+            "orders_lifetime": [1, 3, 2, 0, 1],
+            "tenure_days": [1402.0, 30.0, 60.0, 10.0, 400.0],
+            "days_since_first_order": [31.0, 25.0, 300.0, np.nan, 90.0],
+        },
+        index=pd.Index(["early_signup", "fresh", "imported_history", "no_order", "edge"]),
+    )
+    # Registered years ago, first bought a month ago: 新客. History from before the
+    # registration (imported from a POS): not new. No order: not a customer yet.
+    assert members("new_customer", frame) == {"early_signup", "fresh", "edge"}
+    assert TAG_TEMPLATES["new_customer"].instantiate(days=30).rule == (
+        "days_since_first_order <= 30"
+    )
 
 
 def test_value_quadrants_and_rfm_partition_the_base() -> None:

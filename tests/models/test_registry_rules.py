@@ -1,0 +1,206 @@
+"""Registry rules: a label per registered name, the baseline gate, run lineage, the pyfunc."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crm_ml.config import Settings
+from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.models.training import train_model
+
+from .synthetic import TINY, make_training_frame
+
+WEAK = {**TINY, "n_estimators": 3, "num_leaves": 2}
+
+mlflow = pytest.importorskip("mlflow")
+
+
+def _project(root: Path, database_url: str | None = None) -> Settings:
+    return Settings(
+        root=root,
+        database_url=database_url or f"duckdb:///{root / 'crm.duckdb'}",
+        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        reports_dir=root / "reports",
+    )
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return make_training_frame(n=400)
+
+
+def test_a_category_model_registers_under_its_own_name(tmp_path: Path, frame) -> None:
+    from crm_ml.models.tracking import list_versions, resolve_version, version_tags
+
+    own = _project(tmp_path)
+    kwargs = {"horizon_days": 90, "label": "purchased", "model_params": TINY}
+    anything = train_model("propensity", frame, own, **kwargs).registered
+    beauty = train_model("propensity", frame, own, category="beauty", **kwargs).registered
+    assert (anything.name, anything.alias) == ("crm-propensity", "champion")
+    assert (beauty.name, beauty.version, beauty.alias) == ("crm-propensity-beauty", "1", "champion")
+    assert resolve_version("crm-propensity@champion", own) == ("crm-propensity", "1")
+    tags = version_tags("crm-propensity-beauty", "1", own)
+    assert (tags["label"], tags["category"]) == ("purchase:beauty", "beauty")
+    assert version_tags("crm-propensity", "1", own)["category"] == "all"
+    params = mlflow.MlflowClient().get_run(beauty.run_id).data.params
+    assert (params["category"], params["label"], params["label_column"]) == (
+        "beauty",
+        "purchase:beauty",
+        "purchased",
+    )
+    assert list_versions("crm-propensity-beauty", own).loc[1, "label"] == "purchase:beauty"
+    with pytest.raises(ValidationError, match="narrows the propensity label only"):
+        train_model("churn", frame, own, category="beauty", horizon_days=90)
+
+
+def test_a_champion_of_another_label_is_never_compared(tmp_path: Path, frame) -> None:
+    own = _project(tmp_path)
+    train_model("propensity", frame, own, horizon_days=90, label="purchased", model_params=TINY)
+    # The same registered name, but the labels are another column: not comparable.
+    other = train_model(
+        "propensity", frame, own, horizon_days=90, label="churned", model_params=TINY
+    ).registered
+    assert other.alias == "challenger"
+    assert other.reason.startswith(
+        "champion v1 learned the label 'purchase', this version 'churned': not comparable"
+    )
+
+
+def test_a_model_a_baseline_beats_is_not_champion_even_first(tmp_path: Path, frame) -> None:
+    from crm_ml.models.tracking import resolve_version
+
+    own = _project(tmp_path)
+    result = train_model("churn", frame, own, horizon_days=90, model_params=WEAK)
+    aucs = result.backtest.metrics["roc_auc"].astype(float)
+    assert aucs["model"] < aucs["recency_rule"] == aucs.drop("model").max()  # the setting
+    assert result.registered.alias == "challenger"
+    assert result.registered.reason == (
+        f"backtest AUC {aucs['model']:.4f} is below the recency rule baseline's "
+        f"{aucs['recency_rule']:.4f} on the same backtest; not made champion"
+    )
+    with pytest.raises(NotFoundError, match=r"crm-ml models promote crm-churn VERSION"):
+        resolve_version("crm-churn@champion", own)
+    # A model that beats its baselines still becomes champion.
+    better = train_model("churn", frame, own, horizon_days=90, model_params=TINY).registered
+    assert better.alias == "champion" and better.reason == "first version: no champion yet"
+
+
+def test_below_baseline_names_the_best_baseline() -> None:
+    from crm_ml.models.tracking import below_baseline
+
+    metrics = pd.DataFrame(
+        {"roc_auc": [0.782, 0.841, 0.80, 0.872]},
+        index=pd.Index(["model", "recency_rule", "rfm_score", "bg_nbd"], name="model"),
+    )
+    assert below_baseline(metrics) == (
+        "backtest AUC 0.7820 is below the BG/NBD baseline's 0.8720 on the same backtest; "
+        "not made champion"
+    )
+    assert below_baseline(metrics.assign(roc_auc=[0.91, 0.84, 0.8, 0.87])) is None
+
+
+def test_small_snapshots_are_warned_about(frame, caplog) -> None:
+    from crm_ml.models.training import small_data_warnings
+
+    with caplog.at_level(logging.WARNING, logger="crm_ml.models.training"):
+        result = train_model(
+            "churn", frame, None, horizon_days=90, model_params=TINY, register=False
+        )
+    assert len(result.warnings) == 1
+    assert result.warnings[0].startswith(
+        "4 of 4 snapshots have fewer than 1,000 customers or 100 of either class (the smallest, "
+    )
+    assert "Few customers to learn from: 4 of 4 snapshots" in caplog.text
+    assert small_data_warnings(make_training_frame(n=1200), label="churned") == []
+
+
+def test_runs_log_the_gap_stable_metric_names_and_lineage(tmp_path: Path, frame) -> None:
+    secret = "postgresql+psycopg://crm:s3cret@db.example/crm"
+    own = _project(tmp_path, database_url=secret)
+    reg = train_model("churn", frame, own, horizon_days=90, gap_days=91, model_params=TINY)
+    run = mlflow.MlflowClient().get_run(reg.registered.run_id)
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    assert params["gap_days"] == "91"
+    assert {"backtest_precision_at_10pct", "backtest_recall_at_1pct"} <= set(metrics)
+    assert not [k for k in metrics if re.search(r"_at_\d+\.\d+pct", k)]
+    assert params["crm_ml_version"]
+    assert params["store_url"] == "postgresql+psycopg://crm:***@db.example/crm"
+    assert "s3cret" not in json.dumps({**params, **tags})
+    assert params["training_rows"] == str(len(frame))
+    assert params["backtest_test_rows"] == "400"
+    assert re.fullmatch(r"[0-9a-f]{40}", tags["mlflow.source.git.commit"])
+    # Without gap_days, the snapshots' spacing is logged (never an empty string).
+    again = train_model("churn", frame, own, horizon_days=90, model_params=TINY).registered
+    assert mlflow.MlflowClient().get_run(again.run_id).data.params["gap_days"] == "91"
+
+
+def test_runs_log_the_stores_last_order(tmp_path: Path, frame, duckdb_store) -> None:
+    from sqlalchemy import insert
+
+    from crm_ml.store.schema import Customer, Order
+
+    with duckdb_store.begin() as conn:
+        conn.execute(insert(Customer), [{"customer_id": "C1", "created_at": datetime(2024, 1, 1)}])
+        order = {"order_id": "O1", "customer_id": "C1", "channel": "offline"}
+        conn.execute(
+            insert(Order),
+            [{**order, "ordered_at": datetime(2024, 12, 30, 10), "gross_amount": 10.0,
+              "net_amount": 10.0}],
+        )  # fmt: skip
+    own = _project(tmp_path)
+    reg = train_model(
+        "churn", frame, own, horizon_days=90, store=duckdb_store, model_params=TINY
+    ).registered
+    params = mlflow.MlflowClient().get_run(reg.run_id).data.params
+    assert params["data_last_order"] == "2024-12-30T10:00:00"
+    assert params["store_url"] == duckdb_store.url and params["store_url_from"] == "store"
+
+
+def test_pyfunc_predicts_on_category_columns_in_the_settings_language(
+    tmp_path: Path, frame, monkeypatch
+) -> None:
+    from crm_ml.models.tracking import load_model
+
+    own = _project(tmp_path)
+    train_model("churn", frame, own, horizon_days=90, model_params=TINY)
+    latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
+    X = latest.drop(columns=["as_of", "churned", "purchased"]).head(20)
+    X = X.astype({"city_tier": "category"}).reset_index(drop=True)  # as customer_features
+    assert isinstance(X["city_tier"].dtype, pd.CategoricalDtype)
+    expected = load_model("crm-churn@champion", own).model.predict_proba(X)[:, 1]
+
+    pyfunc = mlflow.pyfunc.load_model("models:/crm-churn@champion")
+    np.testing.assert_allclose(pyfunc.predict(X)["probability"], expected)
+    monkeypatch.setenv("CRM_ML_LANGUAGE", "zh")
+    zh = pyfunc.predict(X, params={"reasons": True})["reasons"]
+    assert re.search(r"[\u4e00-\u9fff]", zh[0])
+    monkeypatch.setenv("CRM_ML_LANGUAGE", "en")
+    en = pyfunc.predict(X, params={"reasons": True})["reasons"]
+    assert not re.search(r"[\u4e00-\u9fff]", en[0]) and json.loads(en[0])[0]["text"]
+    asked = pyfunc.predict(X, params={"reasons": True, "language": "zh"})["reasons"]
+    assert list(asked) == list(zh)
+
+
+def test_models_list_shows_category_models_and_runs(tmp_path: Path, frame, monkeypatch, capsys):
+    from crm_ml.cli import main
+
+    own = _project(tmp_path)
+    monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", own.mlflow_tracking_uri)
+    beauty = train_model(
+        "propensity", frame, own, horizon_days=90, label="purchased", category="beauty",
+        model_params=TINY,
+    ).registered  # fmt: skip
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "crm-propensity-beauty:" in out and beauty.run_id in out and "purchase:beauty" in out
+    assert "`crm-ml train churn`" in out  # crm-churn is not registered yet
