@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import select, text
+from import_files import rows, write
+from sqlalchemy import select
 
 from crm_ml.errors import ConfigError, LoadRejectedError, ValidationError
 from crm_ml.store.loading import import_file, import_frame
@@ -16,17 +17,6 @@ AS_OF = "2025-01-01"
 CUSTOMERS = "customer_id,name,created_at\nC1,张三,2024-01-01\n000123,李四,2024-01-01\n"
 PRODUCTS = "product_id,category\nP1,baby\n"
 ORDER_HEADER = "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
-
-
-def write(folder: Path, name: str, body: str | bytes, encoding: str = "utf-8") -> Path:
-    path = folder / name
-    path.write_bytes(body if isinstance(body, bytes) else body.encode(encoding))
-    return path
-
-
-def rows(store, sql: str) -> list[tuple]:
-    with store.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql))]
 
 
 def contents(store) -> dict[str, list[tuple]]:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from import_files import rows, write
 
 from crm_ml.errors import LoadRejectedError
 from crm_ml.features import customer_features
@@ -28,17 +28,6 @@ COUPON_HEADER = "coupon_id,customer_id,issued_at,face_value,redeemed_at,order_id
 CONTACT_HEADER = (
     "campaign_id,customer_id,contact_group,contacted_at,responded,responded_at,order_id\n"
 )
-
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.write_text(body, encoding="utf-8")
-    return path
-
-
-def rows(store, sql: str) -> list[tuple]:
-    with store.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql))]
 
 
 def load(store, folder: Path, table: str, body: str, name: str | None = None) -> LoadResult:

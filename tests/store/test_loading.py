@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from import_files import rows, write
 from sqlalchemy import CheckConstraint, select, text
 
 from crm_ml.errors import ValidationError
@@ -31,17 +32,6 @@ order_id,line_no,product_id,quantity,amount,refund_amount,refunded_at
 O1,1,P1,2,60,0,
 O1,2,P2,1,40,40,2024-03-05 10:00
 """
-
-
-def write(folder: Path, name: str, body: str, encoding: str = "utf-8") -> Path:
-    path = folder / name
-    path.write_bytes(body.encode(encoding))
-    return path
-
-
-def rows(store, sql: str, **params) -> list[tuple]:
-    with store.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql), params)]
 
 
 def contents(store, *, skip=("schema_info",)) -> dict[str, list[tuple]]:

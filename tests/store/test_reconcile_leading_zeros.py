@@ -1,26 +1,13 @@
 """An id file re-saved by a spreadsheet (0001 → 1) is refused, not loaded as new rows."""
 
-from pathlib import Path
-
 import pytest
-from sqlalchemy import text
+from import_files import rows, write
 
 from crm_ml.errors import LoadRejectedError
 from crm_ml.store.loading import import_file
 
 AS_OF = "2025-01-01"
 CUSTOMERS = "customer_id,name,created_at\n0001,张三,2024-01-01\n0002,李四,2024-01-01\n"
-
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.write_text(body, encoding="utf-8")
-    return path
-
-
-def rows(store, sql: str) -> list[tuple]:
-    with store.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql))]
 
 
 @pytest.fixture

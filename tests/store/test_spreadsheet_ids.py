@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from import_files import write
 from sqlalchemy import select, text
 
 from crm_ml.errors import LoadRejectedError
@@ -12,12 +13,6 @@ from crm_ml.store.schema import Base
 
 AS_OF = "2025-01-01"
 MANGLED = r"looks like a number reformatted by a spreadsheet \(scientific notation\)"
-
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.write_text(body, encoding="utf-8")
-    return path
 
 
 def contents(store) -> dict[str, list[tuple]]:

@@ -1,8 +1,7 @@
 """Rejects of common Chinese export conventions say what to do instead."""
 
-from pathlib import Path
-
 import pytest
+from import_files import write
 
 from crm_ml.errors import LoadRejectedError
 from crm_ml.store.loading import import_file
@@ -12,12 +11,6 @@ RETURNS = (
     "; a return is not loaded as a negative order or line: set refund_amount and refunded_at "
     "on the order_item line it returns (import that line again with them filled in)"
 )
-
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.write_text(body, encoding="utf-8")
-    return path
 
 
 @pytest.fixture
