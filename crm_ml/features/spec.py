@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from crm_ml.errors import ConfigError
+from crm_ml.store import schema as store_schema
 from crm_ml.store._timestamps import refuse_number
 
 if TYPE_CHECKING:
@@ -27,8 +28,9 @@ if TYPE_CHECKING:
 DType = Literal["int64", "float64", "bool", "category"]
 Fill = float | int | bool | str | None
 
-#: Categories of the product group's ``affinity_<category>`` and ``days_since_<category>``.
-MAJOR_CATEGORIES = ("maternity_baby", "beauty", "food", "apparel", "electronics", "home")
+#: Categories of the product group's ``affinity_<category>`` and ``days_since_<category>``:
+#: the store's (the importer maps Chinese category names to them).
+MAJOR_CATEGORIES = store_schema.MAJOR_CATEGORIES
 
 #: Chinese display names of those categories, for labels and reasons.
 CATEGORY_LABELS = {

@@ -27,7 +27,7 @@ from crm_ml.store.normalize import (
 )
 from crm_ml.store.parsing import as_text, parse_float
 from crm_ml.store.rejects import RejectLog
-from crm_ml.store.schema import SOURCE_TABLES
+from crm_ml.store.schema import MAJOR_CATEGORIES, SOURCE_TABLES
 from crm_ml.store.validation import table_spec
 
 Normalizer = Callable[[pd.DataFrame, RejectLog, list[str]], pd.Series]
@@ -37,11 +37,6 @@ _CN_MOBILE = r"^1[3-9]\d{9}$"
 QUOTED = 3
 #: How many unknown categories a warning names.
 QUOTED_CATEGORIES = 10
-
-#: The categories behind the ``affinity_*`` / ``days_since_*`` features and ``likes_*``
-#: tags; the same as :data:`crm_ml.features.spec.MAJOR_CATEGORIES` (a test checks),
-#: repeated here so that the store does not import the feature code.
-AFFINITY_CATEGORIES = ("maternity_baby", "beauty", "food", "apparel", "electronics", "home")
 
 #: Common Chinese names of those categories in retailers' exports, stored as the code.
 CATEGORY_NAMES = {
@@ -193,7 +188,7 @@ def product_category(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -
         return raw  # a number, refused when the column is parsed as text
     text = as_text(raw)
     lower = text.str.lower()
-    codes = text.map(CATEGORY_NAMES).fillna(lower.where(lower.isin(AFFINITY_CATEGORIES)))
+    codes = text.map(CATEGORY_NAMES).fillna(lower.where(lower.isin(MAJOR_CATEGORIES)))
     other = text[codes.isna() & text.notna()]
     if len(other):
         warnings.append(_category_warning(other))
@@ -209,7 +204,7 @@ def _category_warning(other: pd.Series) -> str:
         f"{len(other)} product(s) have a category that no affinity feature reads: {named}{more}. "
         "They were stored as given and count in top_category_share and categories_distinct, "
         "but only the categories "
-        f"{', '.join(AFFINITY_CATEGORIES)} drive the affinity_* and days_since_* features "
+        f"{', '.join(MAJOR_CATEGORIES)} drive the affinity_* and days_since_* features "
         f"and the likes_* tags (these names are mapped to them: {names}). "
         "Rename a category to one of them if it belongs there."
     )

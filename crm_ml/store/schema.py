@@ -46,6 +46,9 @@ NAMING_CONVENTION = {
 }
 
 CHANNELS = ("store", "app", "mini_program", "web", "referral")
+#: Product categories behind the ``affinity_*`` / ``days_since_*`` features and the
+#: ``likes_*`` tags (``product.category`` may hold others; no feature reads them).
+MAJOR_CATEGORIES = ("maternity_baby", "beauty", "food", "apparel", "electronics", "home")
 CONSENT_CHANNELS = ("sms", "email", "wechat", "phone", "app_push")
 CONSENT_PURPOSES = ("marketing", "service", "research")
 CONSENT_STATUSES = ("granted", "withdrawn", "unknown")

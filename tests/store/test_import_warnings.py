@@ -1,30 +1,11 @@
 """Problems that do not reject a row: categories no feature reads, amounts that do not add up."""
 
-from pathlib import Path
-
 import pytest
-from sqlalchemy import text
+from import_files import rows, write
 
-from crm_ml.features.spec import MAJOR_CATEGORIES
-from crm_ml.store import normalizers
 from crm_ml.store.loading import import_file
 
 AS_OF = "2025-01-01"
-
-
-def write(folder: Path, name: str, body: str) -> Path:
-    path = folder / name
-    path.write_text(body, encoding="utf-8")
-    return path
-
-
-def rows(store, sql: str) -> list[tuple]:
-    with store.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql))]
-
-
-def test_affinity_categories_are_the_features_categories():
-    assert normalizers.AFFINITY_CATEGORIES == MAJOR_CATEGORIES
 
 
 def test_chinese_category_names_are_stored_as_codes(store, tmp_path):
