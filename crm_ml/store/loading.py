@@ -18,19 +18,14 @@ and its row.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import DBAPIError
 from tqdm.auto import tqdm
@@ -50,9 +45,9 @@ from crm_ml.store.reconcile import (
     kinds_of,
     plan_load,
 )
-from crm_ml.store.rejects import RejectLog, rejection_message, write_report
+from crm_ml.store.rejects import PartsRejectLog, RejectLog, rejection_message, write_report
 from crm_ml.store.schema import LoadBatch
-from crm_ml.store.sources import Source, frame_source, read_parquet_source, read_source
+from crm_ml.store.sources import Source, frame_source, read_parts_source, read_source
 from crm_ml.store.validation import TableSpec, table_spec
 
 log = logging.getLogger(__name__)
@@ -222,7 +217,7 @@ def import_file(
     folder = check_output_folder(Path(reject_dir or path.parent), what="the reject folder")
     rejects = None
     if path.is_dir():
-        source, parts = read_parts_source(path, spec)
+        source, parts = read_parts_source(path, lambda label: header_check(spec, label))
         rejects = PartsRejectLog(source, parts)
     else:
         check = header_check(spec, f"{path.name}:1")
@@ -258,125 +253,6 @@ def import_frame(
     report = folder / f"{table}.rejects.csv"
     options = _Options(timezone, _as_of(as_of), max_reject_rate, report, progress)
     return _load(store, spec, read, source, options)
-
-
-def _natural(path: Path) -> list[str | int]:
-    """Sort key reading numbers as numbers, so ``part-2`` comes before ``part-10``."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
-
-
-def part_files(folder: Path) -> list[Path]:
-    """Return the Parquet part files under ``folder``, in order (``year=`` folders included).
-
-    Files and folders whose name starts with ``.`` or ``_`` are skipped, as Spark
-    and Hive do (``_SUCCESS``, ``.crc`` files, an unfinished export's staging folder).
-
-    Raises
-    ------
-    ValidationError
-        If ``folder`` holds no Parquet part file.
-    """
-    parts = [
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in (".parquet", ".pq")
-        and p.is_file()
-        and not any(n.startswith((".", "_")) for n in p.relative_to(folder).parts)
-    ]
-    if not parts:
-        raise ValidationError(
-            f"Cannot import {folder}: it is a folder; expected a .csv or .parquet file, or a "
-            "table folder written by `crm-ml export parquet`, but it holds no Parquet part "
-            "file (*.parquet). An empty table is exported as an empty folder: then there is "
-            "nothing to import. Otherwise name one file inside it."
-        )
-    return sorted(parts, key=lambda p: _natural(p.relative_to(folder)))
-
-
-def _read_part(part: Path, label: str, spec: TableSpec) -> Source | None:
-    """Read one part file, or ``None`` when it has no rows (Spark writes such parts)."""
-    try:
-        if pq.read_metadata(part).num_rows == 0:
-            return None
-    except (pa.ArrowException, OSError):
-        pass  # read_parquet_source explains an unreadable file
-    try:
-        return read_parquet_source(part, check_header=header_check(spec, label))
-    except ValidationError as exc:
-        if label in str(exc):
-            raise
-        raise ValidationError(f"{label}: {exc}") from exc
-
-
-def read_parts_source(folder: Path, spec: TableSpec) -> tuple[Source, list[tuple[str, int]]]:
-    """Read every Parquet part under ``folder`` as one source, rows numbered across the parts.
-
-    Returns
-    -------
-    source : Source
-        One frame of every part's rows, in :func:`part_files` order; ``lines``
-        count from 1 over the whole folder, ``sha256`` digests every part.
-    parts : list of (str, int)
-        Each part with rows, as ``<folder>/<relative path>``, and its row count.
-
-    Raises
-    ------
-    ValidationError
-        If the folder holds no part file or no rows, or a part is unreadable or
-        has columns ``spec`` refuses; nothing is loaded.
-    """
-    read = []
-    for part in part_files(folder):
-        label = f"{folder.name}/{part.relative_to(folder).as_posix()}"
-        if (source := _read_part(part, label, spec)) is not None:
-            read.append((label, source))
-    if not read:
-        raise ValidationError(
-            f"Cannot import {folder}: its Parquet part files hold no rows. Nothing was "
-            "loaded; the store is unchanged."
-        )
-    frame = pd.concat([s.frame for _, s in read], ignore_index=True)
-    digest = hashlib.sha256("".join(f"{n}:{s.sha256}\n" for n, s in read).encode()).hexdigest()
-    lines = np.arange(1, len(frame) + 1)
-    source = Source(frame, lines, folder.name, folder, digest, unit="row")
-    return source, [(label, len(s.frame)) for label, s in read]
-
-
-class PartsRejectLog(RejectLog):
-    """Reject log of a folder source: the report names each row's part file and row in it.
-
-    The checks count rows across the whole folder; :meth:`frame` turns such a
-    number back into the part file and its own row, as a person opening that file counts.
-    """
-
-    def __init__(self, source: Source, parts: list[tuple[str, int]]) -> None:
-        super().__init__(source.name, source.lines, unit="row")
-        self._names = np.asarray([name for name, _ in parts], dtype=object)
-        self._ends = np.cumsum([rows for _, rows in parts])
-
-    def _locate(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        index = np.searchsorted(self._ends, rows, side="left")
-        starts = self._ends[index] - np.diff(self._ends, prepend=0)[index]
-        return self._names[index], rows - starts
-
-    def _in_parts(self, message: str) -> str:
-        # Duplicate-key messages quote folder-wide rows; name the parts instead.
-        def part_row(match: re.Match[str]) -> str:
-            (first, last), (a, b) = self._locate(np.asarray([int(g) for g in match.groups()]))
-            return f"in this folder ({first} row {a} … {last} row {b})"
-
-        return re.sub(r"in this file \(rows (\d+) … (\d+)\)", part_row, message)
-
-    def frame(self) -> pd.DataFrame:
-        """Return every problem, as :meth:`RejectLog.frame`, located in its part file."""
-        rejects = super().frame()
-        if rejects.empty:
-            return rejects
-        files, rows = self._locate(rejects["line"].to_numpy())
-        located = rejects.assign(file=files, line=rows.astype("int64"))
-        located["message"] = [self._in_parts(m) for m in located["message"]]
-        located.attrs["unit"] = "row"
-        return located
 
 
 def _log_bad_records(source: Source, rejects: RejectLog, width: int) -> None:

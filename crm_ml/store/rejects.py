@@ -10,13 +10,18 @@ a line and ``orders.parquet row 2`` for a row.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from crm_ml.outputs import staged_file
+
+if TYPE_CHECKING:
+    from crm_ml.store.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -199,3 +204,40 @@ def rejection_message(
         "and import again, or allow more rejects to load the valid rows and report the rest "
         "(--max-reject-rate on the command line, max_reject_rate= in Python)."
     )
+
+
+class PartsRejectLog(RejectLog):
+    """Reject log of a folder source: the report names each row's part file and row in it.
+
+    The checks count rows across the whole folder; :meth:`frame` turns such a
+    number back into the part file and its own row, as a person opening that file counts.
+    """
+
+    def __init__(self, source: Source, parts: list[tuple[str, int]]) -> None:
+        super().__init__(source.name, source.lines, unit="row")
+        self._names = np.asarray([name for name, _ in parts], dtype=object)
+        self._ends = np.cumsum([rows for _, rows in parts])
+
+    def _locate(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index = np.searchsorted(self._ends, rows, side="left")
+        starts = self._ends[index] - np.diff(self._ends, prepend=0)[index]
+        return self._names[index], rows - starts
+
+    def _in_parts(self, message: str) -> str:
+        # Duplicate-key messages quote folder-wide rows; name the parts instead.
+        def part_row(match: re.Match[str]) -> str:
+            (first, last), (a, b) = self._locate(np.asarray([int(g) for g in match.groups()]))
+            return f"in this folder ({first} row {a} … {last} row {b})"
+
+        return re.sub(r"in this file \(rows (\d+) … (\d+)\)", part_row, message)
+
+    def frame(self) -> pd.DataFrame:
+        """Return every problem, as :meth:`RejectLog.frame`, located in its part file."""
+        rejects = super().frame()
+        if rejects.empty:
+            return rejects
+        files, rows = self._locate(rejects["line"].to_numpy())
+        located = rejects.assign(file=files, line=rows.astype("int64"))
+        located["message"] = [self._in_parts(m) for m in located["message"]]
+        located.attrs["unit"] = "row"
+        return located

@@ -16,6 +16,7 @@ import csv
 import hashlib
 import io
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -354,3 +355,87 @@ def read_source(path: Path, *, encoding: str | None, check_header: HeaderCheck) 
     raise ValidationError(
         f"Cannot import {path.name}: expected a .csv or .parquet file, found {found}."
     )
+
+
+def _natural(path: Path) -> list[str | int]:
+    """Sort key reading numbers as numbers, so ``part-2`` comes before ``part-10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
+
+
+def part_files(folder: Path) -> list[Path]:
+    """Return the Parquet part files under ``folder``, in order (``year=`` folders included).
+
+    Files and folders whose name starts with ``.`` or ``_`` are skipped, as Spark
+    and Hive do (``_SUCCESS``, ``.crc`` files, an unfinished export's staging folder).
+
+    Raises
+    ------
+    ValidationError
+        If ``folder`` holds no Parquet part file.
+    """
+    parts = [
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in (".parquet", ".pq")
+        and p.is_file()
+        and not any(n.startswith((".", "_")) for n in p.relative_to(folder).parts)
+    ]
+    if not parts:
+        raise ValidationError(
+            f"Cannot import {folder}: it is a folder; expected a .csv or .parquet file, or a "
+            "table folder written by `crm-ml export parquet`, but it holds no Parquet part "
+            "file (*.parquet). An empty table is exported as an empty folder: then there is "
+            "nothing to import. Otherwise name one file inside it."
+        )
+    return sorted(parts, key=lambda p: _natural(p.relative_to(folder)))
+
+
+def _read_part(part: Path, label: str, check_header: HeaderCheck) -> Source | None:
+    """Read one part file, or ``None`` when it has no rows (Spark writes such parts)."""
+    try:
+        if pq.read_metadata(part).num_rows == 0:
+            return None
+    except (pa.ArrowException, OSError):
+        pass  # read_parquet_source explains an unreadable file
+    try:
+        return read_parquet_source(part, check_header=check_header)
+    except ValidationError as exc:
+        if label in str(exc):
+            raise
+        raise ValidationError(f"{label}: {exc}") from exc
+
+
+def read_parts_source(
+    folder: Path, header_check: Callable[[str], HeaderCheck]
+) -> tuple[Source, list[tuple[str, int]]]:
+    """Read every Parquet part under ``folder`` as one source, rows numbered across the parts.
+
+    Returns
+    -------
+    source : Source
+        One frame of every part's rows, in :func:`part_files` order; ``lines``
+        count from 1 over the whole folder, ``sha256`` digests every part.
+    parts : list of (str, int)
+        Each part with rows, as ``<folder>/<relative path>``, and its row count.
+
+    Raises
+    ------
+    ValidationError
+        If the folder holds no part file or no rows, or a part is unreadable or
+        has columns ``header_check(label)`` refuses; nothing is loaded.
+    """
+    read = []
+    for part in part_files(folder):
+        label = f"{folder.name}/{part.relative_to(folder).as_posix()}"
+        if (source := _read_part(part, label, header_check(label))) is not None:
+            read.append((label, source))
+    if not read:
+        raise ValidationError(
+            f"Cannot import {folder}: its Parquet part files hold no rows. Nothing was "
+            "loaded; the store is unchanged."
+        )
+    frame = pd.concat([s.frame for _, s in read], ignore_index=True)
+    digest = hashlib.sha256("".join(f"{n}:{s.sha256}\n" for n, s in read).encode()).hexdigest()
+    lines = np.arange(1, len(frame) + 1)
+    source = Source(frame, lines, folder.name, folder, digest, unit="row")
+    return source, [(label, len(s.frame)) for label, s in read]
