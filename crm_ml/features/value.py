@@ -1,7 +1,10 @@
 """Value and RFM: recency, frequency and spend over windows, purchase rhythm, refunds, discounts.
 
-Revenue is what the customer paid (``orders.net_amount``), counted on the
-order's date; refunds are measured separately by ``refund_rate``.
+Revenue is what the customer paid (``orders.net_amount``) less what was
+refunded on the order before ``as_of``, floored at zero per order and counted on
+the order's date: the same value the lists and analyses use
+(:func:`crm_ml.analysis._read.order_revenue`). A refund made after ``as_of`` is
+unknown then and changes nothing. ``refund_rate`` measures refunds on their own.
 """
 
 from __future__ import annotations
@@ -30,11 +33,17 @@ def features(windows: FeatureWindows) -> list[Feature]:
     out.append(_f("orders_lifetime", "int64", "count", "Orders before as_of.", 0))
     for days in windows.value_days:
         out.append(
-            _f(f"revenue_{days}d", "float64", "currency", f"Paid in the last {days} days.", 0.0)
+            _f(
+                f"revenue_{days}d",
+                "float64",
+                "currency",
+                f"Paid in the last {days} days, net of refunds made before as_of.",
+                0.0,
+            )
         )
     return [
         *out,
-        _f("revenue_lifetime", "float64", "currency", "Paid before as_of (net of discounts).", 0.0),
+        _f("revenue_lifetime", "float64", "currency", "Paid before as_of, net of discounts and refunds.", 0.0),
         _f("avg_order_value", "float64", "currency", "revenue_lifetime / orders_lifetime.", NAN),
         _f("tenure_days", "float64", "days", "Days since the customer was created.", NAN),
         _f(
@@ -89,7 +98,13 @@ def features(windows: FeatureWindows) -> list[Feature]:
             "Order discounts / gross order amount, lifetime.",
             NAN,
         ),
-        _f("max_basket_value", "float64", "currency", "Largest single order paid.", NAN),
+        _f(
+            "max_basket_value",
+            "float64",
+            "currency",
+            "Largest single order paid, net of its refunds.",
+            NAN,
+        ),
     ]
 
 
@@ -111,24 +126,26 @@ def _order_summary(snap: Snapshot) -> ir.Table:
     w = snap.windows
     o = _orders(snap)
     o = o.left_join(_line_totals(snap), "order_id")
+    # What the order is worth at as_of: a fully refunded order buys nothing.
+    o = o.mutate(_paid=ibis.greatest(o.net_amount - o._refunded.fill_null(0.0), 0.0))
     r = w.recent_days
     recent = o.ordered_at >= snap.bound(r)
     before = (o.ordered_at >= snap.bound(2 * r)) & (o.ordered_at < snap.bound(r))
     agg = o.group_by("customer_id").agg(
         **{f"orders_{d}d": o.count(where=o.ordered_at >= snap.bound(d)) for d in w.value_days},
         **{
-            f"revenue_{d}d": o.net_amount.sum(where=o.ordered_at >= snap.bound(d))
+            f"revenue_{d}d": o._paid.sum(where=o.ordered_at >= snap.bound(d))
             for d in w.value_days
         },
         orders_lifetime=o.count(),
-        revenue_lifetime=o.net_amount.sum(),
-        _recent=o.net_amount.sum(where=recent),
-        _before=o.net_amount.sum(where=before),
+        revenue_lifetime=o._paid.sum(),
+        _recent=o._paid.sum(where=recent),
+        _before=o._paid.sum(where=before),
         _gross=o.gross_amount.sum(),
         _discount=o.discount_amount.sum(),
         _lines=o._lines.sum(),
         _refunded=o._refunded.sum(),
-        max_basket_value=o.net_amount.max(),
+        max_basket_value=o._paid.max(),
         _first=o.ordered_at.min(),
         _last=o.ordered_at.max(),
     )

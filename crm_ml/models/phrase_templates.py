@@ -281,7 +281,7 @@ TEMPLATES: dict[str, Template] = {
         "max_basket_value", "largest basket {v}", "最大单笔消费{v}", "money", missing=_NO_ORDER
     ),
     "refund_rate": _simple(
-        "refund_rate", "{v} of orders refunded", "退货率{v}", "pct", missing=_NO_ITEMS
+        "refund_rate", "{v} of spend refunded", "退款占消费金额{v}", "pct", missing=_NO_ITEMS
     ),
     "discount_share": _simple(
         "discount_share",

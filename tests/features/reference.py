@@ -90,18 +90,19 @@ class Reference:
         orders = sorted(
             self.rows("orders", cid, "ordered_at"), key=lambda o: (o["ordered_at"], o["order_id"])
         )
+        paid = {o["order_id"]: self.paid(o) for o in orders}
         for n in w.value_days:
             out[f"orders_{n}d"] = sum(self.within(o["ordered_at"], n) for o in orders)
             out[f"revenue_{n}d"] = sum(
-                o["net_amount"] for o in orders if self.within(o["ordered_at"], n)
+                paid[o["order_id"]] for o in orders if self.within(o["ordered_at"], n)
             )
         out["orders_lifetime"] = len(orders)
-        out["revenue_lifetime"] = sum(o["net_amount"] for o in orders)
+        out["revenue_lifetime"] = sum(paid.values())
         out["tenure_days"] = days(self.as_of, created)
         r = w.recent_days
-        recent = sum(o["net_amount"] for o in orders if self.within(o["ordered_at"], r))
+        recent = sum(paid[o["order_id"]] for o in orders if self.within(o["ordered_at"], r))
         older = sum(
-            o["net_amount"]
+            paid[o["order_id"]]
             for o in orders
             if self.as_of - timedelta(days=2 * r)
             <= o["ordered_at"]
@@ -119,13 +120,20 @@ class Reference:
         out["discount_share"] = ratio(
             sum(o["discount_amount"] for o in orders), sum(o["gross_amount"] for o in orders)
         )
-        out["max_basket_value"] = max((o["net_amount"] for o in orders), default=NAN)
+        out["max_basket_value"] = max(paid.values(), default=NAN)
         lines = self.lines(orders)
-        refunded = sum(
+        out["refund_rate"] = ratio(self.refunded(lines), sum(i["amount"] for i in lines)) if lines else NAN
+        return out
+
+    def refunded(self, lines: list[dict[str, Any]]) -> float:
+        """What was refunded on ``lines`` before as_of."""
+        return sum(
             i["refund_amount"] for i in lines if i["refunded_at"] and i["refunded_at"] < self.as_of
         )
-        out["refund_rate"] = ratio(refunded, sum(i["amount"] for i in lines)) if lines else NAN
-        return out
+
+    def paid(self, order: dict[str, Any]) -> float:
+        """The order's value at as_of: paid less refunded so far, never below zero."""
+        return max(order["net_amount"] - self.refunded(self.lines([order])), 0.0)
 
     def lines(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ids = {o["order_id"] for o in orders}

@@ -210,3 +210,53 @@ def test_postgres_url_options_reach_the_driver():
     }
     socket = _postgres_kwargs("postgresql+psycopg://postgres@/postgres?host=/tmp/crm_ml_pg")
     assert socket["host"] == "/tmp/crm_ml_pg" and "port" not in socket
+
+
+def test_revenue_is_net_of_refunds_made_before_as_of(store):
+    """A fully refunded order is worth nothing, as in the lists; a later refund is not known yet."""
+    created = datetime(2023, 1, 1)
+    day = datetime(2024, 5, 1)
+    orders = [
+        # order, line amount, order discount, refunded, refunded at
+        ("full", 8000.0, 0.0, 8000.0, datetime(2024, 5, 5)),
+        ("over", 120.0, 20.0, 120.0, datetime(2024, 5, 6)),  # refund of the undiscounted line
+        ("part", 300.0, 0.0, 100.0, datetime(2024, 5, 7)),
+        ("later", 50.0, 0.0, 50.0, AS_OF),  # refunded at as_of: unknown at as_of
+    ]
+    insert_rows(
+        store,
+        {
+            "customer": [{"customer_id": "c1", "created_at": created}],
+            "product": [{"product_id": "p1", "category": "beauty"}],
+            "orders": [
+                dict(
+                    order_id=o,
+                    customer_id="c1",
+                    ordered_at=day,
+                    gross_amount=amount,
+                    discount_amount=discount,
+                )
+                for o, amount, discount, _, _ in orders
+            ],
+            "order_item": [
+                dict(
+                    order_id=o,
+                    line_no=1,
+                    product_id="p1",
+                    amount=amount,
+                    refund_amount=refund,
+                    refunded_at=at,
+                )
+                for o, amount, _, refund, at in orders
+            ],
+        },
+    )
+    row = customer_features(store, AS_OF, groups=["value"]).loc["c1"]
+    assert row["revenue_lifetime"] == pytest.approx(0 + 0 + 200 + 50)
+    assert row["revenue_365d"] == pytest.approx(250.0)
+    assert row["max_basket_value"] == pytest.approx(200.0)  # not the refunded 8,000
+    assert row["avg_order_value"] == pytest.approx(250.0 / 4)
+    assert row["orders_lifetime"] == 4  # a refunded order was still placed
+    # Before the refunds, the same orders are worth what was paid.
+    before = customer_features(store, datetime(2024, 5, 2), groups=["value"]).loc["c1"]
+    assert before["revenue_lifetime"] == pytest.approx(8450.0)
