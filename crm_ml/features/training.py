@@ -50,12 +50,17 @@ class TrainingSet:
         ``churn``, ``purchase`` or ``tier_downgrade``.
     horizon_days : int
         Length of the label window.
+    category : str or None
+        The product category a ``purchase`` label is narrowed to (None: any
+        purchase). Training reads it, so a category's labels cannot be
+        registered as the any-purchase model by mistake.
     """
 
     frame: pd.DataFrame
     prevalence: pd.DataFrame
     label: str
     horizon_days: int
+    category: str | None = None
 
 
 def _label_function(label: str, category: str | None) -> Callable[..., pd.DataFrame]:
@@ -211,4 +216,4 @@ def training_frame(
             rows[-1]["prevalence"],
         )
     prevalence = pd.DataFrame(rows).set_index("as_of")
-    return TrainingSet(pd.concat(frames), prevalence, label, horizon_days)
+    return TrainingSet(pd.concat(frames), prevalence, label, horizon_days, category)

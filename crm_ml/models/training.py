@@ -230,6 +230,27 @@ def infer_gap_days(frame: pd.DataFrame) -> int | None:
     return int(gaps.min() / pd.Timedelta(days=1)) if len(gaps) else None
 
 
+def _data_category(data: Any, category: str | None) -> str | None:
+    """The category the labels were narrowed to: the TrainingSet's, or ``category`` for a frame.
+
+    Raises
+    ------
+    ValidationError
+        If ``category`` contradicts the TrainingSet's (its labels are another category's).
+    """
+    if not hasattr(data, "frame"):  # a plain frame does not say
+        return category
+    built_with = getattr(data, "category", None)
+    if category == built_with or category is None:
+        return built_with
+    built = f"category={built_with!r}" if built_with else "no category (any purchase)"
+    raise ValidationError(
+        f"category={category!r} does not match the training set, which was built with "
+        f"{built}. Build it with training_frame(..., category={category!r}), or leave "
+        "category out to use the training set's."
+    )
+
+
 def target_label(kind: str, data: Any, label: str, category: str | None) -> str:
     """Name what a model learns: ``churn``, ``purchase`` or ``purchase:<category>``.
 
@@ -351,11 +372,11 @@ def train_model(
         The label window (taken from a TrainingSet when not given); used by
         the backtest split and the BG/NBD baseline.
     category : str, optional
-        Propensity only: the product category ``data`` was labelled with
-        (``training_frame(..., category=...)``). Pass it whenever the labels
-        are a category's: the model then registers as
-        ``crm-propensity-<category>`` with the category as a parameter and
-        tag, instead of replacing the any-purchase ``crm-propensity``.
+        Propensity only: the product category ``data`` was labelled with. A
+        TrainingSet from ``training_frame(..., category=...)`` carries it, so
+        pass it only with a plain frame of a category's labels. The model then
+        registers as ``crm-propensity-<category>`` with the category as a
+        parameter and tag, instead of replacing the any-purchase ``crm-propensity``.
     gap_days : int, optional
         The snapshots' spacing, logged as a parameter; default the smallest
         spacing of ``data``'s snapshots.
@@ -379,6 +400,7 @@ def train_model(
         for a churn model.
     """
     training_set_label(kind)  # a typo fails before any work
+    category = _data_category(data, category)
     name = registered_name(kind, category)
     frame, label, horizon = _unpack(kind, data, label, horizon_days)
     _check_label(kind, frame, label)

@@ -61,6 +61,27 @@ def test_a_category_model_registers_under_its_own_name(tmp_path: Path, frame) ->
         train_model("churn", frame, own, category="beauty", horizon_days=90)
 
 
+def _training_set(frame: pd.DataFrame, category: str | None):
+    """The synthetic frame as a TrainingSet labelled with purchases (of ``category``)."""
+    from crm_ml.features.training import TrainingSet
+
+    stacked = frame.rename(columns={"purchased": "label"}).drop(columns="churned")
+    stacked = stacked.set_index(["as_of", "customer_id"])
+    return TrainingSet(stacked, pd.DataFrame(), "purchase", 90, category)
+
+
+def test_a_training_set_of_a_category_registers_under_that_category(tmp_path: Path, frame):
+    own = _project(tmp_path)
+    beauty = _training_set(frame, "beauty")
+    # Left out, the category comes from the set: crm-propensity keeps no beauty model.
+    registered = train_model("propensity", beauty, own, model_params=TINY).registered
+    assert registered.name == "crm-propensity-beauty"
+    with pytest.raises(ValidationError, match="built with category='beauty'"):
+        train_model("propensity", beauty, own, category="food", model_params=TINY)
+    with pytest.raises(ValidationError, match=r"no category \(any purchase\)"):
+        train_model("propensity", _training_set(frame, None), own, category="food")
+
+
 def test_a_champion_of_another_label_is_never_compared(tmp_path: Path, frame) -> None:
     own = _project(tmp_path)
     train_model("propensity", frame, own, horizon_days=90, label="purchased", model_params=TINY)
