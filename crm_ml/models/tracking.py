@@ -131,11 +131,16 @@ class CrmPyfuncModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        """Return ``probability`` and ``reasons`` (JSON; empty unless ``params["reasons"]``)."""
+        """Return ``probability`` and ``reasons`` (JSON; empty unless ``params["reasons"]``).
+
+        Indexed like ``model_input`` (``customer_id`` for ``customer_features``
+        output), so scores join back by id, not by row order.
+        """
         from crm_ml.models.reasons import reasons_json
 
         params = params or {}
-        out = pd.DataFrame({"probability": self.model.predict_proba(model_input)[:, 1]})
+        probability = self.model.predict_proba(model_input)[:, 1]
+        out = pd.DataFrame({"probability": probability}, index=model_input.index)
         out["reasons"] = ""
         if params.get("reasons"):
             contrib = self.model.contributions(
@@ -225,22 +230,38 @@ def _log_model(model: BoostedClassifier, example: pd.DataFrame, registered_name:
         )
 
 
+#: MLflow's notes on every log_model that say nothing about this model: our
+#: pyfunc wrapper is a class of crm_ml's own (pickled by design), and the input
+#: example is always validated.
+_ROUTINE_MLFLOW_NOTES = ("causes it to be serialized using CloudPickle", "Validating input example")
+
+
+class _RoutineNotesFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(note in message for note in _ROUTINE_MLFLOW_NOTES)
+
+
 @contextmanager
 def _registry_prints_muted() -> Iterator[None]:
-    """Mute MLflow's own "Successfully registered model" / "Created version" lines.
+    """Mute MLflow's "Successfully registered model" / "Created version" lines and routine notes.
 
-    They are printed, not logged, so its log level does not reach them; we
-    report the version and its alias ourselves. Only when MLflow logs less
-    than INFO (``crm-ml`` without ``-v``): errors still raise.
+    The lines are printed, not logged, so its log level does not reach them;
+    we report the version and its alias ourselves. Muted unless MLflow logs at
+    DEBUG (``crm-ml -v``, or the caller's logging set so); errors still raise.
     """
-    if logging.getLogger("mlflow").getEffectiveLevel() <= logging.INFO:
+    if logging.getLogger("mlflow").getEffectiveLevel() <= logging.DEBUG:
         yield
         return
     enabled = MLFLOW_LOGGING_STREAM.enabled
     MLFLOW_LOGGING_STREAM.enabled = False
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    routine = _RoutineNotesFilter()
+    pyfunc_log.addFilter(routine)
     try:
         yield
     finally:
+        pyfunc_log.removeFilter(routine)
         MLFLOW_LOGGING_STREAM.enabled = enabled
 
 
@@ -248,13 +269,22 @@ def _log_backtest(result: BacktestResult) -> None:
     for name, row in result.metrics.iterrows():
         prefix = "backtest" if name == "model" else str(name)
         mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if math.isfinite(v)})
-    for _, row in result.lift[result.lift["model"] == "model"].iterrows():
-        mlflow.log_metric("backtest_lift", float(row["lift"]), step=int(row["decile"]))
-        mlflow.log_metric("backtest_gains", float(row["gains"]), step=int(row["decile"]))
+    deciles = result.lift[result.lift["model"] == "model"].sort_values("decile")
+    # Runs tables show a stepped metric's last step, so each curve gets a "_by_decile"
+    # name and its top decile, the figure runs are compared on, a scalar of its own.
+    for _, row in deciles.iterrows():
+        step = int(row["decile"])
+        mlflow.log_metric("backtest_lift_by_decile", float(row["lift"]), step=step)
+        mlflow.log_metric("backtest_gains_by_decile", float(row["gains"]), step=step)
+    if not deciles.empty:
+        top = deciles.iloc[0]
+        mlflow.log_metric("backtest_top_decile_lift", float(top["lift"]))
+        mlflow.log_metric("backtest_top_decile_gains", float(top["gains"]))
     for _, row in result.precision[result.precision["model"] == "model"].iterrows():
         size = _list_size_name(row)
         mlflow.log_metric(f"backtest_precision_at_{size}", float(row["precision"]))
         mlflow.log_metric(f"backtest_recall_at_{size}", float(row["recall"]))
+        mlflow.log_metric(f"backtest_lift_at_{size}", float(row["lift"]))
     mlflow.log_text(result.metrics.to_csv(), "backtest/metrics.csv")
     mlflow.log_text(result.lift.to_csv(index=False), "backtest/lift.csv")
     mlflow.log_text(result.precision.to_csv(index=False), "backtest/precision.csv")
@@ -376,6 +406,25 @@ def _other_label(champion: ModelVersion, label: str) -> str | None:
     )
 
 
+def _other_horizon(client: MlflowClient, champion: ModelVersion, horizon: str) -> str | None:
+    """Return why a champion predicting over another horizon cannot replace, else None.
+
+    A 60-day churn probability is another quantity than a 90-day one: tags,
+    segments and lists written for one would silently read the other. Versions
+    registered before the horizon was a version tag have it as a run parameter.
+    """
+    theirs = champion.tags.get("horizon_days")
+    if theirs is None and champion.run_id:
+        theirs = client.get_run(champion.run_id).data.params.get("horizon_days")
+    if not theirs or not horizon or theirs == horizon:
+        return None
+    return (
+        f"champion v{champion.version} predicts over {theirs} days, this version over "
+        f"{horizon} days: not comparable; promote by hand to change the horizon that "
+        "scores, tags and lists use"
+    )
+
+
 def below_baseline(metrics: pd.DataFrame) -> str | None:
     """Return why the model cannot be champion if a baseline beats it on its backtest, else None.
 
@@ -405,6 +454,7 @@ def _promotion(
     settings: Settings,
     *,
     label: str,
+    horizon: str,
 ) -> tuple[str, str]:
     """Return ``(alias, reason)`` for a new version of ``name`` measured by ``result``."""
     champion = _current_champion(client, name)
@@ -412,7 +462,11 @@ def _promotion(
     if champion is None:
         alias, reason = decide_alias(auc, None, champion_version=None, how="no champion")
     else:
-        refused = _other_label(champion, label) or _tested_on_older_data(champion, result)
+        refused = (
+            _other_label(champion, label)
+            or _other_horizon(client, champion, horizon)
+            or _tested_on_older_data(champion, result)
+        )
         if refused is not None:
             return CHALLENGER, refused
         champ_auc, how = _champion_auc(champion, name, result.backtest_id, rescore, settings)
@@ -464,6 +518,7 @@ def log_training_run(
     rescore_champion: Callable[[BoostedClassifier], float] | None = None,
     label: str = "",
     tags: Mapping[str, str] | None = None,
+    not_champion: str | None = None,
 ) -> RegisteredVersion:
     """Log one training run, register the model and give it the champion or challenger alias.
 
@@ -482,7 +537,12 @@ def log_training_run(
         What the model learned (``churn``, ``purchase``, ``purchase:beauty``):
         a tag of the version; a champion of another label is never compared.
     tags : mapping, optional
-        More tags for the run and the version (category, store URL...).
+        More tags for the run and the version (category, store URL...). A
+        ``horizon_days`` tag is part of what the model predicts: a champion of
+        another horizon is never compared.
+    not_champion : str, optional
+        Why this version must stay challenger whatever its AUC (e.g. production
+        scoring cannot build its features); it is the logged reason.
     """
     experiment_id = ensure_experiment(registered_name, settings)
     client = MlflowClient()
@@ -498,8 +558,18 @@ def log_training_run(
         info = _log_model(model, input_example, registered_name)
         version = str(info.registered_model_version)
         auc = float(result.metrics["roc_auc"].astype(float)["model"])
-        alias, reason = _promotion(
-            client, registered_name, result, rescore_champion, settings, label=label
+        alias, reason = (
+            (CHALLENGER, not_champion)
+            if not_champion
+            else _promotion(
+                client,
+                registered_name,
+                result,
+                rescore_champion,
+                settings,
+                label=label,
+                horizon=str(lineage.get("horizon_days", "")),
+            )
         )
         _tag_version(client, registered_name, version, result, auc, alias, reason)
         for key, value in lineage.items():
@@ -678,7 +748,8 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
     pandas.DataFrame
         Indexed by ``version``: ``aliases``, ``registered_utc``, ``backtest_auc``,
         ``test_snapshot``, ``promotion_reason``, ``label`` (what the model learned;
-        empty for versions registered before it was tagged), ``run_id`` (the
+        empty for versions registered before it was tagged), ``horizon_days``
+        (the window it predicts over; empty where unknown), ``run_id`` (the
         training run: a score row's ``model_name`` and ``model_version`` lead here).
     """
     if "'" in name:
@@ -705,6 +776,7 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
             "test_snapshot": v.tags.get("test_snapshot", ""),
             "promotion_reason": v.tags.get("promotion_reason", ""),
             "label": v.tags.get("label", ""),
+            "horizon_days": v.tags.get("horizon_days", ""),
             "run_id": v.run_id,
         }
         for v in versions

@@ -97,17 +97,46 @@ class TrainingResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def default_features(frame: pd.DataFrame, *, label: str) -> list[str]:
-    """Return the feature columns: those in the feature catalogue, else all but ids and labels."""
-    inferred = infer_features(frame, label=label)
+def _catalogue_names() -> set[str] | None:
+    """Names ``customer_features`` builds (default windows), or None without the features layer."""
     try:
         from crm_ml.features import catalog
     except ImportError:
-        return inferred
+        return None
     table = catalog()
-    names = set(table["name"] if "name" in table.columns else table.index)
-    known = [c for c in inferred if c in names]
-    return known or inferred
+    return set(table["name"] if "name" in table.columns else table.index)
+
+
+def default_features(frame: pd.DataFrame, *, label: str) -> list[str]:
+    """Return the feature columns: those in the feature catalogue, else all but ids and labels.
+
+    Other columns of a catalogue frame are left out with a warning: a model
+    trained on them could not be fed by ``crm-ml score``.
+    """
+    inferred = infer_features(frame, label=label)
+    names = _catalogue_names()
+    known = [c for c in inferred if names is not None and c in names]
+    if not known:
+        return inferred
+    ignored = [c for c in inferred if c not in known]
+    if ignored:
+        log.warning(
+            "Left out %d column(s) that are not catalogue features: %s. Pass features=[...] "
+            "to train on them (the model then stays challenger: `crm-ml score` cannot build "
+            "them); see 'Your own features' in the README.",
+            len(ignored),
+            ", ".join(ignored[:10]),
+        )
+    return known
+
+
+def unscorable_features(features: Sequence[str]) -> list[str]:
+    """Return the features that ``customer_features`` (default windows) does not build.
+
+    A champion using one would break ``crm-ml score``, the tags and the reports.
+    """
+    names = _catalogue_names()
+    return [] if names is None else [f for f in features if f not in names]
 
 
 def training_set_label(kind: str) -> str:
@@ -231,7 +260,7 @@ def infer_gap_days(frame: pd.DataFrame) -> int | None:
 
 
 def _data_category(data: Any, category: str | None) -> str | None:
-    """The category the labels were narrowed to: the TrainingSet's, or ``category`` for a frame.
+    """Return the category the labels were narrowed to: the TrainingSet's, or ``category``.
 
     Raises
     ------
@@ -464,11 +493,19 @@ def _register(
 
     lineage = _lineage(run.store, settings)
     tags = {k: str(v) for k, v in lineage.items()}
+    tags["horizon_days"] = str(run.horizon_days)  # part of what the model predicts
     if outcome.kind == "propensity":
         tags["category"] = outcome.category or "all"
     if outcome.warnings:
         tags["data_warning"] = "; ".join(outcome.warnings)[:5000]
     params = _run_params(outcome, frame, run.horizon_days, run.gap_days, run.use_split)
+    unscorable = unscorable_features(outcome.features)
+    blocked = (
+        f"uses {len(unscorable)} feature(s) customer_features does not build "
+        f"({', '.join(unscorable[:5])}): `crm-ml score` could not feed it; not made champion"
+        if unscorable
+        else None
+    )
     return tracking.log_training_run(
         model=outcome.model,
         result=outcome.backtest,
@@ -479,4 +516,5 @@ def _register(
         rescore_champion=rescore,
         label=outcome.target,
         tags=tags,
+        not_champion=blocked,
     )

@@ -82,6 +82,44 @@ def test_a_training_set_of_a_category_registers_under_that_category(tmp_path: Pa
         train_model("propensity", _training_set(frame, None), own, category="food")
 
 
+def test_a_champion_of_another_horizon_is_never_replaced(tmp_path: Path, frame) -> None:
+    from crm_ml.models.tracking import list_versions
+
+    own = _project(tmp_path)
+    train_model("churn", frame, own, horizon_days=90, model_params=TINY)
+    sixty = train_model("churn", frame, own, horizon_days=60, model_params=TINY).registered
+    assert sixty.alias == "challenger"
+    assert sixty.reason.startswith("champion v1 predicts over 90 days, this version over 60")
+    versions = list_versions("crm-churn", own)
+    assert list(versions["horizon_days"]) == ["60", "90"]
+    assert versions.loc[1, "aliases"] == "champion"
+
+
+def test_an_own_feature_is_warned_about_and_its_model_stays_challenger(
+    tmp_path: Path, frame, caplog
+) -> None:
+    own = _project(tmp_path)
+    extended = frame.assign(orders_7d=frame["orders_365d"] // 50)
+    with caplog.at_level(logging.WARNING, logger="crm_ml.models.training"):
+        default = train_model("churn", extended, None, horizon_days=90, register=False)
+    assert "orders_7d" not in default.features
+    assert "Left out 1 column(s) that are not catalogue features: orders_7d" in caplog.text
+    # Asked for by name, it is used, but `crm-ml score` could not feed the model.
+    asked = train_model(
+        "churn",
+        extended,
+        own,
+        horizon_days=90,
+        features=[*default.features, "orders_7d"],
+        model_params=TINY,
+    )
+    assert "orders_7d" in asked.features
+    assert asked.registered.alias == "challenger"  # even as the first version
+    assert asked.registered.reason.startswith(
+        "uses 1 feature(s) customer_features does not build (orders_7d)"
+    )
+
+
 def test_a_champion_of_another_label_is_never_compared(tmp_path: Path, frame) -> None:
     own = _project(tmp_path)
     train_model("propensity", frame, own, horizon_days=90, label="purchased", model_params=TINY)
@@ -151,6 +189,11 @@ def test_runs_log_the_gap_stable_metric_names_and_lineage(tmp_path: Path, frame)
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     assert params["gap_days"] == "91"
     assert {"backtest_precision_at_10pct", "backtest_recall_at_1pct"} <= set(metrics)
+    # A runs table shows a stepped metric's last step: the top decile gets a scalar.
+    lift = reg.backtest.lift.query("model == 'model' and decile == 1").iloc[0]
+    assert metrics["backtest_top_decile_lift"] == pytest.approx(lift["lift"])
+    assert metrics["backtest_top_decile_gains"] == pytest.approx(lift["gains"])
+    assert "backtest_lift" not in metrics and "backtest_gains" not in metrics
     assert not [k for k in metrics if re.search(r"_at_\d+\.\d+pct", k)]
     assert params["crm_ml_version"]
     assert params["store_url"] == "postgresql+psycopg://crm:***@db.example/crm"
@@ -194,18 +237,20 @@ def test_pyfunc_predicts_on_category_columns_in_the_settings_language(
     train_model("churn", frame, own, horizon_days=90, model_params=TINY)
     latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
     X = latest.drop(columns=["as_of", "churned", "purchased"]).head(20)
-    X = X.astype({"city_tier": "category"}).reset_index(drop=True)  # as customer_features
+    X = X.astype({"city_tier": "category"})  # as customer_features: indexed by customer_id
     assert isinstance(X["city_tier"].dtype, pd.CategoricalDtype)
     expected = load_model("crm-churn@champion", own).model.predict_proba(X)[:, 1]
 
     pyfunc = mlflow.pyfunc.load_model("models:/crm-churn@champion")
-    np.testing.assert_allclose(pyfunc.predict(X)["probability"], expected)
+    scores = pyfunc.predict(X)
+    np.testing.assert_allclose(scores["probability"], expected)
+    assert scores.index.equals(X.index)  # joins back by customer id, not row order
     monkeypatch.setenv("CRM_ML_LANGUAGE", "zh")
     zh = pyfunc.predict(X, params={"reasons": True})["reasons"]
-    assert re.search(r"[\u4e00-\u9fff]", zh[0])
+    assert re.search(r"[\u4e00-\u9fff]", zh.iloc[0])
     monkeypatch.setenv("CRM_ML_LANGUAGE", "en")
     en = pyfunc.predict(X, params={"reasons": True})["reasons"]
-    assert not re.search(r"[\u4e00-\u9fff]", en[0]) and json.loads(en[0])[0]["text"]
+    assert not re.search(r"[\u4e00-\u9fff]", en.iloc[0]) and json.loads(en.iloc[0])[0]["text"]
     asked = pyfunc.predict(X, params={"reasons": True, "language": "zh"})["reasons"]
     assert list(asked) == list(zh)
 
@@ -225,3 +270,12 @@ def test_models_list_shows_category_models_and_runs(tmp_path: Path, frame, monke
     out = capsys.readouterr().out
     assert "crm-propensity-beauty:" in out and beauty.run_id in out and "purchase:beauty" in out
     assert "`crm-ml train churn`" in out  # crm-churn is not registered yet
+
+
+def test_training_from_python_prints_no_mlflow_routine_notes(tmp_path: Path, frame, capfd):
+    own = _project(tmp_path)
+    train_model("churn", frame, own, horizon_days=90, model_params=TINY)
+    train_model("churn", frame, own, horizon_days=90, model_params=TINY)
+    out, err = capfd.readouterr()
+    for note in ("CloudPickle", "Created version", "already exists", "Validating input"):
+        assert note not in out + err, note
