@@ -13,6 +13,7 @@ the data (:func:`~crm_ml.features.span.check_as_of`).
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -21,11 +22,12 @@ from typing import cast
 import ibis.expr.types as ir
 import pandas as pd
 
-from crm_ml.errors import ConfigError, ValidationError
+from crm_ml.errors import ConfigError, NotFoundError, ValidationError
 from crm_ml.features.backend import Snapshot, TableSource, fetch, open_tables
 from crm_ml.features.identity import open_snapshot, population
 from crm_ml.features.span import check_as_of, data_span, end_of_data
 from crm_ml.features.spec import FeatureWindows, as_timestamp
+from crm_ml.store.normalizers import CATEGORY_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +203,12 @@ def purchase_labels(
         the data (:func:`check_label_window`).
     ConfigError
         If ``horizon_days`` is not a positive whole number of days.
+    NotFoundError
+        If no product in the store has ``category`` (see :func:`stored_category`).
     """
     cutoff = _checked_cutoff(store, as_of, horizon_days)
+    if category is not None:
+        category = stored_category(store, category)
 
     def bought(snap: Snapshot, end: datetime) -> ir.Table:
         orders = _orders_between(snap, snap.as_of, end)
@@ -216,6 +222,33 @@ def purchase_labels(
         return orders.filter(orders.order_id.isin(in_category.order_id))
 
     return _labels(store, cutoff, horizon_days, column="purchased", eligible=None, positive=bought)
+
+
+def stored_category(store: TableSource, category: str) -> str:
+    """Return the product category as stored: a code, or its Chinese name (美妆 → ``beauty``).
+
+    A category no product has would label everyone negative, so it is refused
+    with the store's categories (and the closest one) instead.
+
+    Raises
+    ------
+    NotFoundError
+        If no product in the store has the category.
+    """
+    code = CATEGORY_NAMES.get(str(category).strip(), str(category).strip())
+    with open_tables(store) as (con, _dialect):
+        products = con.table("product")
+        found = fetch(products.select("category").distinct())["category"].dropna()
+    known = sorted(str(c) for c in found)
+    if code in known:
+        return code
+    close = difflib.get_close_matches(code.lower(), known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise NotFoundError(
+        f"No product in the store has the category {category!r}, so no one could be "
+        f"labelled as buying in it.{hint} The store's categories: "
+        f"{', '.join(known) or 'none (load products first)'}."
+    )
 
 
 def _holds_downgradable_tier(snap: Snapshot, _end: datetime) -> ir.Table:

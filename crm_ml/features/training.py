@@ -25,6 +25,7 @@ from crm_ml.features.labels import (
     churn_labels,
     last_order_at,
     purchase_labels,
+    stored_category,
     tier_downgrade_labels,
 )
 from crm_ml.features.spec import FeatureWindows, as_timestamp
@@ -190,6 +191,12 @@ def training_frame(
         ``frame`` indexed by (``as_of``, ``customer_id``) with features and a
         bool ``label``; ``prevalence`` per snapshot.
     """
+    if category is not None:  # checked once, before any snapshot is built
+        if label != "purchase":
+            raise ConfigError(
+                f"category narrows the 'purchase' label only; label={label!r} has none."
+            )
+        category = stored_category(store, category)
     make_labels = _label_function(label, category)
     dates = resolve_snapshots(store, snapshots, horizon_days, gap_days)
     frames, rows = [], []

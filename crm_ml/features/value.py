@@ -43,7 +43,13 @@ def features(windows: FeatureWindows) -> list[Feature]:
         )
     return [
         *out,
-        _f("revenue_lifetime", "float64", "currency", "Paid before as_of, net of discounts and refunds.", 0.0),
+        _f(
+            "revenue_lifetime",
+            "float64",
+            "currency",
+            "Paid before as_of, net of discounts and refunds.",
+            0.0,
+        ),
         _f("avg_order_value", "float64", "currency", "revenue_lifetime / orders_lifetime.", NAN),
         _f("tenure_days", "float64", "days", "Days since the customer was created.", NAN),
         _f(
@@ -133,10 +139,7 @@ def _order_summary(snap: Snapshot) -> ir.Table:
     before = (o.ordered_at >= snap.bound(2 * r)) & (o.ordered_at < snap.bound(r))
     agg = o.group_by("customer_id").agg(
         **{f"orders_{d}d": o.count(where=o.ordered_at >= snap.bound(d)) for d in w.value_days},
-        **{
-            f"revenue_{d}d": o._paid.sum(where=o.ordered_at >= snap.bound(d))
-            for d in w.value_days
-        },
+        **{f"revenue_{d}d": o._paid.sum(where=o.ordered_at >= snap.bound(d)) for d in w.value_days},
         orders_lifetime=o.count(),
         revenue_lifetime=o._paid.sum(),
         _recent=o._paid.sum(where=recent),

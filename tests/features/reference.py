@@ -122,7 +122,9 @@ class Reference:
         )
         out["max_basket_value"] = max(paid.values(), default=NAN)
         lines = self.lines(orders)
-        out["refund_rate"] = ratio(self.refunded(lines), sum(i["amount"] for i in lines)) if lines else NAN
+        out["refund_rate"] = (
+            ratio(self.refunded(lines), sum(i["amount"] for i in lines)) if lines else NAN
+        )
         return out
 
     def refunded(self, lines: list[dict[str, Any]]) -> float:

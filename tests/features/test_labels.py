@@ -3,13 +3,14 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from crm_ml.errors import ConfigError
+from crm_ml.errors import ConfigError, NotFoundError
 from crm_ml.features import (
     churn_labels,
     churn_sensitivity,
     last_order_at,
     purchase_labels,
     tier_downgrade_labels,
+    training_frame,
 )
 
 from .rows import insert_rows
@@ -75,6 +76,18 @@ def test_purchase_labels_by_category(sample_store):
     food = purchase_labels(sample_store, AS_OF, 30, category="food")
     assert not food["purchased"].any()
     assert list(food.index) == ["c1", "c10", "c2", "c7", "c9"]
+
+
+def test_a_category_is_its_code_or_chinese_name_and_unknown_ones_are_refused(sample_store):
+    by_name = purchase_labels(sample_store, AS_OF, 30, category="数码")
+    by_code = purchase_labels(sample_store, AS_OF, 30, category="electronics")
+    pd.testing.assert_frame_equal(by_name, by_code)
+    with pytest.raises(NotFoundError, match=r"'Food'.*Did you mean 'food'\?.*categories: "):
+        purchase_labels(sample_store, AS_OF, 30, category="Food")
+    with pytest.raises(NotFoundError, match="category 'jewelry'"):
+        training_frame(sample_store, [AS_OF], 30, 30, label="purchase", category="jewelry")
+    with pytest.raises(ConfigError, match="label='churn' has none"):
+        training_frame(sample_store, [AS_OF], 30, 30, label="churn", category="food")
 
 
 def test_tier_downgrade_only_for_customers_above_the_lowest_tier(sample_store):
