@@ -19,6 +19,7 @@ from typing import Any
 
 from crm_ml.config import Settings
 from crm_ml.errors import ConfigError
+from crm_ml.reporting import notebook_path
 from crm_ml.store import Store, init_store
 from crm_ml.store.connection import store_file
 
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 DEMO_SEGMENTS = ("high_value_at_risk", "churn_winback", "points_reminder", "reactivation")
 #: Training: this many snapshots, this far apart, labelled over this horizon.
 SNAPSHOTS, GAP_DAYS, HORIZON_DAYS = 5, 90, 90
+#: Below this, the models are often no better than the baselines, stay challenger,
+#: and the demo would stop with nothing scored.
+MIN_DEMO_CUSTOMERS = 1_000
+#: The report notebooks the demo publishes, from the project's ``notebooks/``.
+DEMO_REPORTS = ("retention_analysis", "segment_lists")
 
 Echo = Callable[[str], None]
 
@@ -139,6 +145,7 @@ def run_demo(
     from crm_ml.store.identity import merge_customers, plan_merges
     from crm_ml.tags import tags_apply_command
 
+    _check_demo(settings, n_customers)
     total = 8
     # The demo builds a store either way (init_store next), so --keep may create the file too.
     store = _fresh_embedded_store(settings) if fresh else Store(settings.database_url, create=True)
@@ -176,13 +183,32 @@ def run_demo(
         echo("      segments: " + ", ".join(_save_demo_segments(store)))
     _demo_secret(echo)
     day = as_of.date()
-    with _step(echo, 7, total, "Report: retention_analysis"):
-        run_report(settings, "retention_analysis", as_of=day)
-    with _step(echo, 8, total, "Report: segment_lists"):
-        run_report(settings, "segment_lists", as_of=day)
+    for number, report in enumerate(DEMO_REPORTS, 7):
+        with _step(echo, number, total, f"Report: {report}"):
+            run_report(settings, report, as_of=day)
     folder = settings.reports_dir / f"{day:%Y-%m-%d}"
     echo(_closing_words(settings, folder))
     return folder
+
+
+def _check_demo(settings: Settings, n_customers: int) -> None:
+    """Refuse, before any work, a demo that could not finish.
+
+    Raises
+    ------
+    ConfigError
+        For fewer than :data:`MIN_DEMO_CUSTOMERS` customers.
+    NotFoundError
+        If a report notebook is missing (``CRM_ML_HOME`` pointing away from the project).
+    """
+    if n_customers < MIN_DEMO_CUSTOMERS:
+        raise ConfigError(
+            f"The demo needs at least {MIN_DEMO_CUSTOMERS:,} customers, got {n_customers:,}: "
+            "with fewer, the models are often no better than the baselines, stay challenger, "
+            "and there is nothing to score or report."
+        )
+    for report in DEMO_REPORTS:
+        notebook_path(settings, report)
 
 
 def _closing_words(settings: Settings, folder: Path) -> str:

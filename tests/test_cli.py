@@ -26,10 +26,29 @@ def test_info_before_init_fails_with_a_clear_message(project, capsys):
     assert "crm-ml init" in capsys.readouterr().err
 
 
+def _with_demo_notebooks(project):
+    from crm_ml.pipeline import DEMO_REPORTS
+
+    (project / "notebooks").mkdir()
+    for report in DEMO_REPORTS:
+        (project / "notebooks" / f"{report}.ipynb").write_text("{}")
+
+
 def test_demo_refuses_to_wipe_a_store_outside_the_data_folder(project, monkeypatch, capsys):
+    _with_demo_notebooks(project)
     monkeypatch.setenv("CRM_ML_DATABASE_URL", f"sqlite:///{project / 'elsewhere.db'}")
     assert main(["demo"]) == 2
     assert "will not wipe" in capsys.readouterr().err
+
+
+def test_a_demo_that_could_not_finish_is_refused_before_any_work(project, capsys):
+    # Without the report notebooks (CRM_ML_HOME away from the project), step 7 would fail.
+    assert main(["demo"]) == 2
+    assert "No report notebook" in capsys.readouterr().err
+    _with_demo_notebooks(project)
+    assert main(["demo", "--customers", "150"]) == 2
+    assert "The demo needs at least 1,000 customers, got 150" in capsys.readouterr().err
+    assert not (project / "data").exists()
 
 
 def test_bad_as_of_is_a_usage_error(project, capsys):
@@ -119,7 +138,7 @@ def test_features_build_refuses_an_out_file_that_is_not_parquet(small_store, cap
 def test_import_suggests_the_nearest_table_and_lists_cdnow(small_store, capsys):
     assert main(["import", "order", "x.csv"]) == 2
     err = capsys.readouterr().err
-    assert "Did you mean 'orders'?" in err and "campaign_contact, cdnow" in err
+    assert "Did you mean 'orders'?" in err and "customer_merge, customer_change, cdnow" in err
 
 
 @pytest.mark.parametrize("argv", [["info"], ["import", "orders", "orders.csv"]])
