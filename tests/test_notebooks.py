@@ -140,7 +140,9 @@ def test_retention_analysis(settings):
     lists = [p for p in report.files if p.suffix == ".csv"]
     assert lists and all(p.name.startswith("retention_churn_risk_20241001_sms_") for p in lists)
     text = "".join(p.read_text(encoding="utf-8-sig") for p in lists)
-    assert "churn_reasons" in text and "no purchase lately" in text
+    assert "流失原因" in text and "no purchase lately" in text  # zh headers, the default
+    assert "churn_reasons" not in text
+    assert "流失风险金额" in html  # the preview of the list shows the files' headers
 
 
 def test_segment_lists(settings):

@@ -89,6 +89,7 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
         secret=os.environ.get("CRM_ML_EXPORT_SECRET"),
         actor=_actor(),
         unmask=args.unmask,
+        language=settings.language,
     )
     print(text)
     return 0

@@ -18,6 +18,7 @@ from crm_ml.segments.definitions import (
     segment_history,
 )
 from crm_ml.segments.export import ExportSummary, export_list
+from crm_ml.segments.headers import read_list
 from crm_ml.segments.masking import mask_email, mask_name, mask_phone, pseudonymous_id
 from crm_ml.segments.members import (
     evaluate_segment,
@@ -44,6 +45,7 @@ __all__ = [
     "overlap_matrix",
     "plot_portrait",
     "pseudonymous_id",
+    "read_list",
     "save_segment",
     "segment_create_command",
     "segment_definitions_frame",

@@ -111,8 +111,11 @@ def segment_export_command(
     actor: str,
     unmask: bool = False,
     features: pd.DataFrame | None = None,
+    language: str = "zh",
 ) -> str:
     """Export a segment's consented members (see :func:`~crm_ml.segments.export_list`).
+
+    The files' headers are in ``language`` (``settings.language``).
 
     When the segment has no snapshot at ``as_of``, or one taken with an older
     version of its rule, :func:`~crm_ml.segments.export_list` takes one first,
@@ -133,6 +136,7 @@ def segment_export_command(
         actor=actor,
         unmask=unmask,
         features=_features_for_snapshot(store, name, on, features),
+        language=language,
     )
     files = [f"  {row.path}  ({row.kept} rows)" for row in summary.files.itertuples()]
     return "\n".join([str(summary), *files])

@@ -5,14 +5,14 @@ purpose is granted at ``as_of`` (withdrawn and unknown are counted, never
 written), masks names, phones and emails unless ``unmask=True`` (which is
 logged and recorded), adds a keyed pseudonymous id, writes one file per
 account manager plus one for unowned customers (UTF-8 with BOM, formula
-cells neutralised, written atomically), and records every file in
-``export_log``. When the files are moved afterwards (a report run publishes
-its lists from a staging folder), :func:`relocate_exports` points the log at
-their new place, :func:`mark_unpublished` says they were discarded, and
-:func:`mark_replaced` says a later run's files took their place. Rows are never
-deleted: the export happened. A row's ``status`` says whether its file is still
-at ``path`` (``written``) or what became of it (``not published (…)``,
-``replaced by a later run at …``).
+cells neutralised, headers in the list's language, written atomically), and
+records every file in ``export_log``. When the files are moved afterwards (a
+report run publishes its lists from a staging folder), :func:`relocate_exports`
+points the log at their new place, :func:`mark_unpublished` says they were
+discarded, and :func:`mark_replaced` says a later run's files took their
+place. Rows are never deleted: the export happened. A row's ``status`` says
+whether its file is still at ``path`` (``written``) or what became of it
+(``not published (…)``, ``replaced by a later run at …``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.outputs import check_output_folder
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.definitions import Segment, check_segment_rule, load_segment
+from crm_ml.segments.headers import list_headers, localise_columns
 from crm_ml.segments.lists import (
     check_channel,
     churn_details,
@@ -169,6 +170,7 @@ def _build(
     unmask: bool,
     churn: bool,
     features: pd.DataFrame | None,
+    language: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (the kept rows, every member's consent and owner)."""
     with store.connect() as conn:
@@ -178,7 +180,7 @@ def _build(
         rows = _personal_columns(contact_details(conn, kept), key, unmask)
         rows = rows.join(owners.reindex(kept))
         if churn:
-            rows = rows.join(churn_details(conn, kept, on, features))
+            rows = rows.join(churn_details(conn, kept, on, features, language=language))
             rows = rows.sort_values(
                 ["value_at_risk", "pseudo_id"], ascending=[False, True], na_position="last"
             )
@@ -186,8 +188,13 @@ def _build(
 
 
 def _write_files(
-    rows: pd.DataFrame, audit: pd.DataFrame, out_dir: Path, stem: str
+    rows: pd.DataFrame, audit: pd.DataFrame, out_dir: Path, stem: str, language: str
 ) -> list[dict[str, Any]]:
+    """Write one file per owner, and one for the unowned; return what each file holds.
+
+    Rows are routed by their code column names; only the written header is in
+    ``language``, for the agent who opens the file.
+    """
     owner_ids = sorted({str(o) for o in rows["owner_id"].dropna()})
     written = []
     for owner in [*owner_ids, None]:
@@ -196,7 +203,8 @@ def _write_files(
             audit[audit["owner_id"].isna()] if owner is None else audit[audit["owner_id"] == owner]
         )
         part = UNOWNED if owner is None else f"owner-{safe_file_part(owner)}"
-        path = write_excel_csv(mine.reset_index(drop=True), out_dir / f"{stem}_{part}.csv")
+        table = localise_columns(mine.reset_index(drop=True), language)
+        path = write_excel_csv(table, out_dir / f"{stem}_{part}.csv")
         names = mine["owner_name"].dropna()
         written.append(
             {
@@ -257,6 +265,7 @@ def export_list(
     unmask: bool = False,
     features: pd.DataFrame | None = None,
     churn: bool | None = None,
+    language: str = "zh",
 ) -> ExportSummary:
     """Export a segment's members who consented, one CSV per account manager.
 
@@ -288,12 +297,18 @@ def export_list(
         Add ``p_churn, revenue_12m, value_at_risk, churn_reasons,
         suggested_action`` and sort by value at risk. By default, when the
         rule reads ``p_churn`` or a ``churn_risk_*`` tag.
+    language : {"zh", "en"}
+        Language of the files' headers and suggested actions: pass
+        ``settings.language`` (``CRM_ML_LANGUAGE``). Chinese by default, for
+        the retailers' retention teams.
 
     Returns
     -------
     ExportSummary
         Files have columns ``pseudo_id, [customer_id,] name, phone, email,
-        owner_id, owner_name`` (plus the churn columns for churn lists). With
+        owner_id, owner_name`` (plus the churn columns for churn lists), headed
+        in ``language`` (:data:`~crm_ml.segments.headers.LIST_HEADERS`; read
+        them back with :func:`~crm_ml.segments.headers.read_list`). With
         no one to contact, the file holds only the header (so a run's output
         always has the segment's file), and the summary says "0 customers to
         contact" and is logged at WARNING.
@@ -303,13 +318,14 @@ def export_list(
     ConfigError
         Without a secret (naming ``CRM_ML_EXPORT_SECRET``).
     ValidationError
-        For an unknown channel or purpose, or no actor.
+        For an unknown channel, purpose or language, or no actor.
     NotFoundError
         For an unknown segment, or no snapshot of its current rule at ``as_of``
         and no features.
     """
     key = require_secret(secret)
     check_channel(channel, purpose)
+    list_headers(language)  # refuse an unknown language before any work
     if not actor or not str(actor).strip():
         raise ValidationError("export_list needs an actor (who exports) for the export log.")
     folder = check_output_folder(Path(out_dir), what="the list folder")  # before any work
@@ -326,11 +342,12 @@ def export_list(
         unmask=unmask,
         churn=is_churn,
         features=features,
+        language=language,
     )
     if unmask:
         log.warning("%s exported segment %s UNMASKED (full personal data)", actor, seg.name)
     stamp = f"{on:%Y%m%d}"
-    written = _write_files(rows, audit, folder, f"{seg.name}_{stamp}_{channel}")
+    written = _write_files(rows, audit, folder, f"{seg.name}_{stamp}_{channel}", language)
     _record(
         store, written, seg=seg, on=on, actor=actor, channel=channel, purpose=purpose, unmask=unmask
     )

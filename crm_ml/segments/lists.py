@@ -146,24 +146,58 @@ def _reason_text(raw: object, limit: int = 3) -> str:
     return "; ".join(t for t in texts[:limit] if t)
 
 
-def suggest_action(row: pd.Series, high_value: float) -> str:
-    """Return a suggested retention action for one customer of a churn-risk list."""
+#: Suggested retention actions, per language of the list (``settings.language``).
+ACTIONS: dict[str, dict[str, str]] = {
+    "no_score": {"zh": "暂无流失评分: 常规关怀", "en": "No churn score yet: routine care"},
+    "call": {
+        "zh": "客户经理一对一电话回访, 了解原因并提供专属权益",
+        "en": "Account manager calls one-to-one, asks why and offers an exclusive benefit",
+    },
+    "points": {
+        "zh": "提醒即将过期积分, 推荐积分兑换",
+        "en": "Remind of expiring points and suggest redeeming them",
+    },
+    "coupon": {"zh": "发放定向优惠券", "en": "Send a targeted coupon"},
+    "care": {
+        "zh": "企业微信/短信关怀问候, 推荐相关新品",
+        "en": "Check in by WeCom/SMS and recommend related new products",
+    },
+    "routine": {"zh": "常规会员触达", "en": "Routine member outreach"},
+}
+
+
+def _action_key(row: pd.Series, high_value: float) -> str:
+    """Return the :data:`ACTIONS` key of one customer: the most at stake gets the most effort."""
     p_churn = row.get("p_churn")
     if pd.isna(p_churn):
-        return "暂无流失评分: 常规关怀"
+        return "no_score"
     if p_churn >= 0.6 and row.get("value_at_risk", 0) >= high_value:
-        return "客户经理一对一电话回访, 了解原因并提供专属权益"
+        return "call"
     if row.get("points_expiring_30d", 0) and row.get("points_expiring_30d", 0) > 0:
-        return "提醒即将过期积分, 推荐积分兑换"
+        return "points"
     if row.get("discount_share", 0) and row.get("discount_share", 0) >= 0.3:
-        return "发放定向优惠券"
+        return "coupon"
     if p_churn >= 0.3:
-        return "企业微信/短信关怀问候, 推荐相关新品"
-    return "常规会员触达"
+        return "care"
+    return "routine"
+
+
+def suggest_action(row: pd.Series, high_value: float, language: str = "zh") -> str:
+    """Return a suggested retention action for one customer of a churn-risk list.
+
+    It is written in ``language`` (``zh`` or ``en``), the language of the
+    list, so an agent reading an English list is not handed Chinese actions.
+    """
+    return ACTIONS[_action_key(row, high_value)][language]
 
 
 def churn_details(
-    conn: Connection, ids: pd.Index, on: datetime, features: pd.DataFrame | None
+    conn: Connection,
+    ids: pd.Index,
+    on: datetime,
+    features: pd.DataFrame | None,
+    *,
+    language: str = "zh",
 ) -> pd.DataFrame:
     """Return churn probability, 12-month revenue, value at risk, reasons and an action.
 
@@ -182,6 +216,8 @@ def churn_details(
     features : pandas.DataFrame, optional
         Indexed by ``customer_id``; ``points_expiring_30d`` and
         ``discount_share`` choose the suggested action.
+    language : {"zh", "en"}
+        Language of the suggested action (column names stay as below).
 
     Returns
     -------
@@ -209,6 +245,6 @@ def churn_details(
         float(frame["value_at_risk"].quantile(0.8)) if frame["value_at_risk"].notna().any() else 0.0
     )
     joined = frame.join(extra)
-    frame["suggested_action"] = [suggest_action(r, high) for _, r in joined.iterrows()]
+    frame["suggested_action"] = [suggest_action(r, high, language) for _, r in joined.iterrows()]
     frame["p_churn"] = frame["p_churn"].round(3)  # what a retention team reads, not a model input
     return frame[["p_churn", "revenue_12m", "value_at_risk", "churn_reasons", "suggested_action"]]

@@ -81,6 +81,8 @@ class SegmentExplorer:
         Where the export button writes lists.
     sample_size : int
         Masked sample rows shown.
+    language : str
+        ``zh`` or ``en`` (``settings.language``): the headers of exported list files.
 
     Attributes
     ----------
@@ -111,8 +113,10 @@ class SegmentExplorer:
         actor: str = "segment-explorer",
         out_dir: str | Path | None = None,
         sample_size: int = 10,
+        language: str = "zh",
     ) -> None:
         self.store, self.features, self.actor = store, features, actor
+        self.language = language
         self.as_of = as_timestamp(as_of)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.sample_size = sample_size
@@ -474,7 +478,7 @@ class SegmentExplorer:
             channel=channel or self.consent_channel.value,
             purpose=purpose or self.consent_purpose.value,
             out_dir=folder, secret=self._secret, actor=self.actor, unmask=unmask,
-            features=self.features,
+            features=self.features, language=self.language,
         )  # fmt: skip
 
     def _click_save(self) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 
 from crm_ml.errors import ConfigError, NotFoundError, ValidationError
 from crm_ml.segments import Segment, export_list, save_segment, snapshot_segment
+from crm_ml.segments.headers import read_list
 from crm_ml.store import Store
 from crm_ml.store.schema import Consent, CustomerIdentity, CustomerOwner, ExportLog, Order, Score
 
@@ -102,7 +103,7 @@ def setup(store: Store, consents: list[dict]) -> None:
 
 
 def read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    return read_list(path)  # the code's column names, whatever the header's language
 
 
 def export(store: Store, out: Path, **kwargs: object) -> object:

@@ -57,6 +57,21 @@ def test_commands_round_trip(duckdb_store: Store, tmp_path: Path) -> None:
         actor="ana",
     )
     assert "1 kept, 0 excluded (withdrawn), 1 excluded (no consent)" in exported
+    written = next(tmp_path.glob("*.csv")).read_text(encoding="utf-8-sig")
+    assert written.startswith("匿名编号,姓名,")  # the retention team's language by default
+    english = tmp_path / "en"
+    segment_export_command(
+        store,
+        "lapsed_seg",
+        D1,
+        channel="wechat",
+        purpose="marketing",
+        out_dir=english,
+        secret="x" * 32,
+        actor="ana",
+        language="en",
+    )
+    assert next(english.glob("*.csv")).read_text(encoding="utf-8-sig").startswith("pseudo_id,")
 
 
 def test_create_says_which_version_it_saved_and_keeps_an_identical_rule(
