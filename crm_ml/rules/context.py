@@ -110,8 +110,13 @@ def to_survivors(ids: pd.Series, id_map: Mapping[str, str]) -> pd.Series:
     return ids.map(lambda cid: id_map.get(cid, cid)).astype(ids.dtype)
 
 
-def consent_status_at(conn: Connection, channel: str, purpose: str, on: datetime) -> pd.Series:
+def consent_status_at(
+    conn: Connection, channel: str, purpose: str, on: datetime | None
+) -> pd.Series:
     """Return each person's consent status for a channel and purpose at ``on``.
+
+    ``on=None`` means the latest decision in the store, whenever it was made:
+    what a list about to be sent must honour.
 
     Merged records count as their survivor, as in the features
     (``consent_<channel>_marketing``): over all of a person's records, the
@@ -126,11 +131,12 @@ def consent_status_at(conn: Connection, channel: str, purpose: str, on: datetime
     pandas.Series
         Indexed by the surviving ``customer_id``: ``granted``, ``withdrawn`` or ``unknown``.
     """
-    rows = conn.execute(
-        select(Consent.customer_id, Consent.updated_at, Consent.status).where(
-            Consent.channel == channel, Consent.purpose == purpose, Consent.updated_at <= on
-        )
-    ).all()
+    stmt = select(Consent.customer_id, Consent.updated_at, Consent.status).where(
+        Consent.channel == channel, Consent.purpose == purpose
+    )
+    if on is not None:
+        stmt = stmt.where(Consent.updated_at <= on)
+    rows = conn.execute(stmt).all()
     frame = pd.DataFrame(rows, columns=["customer_id", "updated_at", "status"])
     if frame.empty:
         return pd.Series(

@@ -1,8 +1,8 @@
 """Exporting a segment as contact lists: consent-filtered, masked, routed, audited.
 
 :func:`export_list` keeps only customers whose consent for the channel and
-purpose is granted at ``as_of`` (withdrawn and unknown are counted, never
-written), masks names, phones and emails unless ``unmask=True`` (which is
+purpose is granted at ``as_of`` and not withdrawn since (withdrawn and unknown
+are counted, never written), masks names, phones and emails unless ``unmask=True`` (which is
 logged and recorded), adds a keyed pseudonymous id, writes one file per
 account manager plus one for unowned customers (UTF-8 with BOM, formula
 cells neutralised, headers in the list's language, written atomically), and
@@ -174,7 +174,7 @@ def _build(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (the kept rows, every member's consent and owner)."""
     with store.connect() as conn:
-        status = consent_for(conn, members, channel, purpose, on)
+        status = _sendable_consent(conn, members, channel, purpose, on)
         owners = owners_at(conn, members, on)
         kept = pd.Index(members[(status == "granted").to_numpy()], name="customer_id")
         rows = _personal_columns(contact_details(conn, kept), key, unmask)
@@ -185,6 +185,20 @@ def _build(
                 ["value_at_risk", "pseudo_id"], ascending=[False, True], na_position="last"
             )
     return rows, owners.assign(consent=status)
+
+
+def _sendable_consent(
+    conn: Connection, members: pd.Index, channel: str, purpose: str, on: datetime
+) -> pd.Series:
+    """Return each member's consent: granted at ``on`` and not taken back since.
+
+    A list is sent now, possibly re-run for an earlier date: a withdrawal made
+    after ``on`` must still keep the customer off it (counted as withdrawn). A
+    grant made after ``on`` does not add anyone to a list of that date.
+    """
+    at = consent_for(conn, members, channel, purpose, on)
+    latest = consent_for(conn, members, channel, purpose, None)
+    return at.where((at != "granted") | (latest == "granted"), latest)
 
 
 def _write_files(

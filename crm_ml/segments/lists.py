@@ -43,9 +43,11 @@ def check_channel(channel: str, purpose: str) -> None:
 
 
 def consent_for(
-    conn: Connection, ids: pd.Index, channel: str, purpose: str, on: datetime
+    conn: Connection, ids: pd.Index, channel: str, purpose: str, on: datetime | None
 ) -> pd.Series:
     """Return each customer's consent at ``on``: ``granted``, ``withdrawn`` or ``unknown``.
+
+    ``on=None``: the latest decision in the store, as list export uses it.
 
     Consent is the person's, over every record merged into them, as the rules'
     ``consent()`` and the features read it (see

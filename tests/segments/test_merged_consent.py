@@ -145,3 +145,21 @@ def test_export_list_excludes_a_person_who_withdrew_on_a_merged_record(
         secret="merged-consent-secret-0123456789", actor="t",
     )  # fmt: skip
     assert (summary.kept, summary.excluded_withdrawn) == (kept, 1 - kept)
+
+
+def test_export_list_honours_a_withdrawal_made_after_its_as_of(store: Store, tmp_path: Path):
+    """A list re-run for an earlier date is still sent now: today's withdrawal wins."""
+    after = datetime(2026, 1, 20)
+    _merged_pair(
+        store, [_consent("0001", "granted", GRANT_DAY), _consent("0002", "withdrawn", after)]
+    )
+    save_segment(store, Segment("buyers", "orders_lifetime >= 1"), actor="t")
+    frame = pd.DataFrame({"orders_lifetime": [1]}, index=pd.Index(["0001"], name="customer_id"))
+    snapshot_segment(store, "buyers", frame, AS_OF)
+    with store.connect() as conn:  # at AS_OF the grant stood, as the rules and features see it
+        assert consent_for(conn, pd.Index(["0001"]), "sms", "marketing", AS_OF).iloc[0] == "granted"
+    summary = export_list(
+        store, "buyers", AS_OF, channel="sms", purpose="marketing", out_dir=tmp_path,
+        secret="merged-consent-secret-0123456789", actor="t",
+    )  # fmt: skip
+    assert (summary.kept, summary.excluded_withdrawn) == (0, 1)
