@@ -82,14 +82,11 @@ def _check_import_table(table: str) -> None:
     """Refuse an unknown TABLE before touching the store, suggesting the nearest name."""
     import difflib
 
-    from crm_ml.store.loading import NOT_IMPORTABLE, import_spec
-    from crm_ml.store.schema import SOURCE_TABLES
+    from crm_ml.store.validation import IMPORT_TABLES
 
-    choices = (*SOURCE_TABLES, "cdnow")
+    choices = (*IMPORT_TABLES, "cdnow")
     if table in choices:
         return
-    if table in NOT_IMPORTABLE:
-        import_spec(table)  # raises, saying why an exported table cannot be imported
     close = difflib.get_close_matches(table, choices, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValidationError(
@@ -163,7 +160,9 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
         description="Validate and load FILE into TABLE in one transaction. FILE may be a "
         "table folder written by `crm-ml export parquet` (e.g. DIR/orders): all its part "
         "files load together, or none. Rejected rows are written to a reject report (file, "
-        "line, column, rule, value). Loading the same file twice changes nothing. TABLE "
+        "line, column, rule, value). Loading the same file twice changes nothing. To move a "
+        "store, import customer first, then the tables that refer to it, including "
+        "customer_merge (the merge log) and customer_change (profile history). TABLE "
         "'cdnow' loads CDNOW_master.txt or CDNOW_sample.txt.",
     )
     p.add_argument("table", help="store table (e.g. customer, orders, points_ledger) or 'cdnow'")

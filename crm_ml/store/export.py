@@ -13,10 +13,8 @@ timestamp says nothing about its zone, so ``crm-ml import`` would read it in
 export loads back unchanged, and Spark reads it as the same wall-clock UTC.
 
 ``crm-ml import TABLE DIR/<table>`` loads a table folder back (every part file
-at once). ``customer_merge`` and ``customer_change`` are exported for Spark's
-point-in-time features but cannot be imported yet (see
-:data:`crm_ml.store.loading.NOT_IMPORTABLE`); moving a store through Parquet
-loses its merge log and profile history.
+at once), the merge log (``customer_merge``) and profile history
+(``customer_change``) included, so a store moved through Parquet keeps them.
 
 A table is written to a temporary folder and renamed into place only when it
 is complete, so a reader never sees half a table.

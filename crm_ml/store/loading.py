@@ -14,6 +14,20 @@ A folder of Parquet part files (a table folder of ``crm-ml export parquet``,
 ``year=2024/part-0.parquet`` and so on) loads as one source: every part is
 checked before anything is written, and the reject report names the part file
 and its row.
+
+Besides the source tables, a store's merge log (``customer_merge``) and profile
+history (``customer_change``) load from its export, after ``customer``, so that
+a store moved through Parquet keeps them. Both are append-only: a row given
+again as stored changes nothing, a changed one is refused. Their rules:
+
+- ``customer_merge``: both customers exist and differ, the merged one is
+  ``status='merged'``, and the log agrees with ``customer.merged_into`` without
+  cycles (:mod:`crm_ml.store.merge_log`). Nothing is re-keyed: the export holds
+  the merged records' history under their survivors already.
+- ``customer_change``: the customer exists (a merged one too), ``change_id`` is
+  the key, and ``field`` names a column of ``customer`` other than its id.
+  Changes are loaded as recorded; none is applied to the customer, whose
+  exported row already holds the values after them.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ from crm_ml.store.admin import check_store, utc_now
 from crm_ml.store.bulk import insert_frame, update_from
 from crm_ml.store.checks import Checked, header_check, validate_source
 from crm_ml.store.connection import Store
+from crm_ml.store.merge_log import check_merge_log
 from crm_ml.store.reconcile import (
     Plan,
     check_custom_values,
@@ -60,18 +75,6 @@ CHANGE_KINDS = {
     "new_value": "text",
     "changed_at": "timestamp",
     "actor": "text",
-}
-
-#: Tables ``crm-ml export parquet`` writes that cannot be imported, and why.
-NOT_IMPORTABLE = {
-    "customer_merge": (
-        "the merge log is written by `crm-ml customers merge`, which re-keys the merged "
-        "customers' history; the loader has no rules yet for importing merges on their own"
-    ),
-    "customer_change": (
-        "profile history is written by the loader itself when an import changes a customer; "
-        "the loader has no rules yet for importing it"
-    ),
 }
 
 
@@ -133,24 +136,6 @@ def _check_options(timezone: str, max_reject_rate: float) -> None:
         ) from exc
 
 
-def import_spec(table: str) -> TableSpec:
-    """Return the loader's spec of ``table``, explaining why an exported history table is refused.
-
-    Raises
-    ------
-    ValidationError
-        If ``table`` is not a source table; for ``customer_merge`` and
-        ``customer_change`` (exported, not importable) the message says why.
-    """
-    if table in NOT_IMPORTABLE:
-        raise ValidationError(
-            f"Cannot import into table {table!r}: {NOT_IMPORTABLE[table]}. Import the source "
-            "tables (customer first); a store moved through Parquet starts without merge log "
-            "and profile history."
-        )
-    return table_spec(table)
-
-
 def _as_of(as_of: datetime | str | None) -> pd.Timestamp:
     """Return the load's ``as_of`` as naive UTC: by default the load time; naive input is UTC."""
     return pd.Timestamp(utc_now() if as_of is None else as_store_time(as_of, name="as_of"))
@@ -168,14 +153,15 @@ def import_file(
     reject_dir: str | Path | None = None,
     progress: bool = False,
 ) -> LoadResult:
-    """Import a CSV or Parquet file into source table ``table``.
+    """Import a CSV or Parquet file into table ``table``.
 
     Parameters
     ----------
     store : Store
         The store to load into; it must have been initialised.
     table : str
-        One of :data:`crm_ml.store.schema.SOURCE_TABLES`.
+        One of :data:`crm_ml.store.validation.IMPORT_TABLES`: a source table, or
+        ``customer_merge`` / ``customer_change`` from a store's export (after ``customer``).
     path : str or Path
         A ``.csv`` (every value read as text) or ``.parquet`` file, or a folder
         of Parquet part files (such as ``DIR/orders`` written by ``crm-ml export
@@ -205,13 +191,12 @@ def import_file(
     ------
     ValidationError
         When the file cannot be read as a table (encoding, empty, header-only,
-        missing, unknown or duplicated columns), when a folder holds no Parquet
-        part file or a part is unreadable, or for ``customer_merge`` and
-        ``customer_change`` (see :data:`NOT_IMPORTABLE`); nothing is written.
+        missing, unknown or duplicated columns), or when a folder holds no Parquet
+        part file or a part is unreadable; nothing is written.
     LoadRejectedError
         When more rows than ``max_reject_rate`` allows break rules; nothing is written.
     """
-    spec = import_spec(table)
+    spec = table_spec(table)
     _check_options(timezone, max_reject_rate)
     path = Path(path)
     folder = check_output_folder(Path(reject_dir or path.parent), what="the reject folder")
@@ -239,14 +224,14 @@ def import_frame(
     reject_dir: str | Path | None = None,
     progress: bool = False,
 ) -> LoadResult:
-    """Import a DataFrame into source table ``table``; see :func:`import_file`.
+    """Import a DataFrame into table ``table``; see :func:`import_file`.
 
     Text columns are parsed as in a CSV; typed columns (numbers, datetimes) are
     used as they are, naive datetimes read in ``timezone``. Reject lines are row
     numbers counted from 1 (``frame.iloc[row - 1]``); the report goes to ``reject_dir`` or the
     working directory.
     """
-    spec = import_spec(table)
+    spec = table_spec(table)
     _check_options(timezone, max_reject_rate)
     read = frame_source(frame, source, check_header=header_check(spec, f"{source} columns"))
     folder = check_output_folder(Path(reject_dir or Path.cwd()), what="the reject folder")
@@ -289,6 +274,7 @@ def _plan(
     check_store(conn)
     check_references(conn, spec, checked.clean, rejects)
     check_custom_values(conn, spec, checked.clean, rejects)
+    check_merge_log(conn, spec, checked.clean, rejects)
     check_unique(conn, spec, checked.clean, rejects)
     loaded_at = pd.Timestamp(utc_now())
     plan = plan_load(

@@ -11,7 +11,8 @@ the target), never by reading whole tables into memory.
 - Existing keys: in a dimension table a changed row is updated (and for
   ``customer`` each changed field is recorded in ``customer_change``); in a
   ledger or fact table an existing key with different content is rejected —
-  ledgers are append-only, so a repeated points ``entry_id`` never credits twice —
+  ledgers are append-only, so a repeated points ``entry_id`` never credits twice,
+  and the history tables (``customer_merge``, ``customer_change``) are ledgers too —
   except that a column arriving after the row (a refund on the line it returns,
   a coupon's redemption) may be filled in once where the store has none.
 - Lost leading zeros: a new id of a dimension table that is a stored id without
@@ -420,6 +421,11 @@ _CORRECTIONS = {
     "points_ledger": "to correct it, post an adjust entry with a new entry_id",
     "stored_value_ledger": "to correct it, post an adjust entry with a new entry_id",
     "consent": "a new decision is a new row with a later updated_at",
+    "customer_merge": (
+        "a customer is merged once and a merge is never undone; to move its records on, "
+        "merge its survivor into the other customer (`crm-ml customers merge`)"
+    ),
+    "customer_change": "the audit keeps each change as recorded; a new change has a new change_id",
 }
 _NO_CORRECTION = (
     "an import cannot change it, and the row must not be imported again under a new key "

@@ -7,6 +7,11 @@ ranges are read from the table's CHECK constraints. What a CHECK cannot say
 (references between tables, cross-column rules, which timestamps may lie in
 the future, which columns are calendar dates, which columns of a ledger arrive
 after its row) is declared here as table rules.
+
+Besides the source tables, the loader reads a store's own history as written by
+``crm-ml export parquet``: the merge log (``customer_merge``) and the profile
+audit (``customer_change``), so that a store moved through Parquet keeps them.
+Their rules that need the store are in :mod:`crm_ml.store.merge_log`.
 """
 
 from __future__ import annotations
@@ -59,6 +64,14 @@ FUTURE_COLUMNS = frozenset({"expires_at", "valid_to", "start_at", "end_at"})
 DATE_COLUMNS = frozenset({("customer", "birth_date")})
 
 INT32 = (-(2**31), 2**31 - 1)
+
+#: Tables no source system writes but a moved store brings along: the merge log and the
+#: profile audit that crm_ml itself writes (``crm-ml customers merge``, customer imports).
+#: Both are append-only: a row is loaded once and never changed by a later import.
+HISTORY_TABLES = ("customer_merge", "customer_change")
+
+#: Every table ``crm-ml import`` loads: the source tables, then the history tables.
+IMPORT_TABLES = (*SOURCE_TABLES, *HISTORY_TABLES)
 
 
 @dataclass(frozen=True)
@@ -183,6 +196,13 @@ REFERENCES: dict[str, tuple[Reference, ...]] = {
     "coupon": (_CUSTOMER, _ORDER, _ref("campaign_id", "campaign")),
     "stored_value_ledger": (_CUSTOMER, _ORDER),
     "campaign_contact": (_ref("campaign_id", "campaign"), _CUSTOMER, _ORDER),
+    # A merge names two customers of the store; a profile change, the customer it changed
+    # (a merged one too: a later customer import may have changed a merged record).
+    "customer_merge": (
+        _ref("merged_id", "customer", "customer_id"),
+        _ref("surviving_id", "customer", "customer_id"),
+    ),
+    "customer_change": (_CUSTOMER,),
 }
 
 
@@ -195,6 +215,10 @@ def _wrong_sign(f: pd.DataFrame) -> pd.Series:
     earn_bad = (kind == "earn") & (points <= 0)
     spend_bad = kind.isin(["redeem", "expire"]) & (points >= 0)
     return (earn_bad | spend_bad).fillna(False)
+
+
+def _self_merge(f: pd.DataFrame) -> pd.Series:
+    return (f["merged_id"] == f["surviving_id"]).fillna(False)
 
 
 def _before(later: str, earlier: str, *, strict: bool) -> RowCheck:
@@ -242,6 +266,16 @@ ROW_RULES: dict[str, tuple[RowRule, ...]] = {
             ("end_at", "start_at"),
             _before("end_at", "start_at", strict=False),
             "end_at {value} is before start_at",
+        ),
+    ),
+    "customer_merge": (
+        RowRule(
+            "self_merge",
+            "surviving_id",
+            ("merged_id", "surviving_id"),
+            _self_merge,
+            "surviving_id {value} is the merged customer itself: expected the id of another "
+            "customer, since a customer cannot be merged into itself",
         ),
     ),
     "customer_owner": (
@@ -375,23 +409,35 @@ def _check_limits(table: Table) -> dict[str, dict[str, object]]:
     return limits
 
 
+def _declared_limits(name: str) -> dict[str, dict[str, object]]:
+    """Limits that no CHECK states: a profile change names a customer column other than its id.
+
+    Customer imports and ``crm-ml customers merge`` audit only those columns (an id
+    never changes), so any other ``field`` is a shifted or mislabelled column of the file.
+    """
+    if name != "customer_change":
+        return {}
+    customer = Base.metadata.tables["customer"]
+    return {"field": {"allowed": tuple(c.name for c in customer.columns if not c.primary_key)}}
+
+
 @cache
 def table_spec(name: str) -> TableSpec:
-    """Return the loader's spec for source table ``name``.
+    """Return the loader's spec for table ``name``, a source or history table.
 
     Raises
     ------
     ValidationError
-        If ``name`` is not one of :data:`crm_ml.store.schema.SOURCE_TABLES`.
+        If ``name`` is not one of :data:`IMPORT_TABLES`.
     """
-    if name not in SOURCE_TABLES:
-        close = difflib.get_close_matches(name, SOURCE_TABLES, n=1, cutoff=0.6)
+    if name not in IMPORT_TABLES:
+        close = difflib.get_close_matches(name, IMPORT_TABLES, n=1, cutoff=0.6)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValidationError(
-            f"Cannot import into table {name!r}.{hint} Expected one of {', '.join(SOURCE_TABLES)}."
+            f"Cannot import into table {name!r}.{hint} Expected one of {', '.join(IMPORT_TABLES)}."
         )
     table = Base.metadata.tables[name]
-    limits = _check_limits(table)
+    limits = _check_limits(table) | _declared_limits(name)
     return_rules = _return_rules(name, limits)
     unique = tuple(c.name for c in table.columns if c.unique)
     return TableSpec(
