@@ -5,8 +5,17 @@ tier changes, campaign contacts, owner assignments and consent decisions
 dated before it; tags in force at it (``valid_from <= as_of < valid_to``, as
 ``customers_with_tag`` reads them, so tags applied at ``as_of`` show); the
 latest score of each model computed at or before it (a score's ``as_of`` is
-the cutoff of the data it used). Records merged into the customer are listed
-whatever the merge date, as features resolve merges.
+the cutoff of the data it used).
+
+One person, one view, as the features, lists and analyses count them: a
+surviving customer's view holds the history of every record merged into it
+(chains ``A -> B -> C`` followed, whatever the merge date), including rows still
+stored under a merged id (imported after the merge, or merged by a source
+system); each history frame's ``record_id`` says which record a row is stored
+under. Asking for a merged-away id (an old card number, say) shows the person
+it was merged into, with ``requested_id`` saying so: an agent looking a
+customer up wants the person, not a retired record with no current history.
+Scores are the survivor's only (they were computed for the id they name).
 
 Personal data is masked by default (``张*``, ``138****5678``,
 ``a***@example.com``, age instead of birth date); ``unmask=True`` shows it in
@@ -26,7 +35,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from crm_ml.analysis._common import Instant, as_instant, check_tz, local_instant, to_local
-from crm_ml.analysis._customer_read import customer_row, read_parts
+from crm_ml.analysis._customer_read import Person, find_person, read_parts
 from crm_ml.analysis._plot import finish
 from crm_ml.segments.masking import mask_name
 from crm_ml.store.admin import check_store
@@ -45,26 +54,33 @@ class Customer360:
     Attributes
     ----------
     customer_id : str
+        The person's surviving record (the id in features, scores and lists).
+    requested_id : str
+        The id asked for: ``customer_id``, or a record merged into it.
     as_of : pandas.Timestamp
         Naive UTC.
     masked : bool
         Whether personal data is masked.
     profile : pandas.DataFrame
-        Indexed by ``field``; column ``value`` (text): identity, profile,
-        current tier, owner, points balance and purchase summary.
+        Indexed by ``field``; column ``value`` (text): identity (with
+        ``requested_id``, e.g. ``m2 (merged into c1)`` when a merged-away id was
+        asked for, else blank, and ``merged_records``), profile, current tier,
+        owner, points balance and purchase summary, over all the person's records.
     identities : pandas.DataFrame
-        ``kind, value, verified`` (values masked unless unmasked).
+        ``kind, value, verified, record_id`` (values masked unless unmasked).
     orders : pandas.DataFrame
-        ``order_id, ordered_at, channel, store_id, items, gross_amount,
-        discount_amount, net_amount, refund_amount`` (refunds made before ``as_of``).
+        ``order_id, ordered_at, channel, store_id, gross_amount,
+        discount_amount, net_amount, items, refund_amount`` (refunds made before
+        ``as_of``), ``record_id``.
     events : pandas.DataFrame
-        ``occurred_at, event_type, channel, touchpoint, product_id, detail``.
+        ``occurred_at, event_type, channel, touchpoint, product_id, detail, record_id``.
     points : pandas.DataFrame
-        ``posted_at, kind, points, balance`` (running), ``expires_at, note``.
+        ``posted_at, kind, points, balance`` (running, over all the records),
+        ``expires_at, note, record_id``.
     tiers : pandas.DataFrame
-        ``changed_at, from_tier, to_tier, direction, reason``.
+        ``changed_at, from_tier, to_tier, direction, reason, record_id``.
     tags : pandas.DataFrame
-        ``tag, label, category, source, valid_from, valid_to, active``; every
+        ``tag, label, category, source, valid_from, valid_to, active, record_id``; every
         membership that began at or before ``as_of``, those in force at it first
         (``valid_to`` is NaT for a membership still open at ``as_of``).
     scores : pandas.DataFrame
@@ -73,12 +89,13 @@ class Customer360:
     reasons : pandas.DataFrame
         ``model_name, rank, text, actionable, contribution``.
     owners : pandas.DataFrame
-        ``owner_id, owner_name, valid_from, valid_to, current``.
+        ``owner_id, owner_name, valid_from, valid_to, current, record_id``;
+        ``current`` marks the latest started assignment still in force.
     consent : pandas.DataFrame
         Indexed by ``channel``, one column per purpose: ``granted``,
         ``withdrawn`` or ``unknown`` (no decision: no consent).
     campaigns : pandas.DataFrame
-        ``campaign_id, name, channel, group, contacted_at, responded``.
+        ``campaign_id, name, channel, group, contacted_at, responded, record_id``.
     timeline : pandas.DataFrame
         ``at, kind`` (one of :data:`TIMELINE_KINDS`), ``what``, ``amount``; sorted by ``at``.
         Everything is before ``as_of`` except tag changes made at it.
@@ -87,6 +104,7 @@ class Customer360:
     """
 
     customer_id: str
+    requested_id: str
     as_of: pd.Timestamp
     masked: bool
     profile: pd.DataFrame
@@ -138,16 +156,24 @@ def _purchase_summary(orders: pd.DataFrame, on: pd.Timestamp) -> dict[str, Any]:
     }
 
 
+def _requested(person: Person) -> str:
+    """Say which id was asked for when it is not the person's own (blank otherwise)."""
+    if person.requested_id == person.customer_id:
+        return ""
+    return f"{person.requested_id} (merged into {person.customer_id})"
+
+
 def _profile(
-    row: Any, parts: dict[str, Any], on: pd.Timestamp, *, unmask: bool, tz: str
+    person: Person, parts: dict[str, Any], on: pd.Timestamp, *, unmask: bool, tz: str
 ) -> pd.DataFrame:
-    """One text value per field: who the customer is and where they stand at ``on``."""
-    ident = parts["identities"]
+    """One text value per field: who the person is and where they stand at ``on``."""
+    row, ident = person.row, parts["identities"]
     first = ident.drop_duplicates("kind").set_index("kind")["value"]
     tiers, owners = parts["tiers"], parts["owners"]
     current = owners[owners["current"]]
     fields: dict[str, Any] = {
         "customer_id": row.customer_id,
+        "requested_id": _requested(person),
         "name": row.name if unmask else mask_name(row.name),
         "gender": row.gender,
         **(
@@ -160,7 +186,7 @@ def _profile(
         "acquisition_channel": row.acquisition_channel,
         "is_member": row.is_member,
         "member_since": row.member_since,
-        "created_at": row.created_at,
+        "created_at": person.created_at,  # the earliest record's, as in the features
         "status": row.status,
         "merged_into": row.merged_into,
         "merged_records": parts["merged"],
@@ -235,7 +261,8 @@ def customer_360(
     store : Store
         The customer/loyalty store.
     customer_id : str
-        The customer (text: ``000123`` is not ``123``).
+        The customer (text: ``000123`` is not ``123``); a merged-away id shows
+        the person it was merged into.
     as_of : datetime or str
         Only what happened before it is shown (see the module notes).
     unmask : bool
@@ -249,22 +276,28 @@ def customer_360(
     Returns
     -------
     Customer360
-        Frames described on the class, and the timeline figure.
+        Frames described on the class, and the timeline figure. For a
+        merged-away ``customer_id``, the person it was merged into (see the
+        module notes): ``customer_id`` is the survivor's, ``requested_id`` the id given.
 
     Raises
     ------
     NotFoundError
-        If the customer does not exist, or was created on or after ``as_of``.
+        If the customer does not exist, or was created on or after ``as_of``
+        (a person: their earliest record).
     """
-    on, cid = as_instant(as_of), str(customer_id)
+    on = as_instant(as_of)
     check_tz(tz)
     with store.connect() as conn:
         check_store(conn)
-        row = customer_row(conn, cid, on)
-        parts = read_parts(conn, cid, on, unmask)
+        person = find_person(conn, str(customer_id), on)
+        parts = read_parts(conn, person, on, unmask)
+    cid = person.customer_id
+    if person.requested_id != cid:
+        log.info("Customer %s was merged into %s: showing %s", person.requested_id, cid, cid)
     if unmask:
         log.warning("Customer 360 of %s shown UNMASKED (full personal data)", cid)
-    profile = _profile(row, parts, on, unmask=unmask, tz=tz)
+    profile = _profile(person, parts, on, unmask=unmask, tz=tz)
     timeline = _localise(_timeline(parts, on), tz)
     local = {
         name: _localise(parts[name], tz)
@@ -274,6 +307,7 @@ def customer_360(
     title = f"{cid} {name}, as of {on:%Y-%m-%d}".replace("  ", " ")
     return Customer360(
         customer_id=cid,
+        requested_id=person.requested_id,
         as_of=on,
         masked=not unmask,
         profile=profile,

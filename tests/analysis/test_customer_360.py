@@ -231,8 +231,12 @@ def test_merged_records_are_listed_whatever_the_merge_date(store, history, inser
          for m, at in [("m1", "2024-03-01"), ("m2", AS_OF), ("m3", "2024-09-01")]],
     )  # fmt: skip
     assert customer_360(store, "c1", AS_OF).profile.loc["merged_records", "value"] == "m1, m2, m3"
-    merged = customer_360(store, "m2", AS_OF).profile["value"]
-    assert (merged["status"], merged["merged_into"]) == ("merged", "c1")
+    # Asking for a merged-away id shows the person it was merged into, and says so.
+    view = customer_360(store, "m2", AS_OF)
+    assert (view.customer_id, view.requested_id) == ("c1", "m2")
+    merged = view.profile["value"]
+    assert (merged["customer_id"], merged["status"]) == ("c1", "active")
+    assert merged["requested_id"] == "m2 (merged into c1)"
 
 
 def test_latest_score_at_or_before_as_of_with_its_reasons(store, history):
