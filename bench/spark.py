@@ -260,12 +260,16 @@ def worker_local_scoring(args: argparse.Namespace, work: Path) -> dict[str, Any]
     import pandas as pd
 
     from crm_ml.models.scoring import score_batches
+    from crm_ml.models.scoring_targets import scored_population
     from crm_ml.models.tracking import load_model
 
     settings = _settings(work)
     model = load_model("crm-churn@champion", settings).model
     started = time.perf_counter()
     features = pd.read_parquet(work / "features_duckdb.parquet")
+    population = scored_population(model)  # churn: buyers only, as score_on_spark keeps
+    if population is not None:
+        features = features[population.mask(features)]
     scores = pd.concat(list(score_batches(model, features, attribution=args.attribution)))
     scores.to_parquet(work / "scores_local.parquet")
     SAMPLER.stop()
@@ -292,7 +296,9 @@ def worker_spark_scoring(args: argparse.Namespace, work: Path) -> dict[str, Any]
         settings,
         out_path=work / "scores_spark",
         as_of=args.as_of,
-        options=ReasonOptions(attribution=args.attribution),
+        # score_batches' own defaults, so the two runs can be compared row by row.
+        options=ReasonOptions(attribution=args.attribution, language="en"),
+        tier_names={},
     )
     seconds = time.perf_counter() - started
     SAMPLER.stop()

@@ -227,10 +227,11 @@ def test_scores_on_spark_equal_local_scoring(
 ) -> None:
     from crm_ml.models.phrases import PhraseContext
     from crm_ml.models.scoring import score_batches
-    from crm_ml.spark import score_on_spark
+    from crm_ml.spark import ReasonOptions, score_on_spark
 
     settings, model, features = registered
     features.to_parquet(tmp_path / "features.parquet")
+    # The same machinery as score_batches with its own defaults: English, no tier names.
     summary = score_on_spark(
         spark,
         tmp_path / "features.parquet",
@@ -238,6 +239,8 @@ def test_scores_on_spark_equal_local_scoring(
         settings,
         out_path=tmp_path / "scores",
         as_of="2024-10-01",
+        options=ReasonOptions(language="en"),
+        tier_names={},
     )
     got = pd.read_parquet(tmp_path / "scores").set_index("customer_id").sort_index()
     local = score_batches(model, features, context=PhraseContext(currency="EUR"))
@@ -261,6 +264,82 @@ def test_scoring_on_spark_refuses_missing_features(
     frame = spark.createDataFrame(features.drop(columns="recency_days").reset_index())
     with pytest.raises(ValidationError, match="missing: recency_days"):
         score_on_spark(spark, frame, "crm-churn@champion", settings, out_path=tmp_path / "s")
+
+
+def _tier_store(folder: Path, tiers: list[dict[str, Any]]) -> Store:
+    """A small store holding only a tier table: what reasons read from a store."""
+    st = Store(f"duckdb:///{folder / 'crm.duckdb'}", create=True)
+    init_store(st)
+    insert_rows(st, {"tier": tiers})
+    return st
+
+
+def _local_reasons(st: Store, settings: Settings, features: pd.DataFrame) -> pd.Series:
+    """The reasons score_customers writes with its defaults, as the single machine does."""
+    from crm_ml.models.scoring import read_scores, score_customers
+
+    score_customers(st, features, "2024-10-01", model="crm-churn@champion", settings=settings)
+    return read_scores(st, model_name="crm-churn", as_of="2024-10-01")["reasons"]
+
+
+def _texts(reasons: pd.Series) -> list[str]:
+    return [item["text"] for raw in reasons for item in json.loads(raw)]
+
+
+def test_spark_reasons_equal_score_customers_for_the_same_store(
+    spark: Any, tables: Any, registered: tuple[Settings, Any, pd.DataFrame], tmp_path: Path
+) -> None:
+    """Default language and tier names on Spark are the single machine's (finding B9).
+
+    The session holds the sample store's tables (``tables``: its ``tier`` view); the
+    single machine scores against a store with the same tier table.
+    """
+    from crm_ml.spark import score_on_spark
+
+    settings, _, features = registered
+    assert settings.language == "zh"
+    st = _tier_store(tmp_path, sample_tables()["tier"])
+    expected = _local_reasons(st, settings, features)
+    st.dispose()
+    features.to_parquet(tmp_path / "features.parquet")
+    score_on_spark(
+        spark, tmp_path / "features.parquet", "crm-churn@champion", settings,
+        out_path=tmp_path / "scores", as_of="2024-10-01",
+    )  # fmt: skip
+    got = pd.read_parquet(tmp_path / "scores").set_index("customer_id")["reasons"]
+    assert got.sort_index().tolist() == expected.sort_index().tolist()
+    texts = _texts(got)
+    assert any(t.startswith(("当前等级silver", "当前等级gold")) for t in texts)  # named, in zh
+    assert not any(t.startswith(("tier ", "downgraded", "upgraded")) for t in texts)
+
+
+def test_spark_reasons_name_tiers_as_the_given_store_does(
+    spark: Any, tables: Any, registered: tuple[Settings, Any, pd.DataFrame], tmp_path: Path
+) -> None:
+    """With store=, its tiers name the reasons (the Chinese labels), not the session's."""
+    from crm_ml.models.scoring import read_scores
+    from crm_ml.spark import score_on_spark
+
+    settings, _, features = registered
+    tiers = [
+        dict(tier_id="t0", name="member", label="普通会员", level=0, min_spend_12m=0.0),
+        dict(tier_id="t1", name="silver", label="银卡会员", level=1, min_spend_12m=500.0),
+        dict(tier_id="t2", name="gold", label="金卡会员", level=2, min_spend_12m=2000.0),
+        dict(tier_id="t3", name="black", label="黑卡会员", level=3, min_spend_12m=9000.0),
+    ]
+    st = _tier_store(tmp_path, tiers)
+    expected = _local_reasons(st, settings, features)
+    features.to_parquet(tmp_path / "features.parquet")
+    score_on_spark(
+        spark, tmp_path / "features.parquet", "crm-churn@champion", settings,
+        out_path=tmp_path / "scores", as_of="2024-10-01", store=st,
+    )  # fmt: skip
+    got = read_scores(st, model_name="crm-churn", as_of="2024-10-01")["reasons"]
+    st.dispose()
+    assert got.tolist() == expected.tolist()
+    texts = _texts(got)
+    assert any("金卡会员" in t or "银卡会员" in t for t in texts)
+    assert not any("gold" in t or "silver" in t for t in texts)
 
 
 # --------------------------------------------------------------------------- scores into the store
@@ -354,3 +433,24 @@ def test_scoring_into_the_store_needs_as_of(
         score_on_spark(
             spark, features, "crm-churn@champion", settings, out_path=tmp_path, store=store
         )
+
+
+def test_spark_churn_scores_only_buyers_under_the_champions_key(
+    spark: Any, registered: tuple[Settings, Any, pd.DataFrame], tmp_path: Path
+) -> None:
+    """As score_customers: never-buyers get no churn score; the champion writes crm-churn."""
+    from crm_ml.spark import score_on_spark
+
+    settings, _, features = registered
+    features = features.copy()
+    never = features.index[:25]
+    features.loc[never, "orders_lifetime"] = 0
+    features.to_parquet(tmp_path / "features.parquet")
+    score_on_spark(
+        spark, tmp_path / "features.parquet", "crm-churn/1", settings,
+        out_path=tmp_path / "scores",
+    )  # fmt: skip
+    got = pd.read_parquet(tmp_path / "scores")
+    assert len(got) == len(features) - len(never)
+    assert not got["customer_id"].isin(never).any()
+    assert set(got["model_name"]) == {"crm-churn"}  # v1 is the champion: production

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crm_ml.cli._common import _add_commands, _as_of, _check_as_of, _open_store
 from crm_ml.config import Settings
 from crm_ml.errors import ValidationError
+
+if TYPE_CHECKING:
+    from crm_ml.models.scoring_targets import ScoringTarget
 
 DEFAULT_MODELS = ("crm-churn@champion", "crm-propensity@champion")
 
@@ -67,29 +71,48 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     """Score every customer as of a date with a registered model, with reasons."""
     from crm_ml.features import customer_features
-    from crm_ml.models import score_customers
-    from crm_ml.models.tracking import resolve_version
+    from crm_ml.models.scoring import score_customers
+    from crm_ml.models.scoring_targets import scoring_target
 
     store = _open_store(settings)
     _check_as_of(store, args.as_of)
     # Resolve every alias first: a typo fails before features are built, and the
     # version printed is the one that scores, even if an alias moves meanwhile.
-    versions = {ref: resolve_version(ref, settings) for ref in args.model or DEFAULT_MODELS}
+    targets = {ref: scoring_target(ref, settings) for ref in args.model or DEFAULT_MODELS}
     features = customer_features(store, args.as_of, progress=True)
-    for ref, (name, version) in versions.items():
+    for ref, target in targets.items():
         summary = score_customers(
             store,
             features,
             args.as_of,
-            model=f"{name}/{version}",
+            model=target,
             settings=settings,
             language=settings.language,
             attribution=args.attribution,
             progress=True,
         )
-        print(f"{ref} (version {version}) as of {args.as_of:%Y-%m-%d}:")
+        print(f"{ref} (version {target.version}) as of {args.as_of:%Y-%m-%d}:")
         print(summary.to_string())
+        print(_where_written(target))
+        if summary.attrs.get("left_out_note"):
+            print(summary.attrs["left_out_note"])
     return 0
+
+
+def _where_written(target: ScoringTarget) -> str:
+    """Say which ``score.model_name`` a run wrote, and whether tags and lists read it."""
+    if target.is_champion:
+        return (
+            f"Written as {target.key}: the champion's scores, which tags, segments, lists "
+            "and reports read."
+        )
+    champion = f"version {target.champion}" if target.champion else "it has no champion yet"
+    return (
+        f"Written apart as {target.key} (a shadow run; version {target.version} is not the "
+        f"champion): tags, segments, lists and reports keep reading {target.name}, the "
+        f"champion's scores ({champion}). Compare them with read_scores(store, "
+        f'model_name="{target.key}", as_of=...).'
+    )
 
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -170,7 +193,13 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--no-register", action="store_true", help="backtest only")
     train.set_defaults(func=cmd_train)
-    score = sub.add_parser("score", help="score every customer as of a date, with reasons")
+    score = sub.add_parser(
+        "score",
+        help="score every customer as of a date, with reasons",
+        description="Score every customer as of a date with the champion models, with reasons. "
+        "The churn model scores only customers who bought before the date (its label "
+        "leaves out who never bought); the summary says how many have no churn score.",
+    )
     score.add_argument(
         "--as-of",
         type=_as_of,
@@ -184,7 +213,9 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
         action="append",
         help="registered model, repeatable "
         "(default: crm-churn@champion and crm-propensity@champion; a category model such as "
-        "crm-propensity-beauty@champion only when named)",
+        "crm-propensity-beauty@champion only when named). Only the champion writes the "
+        "scores tags, lists and reports read (stored as crm-churn); another version is a "
+        "shadow run, stored as the reference given (crm-churn@challenger, crm-churn/5)",
     )
     score.add_argument(
         "--attribution",

@@ -3,9 +3,13 @@
 ``score_customers(store, features, as_of, model="crm-churn@champion", settings=...)``
 loads the model from the MLflow registry, scores the features frame in
 batches (probability, band, plain-language reasons) and writes them to the
-``score`` table in **one transaction**: the rows of that model and ``as_of``
+``score`` table in **one transaction**: the rows of that key and ``as_of``
 are deleted first, so re-running a date replaces its scores instead of
 duplicating them, and a failure leaves the previous scores untouched.
+
+Only the champion writes under the registered name that tags, segments, lists
+and reports read; another version's run is kept apart, and a model scores only
+the customers its label was defined for (:mod:`crm_ml.models.scoring_targets`).
 
 Because a re-run deletes that date's scores, ``score_customers`` refuses,
 before any work, features that could not be the population at ``as_of``: an
@@ -40,6 +44,11 @@ from crm_ml.features.spec import as_timestamp
 from crm_ml.models.estimators import BoostedClassifier
 from crm_ml.models.phrases import LANGUAGES, PhraseContext
 from crm_ml.models.reasons import reasons_json
+from crm_ml.models.scoring_targets import (
+    ScoringTarget,
+    scored_population,
+    scoring_target,
+)
 from crm_ml.store import Store
 from crm_ml.store.schema import Customer, CustomerMerge, Score, Tier
 
@@ -108,15 +117,39 @@ def _reasons_language(language: str | None, settings: Settings | None) -> str:
     return chosen
 
 
-def _check_model_name(model_name: str) -> None:
-    """Refuse a registry reference where the name stored in ``score.model_name`` belongs."""
+def _check_model_name(model_name: str, *, writing: bool = False) -> None:
+    """Refuse a registry reference where a plain name belongs in ``score.model_name``.
+
+    Shadow keys (``crm-churn@challenger``) are made from the reference scored,
+    never given: a given one could name a version other than the one scoring.
+    """
     if "@" in model_name or "/" in model_name:
         name = model_name.removeprefix("models:/").split("@")[0].split("/")[0]
-        raise ValidationError(
-            f"model_name={model_name!r} is a registry reference; scores are stored under the "
-            f"model's name alone, whichever version made them (the model_version column says "
-            f"which). Pass model_name={name!r}."
+        advice = (
+            "Leave model_name out: the champion's scores are then stored under "
+            f"model_name={name!r} and another version's under the reference it was scored with."
+            if writing
+            else f"Pass model_name={name!r}."
         )
+        raise ValidationError(
+            f"model_name={model_name!r} is a registry reference; the champion's scores are "
+            f"stored under the model's name alone, whichever version made them (the "
+            f"model_version column says which). {advice}"
+        )
+
+
+def _check_production_name(target: ScoringTarget, model_name: str | None) -> None:
+    """Refuse to write a version that is not the champion under the name tags and lists read."""
+    if model_name != target.name or target.is_champion:
+        return
+    champion = f"version {target.champion}" if target.champion else "none yet"
+    raise ValidationError(
+        f"model_name={model_name!r} holds the champion's scores, which tags, segments, lists "
+        f"and reports read; {target.reference} is version {target.version} and the champion "
+        f"is {champion}. Leave model_name out to keep its scores apart as "
+        f"{target.key!r}, or make it champion first "
+        f"(`crm-ml models promote {target.name} {target.version} --reason ...`)."
+    )
 
 
 def _stored_population(conn: Connection, model_name: str, as_of: datetime) -> int:
@@ -143,11 +176,28 @@ def _stored_population(conn: Connection, model_name: str, as_of: datetime) -> in
     return int(conn.execute(query).scalar_one())
 
 
+def _stored_among(conn: Connection, model_name: str, as_of: datetime, ids: pd.Index) -> int:
+    """Count the stored scores of a run that belong to ``ids``."""
+    table = SCORE_TABLE
+    query = select(table.c.customer_id).where(
+        table.c.model_name == model_name, table.c.as_of == as_of
+    )
+    stored = pd.Index(conn.execute(query).scalars().all(), dtype="str")
+    return int(stored.isin(ids).sum())
+
+
 def _refuse_fewer_customers(
-    conn: Connection, model_name: str, as_of: datetime, customers: int
+    conn: Connection, model_name: str, as_of: datetime, customers: int, left_out: pd.Index
 ) -> None:
-    """Refuse to replace a stored run with scores for fewer customers (a partial frame)."""
+    """Refuse to replace a stored run with scores for fewer customers (a partial frame).
+
+    Customers the model no longer scores (``left_out``: a run made before the
+    churn model left out never-buyers scored them) legitimately lose their
+    scores, so they are not counted. Reading the run's ids is needed only then.
+    """
     stored = _stored_population(conn, model_name, as_of)
+    if customers < stored and len(left_out):
+        stored -= _stored_among(conn, model_name, as_of, left_out)
     if customers < stored:
         raise ValidationError(
             f"{model_name} already has {stored:,} scores as of {_day(as_of)}, and these features "
@@ -190,26 +240,59 @@ def _keyed(features: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _model_label(model: str | BoostedClassifier, model_name: str | None) -> str:
+ModelRef = str | ScoringTarget | BoostedClassifier
+
+
+def _model_label(model: ModelRef, model_name: str | None) -> str:
     """Name ``model`` in messages before it is loaded: the registry reference, or its name."""
+    if isinstance(model, ScoringTarget):
+        return model.reference
     if not isinstance(model, BoostedClassifier):
         return str(model)
     return model_name or ("crm-churn" if model.target == "churn" else "crm-propensity")
 
 
 def _resolve_model(
-    model: str | BoostedClassifier, settings: Settings | None, model_name: str | None
+    model: ModelRef, settings: Settings | None, model_name: str | None
 ) -> tuple[BoostedClassifier, str, str]:
+    """Return the fitted model, the ``score.model_name`` to write and the version."""
     if isinstance(model, BoostedClassifier):
         return model, _model_label(model, model_name), "local"
     if settings is None:
         raise ValidationError(
-            f"Loading {model!r} from the registry needs settings (the MLflow store)."
+            f"Loading {_model_label(model, None)!r} from the registry needs settings "
+            "(the MLflow store)."
         )
     from crm_ml.models.tracking import load_model
 
-    loaded = load_model(model, settings)
-    return loaded.model, model_name or loaded.name, loaded.version
+    target = model if isinstance(model, ScoringTarget) else scoring_target(model, settings)
+    _check_production_name(target, model_name)
+    loaded = load_model(target.uri, settings)
+    return loaded.model, model_name or target.key, loaded.version
+
+
+def _population_to_score(
+    frame: pd.DataFrame, model: BoostedClassifier, name: str, as_of: datetime
+) -> tuple[pd.DataFrame, pd.Index]:
+    """Split ``frame`` into the customers ``model`` scores and the ids it leaves out.
+
+    Raises
+    ------
+    ValidationError
+        If no customer is in the model's population: the stored run would be
+        deleted and nothing written in its place.
+    """
+    population = scored_population(model)
+    if population is None:
+        return frame, frame.index[:0]
+    inside = population.mask(frame)
+    if not inside.any():
+        raise ValidationError(
+            f"No customers to score with {name} as of {_day(as_of)}: a {population.score} "
+            f"model scores only customers with {population.condition}, and none of the "
+            f"{len(frame):,} in the features has. Is as_of before the first order?"
+        )
+    return frame[inside], frame.index[~inside]
 
 
 def score_batches(
@@ -278,7 +361,7 @@ def score_customers(
     features: pd.DataFrame,
     as_of: str | date | pd.Timestamp,
     *,
-    model: str | BoostedClassifier = "crm-churn@champion",
+    model: ModelRef = "crm-churn@champion",
     settings: Settings | None = None,
     model_name: str | None = None,
     batch_size: int = 100_000,
@@ -291,19 +374,27 @@ def score_customers(
     progress: bool = False,
     allow_fewer: bool = False,
 ) -> pd.DataFrame:
-    """Score every customer in ``features`` and replace that model's scores for ``as_of``.
+    """Score the customers in ``features`` and replace that key's scores for ``as_of``.
 
     Parameters
     ----------
     features : pandas.DataFrame
         Features as of ``as_of``, indexed by ``customer_id`` (or with that column):
         the whole population, as ``customer_features(store, as_of)`` returns it.
-    model : str or BoostedClassifier
-        A registry reference (``crm-churn@champion``, ``crm-churn/3``) or a fitted model.
+        A churn model scores only those who bought before ``as_of``
+        (:data:`CHURN_POPULATION`); the others get no score.
+    model : str, ScoringTarget or BoostedClassifier
+        A registry reference (``crm-churn@champion``, ``crm-churn@challenger``,
+        ``crm-churn/3``), one resolved by :func:`scoring_target`, or a fitted model.
     settings : Settings
         Needed to reach the MLflow registry; gives the language and currency of reasons.
     model_name : str, optional
-        Name written to ``score.model_name``; default the registered name.
+        Name written to ``score.model_name``. By default the registered name when
+        the reference resolves to the champion, else the reference itself
+        (``crm-churn@challenger``, ``crm-churn/5``: a shadow run, which tags, segments,
+        lists and reports do not read); for a fitted model, ``crm-churn`` or
+        ``crm-propensity``. A version that is not the champion is refused the
+        registered name.
     language : {"zh", "en"}, optional
         Language of the reasons; default ``settings.language`` (``CRM_ML_LANGUAGE``),
         or ``zh`` (the settings' default) without settings.
@@ -318,16 +409,20 @@ def score_customers(
     progress : bool
         Show a progress bar counting the customers scored (``crm-ml score`` does).
     allow_fewer : bool
-        Replace a stored run of this model and date even when ``features`` covers
+        Replace a stored run of this key and date even when ``features`` covers
         fewer customers than it, e.g. to keep only a subset's scores on purpose.
         Off by default: the other customers' scores would be deleted. Customers
-        merged away since the run are not counted, so a full re-score needs no
-        opt-in.
+        merged away since the run, or no longer in the model's population, are
+        not counted, so a full re-score needs no opt-in.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by ``band`` (high, medium, low): ``customers``, ``mean_probability``.
+        Its ``attrs`` say what was written: ``model_name`` (the key),
+        ``model_version``, ``left_out`` (customers in ``features`` outside the
+        model's population, who have no score) and ``left_out_note`` (saying so
+        and why; empty when none).
 
     Raises
     ------
@@ -335,16 +430,19 @@ def score_customers(
         If ``as_of`` is not a date.
     ValidationError
         Before any work, if ``features`` is empty, was built for another date
-        (``features.attrs["as_of"]``) or holds a customer twice, or ``language``
-        is unknown; before any score is written, if it covers fewer customers
-        than the stored run (see ``allow_fewer``).
+        (``features.attrs["as_of"]``) or holds a customer twice, ``language``
+        is unknown, ``model_name`` would put a non-champion's scores where the
+        champion's belong, or no customer is in the model's population; before
+        any score is written, if it covers fewer customers than the stored run
+        (see ``allow_fewer``).
     """
     as_of_dt = as_timestamp(as_of)
     frame = _features_to_score(features, as_of_dt, _model_label(model, model_name))
     language = _reasons_language(language, settings)
     if model_name is not None:
-        _check_model_name(model_name)
+        _check_model_name(model_name, writing=True)
     fitted, name, version = _resolve_model(model, settings, model_name)
+    frame, left_out = _population_to_score(frame, fitted, name, as_of_dt)
     batches = score_batches(
         fitted,
         frame,
@@ -361,11 +459,25 @@ def score_customers(
     with store.begin() as conn:
         lock_scores(conn, name, as_of_dt)  # before counting, so the count is the latest run's
         if not allow_fewer:
-            _refuse_fewer_customers(conn, name, as_of_dt, len(frame))
+            _refuse_fewer_customers(conn, name, as_of_dt, len(frame), left_out)
         summary = replace_scores(
             conn, batches, model_name=name, as_of=as_of_dt, model_version=version, scored_at=stamp
         )
     log.info("Scored %d customers with %s v%s as of %s", len(frame), name, version, _day(as_of_dt))
+    return _with_run_attrs(summary, name, version, fitted, len(left_out))
+
+
+def _with_run_attrs(
+    summary: pd.DataFrame, name: str, version: str, model: BoostedClassifier, left_out: int
+) -> pd.DataFrame:
+    """Record on ``summary`` the key written and who was left out, for the caller to say."""
+    population = scored_population(model)
+    note = population.note(left_out) if population is not None and left_out else ""
+    if note:
+        log.info("%s", note)
+    summary.attrs.update(
+        model_name=name, model_version=version, left_out=left_out, left_out_note=note
+    )
     return summary
 
 
@@ -459,7 +571,9 @@ def read_scores(store: Store, *, model_name: str, as_of: str | date | pd.Timesta
     Parameters
     ----------
     model_name : str
-        The name scores are stored under, e.g. ``crm-churn`` (not ``crm-churn@champion``).
+        The key scores are stored under: ``crm-churn`` for the champion's (not
+        ``crm-churn@champion``), or a shadow run's reference such as
+        ``crm-churn@challenger`` or ``crm-churn/5``.
 
     Returns
     -------
@@ -470,7 +584,8 @@ def read_scores(store: Store, *, model_name: str, as_of: str | date | pd.Timesta
     Raises
     ------
     ValidationError
-        If ``model_name`` is a registry reference (an alias or version).
+        If ``model_name`` names the champion by reference (``@champion``, ``models:/``)
+        and nothing is stored under it.
     NotFoundError
         If no scores at all are stored under ``model_name`` (listing the names that have some).
     ConfigError
@@ -494,11 +609,14 @@ def _require_scored_model(conn: Connection, model_name: str) -> None:
     names = sorted(conn.execute(select(table.c.model_name).distinct()).scalars())
     if model_name in names:
         return
-    _check_model_name(model_name)
+    if model_name.startswith("models:/") or model_name.endswith("@champion"):
+        _check_model_name(model_name)  # the champion's scores are under the name alone
     close = difflib.get_close_matches(model_name, names, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise NotFoundError(
         f"No scores are stored for model {model_name!r}; models with scores: "
         f"{', '.join(names) or 'none'}.{hint} Scores are written by score_customers "
-        "(`crm-ml score`)."
+        "(`crm-ml score`): the champion's under the registered name, another version's "
+        "under the reference it was scored with (`crm-ml score --model crm-churn@challenger` "
+        "writes crm-churn@challenger)."
     )

@@ -9,6 +9,14 @@ phrases reasons per Arrow batch with :func:`mapInPandas
 :func:`crm_ml.models.scoring.score_customers`. Scores are written to Parquet;
 nothing but the per-band summary comes back to the driver. ``store=`` also
 loads them into the store's ``score`` table (:mod:`crm_ml.spark.loading`).
+
+The reasons are those ``score_customers`` writes for the same store, model and
+``as_of``: in ``settings.language`` (``CRM_ML_LANGUAGE``) unless
+:class:`ReasonOptions` says otherwise, naming tiers as the store's ``tier``
+table does (the Chinese label in ``zh``). Without the tier names a reason says
+"当前等级2" where the single machine says "当前等级金卡", so they are read from
+``store=`` when given, else from the ``tier`` table the session holds (the view
+:func:`~crm_ml.spark.session.spark_tables` registers).
 """
 
 from __future__ import annotations
@@ -27,7 +35,14 @@ from crm_ml.errors import ConfigError, ValidationError
 from crm_ml.features.spec import as_timestamp
 from crm_ml.models.estimators import BoostedClassifier
 from crm_ml.models.phrases import PhraseContext
-from crm_ml.models.scoring import BANDS, DEFAULT_BAND_THRESHOLDS, risk_band
+from crm_ml.models.scoring import (
+    BANDS,
+    DEFAULT_BAND_THRESHOLDS,
+    _reasons_language,
+    risk_band,
+    tier_names_from_store,
+)
+from crm_ml.models.scoring_targets import scored_population, scoring_target
 from crm_ml.spark.loading import load_spark_scores
 from crm_ml.spark.session import require_pyspark
 from crm_ml.store import Store
@@ -61,21 +76,23 @@ class ReasonOptions:
         ``(high, medium)``: ``high`` from the first, ``medium`` from the second.
     top_k : int
         Reasons per customer.
-    language : str
-        ``en`` or ``zh``.
+    language : str or None
+        ``en`` or ``zh``; None (the default) is ``settings.language``
+        (``CRM_ML_LANGUAGE``), as in ``score_customers``.
     attribution : {"shap", "path"}
         Exact TreeSHAP (the default, and no slower), or path attribution.
     reasons : bool
         False writes probabilities and bands only (``reasons`` empty).
     context : PhraseContext or None
-        Currency and tier names for the phrases; from the settings when None.
+        Currency and tier names for the phrases; when None, the currency of the
+        settings and the store's tier names (see :func:`score_on_spark`).
     chunk_rows : int
         Rows explained per call in each task (Spark's Arrow batches are regrouped).
     """
 
     band_thresholds: tuple[float, float] = DEFAULT_BAND_THRESHOLDS
     top_k: int = 3
-    language: str = "en"
+    language: str | None = None
     attribution: str = "shap"
     reasons: bool = True
     context: PhraseContext | None = None
@@ -174,8 +191,9 @@ def reason_batches(
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """Return the ``mapInPandas`` function: band and reasons for each batch of scored rows.
 
-    Each batch holds ``customer_id``, the features and ``probability``; the
-    function yields the columns of :data:`SCORE_SCHEMA`.
+    ``options`` as :func:`score_on_spark` completes them (language and context
+    set). Each batch holds ``customer_id``, the features and ``probability``;
+    the function yields the columns of :data:`SCORE_SCHEMA`.
     """
     name, version = labels
 
@@ -184,6 +202,58 @@ def reason_batches(
             yield _explained(model, options, chunk).assign(model_name=name, model_version=version)
 
     return score
+
+
+def _session_tier_names(session: Any, language: str) -> dict[int, str] | None:
+    """Tier level -> name from the session's ``tier`` table, or None when it has none.
+
+    Named by the rule of :func:`~crm_ml.models.scoring.tier_names_from_store`:
+    the label in ``zh`` (where there is one), else the name.
+    """
+    if not session.catalog.tableExists("tier"):
+        return None
+    tier = session.table("tier")
+    label = "label" if "label" in tier.columns else "name"
+    rows = tier.select("level", "name", label).collect()
+    return {
+        int(level): str(text) if language == "zh" and text else str(name)
+        for level, name, text in rows
+    }
+
+
+def _tier_names(session: Any, store: Store | None, language: str) -> dict[int, str]:
+    """Return the tier names reasons use: the store's, else the session's ``tier`` table's.
+
+    Without either, reasons give tier levels as numbers; that is logged, since
+    the single machine would name them.
+    """
+    if store is not None:
+        return tier_names_from_store(store, language=language)
+    names = _session_tier_names(session, language)
+    if names is None:
+        log.warning(
+            "No tier table on the Spark session and no store=: reasons give tier levels as "
+            "numbers. Register the tables with spark_tables(), pass store= or tier_names=."
+        )
+        return {}
+    return names
+
+
+def _reason_options(
+    session: Any,
+    settings: Settings,
+    options: ReasonOptions | None,
+    tier_names: Mapping[int, str] | None,
+    store: Store | None,
+) -> ReasonOptions:
+    """Fill in what ``options`` leaves open as ``score_customers`` would: language and context."""
+    chosen = options or ReasonOptions()
+    language = _reasons_language(chosen.language, settings)
+    context = chosen.context
+    if context is None and chosen.reasons:
+        names = _tier_names(session, store, language) if tier_names is None else tier_names
+        context = PhraseContext(currency=settings.currency, tier_names=dict(names))
+    return replace(chosen, language=language, context=context)
 
 
 def _summary(scores: Any) -> pd.DataFrame:
@@ -197,6 +267,27 @@ def _summary(scores: Any) -> pd.DataFrame:
     out = found.reindex(list(BANDS))
     out["customers"] = out["customers"].fillna(0).astype(int)
     return out
+
+
+def _scored_population(frame: Any, model: BoostedClassifier) -> Any:
+    """Keep the customers ``model`` scores, as ``score_customers`` does (churn: buyers only).
+
+    Raises
+    ------
+    ValidationError
+        If the features lack the column that tells who is in.
+    """
+    population = scored_population(model)
+    if population is None:
+        return frame
+    if population.column not in frame.columns:
+        raise ValidationError(
+            f"A {population.score} model scores only customers with {population.condition}, "
+            f"and the features have no {population.column} column. Build them with "
+            "spark_features(...), which always has it."
+        )
+    log.info("%s model: scoring only customers with %s", population.score, population.condition)
+    return frame.filter(population.condition)
 
 
 def score_on_spark(
@@ -226,20 +317,25 @@ def score_on_spark(
         ``crm-churn@champion``, ``crm-churn/3`` or a ``models:/`` URI; an alias
         is resolved once, so every row is scored by the same version.
     settings : Settings
-        The MLflow store (``mlflow_tracking_uri``) and the currency of reasons.
+        The MLflow store (``mlflow_tracking_uri``), the language and currency of reasons.
     out_path : path
         Parquet folder written by Spark (``s3a://``, ``hdfs://``... on a cluster).
     as_of : date, optional
         Stored in an ``as_of`` column when given.
     options : ReasonOptions, optional
-        Band thresholds, ``top_k``, language, ``attribution``, or
-        ``reasons=False`` for probabilities only.
+        Band thresholds, ``top_k``, language (default ``settings.language``),
+        ``attribution``, or ``reasons=False`` for probabilities only.
+    tier_names : mapping, optional
+        Tier level -> name for reasons. By default the store's, as
+        ``score_customers`` names them: from ``store`` when given, else from the
+        ``tier`` table on ``session`` (registered by ``spark_tables``); without
+        either, levels are given as numbers (and a warning logged).
     mode : str
         Spark's save mode: ``overwrite`` (default), ``error``...
     store : Store, optional
         Also load the written scores into this store's ``score`` table with
         :func:`~crm_ml.spark.loading.load_spark_scores` (needs ``as_of``, and
-        ``out_path`` readable from the driver).
+        ``out_path`` readable from the driver); its tiers name the reasons' tiers.
 
     Returns
     -------
@@ -259,28 +355,26 @@ def score_on_spark(
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
-    from crm_ml.models.tracking import configure_tracking, load_model, resolve_version
+    from crm_ml.models.tracking import configure_tracking, load_model
 
+    chosen = _reason_options(session, settings, options, tier_names, store)
     configure_tracking(settings)
     started = datetime.now(UTC).replace(tzinfo=None)  # score.scored_at when store= loads them
-    name, version = resolve_version(model_uri, settings)
-    uri = f"models:/{name}/{version}"
+    target = scoring_target(model_uri, settings)  # the champion's key, or a shadow run's
+    uri = f"models:/{target.uri}"
     columns = _signature_columns(uri)
-    inputs = _model_inputs(_features_frame(session, features), columns)
+    model = load_model(uri, settings).model
+    inputs = _model_inputs(_scored_population(_features_frame(session, features), model), columns)
     predict = mlflow.pyfunc.spark_udf(session, uri, result_type="double", env_manager="local")
     scored = inputs.withColumn("probability", predict(F.struct(*columns)))
-    chosen = options or ReasonOptions()
-    if chosen.context is None:
-        context = PhraseContext(currency=settings.currency, tier_names=dict(tier_names or {}))
-        chosen = replace(chosen, context=context)
-    model = load_model(uri, settings).model
-    scores = scored.mapInPandas(reason_batches(model, chosen, (name, version)), SCORE_SCHEMA)
+    key = (target.key, target.version)
+    scores = scored.mapInPandas(reason_batches(model, chosen, key), SCORE_SCHEMA)
     if as_of is not None:
         # Text cast to TIMESTAMP_NTZ: no time zone conversion on the way.
         stamp = as_timestamp(as_of).isoformat(sep=" ")
         scores = scores.withColumn("as_of", F.lit(stamp).cast("timestamp_ntz"))
     scores.write.mode(mode).parquet(os.fspath(out_path))
-    log.info("Scored features with %s v%s on Spark into %s", name, version, out_path)
+    log.info("Scored features with %s v%s on Spark into %s", *key, out_path)
     if store is not None:
         return load_spark_scores(store, out_path, as_of=as_of, scored_at=started)
     return _summary(session.read.parquet(os.fspath(out_path)))
