@@ -160,7 +160,9 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     from crm_ml.features import build_feature_file
 
     path = build_feature_file(_open_store(settings), args.as_of, Path(args.out), progress=True)
-    print(f"Features as of {args.as_of:%Y-%m-%d} written to {path}")
+    # The time too when given: a cut at China's midnight is 16:00 UTC the day before.
+    when = args.as_of.isoformat(sep=" ", timespec="minutes").removesuffix(" 00:00")
+    print(f"Features as of {when} written to {path}")
     return 0
 
 
