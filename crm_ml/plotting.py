@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 
 from matplotlib import font_manager
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +71,17 @@ def font_families(lang: str = "zh") -> list[str]:
     if lang == "zh":
         return [*cjk_font_families(), "DejaVu Sans"]
     return ["DejaVu Sans", *cjk_font_families()]
+
+
+def apply_fonts(fig: Figure, lang: str) -> Figure:
+    """Give every text of ``fig`` the fonts of :func:`font_families`; return ``fig``.
+
+    Call it once the figure's texts (titles, labels, legends) exist. Tick
+    labels made later, when the figure is drawn, get the same fonts.
+    """
+    families = font_families(lang)
+    for text in fig.findobj(Text):
+        text.set_fontfamily(families)
+    for ax in fig.axes:
+        ax.tick_params(labelfontfamily=families)
+    return fig

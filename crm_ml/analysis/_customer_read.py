@@ -274,7 +274,7 @@ def _scores(conn: Connection, cid: str, on: pd.Timestamp) -> tuple[pd.DataFrame,
             for m, raw in zip(latest["model_name"], latest["reasons"], strict=True)
             for rank, item in enumerate(_reason_items(raw), start=1)
         ],
-        columns=["model_name", "rank", "text", "actionable", "contribution"],
+        columns=["model_name", "rank", "text", "actionable", "direction", "contribution"],
     )
     texts = reasons.groupby("model_name")["text"].agg(lambda t: "; ".join(map(str, t)))
     latest = latest.set_index("model_name").sort_index()

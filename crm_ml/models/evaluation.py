@@ -30,7 +30,7 @@ from crm_ml.models.metrics import (
     lift_table,
     precision_at,
 )
-from crm_ml.models.plots import calibration_figure, lift_figure
+from crm_ml.models.plots import calibration_figure, figure_language, lift_figure
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class BacktestResult:
     predictions : pandas.DataFrame
         Test rows: ``customer_id``, the label, and one probability column per model.
     figures : dict[str, matplotlib.figure.Figure]
-        ``calibration`` and ``lift``.
+        ``calibration`` and ``lift``, labelled in the backtest's ``language``.
     """
 
     split: BacktestSplit
@@ -195,6 +195,7 @@ def backtest(
     test_as_of: str | date | None = None,
     baselines: Sequence[Any] | None = None,
     list_sizes: Sequence[float] = DEFAULT_LIST_SIZES,
+    language: str | None = None,
 ) -> BacktestResult:
     """Fit a clone of ``model`` on earlier snapshots and score it and the baselines on a later one.
 
@@ -205,7 +206,17 @@ def backtest(
         levels), features and ``label``.
     baselines : sequence, optional
         Default: recency rule, RFM score and BG/NBD for the model's target.
+    language : {"zh", "en"}, optional
+        Language of the figures' titles, axes and legends: pass
+        ``settings.language``. Default ``zh``, the settings' default.
+
+    Raises
+    ------
+    ValidationError
+        Before any fitting, if ``language`` is unknown or the snapshots cannot
+        be split (see :func:`split_snapshots`).
     """
+    language = figure_language(language)
     frame = flatten_training_frame(frame)
     split = split_snapshots(frame, horizon_days=horizon_days, test_as_of=test_as_of)
     cols = list(features) if features is not None else infer_features(frame, label=label)
@@ -229,10 +240,7 @@ def backtest(
     metrics, lift, precision = evaluate_predictions(
         predictions, label=label, models=names, list_sizes=list_sizes
     )
-    figures = {
-        "calibration": calibration_figure(predictions[[label, *names]], label=label),
-        "lift": lift_figure(lift),
-    }
+    figures = _figures(predictions[[label, *names]], lift, label=label, language=language)
     log.info("Backtest on %s: AUC %.3f", split.test_as_of.date(), metrics.loc["model", "roc_auc"])
     return BacktestResult(
         split,
@@ -244,6 +252,16 @@ def backtest(
         fitted,
         backtest_id(split, test, label=label),
     )
+
+
+def _figures(
+    predictions: pd.DataFrame, lift: pd.DataFrame, *, label: str, language: str
+) -> dict[str, Figure]:
+    """Return the backtest's ``calibration`` and ``lift`` figures, labelled in ``language``."""
+    return {
+        "calibration": calibration_figure(predictions, label=label, language=language),
+        "lift": lift_figure(lift, language=language),
+    }
 
 
 def score_on_backtest(

@@ -2,16 +2,91 @@
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (Agg
 canvas), never through ``pyplot``: no global state, no display needed, and
-notebooks show them as they show any Figure.
+notebooks show them as they show any Figure. Their titles, axes and legends
+are in the settings' language (``zh`` by default, like the reasons), with fonts
+that draw Chinese either way (:func:`crm_ml.plotting.apply_fonts`).
 """
 
 from __future__ import annotations
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from crm_ml.config import LANGUAGES
+from crm_ml.errors import ValidationError
 from crm_ml.models.metrics import calibration_table
+from crm_ml.plotting import apply_fonts
+
+#: The settings' default language (``CRM_ML_LANGUAGE`` unset), used when none is given.
+DEFAULT_LANGUAGE = "zh"
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "calibration": "Calibration on the test snapshot",
+        "mean_predicted": "mean predicted probability",
+        "observed_rate": "observed rate",
+        "perfect": "perfect calibration",
+        "lift": "Lift by decile",
+        "decile": "decile (1 = highest score)",
+        "lift_axis": "lift (rate in the decile ÷ overall rate)",
+        "random": "random order",
+        "gains": "Cumulative gains",
+        "contacted": "share of customers contacted",
+        "found": "share of positives found",
+    },
+    "zh": {
+        "calibration": "测试快照上的概率校准",
+        "mean_predicted": "平均预测概率",
+        "observed_rate": "实际发生率",
+        "perfect": "完美校准",
+        "lift": "各十分位提升度",
+        "decile": "十分位（1 = 得分最高）",
+        "lift_axis": "提升度（该组发生率 ÷ 总体发生率）",
+        "random": "随机排序",
+        "gains": "累计增益",
+        "contacted": "触达客户占比",
+        "found": "覆盖的正例占比",
+    },
+}
+
+#: Legend names of the model and the built-in baselines; other names are shown as they are.
+MODEL_NAMES: dict[str, dict[str, str]] = {
+    "en": {
+        "model": "model",
+        "recency_rule": "baseline: recency rule",
+        "rfm_score": "baseline: RFM score",
+        "bg_nbd": "baseline: BG/NBD",
+    },
+    "zh": {
+        "model": "模型",
+        "recency_rule": "基线：最近购买天数规则",
+        "rfm_score": "基线：RFM评分",
+        "bg_nbd": "基线：BG/NBD",
+    },
+}
+
+
+def figure_language(language: str | None) -> str:
+    """Return ``language``, or :data:`DEFAULT_LANGUAGE` for None, checked before any drawing.
+
+    Raises
+    ------
+    ValidationError
+        If ``language`` is neither ``zh`` nor ``en``.
+    """
+    chosen = DEFAULT_LANGUAGE if language is None else language
+    if chosen not in LANGUAGES:
+        raise ValidationError(
+            f"Figure language must be one of {', '.join(LANGUAGES)}, got {language!r} "
+            "(settings.language, CRM_ML_LANGUAGE)."
+        )
+    return chosen
+
+
+def _model_name(name: str, language: str) -> str:
+    return MODEL_NAMES[language].get(name, name)
 
 
 def _figure(width: float = 10.0, height: float = 4.5) -> Figure:
@@ -20,60 +95,84 @@ def _figure(width: float = 10.0, height: float = 4.5) -> Figure:
     return fig
 
 
-def calibration_figure(predictions: pd.DataFrame, *, label: str, n_bins: int = 10) -> Figure:
+def calibration_figure(
+    predictions: pd.DataFrame, *, label: str, n_bins: int = 10, language: str = DEFAULT_LANGUAGE
+) -> Figure:
     """Plot observed rate against mean predicted probability per bin, one line per model.
 
     Parameters
     ----------
     predictions : pandas.DataFrame
         Column ``label`` (0/1) and one probability column per model.
+    language : {"zh", "en"}
+        Language of the title, axes and legend.
     """
+    words = LABELS[figure_language(language)]
     fig = _figure(6.0, 5.0)
     ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label=words["perfect"])
     for name in predictions.columns.drop(label):
         table = calibration_table(predictions[label], predictions[name], n_bins=n_bins)
-        ax.plot(table["mean_predicted"], table["observed_rate"], marker="o", label=name)
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("observed rate")
+        ax.plot(
+            table["mean_predicted"],
+            table["observed_rate"],
+            marker="o",
+            label=_model_name(str(name), language),
+        )
+    ax.set_xlabel(words["mean_predicted"])
+    ax.set_ylabel(words["observed_rate"])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_title("Calibration on the test snapshot")
+    ax.set_title(words["calibration"])
     ax.legend(loc="upper left", fontsize="small")
-    return fig
+    return apply_fonts(fig, language)
 
 
-def lift_figure(lift: pd.DataFrame) -> Figure:
+def lift_figure(lift: pd.DataFrame, *, language: str = DEFAULT_LANGUAGE) -> Figure:
     """Plot lift by decile (left) and cumulative gains (right), one series per model.
+
+    Both panels have a legend: which bar or line is which model, and the
+    dashed line of a random order (lift 1, gains on the diagonal).
 
     Parameters
     ----------
     lift : pandas.DataFrame
         Stacked :func:`~crm_ml.models.metrics.lift_table` output with a ``model`` column.
+    language : {"zh", "en"}
+        Language of the titles, axes and legends.
     """
+    words = LABELS[figure_language(language)]
     fig = _figure()
     ax_lift, ax_gain = fig.subplots(1, 2)
     models = list(dict.fromkeys(lift["model"]))
     width = 0.8 / max(len(models), 1)
     for i, name in enumerate(models):
-        part = lift[lift["model"] == name]
-        ax_lift.bar(
-            part["decile"] + (i - (len(models) - 1) / 2) * width, part["lift"], width, label=name
-        )
+        part, shown = lift[lift["model"] == name], _model_name(str(name), language)
+        offset = (i - (len(models) - 1) / 2) * width
+        ax_lift.bar(part["decile"] + offset, part["lift"], width, label=shown)
         ax_gain.plot(
             [0, *part["cumulative_share"].tolist()],
             [0, *part["gains"].tolist()],
             marker=".",
-            label=name,
+            label=shown,
         )
-    ax_lift.axhline(1.0, color="grey", linestyle="--", linewidth=1)
-    ax_lift.set_xlabel("decile (1 = highest score)")
-    ax_lift.set_ylabel("lift")
-    ax_lift.set_xticks(range(1, 11))
-    ax_lift.set_title("Lift by decile")
-    ax_gain.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-    ax_gain.set_xlabel("share of customers contacted")
-    ax_gain.set_ylabel("share of positives found")
-    ax_gain.set_title("Cumulative gains")
-    ax_gain.legend(loc="lower right", fontsize="small")
-    return fig
+    _label_lift(ax_lift, words)
+    _label_gains(ax_gain, words)
+    return apply_fonts(fig, language)
+
+
+def _label_lift(ax: Axes, words: dict[str, str]) -> None:
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label=words["random"])
+    ax.set_xlabel(words["decile"])
+    ax.set_ylabel(words["lift_axis"])
+    ax.set_xticks(range(1, 11))
+    ax.set_title(words["lift"])
+    ax.legend(loc="upper right", fontsize="small")
+
+
+def _label_gains(ax: Axes, words: dict[str, str]) -> None:
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label=words["random"])
+    ax.set_xlabel(words["contacted"])
+    ax.set_ylabel(words["found"])
+    ax.set_title(words["gains"])
+    ax.legend(loc="lower right", fontsize="small")

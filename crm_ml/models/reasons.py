@@ -2,12 +2,28 @@
 
 SHAP contributions (log-odds; the values of LightGBM's ``pred_contrib=True``) are
 pooled per *topic* (features that tell one story, see
-:mod:`crm_ml.models.phrase_templates`), the ``top_k`` topics that push the score up
-the most are kept, and each is phrased with the customer's own values::
+:mod:`crm_ml.models.phrase_templates`), and each is phrased with the customer's
+own values (columns ``rank``, ``topic`` and ``actionable`` left out here)::
 
     >>> reasons_frame(model.contributions(X), X, language="en")  # doctest: +SKIP
-       customer_id  rank  topic    text                                  actionable  contribution
-       C001         1     recency  no purchase for 95 days, usually every 30  False  0.84
+       customer_id  text                                         direction  contribution
+       C001         no purchase for 95 days, usually every 30    raises      0.84
+       C002         ↓last purchase 3 days ago, usually every 30  lowers     -1.20
+
+Reasons answer "why this score", and a retention agent reads a score as
+likely or unlikely. So the ``top_k`` topics kept are those that push the score
+towards its side of 50/50 (:data:`DIRECTION_THRESHOLD`): what raises it most
+for a score at or above 0.5, what lowers it most below. A customer with a 2%
+purchase propensity is told what holds the score down (已591天未购买), not
+the few weak things that lift it. The model's base rate is not the line: a
+churn model's is often above the churn-risk threshold (82% in the demo), and a
+customer at 75% churn risk would then be explained by what lowers the risk.
+
+Every reason records its direction (``raises``/``lowers``, and the sign of its
+``contribution``), and the text of a lowering reason starts with
+:data:`LOWERS_MARK` (↓) so that every place that shows only the texts (lists,
+customer 360) shows it too. Raising reasons stay unmarked, as every reason read
+before directions existed.
 
 Work is vectorised per (rank, topic) pair, so a million customers take
 seconds, not minutes.
@@ -20,11 +36,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from crm_ml.errors import ValidationError
 from crm_ml.models.phrase_templates import template_for, topic_of
 from crm_ml.models.phrases import LANGUAGES, Getter, PhraseContext
+
+#: Probability at or above which reasons say what raises the score; below, what lowers it.
+DIRECTION_THRESHOLD = 0.5
+#: Start of the text of a reason that lowers the score: short and the same in every language.
+LOWERS_MARK = "↓"
 
 #: JSON string quoting (C implementation, keeps Chinese as is rather than \\u-escaping it).
 _quote = json.encoder.encode_basestring
@@ -41,6 +63,7 @@ class TopReasons:
     valid: np.ndarray
     text: np.ndarray
     actionable: np.ndarray
+    raises: np.ndarray  # shape (customers,): True where the reasons raise the score
 
 
 def _topic_matrix(contrib: pd.DataFrame) -> tuple[list[str], np.ndarray]:
@@ -52,6 +75,27 @@ def _topic_matrix(contrib: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     for row, feature in enumerate(features):
         indicator[row, position[topic_of(feature)]] = 1.0
     return topics, contrib.to_numpy(dtype=float) @ indicator
+
+
+def _raises(
+    contributions: pd.DataFrame, topic_total: np.ndarray, probability: npt.ArrayLike | None
+) -> np.ndarray:
+    """Whether each customer's score is at or above :data:`DIRECTION_THRESHOLD`.
+
+    ``probability`` is the score as shown (calibrated); without it, the trees'
+    log-odds (contributions plus ``bias``) stand in, which can disagree with a
+    calibrated score near the threshold.
+    """
+    if probability is not None:
+        p = np.asarray(probability, dtype=float).reshape(-1)
+        if p.size != len(contributions):
+            raise ValidationError(
+                f"Probability and contributions differ in length: {p.size} vs {len(contributions)}."
+            )
+        return p >= DIRECTION_THRESHOLD
+    threshold = np.log(DIRECTION_THRESHOLD / (1 - DIRECTION_THRESHOLD))
+    bias = contributions["bias"].to_numpy(dtype=float) if "bias" in contributions else 0.0
+    return np.asarray(topic_total + bias >= threshold)
 
 
 def _top_k(values: np.ndarray, k: int) -> np.ndarray:
@@ -99,11 +143,16 @@ def top_reasons(
     language: str = "en",
     context: PhraseContext | None = None,
     min_contribution: float = 0.0,
+    probability: npt.ArrayLike | None = None,
 ) -> TopReasons:
-    """Pick and phrase each customer's top ``top_k`` topics (contribution > ``min_contribution``).
+    """Pick and phrase each customer's top ``top_k`` topics towards their score's side.
 
-    ``contributions`` (one column per feature, plus an ignored ``bias``) and
-    ``features`` must hold the same customers in the same order.
+    For a score at or above :data:`DIRECTION_THRESHOLD` the topics that raise it
+    most, below it those that lower it most; either with a contribution beyond
+    ``min_contribution`` in that direction. ``contributions`` (one column per
+    feature, plus ``bias``) and ``features`` must hold the same customers in the
+    same order; ``probability`` (the calibrated score, same order) decides the
+    side, else the contributions' log-odds do.
     """
     if language not in LANGUAGES:
         raise ValidationError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}.")
@@ -111,23 +160,39 @@ def top_reasons(
         raise ValidationError(
             f"Contributions and features differ in length: {len(contributions)} vs {len(features)}."
         )
-    ctx = context or PhraseContext()
     topics, matrix = _topic_matrix(contributions.drop(columns="bias", errors="ignore"))
+    raises = _raises(contributions, matrix.sum(axis=1), probability)
+    sign = np.where(raises, 1.0, -1.0)[:, None]
     k = max(min(top_k, len(topics)), 0)
-    idx = _top_k(matrix, k) if k else np.zeros((len(matrix), 0), dtype=int)
+    idx = _top_k(matrix * sign, k) if k else np.zeros((len(matrix), 0), dtype=int)
     values = np.take_along_axis(matrix, idx, axis=1)
-    valid = values > min_contribution
+    valid = values * sign > min_contribution
+    text, actionable = _phrase(topics, idx, valid, features, language, context or PhraseContext())
+    lowering = valid & ~raises[:, None]
+    text[lowering] = LOWERS_MARK + text[lowering]
+    return TopReasons(contributions.index, topics, idx, values, valid, text, actionable, raises)
+
+
+def _phrase(
+    topics: list[str],
+    idx: np.ndarray,
+    valid: np.ndarray,
+    features: pd.DataFrame,
+    language: str,
+    ctx: PhraseContext,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the text and actionable flag of each kept (customer, rank), one topic at a time."""
     text = np.full(idx.shape, "", dtype=object)
     actionable = np.zeros(idx.shape, dtype=bool)
     columns = _Columns(features)
-    for slot in range(k):
+    for slot in range(idx.shape[1]):
         for t in np.unique(idx[valid[:, slot], slot]):
             rows = np.flatnonzero(valid[:, slot] & (idx[:, slot] == t))
             template = template_for(topics[t])
             phrases = template.phrase(columns.getter(rows), language, ctx)
             text[rows, slot] = phrases if len(phrases) == rows.size else topics[t]
             actionable[rows, slot] = template.actionable
-    return TopReasons(contributions.index, topics, idx, values, valid, text, actionable)
+    return text, actionable
 
 
 def reasons_frame(
@@ -139,8 +204,10 @@ def reasons_frame(
     -------
     pandas.DataFrame
         One row per customer and reason: the contributions' index (e.g.
-        ``customer_id``), ``rank`` (1 = strongest), ``topic``, ``text``,
-        ``actionable``, ``contribution`` (log-odds).
+        ``customer_id``), ``rank`` (1 = strongest), ``topic``, ``text`` (starting
+        with ↓ when it lowers the score), ``actionable``, ``direction``
+        (``raises`` or ``lowers``), ``contribution`` (log-odds, negative when it
+        lowers the score).
     """
     top = top_reasons(contributions, features, **kwargs)  # type: ignore[arg-type]
     rows, slots = np.nonzero(top.valid)
@@ -152,9 +219,22 @@ def reasons_frame(
             "topic": np.asarray(top.topics, dtype=object)[top.topic_idx[rows, slots]],
             "text": top.text[rows, slots],
             "actionable": top.actionable[rows, slots],
+            "direction": np.where(top.raises[rows], "raises", "lowers").astype(object),
             "contribution": top.contribution[rows, slots],
         }
     )
+
+
+#: The JSON between a reason's text and its contribution, by ``actionable * 2 + raises``:
+#: looked up, not formatted, as the per-customer work is what a million customers cost.
+_FLAGS = np.array(
+    [
+        f', "actionable": {a}, "direction": "{d}"'
+        for a in ("false", "true")
+        for d in ("lowers", "raises")
+    ],
+    dtype=object,
+)
 
 
 def reasons_json(
@@ -166,7 +246,8 @@ def reasons_json(
     -------
     pandas.Series
         Indexed like ``contributions``; each value a JSON list of
-        ``{"feature", "text", "actionable", "contribution"}``, strongest first.
+        ``{"feature", "text", "actionable", "direction", "contribution"}``,
+        strongest first (see :func:`reasons_frame` for what they hold).
     """
     top = top_reasons(contributions, features, **kwargs)  # type: ignore[arg-type]
     n, k = top.valid.shape
@@ -177,12 +258,10 @@ def reasons_json(
         rows = np.flatnonzero(top.valid[:, slot])
         if rows.size == 0:
             break
-        flags = np.where(
-            top.actionable[rows, slot], ', "actionable": true', ', "actionable": false'
-        )
+        flags = _FLAGS[top.actionable[rows, slot] * 2 + top.raises[rows]]
         numbers = [f', "contribution": {c:.4f}}}' for c in top.contribution[rows, slot].tolist()]
         texts = np.array([_quote(t) for t in top.text[rows, slot]], dtype=object)
-        tails = flags.astype(object) + np.array(numbers, dtype=object)
+        tails = flags + np.array(numbers, dtype=object)
         piece = heads[top.topic_idx[rows, slot]] + texts + tails
         joined[rows] = piece if slot == 0 else joined[rows] + ", " + piece
     return pd.Series("[" + joined + "]", index=top.index, name="reasons", dtype=object)
@@ -199,9 +278,18 @@ def explain(
 ) -> pd.DataFrame:
     """Return a fitted model's top reasons per customer (see :func:`reasons_frame`).
 
-    ``tier_names`` (level -> name, e.g. ``{0: "Member", 1: "Silver", 2: "Gold"}``)
-    lets a downgrade read "downgraded from Gold 20 days ago".
+    The calibrated probability decides whether a customer's reasons raise or
+    lower the score (see :func:`top_reasons`). ``tier_names`` (level -> name,
+    e.g. ``{0: "Member", 1: "Silver", 2: "Gold"}``) lets a downgrade read
+    "downgraded from Gold 20 days ago".
     """
-    contributions = model.contributions(features)  # type: ignore[attr-defined]
+    probability, contributions = model.explain_proba(features)  # type: ignore[attr-defined]
     context = PhraseContext(currency=currency, tier_names=dict(tier_names or {}))
-    return reasons_frame(contributions, features, top_k=top_k, language=language, context=context)
+    return reasons_frame(
+        contributions,
+        features,
+        top_k=top_k,
+        language=language,
+        context=context,
+        probability=probability,
+    )

@@ -322,6 +322,7 @@ def score_batches(
             top_k=top_k,
             language=language,
             context=context,
+            probability=p,
         )
         yield pd.DataFrame(
             {

@@ -151,6 +151,7 @@ class CrmPyfuncModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
                 model_input,
                 top_k=int(params.get("top_k", 3)),
                 language=pyfunc_language(params.get("language")),
+                probability=probability,
             ).to_numpy()
         return out
 

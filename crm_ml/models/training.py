@@ -448,6 +448,7 @@ def train_model(
             horizon_days=horizon,
             features=cols,
             test_as_of=test_as_of,
+            language=settings.language if settings is not None else None,
         )
         model, use_split = result.model, None
         _advance(bar, steps)

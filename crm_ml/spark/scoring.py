@@ -174,7 +174,12 @@ def _explained(
     if options.reasons and len(X):
         contrib = model.contributions(X, method=options.attribution)
         reasons = reasons_json(
-            contrib, X, top_k=options.top_k, language=options.language, context=options.context
+            contrib,
+            X,
+            top_k=options.top_k,
+            language=options.language,
+            context=options.context,
+            probability=p,
         ).to_numpy()
     return pd.DataFrame(
         {

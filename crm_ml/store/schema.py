@@ -560,7 +560,8 @@ class Score(Base):
     model_version: Mapped[str] = mapped_column(String(32))
     probability: Mapped[float] = mapped_column(Double)
     band: Mapped[str] = mapped_column(String(16))
-    #: JSON list of ``{"text": ..., "actionable": bool, "contribution": float}``.
+    #: JSON list of ``{"feature", "text", "actionable": bool, "direction": "raises" |
+    #: "lowers", "contribution": float}`` (rows written before directions: no direction).
     reasons: Mapped[str | None] = mapped_column(Text)
     scored_at: Mapped[datetime] = mapped_column(DateTime)
     __table_args__ = (CheckConstraint("probability >= 0 AND probability <= 1", name="probability"),)

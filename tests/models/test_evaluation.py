@@ -62,3 +62,17 @@ def test_backtest_reports_model_and_baselines(frame: pd.DataFrame) -> None:
     again = backtest(frame, label="churned", model=ChurnModel(**TINY), horizon_days=90)
     assert again.backtest_id == result.backtest_id
     pd.testing.assert_frame_equal(again.metrics, result.metrics)
+
+
+def test_backtest_figures_follow_the_language(frame: pd.DataFrame) -> None:
+    model = ChurnModel(**TINY)
+    zh = backtest(frame, label="churned", model=model, horizon_days=90, language="zh")
+    en = backtest(frame, label="churned", model=model, horizon_days=90, language="en")
+    assert zh.figures["calibration"].axes[0].get_title() == "测试快照上的概率校准"
+    assert zh.figures["lift"].axes[0].get_title() == "各十分位提升度"
+    assert en.figures["lift"].axes[1].get_title() == "Cumulative gains"
+    # Without a language: the settings' default, Chinese.
+    default = backtest(frame, label="churned", model=model, horizon_days=90)
+    assert default.figures["lift"].axes[0].get_title() == "各十分位提升度"
+    with pytest.raises(ValidationError, match="Figure language"):
+        backtest(frame, label="churned", model=model, horizon_days=90, language="fr")

@@ -44,9 +44,8 @@ CONTRIB = contributions(
         "last_tier_change_direction": [0.2, 0.0, 0.0],  # tier topic: 0.3 for C1
         "complaints_90d": [0.05, 0.6, -0.1],
         "max_basket_value": [0.0, 0.2, 0.0],
-        "bias": [-1.0, -1.0, -1.0],
     }
-)
+)  # bias 0: every score is above 50/50, so these reasons are what raises it
 
 
 def test_english_phrases_with_the_customers_values() -> None:
@@ -67,7 +66,7 @@ def test_english_phrases_with_the_customers_values() -> None:
         "upgraded a tier 1 day ago",
     ]
     c3 = frame[frame["customer_id"] == "C3"]
-    # Only positive drivers are reasons.
+    # Above 50/50, only drivers that raise the score are reasons.
     assert c3["text"].tolist() == ["has never purchased", "1,500 points expire within 30 days"]
 
 
@@ -212,12 +211,14 @@ def test_json_matches_the_score_table_format() -> None:
             "feature": "recency",
             "text": "已95天未购买，平时约每30天购买一次",
             "actionable": False,
+            "direction": "raises",
             "contribution": 0.8,
         },
         {
             "feature": "points_expiring_30d",
             "text": "30天内将有320积分过期",
             "actionable": True,
+            "direction": "raises",
             "contribution": 0.4,
         },
     ]

@@ -82,7 +82,8 @@ def test_rescoring_a_date_replaces_its_scores(store, model, features) -> None:
     np.testing.assert_allclose(stored["probability"].to_numpy(), expected, rtol=1e-9)
     assert set(stored["model_version"]) == {"local"}
     reasons = json.loads(stored["reasons"].iloc[0])
-    assert reasons and {"feature", "text", "actionable", "contribution"} == set(reasons[0])
+    keys = {"feature", "text", "actionable", "direction", "contribution"}
+    assert reasons and keys == set(reasons[0])
     assert any("\u4e00" <= ch <= "\u9fff" for ch in reasons[0]["text"])  # the zh run replaced it
 
 

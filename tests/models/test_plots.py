@@ -1,0 +1,85 @@
+"""Backtest figures follow the settings' language, draw every glyph, and explain every mark."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from crm_ml.errors import ValidationError
+from crm_ml.models.metrics import lift_table
+from crm_ml.models.plots import calibration_figure, lift_figure
+
+RNG = np.random.default_rng(3)
+PREDICTIONS = pd.DataFrame(
+    {"churned": RNG.integers(0, 2, 200), "model": RNG.random(200), "recency_rule": RNG.random(200)}
+)
+LIFT = pd.concat(
+    [
+        lift_table(PREDICTIONS["churned"], PREDICTIONS[m]).assign(model=m)
+        for m in ("model", "recency_rule")
+    ],
+    ignore_index=True,
+)
+FIGURES = {
+    "calibration": lambda lang: calibration_figure(PREDICTIONS, label="churned", language=lang),
+    "lift": lambda lang: lift_figure(LIFT, language=lang),
+}
+
+
+def render(fig: Figure) -> bytes:
+    """Draw ``fig`` to PNG, failing on any glyph the fonts cannot draw (a box in the image)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Glyph .* missing from font")
+        fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def legend_texts(ax: Axes) -> list[str]:
+    legend = ax.get_legend()
+    assert legend is not None, f"no legend on {ax.get_title()!r}"
+    return [t.get_text() for t in legend.get_texts()]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_figure_renders_every_glyph_without_pyplot(name: str, lang: str) -> None:
+    before = plt.get_fignums()
+    assert render(FIGURES[name](lang)).startswith(b"\x89PNG")
+    assert plt.get_fignums() == before
+
+
+def test_chinese_calibration_figure() -> None:
+    ax = calibration_figure(PREDICTIONS, label="churned", language="zh").axes[0]
+    assert ax.get_title() == "测试快照上的概率校准"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("平均预测概率", "实际发生率")
+    assert legend_texts(ax) == ["完美校准", "模型", "基线：最近购买天数规则"]
+
+
+def test_chinese_lift_figure_with_a_legend_on_both_panels() -> None:
+    lift_ax, gains_ax = lift_figure(LIFT, language="zh").axes
+    assert lift_ax.get_title() == "各十分位提升度"
+    assert lift_ax.get_xlabel() == "十分位（1 = 得分最高）"
+    assert gains_ax.get_title() == "累计增益"
+    assert gains_ax.get_xlabel() == "触达客户占比"
+    # Which bars are which model, and what the dashed line at 1 means.
+    assert sorted(legend_texts(lift_ax)) == sorted(["随机排序", "模型", "基线：最近购买天数规则"])
+    assert sorted(legend_texts(gains_ax)) == sorted(legend_texts(lift_ax))
+
+
+def test_english_lift_panel_has_a_legend() -> None:
+    lift_ax, _ = lift_figure(LIFT, language="en").axes
+    assert lift_ax.get_title() == "Lift by decile"
+    assert sorted(legend_texts(lift_ax)) == ["baseline: recency rule", "model", "random order"]
+
+
+def test_an_unknown_language_is_refused() -> None:
+    with pytest.raises(ValidationError, match="Figure language must be one of zh, en, got 'fr'"):
+        lift_figure(LIFT, language="fr")
