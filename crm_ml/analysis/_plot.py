@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.text import Text
 
 from crm_ml.errors import ConfigError
-from crm_ml.plotting import font_families
+from crm_ml.plotting import apply_fonts
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +93,8 @@ def new_figure(width: float = 8.0, height: float = 5.0) -> tuple[Figure, Axes]:
 
 
 def finish(fig: Figure, lang: str) -> Figure:
-    """Give every text of ``fig`` fonts that draw Chinese and Latin text; return ``fig``.
-
-    Tick labels made later, when the figure is drawn, get the same fonts.
-    """
-    families = font_families(lang)
-    for text in fig.findobj(Text):
-        text.set_fontfamily(families)
-    for ax in fig.axes:
-        ax.tick_params(labelfontfamily=families)
-    return fig
+    """Give every text of ``fig`` fonts that draw Chinese and Latin text; return ``fig``."""
+    return apply_fonts(fig, lang)
 
 
 def draw_heatmap(ax: Axes, matrix: pd.DataFrame, *, fmt: str, cmap: str = "Blues") -> None:
