@@ -215,6 +215,14 @@ def tier_names_from_store(store: Store, *, language: str) -> dict[int, str]:
     """
     with store.connect() as conn:
         rows = conn.execute(select(Tier.level, Tier.name, Tier.label)).all()
+    return tier_names_from_rows(rows, language=language)
+
+
+def tier_names_from_rows(rows: Iterable[tuple[Any, Any, Any]], *, language: str) -> dict[int, str]:
+    """Name ``(level, name, label)`` rows' tiers: the ``label`` in ``zh`` where set, else ``name``.
+
+    The one rule for every reader of a tier table (the store, a Spark session).
+    """
     return {
         int(level): str(label) if language == "zh" and label else str(name)
         for level, name, label in rows

@@ -40,6 +40,7 @@ from crm_ml.models.scoring import (
     DEFAULT_BAND_THRESHOLDS,
     _reasons_language,
     risk_band,
+    tier_names_from_rows,
     tier_names_from_store,
 )
 from crm_ml.models.scoring_targets import scored_population, scoring_target
@@ -210,20 +211,13 @@ def reason_batches(
 
 
 def _session_tier_names(session: Any, language: str) -> dict[int, str] | None:
-    """Tier level -> name from the session's ``tier`` table, or None when it has none.
-
-    Named by the rule of :func:`~crm_ml.models.scoring.tier_names_from_store`:
-    the label in ``zh`` (where there is one), else the name.
-    """
+    """Tier level -> name from the session's ``tier`` table, or None when it has none."""
     if not session.catalog.tableExists("tier"):
         return None
     tier = session.table("tier")
     label = "label" if "label" in tier.columns else "name"
     rows = tier.select("level", "name", label).collect()
-    return {
-        int(level): str(text) if language == "zh" and text else str(name)
-        for level, name, text in rows
-    }
+    return tier_names_from_rows(rows, language=language)
 
 
 def _tier_names(session: Any, store: Store | None, language: str) -> dict[int, str]:
