@@ -34,10 +34,11 @@ from sqlalchemy import Connection, Executable, func, select
 
 from crm_ml.analysis._common import bind
 from crm_ml.errors import NotFoundError
-from crm_ml.rules.context import _CONSENT_PROTECTION, surviving_ids
+from crm_ml.rules.context import surviving_ids
 from crm_ml.segments.masking import mask_email, mask_phone
 from crm_ml.store.schema import (
     CONSENT_CHANNELS,
+    CONSENT_PROTECTION,
     CONSENT_PURPOSES,
     BehaviorEvent,
     Campaign,
@@ -294,7 +295,7 @@ def _consent(
     rows = _dated(
         conn, Consent, ["channel", "purpose", "updated_at", "status"], "updated_at", ids, on
     )
-    protection = rows["status"].map(_CONSENT_PROTECTION).fillna(-1)
+    protection = rows["status"].map(CONSENT_PROTECTION).fillna(-1)
     rows = rows.assign(_protection=protection).sort_values(
         ["updated_at", "_protection"], ascending=[True, False], kind="stable"
     )

@@ -19,13 +19,16 @@ from crm_ml.features.spec import as_timestamp as features_as_timestamp
 from crm_ml.rules.compiler import Rule, RuleContext
 from crm_ml.rules.vocabulary import SCORE_FIELDS
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import Consent, Customer, CustomerMerge, CustomerTag, Score
+from crm_ml.store.schema import (
+    CONSENT_PROTECTION,
+    Consent,
+    Customer,
+    CustomerMerge,
+    CustomerTag,
+    Score,
+)
 
 log = logging.getLogger(__name__)
-
-#: On a tie, the more protective decision wins, as in the features and in re-keying
-#: (:mod:`crm_ml.store.rekey`): withdrawn, then unknown, then granted.
-_CONSENT_PROTECTION = {"withdrawn": 0, "unknown": 1, "granted": 2}
 
 
 def as_timestamp(value: Any, what: str = "as_of") -> datetime:
@@ -52,7 +55,22 @@ def valid_at(on: datetime) -> Any:
 
 
 def tag_members_at(conn: Connection, names: Iterable[str], on: datetime) -> dict[str, pd.Index]:
-    """Return, for each tag name, the customers who have it at ``on``."""
+    """Return, for each tag name, the people who have it at ``on``.
+
+    A membership counts for the person, as the features count orders: one held
+    by a merged-away record counts for its final survivor (:func:`surviving_ids`).
+    ``merge_customers`` moves a merged record's tags to its survivor, but a merge
+    imported from a source system moves nothing, and a manual tag left on the old
+    record must still match ``tag("vip")``, which is evaluated on survivors. The
+    ``customer_tag`` rows stay on the records they were written for: tagging,
+    untagging and :func:`crm_ml.tags.apply_tags` open and close those rows, and
+    ``tag_history`` shows them.
+
+    Returns
+    -------
+    dict of str to pandas.Index
+        For each name, the sorted surviving ``customer_id`` values, each once.
+    """
     wanted = sorted(set(names))
     result: dict[str, pd.Index] = {
         name: pd.Index([], dtype="str", name="customer_id") for name in wanted
@@ -65,7 +83,10 @@ def tag_members_at(conn: Connection, names: Iterable[str], on: datetime) -> dict
         .distinct()
     ).all()
     frame = pd.DataFrame(rows, columns=["tag", "customer_id"], dtype="str")
-    for name, group in frame.groupby("tag"):
+    if frame.empty:
+        return result
+    frame["customer_id"] = to_survivors(frame["customer_id"], surviving_ids(conn))
+    for name, group in frame.drop_duplicates().groupby("tag"):
         result[str(name)] = pd.Index(sorted(group["customer_id"]), dtype="str", name="customer_id")
     return result
 
@@ -115,16 +136,19 @@ def consent_status_at(
 ) -> pd.Series:
     """Return each person's consent status for a channel and purpose at ``on``.
 
+    A decision is an event, read as the features read every event: only those
+    made before ``on`` count (``updated_at < on``), so a grant made at exactly
+    ``on`` is not yet in force, here as in ``consent_<channel>_marketing``.
     ``on=None`` means the latest decision in the store, whenever it was made:
     what a list about to be sent must honour.
 
-    Merged records count as their survivor, as in the features
-    (``consent_<channel>_marketing``): over all of a person's records, the
-    latest row with ``updated_at <= on`` wins, and of decisions made at the same
-    instant the most protective (withdrawn, then unknown, then granted). So a
-    withdrawal on an old, merged-away card removes the survivor's earlier grant.
-    People with no row are absent from the result; callers treat them as
-    ``unknown`` (no consent).
+    Merged records count as their survivor, as in the features: over all of a
+    person's records the latest decision wins, and of decisions made at the
+    same instant the most protective (:data:`crm_ml.store.schema.CONSENT_PROTECTION`:
+    withdrawn, then unknown, then granted). So a withdrawal on an old,
+    merged-away card removes the survivor's earlier grant. People with no
+    decision are absent from the result; callers treat them as ``unknown`` (no
+    consent).
 
     Returns
     -------
@@ -135,7 +159,7 @@ def consent_status_at(
         Consent.channel == channel, Consent.purpose == purpose
     )
     if on is not None:
-        stmt = stmt.where(Consent.updated_at <= on)
+        stmt = stmt.where(Consent.updated_at < on)
     rows = conn.execute(stmt).all()
     frame = pd.DataFrame(rows, columns=["customer_id", "updated_at", "status"])
     if frame.empty:
@@ -143,7 +167,7 @@ def consent_status_at(
             [], dtype="str", index=pd.Index([], dtype="str", name="customer_id"), name="status"
         )
     frame["customer_id"] = to_survivors(frame["customer_id"].astype("str"), surviving_ids(conn))
-    frame["protection"] = frame["status"].map(_CONSENT_PROTECTION).fillna(-1)
+    frame["protection"] = frame["status"].map(CONSENT_PROTECTION).fillna(-1)
     latest = (
         frame.sort_values(
             ["customer_id", "updated_at", "protection"], ascending=[True, True, False]

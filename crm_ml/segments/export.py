@@ -1,7 +1,7 @@
 """Exporting a segment as contact lists: consent-filtered, masked, routed, audited.
 
 :func:`export_list` keeps only customers whose consent for the channel and
-purpose is granted at ``as_of`` and not withdrawn since (withdrawn and unknown
+purpose was granted before ``as_of`` and not withdrawn since (withdrawn and unknown
 are counted, never written), masks names, phones and emails unless ``unmask=True`` (which is
 logged and recorded), adds a keyed pseudonymous id, writes one file per
 account manager plus one for unowned customers (UTF-8 with BOM, formula
@@ -190,11 +190,13 @@ def _build(
 def _sendable_consent(
     conn: Connection, members: pd.Index, channel: str, purpose: str, on: datetime
 ) -> pd.Series:
-    """Return each member's consent: granted at ``on`` and not taken back since.
+    """Return each member's consent: granted before ``on`` and not taken back since.
 
     A list is sent now, possibly re-run for an earlier date: a withdrawal made
-    after ``on`` must still keep the customer off it (counted as withdrawn). A
-    grant made after ``on`` does not add anyone to a list of that date.
+    at or after ``on`` must still keep the customer off it (counted as
+    withdrawn). A grant made at or after ``on`` does not add anyone to a list of
+    that date: as in the features, a decision at ``on`` itself is not yet in
+    force at ``on`` (see :func:`crm_ml.rules.consent_status_at`).
     """
     at = consent_for(conn, members, channel, purpose, on)
     latest = consent_for(conn, members, channel, purpose, None)
@@ -294,7 +296,8 @@ def export_list(
     as_of : datetime-like
         Consent, owners and scores are taken as they were at this date.
     channel, purpose : str
-        Consent must be ``granted`` for this channel and purpose at ``as_of``.
+        Consent must be ``granted`` for this channel and purpose by a decision
+        made before ``as_of``, and not withdrawn since.
     out_dir : pathlib.Path
         Folder for the files ``<segment>_<date>_<channel>_owner-<id>.csv`` and
         ``<segment>_<date>_<channel>_unowned.csv``.

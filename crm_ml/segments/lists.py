@@ -47,7 +47,8 @@ def consent_for(
 ) -> pd.Series:
     """Return each customer's consent at ``on``: ``granted``, ``withdrawn`` or ``unknown``.
 
-    ``on=None``: the latest decision in the store, as list export uses it.
+    Decisions made before ``on`` count, as in the features; ``on=None``: the
+    latest decision in the store, as list export uses it.
 
     Consent is the person's, over every record merged into them, as the rules'
     ``consent()`` and the features read it (see

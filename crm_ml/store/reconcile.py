@@ -16,7 +16,9 @@ the target), never by reading whole tables into memory.
   except that a column arriving after the row (a refund on the line it returns,
   a coupon's redemption) may be filled in once where the store has none.
 - Lost leading zeros: a new id of a dimension table that is a stored id without
-  its leading zeros (``1`` for ``0001``) is rejected, not added as a new row.
+  its leading zeros (``1`` for ``0001``) is rejected, not added as a new row; a
+  reference given so (an order's or a merge log's customer) is rejected naming
+  the stored id, rather than as unknown.
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ def _check_reference(
     if ref.target_table == spec.name:
         known = pd.concat([known, clean[ref.target_column].where(~log.rejected)])
     missing = values.notna().to_numpy() & ~_isin(values, known)
+    # A spreadsheet's 1 for a stored 0001 is named as such, not as an unknown customer.
+    lost = _reject_lost_zeros_of(
+        conn, ref.target_table, ref.target_column, ref.column, clean, missing, log
+    )
+    missing &= ~lost
     log.add(
         missing,
         ref.column,
@@ -106,7 +113,14 @@ def _check_reference(
 def check_references(
     conn: Connection, spec: TableSpec, clean: pd.DataFrame, log: RejectLog
 ) -> None:
-    """Reject rows that name a row missing from both the store and the file."""
+    """Reject rows that name a row missing from both the store and the file.
+
+    A missing id that is a stored one without its leading zeros (``1`` for
+    ``0001``) is rejected as such, naming the stored id, as
+    :func:`reject_lost_zeros` does for a dimension table's own ids: in the
+    tables that name a customer (orders, consent …) and in a moved store's merge
+    log and profile history (``customer_merge``, ``customer_change``) alike.
+    """
     for ref in spec.references:
         _check_reference(conn, spec, ref, clean, log)
 
@@ -284,6 +298,43 @@ def _padded_ids(conn: Connection, table: str, column: str, ids: pd.Series) -> pd
     return found.set_index("given_id")["stored_id"]
 
 
+def _reject_lost_zeros_of(
+    conn: Connection,
+    table: str,
+    target: str,
+    column: str,
+    clean: pd.DataFrame,
+    rows: np.ndarray,
+    log: RejectLog,
+) -> np.ndarray:
+    """Reject ``rows`` whose ``column`` is a ``table.target`` id without its leading zeros.
+
+    A spreadsheet re-saving a file turns ``0001`` into ``1``. The message names
+    the id stored in ``table``, so that the file can be fixed rather than the
+    customer (product, store …) looked for.
+
+    Returns
+    -------
+    numpy.ndarray
+        Per row of ``clean``, whether it was rejected here.
+    """
+    ids = clean[column].where(rows)
+    number = ids.str.fullmatch(r"[1-9][0-9]*").fillna(False).to_numpy(dtype=bool)
+    if not number.any() or not has_rows(conn, table):
+        return np.zeros(len(clean), dtype=bool)
+    padded = _padded_ids(conn, table, target, pd.Series(ids[number].unique(), dtype="str"))
+    stored = ids.map(padded).where(number)
+    lost = stored.notna().to_numpy()
+    messages = np.empty(len(clean), dtype=object)
+    messages[lost] = [
+        f"{{value}} looks like {s!r} with its leading zeros lost (a spreadsheet does this): "
+        f"{table} {s!r} is in the store; re-export with the {column} column as text"
+        for s in stored[lost]
+    ]
+    log.add(lost, column, "leading_zeros", clean[column], messages)
+    return lost
+
+
 def reject_lost_zeros(
     conn: Connection, spec: TableSpec, clean: pd.DataFrame, log: RejectLog
 ) -> None:
@@ -291,24 +342,12 @@ def reject_lost_zeros(
 
     A spreadsheet re-saving a file turns ``0001`` into ``1``; loading it would add
     every row again as a new customer (product, store …) beside the real one.
+    (References get the same check: see :func:`check_references`.)
     """
     column = spec.key[0]
     if spec.kind != "dimension" or len(spec.key) > 1 or spec.column(column).kind != "text":
         return
-    ids = clean[column].where(~log.rejected)
-    number = ids.str.fullmatch(r"[1-9][0-9]*").fillna(False).to_numpy(dtype=bool)
-    if not number.any() or not has_rows(conn, spec.name):
-        return
-    padded = _padded_ids(conn, spec.name, column, pd.Series(ids[number].unique(), dtype="str"))
-    stored = ids.map(padded).where(number)
-    lost = stored.notna().to_numpy()
-    messages = np.empty(len(clean), dtype=object)
-    messages[lost] = [
-        f"{{value}} looks like {s!r} with its leading zeros lost (a spreadsheet does this): "
-        f"{spec.name} {s!r} is in the store; re-export with the {column} column as text"
-        for s in stored[lost]
-    ]
-    log.add(lost, column, "leading_zeros", clean[column], messages)
+    _reject_lost_zeros_of(conn, spec.name, column, column, clean, ~log.rejected, log)
 
 
 def plan_load(

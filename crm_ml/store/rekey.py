@@ -48,7 +48,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, func, select
 
-from crm_ml.store.schema import Base
+from crm_ml.store.schema import CONSENT_PROTECTION, Base
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,6 @@ PLAIN_TABLES = (
 KEPT_TABLES = ("score", "segment_member", "customer_merge", "customer")
 
 _CHUNK = 500
-_CONSENT_PROTECTION = {"withdrawn": 0, "unknown": 1, "granted": 2}
 
 
 @dataclass
@@ -123,7 +122,7 @@ def _latest_value(rows: list[Row]) -> Row:
 
 
 def _consent(rows: list[Row]) -> Row:
-    return dict(min(rows, key=lambda r: _CONSENT_PROTECTION.get(r["status"], 1)))
+    return dict(min(rows, key=lambda r: CONSENT_PROTECTION.get(r["status"], 1)))
 
 
 def _contact(rows: list[Row]) -> Row:

@@ -18,7 +18,9 @@ workbench's own outputs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 
 from sqlalchemy import (
     Boolean,
@@ -52,6 +54,15 @@ MAJOR_CATEGORIES = ("maternity_baby", "beauty", "food", "apparel", "electronics"
 CONSENT_CHANNELS = ("sms", "email", "wechat", "phone", "app_push")
 CONSENT_PURPOSES = ("marketing", "service", "research")
 CONSENT_STATUSES = ("granted", "withdrawn", "unknown")
+#: Consent statuses ranked from the most protective of the customer (0) to the least.
+#: Two decisions made at the same instant cannot be ordered in time, so the more
+#: protective one wins: withdrawn, then unknown, then granted. The one rule for the
+#: rules and lists (:func:`crm_ml.rules.consent_status_at`), the customer 360 view and
+#: re-keying a merged customer (:mod:`crm_ml.store.rekey`); the features' ``consent_*``
+#: flags read a grant tied with any other decision as no grant, which agrees with it.
+CONSENT_PROTECTION: Mapping[str, int] = MappingProxyType(
+    {"withdrawn": 0, "unknown": 1, "granted": 2}
+)
 IDENTITY_KINDS = ("phone", "email", "wechat", "member_card")
 ORDER_CHANNELS = ("online", "offline")
 EVENT_TYPES = (

@@ -4,6 +4,11 @@ A membership is in force over ``[valid_from, valid_to)``; an open membership
 has no ``valid_to``. Because ended memberships are closed rather than deleted,
 "who had tag X on date D" has one answer for every past D.
 
+That answer is given by person, as the features and rules key customers: a
+membership held by a merged-away record counts for its final survivor
+(:func:`crm_ml.rules.tag_members_at`). :func:`tag_history` shows the rows as
+stored, on the records they were written for.
+
 Every query by tag name checks the name first: an unknown tag raises
 :class:`~crm_ml.errors.NotFoundError` with the nearest names, as
 :func:`~crm_ml.tags.get_tag_definition` does, instead of answering "nobody".
@@ -26,12 +31,14 @@ HISTORY_COLUMNS = ["customer_id", "tag", "valid_from", "valid_to", "source", "ac
 
 
 def customers_with_tag(store: Store, tag: str, on: Any) -> pd.Index:
-    """Return the customers who had ``tag`` on date ``on``.
+    """Return the customers who had ``tag`` on date ``on``, by person.
+
+    A membership held by a merged-away record counts for its survivor.
 
     Returns
     -------
     pandas.Index
-        Sorted ``customer_id`` values.
+        Sorted surviving ``customer_id`` values.
 
     Raises
     ------
@@ -82,7 +89,7 @@ def tag_history(
 
 
 def tag_sizes(store: Store, tags: Iterable[str], dates: Iterable[Any]) -> pd.DataFrame:
-    """Count each tag's members on each date.
+    """Count each tag's members (people, merged records counted once) on each date.
 
     Returns
     -------

@@ -91,6 +91,9 @@ def _views(store: Store) -> tuple[str, bool, int]:
         # Two decisions at the same instant: the more protective one wins.
         ([_consent("0001", "granted", LATER), _consent("0002", "withdrawn", LATER)],
          ("withdrawn", False, 0)),
+        # A grant and an unknown answer at the same instant: unknown (no consent) wins.
+        ([_consent("0002", "granted", LATER), _consent("0001", "unknown", LATER)],
+         ("unknown", False, 0)),
     ],
 )  # fmt: skip
 def test_consent_follows_the_merge_as_the_features_do(

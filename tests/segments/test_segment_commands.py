@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from customer_helpers import D1, add_customers, features
+from customer_helpers import D1, T0, add_customers, features
 from sqlalchemy import insert
 
 from crm_ml.errors import ConfigError, NotFoundError
@@ -32,7 +32,7 @@ def test_commands_round_trip(duckdb_store: Store, tmp_path: Path) -> None:
                     "customer_id": "c1",
                     "channel": "wechat",
                     "purpose": "marketing",
-                    "updated_at": D1,
+                    "updated_at": T0,  # before D1: a decision at D1 itself counts after it
                     "status": "granted",
                 }
             ],

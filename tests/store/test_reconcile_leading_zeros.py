@@ -47,3 +47,24 @@ def test_the_same_check_guards_other_dimension_tables(loaded, tmp_path):
 
     with pytest.raises(LoadRejectedError, match=r"'7' looks like '007' with its leading zeros"):
         import_file(loaded, "product", write(tmp_path, "p2.csv", "product_id,category\n7,beauty\n"))
+
+
+def test_a_reference_without_its_zeros_names_the_stored_id(loaded, tmp_path):
+    body = (
+        "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
+        "O1,1,2024-03-01,online,10,10\n"
+        "O2,3,2024-03-01,online,10,10\n"
+    )
+    with pytest.raises(LoadRejectedError) as info:
+        import_file(loaded, "orders", write(tmp_path, "orders.csv", body), as_of=AS_OF)
+
+    rejects = info.value.rejects
+    assert rejects[["line", "column", "rule"]].values.tolist() == [
+        [2, "customer_id", "leading_zeros"],
+        [3, "customer_id", "reference"],  # no stored id reads as 3
+    ]
+    assert rejects["message"].iloc[0] == (
+        "'1' looks like '0001' with its leading zeros lost (a spreadsheet does this): "
+        "customer '0001' is in the store; re-export with the customer_id column as text"
+    )
+    assert rows(loaded, "select count(*) from orders") == [(0,)]
