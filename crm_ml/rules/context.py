@@ -186,7 +186,8 @@ def latest_scores(conn: Connection, model_name: str, on: datetime) -> pd.DataFra
     pandas.DataFrame
         Indexed by ``customer_id``; columns ``probability``, ``band``,
         ``reasons`` (JSON text), ``model_version``, ``scored_as_of``. Empty when
-        the model has no scores up to ``on``.
+        the model has no scores up to ``on``. Scores older than ``on`` are
+        returned with a warning: a customer who bought since still looks lapsed.
     """
     batch = conn.execute(
         select(func.max(Score.as_of)).where(Score.model_name == model_name, Score.as_of <= on)
@@ -194,6 +195,8 @@ def latest_scores(conn: Connection, model_name: str, on: datetime) -> pd.DataFra
     columns = ["customer_id", "probability", "band", "reasons", "model_version", "scored_as_of"]
     if batch is None:
         return pd.DataFrame(columns=columns).set_index("customer_id")
+    if pd.Timestamp(batch) < pd.Timestamp(on):
+        _warn_stale(model_name, pd.Timestamp(batch), pd.Timestamp(on))
     rows = conn.execute(
         select(
             Score.customer_id,
@@ -207,6 +210,24 @@ def latest_scores(conn: Connection, model_name: str, on: datetime) -> pd.DataFra
     frame = pd.DataFrame(rows, columns=columns).set_index("customer_id")
     frame["probability"] = frame["probability"].astype("float64")
     return frame
+
+
+def _warn_stale(model_name: str, batch: pd.Timestamp, on: pd.Timestamp) -> None:
+    """Warn that scores older than the date are read: who bought since still looks lapsed."""
+    log.warning(
+        "%s scores are as of %s, %s before %s: rules and lists read them as they were "
+        "then. Score again first: `crm-ml score --as-of %s` (scheduled report runs do).",
+        model_name,
+        f"{batch:%Y-%m-%d %H:%M}".removesuffix(" 00:00"),
+        _age(on - batch),
+        f"{on:%Y-%m-%d %H:%M}".removesuffix(" 00:00"),
+        f"{on:%Y-%m-%d}",
+    )
+
+
+def _age(delta: pd.Timedelta) -> str:
+    count, unit = (delta.days, "day") if delta.days >= 1 else (delta.seconds // 3600, "hour")
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 def _with_scores(

@@ -12,6 +12,7 @@ from crm_ml.config import Settings
 from crm_ml.models.refresh import refresh_scores
 from crm_ml.models.scoring import read_scores, score_customers
 from crm_ml.models.training import train_model
+from crm_ml.rules import latest_scores
 
 from .synthetic import TINY, make_training_frame
 
@@ -85,3 +86,19 @@ def test_a_model_without_a_champion_keeps_its_older_scores_and_says_so(
 
     assert done["action"].tolist() == ["no champion: kept its scores as of 2024-09-24"]
     assert done["scores_as_of"].tolist() == [pd.Timestamp(LAST_WEEK)]
+
+
+def test_reading_last_weeks_scores_for_today_warns_with_the_command(
+    duckdb_store, settings, features, caplog
+) -> None:
+    score_customers(duckdb_store, features, LAST_WEEK, settings=settings)
+
+    watching = caplog.at_level(logging.WARNING, logger="crm_ml.rules.context")
+    with watching, duckdb_store.connect() as conn:
+        latest_scores(conn, "crm-churn", datetime(2024, 9, 24))
+        assert "crm-churn" not in caplog.text  # scores of the date itself: no warning
+        read = latest_scores(conn, "crm-churn", datetime(2024, 10, 1))
+
+    assert len(read) == len(features)
+    assert caplog.text.count("crm-churn scores are as of 2024-09-24, 7 days before 2024-10-01") == 1
+    assert "crm-ml score --as-of 2024-10-01" in caplog.text
