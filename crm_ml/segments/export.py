@@ -4,9 +4,11 @@
 purpose was granted before ``as_of`` and not withdrawn since (withdrawn and unknown
 are counted, never written), masks names, phones and emails unless ``unmask=True`` (which is
 logged and recorded), adds a keyed pseudonymous id, writes one file per
-account manager plus one for unowned customers (UTF-8 with BOM, formula
-cells neutralised, headers in the list's language, written atomically), and
-records every file in ``export_log``. When the files are moved afterwards (a
+account manager (the one in charge when the list is sent) plus one for
+unowned customers (UTF-8 with BOM, formula cells neutralised, headers in the
+list's language, written atomically, replacing an earlier export's set of the
+same segment, date and channel as a whole), and records every file in
+``export_log``. When the files are moved afterwards (a
 report run publishes its lists from a staging folder), :func:`relocate_exports`
 points the log at their new place, :func:`mark_unpublished` says they were
 discarded, and :func:`mark_replaced` says a later run's files took their
@@ -17,9 +19,12 @@ whether its file is still at ``path`` (``written``) or what became of it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +34,7 @@ import pandas as pd
 from sqlalchemy import Connection, Table, inspect, select, update
 
 from crm_ml.errors import NotFoundError, ValidationError
-from crm_ml.outputs import check_output_folder
+from crm_ml.outputs import cannot_write, check_output_folder, staged_file
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.definitions import Segment, check_segment_rule, load_segment
 from crm_ml.segments.headers import list_headers, localise_columns
@@ -38,7 +43,7 @@ from crm_ml.segments.lists import (
     churn_details,
     consent_for,
     contact_details,
-    owners_at,
+    owners_when_sent,
 )
 from crm_ml.segments.masking import (
     mask_email,
@@ -57,6 +62,8 @@ log = logging.getLogger(__name__)
 
 _LOG_TABLE = cast(Table, ExportLog.__table__)
 UNOWNED = "unowned"
+_E164 = re.compile(r"\+([1-9][0-9]{6,14})")
+_CN_MOBILE = re.compile(r"861[3-9][0-9]{9}")
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,21 @@ def _is_churn_list(store: Store, seg: Segment) -> bool:
     return "p_churn" in rule.fields or any(t.startswith("churn_risk") for t in rule.tags)
 
 
+def dialled_phone(phone: str) -> str:
+    """Return a stored phone as a dialer in mainland China dials it.
+
+    ``+8613812345678`` -> ``13812345678`` (a mainland mobile: its 11 national
+    digits); ``+447911123456`` -> ``00447911123456`` (the international prefix
+    dialled from China). A value not in the store's E.164 form is returned as
+    it is (and the list's formula guard treats it as any other text).
+    """
+    match = _E164.fullmatch(phone)
+    if match is None:
+        return phone
+    digits = match.group(1)
+    return digits[2:] if _CN_MOBILE.fullmatch(digits) else f"00{digits}"
+
+
 def _personal_columns(details: pd.DataFrame, key: bytes, unmask: bool) -> pd.DataFrame:
     frame = pd.DataFrame(index=details.index)
     frame["pseudo_id"] = [pseudonymous_id(c, key) for c in details.index]
@@ -156,6 +178,9 @@ def _personal_columns(details: pd.DataFrame, key: bytes, unmask: bool) -> pd.Dat
     for column, mask in maskers.items():
         values = [v if isinstance(v, str) else "" for v in details[column].tolist()]
         frame[column] = values if unmask else [mask(v) for v in values]
+    if unmask:
+        # What staff paste into a dialer: digits only, so no formula guard (and no visible ').
+        frame["phone"] = [dialled_phone(v) for v in frame["phone"]]
     return frame
 
 
@@ -172,15 +197,22 @@ def _build(
     features: pd.DataFrame | None,
     language: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (the kept rows, every member's consent and owner)."""
+    """Return (the kept rows, every member's consent and owner).
+
+    Owners are those a list of ``on`` is sent to (:func:`owners_when_sent`):
+    like consent, routing follows the list being sent now.
+    """
     with store.connect() as conn:
         status = _sendable_consent(conn, members, channel, purpose, on)
-        owners = owners_at(conn, members, on)
+        owners = owners_when_sent(conn, members, on)
         kept = pd.Index(members[(status == "granted").to_numpy()], name="customer_id")
         rows = _personal_columns(contact_details(conn, kept), key, unmask)
         rows = rows.join(owners.reindex(kept))
         if churn:
-            rows = rows.join(churn_details(conn, kept, on, features, language=language))
+            details = churn_details(
+                conn, kept, on, features, language=language, owners=rows["owner_id"]
+            )
+            rows = rows.join(details)
             rows = rows.sort_values(
                 ["value_at_risk", "pseudo_id"], ascending=[False, True], na_position="last"
             )
@@ -203,69 +235,164 @@ def _sendable_consent(
     return at.where((at != "granted") | (latest == "granted"), latest)
 
 
-def _write_files(
+def _split_files(
     rows: pd.DataFrame, audit: pd.DataFrame, out_dir: Path, stem: str, language: str
-) -> list[dict[str, Any]]:
-    """Write one file per owner, and one for the unowned; return what each file holds.
+) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
+    """Return what each file holds, one per owner and one for the unowned, and its table.
 
-    Rows are routed by their code column names; only the written header is in
+    Rows are routed by their code column names; only the table's header is in
     ``language``, for the agent who opens the file.
     """
     owner_ids = sorted({str(o) for o in rows["owner_id"].dropna()})
-    written = []
+    written, tables = [], []
     for owner in [*owner_ids, None]:
         mine = rows[rows["owner_id"].isna()] if owner is None else rows[rows["owner_id"] == owner]
         theirs = (
             audit[audit["owner_id"].isna()] if owner is None else audit[audit["owner_id"] == owner]
         )
         part = UNOWNED if owner is None else f"owner-{safe_file_part(owner)}"
-        table = localise_columns(mine.reset_index(drop=True), language)
-        path = write_excel_csv(table, out_dir / f"{stem}_{part}.csv")
+        tables.append(localise_columns(mine.reset_index(drop=True), language))
         names = mine["owner_name"].dropna()
         written.append(
             {
                 "owner_id": owner,
                 "owner_name": names.iloc[0] if len(names) else None,
-                "path": path,
+                "path": out_dir / f"{stem}_{part}.csv",
                 "kept": len(mine),
                 "excluded": int((theirs["consent"] != "granted").sum()),
             }
         )
-    return written
+    return written, tables
+
+
+def _is_one_of(path: Path, folder: Path, stem: str) -> bool:
+    """Tell whether ``path`` is ``<stem>_owner-….csv`` or ``<stem>_unowned.csv`` in ``folder``."""
+    name = path.name
+    of_set = name == f"{stem}_{UNOWNED}.csv" or (
+        name.startswith(f"{stem}_owner-") and name.endswith(".csv")
+    )
+    return of_set and os.path.abspath(path.parent) == os.path.abspath(folder)
+
+
+def _earlier_set(
+    conn: Connection, seg: Segment, on: datetime, channel: str, folder: Path, stem: str
+) -> list[tuple[str, str]]:
+    """``(export_id, path)`` of the files an earlier export of this list wrote to ``folder``.
+
+    This list: the same segment, date and channel, whose files have the same
+    names (whatever the purpose); only rows whose file is still in place count.
+    """
+    rows = conn.execute(
+        select(_LOG_TABLE.c.export_id, _LOG_TABLE.c.path).where(
+            (_LOG_TABLE.c.segment_id == seg.name)
+            & (_LOG_TABLE.c.as_of == on)
+            & (_LOG_TABLE.c.channel == channel)
+            & (_LOG_TABLE.c.status == EXPORT_WRITTEN)
+        )
+    ).all()
+    return [(str(i), str(p)) for i, p in rows if _is_one_of(Path(p), folder, stem)]
+
+
+@contextlib.contextmanager
+def _set_aside(paths: list[Path]) -> Iterator[None]:
+    """Move ``paths`` out of the way for the block: deleted if it succeeds, put back if not."""
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for path in paths:
+            aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.replaced")
+            try:
+                os.replace(path, aside)
+            except FileNotFoundError:
+                continue  # already gone: nothing to remove
+            except OSError as exc:
+                raise cannot_write(path, "the list", exc) from exc
+            moved.append((path, aside))
+        yield
+    except BaseException:
+        for path, aside in reversed(moved):
+            os.replace(aside, path)
+        raise
+    for _, aside in moved:
+        aside.unlink(missing_ok=True)
+
+
+def _replace_files(
+    files: list[tuple[Path, pd.DataFrame]], stale: list[Path], *, text_columns: tuple[str, ...]
+) -> None:
+    """Write each table to its path and remove ``stale``: all of it, or nothing.
+
+    Every file is staged complete beside its path before any replaces an earlier
+    one, and the stale files are only removed once all are in place: when a
+    file cannot be written, the folder holds the earlier files as they were.
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_set_aside(stale))  # entered first, so it exits last
+        for path, table in files:
+            staged = stack.enter_context(staged_file(path, what="the list"))
+            write_excel_csv(table, staged, text_columns=text_columns)
 
 
 def _record(
-    store: Store,
+    conn: Connection,
     written: list[dict[str, Any]],
     *,
     seg: Segment,
     on: datetime,
+    now: datetime,
     actor: str,
     channel: str,
     purpose: str,
     unmask: bool,
 ) -> None:
-    now = utc_now()
-    with store.begin() as conn:
-        for item in written:
-            item["export_id"] = uuid.uuid4().hex
-            conn.execute(
-                _LOG_TABLE.insert().values(
-                    export_id=item["export_id"],
-                    exported_at=now,
-                    actor=actor,
-                    segment_id=seg.name,
-                    rule_version=seg.version,
-                    as_of=on,
-                    channel=channel,
-                    purpose=purpose,
-                    rows_kept=item["kept"],
-                    rows_excluded=item["excluded"],
-                    unmasked=unmask,
-                    path=str(item["path"]),
-                    status=EXPORT_WRITTEN,
-                )
+    for item in written:
+        item["export_id"] = uuid.uuid4().hex
+        conn.execute(
+            _LOG_TABLE.insert().values(
+                export_id=item["export_id"],
+                exported_at=now,
+                actor=actor,
+                segment_id=seg.name,
+                rule_version=seg.version,
+                as_of=on,
+                channel=channel,
+                purpose=purpose,
+                rows_kept=item["kept"],
+                rows_excluded=item["excluded"],
+                unmasked=unmask,
+                path=str(item["path"]),
+                status=EXPORT_WRITTEN,
             )
+        )
+
+
+def _write_and_log(
+    store: Store,
+    written: list[dict[str, Any]],
+    tables: list[pd.DataFrame],
+    *,
+    folder: Path,
+    stem: str,
+    language: str,
+    **logged: Any,
+) -> None:
+    """Write the list's files in place of an earlier export's set, and log both.
+
+    A re-export of the same segment, date and channel into ``folder`` replaces
+    the earlier set of files as a whole: files of it that this export does not
+    rewrite (an owner who has no customers on the list any more) are removed,
+    and the earlier rows are marked replaced, as a report re-run marks them.
+    The log commits only once the files are in place; if a file cannot be
+    written, neither the files nor the log change.
+    """
+    now = utc_now()
+    paths = {os.path.abspath(item["path"]) for item in written}
+    with store.begin() as conn:
+        earlier = _earlier_set(conn, logged["seg"], logged["on"], logged["channel"], folder, stem)
+        _mark(conn, earlier, _replaced_status(now))
+        _record(conn, written, now=now, **logged)
+        stale = [Path(p) for _, p in earlier if os.path.abspath(p) not in paths]
+        files = [(item["path"], table) for item, table in zip(written, tables, strict=True)]
+        _replace_files(files, stale, text_columns=(list_headers(language)["phone"],))
 
 
 def export_list(
@@ -294,19 +421,28 @@ def export_list(
         an older version, and ``features`` is given, the snapshot is taken
         (again) first and the summary's ``snapshot_note`` says so.
     as_of : datetime-like
-        Consent, owners and scores are taken as they were at this date.
+        The list's date: its snapshot and scores are those of this date. The
+        list is sent now, so consent withdrawn since still keeps a customer off
+        it, and customers are routed to their account manager now (at
+        ``as_of`` if that is later), see :func:`~crm_ml.segments.lists.owners_when_sent`.
     channel, purpose : str
         Consent must be ``granted`` for this channel and purpose by a decision
         made before ``as_of``, and not withdrawn since.
     out_dir : pathlib.Path
         Folder for the files ``<segment>_<date>_<channel>_owner-<id>.csv`` and
-        ``<segment>_<date>_<channel>_unowned.csv``.
+        ``<segment>_<date>_<channel>_unowned.csv``. They replace the whole set
+        an earlier export of the same segment, date and channel logged there:
+        its files not rewritten are removed and its ``export_log`` rows marked
+        ``replaced by a later run at …``. If a file cannot be written, the
+        earlier files and rows stay as they were.
     secret : str or bytes
         Key of the pseudonymous id; the caller reads it from ``CRM_ML_EXPORT_SECRET``.
     actor : str
         Who exports (recorded in ``export_log``).
     unmask : bool
         Write full names, phones, emails and customer ids (logged and recorded).
+        Phones are written as dialled from China (:func:`dialled_phone`), as
+        text Excel keeps (:func:`~crm_ml.tags.files.excel_text_cell`).
     features : pandas.DataFrame, optional
         Indexed by ``customer_id``, as of ``as_of``; used for a missing or
         outdated snapshot and for churn lists.
@@ -363,11 +499,12 @@ def export_list(
     )
     if unmask:
         log.warning("%s exported segment %s UNMASKED (full personal data)", actor, seg.name)
-    stamp = f"{on:%Y%m%d}"
-    written = _write_files(rows, audit, folder, f"{seg.name}_{stamp}_{channel}", language)
-    _record(
-        store, written, seg=seg, on=on, actor=actor, channel=channel, purpose=purpose, unmask=unmask
-    )
+    stem = f"{seg.name}_{on:%Y%m%d}_{channel}"
+    written, tables = _split_files(rows, audit, folder, stem, language)
+    _write_and_log(
+        store, written, tables, folder=folder, stem=stem, language=language,
+        seg=seg, on=on, actor=actor, channel=channel, purpose=purpose, unmask=unmask,
+    )  # fmt: skip
     counts = audit["consent"].value_counts()
     summary = ExportSummary(
         seg.name,
@@ -478,5 +615,9 @@ def mark_replaced(conn: Connection, folder: Path, at: datetime) -> int:
     int
         How many ``export_log`` rows were marked.
     """
-    note = f"replaced by a later run at {at:%Y-%m-%d %H:%M:%S} UTC"
-    return _mark(conn, _logged_under(conn, folder), note)
+    return _mark(conn, _logged_under(conn, folder), _replaced_status(at))
+
+
+def _replaced_status(at: datetime) -> str:
+    """Return the ``status`` of a row whose file a later run or export replaced at ``at``."""
+    return f"replaced by a later run at {at:%Y-%m-%d %H:%M:%S} UTC"

@@ -17,6 +17,7 @@ import pandas as pd
 
 from crm_ml.config import LANGUAGES
 from crm_ml.errors import ValidationError
+from crm_ml.tags.files import read_excel_csv
 
 #: Every column a list can have, in the order it is written.
 LIST_COLUMNS = (
@@ -95,8 +96,9 @@ def read_list(path: str | Path) -> pd.DataFrame:
     """Read a list written by :func:`~crm_ml.segments.export_list`, with the code's column names.
 
     Cells are read as written: text, so ids keep their leading zeros and empty
-    cells stay ``""``; columns are named as in :data:`LIST_COLUMNS` whatever
-    the language of the file's header.
+    cells stay ``""``; an unmasked phone comes back as the number to dial,
+    without the mark that keeps it text in Excel. Columns are named as in
+    :data:`LIST_COLUMNS` whatever the language of the file's header.
 
     Returns
     -------
@@ -104,5 +106,4 @@ def read_list(path: str | Path) -> pd.DataFrame:
         One row per customer of the file, default index; columns among
         :data:`LIST_COLUMNS`, in the file's order.
     """
-    frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    return machine_columns(frame)
+    return machine_columns(read_excel_csv(path))

@@ -20,6 +20,7 @@ from crm_ml.analysis.risk import revenue_12m
 from crm_ml.errors import ValidationError
 from crm_ml.rules import consent_status_at, latest_scores
 from crm_ml.rules.context import surviving_ids, to_survivors
+from crm_ml.store.admin import utc_now
 from crm_ml.store.schema import (
     CONSENT_CHANNELS,
     CONSENT_PURPOSES,
@@ -97,8 +98,29 @@ def owners_at(conn: Connection, ids: pd.Index, on: datetime) -> pd.DataFrame:
     return found.set_axis(ids)
 
 
+def owners_when_sent(conn: Connection, ids: pd.Index, on: datetime) -> pd.DataFrame:
+    """Return the account manager each customer of a list of ``on`` goes to.
+
+    A list is sent now, even when re-run for an earlier date (consent withdrawn
+    since already keeps a customer off it): so it goes to the assignment in
+    force now, not to a manager who has left since; a list dated later than
+    today goes to the assignment in force at its date.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`owners_at`: indexed like ``ids``; ``owner_id`` and ``owner_name``.
+    """
+    return owners_at(conn, ids, max(on, utc_now()))
+
+
 def contact_details(conn: Connection, ids: pd.Index) -> pd.DataFrame:
-    """Return names, phones and emails (verified first, then the oldest) of customers.
+    """Return names, phones and emails of customers: the ones to reach them at now.
+
+    ``customer_identity`` is append-only, so a customer's new number or address
+    is a new row: of each kind, the most recently recorded verified one is used
+    (the same time: the smallest value, so every run agrees), and an unverified
+    one only when none of that kind is verified, the latest first as well.
 
     Returns
     -------
@@ -127,7 +149,10 @@ def contact_details(conn: Connection, ids: pd.Index) -> pd.DataFrame:
         ).all()
     frame = pd.DataFrame(names, columns=["customer_id", "name"]).set_index("customer_id")
     ident = pd.DataFrame(identities, columns=["customer_id", "kind", "value", "verified", "at"])
-    ident = ident.sort_values(["verified", "at", "value"], ascending=[False, True, True])
+    ident["verified"] = ident["verified"].fillna(False).astype(bool)
+    ident = ident.sort_values(
+        ["verified", "at", "value"], ascending=[False, False, True], na_position="last"
+    )
     best = (
         ident.groupby(["customer_id", "kind"])
         .head(1)
@@ -156,6 +181,10 @@ ACTIONS: dict[str, dict[str, str]] = {
         "zh": "客户经理一对一电话回访, 了解原因并提供专属权益",
         "en": "Account manager calls one-to-one, asks why and offers an exclusive benefit",
     },
+    "service_call": {
+        "zh": "客服专员电话回访, 了解原因并提供专属权益",
+        "en": "A service agent calls one-to-one, asks why and offers an exclusive benefit",
+    },
     "points": {
         "zh": "提醒即将过期积分, 推荐积分兑换",
         "en": "Remind of expiring points and suggest redeeming them",
@@ -170,12 +199,16 @@ ACTIONS: dict[str, dict[str, str]] = {
 
 
 def _action_key(row: pd.Series, high_value: float) -> str:
-    """Return the :data:`ACTIONS` key of one customer: the most at stake gets the most effort."""
+    """Return the :data:`ACTIONS` key of one customer: the most at stake gets the most effort.
+
+    The one-to-one call comes from the customer's account manager (``owner_id``);
+    a customer without one (or whose row does not say) gets a service agent's call.
+    """
     p_churn = row.get("p_churn")
     if pd.isna(p_churn):
         return "no_score"
     if p_churn >= 0.6 and row.get("value_at_risk", 0) >= high_value:
-        return "call"
+        return "service_call" if pd.isna(row.get("owner_id")) else "call"
     if row.get("points_expiring_30d", 0) and row.get("points_expiring_30d", 0) > 0:
         return "points"
     if row.get("discount_share", 0) and row.get("discount_share", 0) >= 0.3:
@@ -188,6 +221,8 @@ def _action_key(row: pd.Series, high_value: float) -> str:
 def suggest_action(row: pd.Series, high_value: float, language: str = "zh") -> str:
     """Return a suggested retention action for one customer of a churn-risk list.
 
+    ``row`` holds ``p_churn``, ``value_at_risk`` and ``owner_id`` (missing: no
+    account manager), and may hold ``points_expiring_30d`` and ``discount_share``.
     It is written in ``language`` (``zh`` or ``en``), the language of the
     list, so an agent reading an English list is not handed Chinese actions.
     """
@@ -201,13 +236,15 @@ def churn_details(
     features: pd.DataFrame | None,
     *,
     language: str = "zh",
+    owners: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Return churn probability, 12-month revenue, value at risk, reasons and an action.
 
-    Value at risk is ``p_churn × revenue_12m``, the revenue of the 12 months
-    before ``on`` net of refunds: the retention report's revenue at risk
-    (:func:`crm_ml.analysis.risk.revenue_12m`). It is read from the store, not
-    from ``features``, whose ``revenue_365d`` is before refunds.
+    Value at risk is ``p_churn × revenue_12m``, the revenue of the 12 calendar
+    months before ``on`` net of refunds: the retention report's revenue at risk
+    (:func:`crm_ml.analysis.risk.revenue_12m`). It is read from the store, so
+    that the list and the report agree and a list needs no features; the
+    features' ``revenue_365d`` is net of refunds too, but over 365 days.
 
     Parameters
     ----------
@@ -221,6 +258,10 @@ def churn_details(
         ``discount_share`` choose the suggested action.
     language : {"zh", "en"}
         Language of the suggested action (column names stay as below).
+    owners : pandas.Series, optional
+        Each customer's ``owner_id`` (missing when unowned), as the list routes
+        them; by default read with :func:`owners_when_sent`. Only customers with
+        an account manager are offered the manager's call.
 
     Returns
     -------
@@ -247,7 +288,9 @@ def churn_details(
     high = (
         float(frame["value_at_risk"].quantile(0.8)) if frame["value_at_risk"].notna().any() else 0.0
     )
-    joined = frame.join(extra)
+    if owners is None:
+        owners = owners_when_sent(conn, ids, on)["owner_id"]
+    joined = frame.join(extra).assign(owner_id=owners.reindex(ids))
     frame["suggested_action"] = [suggest_action(r, high, language) for _, r in joined.iterrows()]
     frame["p_churn"] = frame["p_churn"].round(3)  # what a retention team reads, not a model input
     return frame[["p_churn", "revenue_12m", "value_at_risk", "churn_reasons", "suggested_action"]]

@@ -13,7 +13,7 @@ import csv
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +23,14 @@ from crm_ml.outputs import staged_file
 
 #: First characters that make a spreadsheet read a cell as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+#: Put before a cell of digits that Excel must keep as text. Excel would read
+#: ``13812345678`` as a number (shown as ``1.38E+10``) and ``0044…`` without its
+#: zeros; a leading tab keeps the text and, unlike an apostrophe in a CSV file,
+#: is not shown. A tab before digits only cannot start a formula.
+EXCEL_TEXT_MARK = "\t"
+
+_DIGITS = re.compile(r"[0-9]+")
 
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.\-]+")
 
@@ -56,22 +64,44 @@ def neutralise_cell(value: Any) -> Any:
     return value
 
 
-def write_excel_csv(frame: pd.DataFrame, path: Path) -> Path:
+def excel_text_cell(value: Any) -> Any:
+    """Mark a cell of digits with :data:`EXCEL_TEXT_MARK`; neutralise any other value as usual."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return EXCEL_TEXT_MARK + value
+    return neutralise_cell(value)
+
+
+def write_excel_csv(
+    frame: pd.DataFrame, path: Path, *, text_columns: Collection[str] = ()
+) -> Path:
     """Write ``frame`` (its columns, not its index) as UTF-8 CSV with a BOM, formulas neutralised.
 
     The BOM makes Excel read Chinese text as UTF-8; read it back with
-    ``encoding='utf-8-sig'``.
+    :func:`read_excel_csv`. In ``text_columns`` (e.g. phones to dial), a cell
+    of digits is written so that Excel keeps it as text (:func:`excel_text_cell`).
     """
     header = [neutralise_cell(str(c)) for c in frame.columns]
     records = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+    cell = [excel_text_cell if c in text_columns else neutralise_cell for c in frame.columns]
 
     def write(handle: IO[str]) -> None:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(header)
         for record in records:
-            writer.writerow(["" if v is None else neutralise_cell(v) for v in record])
+            writer.writerow(["" if v is None else f(v) for f, v in zip(cell, record, strict=True)])
 
     return atomic_write(path, write, encoding="utf-8-sig")
+
+
+def read_excel_csv(path: str | Path) -> pd.DataFrame:
+    """Read a file of :func:`write_excel_csv` back: every cell as written text, marks removed.
+
+    Cells stay text (ids keep their leading zeros, empty cells are ``""``);
+    the formula guard's quote stays, as it is part of what was written, while
+    the :data:`EXCEL_TEXT_MARK` of a cell of digits is not part of the value.
+    """
+    frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    return frame.replace(f"^{EXCEL_TEXT_MARK}([0-9]+)$", r"\1", regex=True)
 
 
 def write_jsonl(frame: pd.DataFrame, path: Path) -> Path:

@@ -51,7 +51,7 @@ def churn_store(store: Store) -> Store:
 
 def test_value_at_risk_is_p_churn_times_revenue_net_of_refunds(churn_store: Store) -> None:
     ids = pd.Index(["c1", "c2"], name="customer_id")
-    # revenue_365d in the features is before refunds; the list must not use it.
+    # The list reads the store's 12 months, as the report does, not the features' revenue_365d.
     frame = features(revenue_365d=[1000.0, 400.0])
     with churn_store.connect() as conn:
         details = churn_details(conn, ids, D1, frame)

@@ -164,7 +164,7 @@ def test_unmask_is_explicit_and_logged(
     with caplog.at_level(logging.WARNING):
         summary = export(store, tmp_path, unmask=True)
     rows = all_rows(summary).set_index("customer_id")
-    assert rows.loc["c1", "phone"] == "'+8613812345678"  # a leading + is neutralised
+    assert rows.loc["c1", "phone"] == "13812345678"  # as dialled (see test_dialable_phones)
     assert rows.loc["c4", "name"] == "𠮷野家"
     assert "UNMASKED" in caplog.text
     with store.connect() as conn:
