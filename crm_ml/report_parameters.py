@@ -1,10 +1,17 @@
-"""Report parameters: what a notebook declares, and ``-p`` values checked against it.
+"""Report parameters: what a notebook declares, ``-p`` values checked against it, list inputs.
 
 A report's notebook declares its parameters, with defaults, in the cell tagged
 ``parameters``. Values given on the command line arrive as text; each is
 converted to the type of its default before anything runs, so a typo'd name or
 a value that does not parse is refused up front instead of failing in a cell
-(or, for an unknown name, being ignored by papermill).
+(or, for an unknown name, being ignored by papermill). A probability threshold
+(a number named ``*_threshold`` or after a probability field, ``p_churn``, whose
+default lies in 0–1) must lie in 0–1 too: ``60`` for 60 % is refused, naming 0.6.
+
+What a report's list exports need beyond its parameters (the export secret from
+the environment, stored segment names) is checked by :func:`check_report_exports`,
+which an exporting notebook calls in its setup cell: a bad channel then fails
+the run before it saves a segment, takes a snapshot or applies tags.
 """
 
 from __future__ import annotations
@@ -15,11 +22,15 @@ import difflib
 import json
 import math
 import re
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_ml.errors import ValidationError
+
+if TYPE_CHECKING:
+    from crm_ml.store.connection import Store
 
 _SECRET_NAME = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
 _LITERALS = (str, int, float, bool, type(None))
@@ -99,7 +110,8 @@ def coerce_parameters(
     ------
     ValidationError
         For a parameter the notebook does not declare, one the run sets itself,
-        or a value that does not parse; nothing has run.
+        a value that does not parse, or a probability threshold outside 0–1;
+        nothing has run.
     """
     converted = {}
     for key, value in given.items():
@@ -117,7 +129,22 @@ def coerce_parameters(
                 f"Report {report} parameter {key!r} expects {exc} (its default is "
                 f"{declared[key]!r}), got {value!r}. Nothing was run."
             ) from None
+        _check_probability(report, key, declared[key], converted[key])
     return converted
+
+
+def _check_probability(report: str, key: str, default: object, value: object) -> None:
+    """Refuse a probability threshold outside 0–1, naming the value probably meant."""
+    from crm_ml.rules.vocabulary import PROBABILITY_FIELDS, probability_hint
+
+    named = key.endswith("_threshold") or key in PROBABILITY_FIELDS
+    if not (named and isinstance(default, float) and 0 <= default <= 1):
+        return  # not a probability: revenue_threshold = 1000.0, say
+    if isinstance(value, float) and not 0 <= value <= 1:  # float: the default's type
+        raise ValidationError(
+            f"Report {report} parameter {key!r} is a probability, got {value:g}: "
+            f"{probability_hint(value)}. Nothing was run."
+        )
 
 
 def _unknown_parameter(report: str, key: str, declared: dict[str, object]) -> ValidationError:
@@ -212,3 +239,67 @@ def _as_list(value: object) -> list[Any]:
         if isinstance(parsed, list):
             return parsed
     raise ValueError('a list in JSON such as ["a", "b"]')
+
+
+def check_report_exports(
+    store: Store,
+    segments: Sequence[str] = (),
+    *,
+    channel: str,
+    purpose: str,
+    secret: str | bytes | None,
+    actor: str,
+    language: str,
+    out_dir: str | Path,
+) -> list[str]:
+    """Check what a report's list exports need, before the report writes to the store.
+
+    A report saves segments, takes snapshots and applies tags before its
+    export cell; if only the export found a bad channel or a missing secret,
+    the failed run would have changed the store all the same. Call this in the
+    notebook's setup cell with the arguments the exports will get. It reads the
+    store (segment names) and writes nothing.
+
+    Parameters
+    ----------
+    store : Store
+    segments : sequence of str
+        Saved segments or template names the report exports; none for a report
+        that saves its own segment.
+    channel, purpose, secret, actor, language, out_dir
+        As :func:`crm_ml.segments.export_list` takes them; ``secret`` from
+        ``CRM_ML_EXPORT_SECRET``.
+
+    Returns
+    -------
+    list of str
+        The stored names ``segments`` stand for (see
+        :func:`crm_ml.segments.check_segment_names`; a template may save under
+        another name); empty without segments.
+
+    Raises
+    ------
+    ValidationError
+        For an unknown channel, purpose or language, or no actor.
+    ConfigError
+        Without an export secret, or one too short, or when ``out_dir`` cannot
+        be a folder.
+    NotFoundError
+        For a name that is neither a saved segment nor a template.
+    """
+    from crm_ml.outputs import check_output_folder
+    from crm_ml.segments.definitions import check_segment_names
+    from crm_ml.segments.headers import list_headers
+    from crm_ml.segments.lists import check_channel
+    from crm_ml.segments.masking import require_secret
+
+    check_channel(channel, purpose)
+    list_headers(language)
+    require_secret(secret)
+    if not actor or not str(actor).strip():
+        raise ValidationError(
+            "A report's lists need an actor (who exports) for the export log: set "
+            "CRM_ML_ACTOR to a name, or leave it unset for the report's own."
+        )
+    check_output_folder(Path(out_dir), what="the list folder")
+    return check_segment_names(store, segments) if segments else []

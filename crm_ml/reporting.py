@@ -9,9 +9,13 @@ parameters. On success it converts the notebook to HTML and publishes, under
     <name>.html      a static page that reads well offline (no code cells)
     <name>/          the files the notebook wrote to ``output_dir`` (lists …)
 
-replacing an earlier run of the same report and date. On failure the last
-good report stays, the failed notebook goes to ``reports/_failed/`` and
-:class:`ReportFailedError` says which cell failed and where to look.
+replacing an earlier run of the same report and date, whose files are kept
+under ``reports/<as_of>/_replaced/<time of the later run>/<name>/``: a list
+staff already worked from is archived, never deleted. A report about one
+customer (a ``customer_id`` parameter) is published as ``<name>-<customer_id>``,
+so runs for two customers on one date do not replace each other. On failure
+the last good report stays, the failed notebook goes to ``reports/_failed/``
+and :class:`ReportFailedError` says which cell failed and where to look.
 
 Parameters given with ``-p`` must be declared in the notebook's ``parameters``
 cell and are converted to the type of their default before anything runs: a
@@ -21,7 +25,8 @@ Exports the notebook makes are logged in ``export_log`` with their staging
 path; publishing rewrites those rows to the published path in the transaction
 that covers the move, and a failed run marks them ``not published``. Rows are
 never deleted, but each says what became of its file: a re-run for the same
-date marks the earlier run's rows ``replaced by a later run at <time>`` in the
+date marks the earlier run's rows ``replaced by a later run at <time> UTC;
+archived in <folder>`` (the folder relative to the reports folder) in the
 publishing transaction.
 
 A run killed part-way (SIGKILL, power loss) cannot clean up after itself, and
@@ -44,6 +49,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -54,6 +60,7 @@ from crm_ml.errors import CrmMlError, NotFoundError, StoreError
 from crm_ml.report_parameters import check_parameters, coerce_parameters, notebook_parameters
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from traitlets.config import Config
 
     from crm_ml.store.connection import Store
@@ -94,6 +101,30 @@ def notebook_path(settings: Settings, name: str) -> Path:
     return path
 
 
+#: Parameters that say whom a report is about; their value is part of its file names.
+SUBJECT_PARAMETERS = ("customer_id",)
+#: Where, under a report date's folder, the files a re-run replaced are kept.
+REPLACED_DIR = "_replaced"
+
+
+def published_name(name: str, parameters: Mapping[str, object]) -> str:
+    """Return the name a report is published under: ``name``, plus whom it is about.
+
+    ``customer_360`` for customer ``C00013767`` is ``customer_360-C00013767``, so
+    two customers' reports of one date do not replace each other; a report with
+    no :data:`SUBJECT_PARAMETERS` (or none set) keeps its name. ``parameters``
+    are the run's, defaults included.
+    """
+    from crm_ml.tags.files import safe_file_part
+
+    subjects = [
+        safe_file_part(str(parameters[key]))
+        for key in SUBJECT_PARAMETERS
+        if parameters.get(key) not in (None, "")
+    ]
+    return "-".join([name, *subjects])
+
+
 def run_report(
     settings: Settings,
     name: str,
@@ -114,15 +145,17 @@ def run_report(
 
     source = notebook_path(settings, name)
     check_parameters(parameters or {})
-    given = coerce_parameters(name, notebook_parameters(source), parameters or {})
+    declared = notebook_parameters(source)
+    given = coerce_parameters(name, declared, parameters or {})
     params = {"as_of": f"{as_of:%Y-%m-%d}", **given}
     day = as_of.date() if isinstance(as_of, datetime) else as_of
+    report = published_name(name, {**declared, **given})
     _clear_interrupted(settings)
-    staging = settings.reports_dir / "_staging" / f"{day:%Y-%m-%d}-{name}-{uuid.uuid4().hex[:8]}"
-    outputs = staging / name
+    staging = settings.reports_dir / "_staging" / f"{day:%Y-%m-%d}-{report}-{uuid.uuid4().hex[:8]}"
+    outputs = staging / report
     outputs.mkdir(parents=True)
     _claim(staging)
-    executed = staging / f"{name}.ipynb"
+    executed = staging / f"{report}.ipynb"
     try:
         with tempfile.TemporaryDirectory(prefix="crm-ml-kernel-") as sockets:
             pm.execute_notebook(
@@ -136,31 +169,31 @@ def run_report(
                 config=_ipc_kernel_config(Path(sockets)),
             )
     except pm.PapermillExecutionError as exc:
-        failed = _keep_failed(settings, executed, name, day)
+        failed = _keep_failed(settings, executed, report, day)
         discarded = _discard(settings, staging, outputs, failed)
         raise ReportFailedError(
-            f"Report {name} as of {day:%Y-%m-%d} failed in cell {exc.exec_count}: "
+            f"Report {report} as of {day:%Y-%m-%d} failed in cell {exc.exec_count}: "
             f"{exc.ename}: {str(exc.evalue).rstrip('.')}. The last good report was kept; "
             "the failed notebook "
             f"is {failed}.{discarded}"
         ) from exc
-    _write_html(executed, staging / f"{name}.html", title=f"{name} · {day:%Y-%m-%d}")
+    _write_html(executed, staging / f"{report}.html", title=f"{report} · {day:%Y-%m-%d}")
     published = settings.reports_dir / f"{day:%Y-%m-%d}"
     try:
-        _publish_logged(settings, staging, published, name)
+        _publish_logged(settings, staging, published, report)
     except StoreError as exc:
         raise ReportFailedError(
-            f"Report {name} as of {day:%Y-%m-%d} ran but was not published: its exports could "
-            f"not be moved in export_log ({exc}). The last good report was kept; this run's "
-            f"notebook and lists stay in {staging}, where export_log names them. "
+            f"Report {report} as of {day:%Y-%m-%d} ran but was not published: its exports "
+            f"could not be moved in export_log ({exc}). The last good report was kept; this "
+            f"run's notebook and lists stay in {staging}, where export_log names them. "
             "Run the report again."
         ) from exc
-    published_files = tuple(sorted(p for p in (published / name).rglob("*") if p.is_file()))
+    published_files = tuple(sorted(p for p in (published / report).rglob("*") if p.is_file()))
     return PublishedReport(
         name=name,
         as_of=day,
-        notebook=published / f"{name}.ipynb",
-        html=published / f"{name}.html",
+        notebook=published / f"{report}.ipynb",
+        html=published / f"{report}.html",
         files=published_files,
     )
 
@@ -334,30 +367,75 @@ def _clear_interrupted(settings: Settings) -> None:
 def _publish_logged(settings: Settings, staging: Path, target_dir: Path, name: str) -> None:
     """Publish and point export_log at the published files; the log commits only after the move.
 
-    The rows of an earlier run whose files this one replaces are marked in the same transaction.
+    The rows of an earlier run whose files this one replaces, and archives, are
+    marked in the same transaction.
     """
-    from crm_ml.segments.export import mark_replaced, relocate_exports
+    from crm_ml.segments.export import relocate_exports
     from crm_ml.store.admin import utc_now
 
     lists = target_dir / name
+    at = utc_now().replace(microsecond=0)
+    archive = _archive_folder(target_dir, at) / name if _holds_files(lists) else None
     store = _export_log_store(settings, staging / name, lists)
     if store is None:
-        _publish(staging, target_dir, name)
+        _publish(staging, target_dir, name, archive)
         return
     try:
         with store.begin() as conn:
             # Before relocating, or this run's rows would be marked too.
-            earlier = mark_replaced(conn, lists, at=utc_now())
+            shown = archive.relative_to(settings.reports_dir) if archive else None
+            earlier = _mark_replaced(conn, lists, at=at, archived_in=shown)
             moved = relocate_exports(conn, staging / name, lists)
-            _publish(staging, target_dir, name)
+            _publish(staging, target_dir, name, archive)
     finally:
         store.dispose()
     log.info(
-        "export_log: %d export(s) now name %s (%d earlier marked replaced)",
+        "export_log: %d export(s) now name %s (%d earlier marked replaced, files kept in %s)",
         moved,
         lists,
         earlier,
+        archive,
     )
+
+
+def _holds_files(folder: Path) -> bool:
+    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
+
+
+def _archive_folder(target_dir: Path, at: datetime) -> Path:
+    """Return a new folder under ``<date>/_replaced/`` named after ``at`` (naive UTC)."""
+    folder = target_dir / REPLACED_DIR / f"{at:%Y%m%dT%H%M%S}Z"
+    while folder.exists():  # two re-runs published within one second
+        folder = folder.with_name(f"{at:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:4]}")
+    return folder
+
+
+def _mark_replaced(conn: Connection, lists: Path, *, at: datetime, archived_in: Path | None) -> int:
+    """Mark the exports logged under ``lists`` replaced, naming the folder their files went to.
+
+    :func:`crm_ml.segments.export.mark_replaced` does the same without the
+    archive; ``archived_in`` is relative to the reports folder, as ``status``
+    holds at most 200 characters (None: the files were gone already). Only
+    rows still ``written`` under ``lists`` are changed, as there.
+
+    Returns
+    -------
+    int
+        How many ``export_log`` rows were marked.
+    """
+    from sqlalchemy import func, inspect, select, update
+
+    from crm_ml.store.schema import EXPORT_WRITTEN, ExportLog
+
+    if not inspect(conn).has_table(ExportLog.__tablename__):
+        return 0
+    path, status = ExportLog.__table__.c.path, ExportLog.__table__.c.status
+    rows = (status == EXPORT_WRITTEN) & path.startswith(f"{lists}{os.sep}", autoescape=True)
+    count = conn.execute(select(func.count()).select_from(ExportLog).where(rows)).scalar_one()
+    note = f"replaced by a later run at {at:%Y-%m-%d %H:%M:%S} UTC"
+    note += f"; archived in {archived_in}" if archived_in else ""
+    conn.execute(update(ExportLog).where(rows).values(status=note))
+    return int(count)
 
 
 def _discard(settings: Settings, staging: Path, outputs: Path, failed: Path) -> str:
@@ -387,15 +465,24 @@ def _discard(settings: Settings, staging: Path, outputs: Path, failed: Path) -> 
     return f" The {marked} export(s) it logged are marked 'not published' in export_log."
 
 
-def _publish(staging: Path, target_dir: Path, name: str) -> None:
-    """Move a finished run into place, replacing an earlier run of the same report."""
+def _publish(staging: Path, target_dir: Path, name: str, archive: Path | None) -> None:
+    """Move a finished run into place; an earlier run's files of the same report go to ``archive``.
+
+    ``archive`` is None when the earlier folder holds no file: it is then removed.
+    """
     target_dir.mkdir(parents=True, exist_ok=True)
     old_files = target_dir / name
-    if old_files.exists():
-        trash = staging.parent / f"old-{uuid.uuid4().hex[:8]}"
-        old_files.rename(trash)
-        shutil.rmtree(trash, ignore_errors=True)
-    (staging / name).rename(old_files)
+    if archive is not None:
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        old_files.rename(archive)
+    elif old_files.exists():
+        shutil.rmtree(old_files)
+    try:
+        (staging / name).rename(old_files)
+    except OSError:
+        if archive is not None:  # put the earlier files back: the transaction is rolled back too
+            archive.rename(old_files)
+        raise
     # The HTML is the page people open: it goes last, so it never points at missing files.
     for suffix in (".ipynb", ".html"):
         (staging / f"{name}{suffix}").replace(target_dir / f"{name}{suffix}")

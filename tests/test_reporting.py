@@ -94,6 +94,9 @@ def test_rerun_replaces_the_same_date(settings, tmp_path):
     stale.write_text("old")
     run_report(settings, "tiny", as_of=DAY)
     assert not stale.exists()
+    # Not deleted: the earlier run's files are archived under the date.
+    (archived,) = (settings.reports_dir / "2025-06-30" / "_replaced").glob("*/tiny/stale.csv")
+    assert archived.read_text() == "old"
     assert len(list_reports(settings)) == 1
 
 
@@ -264,8 +267,9 @@ def test_a_rerun_marks_the_earlier_runs_exports_replaced(exporting):
     current = [p for p in logged if not p.startswith("replaced by")]
     assert current == _published_files(exporting) == [str(path)] == [str(f) for f in report.files]
     (old,) = set(logged) - set(current)
-    match = re.fullmatch(r"replaced by a later run at (.{19}) UTC: (.*)", old)
-    assert match and match[2] == str(path)
+    match = re.fullmatch(r"replaced by a later run at (.{19}) UTC; archived in (\S+): (.*)", old)
+    assert match and match[3] == str(path)
+    assert (exporting.reports_dir / match[2] / path.name).exists()
     assert started <= datetime.datetime.fromisoformat(match[1]) <= utc_now()
 
 
@@ -275,7 +279,7 @@ def test_a_rerun_without_exports_still_marks_the_earlier_ones_replaced(exporting
         run_report(exporting, "exports", as_of=DAY, parameters={"tags": ["no-export"]}).files == ()
     )
     (old,) = _logged_paths(exporting)
-    assert old.startswith("replaced by a later run at ") and old.endswith(f" UTC: {path}")
+    assert old.startswith("replaced by a later run at ") and old.endswith(f"/exports: {path}")
     assert _published_files(exporting) == []
 
 

@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 from crm_ml.analysis._common import Instant, as_instant, check_tz, local_instant, to_local
 from crm_ml.analysis._customer_read import Person, find_person, read_parts
 from crm_ml.analysis._plot import finish
+from crm_ml.analysis._read import read_tiers
 from crm_ml.segments.masking import mask_name
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
@@ -78,7 +79,9 @@ class Customer360:
         ``posted_at, kind, points, balance`` (running, over all the records),
         ``expires_at, note, record_id``.
     tiers : pandas.DataFrame
-        ``changed_at, from_tier, to_tier, direction, reason, record_id``.
+        ``changed_at, from_tier, to_tier, direction, reason, record_id``; tiers
+        named as the report tables name them in the view's language (see
+        :func:`customer_360`).
     tags : pandas.DataFrame
         ``tag, label, category, source, valid_from, valid_to, active, record_id``; every
         membership that began at or before ``as_of``, those in force at it first
@@ -202,6 +205,20 @@ def _profile(
     return pd.DataFrame({"value": values}, index=pd.Index(list(fields), name="field"))
 
 
+def _named_tiers(tiers: pd.DataFrame, table: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Name the tier changes' tiers as the report tables do in ``lang``.
+
+    ``tiers`` names them by the tier table's ``name``; in ``zh`` the reports show
+    the ``label`` (``read_tiers`` gives the name where a tier has none).
+    """
+    if lang != "zh":
+        return tiers
+    labels = dict(zip(table["name"], table["label"], strict=True))
+    return tiers.assign(
+        **{col: tiers[col].map(lambda t: labels.get(t, t)) for col in ("from_tier", "to_tier")}
+    )
+
+
 def _timeline(parts: dict[str, pd.DataFrame], on: pd.Timestamp) -> pd.DataFrame:
     """Every dated item of the history in one frame: ``at, kind, what, amount``."""
     o, e, p, t = parts["orders"], parts["events"], parts["points"], parts["tiers"]
@@ -271,7 +288,11 @@ def customer_360(
     tz : str
         IANA time zone the frames' timestamps are shown in (e.g. ``"Asia/Shanghai"``).
     lang : str
-        ``"en"`` or ``"zh"`` labels on the timeline figure (e.g. ``settings.language``).
+        ``"en"`` or ``"zh"`` (e.g. ``settings.language``): the timeline figure's
+        labels, and how tiers are named. In ``"zh"`` a tier is its display label
+        from the tier table (``钻石会员``, its name where it has none), as the
+        report tables show it with ``labels="label"``; in ``"en"`` its name
+        (``diamond``).
 
     Returns
     -------
@@ -292,6 +313,7 @@ def customer_360(
         check_store(conn)
         person = find_person(conn, str(customer_id), on)
         parts = read_parts(conn, person, on, unmask)
+    parts["tiers"] = _named_tiers(parts["tiers"], read_tiers(store), lang)
     cid = person.customer_id
     if person.requested_id != cid:
         log.info("Customer %s was merged into %s: showing %s", person.requested_id, cid, cid)

@@ -13,7 +13,10 @@ over a frame of features, scores, tag and consent flags, so no rule text ever
 reaches SQL; the store is only read with bound parameters.
 
 Missing values make a comparison false (``recency_days > 60`` is false for a
-customer who never bought), and ``not`` of a false comparison is true.
+customer who never bought), and ``not`` of a false comparison is true. A
+probability field (:data:`~crm_ml.rules.vocabulary.PROBABILITY_FIELDS`:
+``p_churn``, ``p_purchase``) compared with a number outside 0–1 is refused, and
+``p_churn >= 60`` is told to write 0.6.
 
 The checked :class:`Rule` and the :class:`RuleContext` it is evaluated over
 live in :mod:`crm_ml.rules.evaluation` and are re-exported here.
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +35,13 @@ import pandas as pd
 from crm_ml.errors import RuleError
 from crm_ml.rules.evaluation import Evaluator, Rule, RuleContext, _known, _to_bool
 from crm_ml.rules.evaluation import _like_regex as _like_regex  # re-exported for functions.py
-from crm_ml.rules.vocabulary import ValueType, Vocabulary, nearest
+from crm_ml.rules.vocabulary import (
+    PROBABILITY_FIELDS,
+    ValueType,
+    Vocabulary,
+    nearest,
+    probability_hint,
+)
 
 #: Longest rule text accepted, and most syntax nodes in one rule.
 MAX_RULE_CHARS = 4000
@@ -323,6 +332,7 @@ def compile_rule(text: str, vocabulary: Vocabulary | None = None) -> Rule:
         raise compiler.fail(
             None, "it tests no field, tag or consent, so it would match everyone or no one"
         )
+    _check_probabilities(compiler, tree)
     return Rule(
         text,
         frozenset(compiler.fields),
@@ -330,6 +340,58 @@ def compile_rule(text: str, vocabulary: Vocabulary | None = None) -> Rule:
         frozenset(compiler.consents),
         root.fn,
     )
+
+
+def _check_probabilities(compiler: _Compiler, tree: ast.Expression) -> None:
+    """Refuse a probability field compared with a number outside 0–1.
+
+    ``p_churn >= 60`` (60 % meant) matches no one and ``p_churn < 60`` everyone,
+    and neither looks wrong in a list of thresholds; the message names 0.6.
+    """
+    for field, literal in (pair for node in ast.walk(tree) for pair in _compared(node)):
+        value = _number(literal)
+        if field.id in PROBABILITY_FIELDS and value is not None and not 0 <= value <= 1:
+            raise compiler.fail(
+                literal,
+                f"{field.id} is a probability, compared here with {value:g}: "
+                f"{probability_hint(value)}",
+            )
+
+
+def _compared(node: ast.AST) -> Iterator[tuple[ast.Name, ast.expr]]:
+    """Yield ``(field, operand)`` for each field compared directly with an operand.
+
+    ``field op x`` and ``x op field`` (each link of a chain), ``field in [x, …]``
+    and ``between(field, low, high)``.
+    """
+    if isinstance(node, ast.Compare):
+        operands = [node.left, *node.comparators]
+        for left, op, right in zip(operands[:-1], node.ops, operands[1:], strict=True):
+            if isinstance(op, ast.In | ast.NotIn) and isinstance(
+                right, ast.List | ast.Tuple | ast.Set
+            ):
+                pairs = [(left, x) for x in right.elts]
+            else:
+                pairs = [(left, right), (right, left)]
+            yield from ((f, x) for f, x in pairs if isinstance(f, ast.Name))
+    elif (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "between"
+        and node.args
+        and isinstance(node.args[0], ast.Name)
+    ):
+        yield from ((node.args[0], bound) for bound in node.args[1:])
+
+
+def _number(node: ast.expr) -> float | None:
+    """Return the value of a literal number (``60``, ``-0.1``); None for anything else."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _number(node.operand)
+        return None if inner is None else -inner
+    value = node.value if isinstance(node, ast.Constant) else None
+    # Not bool: True is an int, but a rule's True is not a number.
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _parse(text: str) -> ast.Expression:

@@ -73,6 +73,22 @@ SCORE_FIELDS: Mapping[str, tuple[str, str, ValueType]] = MappingProxyType(
     }
 )
 
+#: Score fields that hold a probability, 0–1 (the score table's ``probability``).
+PROBABILITY_FIELDS = frozenset(
+    name for name, (_, column, _) in SCORE_FIELDS.items() if column == "probability"
+)
+
+
+def probability_hint(value: float) -> str:
+    """Say that probabilities run 0–1 and, for what reads as a percentage, the value meant.
+
+    For a ``value`` above 1 and at most 100 (``60``), the hint suggests ``value / 100``
+    (``0.6``): a threshold typed as a percentage matches no one, or everyone.
+    """
+    if 1 < value <= 100:
+        return f"probabilities run 0–1; for {value:g} % write {value / 100:g}"
+    return "probabilities run 0–1"
+
 
 def dtype_value_type(dtype: Any) -> ValueType | None:
     """Map a pandas dtype to a rule type; ``None`` for types rules cannot compare."""

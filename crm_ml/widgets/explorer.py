@@ -399,8 +399,9 @@ class SegmentExplorer:
 
         Without a ``label``, a stored segment keeps its label. A stored segment
         that this explorer did not save may feed other reports and nightly
-        lists, so changing it needs ``replace=True``; the change is logged at
-        WARNING with the actor and the old rule (the store keeps no history).
+        lists, so changing it needs ``replace=True``. Every change is kept in
+        the segment's history, with the actor, the time and the rule it left:
+        :func:`~crm_ml.segments.segment_history` (``crm-ml segment history NAME``).
 
         Raises
         ------
