@@ -29,6 +29,16 @@ def cmd_tags_apply(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_tags_undo(args: argparse.Namespace, settings: Settings) -> int:
+    """Withdraw the rule and model tag run applied at a date (a mistyped one, say)."""
+    from crm_ml.tags.undo import tags_undo_command
+
+    # No _check_as_of: the run to withdraw is often at a date the data does not reach.
+    store = _open_store(settings)
+    print(tags_undo_command(store, args.as_of, actor=_actor(), reason=args.reason))
+    return 0
+
+
 def cmd_tags_list(args: argparse.Namespace, settings: Settings) -> int:
     """List tag definitions, with member counts on a date."""
     from crm_ml.tags import tags_list_command
@@ -101,7 +111,7 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
 def _add_tags(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tags",
-        help="rule and model tags: apply, list",
+        help="rule and model tags: apply, list, undo",
         description="Apply the rule and model tags (the built-in library the first time) and "
         "list tags. Manual and batch tags are set from Python: crm_ml.tags.tag_customers, "
         "untag_customers and batch_tag_from_rule.",
@@ -116,6 +126,16 @@ def _add_tags(sub: argparse._SubParsersAction) -> None:
     lst = tsub.add_parser("list", help="list tags, with member counts on a date")
     lst.add_argument("--on", type=_as_of, help="count members on this date")
     lst.set_defaults(func=cmd_tags_list)
+    undo = tsub.add_parser(
+        "undo",
+        help="withdraw the rule and model tag run applied at a date (e.g. a mistyped one)",
+        description="Delete the rule and model tag memberships the run at --as-of opened and "
+        "reopen those it ended, so that runs for earlier dates are accepted again. Only the "
+        "latest run can be withdrawn; manual and batch tags are never touched.",
+    )
+    undo.add_argument("--as-of", type=_as_of, required=True, help="the date the run was applied at")
+    undo.add_argument("--reason", required=True, help="why, kept on the memberships reopened")
+    undo.set_defaults(func=cmd_tags_undo)
 
 
 def _add_segment(sub: argparse._SubParsersAction) -> None:

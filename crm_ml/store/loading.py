@@ -55,6 +55,7 @@ from crm_ml.store.merge_log import check_merge_log
 from crm_ml.store.reconcile import (
     Plan,
     check_custom_values,
+    check_owner_overlaps,
     check_references,
     check_unique,
     kinds_of,
@@ -268,7 +269,14 @@ class _Options:
 
 
 def _plan(
-    conn: Connection, spec: TableSpec, checked: Checked, rejects: RejectLog, batch_id: str
+    conn: Connection,
+    spec: TableSpec,
+    source: Source,
+    checked: Checked,
+    rejects: RejectLog,
+    *,
+    batch_id: str,
+    timezone: str,
 ) -> tuple[Plan, pd.Timestamp]:
     """Run the checks that need the store and decide what to write, inside the transaction."""
     check_store(conn)
@@ -276,6 +284,9 @@ def _plan(
     check_custom_values(conn, spec, checked.clean, rejects)
     check_merge_log(conn, spec, checked.clean, rejects)
     check_unique(conn, spec, checked.clean, rejects)
+    if spec.name == "customer_owner":
+        raw = source.frame["valid_from"]  # reject reports show the value as the file gave it
+        check_owner_overlaps(conn, spec, checked.clean, rejects, raw=raw, timezone=timezone)
     loaded_at = pd.Timestamp(utc_now())
     plan = plan_load(
         conn, spec, checked.clean, checked.present, rejects, batch_id=batch_id, loaded_at=loaded_at
@@ -304,7 +315,9 @@ def _load(
         bar.update()
         with store.begin() as conn:
             bar.set_postfix_str("checking the store")
-            plan, loaded_at = _plan(conn, spec, checked, rejects, batch_id)
+            plan, loaded_at = _plan(
+                conn, spec, source, checked, rejects, batch_id=batch_id, timezone=options.timezone
+            )
             bar.update()
             written = _report(rejects, options.report)
             _refuse_if_too_many(spec, source, rejects, options.max_reject_rate, written)

@@ -12,13 +12,17 @@ matches", :func:`apply_tags` refuses, before writing anything, a frame that
 is empty, was built for another date, or leaves out any customer who exists
 at ``as_of``: a partial frame would otherwise end everyone else's tags, and
 the closures would stay in the history.
+
+A run at a mistaken date (a typo seven months ahead) would block every run
+before it; :func:`crm_ml.tags.undo.undo_apply_tags` withdraws it, through the
+same :func:`withdraw_memberships` that a re-run at the same instant uses.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, cast
 
 import pandas as pd
@@ -41,7 +45,8 @@ log = logging.getLogger(__name__)
 
 _TABLE = cast(Table, CustomerTag.__table__)
 
-_AUTO_SOURCES = ("rule", "model")
+#: Sources of the memberships apply_tags owns (manual and batch ones are people's).
+AUTO_SOURCES = ("rule", "model")
 
 _EXAMPLES = 5
 
@@ -79,9 +84,9 @@ def _auto_definitions(
     store: Store, definitions: Iterable[TagDefinition] | None
 ) -> list[TagDefinition]:
     if definitions is not None:
-        chosen = [d for d in definitions if d.kind in _AUTO_SOURCES]
+        chosen = [d for d in definitions if d.kind in AUTO_SOURCES]
         return save_tag_definitions(store, chosen)
-    stored = [d for d in load_tag_definitions(store) if d.kind in _AUTO_SOURCES]
+    stored = [d for d in load_tag_definitions(store) if d.kind in AUTO_SOURCES]
     if stored:
         return stored
     log.info("No rule or model tags are defined yet; installing the built-in library")
@@ -182,7 +187,7 @@ def evaluate_tags(
     """
     check_features_date(features, as_timestamp(as_of), use="tagged")
     chosen = list(definitions) if definitions is not None else load_tag_definitions(store)
-    chosen = [d for d in chosen if d.kind in _AUTO_SOURCES]
+    chosen = [d for d in chosen if d.kind in AUTO_SOURCES]
     vocab = tag_vocabulary(store, features, extra_tags=[d.name for d in chosen])
     by_name = {d.name: d for d in chosen}
     rules = {name: compile_rule(d.rule or "", vocab) for name, d in by_name.items()}
@@ -253,18 +258,27 @@ def apply_tags(
     return summary.set_index("tag")
 
 
+def cli_date(on: datetime) -> str:
+    """Return ``on`` as ``--as-of`` reads it: ``2026-02-08``, or ``2026-02-07T16:00``."""
+    return f"{on:%Y-%m-%d}" if on.time() == time() else f"{on:%Y-%m-%dT%H:%M}"
+
+
 def _check_forward(conn: Connection, tag: str, on: datetime) -> None:
     latest = conn.execute(
         select(func.max(CustomerTag.valid_from), func.max(CustomerTag.valid_to)).where(
-            CustomerTag.tag_id == tag, CustomerTag.source.in_(_AUTO_SOURCES)
+            CustomerTag.tag_id == tag, CustomerTag.source.in_(AUTO_SOURCES)
         )
     ).one()
     reached = max((t for t in latest if t is not None), default=None)
     if reached is not None and reached > on:
+        # Only apply_tags writes these rows, so the later history is a run that undo can withdraw.
         raise ValidationError(
             f"Tag {tag!r} already has history up to {reached:%Y-%m-%d %H:%M}, after as_of "
             f"{on:%Y-%m-%d %H:%M}: tags are applied forward in time, so expected a date from "
-            f"{reached:%Y-%m-%d} on. To see who had a tag on a past date, run "
+            f"{reached:%Y-%m-%d} on. If the run at {reached:%Y-%m-%d %H:%M} was a mistake (a "
+            f"mistyped date), withdraw it with `crm-ml tags undo --as-of {cli_date(reached)} "
+            '--reason "…"` (crm_ml.tags.undo.undo_apply_tags(store, as_of, actor=…, reason=…) '
+            "in Python), then apply again. To see who had a tag on a past date, run "
             f"`crm-ml tags list --on {on:%Y-%m-%d}` (customers_with_tag(store, tag, on) in "
             "Python); to try the rules on a past date without writing, use "
             "evaluate_tags(store, features_then, as_of) in Python."
@@ -289,10 +303,57 @@ def check_apply_date(store: Store, as_of: Any, names: Iterable[str] | None = Non
     """
     on = as_timestamp(as_of)
     if names is None:
-        names = [d.name for d in load_tag_definitions(store) if d.kind in _AUTO_SOURCES]
+        names = [d.name for d in load_tag_definitions(store) if d.kind in AUTO_SOURCES]
     with store.connect() as conn:
         for name in names:
             _check_forward(conn, name, on)
+
+
+def withdraw_memberships(
+    conn: Connection,
+    tag: str,
+    on: datetime,
+    *,
+    opened: Iterable[str] | None,
+    closed: Iterable[str] | None,
+    note: str = "",
+) -> None:
+    """Take back what a run at ``on`` did to ``tag``'s rule or model memberships.
+
+    For the customers in ``opened``, the membership that opened at ``on`` is
+    deleted; for those in ``closed``, the one that ended at ``on`` is reopened
+    (``note`` appended to its reason). ``None`` stands for every customer. A
+    re-run at the same instant (:func:`apply_tags`) and
+    :func:`crm_ml.tags.undo.undo_apply_tags` both go through here. Manual and
+    batch memberships are never touched.
+    """
+    table = _TABLE
+    auto = and_(table.c.tag_id == tag, table.c.source.in_(AUTO_SOURCES))
+    one = table.c.customer_id == bindparam("c")
+    values: dict[str, Any] = {"valid_to": None}
+    if note:
+        values["reason"] = func.coalesce(table.c.reason, "") + note
+    for statement, customers in (
+        (table.delete().where(auto, table.c.valid_from == on), opened),
+        (table.update().where(auto, table.c.valid_to == on).values(values), closed),
+    ):
+        if customers is None:
+            conn.execute(statement)
+        elif params := [{"c": c} for c in customers]:
+            conn.execute(statement.where(one), params)
+
+
+def _ended_at(conn: Connection, tag: str, on: datetime) -> set[str]:
+    """Return the customers whose rule or model membership of ``tag`` ended at ``on``."""
+    return set(
+        conn.execute(
+            select(CustomerTag.customer_id).where(
+                CustomerTag.tag_id == tag,
+                CustomerTag.source.in_(AUTO_SOURCES),
+                CustomerTag.valid_to == on,
+            )
+        ).scalars()
+    )
 
 
 def _write_changes(
@@ -303,7 +364,7 @@ def _write_changes(
     open_rows = conn.execute(
         select(CustomerTag.customer_id, CustomerTag.valid_from).where(
             CustomerTag.tag_id == tag,
-            CustomerTag.source.in_(_AUTO_SOURCES),
+            CustomerTag.source.in_(AUTO_SOURCES),
             CustomerTag.valid_to.is_(None),
         )
     ).all()
@@ -311,31 +372,45 @@ def _write_changes(
     wanted = set(new)
     ended = sorted(set(current) - wanted)
     started = sorted(wanted - set(current))
-    # An interval that would open and close at the same instant (a re-run) is removed instead.
-    same_day = [{"c": c} for c in ended if current[c] == on]
-    closing = [{"c": c} for c in ended if current[c] != on]
-    match = and_(
-        table.c.tag_id == tag, table.c.customer_id == bindparam("c"), table.c.valid_to.is_(None)
+    # A re-run at the same instant takes back what the earlier run did rather than stacking on
+    # it: an interval that run opened and this one ends is removed, one that run ended and this
+    # one wants is continued, so the history reads as if only this run had happened.
+    ended_here = _ended_at(conn, tag, on) if started else set()
+    withdraw_memberships(
+        conn,
+        tag,
+        on,
+        opened=[c for c in ended if current[c] == on],
+        closed=[c for c in started if c in ended_here],
     )
-    if same_day:
-        conn.execute(table.delete().where(match), same_day)
+    closing = [{"c": c} for c in ended if current[c] != on]
     if closing:
-        conn.execute(table.update().where(match).values(valid_to=on), closing)
-    if started:
-        reason = f"{definition.kind} v{definition.version}"
-        conn.execute(
-            table.insert(),
-            [
-                {
-                    "customer_id": c,
-                    "tag_id": tag,
-                    "valid_from": on,
-                    "valid_to": None,
-                    "source": definition.kind,
-                    "actor": actor,
-                    "reason": reason,
-                }
-                for c in started
-            ],
+        match = and_(
+            table.c.tag_id == tag, table.c.customer_id == bindparam("c"), table.c.valid_to.is_(None)
         )
+        conn.execute(table.update().where(match).values(valid_to=on), closing)
+    _open_memberships(conn, definition, [c for c in started if c not in ended_here], on, actor)
     return len(started), len(ended)
+
+
+def _open_memberships(
+    conn: Connection, definition: TagDefinition, customers: list[str], on: datetime, actor: str
+) -> None:
+    if not customers:
+        return
+    reason = f"{definition.kind} v{definition.version}"
+    conn.execute(
+        _TABLE.insert(),
+        [
+            {
+                "customer_id": c,
+                "tag_id": definition.name,
+                "valid_from": on,
+                "valid_to": None,
+                "source": definition.kind,
+                "actor": actor,
+                "reason": reason,
+            }
+            for c in customers
+        ],
+    )
