@@ -148,6 +148,10 @@ def test_retention_analysis(settings):
 def test_segment_lists(settings):
     report, html = _run(settings, "segment_lists")
     assert "Segment sizes" in html and "Portraits" in html
+    # Scores are made current before tags and lists read them: churn is scored as of
+    # the date already; propensity has no registered model, so it is said and skipped.
+    assert "already scored as of this date" in html
+    assert "no champion: has no scores" in html
     stems = {p.name.split("_20241001_")[0] for p in report.files}
     assert stems == {"churn_winback", "high_value_at_risk", "points_reminder", "reactivation"}
 
