@@ -171,8 +171,9 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
         "--as-of",
         type=_as_of,
         required=True,
-        help="the list's date: consent and owners as then; the segment's snapshot at that date "
-        "is used, taken first if there is none",
+        help="the list's date: the segment's snapshot at that date is used, taken first if "
+        "there is none; the list is sent now, so consent must have been granted before that "
+        "date and not withdrawn since, and each customer goes to their account manager now",
     )
     exp.add_argument("--channel", required=True, help="sms, email, wechat, phone or app_push")
     exp.add_argument(

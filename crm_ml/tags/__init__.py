@@ -18,6 +18,7 @@ from crm_ml.tags.history import customers_with_tag, tag_changes, tag_history, ta
 from crm_ml.tags.library import TAG_TEMPLATES, builtin_tags, install_library
 from crm_ml.tags.manual import batch_tag_from_rule, tag_customers, untag_customers
 from crm_ml.tags.sync import SyncResult, read_watermarks, sync_tag, sync_tags
+from crm_ml.tags.undo import undo_apply_tags
 
 __all__ = [
     "TAG_TEMPLATES",
@@ -47,5 +48,6 @@ __all__ = [
     "tag_vocabulary",
     "tags_apply_command",
     "tags_list_command",
+    "undo_apply_tags",
     "untag_customers",
 ]

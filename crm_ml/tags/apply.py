@@ -277,7 +277,7 @@ def _check_forward(conn: Connection, tag: str, on: datetime) -> None:
             f"{on:%Y-%m-%d %H:%M}: tags are applied forward in time, so expected a date from "
             f"{reached:%Y-%m-%d} on. If the run at {reached:%Y-%m-%d %H:%M} was a mistake (a "
             f"mistyped date), withdraw it with `crm-ml tags undo --as-of {cli_date(reached)} "
-            '--reason "…"` (crm_ml.tags.undo.undo_apply_tags(store, as_of, actor=…, reason=…) '
+            '--reason "…"` (crm_ml.tags.undo_apply_tags(store, as_of, actor=…, reason=…) '
             "in Python), then apply again. To see who had a tag on a past date, run "
             f"`crm-ml tags list --on {on:%Y-%m-%d}` (customers_with_tag(store, tag, on) in "
             "Python); to try the rules on a past date without writing, use "
