@@ -131,6 +131,8 @@ def test_notebooks_are_thin_and_parameterised(path: Path):
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
     steps = [c for c in nb.cells[3:] if c.cell_type == "code"]
     assert all(len(c.source.splitlines()) <= 15 for c in steps)
+    raw = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    assert all("id" in c for c in raw)  # nbformat 4.5 needs them; runs would warn otherwise
 
 
 def test_retention_analysis(settings):
