@@ -60,7 +60,6 @@ from crm_ml.errors import CrmMlError, NotFoundError, StoreError
 from crm_ml.report_parameters import check_parameters, coerce_parameters, notebook_parameters
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
     from traitlets.config import Config
 
     from crm_ml.store.connection import Store
@@ -336,7 +335,7 @@ def _clear_interrupted(settings: Settings) -> None:
     are left alone. This is housekeeping, so a store that cannot be opened
     only logs a warning (and the dead folders stay, since rows still name them).
     """
-    from crm_ml.segments.export import mark_unpublished
+    from crm_ml.segments.export_log import mark_unpublished
 
     root = settings.reports_dir / "_staging"
     dead = [f for f in root.iterdir() if f.is_dir() and _is_dead(f)] if root.is_dir() else []
@@ -370,7 +369,7 @@ def _publish_logged(settings: Settings, staging: Path, target_dir: Path, name: s
     The rows of an earlier run whose files this one replaces, and archives, are
     marked in the same transaction.
     """
-    from crm_ml.segments.export import relocate_exports
+    from crm_ml.segments.export_log import mark_replaced, relocate_exports
     from crm_ml.store.admin import utc_now
 
     lists = target_dir / name
@@ -382,9 +381,10 @@ def _publish_logged(settings: Settings, staging: Path, target_dir: Path, name: s
         return
     try:
         with store.begin() as conn:
-            # Before relocating, or this run's rows would be marked too.
+            # Before relocating, or this run's rows would be marked too. The archive is
+            # named relative to the reports folder, as ``status`` holds 200 characters.
             shown = archive.relative_to(settings.reports_dir) if archive else None
-            earlier = _mark_replaced(conn, lists, at=at, archived_in=shown)
+            earlier = mark_replaced(conn, lists, at, archived_in=shown)
             moved = relocate_exports(conn, staging / name, lists)
             _publish(staging, target_dir, name, archive)
     finally:
@@ -410,40 +410,12 @@ def _archive_folder(target_dir: Path, at: datetime) -> Path:
     return folder
 
 
-def _mark_replaced(conn: Connection, lists: Path, *, at: datetime, archived_in: Path | None) -> int:
-    """Mark the exports logged under ``lists`` replaced, naming the folder their files went to.
-
-    :func:`crm_ml.segments.export.mark_replaced` does the same without the
-    archive; ``archived_in`` is relative to the reports folder, as ``status``
-    holds at most 200 characters (None: the files were gone already). Only
-    rows still ``written`` under ``lists`` are changed, as there.
-
-    Returns
-    -------
-    int
-        How many ``export_log`` rows were marked.
-    """
-    from sqlalchemy import func, inspect, select, update
-
-    from crm_ml.store.schema import EXPORT_WRITTEN, ExportLog
-
-    if not inspect(conn).has_table(ExportLog.__tablename__):
-        return 0
-    path, status = ExportLog.__table__.c.path, ExportLog.__table__.c.status
-    rows = (status == EXPORT_WRITTEN) & path.startswith(f"{lists}{os.sep}", autoescape=True)
-    count = conn.execute(select(func.count()).select_from(ExportLog).where(rows)).scalar_one()
-    note = f"replaced by a later run at {at:%Y-%m-%d %H:%M:%S} UTC"
-    note += f"; archived in {archived_in}" if archived_in else ""
-    conn.execute(update(ExportLog).where(rows).values(status=note))
-    return int(count)
-
-
 def _discard(settings: Settings, staging: Path, outputs: Path, failed: Path) -> str:
     """Delete a failed run's staging folder, marking its logged exports as not published.
 
     Returns a sentence for the error message.
     """
-    from crm_ml.segments.export import mark_unpublished
+    from crm_ml.segments.export_log import mark_unpublished
 
     store = _export_log_store(settings, outputs)
     marked = 0

@@ -8,13 +8,8 @@ account manager (the one in charge when the list is sent) plus one for
 unowned customers (UTF-8 with BOM, formula cells neutralised, headers in the
 list's language, written atomically, replacing an earlier export's set of the
 same segment, date and channel as a whole), and records every file in
-``export_log``. When the files are moved afterwards (a
-report run publishes its lists from a staging folder), :func:`relocate_exports`
-points the log at their new place, :func:`mark_unpublished` says they were
-discarded, and :func:`mark_replaced` says a later run's files took their
-place. Rows are never deleted: the export happened. A row's ``status`` says
-whether its file is still at ``path`` (``written``) or what became of it
-(``not published (…)``, ``replaced by a later run at …``).
+``export_log``. What becomes of the files afterwards (moved, discarded,
+replaced) is recorded in the same rows by :mod:`crm_ml.segments.export_log`.
 """
 
 from __future__ import annotations
@@ -31,12 +26,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Connection, Table, inspect, select, update
+from sqlalchemy import Connection, Table, select
 
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.outputs import cannot_write, check_output_folder, staged_file
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.definitions import Segment, check_segment_rule, load_segment
+from crm_ml.segments.export_log import mark_rows, replaced_status
 from crm_ml.segments.headers import list_headers, localise_columns
 from crm_ml.segments.lists import (
     check_channel,
@@ -388,7 +384,7 @@ def _write_and_log(
     paths = {os.path.abspath(item["path"]) for item in written}
     with store.begin() as conn:
         earlier = _earlier_set(conn, logged["seg"], logged["on"], logged["channel"], folder, stem)
-        _mark(conn, earlier, _replaced_status(now))
+        mark_rows(conn, earlier, replaced_status(now))
         _record(conn, written, now=now, **logged)
         stale = [Path(p) for _, p in earlier if os.path.abspath(p) not in paths]
         files = [(item["path"], table) for item, table in zip(written, tables, strict=True)]
@@ -519,105 +515,3 @@ def export_list(
     )
     log.log(logging.INFO if summary.kept else logging.WARNING, "%s", summary)
     return summary
-
-
-def _logged_under(conn: Connection, folder: Path) -> list[tuple[str, str]]:
-    """``(export_id, path)`` of the exports logged with a file still under ``folder``."""
-    if not inspect(conn).has_table(_LOG_TABLE.name):
-        return []
-    path = _LOG_TABLE.c.path
-    under = path.startswith(f"{folder}{os.sep}", autoescape=True)
-    written = _LOG_TABLE.c.status == EXPORT_WRITTEN
-    rows = conn.execute(select(_LOG_TABLE.c.export_id, path).where(under & written)).all()
-    return [(str(export_id), str(logged)) for export_id, logged in rows]
-
-
-def _update_row(conn: Connection, export_id: str, read_path: str, **values: str) -> None:
-    # Only if the row still names ``read_path`` as written: a run publishing at the
-    # same time may have moved or marked it since it was read, and that must stand.
-    row = (
-        (_LOG_TABLE.c.export_id == export_id)
-        & (_LOG_TABLE.c.path == read_path)
-        & (_LOG_TABLE.c.status == EXPORT_WRITTEN)
-    )
-    conn.execute(update(_LOG_TABLE).where(row).values(**values))
-
-
-def _mark(conn: Connection, logged: list[tuple[str, str]], status: str) -> int:
-    for export_id, path in logged:
-        _update_row(conn, export_id, path, status=status)
-    return len(logged)
-
-
-def relocate_exports(conn: Connection, old_dir: Path, new_dir: Path) -> int:
-    """Point the exports logged under ``old_dir`` at the same files under ``new_dir``.
-
-    Call it in the transaction that covers the move, so the audit trail names
-    where the files are whether the move happens or not.
-
-    Returns
-    -------
-    int
-        How many ``export_log`` rows were changed.
-    """
-    logged = _logged_under(conn, old_dir)
-    for export_id, path in logged:
-        _update_row(conn, export_id, path, path=str(new_dir / Path(path).relative_to(old_dir)))
-    return len(logged)
-
-
-def mark_unpublished(
-    conn: Connection, folder: Path, reason: str, *, missing_only: bool = False
-) -> int:
-    """Set the status of the exports logged under ``folder`` to ``not published (reason)``.
-
-    The rows stay: the export happened (possibly unmasked) even though its files
-    were discarded, and the audit trail must say so.
-
-    Parameters
-    ----------
-    conn : sqlalchemy.Connection
-    folder : pathlib.Path
-    reason : str
-        Why, e.g. ``report failed, see <notebook>``.
-    missing_only : bool
-        Mark only the rows whose file no longer exists (a run killed before it
-        could mark its own): a file still there may belong to a run in progress.
-
-    Returns
-    -------
-    int
-        How many ``export_log`` rows were marked.
-    """
-    logged = _logged_under(conn, folder)
-    if missing_only:
-        logged = [(export_id, path) for export_id, path in logged if not Path(path).exists()]
-    return _mark(conn, logged, f"not published ({reason})")
-
-
-def mark_replaced(conn: Connection, folder: Path, at: datetime) -> int:
-    """Set the status of the exports logged under ``folder`` to ``replaced by a later run at …``.
-
-    Call it in the transaction that publishes the later run's files over
-    ``folder`` and before :func:`relocate_exports` names them there, so that
-    only the earlier run's rows are marked.
-
-    Parameters
-    ----------
-    conn : sqlalchemy.Connection
-    folder : pathlib.Path
-        The folder being replaced.
-    at : datetime
-        When it is replaced, naive UTC.
-
-    Returns
-    -------
-    int
-        How many ``export_log`` rows were marked.
-    """
-    return _mark(conn, _logged_under(conn, folder), _replaced_status(at))
-
-
-def _replaced_status(at: datetime) -> str:
-    """Return the ``status`` of a row whose file a later run or export replaced at ``at``."""
-    return f"replaced by a later run at {at:%Y-%m-%d %H:%M:%S} UTC"

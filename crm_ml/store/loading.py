@@ -52,10 +52,10 @@ from crm_ml.store.bulk import insert_frame, update_from
 from crm_ml.store.checks import Checked, header_check, validate_source
 from crm_ml.store.connection import Store
 from crm_ml.store.merge_log import check_merge_log
+from crm_ml.store.owner_overlaps import check_owner_overlaps
 from crm_ml.store.reconcile import (
     Plan,
     check_custom_values,
-    check_owner_overlaps,
     check_references,
     check_unique,
     kinds_of,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from crm_ml.segments.export import mark_replaced, mark_unpublished, relocate_exports
+from crm_ml.segments.export_log import mark_replaced, mark_unpublished, relocate_exports
 from crm_ml.store.schema import ExportLog
 
 NOW = datetime.datetime(2025, 6, 30)
