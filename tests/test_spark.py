@@ -24,6 +24,7 @@ import pytest
 from features.rows import insert_rows
 from features.sample import AS_OF, random_tables, sample_tables
 from models.synthetic import TINY, make_training_frame
+from project_settings import project_settings
 
 from crm_ml.config import Settings
 from crm_ml.errors import ConfigError, NotFoundError, ValidationError
@@ -206,13 +207,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any,
     from crm_ml.models.training import train_model
 
     root = tmp_path_factory.mktemp("spark_project")
-    settings = Settings(
-        root=root,
-        database_url=f"duckdb:///{root / 'crm.duckdb'}",
-        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        reports_dir=root / "reports",
-        currency="EUR",
-    )
+    settings = project_settings(root, currency="EUR")
     # 600 customers: at 300 the recency rule out-ranks this tiny model, which is then
     # registered as challenger only (a model a baseline beats is never made champion).
     frame = make_training_frame(n=600)

@@ -71,9 +71,7 @@ def excel_text_cell(value: Any) -> Any:
     return neutralise_cell(value)
 
 
-def write_excel_csv(
-    frame: pd.DataFrame, path: Path, *, text_columns: Collection[str] = ()
-) -> Path:
+def write_excel_csv(frame: pd.DataFrame, path: Path, *, text_columns: Collection[str] = ()) -> Path:
     """Write ``frame`` (its columns, not its index) as UTF-8 CSV with a BOM, formulas neutralised.
 
     The BOM makes Excel read Chinese text as UTF-8; read it back with

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 import pytest
+from project_settings import project_settings
 
 from crm_ml.config import Settings
 from crm_ml.models.refresh import refresh_scores
@@ -24,13 +25,7 @@ LAST_WEEK, TODAY = "2024-09-24", "2024-10-01"
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A registry with a crm-churn champion and no crm-propensity at all."""
-    root = tmp_path_factory.mktemp("refresh")
-    own = Settings(
-        root=root,
-        database_url=f"duckdb:///{root / 'crm.duckdb'}",
-        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        reports_dir=root / "reports",
-    )
+    own = project_settings(tmp_path_factory.mktemp("refresh"))
     result = train_model("churn", make_training_frame(n=400), own, horizon_days=90,
                          model_params=TINY)  # fmt: skip
     assert result.registered.alias == "champion"

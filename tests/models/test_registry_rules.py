@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from project_settings import project_settings
 
-from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.models.training import train_model
 
@@ -23,15 +23,6 @@ WEAK = {**TINY, "n_estimators": 3, "num_leaves": 2}
 mlflow = pytest.importorskip("mlflow")
 
 
-def _project(root: Path, database_url: str | None = None) -> Settings:
-    return Settings(
-        root=root,
-        database_url=database_url or f"duckdb:///{root / 'crm.duckdb'}",
-        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        reports_dir=root / "reports",
-    )
-
-
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
     return make_training_frame(n=400)
@@ -40,7 +31,7 @@ def frame() -> pd.DataFrame:
 def test_a_category_model_registers_under_its_own_name(tmp_path: Path, frame) -> None:
     from crm_ml.models.tracking import list_versions, resolve_version, version_tags
 
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     kwargs = {"horizon_days": 90, "label": "purchased", "model_params": TINY}
     anything = train_model("propensity", frame, own, **kwargs).registered
     beauty = train_model("propensity", frame, own, category="beauty", **kwargs).registered
@@ -71,7 +62,7 @@ def _training_set(frame: pd.DataFrame, category: str | None):
 
 
 def test_a_training_set_of_a_category_registers_under_that_category(tmp_path: Path, frame):
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     beauty = _training_set(frame, "beauty")
     # Left out, the category comes from the set: crm-propensity keeps no beauty model.
     registered = train_model("propensity", beauty, own, model_params=TINY).registered
@@ -85,7 +76,7 @@ def test_a_training_set_of_a_category_registers_under_that_category(tmp_path: Pa
 def test_a_champion_of_another_horizon_is_never_replaced(tmp_path: Path, frame) -> None:
     from crm_ml.models.tracking import list_versions
 
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     train_model("churn", frame, own, horizon_days=90, model_params=TINY)
     sixty = train_model("churn", frame, own, horizon_days=60, model_params=TINY).registered
     assert sixty.alias == "challenger"
@@ -98,7 +89,7 @@ def test_a_champion_of_another_horizon_is_never_replaced(tmp_path: Path, frame) 
 def test_an_own_feature_is_warned_about_and_its_model_stays_challenger(
     tmp_path: Path, frame, caplog
 ) -> None:
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     extended = frame.assign(orders_7d=frame["orders_365d"] // 50)
     with caplog.at_level(logging.WARNING, logger="crm_ml.models.training"):
         default = train_model("churn", extended, None, horizon_days=90, register=False)
@@ -121,7 +112,7 @@ def test_an_own_feature_is_warned_about_and_its_model_stays_challenger(
 
 
 def test_a_champion_of_another_label_is_never_compared(tmp_path: Path, frame) -> None:
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     train_model("propensity", frame, own, horizon_days=90, label="purchased", model_params=TINY)
     # The same registered name, but the labels are another column: not comparable.
     other = train_model(
@@ -136,7 +127,7 @@ def test_a_champion_of_another_label_is_never_compared(tmp_path: Path, frame) ->
 def test_a_model_a_baseline_beats_is_not_champion_even_first(tmp_path: Path, frame) -> None:
     from crm_ml.models.tracking import resolve_version
 
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     result = train_model("churn", frame, own, horizon_days=90, model_params=WEAK)
     aucs = result.backtest.metrics["roc_auc"].astype(float)
     assert aucs["model"] < aucs["recency_rule"] == aucs.drop("model").max()  # the setting
@@ -183,7 +174,7 @@ def test_small_snapshots_are_warned_about(frame, caplog) -> None:
 
 def test_runs_log_the_gap_stable_metric_names_and_lineage(tmp_path: Path, frame) -> None:
     secret = "postgresql+psycopg://crm:s3cret@db.example/crm"
-    own = _project(tmp_path, database_url=secret)
+    own = project_settings(tmp_path, database_url=secret)
     reg = train_model("churn", frame, own, horizon_days=90, gap_days=91, model_params=TINY)
     run = mlflow.MlflowClient().get_run(reg.registered.run_id)
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
@@ -219,7 +210,7 @@ def test_runs_log_the_stores_last_order(tmp_path: Path, frame, duckdb_store) -> 
             [{**order, "ordered_at": datetime(2024, 12, 30, 10), "gross_amount": 10.0,
               "net_amount": 10.0}],
         )  # fmt: skip
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     reg = train_model(
         "churn", frame, own, horizon_days=90, store=duckdb_store, model_params=TINY
     ).registered
@@ -233,7 +224,7 @@ def test_pyfunc_predicts_on_category_columns_in_the_settings_language(
 ) -> None:
     from crm_ml.models.tracking import load_model
 
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     train_model("churn", frame, own, horizon_days=90, model_params=TINY)
     latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
     X = latest.drop(columns=["as_of", "churned", "purchased"]).head(20)
@@ -258,7 +249,7 @@ def test_pyfunc_predicts_on_category_columns_in_the_settings_language(
 def test_models_list_shows_category_models_and_runs(tmp_path: Path, frame, monkeypatch, capsys):
     from crm_ml.cli import main
 
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", own.mlflow_tracking_uri)
     beauty = train_model(
@@ -273,7 +264,7 @@ def test_models_list_shows_category_models_and_runs(tmp_path: Path, frame, monke
 
 
 def test_training_from_python_prints_no_mlflow_routine_notes(tmp_path: Path, frame, capfd):
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     train_model("churn", frame, own, horizon_days=90, model_params=TINY)
     train_model("churn", frame, own, horizon_days=90, model_params=TINY)
     out, err = capfd.readouterr()

@@ -9,10 +9,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pytest
+from project_settings import project_settings
 from sqlalchemy import func, insert, select, update
 from store_urls import POSTGRES_URL, drop_postgres_database, make_store_url
 
-from crm_ml.config import Settings
 from crm_ml.errors import ConfigError, NotFoundError, ValidationError
 from crm_ml.models.estimators import ChurnModel
 from crm_ml.models.scoring import (
@@ -119,16 +119,6 @@ def test_progress_bar_counts_the_customers_scored(duckdb_store, model, features,
 TIER_FEATURES = [*FEATURES, "tier_level", "days_since_tier_change", "last_tier_change_direction"]
 
 
-def project_settings(tmp_path, language: str) -> Settings:
-    return Settings(
-        root=tmp_path,
-        database_url=f"duckdb:///{tmp_path / 'crm.duckdb'}",
-        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-        reports_dir=tmp_path / "reports",
-        language=language,
-    )
-
-
 def first_reason(store, as_of: str = "2024-07-01") -> str:
     stored = read_scores(store, model_name="crm-churn", as_of=as_of)
     return json.loads(stored["reasons"].iloc[0])[0]["text"]
@@ -212,7 +202,7 @@ def test_a_date_that_is_not_one_is_a_config_error(duckdb_store, model, features)
 def test_reasons_follow_the_settings_language(
     duckdb_store, model, features, tmp_path, language: str, chinese: bool
 ):
-    settings = project_settings(tmp_path, language)
+    settings = project_settings(tmp_path, language=language)
     score_customers(duckdb_store, features, "2024-07-01", model=model, settings=settings)
     assert has_chinese(first_reason(duckdb_store)) is chinese
 

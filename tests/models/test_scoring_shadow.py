@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from project_settings import project_settings
 
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
@@ -32,13 +33,7 @@ AS_OF = "2024-10-01"
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A registry holding crm-churn v1 (champion) and v2 (a weaker challenger)."""
-    root = tmp_path_factory.mktemp("shadow")
-    own = Settings(
-        root=root,
-        database_url=f"duckdb:///{root / 'crm.duckdb'}",
-        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        reports_dir=root / "reports",
-    )
+    own = project_settings(tmp_path_factory.mktemp("shadow"))
     frame = make_training_frame(n=400)
     for params, alias in [(TINY, "champion"), (WEAK, "challenger")]:
         registered = train_model("churn", frame, own, horizon_days=90, model_params=params)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from project_settings import project_settings
 
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError
@@ -23,13 +24,7 @@ mlflow = pytest.importorskip("mlflow")
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    root = tmp_path_factory.mktemp("project")
-    return Settings(
-        root=root,
-        database_url=f"duckdb:///{root / 'crm.duckdb'}",
-        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        reports_dir=root / "reports",
-    )
+    return project_settings(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
@@ -144,12 +139,7 @@ def test_registry_prints_follow_mlflows_log_level(
 
 def _cli_project(tmp_path: Path, monkeypatch, store: Path) -> Settings:
     """Settings of a project in ``tmp_path`` that the CLI also finds (CRM_ML_HOME, MLflow)."""
-    own = Settings(
-        root=tmp_path,
-        database_url=f"duckdb:///{store}",
-        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
-        reports_dir=tmp_path / "reports",
-    )
+    own = project_settings(tmp_path, database_url=f"duckdb:///{store}")
     monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", own.mlflow_tracking_uri)
     return own
@@ -235,22 +225,12 @@ def test_score_names_the_version_and_unknown_names_list_what_exists(
     assert "crm-churn@champion (version 2) as of 2024-10-01:" in capsys.readouterr().out
 
 
-def _project(root: Path) -> Settings:
-    """Settings of a project of its own in ``root`` (a registry no other test writes to)."""
-    return Settings(
-        root=root,
-        database_url=f"duckdb:///{root / 'crm.duckdb'}",
-        mlflow_tracking_uri=f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        reports_dir=root / "reports",
-    )
-
-
 def test_a_version_tested_on_older_data_does_not_take_champion(
     tmp_path: Path, frame: pd.DataFrame
 ) -> None:
     from crm_ml.models.tracking import list_versions, resolve_version
 
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     assert train_model(
         "churn", frame, own, horizon_days=90, model_params=TINY
     ).registered.alias == ("champion")
@@ -276,7 +256,7 @@ def test_no_mlflow_download_bars_when_training_and_scoring(
 
     switch = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
     monkeypatch.delenv(switch, raising=False)
-    own = _project(tmp_path)
+    own = project_settings(tmp_path)
     train_model("churn", frame, own, horizon_days=90, model_params=TINY)
     latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
     score_customers(duckdb_store, latest, "2024-10-01", settings=own)

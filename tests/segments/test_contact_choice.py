@@ -55,7 +55,10 @@ def test_the_latest_verified_identity_of_each_kind_is_chosen(store: Store) -> No
 
     assert details.index.tolist() == ["c4", "c3", "c2", "c1"]
     assert details["phone"].tolist() == [
-        pd.NA, "+8613800000006", "+8613600000005", "+8613900000002"
+        pd.NA,
+        "+8613800000006",
+        "+8613600000005",
+        "+8613900000002",
     ]
     assert details["email"].tolist() == [pd.NA, pd.NA, pd.NA, "new@example.com"]
 
