@@ -6,6 +6,12 @@ and a ``reason``; the ``customer_tag`` rows are the audit trail. A removal
 closes the membership (``valid_to``) and appends who removed it and why to
 the row's reason, so nothing is deleted.
 
+A change is dated forward of the tag's own history for these customers, and
+after every segment snapshot or list export that read the tag
+(:func:`~crm_ml.tags.backdating.check_not_before_lists`): the rows do not say
+when a change was entered, so an earlier date would rewrite what a sent list
+was built from.
+
 Only tags of kind ``manual`` can be set this way: rule and model tags are
 owned by :func:`~crm_ml.tags.apply.apply_tags`, which would overwrite them.
 """
@@ -24,6 +30,7 @@ from crm_ml.errors import ValidationError
 from crm_ml.rules import as_timestamp, compile_rule, evaluate_rule
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import Customer, CustomerTag
+from crm_ml.tags.backdating import check_not_before_lists
 from crm_ml.tags.definitions import TagDefinition, get_tag_definition, tag_vocabulary
 
 log = logging.getLogger(__name__)
@@ -119,10 +126,18 @@ def tag_customers(
     -------
     pandas.DataFrame
         Columns ``customer_id`` and ``action`` (``added`` or ``already``).
+
+    Raises
+    ------
+    ValidationError
+        If ``at`` is before a change of this tag for these customers, or at or
+        before a segment snapshot or list export that read the tag; nothing is
+        written.
     """
     _require_audit(actor, reason)
     _manual_tag(store, tag)
     on, ids = as_timestamp(at, "at"), _clean_ids(customer_ids)
+    vocabulary = tag_vocabulary(store)  # before the transaction: it reads on its own connection
     with store.begin() as conn:
         unknown = _unknown_customers(conn, ids)
         if unknown:
@@ -132,6 +147,7 @@ def tag_customers(
             )
         latest = _latest_rows(conn, tag)
         _check_not_before(latest, ids, on, tag)
+        check_not_before_lists(conn, tag, on, vocabulary)
         holding = set(latest.loc[latest["valid_to"].isna(), "customer_id"])
         new = [c for c in ids if c not in holding]
         if new:
@@ -165,14 +181,22 @@ def untag_customers(
     -------
     pandas.DataFrame
         Columns ``customer_id`` and ``action`` (``removed`` or ``not_tagged``).
+
+    Raises
+    ------
+    ValidationError
+        As :func:`tag_customers`, for a date before this tag's history or a list
+        that read it.
     """
     _require_audit(actor, reason)
     _manual_tag(store, tag)
     on, ids = as_timestamp(at, "at"), _clean_ids(customer_ids)
     table = _TABLE
+    vocabulary = tag_vocabulary(store)  # before the transaction: it reads on its own connection
     with store.begin() as conn:
         latest = _latest_rows(conn, tag)
         _check_not_before(latest, ids, on, tag)
+        check_not_before_lists(conn, tag, on, vocabulary)
         open_rows = latest[latest["valid_to"].isna() & latest["customer_id"].isin(ids)]
         reasons = dict(
             conn.execute(
