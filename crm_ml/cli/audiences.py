@@ -1,4 +1,4 @@
-"""``crm-ml`` commands for audiences: tags apply and list; segment create, show, history, export."""
+"""``crm-ml`` commands for audiences: tags apply, list, undo, add, remove; segment commands."""
 
 from __future__ import annotations
 
@@ -36,6 +36,25 @@ def cmd_tags_undo(args: argparse.Namespace, settings: Settings) -> int:
     # No _check_as_of: the run to withdraw is often at a date the data does not reach.
     store = _open_store(settings)
     print(tags_undo_command(store, args.as_of, actor=_actor(), reason=args.reason))
+    return 0
+
+
+def cmd_tags_file(args: argparse.Namespace, settings: Settings) -> int:
+    """Give (``tags add``) or end (``tags remove``) a manual tag for the customers in a file."""
+    from crm_ml.tags import tag_customers_from_file
+
+    result = tag_customers_from_file(
+        _open_store(settings),
+        args.tag,
+        Path(args.file),
+        actor=args.actor,
+        reason=args.reason,
+        at=args.at,
+        column=args.column,
+        remove=args.tags_command == "remove",
+        encoding=args.encoding,
+    )
+    print(result.summary())
     return 0
 
 
@@ -111,10 +130,11 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
 def _add_tags(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tags",
-        help="rule and model tags: apply, list, undo",
+        help="rule and model tags: apply, list, undo; manual tags from a file: add, remove",
         description="Apply the rule and model tags (the built-in library the first time) and "
-        "list tags. Manual and batch tags are set from Python: crm_ml.tags.tag_customers, "
-        "untag_customers and batch_tag_from_rule.",
+        "list tags. Give or end a manual tag for the customers listed in a file with `tags add` "
+        "and `tags remove`; from Python: crm_ml.tags.tag_customers, untag_customers, "
+        "tag_customers_from_file and batch_tag_from_rule.",
     )
     tsub = _add_commands(p, "tags_command")
     apply = tsub.add_parser(
@@ -136,6 +156,32 @@ def _add_tags(sub: argparse._SubParsersAction) -> None:
     undo.add_argument("--as-of", type=_as_of, required=True, help="the date the run was applied at")
     undo.add_argument("--reason", required=True, help="why, kept on the memberships reopened")
     undo.set_defaults(func=cmd_tags_undo)
+    for name, verb in (("add", "give"), ("remove", "end")):
+        _add_tags_file(tsub, name, verb)
+
+
+def _add_tags_file(tsub: argparse._SubParsersAction, name: str, verb: str) -> None:
+    p = tsub.add_parser(
+        name,
+        help=f"{verb} a manual tag for the customers listed in a CSV file",
+        description=f"{verb.capitalize()} a manual tag for every customer id in FILE (a CSV "
+        "file, UTF-8 with or without a BOM or GBK, as Excel saves it; or Parquet). Other "
+        "columns are ignored and a repeated id counts once. Nothing is written unless every "
+        "row is good: a blank or unknown id, or one that lost its leading zeros (12 for a "
+        "stored 00012), is refused naming its line.",
+    )
+    p.add_argument("tag", metavar="TAG", help="a manual tag, e.g. vip")
+    p.add_argument("--file", required=True, help="CSV file of customer ids")
+    p.add_argument(
+        "--column", default="customer_id", help="column of the ids (default: customer_id)"
+    )
+    p.add_argument("--actor", required=True, help="who asked for it, kept for the audit trail")
+    p.add_argument("--reason", required=True, help="why, kept with the file's name")
+    p.add_argument("--at", type=_as_of, help="when it takes effect (default: now)")
+    p.add_argument(
+        "--encoding", choices=["utf-8", "gbk"], help="file encoding (default: UTF-8, else GBK)"
+    )
+    p.set_defaults(func=cmd_tags_file)
 
 
 def _add_segment(sub: argparse._SubParsersAction) -> None:

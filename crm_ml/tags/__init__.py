@@ -15,6 +15,7 @@ from crm_ml.tags.definitions import (
     tag_vocabulary,
 )
 from crm_ml.tags.history import customers_with_tag, tag_changes, tag_history, tag_sizes
+from crm_ml.tags.id_files import FileTagging, tag_customers_from_file
 from crm_ml.tags.library import TAG_TEMPLATES, builtin_tags, install_library
 from crm_ml.tags.manual import batch_tag_from_rule, tag_customers, untag_customers
 from crm_ml.tags.sync import SyncResult, read_watermarks, sync_tag, sync_tags
@@ -22,6 +23,7 @@ from crm_ml.tags.undo import undo_apply_tags
 
 __all__ = [
     "TAG_TEMPLATES",
+    "FileTagging",
     "SyncResult",
     "TagDefinition",
     "TagTemplate",
@@ -42,6 +44,7 @@ __all__ = [
     "sync_tags",
     "tag_changes",
     "tag_customers",
+    "tag_customers_from_file",
     "tag_definitions_frame",
     "tag_history",
     "tag_sizes",
