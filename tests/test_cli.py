@@ -1,15 +1,12 @@
 import pytest
+from project_settings import cli_project
 
 from crm_ml.cli import main
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    (tmp_path / "crm_ml.toml").write_text("")
-    monkeypatch.chdir(tmp_path)
-    for var in ("CRM_ML_HOME", "CRM_ML_DATABASE_URL", "MLFLOW_TRACKING_URI", "CRM_ML_REPORTS_DIR"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
+    return cli_project(tmp_path, monkeypatch)
 
 
 def test_init_then_info_shows_an_empty_store(project, capsys):
@@ -120,7 +117,7 @@ def test_a_group_without_its_command_lists_the_commands(project, capsys, argv, c
         (["segment", "export", "--help"], "the list's date"),
         (["train", "--help"], "between snapshots (default 90)"),
         (["score", "--help"], "score customers as they were on this date"),
-        (["tags", "--help"], "Manual and batch tags are set from Python"),
+        (["tags", "--help"], "manual tag for the customers listed in a file with `tags add`"),
     ],
 )
 def test_help_states_defaults_and_what_exists(project, capsys, argv, expected):
