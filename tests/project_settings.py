@@ -1,4 +1,4 @@
-"""Settings of a throwaway project: its own DuckDB store, MLflow registry and reports folder.
+"""Throwaway projects: settings with their own store, registry and reports; a folder the CLI finds.
 
 Kept out of ``conftest.py`` so tests can import it by a name no other module has.
 """
@@ -20,3 +20,16 @@ def project_settings(root: Path, **overrides: Any) -> Settings:
         "reports_dir": root / "reports",
     }
     return Settings(**{**values, **overrides})
+
+
+def cli_project(root: Path, monkeypatch: Any) -> Path:
+    """Make ``root`` a project the CLI finds from its working directory, free of outside settings.
+
+    The environment's ``CRM_ML_*`` and ``MLFLOW_TRACKING_URI`` would point the
+    command line at another store or registry, so they are removed for the test.
+    """
+    (root / "crm_ml.toml").write_text("")
+    monkeypatch.chdir(root)
+    for var in ("CRM_ML_HOME", "CRM_ML_DATABASE_URL", "MLFLOW_TRACKING_URI", "CRM_ML_REPORTS_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    return root

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from project_settings import cli_project
 
 from crm_ml.cli import main
 from crm_ml.config import Settings
@@ -16,10 +17,7 @@ AUDIT = ["--actor", "王经理", "--reason", "双十一到店名单"]
 @pytest.fixture
 def shop(tmp_path, monkeypatch, capsys) -> Store:
     """A project whose store holds customers 00012, 00034 and C3, and the manual tag vip."""
-    (tmp_path / "crm_ml.toml").write_text("")
-    monkeypatch.chdir(tmp_path)
-    for var in ("CRM_ML_HOME", "CRM_ML_DATABASE_URL", "MLFLOW_TRACKING_URI", "CRM_ML_REPORTS_DIR"):
-        monkeypatch.delenv(var, raising=False)
+    cli_project(tmp_path, monkeypatch)
     assert main(["init"]) == 0
     (tmp_path / "customer.csv").write_text(
         "customer_id,name,created_at\n00012,张三,2024-01-01\n00034,李四,2024-01-01\n"

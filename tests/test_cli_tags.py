@@ -4,6 +4,7 @@ from datetime import datetime
 
 import pandas as pd
 import pytest
+from project_settings import cli_project
 
 from crm_ml.cli import main
 from crm_ml.config import Settings
@@ -22,10 +23,7 @@ def _features(recency: list[float]) -> pd.DataFrame:
 @pytest.fixture
 def mistaken(tmp_path, monkeypatch, capsys):
     """A store whose dormant tag was applied at 2024-06-01 and at the mistyped 2025-02-01."""
-    (tmp_path / "crm_ml.toml").write_text("")
-    monkeypatch.chdir(tmp_path)
-    for var in ("CRM_ML_HOME", "CRM_ML_DATABASE_URL", "MLFLOW_TRACKING_URI", "CRM_ML_REPORTS_DIR"):
-        monkeypatch.delenv(var, raising=False)
+    cli_project(tmp_path, monkeypatch)
     assert main(["init"]) == 0
     (tmp_path / "customer.csv").write_text(
         "customer_id,name,created_at\nC1,张三,2024-01-01\nC2,李四,2024-01-01\n", encoding="utf-8"

@@ -1,6 +1,7 @@
 """``crm-ml tiers apply``: a date outside the store's data is refused before any write."""
 
 import pytest
+from project_settings import cli_project
 from sqlalchemy import func, select
 
 from crm_ml.cli import main
@@ -20,10 +21,7 @@ FILES = {
 @pytest.fixture
 def project(tmp_path, monkeypatch, capsys):
     """A project whose store holds two members, one order and one recorded tier review."""
-    (tmp_path / "crm_ml.toml").write_text("")
-    monkeypatch.chdir(tmp_path)
-    for var in ("CRM_ML_HOME", "CRM_ML_DATABASE_URL", "MLFLOW_TRACKING_URI", "CRM_ML_REPORTS_DIR"):
-        monkeypatch.delenv(var, raising=False)
+    cli_project(tmp_path, monkeypatch)
     assert main(["init"]) == 0
     for name, body in FILES.items():
         (tmp_path / name).write_text(body, encoding="utf-8")
