@@ -50,11 +50,17 @@ def _manual_tag(store: Store, tag: str) -> TagDefinition:
     return definition
 
 
-def _require_audit(actor: str, reason: str) -> None:
+def require_audit(
+    actor: str,
+    reason: str,
+    *,
+    work: str = "Manual and batch tagging",
+    kept: str = " for the audit trail",
+) -> None:
+    """Refuse a change to tag history without an actor and a reason (``kept``: where they go)."""
     if not (actor and str(actor).strip()) or not (reason and str(reason).strip()):
         raise ValidationError(
-            f"Manual and batch tagging needs an actor and a reason for the audit trail; got "
-            f"actor={actor!r}, reason={reason!r}."
+            f"{work} needs an actor and a reason{kept}; got actor={actor!r}, reason={reason!r}."
         )
 
 
@@ -134,7 +140,7 @@ def tag_customers(
         before a segment snapshot or list export that read the tag; nothing is
         written.
     """
-    _require_audit(actor, reason)
+    require_audit(actor, reason)
     _manual_tag(store, tag)
     on, ids = as_timestamp(at, "at"), _clean_ids(customer_ids)
     vocabulary = tag_vocabulary(store)  # before the transaction: it reads on its own connection
@@ -188,7 +194,7 @@ def untag_customers(
         As :func:`tag_customers`, for a date before this tag's history or a list
         that read it.
     """
-    _require_audit(actor, reason)
+    require_audit(actor, reason)
     _manual_tag(store, tag)
     on, ids = as_timestamp(at, "at"), _clean_ids(customer_ids)
     table = _TABLE
@@ -241,7 +247,7 @@ def batch_tag_from_rule(
     pandas.DataFrame
         As :func:`tag_customers`.
     """
-    _require_audit(actor, reason)
+    require_audit(actor, reason)
     compiled = compile_rule(rule, tag_vocabulary(store, features))
     matches = evaluate_rule(store, compiled, features, at)
     return tag_customers(

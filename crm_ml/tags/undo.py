@@ -28,6 +28,7 @@ from crm_ml.rules import as_timestamp
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import CustomerTag
 from crm_ml.tags.apply import AUTO_SOURCES, cli_date, withdraw_memberships
+from crm_ml.tags.manual import require_audit
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,6 @@ log = logging.getLogger(__name__)
 _SHOWN = 3
 
 _AUTO = CustomerTag.source.in_(AUTO_SOURCES)
-
-
-def _require_audit(actor: str, reason: str) -> None:
-    if not (actor and str(actor).strip()) or not (reason and str(reason).strip()):
-        raise ValidationError(
-            "Withdrawing a tag run needs an actor and a reason, kept on the memberships it "
-            f"reopens; got actor={actor!r}, reason={reason!r}."
-        )
 
 
 def _rows_touching(conn: Connection, on: datetime, *, after: bool) -> pd.DataFrame:
@@ -159,7 +152,9 @@ def undo_apply_tags(store: Store, as_of: Any, *, actor: str, reason: str) -> pd.
         opened or ended after ``as_of`` (withdraw that later run first).
         Nothing is changed then.
     """
-    _require_audit(actor, reason)
+    require_audit(
+        actor, reason, work="Withdrawing a tag run", kept=", kept on the memberships it reopens"
+    )
     on = as_timestamp(as_of)
     note = f" | end at {on:%Y-%m-%d %H:%M} withdrawn by {actor}: {reason}"
     with store.begin() as conn:
