@@ -158,11 +158,11 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     """Build the customer feature table as of a date and write it to Parquet."""
     from crm_ml.features import build_feature_file
+    from crm_ml.features.spec import when_text
 
     path = build_feature_file(_open_store(settings), args.as_of, Path(args.out), progress=True)
     # The time too when given: a cut at China's midnight is 16:00 UTC the day before.
-    when = args.as_of.isoformat(sep=" ", timespec="minutes").removesuffix(" 00:00")
-    print(f"Features as of {when} written to {path}")
+    print(f"Features as of {when_text(args.as_of)} written to {path}")
     return 0
 
 

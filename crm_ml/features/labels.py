@@ -26,7 +26,7 @@ from crm_ml.errors import ConfigError, NotFoundError, ValidationError
 from crm_ml.features.backend import Snapshot, TableSource, fetch, open_tables
 from crm_ml.features.identity import open_snapshot, population
 from crm_ml.features.span import check_as_of, data_span, end_of_data
-from crm_ml.features.spec import FeatureWindows, as_timestamp
+from crm_ml.features.spec import FeatureWindows, as_timestamp, when_text
 from crm_ml.store.normalizers import CATEGORY_NAMES
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,6 @@ def _buyers(snap: Snapshot) -> ir.Table:
     return orders.filter(orders.ordered_at < snap.as_of).select("customer_id").distinct()
 
 
-def _when(moment: datetime) -> str:
-    """``2026-01-01``, or ``2026-01-01 06:30`` when the time is not midnight."""
-    return (
-        f"{moment:%Y-%m-%d}" if moment.time() == datetime.min.time() else f"{moment:%Y-%m-%d %H:%M}"
-    )
-
-
 def check_label_window(
     as_of: datetime, horizon_days: int, last_order: datetime, *, what: str = "as_of"
 ) -> None:
@@ -85,11 +78,12 @@ def check_label_window(
     end, data_end = as_of + timedelta(days=horizon_days), end_of_data(last_order)
     if end > data_end:
         raise ValidationError(
-            f"{what} {_when(as_of)}: its {horizon_days}-day label window ends {_when(end)}, "
+            f"{what} {when_text(as_of)}: its {horizon_days}-day label window ends "
+            f"{when_text(end)}, "
             f"after the data ends (last order {last_order:%Y-%m-%d %H:%M} UTC; the data covers "
-            f"windows ending by {_when(data_end)}). The days past it would read as days when "
+            f"windows ending by {when_text(data_end)}). The days past it would read as days when "
             "nothing happened (no purchase, no tier change), so the labels would be wrong. "
-            f"Use an as_of on or before {_when(data_end - timedelta(days=horizon_days))} or a "
+            f"Use an as_of on or before {when_text(data_end - timedelta(days=horizon_days))} or a "
             "shorter horizon; if there are newer orders, load them first "
             "(`crm-ml import orders FILE`)."
         )

@@ -143,6 +143,11 @@ class FeatureGroup:
     expressions: Callable[[Snapshot], list[ir.Table]]
 
 
+def when_text(moment: datetime) -> str:
+    """``2026-01-01``, or ``2026-01-01 06:30`` when the time is not midnight: a date in messages."""
+    return f"{moment:%Y-%m-%d %H:%M}".removesuffix(" 00:00")
+
+
 def as_timestamp(
     value: datetime | date | str | pd.Timestamp | np.datetime64, *, what: str = "as_of"
 ) -> datetime:

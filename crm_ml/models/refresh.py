@@ -15,13 +15,12 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
 
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError
 from crm_ml.features.spec import as_timestamp
+from crm_ml.rules import latest_score_date
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import Score
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +28,6 @@ log = logging.getLogger(__name__)
 PRODUCTION_MODELS = ("crm-churn", "crm-propensity")
 
 REFRESH_COLUMNS = ["model", "version", "scores_as_of", "customers", "action"]
-
-
-def latest_score_date(store: Store, model_name: str, on: datetime) -> datetime | None:
-    """Return the date of ``model_name``'s latest scores computed as of ``on`` or earlier."""
-    with store.connect() as conn:
-        latest = conn.execute(
-            select(func.max(Score.as_of)).where(Score.model_name == model_name, Score.as_of <= on)
-        ).scalar()
-    return pd.Timestamp(latest).to_pydatetime() if latest is not None else None
 
 
 def refresh_scores(
@@ -80,7 +70,8 @@ def refresh_scores(
     on = as_timestamp(as_of)
     rows = []
     for name in models:
-        latest = latest_score_date(store, name, on)
+        with store.connect() as conn:
+            latest = latest_score_date(conn, name, on)
         if latest == on:
             rows.append([name, None, latest, 0, "already scored as of this date"])
             continue

@@ -11,6 +11,7 @@ from crm_ml.rules.context import (
     build_context,
     consent_status_at,
     evaluate_rule,
+    latest_score_date,
     latest_scores,
     tag_members_at,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "compile_rule",
     "consent_status_at",
     "evaluate_rule",
+    "latest_score_date",
     "latest_scores",
     "tag_members_at",
 ]

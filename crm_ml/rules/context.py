@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from crm_ml.features.identity import chain_depth
 from crm_ml.features.spec import as_timestamp as features_as_timestamp
+from crm_ml.features.spec import when_text
 from crm_ml.rules.compiler import Rule, RuleContext
 from crm_ml.rules.vocabulary import SCORE_FIELDS
 from crm_ml.store.connection import Store
@@ -178,6 +179,14 @@ def consent_status_at(
     return latest.set_index("customer_id")["status"].astype("str").rename("status")
 
 
+def latest_score_date(conn: Connection, model_name: str, on: datetime) -> datetime | None:
+    """Return the date of ``model_name``'s latest scores computed as of ``on`` or earlier."""
+    latest = conn.execute(
+        select(func.max(Score.as_of)).where(Score.model_name == model_name, Score.as_of <= on)
+    ).scalar()
+    return pd.Timestamp(latest).to_pydatetime() if latest is not None else None
+
+
 def latest_scores(conn: Connection, model_name: str, on: datetime) -> pd.DataFrame:
     """Return the latest batch of a model's scores computed as of ``on`` or earlier.
 
@@ -189,13 +198,11 @@ def latest_scores(conn: Connection, model_name: str, on: datetime) -> pd.DataFra
         the model has no scores up to ``on``. Scores older than ``on`` are
         returned with a warning: a customer who bought since still looks lapsed.
     """
-    batch = conn.execute(
-        select(func.max(Score.as_of)).where(Score.model_name == model_name, Score.as_of <= on)
-    ).scalar()
+    batch = latest_score_date(conn, model_name, on)
     columns = ["customer_id", "probability", "band", "reasons", "model_version", "scored_as_of"]
     if batch is None:
         return pd.DataFrame(columns=columns).set_index("customer_id")
-    if pd.Timestamp(batch) < pd.Timestamp(on):
+    if batch < on:
         _warn_stale(model_name, pd.Timestamp(batch), pd.Timestamp(on))
     rows = conn.execute(
         select(
@@ -218,9 +225,9 @@ def _warn_stale(model_name: str, batch: pd.Timestamp, on: pd.Timestamp) -> None:
         "%s scores are as of %s, %s before %s: rules and lists read them as they were "
         "then. Score again first: `crm-ml score --as-of %s` (scheduled report runs do).",
         model_name,
-        f"{batch:%Y-%m-%d %H:%M}".removesuffix(" 00:00"),
+        when_text(batch),
         _age(on - batch),
-        f"{on:%Y-%m-%d %H:%M}".removesuffix(" 00:00"),
+        when_text(on),
         f"{on:%Y-%m-%d}",
     )
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import Connection, func, select
 
 from crm_ml.errors import RuleError, ValidationError
+from crm_ml.features.spec import when_text
 from crm_ml.rules import Vocabulary, compile_rule
 from crm_ml.store.schema import ExportLog, SegmentChange, SegmentDefinition, SegmentSnapshot
 from crm_ml.store.schema import TagDefinition as TagRow
@@ -138,12 +139,8 @@ def _refusal(
 ) -> ValidationError:
     reads = f"reads tag {path[0]!r}" + "".join(f", whose rule reads {n!r}" for n in path[1:])
     return ValidationError(
-        f"Tag {tag!r} cannot be changed as of {_when(at)}: segment {segment!r} {reads}, and "
-        f"the list of {_when(on)} ({what}) was built with this tag; a change dated at or before "
-        "it would rewrite what that list was built from. Date the change after "
-        f"{_when(on)}, e.g. now."
+        f"Tag {tag!r} cannot be changed as of {when_text(at)}: segment {segment!r} {reads}, and "
+        f"the list of {when_text(on)} ({what}) was built with this tag; a change dated at or "
+        "before it would rewrite what that list was built from. Date the change after "
+        f"{when_text(on)}, e.g. now."
     )
-
-
-def _when(on: datetime) -> str:
-    return f"{on:%Y-%m-%d %H:%M}".removesuffix(" 00:00")
