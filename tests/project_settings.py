@@ -33,3 +33,16 @@ def cli_project(root: Path, monkeypatch: Any) -> Path:
     for var in ("CRM_ML_HOME", "CRM_ML_DATABASE_URL", "MLFLOW_TRACKING_URI", "CRM_ML_REPORTS_DIR"):
         monkeypatch.delenv(var, raising=False)
     return root
+
+
+def import_one_order(root: Path) -> None:
+    """Import customer C1 and one order of 2024-09-30 with the CLI, so 2024-10-01 can be scored."""
+    from crm_ml.cli import main
+
+    (root / "customer.csv").write_text("customer_id,created_at\nC1,2024-01-01\n")
+    (root / "orders.csv").write_text(
+        "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
+        "O1,C1,2024-09-30,offline,10,10\n"
+    )
+    for table in ("customer", "orders"):
+        assert main(["import", table, str(root / f"{table}.csv")]) == 0

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
+from figures import render
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
@@ -69,15 +67,6 @@ FIGURES = {
     "uplift": lambda lang: plot_campaign_uplift(response_uplift(CONTACTS), lang=lang),
     "risk": lambda lang: plot_revenue_at_risk(revenue_at_risk(RISK, by="tier"), lang=lang),
 }
-
-
-def render(fig: Figure) -> bytes:
-    """Draw ``fig`` to PNG, failing on any glyph the fonts cannot draw (a box in the image)."""
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="Glyph .* missing from font")
-        fig.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

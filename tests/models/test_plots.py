@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
+from figures import render
 from matplotlib import pyplot as plt
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from crm_ml.errors import ValidationError
 from crm_ml.models.metrics import lift_table
@@ -31,15 +28,6 @@ FIGURES = {
     "calibration": lambda lang: calibration_figure(PREDICTIONS, label="churned", language=lang),
     "lift": lambda lang: lift_figure(LIFT, language=lang),
 }
-
-
-def render(fig: Figure) -> bytes:
-    """Draw ``fig`` to PNG, failing on any glyph the fonts cannot draw (a box in the image)."""
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="Glyph .* missing from font")
-        fig.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def legend_texts(ax: Axes) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from project_settings import project_settings
+from project_settings import import_one_order, project_settings
 
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
@@ -158,13 +158,7 @@ def test_score_says_which_key_it_wrote_and_who_has_no_churn_score(
     monkeypatch.delenv("CRM_ML_DATABASE_URL", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
     assert main(["init"]) == 0
-    (tmp_path / "customer.csv").write_text("customer_id,created_at\nC1,2024-01-01\n")
-    (tmp_path / "orders.csv").write_text(
-        "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
-        "O1,C1,2024-09-30,offline,10,10\n"
-    )
-    for table in ("customer", "orders"):
-        assert main(["import", table, str(tmp_path / f"{table}.csv")]) == 0
+    import_one_order(tmp_path)
     never = features.index[:3]
     frame = features.copy()
     frame.loc[never, "orders_lifetime"] = 0

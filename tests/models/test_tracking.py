@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from project_settings import project_settings
+from project_settings import import_one_order, project_settings
 
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError
@@ -206,13 +206,7 @@ def test_score_names_the_version_and_unknown_names_list_what_exists(
 
     # A store whose data ends 2024-09-30, so 2024-10-01 can be scored.
     assert main(["init"]) == 0
-    (tmp_path / "customer.csv").write_text("customer_id,created_at\nC1,2024-01-01\n")
-    (tmp_path / "orders.csv").write_text(
-        "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
-        "O1,C1,2024-09-30,offline,10,10\n"
-    )
-    for table in ("customer", "orders"):
-        assert main(["import", table, str(tmp_path / f"{table}.csv")]) == 0
+    import_one_order(tmp_path)
     capsys.readouterr()
     assert main(["score", "--as-of", "2024-10-01", "--model", "crm-churn@nosuch"]) == 2
     err = capsys.readouterr().err
