@@ -241,7 +241,8 @@ def import_frame(
     return _load(store, spec, read, source, options)
 
 
-def _log_bad_records(source: Source, rejects: RejectLog, width: int) -> None:
+def log_bad_records(source: Source, rejects: RejectLog, width: int) -> None:
+    """Reject the file's rows with fewer or more fields than its ``width`` columns, with a hint."""
     for kind, records in (
         ("short", [r for r in source.bad_records if r.width < width]),
         ("long", [r for r in source.bad_records if r.width > width]),
@@ -307,7 +308,7 @@ def _load(
     with bar:
         if rejects is None:
             rejects = RejectLog(source.name, source.lines, unit=source.unit)
-        _log_bad_records(source, rejects, len(source.frame.columns))
+        log_bad_records(source, rejects, len(source.frame.columns))
         bar.set_postfix_str("validating")
         checked = validate_source(
             source, spec, rejects, timezone=options.timezone, as_of=options.as_of

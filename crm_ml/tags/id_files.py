@@ -25,12 +25,12 @@ import pandas as pd
 from crm_ml.errors import LoadRejectedError, ValidationError
 from crm_ml.store.admin import utc_now
 from crm_ml.store.connection import Store
-from crm_ml.store.loading import _log_bad_records
+from crm_ml.store.loading import log_bad_records
 from crm_ml.store.reconcile import check_references
 from crm_ml.store.rejects import RejectLog, describe
 from crm_ml.store.sources import HeaderCheck, Source, decode_to_utf8, read_source
 from crm_ml.store.validation import Reference, TableSpec
-from crm_ml.tags.manual import tag_customers, untag_customers
+from crm_ml.tags.manual import require_audit, tag_customers, untag_customers
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,7 @@ def _problems(store: Store, source: Source, column: str) -> tuple[pd.DataFrame, 
     """Check every row as the importer checks a reference to a customer; return ids and rejects."""
     ids, lines = _file_ids(source, column)
     rejects = RejectLog(source.name, lines, unit=source.unit)
-    # Short and long rows as the importer reports them (its helper is private; reused, not copied).
-    _log_bad_records(source, rejects, len(source.frame.columns))
+    log_bad_records(source, rejects, len(source.frame.columns))  # short and long rows
     rejects.add(
         ids[column].isna().to_numpy(), column, "blank", ids[column],
         "blank customer id in a row that has other values; fill it in or delete the row",
@@ -154,7 +153,7 @@ def _problems(store: Store, source: Source, column: str) -> tuple[pd.DataFrame, 
         name=f"tag file {source.name}", kind="ledger", columns=(), key=(), unique=(),
         references=(Reference(column, "customer", "customer_id"),), row_rules=(),
     )  # fmt: skip
-    with store.begin() as conn:
+    with store.connect() as conn:
         check_references(conn, spec, ids, rejects)
     return ids, rejects
 
@@ -217,13 +216,13 @@ def tag_customers_from_file(
         If any row is short or long, has a blank id, an id that lost its
         leading zeros or an unknown id; ``rejects`` lists them, nothing is written.
     """
+    require_audit(actor, reason)
     path = Path(path)
     source, label = _read_list(path, column, encoding)
     ids, rejects = _problems(store, source, column)
     _refuse(source, rejects, len(ids) + len(source.bad_records))
     when, customers = utc_now() if at is None else at, ids[column].tolist()
-    # A blank reason stays blank, so that the audit check still refuses it.
-    noted = f"{reason} [file: {source.name}]" if str(reason or "").strip() else reason
+    noted = f"{reason} [file: {source.name}]"
     if remove:
         changes = untag_customers(store, tag, customers, at=when, actor=actor, reason=noted)
     else:
