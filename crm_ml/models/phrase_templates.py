@@ -44,6 +44,7 @@ from crm_ml.models.phrases import (
     _window,
     each_distinct,
     format_value,
+    whole_days,
 )
 
 TOPIC_OF: dict[str, str] = {
@@ -132,7 +133,7 @@ def _since(column: str, en: str, zh: str, missing: tuple[str, str]) -> Template:
             lambda v: (
                 text.format(ago=_ago(v, lang)) if _ok(v) else _missing(column, v, lang, missing)
             ),
-            _col(get, column, _size(get, column)),
+            whole_days(_col(get, column, _size(get, column))),
         )
 
     return Template(phrase)

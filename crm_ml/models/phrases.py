@@ -144,14 +144,37 @@ def format_value(v: Any) -> str:
 # ----------------------------------------------------------------------------- topic templates
 
 
+def whole_days(values: np.ndarray) -> np.ndarray:
+    """Round day counts as phrases show them (``{v:.0f}``: half to even, like ``np.round``).
+
+    Days since an event carry fractions of a day; a phrase shows whole days, so
+    rounding first lets :func:`each_distinct` phrase each shown value once.
+    """
+    return np.round(values)
+
+
 def _recency(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
     size = _size(get, "recency_days", "recency_ratio", "interpurchase_mean_days")
     days, usual = _col(get, "recency_days", size), _col(get, "interpurchase_mean_days", size)
     ratio = _col(get, "recency_ratio", size)
-    return each_distinct(lambda d, u, r: _recency_one(d, u, r, lang), days, usual, ratio)
+    bought = ~np.isnan(days)
+    # Overdue compares the unrounded days; the phrase then shows only whole days, so the
+    # head (days) and the tail (usual gap) are each phrased once per value shown.
+    due = np.where(np.isnan(usual), days >= 30, days >= usual)
+    overdue = bought & (whole_days(days) != 0) & due
+    heads = each_distinct(
+        lambda d, o, r: _recency_head(d, o, r, lang),
+        whole_days(days),
+        overdue,
+        np.where(bought, np.nan, ratio),
+    )
+    tails = each_distinct(
+        lambda u: _usually(u, lang) if _ok(u) else "", whole_days(np.where(bought, usual, np.nan))
+    )
+    return list(np.asarray(heads, dtype=object) + np.asarray(tails, dtype=object))
 
 
-def _recency_one(d: float, u: float, r: float, lang: str) -> str:
+def _recency_head(d: float, overdue: bool, r: float, lang: str) -> str:
     if not _ok(d):
         if _ok(r):
             return (
@@ -160,14 +183,10 @@ def _recency_one(d: float, u: float, r: float, lang: str) -> str:
                 else f"{r:.1f}× the usual time since the last purchase"
             )
         return "从未购买" if lang == "zh" else "has never purchased"
-    # An order placed hours before as_of is not overdue, also for a same-day repeat buyer.
-    overdue = not _today(d) and (d >= u if _ok(u) else d >= 30)
     if lang == "zh":
-        head = f"已{d:.0f}天未购买" if overdue else f"{_ago(d, lang)}刚购买"
-        return head + (_usually(u, lang) if _ok(u) else "")
+        return f"已{d:.0f}天未购买" if overdue else f"{_ago(d, lang)}刚购买"
     recent = "bought within the last day" if _today(d) else f"last purchase {_days(d, lang)} ago"
-    head = f"no purchase for {_days(d, lang)}" if overdue else recent
-    return head + (_usually(u, lang) if _ok(u) else "")
+    return f"no purchase for {_days(d, lang)}" if overdue else recent
 
 
 def _usually(u: float, lang: str) -> str:

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_ml.errors import ValidationError
 from crm_ml.models.phrase_templates import template_for, topic_of
@@ -225,16 +227,25 @@ def reasons_frame(
     )
 
 
-#: The JSON between a reason's text and its contribution, by ``actionable * 2 + raises``:
-#: looked up, not formatted, as the per-customer work is what a million customers cost.
-_FLAGS = np.array(
+#: The JSON between a reason's text and its contribution, by ``actionable * 2 + raises``.
+_FLAGS = pa.array(
     [
         f', "actionable": {a}, "direction": "{d}"'
         for a in ("false", "true")
         for d in ("lowers", "raises")
-    ],
-    dtype=object,
+    ]
 )
+
+
+def _spread(values: list[str], codes: npt.ArrayLike) -> pa.Array:
+    """``values[codes]`` as an Arrow string array: few distinct strings, many rows."""
+    return pa.array(values, type=pa.string()).take(pa.array(codes))
+
+
+def _json_contributions(contribution: np.ndarray) -> pa.Array:
+    """``, "contribution": -0.1234}`` per value, rounded to 4 decimals (half to even)."""
+    codes, units = pd.factorize(np.rint(contribution * 1e4).astype(np.int64))
+    return _spread([f', "contribution": {u / 1e4:.4f}}}' for u in units.tolist()], codes)
 
 
 def reasons_json(
@@ -250,21 +261,24 @@ def reasons_json(
         strongest first (see :func:`reasons_frame` for what they hold).
     """
     top = top_reasons(contributions, features, **kwargs)  # type: ignore[arg-type]
-    n, k = top.valid.shape
-    # Built with object-array arithmetic (one C loop per slot), not per-row Python.
-    heads = np.array([f'{{"feature": {_quote(t)}, "text": ' for t in top.topics], dtype=object)
-    joined = np.full(n, "", dtype=object)
-    for slot in range(k):
-        rows = np.flatnonzero(top.valid[:, slot])
-        if rows.size == 0:
-            break
-        flags = _FLAGS[top.actionable[rows, slot] * 2 + top.raises[rows]]
-        numbers = [f', "contribution": {c:.4f}}}' for c in top.contribution[rows, slot].tolist()]
-        texts = np.array([_quote(t) for t in top.text[rows, slot]], dtype=object)
-        tails = flags + np.array(numbers, dtype=object)
-        piece = heads[top.topic_idx[rows, slot]] + texts + tails
-        joined[rows] = piece if slot == 0 else joined[rows] + ", " + piece
-    return pd.Series("[" + joined + "]", index=top.index, name="reasons", dtype=object)
+    heads = [f'{{"feature": {_quote(t)}, "text": ' for t in top.topics]
+    # Customers share most texts and rounded numbers, so each distinct one is quoted or
+    # formatted once and the rows are joined in Arrow: no Python string per customer.
+    joined = pa.repeat(pa.scalar("", pa.string()), len(top.index))
+    for slot in range(top.valid.shape[1]):
+        codes, texts = pd.factorize(top.text[:, slot])
+        piece = pc.binary_join_element_wise(
+            _spread(heads, top.topic_idx[:, slot]),
+            _spread([_quote(t) for t in texts], codes),
+            _FLAGS.take(pa.array(top.actionable[:, slot] * 2 + top.raises)),
+            _json_contributions(top.contribution[:, slot]),
+            "",
+        )
+        separator = pc.if_else(pc.equal(joined, ""), "", ", ")
+        extended = pc.binary_join_element_wise(joined, piece, separator)
+        joined = pc.if_else(pa.array(top.valid[:, slot]), extended, joined)
+    reasons = pc.binary_join_element_wise("[", joined, "]", "")
+    return pd.Series(pd.array(reasons, dtype="str"), index=top.index, name="reasons")
 
 
 def explain(

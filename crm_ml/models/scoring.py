@@ -34,7 +34,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, delete, func, insert, or_, select, text
+from sqlalchemy import Connection, Table, delete, func, or_, select, text
 from tqdm.auto import tqdm
 
 from crm_ml.config import Settings
@@ -50,6 +50,7 @@ from crm_ml.models.scoring_targets import (
     scoring_target,
 )
 from crm_ml.store import Store
+from crm_ml.store.bulk import insert_frame
 from crm_ml.store.schema import Customer, CustomerMerge, Score, Tier
 
 log = logging.getLogger(__name__)
@@ -58,16 +59,18 @@ DEFAULT_BAND_THRESHOLDS = (0.7, 0.4)
 #: The bands :func:`risk_band` gives, highest first; tags and segments select on them.
 BANDS = ("high", "medium", "low")
 SCORE_TABLE = cast(Table, Score.__table__)
-SCORE_COLUMNS = (
-    "model_name",
-    "as_of",
-    "customer_id",
-    "model_version",
-    "probability",
-    "band",
-    "reasons",
-    "scored_at",
-)
+#: The score table's columns and their store kinds, for the bulk writer.
+SCORE_KINDS = {
+    "model_name": "text",
+    "as_of": "timestamp",
+    "customer_id": "text",
+    "model_version": "text",
+    "probability": "float",
+    "band": "text",
+    "reasons": "text",
+    "scored_at": "timestamp",
+}
+SCORE_COLUMNS = tuple(SCORE_KINDS)
 
 
 def risk_band(
@@ -337,32 +340,9 @@ def score_batches(
                 "customer_id": X.index,  # keeps its text dtype: no per-id Python strings
                 "probability": p,
                 "band": risk_band(p, band_thresholds),
-                "reasons": reasons.to_numpy(),
+                "reasons": reasons.array,
             }
         )
-
-
-def _insert(conn: Connection, dialect: str, rows: pd.DataFrame) -> None:
-    """Bulk-insert score rows the fast way for each engine (see notes/STACK.md)."""
-    rows = rows[list(SCORE_COLUMNS)]
-    if dialect == "duckdb":
-        raw = conn.connection.driver_connection
-        raw.register("_crm_score_batch", rows)  # type: ignore[union-attr]
-        try:
-            cols = ", ".join(SCORE_COLUMNS)
-            conn.exec_driver_sql(f"INSERT INTO score ({cols}) SELECT {cols} FROM _crm_score_batch")
-        finally:
-            raw.unregister("_crm_score_batch")  # type: ignore[union-attr]
-    elif dialect == "postgresql":
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        copy_sql = f"COPY score ({', '.join(SCORE_COLUMNS)}) FROM STDIN"
-        with raw.cursor() as cur, cur.copy(copy_sql) as copy:
-            for record in rows.itertuples(index=False, name=None):
-                copy.write_row(record)
-    else:
-        records = cast(list[dict[str, Any]], rows.to_dict("records"))
-        conn.execute(insert(SCORE_TABLE), records)
 
 
 def score_customers(
@@ -537,7 +517,7 @@ def replace_scores(
         rows = batch.assign(
             model_name=model_name, as_of=as_of, model_version=model_version, scored_at=scored_at
         )
-        _insert(conn, conn.dialect.name, rows)
+        insert_frame(conn, SCORE_TABLE.name, rows[list(SCORE_COLUMNS)], SCORE_KINDS)
         summary.append(batch.groupby("band")["probability"].agg(["size", "sum"]))
     return _summarise(summary)
 

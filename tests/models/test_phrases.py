@@ -192,3 +192,18 @@ def test_tier_names_within_the_last_day() -> None:
     contrib = pd.DataFrame({"tier_level": [1.0]})
     zh = reasons_frame(contrib, features, top_k=1, language="zh", context=ctx)
     assert zh["text"].tolist() == ["1天内从金卡降级"]
+
+
+def test_overdue_compares_the_days_before_they_are_rounded_for_display() -> None:
+    # All three show 30 days against a usual 30; only the last two are past the usual gap.
+    columns = {"recency_days": [29.6, 30.4, 30.6], "interpurchase_mean_days": [30.4, 30.4, 30.4]}
+    assert _reasons(columns, "recency_days", "zh") == [
+        "30天前刚购买，平时约每30天购买一次",
+        "已30天未购买，平时约每30天购买一次",
+        "已31天未购买，平时约每30天购买一次",
+    ]
+    assert _reasons(columns, "recency_days", "en") == [
+        "last purchase 30 days ago, usually every 30",
+        "no purchase for 30 days, usually every 30",
+        "no purchase for 31 days, usually every 30",
+    ]
