@@ -392,8 +392,8 @@ def score_customers(
         (:func:`tier_names_from_store`).
     attribution : {"shap", "path"}
         How reasons weigh drivers: exact TreeSHAP, or path attribution. On 2
-        cores a million customers take about 25 s with SHAP reasons and 27 s
-        with path reasons (``bench/models.py``); the path's top reason is
+        cores a million customers take about 16–18 s with SHAP reasons and
+        19–23 s with path reasons (``bench/models.py``); the path's top reason is
         SHAP's for about two customers in three.
     progress : bool
         Show a progress bar counting the customers scored (``crm-ml score`` does).
