@@ -14,16 +14,20 @@ written in the one form SQLAlchemy's ``DateTime`` writes,
 from __future__ import annotations
 
 import io
+import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import duckdb
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import Column, Connection, MetaData, Table
+from sqlalchemy.exc import IntegrityError
 
 from crm_ml.store.schema import Base
 
@@ -114,11 +118,29 @@ _INSERTERS = {
 }
 
 
+#: What the drivers raise, behind SQLAlchemy, when a row breaks a key or constraint.
+_DRIVER_INTEGRITY_ERRORS = (
+    duckdb.ConstraintException,
+    sqlite3.IntegrityError,
+    psycopg.IntegrityError,
+)
+
+
 def insert_frame(conn: Connection, table: str, frame: pd.DataFrame, kinds: Kinds) -> int:
-    """Append ``frame`` to ``table`` with the engine's fastest path; return the row count."""
+    """Append ``frame`` to ``table`` with the engine's fastest path; return the row count.
+
+    Raises
+    ------
+    sqlalchemy.exc.IntegrityError
+        If a row breaks a key or constraint, whatever the engine: these paths use
+        the driver directly, so its error is raised as SQLAlchemy would raise it.
+    """
     if frame.empty:
         return 0
-    _INSERTERS[conn.dialect.name](conn, table, to_arrow(frame, kinds))
+    try:
+        _INSERTERS[conn.dialect.name](conn, table, to_arrow(frame, kinds))
+    except _DRIVER_INTEGRITY_ERRORS as exc:
+        raise IntegrityError(f"bulk insert into {table}", None, exc) from exc
     return len(frame)
 
 
