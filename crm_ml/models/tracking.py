@@ -58,8 +58,9 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.types.schema import AnyType, ColSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
 import crm_ml
 from crm_ml.config import Settings
@@ -175,19 +176,43 @@ def pyfunc_language(requested: Any) -> str:
     return chosen
 
 
-def _signature_example(model: BoostedClassifier, example: pd.DataFrame) -> pd.DataFrame:
-    """Return the input example with categoricals as text, which MLflow's schema understands.
+def _typical_value(values: pd.Series) -> pd.Series:
+    """Return the column's median (numbers) or most common value (the rest), in its dtype."""
+    if is_numeric_dtype(values) and not is_bool_dtype(values):
+        middle = values.median()
+        if is_integer_dtype(values) and not pd.isna(middle):
+            middle = round(middle)
+        return pd.Series([middle]).astype(values.dtype)
+    common = values.mode(dropna=True).iloc[:1].tolist()
+    return pd.Series(common or [None], dtype=values.dtype)
 
-    Numbers keep the feature catalogue's types: MLflow refuses int64 input for a
-    double column, and counts are declared int64 with a fill of 0 (never missing).
+
+def _signature_example(model: BoostedClassifier, example: pd.DataFrame) -> pd.DataFrame:
+    """Return one made-up input row, with categoricals as text, which MLflow's schema understands.
+
+    The input example is stored with the registered model and travels with it, so
+    it is no customer's row (personal data) but each feature's median or most
+    common value. Columns keep their dtypes, so the signature's types are those
+    of the training frame: MLflow refuses int64 input for a double column, and
+    counts are declared int64 with a fill of 0 (never missing).
     """
-    frame = example[list(model.feature_names_in_)].head(5).copy()
+    features = example[list(model.feature_names_in_)]
+    frame = pd.concat([_typical_value(features[col]) for col in features], axis=1)
+    frame.columns = features.columns
     for col in model.categories_:
         frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
-    return frame.reset_index(drop=True)
+    return frame
 
 
-def _model_signature(model: BoostedClassifier, inputs: pd.DataFrame) -> ModelSignature:
+def _may_be_missing(model: BoostedClassifier, example: pd.DataFrame) -> frozenset[str]:
+    """Return the features missing somewhere in the training frame: optional in the signature."""
+    features = example[list(model.feature_names_in_)]
+    return frozenset(features.columns[features.isna().any().to_numpy()])
+
+
+def _model_signature(
+    model: BoostedClassifier, inputs: pd.DataFrame, *, optional: frozenset[str] = frozenset()
+) -> ModelSignature:
     """Return the pyfunc's signature, with the categorical features typed *any*.
 
     ``customer_features`` gives categoricals as pandas ``category`` columns,
@@ -195,7 +220,8 @@ def _model_signature(model: BoostedClassifier, inputs: pd.DataFrame) -> ModelSig
     category to <U0"); *any* lets them, text and missing values through to
     the model, which maps every form to its learned categories. Spark scoring
     casts such columns to text (:mod:`crm_ml.spark.scoring`). The ``language``
-    param defaults to empty: ``CRM_ML_LANGUAGE`` at predict time.
+    param defaults to empty: ``CRM_ML_LANGUAGE`` at predict time. Columns in
+    ``optional`` (those the training data leaves missing somewhere) are not required.
     """
     outputs = pd.DataFrame({"probability": model.predict_proba(inputs)[:, 1], "reasons": ""})
     params = {"reasons": False, "top_k": 3, "language": "", "attribution": "shap"}
@@ -204,8 +230,10 @@ def _model_signature(model: BoostedClassifier, inputs: pd.DataFrame) -> ModelSig
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
         signature = infer_signature(inputs, outputs, params=params)
     assert signature.inputs is not None
-    columns = [
-        ColSpec(AnyType(), spec.name) if spec.name in model.categories_ else spec
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec(AnyType(), spec.name)
+        if spec.name in model.categories_
+        else ColSpec(spec.type, spec.name, required=spec.required and spec.name not in optional)
         for spec in signature.inputs.inputs
     ]
     return ModelSignature(Schema(columns), signature.outputs, signature.params)
@@ -213,7 +241,7 @@ def _model_signature(model: BoostedClassifier, inputs: pd.DataFrame) -> ModelSig
 
 def _log_model(model: BoostedClassifier, example: pd.DataFrame, registered_name: str) -> Any:
     inputs = _signature_example(model, example)
-    signature = _model_signature(model, inputs)
+    signature = _model_signature(model, inputs, optional=_may_be_missing(model, example))
     with (
         tempfile.TemporaryDirectory() as tmp,
         _registry_prints_muted(),

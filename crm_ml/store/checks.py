@@ -201,7 +201,10 @@ def _duplicates(clean: pd.DataFrame, columns: tuple[str, ...], log: RejectLog, r
     dup = keys.notna().all(axis=1).to_numpy() & keys.duplicated(keep=False).to_numpy()
     if not dup.any():
         return
-    shown = keys.astype("str").agg(" / ".join, axis=1)
+    # Only fully given keys can repeat; a row whose key holds an unparsed date (already
+    # rejected for it) would not join into text, so only the repeated rows are shown.
+    shown = pd.Series("", index=keys.index, dtype=object)
+    shown.loc[dup] = keys[dup].astype("str").agg(" / ".join, axis=1)
     messages = _duplicate_messages(keys, dup, log.lines, log.unit)
     log.add(dup, "+".join(columns), rule, shown, messages)
 

@@ -52,6 +52,7 @@ from crm_ml.store.bulk import insert_frame, update_from
 from crm_ml.store.checks import Checked, header_check, validate_source
 from crm_ml.store.connection import Store
 from crm_ml.store.merge_log import check_merge_log
+from crm_ml.store.owner_names import check_owner_names
 from crm_ml.store.owner_overlaps import check_owner_overlaps
 from crm_ml.store.reconcile import (
     Plan,
@@ -288,11 +289,18 @@ def _plan(
     if spec.name == "customer_owner":
         raw = source.frame["valid_from"]  # reject reports show the value as the file gave it
         check_owner_overlaps(conn, spec, checked.clean, rejects, raw=raw, timezone=timezone)
+        names = _given(source, checked, "owner_name")
+        checked.warnings.extend(check_owner_names(conn, checked.clean, rejects, raw=names))
     loaded_at = pd.Timestamp(utc_now())
     plan = plan_load(
         conn, spec, checked.clean, checked.present, rejects, batch_id=batch_id, loaded_at=loaded_at
     )
     return plan, loaded_at
+
+
+def _given(source: Source, checked: Checked, column: str) -> pd.Series:
+    """Return the column as the file gave it (as parsed when left out), for reject reports."""
+    return source.frame[column] if column in source.frame else checked.clean[column]
 
 
 def _load(
