@@ -38,6 +38,7 @@ from crm_ml.cli.models import (
     cmd_score,
     cmd_train,
 )
+from crm_ml.cli.privacy import _add_consent, cmd_consent_withdraw, cmd_customers_erase
 from crm_ml.cli.reports import _add_report, cmd_report_list, cmd_report_run
 from crm_ml.cli.store import (
     _add_customers,
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     _add_import(sub)
     _add_customers(sub)
+    _add_consent(sub)
     _add_tiers(sub)
     _add_features(sub)
     _add_models(sub)
@@ -140,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 __all__ = [
     "Command",
     "build_parser",
+    "cmd_consent_withdraw",
+    "cmd_customers_erase",
     "cmd_customers_merge",
     "cmd_demo",
     "cmd_export_parquet",

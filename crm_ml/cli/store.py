@@ -7,6 +7,7 @@ from pathlib import Path
 
 from crm_ml import __version__
 from crm_ml.cli._common import _add_commands, _as_of, _open_store, _store_file
+from crm_ml.cli.privacy import _add_customers_erase
 from crm_ml.config import Settings
 from crm_ml.errors import ValidationError
 
@@ -212,7 +213,7 @@ def _add_tiers(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_customers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("customers", help="customer identity tools")
+    p = sub.add_parser("customers", help="customer identity tools: merge, erase")
     csub = _add_commands(p, "customers_command")
     m = csub.add_parser(
         "merge",
@@ -223,3 +224,4 @@ def _add_customers(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--dry-run", action="store_true", help="show what would happen; change nothing")
     m.add_argument("--actor", default="crm-ml", help="who is merging (recorded in the merge log)")
     m.set_defaults(func=cmd_customers_merge)
+    _add_customers_erase(csub)

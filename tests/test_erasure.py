@@ -1,0 +1,336 @@
+"""Erasing a person on request: nothing that names or reaches them is left in the store.
+
+C1 is the person (C2, an old card record, was merged into C1); C3 is someone
+else and must not change. The person's personal values are listed in
+``PERSONAL`` and looked for in every cell of every table afterwards.
+"""
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from crm_ml import erasure as erasure_module
+from crm_ml.analysis.customer_360 import customer_360
+from crm_ml.erasure import ERASED_FIELDS, erase_customer
+from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.rules.context import consent_status_at
+from crm_ml.segments.lists import contact_details
+from crm_ml.store import Store, import_file, init_store
+from crm_ml.store.export import export_parquet
+from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Base
+
+T = datetime(2024, 1, 1)
+P1, P3 = "+8613800138000", "+8613900139000"
+PERSONAL = (
+    "王芳",
+    "王小芳",
+    "1990-05-01",
+    "上海",
+    "杭州",
+    "13800138000",
+    "138****8000",
+    "wang@example.com",
+    "M0001",
+    "wx_wangfang",
+    "2023-03-03",
+    "投诉",
+)
+
+
+def _customer(cid: str, name: str, **extra) -> dict:
+    blank = dict.fromkeys(("gender", "birth_date", "city", "city_tier", "acquisition_channel"))
+    base = {"customer_id": cid, "name": name, "is_member": True, "created_at": T, **blank}
+    return base | {"status": "active", "merged_into": None} | extra
+
+
+def _identity(cid: str, kind: str, value: str) -> dict:
+    return {"customer_id": cid, "kind": kind, "value": value, "verified": True, "created_at": T}
+
+
+def _score(cid: str) -> dict:
+    return {
+        "model_name": "churn",
+        "as_of": T,
+        "customer_id": cid,
+        "model_version": "1",
+        "probability": 0.5,
+        "band": "medium",
+        "reasons": '[{"text": "最近 30 天未购买"}]',
+        "scored_at": T,
+    }
+
+
+ROWS = {
+    "customer": [
+        _customer(
+            "C1",
+            "王芳",
+            gender="female",
+            birth_date=datetime(1990, 5, 1),
+            city="上海",
+            city_tier=1,
+            acquisition_channel="app",
+        ),
+        _customer("C2", "王小芳", city="杭州", status="merged", merged_into="C1"),
+        _customer("C3", "李雷", city="北京", gender="male"),
+    ],
+    "customer_merge": [
+        {
+            "merged_id": "C2",
+            "surviving_id": "C1",
+            "merged_at": T,
+            "reason": "strong identity match: phone +86138****8000 (verified)",
+            "actor": "steward",
+        }
+    ],
+    "customer_identity": [
+        _identity("C1", "phone", P1),
+        _identity("C1", "email", "wang@example.com"),
+        _identity("C1", "member_card", "M0001"),
+        _identity("C2", "wechat", "wx_wangfang"),
+        _identity("C3", "phone", P3),
+    ],
+    "custom_field": [
+        {"field_id": "F1", "name": "baby_birthday", "label": "宝宝生日", "data_type": "date"}
+    ],
+    "custom_field_value": [
+        {"customer_id": "C1", "field_id": "F1", "value": "2023-03-03", "updated_at": T},
+        {"customer_id": "C3", "field_id": "F1", "value": "2022-01-01", "updated_at": T},
+    ],
+    "customer_change": [
+        {
+            "change_id": "k1",
+            "customer_id": "C1",
+            "field": "name",
+            "old_value": "王小芳",
+            "new_value": "王芳",
+            "changed_at": T,
+            "actor": "import",
+        },
+        {
+            "change_id": "k3",
+            "customer_id": "C3",
+            "field": "city",
+            "old_value": "天津",
+            "new_value": "北京",
+            "changed_at": T,
+            "actor": "import",
+        },
+    ],
+    "consent": [
+        {
+            "customer_id": cid,
+            "channel": "sms",
+            "purpose": "marketing",
+            "updated_at": T,
+            "status": "granted",
+            "source": "pos",
+        }
+        for cid in ("C1", "C3")
+    ],
+    "orders": [
+        {
+            "order_id": oid,
+            "customer_id": cid,
+            "ordered_at": T,
+            "channel": "offline",
+            "gross_amount": 100.0,
+            "discount_amount": 0.0,
+            "net_amount": 100.0,
+        }
+        for oid, cid in (("O1", "C1"), ("O2", "C2"), ("O3", "C3"))
+    ],
+    "behavior_event": [
+        {
+            "event_id": eid,
+            "customer_id": cid,
+            "event_type": "complaint",
+            "occurred_at": T,
+            "detail": detail,
+        }
+        for eid, cid, detail in (("E1", "C1", "王芳 13800138000 投诉"), ("E3", "C3", "slow"))
+    ],
+    "score": [_score(c) for c in ("C1", "C2", "C3")],
+    "customer_tag": [
+        {
+            "customer_id": cid,
+            "tag_id": "vip",
+            "valid_from": T,
+            "source": "manual",
+            "actor": "am",
+            "reason": "王芳 is a friend" if cid == "C1" else "vip",
+        }
+        for cid in ("C1", "C3")
+    ],
+    "segment_member": [
+        {"segment_id": "S1", "as_of": T, "customer_id": c} for c in ("C1", "C2", "C3")
+    ],
+}
+
+
+def _insert_all(store: Store) -> None:
+    with store.begin() as conn:
+        for table, rows in ROWS.items():
+            conn.execute(Base.metadata.tables[table].insert(), rows)
+
+
+def _everything(store: Store) -> dict[str, list[tuple]]:
+    with store.connect() as conn:
+        return {
+            name: sorted(map(tuple, conn.execute(select(table))), key=repr)
+            for name, table in Base.metadata.tables.items()
+            if name not in ("schema_info",)
+        }
+
+
+def _rows_of(store: Store, customer_id: str) -> dict[str, list[tuple]]:
+    found = {}
+    with store.connect() as conn:
+        for name, table in Base.metadata.tables.items():
+            if "customer_id" in table.c:
+                query = select(table).where(table.c.customer_id == customer_id)
+                found[name] = sorted(map(tuple, conn.execute(query)), key=repr)
+    return found
+
+
+@pytest.fixture
+def people(store: Store) -> Store:
+    _insert_all(store)
+    return store
+
+
+def test_erasure_leaves_no_personal_value_anywhere_in_the_store(people):
+    erase_customer(people, "C2", actor="合规官", reason="ticket DPO-17")
+    cells = [str(v) for rows in _everything(people).values() for row in rows for v in row]
+    assert [(p, c) for p in PERSONAL for c in cells if p in c] == []
+
+
+def test_erasure_reaches_the_whole_person_and_counts_each_table(people):
+    result = erase_customer(people, "C2", actor="合规官", reason="ticket DPO-17")
+    assert result.customer_id == "C2"
+    assert result.person_ids == ("C1", "C2")
+    assert dict(result.rows) == {
+        "customer": 2,
+        "custom_field_value": 1,
+        "customer_identity": 4,
+        "customer_change": 1,
+        "behavior_event": 1,
+        "customer_merge": 1,
+        "consent": 2 * len(CONSENT_CHANNELS) * len(CONSENT_PURPOSES),
+        "score": 2,
+        "customer_tag": 1,
+        "segment_member": 2,
+    }
+
+
+def test_erasure_keeps_orders_and_events_and_leaves_others_alone(people):
+    before = _rows_of(people, "C3")
+    erase_customer(people, "C1", actor="合规官", reason="ticket DPO-17")
+    assert _rows_of(people, "C3") == before
+    after = _everything(people)
+    assert sorted(r[0] for r in after["orders"]) == ["O1", "O2", "O3"]
+    assert sorted(r[0] for r in after["behavior_event"]) == ["E1", "E3"]
+    table = Base.metadata.tables["customer"]
+    with people.connect() as conn:
+        customer = {r["customer_id"]: r for r in conn.execute(select(table)).mappings()}
+    assert {f: customer["C1"][f] for f in ERASED_FIELDS} == dict.fromkeys(ERASED_FIELDS)
+    assert (customer["C1"]["created_at"], customer["C1"]["is_member"]) == (T, True)
+    assert (customer["C2"]["status"], customer["C2"]["merged_into"]) == ("merged", "C1")
+
+
+def test_every_list_leaves_the_person_out_and_has_no_contact_for_them(people):
+    erase_customer(people, "C1", actor="合规官", reason="ticket DPO-17")
+    with people.connect() as conn:
+        statuses = {
+            (channel, purpose): consent_status_at(conn, channel, purpose, None).get("C1")
+            for channel in CONSENT_CHANNELS
+            for purpose in CONSENT_PURPOSES
+        }
+        details = contact_details(conn, pd.Index(["C1", "C3"]))
+    assert set(statuses.values()) == {"withdrawn"}
+    assert details.loc["C1"].isna().all()
+    assert details.loc["C3", "phone"] == P3
+
+
+def test_the_audit_row_says_who_when_and_why_and_nothing_about_the_person(people):
+    result = erase_customer(people, "C2", actor=" 合规官 ", reason="ticket DPO-17")
+    changes = _rows_of(people, "C2")["customer_change"]
+    assert len(changes) == 1
+    change_id, customer_id, field, old, new, at, actor = changes[0]
+    assert change_id.startswith("erasure:")
+    assert (customer_id, field, old, new, at, actor) == (
+        "C2",
+        "status",
+        None,
+        "erased C1, C2: ticket DPO-17",
+        result.erased_at,
+        "合规官",
+    )
+
+
+def test_the_summary_says_what_it_could_not_reach(people):
+    text = erase_customer(people, "C2", actor="合规官", reason="ticket DPO-17").summary()
+    assert "Erased customer C2 (records C1, C2)" in text
+    assert "  customer: 2 profile(s) anonymised\n  custom_field_value: 1 deleted\n" in text
+    assert "  customer_identity: 4 deleted" in text
+    assert "  consent: 30 withdrawal(s) recorded" in text
+    assert "reports/" in text
+    assert "MLflow" in text
+    assert "`crm-ml lists find C2`" in text
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "actor", "reason", "error", "match"),
+    [
+        ("C9", "合规官", "ticket", NotFoundError, "'C9' is not in the store"),
+        ("C1", " ", "ticket", ValidationError, "Erasing a customer needs an actor and a reason"),
+        ("C1", "合规官", "", ValidationError, "Erasing a customer needs an actor and a reason"),
+    ],
+)
+def test_an_unknown_id_or_a_blank_actor_or_reason_is_refused_and_nothing_changes(
+    people, customer_id, actor, reason, error, match
+):
+    before = _everything(people)
+    with pytest.raises(error, match=match):
+        erase_customer(people, customer_id, actor=actor, reason=reason)
+    assert _everything(people) == before
+
+
+def test_a_failure_part_way_leaves_the_store_as_it_was(people, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    before = _everything(people)
+    monkeypatch.setattr(erasure_module, "_record_erasure", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        erase_customer(people, "C1", actor="合规官", reason="ticket DPO-17")
+    assert _everything(people) == before
+
+
+def test_customer_360_shows_nothing_personal_after_erasure(duckdb_store):
+    _insert_all(duckdb_store)
+    erase_customer(duckdb_store, "C1", actor="合规官", reason="ticket DPO-17")
+    view = customer_360(duckdb_store, "C2", "2024-06-01", unmask=True)
+    shown = [view.profile, view.identities, view.events, view.tags, view.scores]
+    cells = [str(v) for frame in shown for v in frame.astype(str).to_numpy().ravel()]
+    assert [(p, c) for p in PERSONAL for c in cells if p in c] == []
+    assert view.identities.empty
+    assert list(view.orders["order_id"]) == ["O1", "O2"]
+
+
+def test_a_store_moved_after_an_erasure_keeps_its_audit_row(duckdb_store, tmp_path: Path):
+    _insert_all(duckdb_store)
+    erase_customer(duckdb_store, "C1", actor="合规官", reason="ticket DPO-17")
+    out = tmp_path / "export"
+    export_parquet(duckdb_store, out, tables=("customer", "customer_change"))
+    moved = Store(f"duckdb:///{tmp_path / 'moved.duckdb'}", create=True)
+    init_store(moved)
+    for table in ("customer", "customer_change"):
+        import_file(moved, table, out / table, timezone="UTC", reject_dir=tmp_path)
+    assert (
+        _rows_of(moved, "C1")["customer_change"] == _rows_of(duckdb_store, "C1")["customer_change"]
+    )
+    moved.dispose()
