@@ -122,3 +122,30 @@ def _publish(temp: Path, path: Path, what: str) -> None:
         os.replace(temp, path)
     except OSError as exc:
         raise cannot_write(path, what, exc) from exc
+
+
+@contextlib.contextmanager
+def set_aside(paths: list[Path], *, what: str = "") -> Iterator[None]:
+    """Move ``paths`` out of the way for the block: deleted if it succeeds, put back if not.
+
+    So files can be removed together with a store transaction (run inside the
+    block): if it fails, every file is where it was. ``what`` names them in errors.
+    """
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for path in paths:
+            aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.replaced")
+            try:
+                os.replace(path, aside)
+            except FileNotFoundError:
+                continue  # already gone: nothing to remove
+            except OSError as exc:
+                raise cannot_write(path, what, exc) from exc
+            moved.append((path, aside))
+        yield
+    except BaseException:
+        for path, aside in reversed(moved):
+            os.replace(aside, path)
+        raise
+    for _, aside in moved:
+        aside.unlink(missing_ok=True)

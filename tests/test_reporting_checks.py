@@ -20,7 +20,7 @@ from crm_ml.segments import Segment, save_segment, segment_definitions_frame
 from crm_ml.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
-SECRET = "s" * 32
+SECRET = "reporting-checks-test-key-2f9e"
 
 
 def _check(store: Store, segments=(), **overrides):

@@ -244,6 +244,20 @@ def test_export_needs_the_current_rule_saved(explorer):
         explorer.export()
 
 
+def test_an_unmasked_export_needs_a_reason_before_anything_is_written(explorer, store, tmp_path):
+    explorer.apply(tags=["vip"]).save("vips")
+    with pytest.raises(ValidationError, match="needs a reason"):
+        explorer.export(unmask=True)
+    with store.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM segment_snapshot").scalar() == 0
+    assert not (tmp_path / "lists").exists()
+
+    explorer.export(unmask=True, unmask_reason="call-back approved, ticket 12")
+    with store.connect() as conn:
+        reasons = conn.exec_driver_sql("SELECT DISTINCT reason FROM export_log").scalars().all()
+    assert reasons == ["call-back approved, ticket 12"]
+
+
 def test_export_without_a_secret_names_the_variable(store, features, tmp_path):
     explorer = SegmentExplorer(store, features, AS_OF, out_dir=tmp_path)
     explorer.apply(tags=["vip"]).save("vips")

@@ -28,6 +28,7 @@ from crm_ml.cli.audiences import (
     cmd_tags_apply,
     cmd_tags_list,
 )
+from crm_ml.cli.lists import _add_lists, cmd_lists_find, cmd_lists_purge_archive
 from crm_ml.cli.models import (
     _add_features,
     _add_models,
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry(sub)
     _add_tags(sub)
     _add_segment(sub)
+    _add_lists(sub)
     _add_report(sub)
     _add_export(sub)
     return parser
@@ -151,6 +153,8 @@ __all__ = [
     "cmd_import",
     "cmd_info",
     "cmd_init",
+    "cmd_lists_find",
+    "cmd_lists_purge_archive",
     "cmd_models_list",
     "cmd_models_promote",
     "cmd_report_list",

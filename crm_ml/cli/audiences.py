@@ -58,6 +58,21 @@ def cmd_tags_file(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_tags_define(args: argparse.Namespace, settings: Settings) -> int:
+    """Define (or relabel) a manual tag, to be given with ``tags add``."""
+    from crm_ml.tags.definitions import define_manual_tag
+
+    tag, new = define_manual_tag(
+        _open_store(settings), args.name, label=args.label, description=args.description
+    )
+    done = "Defined" if new else "Relabelled"
+    print(
+        f"{done} manual tag {tag.name!r} ({tag.label}). Give it to the customers in a file with: "
+        f"crm-ml tags add {tag.name} --file FILE --actor WHO --reason WHY"
+    )
+    return 0
+
+
 def cmd_tags_list(args: argparse.Namespace, settings: Settings) -> int:
     """List tag definitions, with member counts on a date."""
     from crm_ml.tags import tags_list_command
@@ -104,7 +119,9 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
     from crm_ml.segments import segment_export_command
+    from crm_ml.segments.export import check_unmask_reason
 
+    check_unmask_reason(args.unmask, args.reason)  # before the store is opened
     out = Path(args.out) if args.out else settings.reports_dir / f"{args.as_of:%Y-%m-%d}" / "lists"
     store = _open_store(settings)
     _check_as_of(store, args.as_of)
@@ -118,6 +135,7 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
         secret=os.environ.get("CRM_ML_EXPORT_SECRET"),
         actor=_actor(),
         unmask=args.unmask,
+        unmask_reason=args.reason,
         language=settings.language,
     )
     print(text)
@@ -130,11 +148,12 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
 def _add_tags(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tags",
-        help="rule and model tags: apply, list, undo; manual tags from a file: add, remove",
+        help="rule and model tags: apply, list, undo; manual tags: define, add, remove",
         description="Apply the rule and model tags (the built-in library the first time) and "
-        "list tags. Give or end a manual tag for the customers listed in a file with `tags add` "
-        "and `tags remove`; from Python: crm_ml.tags.tag_customers, untag_customers, "
-        "tag_customers_from_file and batch_tag_from_rule.",
+        "list tags. Define a manual tag with `tags define`, then give or end the manual tag "
+        "for the customers listed in a file with `tags add` and `tags remove`; from Python: "
+        "crm_ml.tags.tag_customers, untag_customers, tag_customers_from_file and "
+        "batch_tag_from_rule.",
     )
     tsub = _add_commands(p, "tags_command")
     apply = tsub.add_parser(
@@ -156,8 +175,25 @@ def _add_tags(sub: argparse._SubParsersAction) -> None:
     undo.add_argument("--as-of", type=_as_of, required=True, help="the date the run was applied at")
     undo.add_argument("--reason", required=True, help="why, kept on the memberships reopened")
     undo.set_defaults(func=cmd_tags_undo)
+    _add_tags_define(tsub)
     for name, verb in (("add", "give"), ("remove", "end")):
         _add_tags_file(tsub, name, verb)
+
+
+def _add_tags_define(tsub: argparse._SubParsersAction) -> None:
+    p = tsub.add_parser(
+        "define",
+        help="define a manual tag (or change its label), to give with `tags add`",
+        description="Define a manual tag: one that people give to the customers in a file "
+        "(`tags add`), such as 请勿联系 for do-not-contact requests. Run again to change its "
+        "label or description. A name of a rule or model tag (see `tags list`) is refused.",
+    )
+    p.add_argument(
+        "name", metavar="NAME", help="lower-case letters, digits, _; e.g. do_not_contact"
+    )
+    p.add_argument("--label", required=True, help="the name people see, e.g. 请勿联系")
+    p.add_argument("--description", help="what it means and when to give it")
+    p.set_defaults(func=cmd_tags_define)
 
 
 def _add_tags_file(tsub: argparse._SubParsersAction, name: str, verb: str) -> None:
@@ -209,8 +245,10 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export consented, masked members, one CSV per account manager",
         description="Only customers whose consent for CHANNEL and PURPOSE is granted at the "
-        "date are written. Personal data is masked unless --unmask (which is logged). The "
-        "pseudonymous id needs CRM_ML_EXPORT_SECRET in the environment.",
+        "date are written. Personal data is masked unless --unmask, which needs --reason; both "
+        "are recorded in export_log, and unmasked files are readable by their owner only (mode "
+        "0600). The pseudonymous id needs CRM_ML_EXPORT_SECRET in the environment; it is the "
+        "same in every list, so an unmasked list de-masks masked ones for its customers.",
     )
     exp.add_argument("name", help="segment name")
     exp.add_argument(
@@ -228,5 +266,11 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
         help="consent purpose: marketing (default), service or research",
     )
     exp.add_argument("--out", help="folder (default reports/<as_of>/lists)")
-    exp.add_argument("--unmask", action="store_true", help="write full names/phones (logged)")
+    exp.add_argument(
+        "--unmask",
+        action="store_true",
+        help="write full names, phones, emails and customer ids (needs --reason; logged; files "
+        "mode 0600, owner only)",
+    )
+    exp.add_argument("--reason", help="why the list is unmasked (required with --unmask)")
     exp.set_defaults(func=cmd_segment_export)

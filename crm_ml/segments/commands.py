@@ -15,7 +15,7 @@ import pandas as pd
 from crm_ml.errors import NotFoundError
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.definitions import Segment, load_segment, save_segment, segment_history
-from crm_ml.segments.export import export_list
+from crm_ml.segments.export import check_unmask_reason, export_list
 from crm_ml.segments.lists import check_channel
 from crm_ml.segments.masking import require_secret
 from crm_ml.segments.members import segment_sizes, snapshot_rule_version, snapshot_segment
@@ -110,6 +110,7 @@ def segment_export_command(
     secret: str | None,
     actor: str,
     unmask: bool = False,
+    unmask_reason: str | None = None,
     features: pd.DataFrame | None = None,
     language: str = "zh",
 ) -> str:
@@ -125,6 +126,7 @@ def segment_export_command(
     on = as_timestamp(as_of)
     require_secret(secret)  # refuse before a snapshot is written, not after
     check_channel(channel, purpose)
+    check_unmask_reason(unmask, unmask_reason)
     summary = export_list(
         store,
         name,
@@ -135,6 +137,7 @@ def segment_export_command(
         secret=secret,
         actor=actor,
         unmask=unmask,
+        unmask_reason=unmask_reason,
         features=_features_for_snapshot(store, name, on, features),
         language=language,
     )

@@ -7,7 +7,7 @@ logged and recorded), adds a keyed pseudonymous id, writes one file per
 account manager (the one in charge when the list is sent) plus one for
 unowned customers (UTF-8 with BOM, formula cells neutralised, headers in the
 list's language, written atomically, replacing an earlier export's set of the
-same segment, date and channel as a whole), and records every file in
+same segment, date, channel and purpose as a whole), and records every file in
 ``export_log``. What becomes of the files afterwards (moved, discarded,
 replaced) is recorded in the same rows by :mod:`crm_ml.segments.export_log`.
 """
@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,12 +28,14 @@ import pandas as pd
 from sqlalchemy import Connection, Table, select
 
 from crm_ml.errors import NotFoundError, ValidationError
-from crm_ml.outputs import cannot_write, check_output_folder, staged_file
+from crm_ml.outputs import check_output_folder, set_aside, staged_file
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.definitions import Segment, check_segment_rule, load_segment
 from crm_ml.segments.export_log import mark_rows, replaced_status
-from crm_ml.segments.headers import list_headers, localise_columns
+from crm_ml.segments.headers import PURPOSE_LABELS, list_headers, localise_columns
 from crm_ml.segments.lists import (
+    CONTACT_COLUMNS,
+    MARKETING,
     check_channel,
     churn_details,
     consent_for,
@@ -165,16 +166,19 @@ def dialled_phone(phone: str) -> str:
     return digits[2:] if _CN_MOBILE.fullmatch(digits) else f"00{digits}"
 
 
-def _personal_columns(details: pd.DataFrame, key: bytes, unmask: bool) -> pd.DataFrame:
+def _personal_columns(
+    details: pd.DataFrame, key: bytes, unmask: bool, channel: str
+) -> pd.DataFrame:
+    """Return the pseudonymous id, the name and the contact details ``channel`` needs."""
     frame = pd.DataFrame(index=details.index)
     frame["pseudo_id"] = [pseudonymous_id(c, key) for c in details.index]
     if unmask:
         frame["customer_id"] = details.index
     maskers = {"name": mask_name, "phone": mask_phone, "email": mask_email}
-    for column, mask in maskers.items():
+    for column in ("name", *CONTACT_COLUMNS[channel]):
         values = [v if isinstance(v, str) else "" for v in details[column].tolist()]
-        frame[column] = values if unmask else [mask(v) for v in values]
-    if unmask:
+        frame[column] = values if unmask else [maskers[column](v) for v in values]
+    if unmask and "phone" in frame:
         # What staff paste into a dialer: digits only, so no formula guard (and no visible ').
         frame["phone"] = [dialled_phone(v) for v in frame["phone"]]
     return frame
@@ -196,18 +200,21 @@ def _build(
     """Return (the kept rows, every member's consent and owner).
 
     Owners are those a list of ``on`` is sent to (:func:`owners_when_sent`):
-    like consent, routing follows the list being sent now.
+    like consent, routing follows the list being sent now. Every row says the
+    purpose the list was cleared for, in ``language``.
     """
     with store.connect() as conn:
         status = _sendable_consent(conn, members, channel, purpose, on)
         owners = owners_when_sent(conn, members, on)
         kept = pd.Index(members[(status == "granted").to_numpy()], name="customer_id")
-        rows = _personal_columns(contact_details(conn, kept), key, unmask)
+        rows = _personal_columns(contact_details(conn, kept), key, unmask, channel)
+        rows.insert(0, "purpose", PURPOSE_LABELS[language][purpose])
         rows = rows.join(owners.reindex(kept))
         if churn:
             details = churn_details(
-                conn, kept, on, features, language=language, owners=rows["owner_id"]
-            )
+                conn, kept, on, features, channel=channel, purpose=purpose,
+                language=language, owners=rows["owner_id"],
+            )  # fmt: skip
             rows = rows.join(details)
             rows = rows.sort_values(
                 ["value_at_risk", "pseudo_id"], ascending=[False, True], na_position="last"
@@ -261,6 +268,17 @@ def _split_files(
     return written, tables
 
 
+def _file_stem(segment: str, on: datetime, channel: str, purpose: str) -> str:
+    """Return the start of a list's file names: ``<segment>_<yyyymmdd>_<channel>[_<purpose>]``.
+
+    A purpose other than marketing is in the name, so that whoever holds a
+    file sees what it was cleared for and its set never takes the marketing
+    set's place; marketing lists keep the names they had before.
+    """
+    stem = f"{segment}_{on:%Y%m%d}_{channel}"
+    return stem if purpose == MARKETING else f"{stem}_{purpose}"
+
+
 def _is_one_of(path: Path, folder: Path, stem: str) -> bool:
     """Tell whether ``path`` is ``<stem>_owner-….csv`` or ``<stem>_unowned.csv`` in ``folder``."""
     name = path.name
@@ -271,60 +289,60 @@ def _is_one_of(path: Path, folder: Path, stem: str) -> bool:
 
 
 def _earlier_set(
-    conn: Connection, seg: Segment, on: datetime, channel: str, folder: Path, stem: str
+    conn: Connection,
+    seg: Segment,
+    on: datetime,
+    channel: str,
+    purpose: str,
+    folder: Path,
+    stem: str,
+    paths: set[str],
 ) -> list[tuple[str, str]]:
-    """``(export_id, path)`` of the files an earlier export of this list wrote to ``folder``.
+    """``(export_id, path)`` of the files this export replaces in ``folder``.
 
-    This list: the same segment, date and channel, whose files have the same
-    names (whatever the purpose); only rows whose file is still in place count.
+    Those an earlier export of this list wrote (the same segment, date, channel
+    and purpose), named from ``stem`` or as lists were named before purposes
+    were in their names; and any other list's file at one of ``paths``
+    (absolute), which this export overwrites. Only rows whose file is still in
+    place count.
     """
     rows = conn.execute(
-        select(_LOG_TABLE.c.export_id, _LOG_TABLE.c.path).where(
+        select(_LOG_TABLE.c.export_id, _LOG_TABLE.c.path, _LOG_TABLE.c.purpose).where(
             (_LOG_TABLE.c.segment_id == seg.name)
             & (_LOG_TABLE.c.as_of == on)
             & (_LOG_TABLE.c.channel == channel)
             & (_LOG_TABLE.c.status == EXPORT_WRITTEN)
         )
     ).all()
-    return [(str(i), str(p)) for i, p in rows if _is_one_of(Path(p), folder, stem)]
-
-
-@contextlib.contextmanager
-def _set_aside(paths: list[Path]) -> Iterator[None]:
-    """Move ``paths`` out of the way for the block: deleted if it succeeds, put back if not."""
-    moved: list[tuple[Path, Path]] = []
-    try:
-        for path in paths:
-            aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.replaced")
-            try:
-                os.replace(path, aside)
-            except FileNotFoundError:
-                continue  # already gone: nothing to remove
-            except OSError as exc:
-                raise cannot_write(path, "the list", exc) from exc
-            moved.append((path, aside))
-        yield
-    except BaseException:
-        for path, aside in reversed(moved):
-            os.replace(aside, path)
-        raise
-    for _, aside in moved:
-        aside.unlink(missing_ok=True)
+    stems = (stem, _file_stem(seg.name, on, channel, MARKETING))
+    return [
+        (str(export_id), str(path))
+        for export_id, path, logged_for in rows
+        if os.path.abspath(path) in paths
+        or (logged_for == purpose and any(_is_one_of(Path(path), folder, s) for s in stems))
+    ]
 
 
 def _replace_files(
-    files: list[tuple[Path, pd.DataFrame]], stale: list[Path], *, text_columns: tuple[str, ...]
+    files: list[tuple[Path, pd.DataFrame]],
+    stale: list[Path],
+    *,
+    text_columns: tuple[str, ...],
+    private: bool = False,
 ) -> None:
     """Write each table to its path and remove ``stale``: all of it, or nothing.
 
     Every file is staged complete beside its path before any replaces an earlier
     one, and the stale files are only removed once all are in place: when a
     file cannot be written, the folder holds the earlier files as they were.
+    ``private`` files (unmasked lists) are readable by their owner only (0600).
     """
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_set_aside(stale))  # entered first, so it exits last
+        stack.enter_context(set_aside(stale, what="the list"))  # entered first, so it exits last
         for path, table in files:
             staged = stack.enter_context(staged_file(path, what="the list"))
+            if private:  # before any personal data is in it
+                os.chmod(staged, 0o600)
             write_excel_csv(table, staged, text_columns=text_columns)
 
 
@@ -339,6 +357,7 @@ def _record(
     channel: str,
     purpose: str,
     unmask: bool,
+    unmask_reason: str | None,
 ) -> None:
     for item in written:
         item["export_id"] = uuid.uuid4().hex
@@ -357,6 +376,7 @@ def _record(
                 unmasked=unmask,
                 path=str(item["path"]),
                 status=EXPORT_WRITTEN,
+                reason=unmask_reason,
             )
         )
 
@@ -373,7 +393,7 @@ def _write_and_log(
 ) -> None:
     """Write the list's files in place of an earlier export's set, and log both.
 
-    A re-export of the same segment, date and channel into ``folder`` replaces
+    A re-export of the same segment, date, channel and purpose into ``folder`` replaces
     the earlier set of files as a whole: files of it that this export does not
     rewrite (an owner who has no customers on the list any more) are removed,
     and the earlier rows are marked replaced, as a report re-run marks them.
@@ -383,12 +403,37 @@ def _write_and_log(
     now = utc_now()
     paths = {os.path.abspath(item["path"]) for item in written}
     with store.begin() as conn:
-        earlier = _earlier_set(conn, logged["seg"], logged["on"], logged["channel"], folder, stem)
+        earlier = _earlier_set(
+            conn, logged["seg"], logged["on"], logged["channel"], logged["purpose"], folder,
+            stem, paths,
+        )  # fmt: skip
         mark_rows(conn, earlier, replaced_status(now))
         _record(conn, written, now=now, **logged)
         stale = [Path(p) for _, p in earlier if os.path.abspath(p) not in paths]
         files = [(item["path"], table) for item, table in zip(written, tables, strict=True)]
-        _replace_files(files, stale, text_columns=(list_headers(language)["phone"],))
+        _replace_files(
+            files,
+            stale,
+            text_columns=(list_headers(language)["phone"],),
+            private=logged["unmask"],
+        )
+
+
+def check_unmask_reason(unmask: bool, reason: str | None) -> str | None:
+    """Return the reason to record for an unmasked export; refuse a missing or stray one."""
+    reason = reason.strip() if reason else None
+    if unmask and not reason:
+        raise ValidationError(
+            "An unmasked export (full names, phones, emails, customer ids) needs a reason for "
+            "the export log; pass unmask_reason= (`--reason` on the command line), e.g. "
+            "'call-back campaign approved by <manager>, ticket 1234'."
+        )
+    if reason and not unmask:
+        raise ValidationError(
+            f"A reason was given ({reason!r}) for a masked export; it is recorded only for "
+            "unmasked ones. Add unmask=True (`--unmask`) or leave the reason out."
+        )
+    return reason
 
 
 def export_list(
@@ -402,6 +447,7 @@ def export_list(
     secret: str | bytes | None,
     actor: str,
     unmask: bool = False,
+    unmask_reason: str | None = None,
     features: pd.DataFrame | None = None,
     churn: bool | None = None,
     language: str = "zh",
@@ -423,11 +469,17 @@ def export_list(
         ``as_of`` if that is later), see :func:`~crm_ml.segments.lists.owners_when_sent`.
     channel, purpose : str
         Consent must be ``granted`` for this channel and purpose by a decision
-        made before ``as_of``, and not withdrawn since.
+        made before ``as_of``, and not withdrawn since. The list carries the
+        contact details of this channel only, its suggested actions reach
+        customers by it, and a list for another purpose than ``marketing``
+        suggests no offer (:func:`~crm_ml.segments.lists.suggest_action`).
     out_dir : pathlib.Path
         Folder for the files ``<segment>_<date>_<channel>_owner-<id>.csv`` and
-        ``<segment>_<date>_<channel>_unowned.csv``. They replace the whole set
-        an earlier export of the same segment, date and channel logged there:
+        ``<segment>_<date>_<channel>_unowned.csv``, with ``_<purpose>`` after
+        the channel unless the purpose is ``marketing``
+        (``churn_winback_20260101_sms_service_owner-AM001.csv``). They replace
+        the whole set an earlier export of the same segment, date, channel and
+        purpose logged there:
         its files not rewritten are removed and its ``export_log`` rows marked
         ``replaced by a later run at …``. If a file cannot be written, the
         earlier files and rows stay as they were.
@@ -438,7 +490,11 @@ def export_list(
     unmask : bool
         Write full names, phones, emails and customer ids (logged and recorded).
         Phones are written as dialled from China (:func:`dialled_phone`), as
-        text Excel keeps (:func:`~crm_ml.tags.files.excel_text_cell`).
+        text Excel keeps (:func:`~crm_ml.tags.files.excel_text_cell`). The
+        files are readable by their owner only (mode 0600).
+    unmask_reason : str, optional
+        Why full personal data is needed, kept in ``export_log.reason``;
+        required when ``unmask`` is true, refused otherwise.
     features : pandas.DataFrame, optional
         Indexed by ``customer_id``, as of ``as_of``; used for a missing or
         outdated snapshot and for churn lists.
@@ -454,8 +510,9 @@ def export_list(
     Returns
     -------
     ExportSummary
-        Files have columns ``pseudo_id, [customer_id,] name, phone, email,
-        owner_id, owner_name`` (plus the churn columns for churn lists), headed
+        Files have columns ``purpose, pseudo_id, [customer_id,] name, [phone,]
+        [email,] owner_id, owner_name`` (``phone`` on sms and phone lists,
+        ``email`` on email lists; plus the churn columns for churn lists), headed
         in ``language`` (:data:`~crm_ml.segments.headers.LIST_HEADERS`; read
         them back with :func:`~crm_ml.segments.headers.read_list`). With
         no one to contact, the file holds only the header (so a run's output
@@ -467,7 +524,8 @@ def export_list(
     ConfigError
         Without a secret (naming ``CRM_ML_EXPORT_SECRET``).
     ValidationError
-        For an unknown channel, purpose or language, or no actor.
+        For an unknown channel, purpose or language, no actor, or an unmasked
+        export without ``unmask_reason`` (or a reason for a masked one).
     NotFoundError
         For an unknown segment, or no snapshot of its current rule at ``as_of``
         and no features.
@@ -477,6 +535,7 @@ def export_list(
     list_headers(language)  # refuse an unknown language before any work
     if not actor or not str(actor).strip():
         raise ValidationError("export_list needs an actor (who exports) for the export log.")
+    unmask_reason = check_unmask_reason(unmask, unmask_reason)
     folder = check_output_folder(Path(out_dir), what="the list folder")  # before any work
     seg, on = load_segment(store, segment), as_timestamp(as_of)
     members, snapshot_note = _members(store, seg, on, features)
@@ -495,11 +554,12 @@ def export_list(
     )
     if unmask:
         log.warning("%s exported segment %s UNMASKED (full personal data)", actor, seg.name)
-    stem = f"{seg.name}_{on:%Y%m%d}_{channel}"
+    stem = _file_stem(seg.name, on, channel, purpose)
     written, tables = _split_files(rows, audit, folder, stem, language)
     _write_and_log(
         store, written, tables, folder=folder, stem=stem, language=language,
         seg=seg, on=on, actor=actor, channel=channel, purpose=purpose, unmask=unmask,
+        unmask_reason=unmask_reason,
     )  # fmt: skip
     counts = audit["consent"].value_counts()
     summary = ExportSummary(

@@ -5,10 +5,12 @@
 (a report run publishes its lists from a staging folder), :func:`relocate_exports`
 points the log at their new place, :func:`mark_unpublished` says they were
 discarded, and :func:`mark_replaced` says a later run's files took their place
-(:func:`replaced_status` is that wording, for a re-export too). Rows are never
-deleted: the export happened. A row's ``status`` says whether its file is still
-at ``path`` (``written``) or what became of it (``not published (…)``,
-``replaced by a later run at …``).
+(:func:`replaced_status` is that wording, for a re-export too), and
+:func:`mark_purged` that an archived file was deleted under the retention rule.
+Rows are never deleted: the export happened. A row's ``status`` says whether its
+file is still at ``path`` (``written``) or what became of it (``not published
+(…)``, ``replaced by a later run at …[; archived in …]``, ``purged at …``), and
+:func:`file_of_row` reads from it where the file is now.
 
 Every function here takes the caller's connection and only changes rows still
 ``written`` at the path it read: a run publishing at the same time may have
@@ -18,6 +20,7 @@ moved or marked them since, and that must stand.
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import cast
@@ -27,6 +30,9 @@ from sqlalchemy import Connection, Table, inspect, select, update
 from crm_ml.store.schema import EXPORT_WRITTEN, ExportLog
 
 _LOG_TABLE = cast(Table, ExportLog.__table__)
+_STATUS_CHARS = 200  # export_log.status is VARCHAR(200)
+_ARCHIVED_IN = re.compile(r"^replaced by a later run at [^;]*; archived in (?P<folder>.+)$")
+PURGED_PREFIX = "purged at "
 
 
 def _logged_under(conn: Connection, folder: Path) -> list[tuple[str, str]]:
@@ -148,3 +154,69 @@ def replaced_status(at: datetime, archived_in: Path | None = None) -> str:
     """
     status = f"replaced by a later run at {at:%Y-%m-%d %H:%M:%S} UTC"
     return status + (f"; archived in {archived_in}" if archived_in else "")
+
+
+def file_of_row(path: str, status: str | None, reports_dir: Path) -> Path | None:
+    """Return where the file an ``export_log`` row describes is now, or None if it is gone.
+
+    ``written`` and ``not published (…)`` rows name their file at ``path``; a
+    row ``replaced by a later run …; archived in <folder>`` names the same file
+    in the archive folder (``<folder>`` is relative to ``reports_dir``, as
+    :func:`crm_ml.reporting.run_report` writes it); a file replaced without an
+    archive, or purged, is gone (``path`` may hold a later export's file).
+    """
+    status = status or EXPORT_WRITTEN
+    if status == EXPORT_WRITTEN or status.startswith("not published"):
+        return Path(path)
+    found = _ARCHIVED_IN.match(status)
+    if found is None:
+        return None
+    archive = reports_dir / found["folder"]
+    # <date>/_replaced/<time>/<name> holds what was <date>/<name> when it was replaced.
+    parts = Path(found["folder"]).parts
+    published = reports_dir / parts[0] / parts[-1]
+    try:
+        return archive / Path(path).relative_to(published)
+    except ValueError:
+        return archive / Path(path).name
+
+
+def purged_status(status: str, at: datetime, actor: str) -> str:
+    """Return the ``status`` of a row whose archived file ``actor`` purged at ``at``.
+
+    ``purged at <at> UTC by <actor>; <the status before>``, cut to the 200
+    characters ``status`` holds.
+    """
+    text = f"{PURGED_PREFIX}{at:%Y-%m-%d %H:%M:%S} UTC by {actor}; {status}"
+    return text if len(text) <= _STATUS_CHARS else text[: _STATUS_CHARS - 1] + "…"
+
+
+def mark_purged(
+    conn: Connection,
+    rows: list[tuple[str, str]],
+    *,
+    at: datetime,
+    actor: str,
+    reason: str,
+) -> int:
+    """Mark the ``(export_id, status)`` rows ``rows`` purged, if their status is still as read.
+
+    ``status`` becomes :func:`purged_status`; ``purged: <reason>`` is added to
+    ``reason`` (after the unmask reason, if any), so the row keeps both.
+
+    Returns
+    -------
+    int
+        How many rows were marked.
+    """
+    marked = 0
+    for export_id, status in rows:
+        row = (_LOG_TABLE.c.export_id == export_id) & (_LOG_TABLE.c.status == status)
+        before = conn.execute(select(_LOG_TABLE.c.reason).where(row)).first()
+        if before is None:
+            continue  # changed since it was read: that change stands
+        why = f"{before.reason}; purged: {reason}" if before.reason else f"purged: {reason}"
+        purged = purged_status(status, at, actor)
+        conn.execute(update(_LOG_TABLE).where(row).values(status=purged, reason=why))
+        marked += 1
+    return marked

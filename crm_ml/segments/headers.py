@@ -17,10 +17,13 @@ import pandas as pd
 
 from crm_ml.config import LANGUAGES
 from crm_ml.errors import ValidationError
+from crm_ml.store.schema import CONSENT_PURPOSES
 from crm_ml.tags.files import read_excel_csv
 
-#: Every column a list can have, in the order it is written.
+#: Every column a list can have, in the order it is written. A list carries the
+#: contact columns its channel needs only (:data:`~crm_ml.segments.lists.CONTACT_COLUMNS`).
 LIST_COLUMNS = (
+    "purpose",
     "pseudo_id",
     "customer_id",
     "name",
@@ -38,6 +41,7 @@ LIST_COLUMNS = (
 #: The header of each list column, per language. English headers are the code's names.
 LIST_HEADERS: dict[str, dict[str, str]] = {
     "zh": {
+        "purpose": "用途",
         "pseudo_id": "匿名编号",
         "customer_id": "客户编号",
         "name": "姓名",
@@ -52,6 +56,13 @@ LIST_HEADERS: dict[str, dict[str, str]] = {
         "suggested_action": "建议动作",
     },
     "en": {column: column for column in LIST_COLUMNS},
+}
+
+#: What the ``purpose`` cells of a list say, per language: the consent purpose it
+#: was cleared for, so whoever holds the file knows what it may be used for.
+PURPOSE_LABELS: dict[str, dict[str, str]] = {
+    "zh": {"marketing": "营销", "service": "服务", "research": "调研"},
+    "en": {purpose: purpose for purpose in CONSENT_PURPOSES},
 }
 
 
@@ -98,7 +109,11 @@ def read_list(path: str | Path) -> pd.DataFrame:
     Cells are read as written: text, so ids keep their leading zeros and empty
     cells stay ``""``; an unmasked phone comes back as the number to dial,
     without the mark that keeps it text in Excel. Columns are named as in
-    :data:`LIST_COLUMNS` whatever the language of the file's header.
+    :data:`LIST_COLUMNS` whatever the language of the file's header, and the
+    purpose is read back as its code (营销 -> ``marketing``). Lists
+    written before they carried ``purpose`` and the contact columns of their
+    channel only read as they were written (without ``purpose``, with ``phone``
+    and ``email``).
 
     Returns
     -------
@@ -106,4 +121,10 @@ def read_list(path: str | Path) -> pd.DataFrame:
         One row per customer of the file, default index; columns among
         :data:`LIST_COLUMNS`, in the file's order.
     """
-    return machine_columns(read_excel_csv(path))
+    frame = machine_columns(read_excel_csv(path))
+    if "purpose" in frame:
+        codes = {
+            label: code for labels in PURPOSE_LABELS.values() for code, label in labels.items()
+        }
+        frame["purpose"] = frame["purpose"].replace(codes)
+    return frame

@@ -4,6 +4,10 @@ Everything here reads the store with bound parameters and returns frames;
 :mod:`crm_ml.segments.export` masks, routes and writes them. A churn list's
 value at risk is the retention report's revenue at risk
 (:mod:`crm_ml.analysis.risk`): ``p_churn × revenue_12m``, revenue net of refunds.
+A list shows what its channel and purpose allow only: its channel's contact
+details (:data:`CONTACT_COLUMNS`), actions by that channel without offers
+unless it is for marketing (:func:`suggest_action`), and no reasons about who
+the customer is or their consent (:data:`REASONS_NOT_ON_LISTS`).
 """
 
 from __future__ import annotations
@@ -162,53 +166,113 @@ def contact_details(conn: Connection, ids: pd.Index) -> pd.DataFrame:
     return details.reindex(ids)[["name", "phone", "email"]].astype("string")
 
 
+#: Reason topics (a stored reason's ``feature``) never shown on a list; scores keep them.
+#: A caller needs what the customer did, not who they are: demographics (age band,
+#: gender, city tier) go to every account manager otherwise. Nor their consent for
+#: channels: "已同意微信营销" on an SMS list reads as leave to use WeChat, while a list
+#: is cleared for its own channel and purpose only.
+REASONS_NOT_ON_LISTS = frozenset(
+    {"age_band", "gender", "city_tier", *(f"consent_{c}_marketing" for c in CONSENT_CHANNELS)}
+)
+
+
 def _reason_text(raw: object, limit: int = 3) -> str:
-    """Join the first reasons of a score's JSON list into one line."""
+    """Join the first ``limit`` reasons of a score's JSON list that a list may show into one line.
+
+    Reasons about :data:`REASONS_NOT_ON_LISTS` are skipped, so the next ones fill in.
+    """
     if not isinstance(raw, str) or not raw.strip():
         return ""
     try:
         items = json.loads(raw)
     except ValueError:
         return ""
-    texts = [str(i.get("text", "")) if isinstance(i, dict) else str(i) for i in items]
-    return "; ".join(t for t in texts[:limit] if t)
+    shown = [
+        i for i in items if not isinstance(i, dict) or i.get("feature") not in REASONS_NOT_ON_LISTS
+    ]
+    texts = [str(i.get("text", "")) if isinstance(i, dict) else str(i) for i in shown]
+    return "; ".join([t for t in texts if t][:limit])
 
 
-#: Suggested retention actions, per language of the list (``settings.language``).
+#: The only purpose whose lists may carry offers (benefits, coupons, new products).
+MARKETING = "marketing"
+
+#: How each channel reaches a customer, as the suggested actions name it: a list
+#: is cleared for its channel only, so its actions use no other.
+CONTACT_MODES: dict[str, dict[str, str]] = {
+    "sms": {"zh": "短信", "en": "SMS"},
+    "phone": {"zh": "电话", "en": "phone"},
+    "email": {"zh": "邮件", "en": "email"},
+    "wechat": {"zh": "企业微信", "en": "WeCom"},
+    "app_push": {"zh": "App推送", "en": "app push"},
+}
+
+#: The contact details a list of each channel carries besides the name: only what
+#: its channel needs, so a list does not hand out details nobody may use.
+CONTACT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sms": ("phone",),
+    "phone": ("phone",),
+    "email": ("email",),
+    "wechat": (),
+    "app_push": (),
+}
+
+#: Suggested retention actions of a marketing list, per language; ``{via}`` is a
+#: :data:`CONTACT_MODES` entry, the list's channel.
 ACTIONS: dict[str, dict[str, str]] = {
-    "no_score": {"zh": "暂无流失评分: 常规关怀", "en": "No churn score yet: routine care"},
-    "call": {
-        "zh": "客户经理一对一电话回访, 了解原因并提供专属权益",
-        "en": "Account manager calls one-to-one, asks why and offers an exclusive benefit",
+    "no_score": {
+        "zh": "暂无流失评分: {via}常规关怀",
+        "en": "No churn score yet: routine care by {via}",
     },
-    "service_call": {
-        "zh": "客服专员电话回访, 了解原因并提供专属权益",
-        "en": "A service agent calls one-to-one, asks why and offers an exclusive benefit",
+    "manager_follow_up": {
+        "zh": "客户经理一对一{via}回访, 了解原因并提供专属权益",
+        "en": "Account manager follows up one-to-one by {via}, asks why and offers an exclusive "
+        "benefit",
+    },
+    "agent_follow_up": {
+        "zh": "客服专员{via}回访, 了解原因并提供专属权益",
+        "en": "A service agent follows up one-to-one by {via}, asks why and offers an exclusive "
+        "benefit",
     },
     "points": {
-        "zh": "提醒即将过期积分, 推荐积分兑换",
-        "en": "Remind of expiring points and suggest redeeming them",
+        "zh": "通过{via}提醒即将过期积分, 推荐积分兑换",
+        "en": "Remind of expiring points by {via} and suggest redeeming them",
     },
-    "coupon": {"zh": "发放定向优惠券", "en": "Send a targeted coupon"},
+    "coupon": {"zh": "通过{via}发放定向优惠券", "en": "Send a targeted coupon by {via}"},
     "care": {
-        "zh": "企业微信/短信关怀问候, 推荐相关新品",
-        "en": "Check in by WeCom/SMS and recommend related new products",
+        "zh": "{via}关怀问候, 推荐相关新品",
+        "en": "Check in by {via} and recommend related new products",
     },
-    "routine": {"zh": "常规会员触达", "en": "Routine member outreach"},
+    "routine": {"zh": "{via}常规会员触达", "en": "Routine member outreach by {via}"},
+}
+
+#: The one action of a list cleared for another purpose than marketing. Such a list
+#: may carry no offer, product or benefit, and the kinds of :data:`ACTIONS` differ
+#: only by what they offer.
+PURPOSE_ACTIONS: dict[str, dict[str, str]] = {
+    "service": {
+        "zh": "{via}服务关怀回访（不含营销内容）",
+        "en": "Service check-in by {via} (no marketing content)",
+    },
+    "research": {
+        "zh": "{via}邀请参与客户调研（不含营销内容）",
+        "en": "Invite to a customer survey by {via} (no marketing content)",
+    },
 }
 
 
 def _action_key(row: pd.Series, high_value: float) -> str:
     """Return the :data:`ACTIONS` key of one customer: the most at stake gets the most effort.
 
-    The one-to-one call comes from the customer's account manager (``owner_id``);
-    a customer without one (or whose row does not say) gets a service agent's call.
+    The one-to-one follow-up comes from the customer's account manager
+    (``owner_id``); a customer without one (or whose row does not say) gets a
+    service agent's.
     """
     p_churn = row.get("p_churn")
     if pd.isna(p_churn):
         return "no_score"
     if p_churn >= 0.6 and row.get("value_at_risk", 0) >= high_value:
-        return "service_call" if pd.isna(row.get("owner_id")) else "call"
+        return "agent_follow_up" if pd.isna(row.get("owner_id")) else "manager_follow_up"
     if row.get("points_expiring_30d", 0) and row.get("points_expiring_30d", 0) > 0:
         return "points"
     if row.get("discount_share", 0) and row.get("discount_share", 0) >= 0.3:
@@ -218,15 +282,29 @@ def _action_key(row: pd.Series, high_value: float) -> str:
     return "routine"
 
 
-def suggest_action(row: pd.Series, high_value: float, language: str = "zh") -> str:
+def suggest_action(
+    row: pd.Series, high_value: float, language: str = "zh", *, channel: str, purpose: str
+) -> str:
     """Return a suggested retention action for one customer of a churn-risk list.
 
     ``row`` holds ``p_churn``, ``value_at_risk`` and ``owner_id`` (missing: no
     account manager), and may hold ``points_expiring_30d`` and ``discount_share``.
     It is written in ``language`` (``zh`` or ``en``), the language of the
     list, so an agent reading an English list is not handed Chinese actions.
+    The list's ``channel`` is the way it says to reach the customer (a phone
+    call only on a phone list), and a list for another ``purpose`` than
+    marketing gets that purpose's action, without any offer.
+
+    Raises
+    ------
+    ValidationError
+        For an unknown channel or purpose.
     """
-    return ACTIONS[_action_key(row, high_value)][language]
+    check_channel(channel, purpose)
+    via = CONTACT_MODES[channel][language]
+    if purpose != MARKETING:
+        return PURPOSE_ACTIONS[purpose][language].format(via=via)
+    return ACTIONS[_action_key(row, high_value)][language].format(via=via)
 
 
 def churn_details(
@@ -235,6 +313,8 @@ def churn_details(
     on: datetime,
     features: pd.DataFrame | None,
     *,
+    channel: str,
+    purpose: str,
     language: str = "zh",
     owners: pd.Series | None = None,
 ) -> pd.DataFrame:
@@ -256,18 +336,23 @@ def churn_details(
     features : pandas.DataFrame, optional
         Indexed by ``customer_id``; ``points_expiring_30d`` and
         ``discount_share`` choose the suggested action.
+    channel, purpose : str
+        Those the list is cleared for: the action reaches the customer by this
+        channel, and has no offer unless the purpose is marketing
+        (:func:`suggest_action`).
     language : {"zh", "en"}
         Language of the suggested action (column names stay as below).
     owners : pandas.Series, optional
         Each customer's ``owner_id`` (missing when unowned), as the list routes
         them; by default read with :func:`owners_when_sent`. Only customers with
-        an account manager are offered the manager's call.
+        an account manager are offered the manager's one-to-one follow-up.
 
     Returns
     -------
     pandas.DataFrame
         Indexed like ``ids``; columns ``p_churn, revenue_12m, value_at_risk,
-        churn_reasons, suggested_action``.
+        churn_reasons, suggested_action``. The reasons leave out
+        :data:`REASONS_NOT_ON_LISTS`.
     """
     scores = latest_scores(conn, CHURN_MODEL, on).reindex(ids)
     if scores["probability"].isna().all():
@@ -291,6 +376,9 @@ def churn_details(
     if owners is None:
         owners = owners_when_sent(conn, ids, on)["owner_id"]
     joined = frame.join(extra).assign(owner_id=owners.reindex(ids))
-    frame["suggested_action"] = [suggest_action(r, high, language) for _, r in joined.iterrows()]
+    frame["suggested_action"] = [
+        suggest_action(r, high, language, channel=channel, purpose=purpose)
+        for _, r in joined.iterrows()
+    ]
     frame["p_churn"] = frame["p_churn"].round(3)  # what a retention team reads, not a model input
     return frame[["p_churn", "revenue_12m", "value_at_risk", "churn_reasons", "suggested_action"]]

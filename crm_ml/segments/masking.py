@@ -18,6 +18,25 @@ from crm_ml.errors import ConfigError
 #: The environment variable the caller should read the export secret from.
 SECRET_ENV = "CRM_ML_EXPORT_SECRET"
 MIN_SECRET_BYTES = 16
+MIN_SECRET_CHARACTERS = 8
+#: Beginnings of secrets copied from examples or typed as a stand-in, refused as guessable.
+PLACEHOLDER_SECRETS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "replaceme",
+    "replace-me",
+    "your-secret",
+    "your_secret",
+    "yoursecret",
+    "password",
+    "0123456789",
+    "1234567890",
+    "abcdef0123",
+    "abcdefghij",
+    "qwertyuiop",
+)
+_MAKE_SECRET = 'python -c "import secrets; print(secrets.token_hex(32))"'
 
 _NON_DIGITS = re.compile(r"\D")
 _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -29,7 +48,9 @@ def require_secret(secret: str | bytes | None) -> bytes:
     Raises
     ------
     ConfigError
-        If it is missing or shorter than 16 bytes.
+        If it is missing, shorter than 16 bytes, or guessable: fewer than 8
+        different characters (``aaaa…``), or one of :data:`PLACEHOLDER_SECRETS`
+        at its start (``changeme…``, ``0123456789abcdef…``).
     """
     if not secret:
         raise ConfigError(
@@ -45,7 +66,28 @@ def require_secret(secret: str | bytes | None) -> bytes:
             f"The export secret is {len(key)} bytes; at least {MIN_SECRET_BYTES} "
             f"are needed. Set a longer {SECRET_ENV}."
         )
+    _refuse_weak(key)
     return key
+
+
+def _refuse_weak(key: bytes) -> None:
+    """Refuse a key anyone could guess: whoever has it can re-identify every list."""
+    distinct = len(set(key))
+    lowered = key.lower()
+    placeholder = next((p for p in PLACEHOLDER_SECRETS if lowered.startswith(p.encode())), None)
+    if distinct >= MIN_SECRET_CHARACTERS and placeholder is None:
+        return
+    why = (
+        f"starts with the placeholder {placeholder!r}"
+        if placeholder
+        else f"has only {distinct} different character(s); at least {MIN_SECRET_CHARACTERS} "
+        "are needed"
+    )
+    raise ConfigError(
+        f"The export secret {why}, so anyone could guess it and re-identify the lists' "
+        f"pseudonymous ids. Make a random one with `{_MAKE_SECRET}`, set it as {SECRET_ENV} and "
+        "keep it the same across exports (lists written with another key do not match)."
+    )
 
 
 def pseudonymous_id(customer_id: str, key: bytes) -> str:

@@ -1,10 +1,11 @@
 """Upgrading a store made by an earlier crm_ml to this release's schema.
 
-Each step takes a store from one version to the next. :func:`upgrade_store`
-runs the steps a store needs in one transaction and records each version in
-``schema_info``, so a failed upgrade leaves the store as it was. Steps only
-add (tables, columns with defaults) and move values into them: a store is
-never rebuilt, so nothing in it is copied or lost on the way.
+Each step takes a store from one version to the next: its schema changes,
+then the values it moves into them. :func:`upgrade_store` runs the steps a
+store needs in one transaction and records each version in ``schema_info``,
+so a failed upgrade leaves the store as it was. Steps only add (tables,
+columns with defaults) and move values into them: a store is never rebuilt,
+so nothing in it is copied or lost on the way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Connection, Table, insert, select, text, update
@@ -42,9 +44,19 @@ _V1_STATUS_PREFIX = re.compile(
 )
 
 
-def _to_v2(conn: Connection) -> None:
-    """Segment history, and the status of an export in its own column."""
+def _to_v2_schema(conn: Connection) -> None:
+    """Segment history, and a column for the status of an export."""
     cast(Table, SegmentChange.__table__).create(conn, checkfirst=True)
+    conn.execute(
+        text(
+            f"ALTER TABLE {ExportLog.__tablename__} "
+            f"ADD COLUMN status VARCHAR(200) DEFAULT '{EXPORT_WRITTEN}'"
+        )
+    )
+
+
+def _to_v2(conn: Connection) -> None:
+    """Start each segment's history; move an export's status out of its path."""
     segments = conn.execute(select(SegmentDefinition)).all()
     now = utc_now()
     for seg in segments:
@@ -62,12 +74,6 @@ def _to_v2(conn: Connection) -> None:
                 label=seg.label,
             )
         )
-    conn.execute(
-        text(
-            f"ALTER TABLE {ExportLog.__tablename__} "
-            f"ADD COLUMN status VARCHAR(200) DEFAULT '{EXPORT_WRITTEN}'"
-        )
-    )
     rows = conn.execute(select(ExportLog.export_id, ExportLog.path)).all()
     for export_id, path in rows:
         found = _V1_STATUS_PREFIX.match(path)
@@ -79,8 +85,26 @@ def _to_v2(conn: Connection) -> None:
         )
 
 
+def _to_v3_schema(conn: Connection) -> None:
+    """Why an export was unmasked (or its archived file purged): a column, empty for old rows."""
+    # Nullable: DuckDB cannot add a NOT NULL column to a table that has rows.
+    conn.execute(text(f"ALTER TABLE {ExportLog.__tablename__} ADD COLUMN reason TEXT"))
+
+
+def _nothing_to_move(conn: Connection) -> None:
+    """Move nothing: the step only adds."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """What produces a version from the one before: schema changes, then values moved."""
+
+    schema: Callable[[Connection], None]
+    data: Callable[[Connection], None] = _nothing_to_move
+
+
 #: The step that produces each version from the one before it.
-STEPS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+STEPS: dict[int, Step] = {2: Step(_to_v2_schema, _to_v2), 3: Step(_to_v3_schema)}
 
 
 def upgrade_store(store: Store) -> tuple[int, int]:
@@ -106,9 +130,14 @@ def upgrade_store(store: Store) -> tuple[int, int]:
                 f"The store has schema version {before}, newer than this crm_ml's "
                 f"{SCHEMA_VERSION}. Upgrade crm_ml (crm_ml {__version__} is installed)."
             )
-        for version in range(before + 1, SCHEMA_VERSION + 1):
+        versions = range(before + 1, SCHEMA_VERSION + 1)
+        # Every step's schema changes first: DuckDB cannot commit a transaction that
+        # alters a table after updating it (v2 moves export statuses, v3 adds a column).
+        for version in versions:
+            STEPS[version].schema(conn)
+        for version in versions:
             log.info("Upgrading the store to schema version %d", version)
-            STEPS[version](conn)
+            STEPS[version].data(conn)
             conn.execute(
                 insert(SchemaInfo).values(
                     version=version, created_at=utc_now(), crm_ml_version=__version__

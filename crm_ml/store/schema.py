@@ -37,7 +37,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bump when a table or column changes, and add the step that upgrades older stores
 #: in :mod:`crm_ml.store.migrations`. Stores record every version they have had.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -594,11 +594,15 @@ class ExportLog(Base):
     rows_excluded: Mapped[int] = mapped_column(Integer)
     unmasked: Mapped[bool] = mapped_column(Boolean, default=False)
     path: Mapped[str] = mapped_column(Text)
-    #: ``written``, ``not published (<why>)`` or ``replaced by a later run at <time> UTC``.
+    #: ``written``, ``not published (<why>)``, ``replaced by a later run at <time> UTC``
+    #: or ``purged at <time> UTC by <actor>; …`` (an archived file deleted).
     #: Nullable only because DuckDB cannot add a NOT NULL column to an existing table.
     status: Mapped[str] = mapped_column(
         String(200), nullable=True, default=EXPORT_WRITTEN, server_default=EXPORT_WRITTEN
     )
+    #: Why the list was unmasked (required for an unmasked export), then ``purged: <why>``
+    #: appended when its archived file is purged. Nullable: masked exports need none.
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 #: Source tables a user or the demo loads, in an order that satisfies references.

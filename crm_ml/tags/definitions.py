@@ -214,8 +214,8 @@ def _defined_only(names: Iterable[str], defined: Iterable[str]) -> list[str]:
     for name in wanted:
         if name not in known:
             raise NotFoundError(
-                f"No tag named {name!r} is defined.{nearest(name, known)} "
-                "List tags with crm_ml.tags.tag_definitions_frame(store)."
+                f"No tag named {name!r} is defined.{nearest(name, known)} List tags with "
+                "`crm-ml tags list` (crm_ml.tags.tag_definitions_frame(store) in Python)."
             )
     return wanted
 
@@ -340,6 +340,57 @@ def save_tag_definition(
     return save_tag_definitions(store, [definition], vocabulary=vocabulary)[0]
 
 
+def _stored_definition(store: Store, name: str) -> TagDefinition | None:
+    with store.connect() as conn:
+        row = conn.execute(select(TagRow).where(TagRow.name == name)).first()
+    return None if row is None else _row_to_definition(row)
+
+
+def _check_free_for_manual(name: str, stored: TagDefinition | None) -> None:
+    """Refuse a manual tag under the name of a rule or model tag, stored or built in."""
+    from crm_ml.tags.library import builtin_tags  # the library is built from this module
+
+    # `tags apply` installs the built-in library, which would turn the tag into a rule tag.
+    other = stored or next((d for d in builtin_tags() if d.name == name), None)
+    if other is not None and other.kind != "manual":
+        raise ValidationError(
+            f"Tag {name!r} is a {other.kind} tag ({other.label}), set by `crm-ml tags apply` from "
+            "its rule: expected a name no rule or model tag has. Choose another name for the "
+            f"manual tag, e.g. {name[:57] + '_manual'!r}."
+        )
+
+
+def define_manual_tag(
+    store: Store, name: str, *, label: str, description: str | None = None
+) -> tuple[TagDefinition, bool]:
+    """Define (or relabel) a manual tag, one that people give with ``crm-ml tags add``.
+
+    Defining an existing manual tag again replaces its label (and its description,
+    when one is given); its category, owner and members stay.
+
+    Returns
+    -------
+    tuple of (TagDefinition, bool)
+        The tag as stored, and whether it is new.
+
+    Raises
+    ------
+    ValidationError
+        For a name that is not an identifier, a blank label, or the name of a
+        rule or model tag (stored or built in).
+    """
+    label, description = label.strip(), (description or "").strip() or None
+    if not label:
+        raise ValidationError(
+            f"Tag {name!r} needs a label, the text people see in lists, e.g. --label '请勿联系'."
+        )
+    stored = _stored_definition(store, check_name(name))
+    _check_free_for_manual(name, stored)
+    base = stored or TagDefinition(name, label, kind="manual")
+    definition = replace(base, label=label, description=description or base.description)
+    return save_tag_definition(store, definition), stored is None
+
+
 def _upsert(conn: Connection, definition: TagDefinition) -> TagDefinition:
     table = _TABLE
     current = conn.execute(select(TagRow).where(TagRow.name == definition.name)).first()
@@ -374,6 +425,7 @@ __all__ = [
     "TemplateParam",
     "category_param",
     "check_name",
+    "define_manual_tag",
     "get_tag_definition",
     "load_tag_definitions",
     "require_tags",

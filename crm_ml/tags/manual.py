@@ -26,7 +26,7 @@ from typing import Any, Literal, cast
 import pandas as pd
 from sqlalchemy import Connection, Table, and_, bindparam, select
 
-from crm_ml.errors import ValidationError
+from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.rules import as_timestamp, compile_rule, evaluate_rule
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import Customer, CustomerTag
@@ -41,7 +41,14 @@ _CHUNK = 500
 
 
 def _manual_tag(store: Store, tag: str) -> TagDefinition:
-    definition = get_tag_definition(store, tag)
+    try:
+        definition = get_tag_definition(store, tag)
+    except NotFoundError as exc:
+        # Manual tags are not in the built-in library: people define them, so say how.
+        raise NotFoundError(
+            f"{exc} To define {tag!r} as a manual tag: crm-ml tags define {tag} --label <中文名> "
+            "(in Python: save_tag_definition(store, TagDefinition(name, label, kind='manual')))."
+        ) from exc
     if definition.kind != "manual":
         raise ValidationError(
             f"Tag {tag!r} is a {definition.kind} tag, set by apply_tags from its rule; manual or "

@@ -33,6 +33,7 @@ from crm_ml.segments import (
     tag_flags,
 )
 from crm_ml.segments.definitions import segment_vocabulary
+from crm_ml.segments.export import check_unmask_reason
 from crm_ml.segments.members import segment_usage
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES
@@ -452,11 +453,13 @@ class SegmentExplorer:
         purpose: str | None = None,
         out_dir: str | Path | None = None,
         unmask: bool = False,
+        unmask_reason: str | None = None,
     ) -> ExportSummary:
         """Export the saved segment's consented members (see :func:`~crm_ml.segments.export_list`).
 
         The segment is snapshotted at ``as_of`` first, so the list is exactly
         the saved rule's members. Channel and purpose default to the consent controls.
+        An unmasked list needs ``unmask_reason``, recorded in the export log.
 
         Raises
         ------
@@ -473,13 +476,14 @@ class SegmentExplorer:
         folder = Path(out_dir) if out_dir is not None else self.out_dir
         if folder is None:
             raise ValidationError("No out_dir: pass out_dir= here or to SegmentExplorer.")
+        check_unmask_reason(unmask, unmask_reason)  # before the snapshot is written
         snapshot_segment(self.store, self.saved, self.features, self.as_of)
         return export_list(
             self.store, self.saved.name, self.as_of,
             channel=channel or self.consent_channel.value,
             purpose=purpose or self.consent_purpose.value,
             out_dir=folder, secret=self._secret, actor=self.actor, unmask=unmask,
-            features=self.features, language=self.language,
+            unmask_reason=unmask_reason, features=self.features, language=self.language,
         )  # fmt: skip
 
     def _click_save(self) -> tuple[str, str]:

@@ -124,6 +124,7 @@ def test_never_buyers_get_no_churn_tag_and_are_left_off_churn_lists(
         secret="s3cret-key-for-tests-0123456789",
         actor="t",
         unmask=True,
+        unmask_reason="test: every score listed",
         features=frame,
         churn=True,
     )

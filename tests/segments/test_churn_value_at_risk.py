@@ -54,7 +54,7 @@ def test_value_at_risk_is_p_churn_times_revenue_net_of_refunds(churn_store: Stor
     # The list reads the store's 12 months, as the report does, not the features' revenue_365d.
     frame = features(revenue_365d=[1000.0, 400.0])
     with churn_store.connect() as conn:
-        details = churn_details(conn, ids, D1, frame)
+        details = churn_details(conn, ids, D1, frame, channel="sms", purpose="marketing")
 
     assert details["revenue_12m"].tolist() == [700.0, 400.0]
     assert details["value_at_risk"].tolist() == [350.0, 100.0]
@@ -63,7 +63,7 @@ def test_value_at_risk_is_p_churn_times_revenue_net_of_refunds(churn_store: Stor
 def test_the_list_and_the_report_agree_per_customer(churn_store: Store) -> None:
     ids = pd.Index(["c1", "c2"], name="customer_id")
     with churn_store.connect() as conn:
-        details = churn_details(conn, ids, D1, None)
+        details = churn_details(conn, ids, D1, None, channel="sms", purpose="marketing")
     report = customer_risk(churn_store, D1).set_index("customer_id").reindex(ids)
 
     assert details["revenue_12m"].tolist() == report["revenue_12m"].tolist()

@@ -52,6 +52,7 @@ def _export(store: Store, folder: Path, *, unmask: bool) -> ExportSummary:
     return export_list(
         store, "everyone", D1, channel="sms", purpose="marketing", out_dir=folder,
         secret="dialable-phones-secret-0123456789", actor="t", unmask=unmask,
+        unmask_reason="test: dialable phones" if unmask else None,
     )  # fmt: skip
 
 

@@ -19,15 +19,16 @@ from crm_ml.store import Store
 from crm_ml.store.schema import Consent, CustomerIdentity, CustomerOwner, ExportLog, Score
 
 SECRET = "list-headers-test-secret-0123456789"
-ZH_MASKED = "匿名编号,姓名,手机号,邮箱,负责人编号,负责人"
-EN_MASKED = "pseudo_id,name,phone,email,owner_id,owner_name"
-EN_CALL = "Account manager calls one-to-one, asks why and offers an exclusive benefit"
+# SMS lists: the phone, not the email.
+ZH_MASKED = "用途,匿名编号,姓名,手机号,负责人编号,负责人"
+EN_MASKED = "purpose,pseudo_id,name,phone,owner_id,owner_name"
+EN_CALL = "Account manager follows up one-to-one by SMS, asks why and offers an exclusive benefit"
 ZH_CHURN = (
-    "匿名编号,客户编号,姓名,手机号,邮箱,负责人编号,负责人,"
+    "用途,匿名编号,客户编号,姓名,手机号,负责人编号,负责人,"
     "流失概率,近12个月净消费额,流失风险金额,流失原因,建议动作"
 )
 EN_CHURN = (
-    "pseudo_id,customer_id,name,phone,email,owner_id,owner_name,"
+    "purpose,pseudo_id,customer_id,name,phone,owner_id,owner_name,"
     "p_churn,revenue_12m,value_at_risk,churn_reasons,suggested_action"
 )
 
@@ -67,6 +68,7 @@ def _export(store: Store, out: Path, **options: object) -> ExportSummary:
     return export_list(
         store, "all", D1, channel="sms", purpose="marketing", out_dir=out, secret=SECRET,
         actor="ana", **options,
+        **({"unmask_reason": "test: full data checked"} if options.get("unmask") else {}),
     )  # fmt: skip
 
 
@@ -103,7 +105,7 @@ def test_a_header_only_list_is_headed_in_chinese(duckdb_store: Store, tmp_path: 
 @pytest.mark.parametrize(
     ("language", "header", "action"),
     [
-        ("zh", ZH_CHURN, "客户经理一对一电话回访, 了解原因并提供专属权益"),
+        ("zh", ZH_CHURN, "客户经理一对一短信回访, 了解原因并提供专属权益"),
         ("en", EN_CHURN, EN_CALL),
     ],
     ids=["zh", "en"],
@@ -115,7 +117,7 @@ def test_churn_list_headers_and_actions_follow_the_language(
     summary = _export(duckdb_store, tmp_path, churn=True, unmask=True, language=language)
     assert _headers(summary) == {header}
     rows = pd.concat([read_list(p) for p in summary.files["path"]], ignore_index=True)
-    assert tuple(rows.columns) == LIST_COLUMNS
+    assert tuple(rows.columns) == tuple(c for c in LIST_COLUMNS if c != "email")
     assert rows.set_index("customer_id").loc["c1", "suggested_action"] == action
 
 
@@ -129,8 +131,8 @@ def test_read_list_gives_the_same_frame_for_either_language(
         pd.testing.assert_frame_equal(read_list(zh_path), read_list(en_path))
     first = read_list(zh.files["path"].iloc[0])
     assert first.to_dict("records") == [
-        {"pseudo_id": first["pseudo_id"].iloc[0], "name": "张*", "phone": "138****5678",
-         "email": "", "owner_id": "m1", "owner_name": "周经理"}
+        {"purpose": "marketing", "pseudo_id": first["pseudo_id"].iloc[0], "name": "张*",
+         "phone": "138****5678", "owner_id": "m1", "owner_name": "周经理"}
     ]  # fmt: skip
 
 
@@ -155,5 +157,6 @@ def test_every_list_column_has_one_chinese_header_of_its_own() -> None:
 
 def test_suggested_actions_are_in_the_list_language() -> None:
     unscored = pd.Series({"p_churn": float("nan")})
-    assert suggest_action(unscored, 0.0) == "暂无流失评分: 常规关怀"
-    assert suggest_action(unscored, 0.0, "en") == "No churn score yet: routine care"
+    sms = {"channel": "sms", "purpose": "marketing"}
+    assert suggest_action(unscored, 0.0, **sms) == "暂无流失评分: 短信常规关怀"
+    assert suggest_action(unscored, 0.0, "en", **sms) == "No churn score yet: routine care by SMS"

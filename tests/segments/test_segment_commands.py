@@ -53,12 +53,12 @@ def test_commands_round_trip(duckdb_store: Store, tmp_path: Path) -> None:
         channel="wechat",
         purpose="marketing",
         out_dir=tmp_path,
-        secret="x" * 32,
+        secret="segment-commands-test-key-7c41",
         actor="ana",
     )
     assert "1 kept, 0 excluded (withdrawn), 1 excluded (no consent)" in exported
     written = next(tmp_path.glob("*.csv")).read_text(encoding="utf-8-sig")
-    assert written.startswith("匿名编号,姓名,")  # the retention team's language by default
+    assert written.startswith("用途,匿名编号,姓名,")  # the retention team's language by default
     english = tmp_path / "en"
     segment_export_command(
         store,
@@ -67,11 +67,11 @@ def test_commands_round_trip(duckdb_store: Store, tmp_path: Path) -> None:
         channel="wechat",
         purpose="marketing",
         out_dir=english,
-        secret="x" * 32,
+        secret="segment-commands-test-key-7c41",
         actor="ana",
         language="en",
     )
-    assert next(english.glob("*.csv")).read_text(encoding="utf-8-sig").startswith("pseudo_id,")
+    assert next(english.glob("*.csv")).read_text(encoding="utf-8-sig").startswith("purpose,")
 
 
 def test_create_says_which_version_it_saved_and_keeps_an_identical_rule(
@@ -104,7 +104,7 @@ def test_export_takes_the_snapshot_it_needs_and_says_so(
     def export() -> str:
         return segment_export_command(
             store, "lapsed", D1, channel="sms", purpose="marketing", out_dir=tmp_path,
-            secret="x" * 32, actor="ana", features=frame,
+            secret="segment-commands-test-key-7c41", actor="ana", features=frame,
         )  # fmt: skip
 
     first = export().splitlines()[0]

@@ -1,7 +1,7 @@
 """A customer without an account manager is not told to expect the manager's call.
 
-The high-value, high-risk action is a one-to-one call; for an unowned customer
-the call comes from a service agent instead, in the list's language.
+The high-value, high-risk action is a one-to-one follow-up by the list's channel;
+for an unowned customer it comes from a service agent instead, in the list's language.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import insert
 
 from crm_ml.segments import Segment, export_list, save_segment
 from crm_ml.segments.headers import read_list
-from crm_ml.segments.lists import ACTIONS, suggest_action
+from crm_ml.segments.lists import ACTIONS, CONTACT_MODES, suggest_action
 from crm_ml.store import Store
 from crm_ml.store.schema import Consent, CustomerOwner, Order, Score
 
@@ -56,33 +56,40 @@ def risky(store: Store) -> Store:
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
-def test_an_unowned_customer_gets_a_service_call_not_a_managers_call(
+def test_an_unowned_customer_gets_a_service_agents_follow_up_not_a_managers(
     risky: Store, tmp_path: Path, language: str
 ) -> None:
     summary = export_list(
         risky, "risky", D1, channel="sms", purpose="marketing", out_dir=tmp_path,
         secret="unowned-action-secret-0123456789", actor="t", unmask=True,
+        unmask_reason="test: full data checked",
         features=features(revenue_365d=[0.0] * 5), language=language,
     )  # fmt: skip
 
     rows = pd.concat([read_list(p) for p in summary.files["path"]], ignore_index=True)
     actions = rows.set_index("customer_id")["suggested_action"].to_dict()
+    by_sms = {kind: text[language].format(via=CONTACT_MODES["sms"][language])
+              for kind, text in ACTIONS.items()}  # fmt: skip
     assert actions == {
-        "c1": ACTIONS["call"][language],
-        "c2": ACTIONS["service_call"][language],
-        "c3": ACTIONS["care"][language],
-        "c4": ACTIONS["care"][language],
-        "c5": ACTIONS["care"][language],
+        "c1": by_sms["manager_follow_up"],
+        "c2": by_sms["agent_follow_up"],
+        "c3": by_sms["care"],
+        "c4": by_sms["care"],
+        "c5": by_sms["care"],
     }
 
 
-def test_the_service_call_reads_like_the_managers_call() -> None:
-    assert ACTIONS["service_call"] == {
-        "zh": "客服专员电话回访, 了解原因并提供专属权益",
-        "en": "A service agent calls one-to-one, asks why and offers an exclusive benefit",
-    }
+def test_the_agents_follow_up_reads_like_the_managers() -> None:
     at_stake = {"p_churn": 0.9, "value_at_risk": 500.0}
     owned = pd.Series({**at_stake, "owner_id": "m1"})
-    assert suggest_action(owned, 100.0) == "客户经理一对一电话回访, 了解原因并提供专属权益"
-    # No owner given is no owner: nobody is promised a manager's call.
-    assert suggest_action(pd.Series(at_stake), 100.0, "en") == ACTIONS["service_call"]["en"]
+    by_phone = {"channel": "phone", "purpose": "marketing"}
+    assert (
+        suggest_action(owned, 100.0, **by_phone) == "客户经理一对一电话回访, 了解原因并提供专属权益"
+    )
+    assert suggest_action(pd.Series(at_stake), 100.0, **by_phone) == (
+        "客服专员电话回访, 了解原因并提供专属权益"
+    )
+    # No owner given is no owner: nobody is promised a manager's follow-up.
+    assert suggest_action(pd.Series(at_stake), 100.0, "en", **by_phone) == (
+        "A service agent follows up one-to-one by phone, asks why and offers an exclusive benefit"
+    )

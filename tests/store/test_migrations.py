@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import insert, inspect, select, text, update
 
 from crm_ml.cli import main
 from crm_ml.errors import SchemaVersionError
@@ -21,8 +21,16 @@ V1_PATHS = {
 }
 
 
+def _as_version_2(store: Store) -> None:
+    """Take a new store back to schema 2: no reason for an export."""
+    with store.begin() as conn:
+        conn.execute(text("ALTER TABLE export_log DROP COLUMN reason"))
+        conn.execute(text("UPDATE schema_info SET version = 2"))
+
+
 def _as_version_1(store: Store) -> None:
     """Take a new store back to schema 1: no segment history, an export's status in its path."""
+    _as_version_2(store)
     with store.begin() as conn:
         conn.execute(text("DROP TABLE segment_change"))
         conn.execute(text("ALTER TABLE export_log DROP COLUMN status"))
@@ -86,7 +94,7 @@ def test_upgrade_moves_the_status_out_of_the_path_and_starts_the_history(old_sto
         "replaced": ("replaced by a later run at 2025-07-01 02:30:05 UTC", "/r/lists/b.csv"),
         "written": ("written", "/r/lists/c: d.csv"),
     }
-    assert [v for (v,) in versions] == [1, 2]  # the store remembers it was made as version 1
+    assert [v for (v,) in versions] == [1, 2, 3]  # the store remembers it was made as version 1
     (found,) = segment_history(old_store, "lapsed").itertuples()
     assert (found.revision, found.version, found.rule, found.label) == (
         1, 3, "recency_days > 90", "流失会员",
@@ -109,11 +117,11 @@ def test_an_upgraded_store_has_what_a_new_one_has_and_keeps_working(old_store, t
 
 
 def test_a_failing_step_leaves_the_store_as_it_was(old_store, monkeypatch):
-    def half_done(conn):
-        migrations._to_v2(conn)
+    def disk_full(conn):
         raise RuntimeError("disk full")
 
-    monkeypatch.setitem(migrations.STEPS, 2, half_done)
+    # The last step fails once every schema change and the earlier step's moves are done.
+    monkeypatch.setitem(migrations.STEPS, 3, migrations.Step(migrations._to_v3_schema, disk_full))
     before = _columns(old_store)
     with pytest.raises(RuntimeError, match="disk full"):
         upgrade_store(old_store)
@@ -143,10 +151,53 @@ def test_the_cli_refuses_an_old_store_until_it_is_upgraded(tmp_path, monkeypatch
     assert main(["segment", "show", "lapsed"]) == 2
     assert "Upgrade it with `crm-ml upgrade`" in capsys.readouterr().err
     assert main(["upgrade"]) == 0
-    assert "from schema version 1 to 2" in capsys.readouterr().out
+    assert "from schema version 1 to 3" in capsys.readouterr().out
     assert main(["upgrade"]) == 0
-    assert "is up to date (schema version 2)" in capsys.readouterr().out
+    assert "is up to date (schema version 3)" in capsys.readouterr().out
     assert main(["segment", "history", "lapsed"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("lapsed: 1 recorded change(s)")
     assert "v3 (dynamic)  流失会员: recency_days > 90" in out
+
+
+def test_a_version_2_store_gains_the_reason_of_an_export_and_keeps_its_rows(store, tmp_path):
+    with store.begin() as conn:
+        conn.execute(
+            insert(ExportLog).values(
+                export_id="e1", exported_at=CREATED, actor="ana", segment_id="lapsed",
+                rule_version=1, as_of=CREATED, channel="sms", purpose="marketing", rows_kept=5,
+                rows_excluded=1, unmasked=True, path="/r/lists/a.csv", status="written",
+            )
+        )  # fmt: skip
+    _as_version_2(store)
+    with (
+        pytest.raises(SchemaVersionError, match=r"version 2.*`crm-ml upgrade`"),
+        store.connect() as conn,
+    ):
+        check_store(conn)
+
+    assert upgrade_store(store) == (2, 3)
+
+    fresh = Store(f"duckdb:///{tmp_path / 'fresh.duckdb'}", create=True)
+    init_store(fresh)
+    assert _columns(store) == _columns(fresh)
+    with store.begin() as conn:
+        conn.execute(update(ExportLog).where(ExportLog.export_id == "e1").values(reason="x"))
+        rows = conn.execute(select(ExportLog.export_id, ExportLog.status, ExportLog.reason)).all()
+        versions = conn.execute(select(SchemaInfo.version).order_by(SchemaInfo.version)).all()
+    assert rows == [("e1", "written", "x")]
+    assert [v for (v,) in versions] == [2, 3]
+
+
+def test_the_cli_upgrades_a_version_2_store(tmp_path, monkeypatch, capsys):
+    url = f"duckdb:///{tmp_path / 'crm.duckdb'}"
+    monkeypatch.setenv("CRM_ML_HOME", str(tmp_path))
+    monkeypatch.setenv("CRM_ML_DATABASE_URL", url)
+    store = Store(url, create=True)
+    init_store(store)
+    _as_version_2(store)
+    store.dispose()
+    assert main(["upgrade"]) == 0
+    assert "from schema version 2 to 3" in capsys.readouterr().out
+    assert main(["segment", "history", "nothing"]) == 2
+    assert "Upgrade it" not in capsys.readouterr().err  # the store opens; the segment is unknown

@@ -1,0 +1,75 @@
+"""``crm-ml lists`` commands: find a person in the written lists; purge archived lists."""
+
+from __future__ import annotations
+
+import argparse
+
+from crm_ml.cli._common import _add_commands, _as_of, _open_store
+from crm_ml.config import Settings
+
+
+def cmd_lists_find(args: argparse.Namespace, settings: Settings) -> int:
+    """Show which written list files hold a customer, with their export_log rows."""
+    import os
+
+    from crm_ml.segments.find import find_lists
+    from crm_ml.segments.masking import SECRET_ENV
+
+    store = _open_store(settings)
+    found = find_lists(
+        store, settings, args.customer_id, secret=os.environ.get(SECRET_ENV), progress=True
+    )
+    print(found)
+    return 0
+
+
+def cmd_lists_purge_archive(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete archived (``_replaced``) lists made before a date; mark their export_log rows."""
+    from crm_ml.segments.archive_purge import purge_archive
+
+    store = _open_store(settings)
+    print(purge_archive(store, settings, before=args.before, actor=args.actor, reason=args.reason))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_lists(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lists",
+        help="written contact lists: find a customer in them, purge old archives",
+    )
+    lsub = _add_commands(p, "lists_command")
+    find = lsub.add_parser(
+        "find",
+        help="which written list files hold a customer (published and archived)",
+        description="Read every list file under the reports folder (the _replaced archives "
+        "and unpublished runs included) and every file export_log names, and show those that "
+        "hold the customer, with their export_log row (when, who, channel, purpose, status) "
+        "and whether the file is published or archived. The customer is found by the "
+        "pseudonymous id (匿名编号), recomputed with CRM_ML_EXPORT_SECRET, which must be the "
+        "key the lists were written with, or by the customer id (客户编号) in unmasked lists. "
+        "Ids merged into the same person are searched too.",
+    )
+    find.add_argument("customer_id", metavar="ID", help="a customer id (a merged-away one works)")
+    find.set_defaults(func=cmd_lists_find)
+    purge = lsub.add_parser(
+        "purge-archive",
+        help="delete archived (_replaced) lists made before a date",
+        description="Delete every file under reports/<date>/_replaced/<time>/ whose archive "
+        "time (UTC, the folder's name) is before --before, and mark their export_log rows "
+        "'purged at <time> UTC by <actor>' with the reason, in one transaction: if the rows "
+        "cannot be marked, no file is deleted. Published lists are never touched.",
+    )
+    purge.add_argument(
+        "--before",
+        type=_as_of,
+        required=True,
+        help="purge archives made before this date (UTC), e.g. 2026-06-01",
+    )
+    purge.add_argument("--actor", required=True, help="who purges, kept in export_log")
+    purge.add_argument(
+        "--reason", required=True, help="why, e.g. the retention rule; kept in export_log"
+    )
+    purge.set_defaults(func=cmd_lists_purge_archive)
