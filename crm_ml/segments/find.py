@@ -173,7 +173,8 @@ def _list_files(reports_dir: Path, logged: Iterable[str | None]) -> list[str]:
     found: set[str] = set()
     for folder, _, names in os.walk(reports_dir):
         found.update(os.path.abspath(os.path.join(folder, n)) for n in names if n.endswith(".csv"))
-    found.update(p for p in logged if p and os.path.isfile(p))
+    # A purged or replaced file has no path (missing: NaN in a text column).
+    found.update(p for p in logged if isinstance(p, str) and os.path.isfile(p))
     return sorted(found)
 
 

@@ -12,12 +12,21 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from test_find_lists import DAY, archive, project, publish, run_lists_command, withdraw
+from test_find_lists import (
+    DAY,
+    SECRET,
+    archive,
+    project,
+    publish,
+    run_lists_command,
+    withdraw,
+)
 
 from crm_ml.config import Settings
 from crm_ml.errors import ValidationError
 from crm_ml.segments import archive_purge
 from crm_ml.segments.archive_purge import purge_archive
+from crm_ml.segments.find import find_lists
 from crm_ml.store import Store
 from crm_ml.store.schema import ExportLog
 
@@ -168,3 +177,18 @@ def test_the_command_purges_and_says_what_it_did(
         f"{DAY}/segment_lists/everyone_20240601_sms_owner-m1.csv",
         f"{DAY}/segment_lists/everyone_20240601_sms_unowned.csv",
     ]
+
+
+def test_a_person_is_searched_for_after_a_purge_and_found_only_where_files_remain(
+    store: Store, project: Settings
+) -> None:
+    publish(store, project)
+    archive(store, project, EARLY)
+    withdraw(store, "c1")
+    publish(store, project)
+    purge_archive(store, project, before="2024-06-03", actor="dpo", reason="retention")
+
+    # The purged rows name no file any more: c1 was only in the purged archive.
+    assert find_lists(store, project, "c1", secret=SECRET).files.empty
+    found = find_lists(store, project, "c2", secret=SECRET).files
+    assert found["state"].tolist() == ["published"]
