@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 import pandas as pd
 from sqlalchemy import Connection, Table, and_, bindparam, select
 
 from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.features.spec import when_text
 from crm_ml.rules import as_timestamp, compile_rule, evaluate_rule
+from crm_ml.store.admin import utc_now
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import Customer, CustomerTag
 from crm_ml.tags.backdating import check_not_before_lists
@@ -110,6 +112,20 @@ def _check_not_before(latest: pd.DataFrame, ids: list[str], at: datetime, tag: s
         )
 
 
+#: How far past the clock a manual change may be dated: a day covers every time zone's today.
+FUTURE_GRACE = timedelta(days=1)
+
+
+def _check_not_future(at: datetime, tag: str) -> None:
+    """Refuse a change dated beyond today: most likely a mistyped year or month."""
+    if at > utc_now() + FUTURE_GRACE:
+        raise ValidationError(
+            f"Tag {tag!r}: the change is dated {when_text(at)}, in the future. A manual tag "
+            "counts from its date, so no rule, list or report would see it until then. Check "
+            "the date, or leave it out (`--at`) to change the tag now."
+        )
+
+
 def tag_customers(
     store: Store,
     tag: str,
@@ -143,13 +159,14 @@ def tag_customers(
     Raises
     ------
     ValidationError
-        If ``at`` is before a change of this tag for these customers, or at or
-        before a segment snapshot or list export that read the tag; nothing is
-        written.
+        If ``at`` is before a change of this tag for these customers, at or
+        before a segment snapshot or list export that read the tag, or more than
+        a day past now (:data:`FUTURE_GRACE`); nothing is written.
     """
     require_audit(actor, reason)
     _manual_tag(store, tag)
     on, ids = as_timestamp(at, "at"), _clean_ids(customer_ids)
+    _check_not_future(on, tag)
     vocabulary = tag_vocabulary(store)  # before the transaction: it reads on its own connection
     with store.begin() as conn:
         unknown = _unknown_customers(conn, ids)
@@ -199,11 +216,12 @@ def untag_customers(
     ------
     ValidationError
         As :func:`tag_customers`, for a date before this tag's history or a list
-        that read it.
+        that read it, or in the future.
     """
     require_audit(actor, reason)
     _manual_tag(store, tag)
     on, ids = as_timestamp(at, "at"), _clean_ids(customer_ids)
+    _check_not_future(on, tag)
     table = _TABLE
     vocabulary = tag_vocabulary(store)  # before the transaction: it reads on its own connection
     with store.begin() as conn:

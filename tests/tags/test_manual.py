@@ -68,6 +68,19 @@ def test_tagging_before_existing_history_is_refused(five: Store) -> None:
         untag_customers(five, "vip", ["c1"], at=D1, actor="me", reason="y")
 
 
+def test_a_change_dated_in_the_future_is_refused(five: Store) -> None:
+    # A mistyped year: the tag would count from 2027 on, and no list would see it till then.
+    save_tag_definition(five, VIP)
+    next_year = pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(days=365)
+    with pytest.raises(ValidationError, match=r"in the future.*leave it out \(`--at`\)"):
+        tag_customers(five, "vip", ["c1"], at=next_year, actor="me", reason="x")
+    with pytest.raises(ValidationError, match="in the future"):
+        untag_customers(five, "vip", ["c1"], at=next_year, actor="me", reason="x")
+    assert tag_history(five, tag="vip").empty
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(hours=12)
+    tag_customers(five, "vip", ["c1"], at=today, actor="me", reason="today, in Shanghai")
+
+
 def test_batch_from_rule(five: Store) -> None:
     save_tag_definition(five, VIP)
     frame = features(revenue_365d=[5000.0, 10.0, 9000.0, 0.0, 1.0])
