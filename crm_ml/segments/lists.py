@@ -170,9 +170,18 @@ def contact_details(conn: Connection, ids: pd.Index) -> pd.DataFrame:
 #: A caller needs what the customer did, not who they are: demographics (age band,
 #: gender, city tier) go to every account manager otherwise. Nor their consent for
 #: channels: "已同意微信营销" on an SMS list reads as leave to use WeChat, while a list
-#: is cleared for its own channel and purpose only.
+#: is cleared for its own channel and purpose only. Nor what maternity and baby
+#: purchases imply (母婴消费占比87%: a pregnancy or a young child; information about
+#: children under 14 is sensitive under PIPL).
 REASONS_NOT_ON_LISTS = frozenset(
-    {"age_band", "gender", "city_tier", *(f"consent_{c}_marketing" for c in CONSENT_CHANNELS)}
+    {
+        "age_band",
+        "gender",
+        "city_tier",
+        *(f"consent_{c}_marketing" for c in CONSENT_CHANNELS),
+        "affinity_maternity_baby",
+        "days_since_maternity_baby",
+    }
 )
 
 

@@ -309,6 +309,14 @@ def test_every_demographic_and_consent_reason_topic_is_left_out() -> None:
     assert {topic_of(name) for name in private} <= REASONS_NOT_ON_LISTS
 
 
+def test_maternity_and_baby_purchase_reasons_are_left_out() -> None:
+    # 母婴消费占比87% on a list tells every account manager of a pregnancy or a young child.
+    product = [f.name for f in feature_list(["product"])]
+    maternity = [n for n in product if n.endswith("maternity_baby")]
+    assert len(maternity) == 2
+    assert {topic_of(name) for name in maternity} <= REASONS_NOT_ON_LISTS
+
+
 @pytest.mark.parametrize(
     ("channel", "contacts"),
     [("sms", {"phone"}), ("phone", {"phone"}), ("email", {"email"}), ("wechat", set()),
