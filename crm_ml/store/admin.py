@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -10,7 +11,7 @@ from sqlalchemy import Connection, func, insert, inspect, select
 from crm_ml import __version__
 from crm_ml.errors import SchemaVersionError
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import SCHEMA_VERSION, Base, SchemaInfo
+from crm_ml.store.schema import SCHEMA_VERSION, Base, Customer, SchemaInfo
 
 
 def utc_now() -> datetime:
@@ -105,3 +106,17 @@ def table_counts(store: Store) -> pd.DataFrame:
     frame = pd.DataFrame({"rows": pd.Series(counts, dtype="int64")})
     frame.index.name = "table"
     return frame
+
+
+#: Ids per ``IN (…)`` query: bounded, so a long list of ids never makes one huge statement.
+_ID_CHUNK = 500
+
+
+def unknown_customers(conn: Connection, ids: Sequence[str]) -> list[str]:
+    """Return the ids of ``ids`` that name no customer of the store (merged ones count)."""
+    known: set[str] = set()
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = list(ids[start : start + _ID_CHUNK])
+        query = select(Customer.customer_id).where(Customer.customer_id.in_(chunk))
+        known |= {str(c) for c in conn.execute(query).scalars()}
+    return [c for c in ids if c not in known]

@@ -20,19 +20,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, select
 
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.store._timestamps import as_store_time
-from crm_ml.store.admin import utc_now
+from crm_ml.store.admin import unknown_customers, utc_now
 from crm_ml.store.connection import Store
 from crm_ml.store.loading import LoadResult, import_frame
-from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Customer
+from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES
 
 log = logging.getLogger(__name__)
 
 CONSENT_COLUMNS = ("customer_id", "channel", "purpose", "updated_at", "status", "source")
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -98,16 +96,6 @@ def withdrawal_rows(
         for channel in channels
     ]
     return pd.DataFrame(rows, columns=list(CONSENT_COLUMNS))
-
-
-def unknown_customers(conn: Connection, ids: Sequence[str]) -> list[str]:
-    """Return the ids of ``ids`` that name no customer of the store (merged ones count)."""
-    known: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = list(ids[start : start + _CHUNK])
-        query = select(Customer.customer_id).where(Customer.customer_id.in_(chunk))
-        known |= {str(c) for c in conn.execute(query).scalars()}
-    return [c for c in ids if c not in known]
 
 
 def _checked_request(

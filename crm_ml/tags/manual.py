@@ -29,17 +29,15 @@ from sqlalchemy import Connection, Table, and_, bindparam, select
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.features.spec import when_text
 from crm_ml.rules import as_timestamp, compile_rule, evaluate_rule
-from crm_ml.store.admin import utc_now
+from crm_ml.store.admin import unknown_customers, utc_now
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import Customer, CustomerTag
+from crm_ml.store.schema import CustomerTag
 from crm_ml.tags.backdating import check_not_before_lists
 from crm_ml.tags.definitions import TagDefinition, get_tag_definition, tag_vocabulary
 
 log = logging.getLogger(__name__)
 
 _TABLE = cast(Table, CustomerTag.__table__)
-
-_CHUNK = 500
 
 
 def _manual_tag(store: Store, tag: str) -> TagDefinition:
@@ -71,18 +69,6 @@ def require_audit(
         raise ValidationError(
             f"{work} needs an actor and a reason{kept}; got actor={actor!r}, reason={reason!r}."
         )
-
-
-def _unknown_customers(conn: Connection, ids: list[str]) -> list[str]:
-    known: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        known |= set(
-            conn.execute(
-                select(Customer.customer_id).where(Customer.customer_id.in_(chunk))
-            ).scalars()
-        )
-    return [c for c in ids if c not in known]
 
 
 def _clean_ids(customer_ids: Iterable[Any]) -> list[str]:
@@ -169,7 +155,7 @@ def tag_customers(
     _check_not_future(on, tag)
     vocabulary = tag_vocabulary(store)  # before the transaction: it reads on its own connection
     with store.begin() as conn:
-        unknown = _unknown_customers(conn, ids)
+        unknown = unknown_customers(conn, ids)
         if unknown:
             raise ValidationError(
                 f"{len(unknown)} customer id(s) are not in the store, e.g. "
