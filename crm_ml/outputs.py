@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from crm_ml.errors import ConfigError
+
+#: Where, under a report date's folder, a re-run keeps the files it replaced.
+REPLACED_DIR = "_replaced"
+#: An archive folder's name: when it was made (naive UTC), ``20261123T200608Z``,
+#: or ``…Z-1a2b`` for a second archive within the same second.
+_ARCHIVE_TIME = "%Y%m%dT%H%M%S"
+_ARCHIVE_NAME = re.compile(r"^(?P<at>\d{8}T\d{6})Z(?:-[0-9a-f]+)?$")
 
 
 def _label(path: Path, what: str) -> str:
@@ -149,3 +158,14 @@ def set_aside(paths: list[Path], *, what: str = "") -> Iterator[None]:
         raise
     for _, aside in moved:
         aside.unlink(missing_ok=True)
+
+
+def archive_name(at: datetime) -> str:
+    """Return the name of an archive folder made at ``at`` (naive UTC): ``20261123T200608Z``."""
+    return f"{at:{_ARCHIVE_TIME}}Z"
+
+
+def archive_time(name: str) -> datetime | None:
+    """Return when the archive folder ``name`` was made, or None if it is not named as one."""
+    named = _ARCHIVE_NAME.match(name)
+    return datetime.strptime(named["at"], _ARCHIVE_TIME) if named else None

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_ml.config import Settings
 from crm_ml.errors import CrmMlError, NotFoundError, StoreError
+from crm_ml.outputs import REPLACED_DIR, archive_name
 from crm_ml.report_parameters import check_parameters, coerce_parameters, notebook_parameters
 
 if TYPE_CHECKING:
@@ -102,8 +103,6 @@ def notebook_path(settings: Settings, name: str) -> Path:
 
 #: Parameters that say whom a report is about; their value is part of its file names.
 SUBJECT_PARAMETERS = ("customer_id",)
-#: Where, under a report date's folder, the files a re-run replaced are kept.
-REPLACED_DIR = "_replaced"
 
 
 def published_name(name: str, parameters: Mapping[str, object]) -> str:
@@ -404,9 +403,9 @@ def _holds_files(folder: Path) -> bool:
 
 def _archive_folder(target_dir: Path, at: datetime) -> Path:
     """Return a new folder under ``<date>/_replaced/`` named after ``at`` (naive UTC)."""
-    folder = target_dir / REPLACED_DIR / f"{at:%Y%m%dT%H%M%S}Z"
+    folder = target_dir / REPLACED_DIR / archive_name(at)
     while folder.exists():  # two re-runs published within one second
-        folder = folder.with_name(f"{at:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:4]}")
+        folder = folder.with_name(f"{archive_name(at)}-{uuid.uuid4().hex[:4]}")
     return folder
 
 

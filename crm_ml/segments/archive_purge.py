@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from sqlalchemy import select
 
 from crm_ml.config import Settings
 from crm_ml.features.spec import when_text
-from crm_ml.outputs import set_aside
+from crm_ml.outputs import REPLACED_DIR, archive_time, set_aside
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.export_log import file_of_row, mark_purged
 from crm_ml.store.admin import utc_now
@@ -35,11 +34,6 @@ from crm_ml.store.schema import ExportLog
 from crm_ml.tags.manual import require_audit
 
 log = logging.getLogger(__name__)
-
-#: Where, under a report date's folder, a re-run archives what it replaced (as in reporting).
-REPLACED_DIR = "_replaced"
-# ``20261123T200608Z``, or ``…Z-1a2b`` for a second archive within the same second.
-_ARCHIVE_NAME = re.compile(r"^(?P<at>\d{8}T\d{6})Z(?:-[0-9a-f]+)?$")
 
 
 @dataclass(frozen=True)
@@ -92,9 +86,7 @@ def archive_folders(reports_dir: Path) -> list[tuple[Path, datetime | None]]:
     for folder in sorted(Path(reports_dir).glob(f"*/{REPLACED_DIR}/*")):
         if not folder.is_dir() or folder.is_symlink():
             continue
-        named = _ARCHIVE_NAME.match(folder.name)
-        at = datetime.strptime(named["at"], "%Y%m%dT%H%M%S") if named else None
-        found.append((folder, at))
+        found.append((folder, archive_time(folder.name)))
     return found
 
 

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from crm_ml.config import Settings
 from crm_ml.errors import ConfigError
+from crm_ml.outputs import REPLACED_DIR
 from crm_ml.rules.context import surviving_ids
 from crm_ml.segments.export_log import file_of_row
 from crm_ml.segments.headers import read_list
@@ -183,7 +184,7 @@ def _state(path: str, reports_dir: Path) -> str:
         parts = Path(path).relative_to(os.path.abspath(reports_dir)).parts
     except ValueError:
         return "elsewhere"
-    if "_replaced" in parts[:-1]:
+    if REPLACED_DIR in parts[:-1]:
         return "archived"
     return "unpublished" if parts[0].startswith("_") else "published"
 
