@@ -94,8 +94,9 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{ref} (version {target.version}) as of {args.as_of:%Y-%m-%d}:")
         print(summary.to_string())
         print(_where_written(target))
-        if summary.attrs.get("left_out_note"):
-            print(summary.attrs["left_out_note"])
+        for note in ("left_out_note", "erased_note"):
+            if summary.attrs.get(note):
+                print(summary.attrs[note])
     return 0
 
 
@@ -131,6 +132,7 @@ def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
             continue
         found += 1
         versions["registered_utc"] = versions["registered_utc"].dt.strftime("%Y-%m-%d %H:%M")
+        versions["labels_until"] = versions["labels_until"].dt.strftime("%Y-%m-%d").fillna("")
         print(f"{name}:")
         for text in ("aliases", "promotion_reason", "label"):  # read left to right
             width = max(int(versions[text].str.len().max()), len(text))
@@ -144,6 +146,32 @@ def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
                 )
             )
     return 0 if found else 2
+
+
+def cmd_models_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Measure past scoring runs against what customers did next; 1 when one went wrong."""
+    import pandas as pd
+
+    from crm_ml.models.monitoring import check_models
+    from crm_ml.models.plots import outcomes_figure
+    from crm_ml.models.refresh import PRODUCTION_MODELS
+
+    checks = check_models(_open_store(settings), settings=settings,
+                          models=args.name or PRODUCTION_MODELS)  # fmt: skip
+    if checks.empty:
+        print("No scores to check: score customers first (crm-ml score).")
+        return 2
+    shown = checks.reset_index()
+    for column in ("as_of", "window_ends"):
+        shown[column] = pd.to_datetime(shown[column]).dt.strftime("%Y-%m-%d")
+    columns = ["model", "as_of", "model_version", "status", "customers", "expected", "actual",
+               "roc_auc", "auc_low", "auc_high", "backtest_auc", "verdict"]  # fmt: skip
+    with pd.option_context("display.max_colwidth", 120, "display.width", 250):
+        print(shown[columns].to_string(index=False, float_format="{:.3f}".format, na_rep=""))
+    if args.figure is not None:
+        outcomes_figure(checks, language=settings.language).savefig(args.figure, dpi=120)
+        print(f"Figure: {args.figure}")
+    return 1 if checks["alert"].any() else 0
 
 
 def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
@@ -230,7 +258,7 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_registry(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="registered model versions: list, promote")
+    p = sub.add_parser("models", help="registered model versions: list, check, promote")
     msub = _add_commands(p, "models_command")
     ls = msub.add_parser(
         "list", help="each version's aliases, backtest AUC and why it got its alias"
@@ -242,6 +270,21 @@ def _add_registry(sub: argparse._SubParsersAction) -> None:
         "crm-propensity-CATEGORY)",
     )
     ls.set_defaults(func=cmd_models_list)
+    check = msub.add_parser(
+        "check",
+        help="how past scores turned out: each run against what customers then did",
+        description="For each stored scoring run whose outcome window has closed, label "
+        "its customers by what they did next and compare the run's ROC-AUC (95%% interval) "
+        "with its version's backtest AUC, and the customers it predicted with those who "
+        "did. Runs whose window is still open, or whose outcomes the version learned from, "
+        "are listed but not measured. Exits with 1 when a run ranks worse than its backtest "
+        "or over- or under-predicts beyond chance, so a scheduled check can alert.",
+    )
+    check.add_argument(
+        "name", nargs="*", help="models to check (default: crm-churn and crm-propensity)"
+    )
+    check.add_argument("--figure", type=Path, help="also save the figure to this PNG file")
+    check.set_defaults(func=cmd_models_check)
     promote = msub.add_parser(
         "promote",
         help="move an alias to a version by hand (e.g. roll back the champion)",

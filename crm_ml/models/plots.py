@@ -35,6 +35,14 @@ LABELS: dict[str, dict[str, str]] = {
         "gains": "Cumulative gains",
         "contacted": "share of customers contacted",
         "found": "share of positives found",
+        "ranking": "How past scores ranked customers (ROC-AUC, 95% interval)",
+        "scored_on": "scored as of",
+        "auc": "ROC-AUC on what customers then did",
+        "backtest": "its backtest AUC",
+        "predicted": "Predicted against actual",
+        "actual_ratio": "customers who did ÷ customers predicted",
+        "calibrated": "as predicted",
+        "none_measured": "No scoring run has a closed outcome window yet",
     },
     "zh": {
         "calibration": "测试快照上的概率校准",
@@ -48,6 +56,14 @@ LABELS: dict[str, dict[str, str]] = {
         "gains": "累计增益",
         "contacted": "触达客户占比",
         "found": "覆盖的正例占比",
+        "ranking": "历次评分的排序能力（ROC-AUC，95%区间）",
+        "scored_on": "评分日期",
+        "auc": "按客户实际行为计算的ROC-AUC",
+        "backtest": "训练时回测AUC",
+        "predicted": "预测与实际",
+        "actual_ratio": "实际发生人数 ÷ 预测人数",
+        "calibrated": "与预测一致",
+        "none_measured": "尚无评分批次的观察期结束",
     },
 }
 
@@ -176,3 +192,49 @@ def _label_gains(ax: Axes, words: dict[str, str]) -> None:
     ax.set_ylabel(words["found"])
     ax.set_title(words["gains"])
     ax.legend(loc="lower right", fontsize="small")
+
+
+def outcomes_figure(checks: pd.DataFrame, *, language: str = DEFAULT_LANGUAGE) -> Figure:
+    """Plot how each measured scoring run turned out, one series per model.
+
+    Left: the run's ROC-AUC on what its customers then did, with its 95 % interval,
+    next to the version's backtest AUC (open markers). Right: customers who did
+    over customers the probabilities predicted (1 = as predicted).
+
+    Parameters
+    ----------
+    checks : pandas.DataFrame
+        :func:`crm_ml.models.monitoring.check_models` output (index ``model``, ``as_of``).
+    language : {"zh", "en"}
+        Language of the titles, axes and legends.
+    """
+    words = LABELS[figure_language(language)]
+    fig = _figure()
+    ax_auc, ax_ratio = fig.subplots(1, 2, sharex=True)
+    measured = checks[checks["status"] == "measured"]
+    for name, runs in measured.groupby(level="model", sort=False):
+        dates = runs.index.get_level_values("as_of")
+        errors = [runs["roc_auc"] - runs["auc_low"], runs["auc_high"] - runs["roc_auc"]]
+        shown = ax_auc.errorbar(
+            dates, runs["roc_auc"], yerr=errors, marker="o", capsize=3, label=str(name)
+        )
+        ax_auc.scatter(
+            dates,
+            runs["backtest_auc"],
+            marker="D",
+            facecolors="none",
+            edgecolors=shown[0].get_color(),
+            label=f"{name}: {words['backtest']}",
+        )
+        ax_ratio.plot(dates, runs["actual"] / runs["expected"], marker="o", label=str(name))
+    ax_ratio.axhline(1.0, color="grey", linestyle="--", linewidth=1, label=words["calibrated"])
+    ax_auc.set(title=words["ranking"], xlabel=words["scored_on"], ylabel=words["auc"])
+    ax_ratio.set(title=words["predicted"], xlabel=words["scored_on"], ylabel=words["actual_ratio"])
+    if measured.empty:
+        ax_auc.text(0.5, 0.5, words["none_measured"], ha="center", transform=ax_auc.transAxes)
+    else:
+        ax_auc.legend(loc="lower left", fontsize="small")
+    ax_ratio.legend(loc="lower left", fontsize="small")
+    for ax in (ax_auc, ax_ratio):
+        ax.tick_params(axis="x", labelrotation=30)
+    return apply_fonts(fig, language)

@@ -778,8 +778,11 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
         Indexed by ``version``: ``aliases``, ``registered_utc``, ``backtest_auc``,
         ``test_snapshot``, ``promotion_reason``, ``label`` (what the model learned;
         empty for versions registered before it was tagged), ``horizon_days``
-        (the window it predicts over; empty where unknown), ``run_id`` (the
-        training run: a score row's ``model_name`` and ``model_version`` lead here).
+        (the window it predicts over; empty where unknown), ``labels_until``
+        (the end of the latest label window it learned from: its last snapshot
+        plus its horizon, NaT where unknown; outcomes after it are news to the
+        version), ``run_id`` (the training run: a score row's ``model_name``
+        and ``model_version`` lead here).
     """
     if "'" in name:
         raise ValidationError(f"A registered model name has no quote in it, got {name!r}.")
@@ -806,11 +809,25 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
             "promotion_reason": v.tags.get("promotion_reason", ""),
             "label": v.tags.get("label", ""),
             "horizon_days": v.tags.get("horizon_days", ""),
+            "labels_until": _labels_until(client, v.run_id),
             "run_id": v.run_id,
         }
         for v in versions
     ]
     return pd.DataFrame(rows).set_index("version").sort_index(ascending=False)
+
+
+def _labels_until(client: MlflowClient, run_id: str | None) -> Any:
+    """Return the end of the latest label window a training run learned from, NaT if unknown."""
+    try:
+        params = client.get_run(run_id).data.params if run_id else {}
+    except MlflowException:  # the run was deleted; the version stays listed
+        params = {}
+    snapshots, horizon = params.get("snapshots", ""), str(params.get("horizon_days", ""))
+    if not snapshots or not horizon.isdigit():
+        return pd.NaT
+    last = max(pd.Timestamp(day) for day in snapshots.split(","))
+    return last + pd.Timedelta(days=int(horizon))
 
 
 def crm_model_names(settings: Settings) -> list[str]:
