@@ -42,6 +42,7 @@ LABELS: dict[str, dict[str, str]] = {
         "predicted": "Predicted against actual",
         "actual_ratio": "customers who did ÷ customers predicted",
         "calibrated": "as predicted",
+        "tolerance": "within 10%: no alert",
         "none_measured": "No scoring run has a closed outcome window yet",
     },
     "zh": {
@@ -63,6 +64,7 @@ LABELS: dict[str, dict[str, str]] = {
         "predicted": "预测与实际",
         "actual_ratio": "实际发生人数 ÷ 预测人数",
         "calibrated": "与预测一致",
+        "tolerance": "偏差10%以内：不告警",
         "none_measured": "尚无评分批次的观察期结束",
     },
 }
@@ -208,6 +210,8 @@ def outcomes_figure(checks: pd.DataFrame, *, language: str = DEFAULT_LANGUAGE) -
     language : {"zh", "en"}
         Language of the titles, axes and legends.
     """
+    from crm_ml.models.monitoring import CALIBRATION_TOLERANCE  # it reads stores; plots do not
+
     words = LABELS[figure_language(language)]
     fig = _figure()
     ax_auc, ax_ratio = fig.subplots(1, 2, sharex=True)
@@ -228,13 +232,15 @@ def outcomes_figure(checks: pd.DataFrame, *, language: str = DEFAULT_LANGUAGE) -
         )
         ax_ratio.plot(dates, runs["actual"] / runs["expected"], marker="o", label=str(name))
     ax_ratio.axhline(1.0, color="grey", linestyle="--", linewidth=1, label=words["calibrated"])
+    band = (1 - CALIBRATION_TOLERANCE, 1 + CALIBRATION_TOLERANCE)
+    ax_ratio.axhspan(*band, color="grey", alpha=0.12, label=words["tolerance"])
     ax_auc.set(title=words["ranking"], xlabel=words["scored_on"], ylabel=words["auc"])
     ax_ratio.set(title=words["predicted"], xlabel=words["scored_on"], ylabel=words["actual_ratio"])
     if measured.empty:
         ax_auc.text(0.5, 0.5, words["none_measured"], ha="center", transform=ax_auc.transAxes)
     else:
-        ax_auc.legend(loc="lower left", fontsize="small")
-    ax_ratio.legend(loc="lower left", fontsize="small")
+        ax_auc.legend(loc="best", fontsize="small")
+    ax_ratio.legend(loc="best", fontsize="small")
     for ax in (ax_auc, ax_ratio):
         ax.tick_params(axis="x", labelrotation=30)
     return apply_fonts(fig, language)
