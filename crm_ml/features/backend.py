@@ -97,6 +97,17 @@ def _postgres_kwargs(url: str) -> dict[str, Any]:
     return kwargs
 
 
+def _plan_for_every_row(con: Any) -> None:
+    """Have PostgreSQL plan Ibis's cursor queries for fetching every row, as they do.
+
+    Ibis reads results through a server-side cursor, which PostgreSQL plans for the
+    first 10 % of rows (``cursor_tuple_fraction``). For the browsing-since-last-order
+    join that picks a nested loop: 261 s instead of 2 s at 50,000 customers.
+    """
+    with con.begin() as cursor:
+        cursor.execute("SET cursor_tuple_fraction = 1")
+
+
 @contextmanager
 def ibis_backend(store: Store) -> Iterator[Any]:
     """Yield an Ibis connection to the store, open only for the length of the block.
@@ -122,6 +133,7 @@ def ibis_backend(store: Store) -> Iterator[Any]:
             con = ibis.sqlite.connect(make_url(store.url).database)
         else:
             con = ibis.postgres.connect(**_postgres_kwargs(store.url))
+            _plan_for_every_row(con)
     except Exception as exc:  # drivers raise many types; wrapped once here
         raise StoreError(f"Cannot open {store!r} with Ibis: {exc}") from exc
     try:
