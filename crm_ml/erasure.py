@@ -16,7 +16,10 @@ one transaction it
 - deletes what was derived about them (:data:`DERIVED_TABLES`): scores and their
   reasons, tag memberships and segment snapshot members;
 - leaves one audit row in ``customer_change``: who, when and why, and nothing
-  about the person.
+  about the person;
+- marks every record erased in ``erased_customer`` (with the audit row's id), so
+  that nothing is derived about them again and imports do not bring them back
+  (:mod:`crm_ml.store.erased`).
 
 What is kept, keyed by an id that no longer leads to a name or a contact:
 orders and their lines, points, stored value, coupons, tier changes, campaign
@@ -25,18 +28,23 @@ analyses' totals (revenue, cohorts, campaign uplift) must not change; the
 dates ``created_at`` and ``member_since`` (no more revealing than the order
 dates kept); owner assignments (who the account manager was); earlier consent
 decisions, the record that contact was lawful when it happened. The id itself
-stays, so the next scoring and tagging runs still compute scores and tags for
-it from its orders; no list includes it, since every consent is withdrawn.
+stays (``active`` or ``merged`` as before), and so does its row of features,
+which analyses count; but the mark keeps it out of what is computed about
+people: scoring (``score_customers``, Spark scoring and loading), rule and
+model tags, manual and batch tags, and segment snapshots leave it out and say
+how many they left out. No list includes it either: every consent is withdrawn.
+
+Importing an old source file again does not bring the person back: the rows of
+an erased id in a customer file (name and profile), an identity file (phones,
+emails, WeChat ids, member cards), custom field values and consent grants are
+skipped, with a warning that names the file, its lines and the ids. Its orders,
+points, events and other accounting rows still load, keyed by the id.
 
 Not reached, and said so in the summary: files already written (lists and
 reports under ``reports/`` with their ``_replaced`` archives, list, Parquet and
-feature exports) and MLflow runs (models logged before input examples were made
-up hold five customers' feature rows as their example).
-The source systems are not reached either: importing an old customer file
-again puts the name and profile back (a changed row is updated, and audited),
-and an old identity file re-adds the phones and emails, since the store keeps
-no list of erased ids. Remove the person from source extracts before they are
-imported again.
+feature exports), MLflow runs (models logged before input examples were made
+up hold five customers' feature rows as their example), and the source systems
+themselves, which still hold the person: remove them from source extracts too.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ from crm_ml.rules.context import surviving_ids
 from crm_ml.store.admin import check_store, utc_now
 from crm_ml.store.connection import Store
 from crm_ml.store.consent_requests import withdrawal_rows
+from crm_ml.store.erased import ERASURE_CHANGE_PREFIX, erased_ids
 from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Base
 from crm_ml.tags.manual import require_audit
 
@@ -76,6 +85,8 @@ DONE = MappingProxyType(
         "customer_merge": "merge evidence scrubbed",
         "consent": "withdrawal(s) recorded",
         **dict.fromkeys(DERIVED_TABLES, "deleted"),
+        "erased_customer": "record(s) marked erased (left out of scores, tags, segments and "
+        "imports from now on)",
     }
 )
 MERGE_REASON_ERASED = "merged (evidence erased)"
@@ -86,8 +97,9 @@ NOT_REACHED = (
     "before crm_ml made up its input examples hold five customers' feature rows). Find the "
     "lists that hold this person with `crm-ml lists find {customer_id}`, then recall or "
     "delete them.",
-    "Importing an old customer or identity file again would bring the name, phones and "
-    "emails back: remove the person from source extracts too.",
+    "The source systems still hold the person: imports skip their profile, identity, custom "
+    "field and consent-grant rows (with a warning naming them), but remove the person from "
+    "source extracts too.",
 )
 
 _TABLES = MappingProxyType(Base.metadata.tables)
@@ -123,8 +135,9 @@ class ErasureResult:
             f"{self.erased_at:%Y-%m-%d %H:%M:%S} UTC.",
             *(f"  {table}: {count} {DONE[table]}" for table, count in self.rows.items()),
             "Kept, linked to no name or contact: orders, points, stored value, coupons, tier "
-            "changes, campaign contacts, behaviour events and earlier consent decisions. Scoring "
-            "and tagging still cover the id; no list includes it (every consent withdrawn).",
+            "changes, campaign contacts, behaviour events and earlier consent decisions. No "
+            "score, tag or segment snapshot includes the records from now on, and no list "
+            "(every consent withdrawn).",
         ]
         lines += [text.format(customer_id=self.customer_id) for text in NOT_REACHED]
         return "\n".join(lines)
@@ -194,13 +207,15 @@ def _withdraw_everything(conn: Connection, ids: list[str], at: datetime) -> int:
 
 def _record_erasure(
     conn: Connection, customer_id: str, ids: list[str], *, at: datetime, actor: str, reason: str
-) -> None:
+) -> int:
+    """Write the audit row and mark each record erased; return how many marks are new."""
     # ``field`` must name a customer column: a store moved through Parquet re-imports its
     # customer_change and refuses any other field. The row holds no personal data.
+    change_id = f"{ERASURE_CHANGE_PREFIX}{uuid.uuid4().hex}"
     audit = _TABLES["customer_change"]
     conn.execute(
         audit.insert().values(
-            change_id=f"erasure:{uuid.uuid4().hex}",
+            change_id=change_id,
             customer_id=customer_id,
             field="status",
             old_value=None,
@@ -209,6 +224,13 @@ def _record_erasure(
             actor=actor.strip(),
         )
     )
+    # A record erased before keeps its first mark: it says when it was first erased.
+    marked = set(erased_ids(conn))
+    new = [c for c in ids if c not in marked]
+    if new:
+        rows = [{"customer_id": c, "erased_at": at, "change_id": change_id} for c in new]
+        conn.execute(_TABLES["erased_customer"].insert(), rows)
+    return len(new)
 
 
 def _erase(conn: Connection, ids: list[str], at: datetime) -> dict[str, int]:
@@ -261,7 +283,8 @@ def erase_customer(store: Store, customer_id: str, *, actor: str, reason: str) -
         check_store(conn)
         ids = person_ids(conn, customer_id)
         rows = _erase(conn, ids, at)
-        _record_erasure(conn, customer_id, ids, at=at, actor=actor, reason=reason)
+        marked = _record_erasure(conn, customer_id, ids, at=at, actor=actor, reason=reason)
+        rows["erased_customer"] = marked
     result = ErasureResult(customer_id, tuple(ids), at, MappingProxyType(rows))
     log.warning("Erased customer %s (records %s) by %s", customer_id, ", ".join(ids), actor)
     return result

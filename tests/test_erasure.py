@@ -15,12 +15,12 @@ from sqlalchemy import select
 from crm_ml import erasure as erasure_module
 from crm_ml.analysis.customer_360 import customer_360
 from crm_ml.erasure import ERASED_FIELDS, erase_customer
-from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.errors import LoadRejectedError, NotFoundError, ValidationError
 from crm_ml.rules.context import consent_status_at
 from crm_ml.segments.lists import contact_details
-from crm_ml.store import Store, import_file, init_store
+from crm_ml.store import Store, import_file, init_store, upgrade_store
 from crm_ml.store.export import export_parquet
-from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Base
+from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Base, ErasedCustomer
 
 T = datetime(2024, 1, 1)
 P1, P3 = "+8613800138000", "+8613900139000"
@@ -223,6 +223,7 @@ def test_erasure_reaches_the_whole_person_and_counts_each_table(people):
         "score": 2,
         "customer_tag": 1,
         "segment_member": 2,
+        "erased_customer": 2,
     }
 
 
@@ -277,6 +278,7 @@ def test_the_summary_says_what_it_could_not_reach(people):
     assert "  customer: 2 profile(s) anonymised\n  custom_field_value: 1 deleted\n" in text
     assert "  customer_identity: 4 deleted" in text
     assert "  consent: 30 withdrawal(s) recorded" in text
+    assert "  erased_customer: 2 record(s) marked erased (left out of scores, tags" in text
     assert "reports/" in text
     assert "MLflow" in text
     assert "`crm-ml lists find C2`" in text
@@ -325,12 +327,127 @@ def test_a_store_moved_after_an_erasure_keeps_its_audit_row(duckdb_store, tmp_pa
     _insert_all(duckdb_store)
     erase_customer(duckdb_store, "C1", actor="合规官", reason="ticket DPO-17")
     out = tmp_path / "export"
-    export_parquet(duckdb_store, out, tables=("customer", "customer_change"))
+    tables = ("customer", "customer_change", "erased_customer")
+    export_parquet(duckdb_store, out, tables=tables)
     moved = Store(f"duckdb:///{tmp_path / 'moved.duckdb'}", create=True)
     init_store(moved)
-    for table in ("customer", "customer_change"):
+    for table in tables:
         import_file(moved, table, out / table, timezone="UTC", reject_dir=tmp_path)
     assert (
         _rows_of(moved, "C1")["customer_change"] == _rows_of(duckdb_store, "C1")["customer_change"]
     )
+    assert _marks(moved) == _marks(duckdb_store) != []
     moved.dispose()
+
+
+def _marks(store: Store) -> list[tuple]:
+    with store.connect() as conn:
+        return [
+            tuple(r) for r in conn.execute(select(ErasedCustomer.__table__).order_by("customer_id"))
+        ]
+
+
+def test_every_record_of_the_person_is_marked_erased_once(people):
+    first = erase_customer(people, "C2", actor="合规官", reason="ticket DPO-17")
+    again = erase_customer(people, "C1", actor="合规官", reason="ticket DPO-18")
+    (audit,) = _rows_of(people, "C2")["customer_change"]
+    assert again.rows["erased_customer"] == 0  # each record keeps the date it was first erased
+    assert _marks(people) == [("C1", first.erased_at, audit[0]), ("C2", first.erased_at, audit[0])]
+
+
+def test_an_erasure_made_before_the_marks_existed_is_marked_by_the_upgrade(people):
+    erase_customer(people, "C2", actor="合规官", reason="ticket DPO-17: by phone")
+    marks = _marks(people)
+    with people.begin() as conn:  # the store as the release before schema 4 left it
+        ErasedCustomer.__table__.drop(conn)
+        conn.execute(Base.metadata.tables["schema_info"].update().values(version=3))
+    upgrade_store(people)
+    assert _marks(people) == marks
+
+
+CUSTOMER_FILE = """\
+customer_id,name,gender,birth_date,city,city_tier,acquisition_channel,created_at
+C1,王芳,female,1990-05-01,上海,1,app,2024-01-01
+C2,王小芳,,,杭州,,,2024-01-01
+C3,李雷,male,,天津,,,2024-01-01
+"""
+IDENTITY_FILE = """\
+customer_id,kind,value,verified,created_at
+C1,phone,13800138000,Y,2024-01-01
+C1,email,wang@example.com,Y,2024-01-01
+C2,wechat,wx_wangfang,Y,2024-01-01
+C3,phone,13900139000,Y,2024-01-01
+"""
+
+
+def _import(store: Store, folder: Path, table: str, name: str, body: str):
+    path = folder / name
+    path.write_text(body, encoding="utf-8")
+    return import_file(store, table, path, timezone="UTC", as_of="2025-01-01", reject_dir=folder)
+
+
+def test_importing_old_customer_and_identity_files_again_does_not_bring_the_person_back(
+    people, tmp_path: Path
+):
+    erase_customer(people, "C1", actor="合规官", reason="ticket DPO-17")
+
+    customers = _import(people, tmp_path, "customer", "customers.csv", CUSTOMER_FILE)
+    identities = _import(people, tmp_path, "customer_identity", "identities.csv", IDENTITY_FILE)
+
+    cells = [str(v) for rows in _everything(people).values() for row in rows for v in row]
+    assert [(p, c) for p in PERSONAL for c in cells if p in c] == []
+    assert (customers.updated, customers.unchanged, customers.rejected) == (1, 0, 0)  # C3's city
+    assert (identities.inserted, identities.unchanged, identities.rejected) == (0, 1, 0)
+    assert customers.warnings == (
+        "2 row(s) of customers.csv (lines 2, 3) belong to 2 customer(s) erased on request and "
+        "were skipped: 'C1', 'C2'. Loading them would put back their name and profile, which "
+        "the erasure removed. Remove these customers from the source extract; their orders, "
+        "points and events still load.",
+    )
+    (warning,) = identities.warnings
+    assert warning.startswith(
+        "3 row(s) of identities.csv (lines 2, 3, 4) belong to 2 customer(s) erased on request"
+    )
+    assert "put back their phones, emails, WeChat ids and member cards" in warning
+    assert "customer ← " in customers.summary() and "customers.csv" in customers.summary()
+    assert "  warning: 2 row(s) of customers.csv" in customers.summary()
+    assert _rows_of(people, "C1")["customer_identity"] == []
+    assert _rows_of(people, "C2")["customer_identity"] == []
+
+
+def test_their_custom_fields_and_grants_are_skipped_and_their_orders_still_load(
+    people, tmp_path: Path
+):
+    erase_customer(people, "C1", actor="合规官", reason="ticket DPO-17")
+    values = _import(
+        people, tmp_path, "custom_field_value", "fields.csv",
+        "customer_id,field_id,value,updated_at\nC1,F1,2023-03-03,2024-06-01\n",
+    )  # fmt: skip
+    consent = _import(
+        people, tmp_path, "consent", "consent.csv",
+        "customer_id,channel,purpose,updated_at,status,source\n"
+        "C1,sms,marketing,2024-12-01,granted,pos\n"
+        "C2,email,marketing,2024-12-01,withdrawn,pos\n"
+        "C3,email,marketing,2024-12-01,granted,pos\n",
+    )  # fmt: skip
+    orders = _import(
+        people, tmp_path, "orders", "orders.csv",
+        "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
+        "O4,C1,2024-06-01,offline,80,80\n",
+    )  # fmt: skip
+    assert (values.inserted, len(values.warnings)) == (0, 1)
+    assert (consent.inserted, len(consent.warnings)) == (2, 1)  # the withdrawal and C3's grant
+    assert "1 row(s) of consent.csv (line 2) belong to 1 customer(s)" in consent.warnings[0]
+    assert (orders.inserted, orders.warnings) == (1, ())
+    with people.connect() as conn:
+        status = consent_status_at(conn, "sms", "marketing", None)
+    assert status["C1"] == "withdrawn"
+
+
+def test_a_bad_row_of_an_erased_customer_still_refuses_the_whole_file(people, tmp_path: Path):
+    erase_customer(people, "C1", actor="合规官", reason="ticket DPO-17")
+    before = _everything(people)
+    body = CUSTOMER_FILE.replace("上海,1,app", "上海,9,app")  # no city tier 9
+    with pytest.raises(LoadRejectedError, match=r"customers\.csv:2 city_tier"):
+        _import(people, tmp_path, "customer", "customers.csv", body)
+    assert _everything(people) == before

@@ -449,3 +449,33 @@ def test_spark_churn_scores_only_buyers_under_the_champions_key(
     assert len(got) == len(features) - len(never)
     assert not got["customer_id"].isin(never).any()
     assert set(got["model_name"]) == {"crm-churn"}  # v1 is the champion: production
+
+
+def test_spark_scoring_leaves_out_customers_erased_on_request(
+    spark: Any, registered: tuple[Settings, Any, pd.DataFrame], tmp_path: Path
+) -> None:
+    """As score_customers: an erased person's id gets no score, in the Parquet or the store."""
+    from customer_helpers import add_customers
+
+    from crm_ml.erasure import erase_customer
+    from crm_ml.models.scoring import read_scores
+    from crm_ml.spark import score_on_spark
+
+    settings, _, features = registered
+    erased = [str(c) for c in features.index[:2]]
+    st = Store(f"duckdb:///{tmp_path / 'crm.duckdb'}", create=True)
+    init_store(st)
+    add_customers(st, [str(c) for c in features.index])
+    for customer in erased:
+        erase_customer(st, customer, actor="合规官", reason="ticket DPO-17")
+    features.to_parquet(tmp_path / "features.parquet")
+    score_on_spark(
+        spark, tmp_path / "features.parquet", "crm-churn@champion", settings,
+        out_path=tmp_path / "scores", as_of="2024-10-01", store=st,
+    )  # fmt: skip
+    written = pd.read_parquet(tmp_path / "scores")
+    stored = read_scores(st, model_name="crm-churn", as_of="2024-10-01")
+    st.dispose()
+    assert len(written) == len(stored) == len(features) - len(erased)
+    assert not written["customer_id"].isin(erased).any()
+    assert not stored.index.isin(erased).any()

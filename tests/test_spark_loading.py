@@ -150,3 +150,23 @@ def test_two_versions_or_a_repeated_customer_are_refused(
 def test_a_missing_folder_says_what_was_expected(duckdb_store: Store, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match=r"No scores at .*nowhere: expected the Parquet folder"):
         load_spark_scores(duckdb_store, tmp_path / "nowhere")
+
+
+def test_rows_of_erased_customers_are_left_out_and_counted(store: Store, tmp_path: Path) -> None:
+    from customer_helpers import add_customers
+
+    from crm_ml.erasure import erase_customer
+
+    add_customers(store, [f"C{i}" for i in range(5)])
+    erase_customer(store, "C1", actor="合规官", reason="ticket DPO-17")
+    erase_customer(store, "C2", actor="合规官", reason="ticket DPO-18")
+    frame = scores(5)  # scored before the erasures, or on a session that did not know them
+    folder = spark_folder(tmp_path / "scores", frame.head(2), frame.iloc[2:3], frame.tail(2))
+    summary = load_spark_scores(store, folder, scored_at=SCORED_AT, batch_rows=2)
+    got = read_scores(store, model_name="crm-churn", as_of="2024-10-01")
+    assert got.index.tolist() == ["C0", "C3", "C4"]
+    assert summary["customers"].sum() == 3
+    assert summary.attrs["erased"] == 2
+    assert summary.attrs["erased_note"].startswith(
+        "2 customers erased on request were left out of the crm-churn scores loaded from "
+    )

@@ -47,8 +47,9 @@ def _add_customers_erase(csub: argparse._SubParsersAction) -> None:
         "merged into the same customer): blank the name and profile, delete custom field "
         "values and identities (phone, email, WeChat, member card), scrub profile history, "
         "withdraw consent on every channel and purpose, and delete scores, tag memberships "
-        "and segment snapshot members. Orders, points and events stay for accounting, keyed "
-        "by an id that no longer leads to the person. Cannot be undone. Files already "
+        "and segment snapshot members; mark every record erased, so later scoring, tagging, "
+        "segments and imports leave it out. Orders, points and events stay for accounting, "
+        "keyed by an id that no longer leads to the person. Cannot be undone. Files already "
         "written (lists and reports under reports/, exports) and MLflow runs are not "
         "reached: find lists with `crm-ml lists find ID`.",
     )

@@ -163,7 +163,9 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
         "files load together, or none. Rejected rows are written to a reject report (file, "
         "line, column, rule, value). Loading the same file twice changes nothing. To move a "
         "store, import customer first, then the tables that refer to it, including "
-        "customer_merge (the merge log) and customer_change (profile history). TABLE "
+        "customer_merge (the merge log), customer_change (profile history) and, last, "
+        "erased_customer (erasure marks). Rows that would put back an erased customer's "
+        "profile, identities, custom fields or consent are skipped with a warning. TABLE "
         "'cdnow' loads CDNOW_master.txt or CDNOW_sample.txt.",
     )
     p.add_argument("table", help="store table (e.g. customer, orders, points_ledger) or 'cdnow'")

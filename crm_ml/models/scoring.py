@@ -9,7 +9,8 @@ duplicating them, and a failure leaves the previous scores untouched.
 
 Only the champion writes under the registered name that tags, segments, lists
 and reports read; another version's run is kept apart, and a model scores only
-the customers its label was defined for (:mod:`crm_ml.models.scoring_targets`).
+the customers its label was defined for (:mod:`crm_ml.models.scoring_targets`),
+never one erased on request (:mod:`crm_ml.store.erased`).
 
 Because a re-run deletes that date's scores, ``score_customers`` refuses,
 before any work, features that could not be the population at ``as_of``: an
@@ -51,7 +52,8 @@ from crm_ml.models.scoring_targets import (
 )
 from crm_ml.store import Store
 from crm_ml.store.bulk import insert_frame
-from crm_ml.store.schema import Customer, CustomerMerge, Score, Tier
+from crm_ml.store.erased import drop_erased, erased_note
+from crm_ml.store.schema import Customer, CustomerMerge, ErasedCustomer, Score, Tier
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +161,9 @@ def _stored_population(conn: Connection, model_name: str, as_of: datetime) -> in
     """Count the stored scores of a run whose customers are still in the population at ``as_of``.
 
     Customers merged away since (or, in odd data, created after ``as_of``) have
-    left the population that ``customer_features`` returns, so a full re-score
-    legitimately drops their scores; ids the store does not know still count.
+    left the population that ``customer_features`` returns, and erased ones are
+    never scored, so a full re-score legitimately drops their scores; ids the
+    store does not know still count.
     """
     table = SCORE_TABLE
     gone = select(Customer.customer_id).where(
@@ -174,6 +177,7 @@ def _stored_population(conn: Connection, model_name: str, as_of: datetime) -> in
             table.c.as_of == as_of,
             table.c.customer_id.not_in(gone),
             table.c.customer_id.not_in(select(CustomerMerge.merged_id)),
+            table.c.customer_id.not_in(select(ErasedCustomer.customer_id)),
         )
     )
     return int(conn.execute(query).scalar_one())
@@ -306,6 +310,27 @@ def _population_to_score(
     return frame[inside], frame.index[~inside]
 
 
+def _not_erased(
+    store: Store, frame: pd.DataFrame, model: str, as_of: datetime
+) -> tuple[pd.DataFrame, pd.Index]:
+    """Split ``frame`` into the customers that may be scored and those erased on request.
+
+    Raises
+    ------
+    ValidationError
+        If every customer in ``frame`` was erased: the stored run would be deleted
+        and nothing written in its place.
+    """
+    kept, erased = drop_erased(store, frame)
+    if kept.empty:
+        raise ValidationError(
+            f"No customers to score with {model} as of {_day(as_of)}: all {len(frame):,} in the "
+            "features were erased on request, and an erased customer is never scored. Expected "
+            "customer_features(store, as_of), the whole population."
+        )
+    return kept, erased
+
+
 def score_batches(
     model: BoostedClassifier,
     features: pd.DataFrame,
@@ -371,7 +396,8 @@ def score_customers(
         Features as of ``as_of``, indexed by ``customer_id`` (or with that column):
         the whole population, as ``customer_features(store, as_of)`` returns it.
         A churn model scores only those who bought before ``as_of``
-        (:data:`CHURN_POPULATION`); the others get no score.
+        (:data:`CHURN_POPULATION`); the others get no score, nor does anyone
+        erased on request (``crm-ml customers erase``).
     model : str, ScoringTarget or BoostedClassifier
         A registry reference (``crm-churn@champion``, ``crm-churn@challenger``,
         ``crm-churn/3``), one resolved by :func:`scoring_target`, or a fitted model.
@@ -401,8 +427,8 @@ def score_customers(
         Replace a stored run of this key and date even when ``features`` covers
         fewer customers than it, e.g. to keep only a subset's scores on purpose.
         Off by default: the other customers' scores would be deleted. Customers
-        merged away since the run, or no longer in the model's population, are
-        not counted, so a full re-score needs no opt-in.
+        merged away or erased since the run, or no longer in the model's
+        population, are not counted, so a full re-score needs no opt-in.
 
     Returns
     -------
@@ -411,7 +437,8 @@ def score_customers(
         Its ``attrs`` say what was written: ``model_name`` (the key),
         ``model_version``, ``left_out`` (customers in ``features`` outside the
         model's population, who have no score) and ``left_out_note`` (saying so
-        and why; empty when none).
+        and why; empty when none), ``erased`` (customers in ``features`` erased on
+        request, never scored) and ``erased_note`` (likewise).
 
     Raises
     ------
@@ -419,14 +446,17 @@ def score_customers(
         If ``as_of`` is not a date.
     ValidationError
         Before any work, if ``features`` is empty, was built for another date
-        (``features.attrs["as_of"]``) or holds a customer twice, ``language``
-        is unknown, ``model_name`` would put a non-champion's scores where the
-        champion's belong, or no customer is in the model's population; before
-        any score is written, if it covers fewer customers than the stored run
-        (see ``allow_fewer``).
+        (``features.attrs["as_of"]``) or holds a customer twice, every customer
+        in it was erased, ``language`` is unknown, ``model_name`` would put a
+        non-champion's scores where the champion's belong, or no customer is in
+        the model's population; before any score is written, if it covers fewer
+        customers than the stored run (see ``allow_fewer``).
     """
     as_of_dt = as_timestamp(as_of)
-    frame = _features_to_score(features, as_of_dt, _model_label(model, model_name))
+    label = _model_label(model, model_name)
+    frame, erased = _not_erased(
+        store, _features_to_score(features, as_of_dt, label), label, as_of_dt
+    )
     language = _reasons_language(language, settings)
     if model_name is not None:
         _check_model_name(model_name, writing=True)
@@ -453,19 +483,34 @@ def score_customers(
             conn, batches, model_name=name, as_of=as_of_dt, model_version=version, scored_at=stamp
         )
     log.info("Scored %d customers with %s v%s as of %s", len(frame), name, version, _day(as_of_dt))
-    return _with_run_attrs(summary, name, version, fitted, len(left_out))
+    return _with_run_attrs(summary, name, version, fitted, (len(left_out), len(erased)))
 
 
 def _with_run_attrs(
-    summary: pd.DataFrame, name: str, version: str, model: BoostedClassifier, left_out: int
+    summary: pd.DataFrame,
+    name: str,
+    version: str,
+    model: BoostedClassifier,
+    left_out: tuple[int, int],
 ) -> pd.DataFrame:
-    """Record on ``summary`` the key written and who was left out, for the caller to say."""
+    """Record on ``summary`` the key written and who was left out, for the caller to say.
+
+    ``left_out`` counts the customers outside the model's population, then the erased ones.
+    """
+    outside, erased = left_out
     population = scored_population(model)
-    note = population.note(left_out) if population is not None and left_out else ""
-    if note:
-        log.info("%s", note)
+    note = population.note(outside) if population is not None and outside else ""
+    erased_text = erased_note(erased, f"the {name} scores")
+    for said in (note, erased_text):
+        if said:
+            log.info("%s", said)
     summary.attrs.update(
-        model_name=name, model_version=version, left_out=left_out, left_out_note=note
+        model_name=name,
+        model_version=version,
+        left_out=outside,
+        left_out_note=note,
+        erased=erased,
+        erased_note=erased_text,
     )
     return summary
 

@@ -12,8 +12,11 @@ Category models (``crm-propensity-beauty``) follow the same rule under their own
 Who is scored: a model scores only the customers its label was defined for
 (:func:`scored_population`). ``churn_labels`` leaves out customers with no
 order before ``as_of`` (who never bought cannot churn), so the churn model never
-saw one and gives them no score; the propensity label covers everyone. Single
-machine and Spark scoring both use these definitions.
+saw one and gives them no score; the propensity label covers everyone. No model
+scores a customer erased on request (``crm-ml customers erase``): the id keeps
+its orders and its row of features, but nothing more is computed about the
+person (:mod:`crm_ml.store.erased`). Single machine and Spark scoring both use
+these definitions.
 """
 
 from __future__ import annotations

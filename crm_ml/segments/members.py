@@ -1,4 +1,9 @@
-"""Segment members: evaluation, snapshots per ``as_of``, size over time, overlaps."""
+"""Segment members: evaluation, snapshots per ``as_of``, size over time, overlaps.
+
+A snapshot never holds a customer erased on request (``crm-ml customers erase``):
+their orders keep them in the features, so a rule may match them, but nothing
+more is recorded about the person; the log says how many were left out.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from crm_ml.segments.definitions import (
 from crm_ml.store.admin import utc_now
 from crm_ml.store.bulk import insert_frame
 from crm_ml.store.connection import Store
+from crm_ml.store.erased import erased_ids, erased_note, is_erased
 from crm_ml.store.schema import ExportLog, SegmentMember, SegmentSnapshot
 
 log = logging.getLogger(__name__)
@@ -82,7 +88,8 @@ def snapshot_segment(
     """Store the segment's members as of ``as_of`` (replacing a snapshot of the same date).
 
     A ``static`` segment keeps the members of its first snapshot; a
-    ``dynamic`` one is evaluated again.
+    ``dynamic`` one is evaluated again. Either way, customers erased on
+    request are left out.
 
     Returns
     -------
@@ -96,6 +103,7 @@ def snapshot_segment(
             _read_members(conn, seg.name, earlier[0]) if seg.kind == "static" and earlier else None
         )
     members = frozen if frozen is not None else evaluate_segment(store, seg, features, on)
+    members = _without_erased(store, members, seg.name)
     rows = pd.DataFrame({"segment_id": seg.name, "as_of": on, "customer_id": members})
     with store.begin() as conn:
         for table in (_TABLE, _SNAPSHOTS):
@@ -112,6 +120,15 @@ def snapshot_segment(
         insert_frame(conn, _TABLE.name, rows, _MEMBER_KINDS)
     log.info("Segment %s v%d at %s: %d members", seg.name, seg.version, on, len(members))
     return members
+
+
+def _without_erased(store: Store, members: pd.Index, segment: str) -> pd.Index:
+    """Leave customers erased on request out of a snapshot's members, logging how many."""
+    with store.connect() as conn:
+        erased = is_erased(members, erased_ids(conn))
+    if erased.any():
+        log.info("%s", erased_note(int(erased.sum()), f"the snapshot of segment {segment}"))
+    return members[~erased]
 
 
 def snapshot_rule_version(store: Store, segment: str, as_of: Any) -> int | None:

@@ -6,7 +6,9 @@ Tags, segments and list exports read the ``score`` table. ``load_spark_scores(st
 bounded whatever the number of customers), checks it, and writes it with
 :func:`crm_ml.models.scoring.replace_scores`, as ``score_customers`` does: in
 one transaction, replacing that model's scores for that ``as_of``. A file that
-fails a check leaves the table as it was.
+fails a check leaves the table as it was. Rows of customers erased on request
+are left out, and counted, whatever wrote the file: the store never holds a
+score for an erased person.
 
 Only pyarrow is needed: the scores can be loaded on a machine without Spark.
 """
@@ -30,6 +32,7 @@ from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.features.spec import as_timestamp
 from crm_ml.models.scoring import BANDS, replace_scores
 from crm_ml.store import Store
+from crm_ml.store.erased import erased_ids, erased_note, is_erased
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +180,17 @@ def _one_model(
         yield frame
 
 
+def _not_erased(
+    frames: Iterator[pd.DataFrame], erased: pd.Index, left_out: list[int]
+) -> Iterator[pd.DataFrame]:
+    """Pass ``frames`` on without erased customers' rows, counting them in ``left_out[0]``."""
+    for frame in frames:
+        found = is_erased(pd.Index(frame["customer_id"]), erased)
+        left_out[0] += int(found.sum())
+        if not found.all():
+            yield frame[~found]
+
+
 def _no_rows(dataset: ds.Dataset, label: str, as_of: datetime | None) -> ValidationError:
     if as_of is None or "as_of" not in dataset.schema.names:
         return ValidationError(f"{label} holds no scores; nothing was loaded.")
@@ -223,7 +237,8 @@ def load_spark_scores(
     -------
     pandas.DataFrame
         Indexed by ``band`` (high, medium, low): ``customers``, ``mean_probability``
-        of the rows loaded.
+        of the rows loaded. Its ``attrs`` hold ``erased`` (rows of customers erased
+        on request, left out) and ``erased_note`` (saying so; empty when none).
 
     Raises
     ------
@@ -244,11 +259,13 @@ def load_spark_scores(
     keys = {key: first[key].iloc[0] for key in _KEYS}
     name, version, day = str(keys["model_name"]), str(keys["model_version"]), keys["as_of"]
     stamp = scored_at or datetime.now(UTC).replace(tzinfo=None)
+    left_out = [0]
     try:
         with store.begin() as conn:
+            checked = _one_model(chain([first], frames), keys, label)
             summary = replace_scores(
                 conn,
-                _one_model(chain([first], frames), keys, label),
+                _not_erased(checked, erased_ids(conn), left_out),
                 model_name=name,
                 as_of=day.to_pydatetime(),
                 model_version=version,
@@ -263,4 +280,8 @@ def load_spark_scores(
         ) from exc
     count = int(summary["customers"].sum())
     log.info("Loaded %d scores of %s v%s as of %s from %s", count, name, version, day, label)
+    note = erased_note(left_out[0], f"the {name} scores loaded from {label}")
+    if note:
+        log.info("%s", note)
+    summary.attrs.update(erased=left_out[0], erased_note=note)
     return summary

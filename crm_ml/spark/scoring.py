@@ -17,6 +17,12 @@ table does (the Chinese label in ``zh``). Without the tier names a reason says
 "当前等级2" where the single machine says "当前等级金卡", so they are read from
 ``store=`` when given, else from the ``tier`` table the session holds (the view
 :func:`~crm_ml.spark.session.spark_tables` registers).
+
+Customers erased on request are left out before scoring, as ``score_customers``
+leaves them out: their ids are read from ``store=`` when given, else from the
+session's ``erased_customer`` table (which ``spark_tables`` registers). Without
+either, a warning says they could not be told apart; ``load_spark_scores``
+still keeps their scores out of the store.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from crm_ml.models.scoring_targets import scored_population, scoring_target
 from crm_ml.spark.loading import load_spark_scores
 from crm_ml.spark.session import require_pyspark
 from crm_ml.store import Store
+from crm_ml.store.erased import erased_ids
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +296,45 @@ def _scored_population(frame: Any, model: BoostedClassifier) -> Any:
     return frame.filter(population.condition)
 
 
+def _erased_frame(session: Any, store: Store | None) -> Any | None:
+    """Return the ids erased on request as a Spark DataFrame (``customer_id``), None if unknown.
+
+    From ``store`` when given (the record itself), else from the session's
+    ``erased_customer`` table, which :func:`~crm_ml.spark.session.spark_tables` registers.
+    """
+    if store is not None:
+        with store.connect() as conn:
+            ids = erased_ids(conn)
+        return session.createDataFrame([(c,) for c in ids], "customer_id string")
+    if session.catalog.tableExists("erased_customer"):
+        return session.table("erased_customer").selectExpr(
+            "CAST(customer_id AS STRING) AS customer_id"
+        )
+    return None
+
+
+def _not_erased(session: Any, inputs: Any, store: Store | None) -> Any:
+    """Leave customers erased on request out of the model inputs (text ``customer_id``)."""
+    erased = _erased_frame(session, store)
+    if erased is None:
+        log.warning(
+            "Customers erased on request cannot be told apart: no store= and no erased_customer "
+            "table on the Spark session, so any in the features are scored into out_path "
+            "(load_spark_scores still keeps them out of the store). Pass store=, or register "
+            "the tables with spark_tables() from an export_tables() folder."
+        )
+        return inputs
+    # Counting who was left out would compute the features twice: say how many are known.
+    known = erased.count()
+    if known:
+        log.info(
+            "Leaving out the %d customer record(s) erased on request, where the features hold "
+            "them: nothing more is computed about an erased person",
+            known,
+        )
+    return inputs.join(erased.hint("broadcast"), on="customer_id", how="left_anti")
+
+
 def score_on_spark(
     session: Any,
     features: Any,
@@ -303,6 +349,9 @@ def score_on_spark(
     store: Store | None = None,
 ) -> pd.DataFrame:
     """Score every customer in ``features`` on Spark and write the scores to Parquet.
+
+    Customers erased on request are left out (see the module notes): known from
+    ``store`` when given, else from the session's ``erased_customer`` table.
 
     Parameters
     ----------
@@ -334,7 +383,8 @@ def score_on_spark(
     store : Store, optional
         Also load the written scores into this store's ``score`` table with
         :func:`~crm_ml.spark.loading.load_spark_scores` (needs ``as_of``, and
-        ``out_path`` readable from the driver); its tiers name the reasons' tiers.
+        ``out_path`` readable from the driver); its tiers name the reasons' tiers,
+        and its erased customers are left out.
 
     Returns
     -------
@@ -364,6 +414,7 @@ def score_on_spark(
     columns = _signature_columns(uri)
     model = load_model(uri, settings).model
     inputs = _model_inputs(_scored_population(_features_frame(session, features), model), columns)
+    inputs = _not_erased(session, inputs, store)
     predict = mlflow.pyfunc.spark_udf(session, uri, result_type="double", env_manager="local")
     scored = inputs.withColumn("probability", predict(F.struct(*columns)))
     key = (target.key, target.version)

@@ -16,10 +16,10 @@ Two ways in:
 
 :func:`spark_tables` registers each store table as a temporary view named as
 in the store, from the folders written by :func:`export_tables` (the store's
-export to partitioned Parquet, plus the identity tables the features read) or
-from a catalog database, and returns an Ibis backend: pass it wherever a
-``Store`` is accepted by :mod:`crm_ml.features` (``customer_features(tables,
-as_of)``, ``churn_labels``...).
+export to partitioned Parquet, plus the identity tables the features read and
+the erased customers scoring leaves out) or from a catalog database, and
+returns an Ibis backend: pass it wherever a ``Store`` is accepted by
+:mod:`crm_ml.features` (``customer_features(tables, as_of)``, ``churn_labels``...).
 """
 
 from __future__ import annotations
@@ -41,9 +41,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Tables :func:`export_tables` writes: the store's source tables and the identity
-#: tables the features read.
-SPARK_TABLES = tuple(dict.fromkeys((*SOURCE_TABLES, *FEATURE_TABLES)))
+#: Tables :func:`spark_tables` registers by default: those features and labels read, and
+#: the customers erased on request, whom :func:`~crm_ml.spark.score_on_spark` leaves out.
+SESSION_TABLES = (*FEATURE_TABLES, "erased_customer")
+
+#: Tables :func:`export_tables` writes: the store's source tables and those of
+#: :data:`SESSION_TABLES`.
+SPARK_TABLES = tuple(dict.fromkeys((*SOURCE_TABLES, *SESSION_TABLES)))
 
 #: Spark settings crm_ml needs whatever the cluster (timestamps are naive UTC).
 REQUIRED_CONF = {"spark.sql.session.timeZone": "UTC"}
@@ -205,7 +209,8 @@ def _parquet_frame(session: Any, location: str, name: str) -> Any:
         raise NotFoundError(
             f"No exported table {name!r} at {path}: expected a folder per store table. "
             f"Write them with crm_ml.spark.export_tables(store, {location!r}) "
-            "(the features also read customer_merge and customer_change)."
+            "(the features also read customer_merge and customer_change, and scoring "
+            "erased_customer)."
         )
     # The schema is given, not inferred: an empty table has no file to infer from,
     # and the `year=` partition folders must not add a column.
@@ -235,7 +240,8 @@ def spark_tables(
         as in the store (``catalog.schema`` on Unity Catalog).
     tables : iterable of str, optional
         Which tables; by default those the features and labels read
-        (:data:`crm_ml.features.backend.FEATURE_TABLES`).
+        (:data:`crm_ml.features.backend.FEATURE_TABLES`) and ``erased_customer``,
+        which scoring reads (:data:`SESSION_TABLES`).
 
     Returns
     -------
@@ -252,7 +258,7 @@ def spark_tables(
             f"or database (a catalog database); got parquet_dir={parquet_dir!r}, "
             f"database={database!r}."
         )
-    names = list(FEATURE_TABLES if tables is None else tables)
+    names = list(SESSION_TABLES if tables is None else tables)
     for name in names:
         if parquet_dir is not None:
             frame = _parquet_frame(session, os.fspath(parquet_dir), name)
@@ -269,7 +275,8 @@ def export_tables(
     """Export every table Spark needs to Parquet under ``out_dir`` (see :data:`SPARK_TABLES`).
 
     The source tables of ``crm-ml export parquet`` plus the identity tables the
-    features read (``customer_merge``, ``customer_change``), partitioned by year.
+    features read (``customer_merge``, ``customer_change``) and the erased
+    customers scoring leaves out (``erased_customer``), partitioned by year.
 
     Returns
     -------

@@ -13,8 +13,9 @@ timestamp says nothing about its zone, so ``crm-ml import`` would read it in
 export loads back unchanged, and Spark reads it as the same wall-clock UTC.
 
 ``crm-ml import TABLE DIR/<table>`` loads a table folder back (every part file
-at once), the merge log (``customer_merge``) and profile history
-(``customer_change``) included, so a store moved through Parquet keeps them.
+at once), the merge log (``customer_merge``), profile history
+(``customer_change``) and erasure marks (``erased_customer``) included, so a
+store moved through Parquet keeps them.
 
 A table is written to a temporary folder and renamed into place only when it
 is complete, so a reader never sees half a table.
@@ -53,8 +54,9 @@ PARTITION_TIME = {
 _BATCH_ROWS = 250_000
 
 #: What an export holds: the source tables, plus the merge map and profile changes
-#: that point-in-time features read (merged ids, profile values as of a date).
-EXPORT_TABLES = (*SOURCE_TABLES, "customer_merge", "customer_change")
+#: that point-in-time features read (merged ids, profile values as of a date), and the
+#: erasure marks that keep erased customers out of scores, tags and later imports.
+EXPORT_TABLES = (*SOURCE_TABLES, "customer_merge", "customer_change", "erased_customer")
 
 
 def arrow_schema(table: Table) -> pa.Schema:

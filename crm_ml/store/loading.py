@@ -10,15 +10,22 @@ rejected than ``max_reject_rate`` allows, nothing at all is written.
 Loading the same file twice changes nothing: existing rows are compared, not
 re-inserted. Each load is recorded in ``load_batch``.
 
+A customer erased on request stays erased: the rows of an erased id that would
+put back what the erasure removed (a customer file's profile, identities,
+custom field values, consent grants) are skipped, not rejected, with a warning
+naming the file, its lines and the ids (:mod:`~crm_ml.store.erased`). Their
+orders, points, events and other rows load as for anyone.
+
 A folder of Parquet part files (a table folder of ``crm-ml export parquet``,
 ``year=2024/part-0.parquet`` and so on) loads as one source: every part is
 checked before anything is written, and the reject report names the part file
 and its row.
 
-Besides the source tables, a store's merge log (``customer_merge``) and profile
-history (``customer_change``) load from its export, after ``customer``, so that
-a store moved through Parquet keeps them. Both are append-only: a row given
-again as stored changes nothing, a changed one is refused. Their rules:
+Besides the source tables, a store's merge log (``customer_merge``), profile
+history (``customer_change``) and erasure marks (``erased_customer``) load from
+its export, after ``customer``, so that a store moved through Parquet keeps
+them. All are append-only: a row given again as stored changes nothing, a
+changed one is refused. Their rules:
 
 - ``customer_merge``: both customers exist and differ, the merged one is
   ``status='merged'``, and the log agrees with ``customer.merged_into`` without
@@ -28,6 +35,10 @@ again as stored changes nothing, a changed one is refused. Their rules:
   the key, and ``field`` names a column of ``customer`` other than its id.
   Changes are loaded as recorded; none is applied to the customer, whose
   exported row already holds the values after them.
+- ``erased_customer``: the customer and the erasure's audit row
+  (``customer_change.change_id``) exist, so it loads after ``customer_change``.
+  The exported customer is already anonymised; the mark keeps it out of scores,
+  tags and later imports.
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ from crm_ml.store.admin import check_store, utc_now
 from crm_ml.store.bulk import insert_frame, update_from
 from crm_ml.store.checks import Checked, header_check, validate_source
 from crm_ml.store.connection import Store
+from crm_ml.store.erased import erased_rows, skipped_warning
 from crm_ml.store.merge_log import check_merge_log
 from crm_ml.store.owner_names import check_owner_names
 from crm_ml.store.owner_overlaps import check_owner_overlaps
@@ -94,7 +106,8 @@ class LoadResult:
         Rows added, changed in place (dimension tables), already present as
         given, and refused.
     warnings : tuple of str
-        Problems that did not reject a row (e.g. unrecognised consent answers).
+        Problems that did not reject a row (e.g. unrecognised consent answers), and
+        rows skipped as an erased customer's (counted in none of the other numbers).
     batch_id : str
         Key of this load's ``load_batch`` row.
     reject_report : Path or None
@@ -163,7 +176,8 @@ def import_file(
         The store to load into; it must have been initialised.
     table : str
         One of :data:`crm_ml.store.validation.IMPORT_TABLES`: a source table, or
-        ``customer_merge`` / ``customer_change`` from a store's export (after ``customer``).
+        ``customer_merge`` / ``customer_change`` / ``erased_customer`` from a store's
+        export (after ``customer``; ``erased_customer`` after ``customer_change``).
     path : str or Path
         A ``.csv`` (every value read as text) or ``.parquet`` file, or a folder
         of Parquet part files (such as ``DIR/orders`` written by ``crm-ml export
@@ -291,10 +305,15 @@ def _plan(
         check_owner_overlaps(conn, spec, checked.clean, rejects, raw=raw, timezone=timezone)
         names = _given(source, checked, "owner_name")
         checked.warnings.extend(check_owner_names(conn, checked.clean, rejects, raw=names))
+    # Last, so that a bad row of an erased customer still fails the import like any other.
+    skip = erased_rows(conn, spec.name, checked.clean, rejects)
+    if skip.any():
+        checked.warnings.append(skipped_warning(spec.name, checked.clean, skip, rejects))
     loaded_at = pd.Timestamp(utc_now())
     plan = plan_load(
-        conn, spec, checked.clean, checked.present, rejects, batch_id=batch_id, loaded_at=loaded_at
-    )
+        conn, spec, checked.clean, checked.present, rejects,
+        batch_id=batch_id, loaded_at=loaded_at, skip=skip,
+    )  # fmt: skip
     return plan, loaded_at
 
 

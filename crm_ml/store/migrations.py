@@ -14,18 +14,25 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Connection, Table, insert, select, text, update
 
 from crm_ml import __version__
 from crm_ml.errors import SchemaVersionError
-from crm_ml.store.admin import store_version, utc_now
+from crm_ml.store.admin import store_version, unknown_customers, utc_now
 from crm_ml.store.connection import Store
+from crm_ml.store.erased import ERASURE_CHANGE_PREFIX
+from crm_ml.store.normalizers import CATEGORY_NAMES
 from crm_ml.store.schema import (
     EXPORT_WRITTEN,
+    MAJOR_CATEGORIES,
     SCHEMA_VERSION,
+    CustomerChange,
+    ErasedCustomer,
     ExportLog,
+    Product,
     SchemaInfo,
     SegmentChange,
     SegmentDefinition,
@@ -35,6 +42,9 @@ log = logging.getLogger(__name__)
 
 #: ``changed_by`` of the history row an upgrade writes for each existing segment.
 UPGRADE_ACTOR = "crm-ml upgrade"
+
+# What an erasure's audit row says (``new_value``): ``erased C1, C2: <reason>``.
+_ERASED_RECORDS = re.compile(r"^erased (?P<ids>.+?): ", re.DOTALL)
 
 # What version 1 wrote in front of an export's path when its file went away.
 _V1_STATUS_PREFIX = re.compile(
@@ -91,6 +101,79 @@ def _to_v3_schema(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE {ExportLog.__tablename__} ADD COLUMN reason TEXT"))
 
 
+def _to_v4_schema(conn: Connection) -> None:
+    """Add a table to mark each customer record erased on request."""
+    cast(Table, ErasedCustomer.__table__).create(conn, checkfirst=True)
+
+
+def _erased_records(new_value: str | None) -> list[str]:
+    """Return the records an erasure's audit row lists (``erased C1, C2: <reason>``)."""
+    found = _ERASED_RECORDS.match(new_value or "")
+    return found["ids"].split(", ") if found else []
+
+
+def _mark_erasures(conn: Connection) -> None:
+    """Mark the records of every erasure done so far, from its audit row in ``customer_change``.
+
+    The row's own customer always counts; the others are the records its value lists,
+    where they are customers of the store (a later erasure of the same person blanks
+    the value, but its own row lists them again). A record erased twice is marked
+    with the first erasure.
+    """
+    audit = conn.execute(
+        select(
+            CustomerChange.change_id,
+            CustomerChange.customer_id,
+            CustomerChange.new_value,
+            CustomerChange.changed_at,
+        )
+        .where(CustomerChange.change_id.like(f"{ERASURE_CHANGE_PREFIX}%"))
+        .order_by(CustomerChange.changed_at, CustomerChange.change_id)
+    ).all()
+    marks: dict[str, tuple[str, datetime]] = {}
+    for change_id, customer_id, new_value, changed_at in audit:
+        for record in (customer_id, *_erased_records(new_value)):
+            marks.setdefault(record, (change_id, changed_at))
+    unknown = set(unknown_customers(conn, list(marks)))
+    rows = [
+        {"customer_id": record, "erased_at": at, "change_id": change_id}
+        for record, (change_id, at) in marks.items()
+        if record not in unknown
+    ]
+    if rows:
+        conn.execute(insert(ErasedCustomer), rows)
+    log.info("Marked %d erased customer record(s) from %d erasure(s)", len(rows), len(audit))
+
+
+def _category_codes(conn: Connection) -> None:
+    """Store each product category's code where an earlier import kept its Chinese name.
+
+    Imports have stored 美妆 as ``beauty`` since the affinity features read codes; a
+    product imported before kept 美妆, which no ``affinity_*`` feature or ``likes_*``
+    tag reads, so they were silently 0 for everyone until the file was imported again.
+    """
+    stored = conn.execute(select(Product.category).distinct()).scalars().all()
+    changed = 0
+    for name in stored:
+        code = CATEGORY_NAMES.get(name) or (name.lower() if name else None)
+        if name and code != name and code in MAJOR_CATEGORIES:
+            update_rows = update(Product).where(Product.category == name).values(category=code)
+            changed += conn.execute(update_rows).rowcount
+            log.info("Product category %r is now stored as %r", name, code)
+    if changed:
+        log.warning(
+            "%d product(s) had a category name that the affinity features do not read; "
+            "they now hold its code (美妆 → beauty). Rebuild features built before.",
+            changed,
+        )
+
+
+def _to_v4(conn: Connection) -> None:
+    """Mark every erasure done so far; store category codes where names were kept."""
+    _mark_erasures(conn)
+    _category_codes(conn)
+
+
 def _nothing_to_move(conn: Connection) -> None:
     """Move nothing: the step only adds."""
 
@@ -104,7 +187,11 @@ class Step:
 
 
 #: The step that produces each version from the one before it.
-STEPS: dict[int, Step] = {2: Step(_to_v2_schema, _to_v2), 3: Step(_to_v3_schema)}
+STEPS: dict[int, Step] = {
+    2: Step(_to_v2_schema, _to_v2),
+    3: Step(_to_v3_schema),
+    4: Step(_to_v4_schema, _to_v4),
+}
 
 
 def upgrade_store(store: Store) -> tuple[int, int]:

@@ -364,16 +364,20 @@ def plan_load(
     *,
     batch_id: str,
     loaded_at: pd.Timestamp,
+    skip: np.ndarray | None = None,
 ) -> Plan:
     """Split the accepted rows into inserts, updates and unchanged.
 
     Rejects ids that lost their leading zeros, and ledger rows that would change a
     stored row beyond filling in a column that arrives later (``spec.filled_later``).
+    Rows where ``skip`` is true are left out without being rejected (an erased
+    customer's, :func:`crm_ml.store.erased.erased_rows`).
     """
     key = list(spec.key)
     compared = [c for c in present if c not in key]
     reject_lost_zeros(conn, spec, clean, log)
-    accepted = clean.iloc[np.flatnonzero(~log.rejected)] if log.rejected.any() else clean
+    left_out = log.rejected if skip is None else log.rejected | skip
+    accepted = clean.iloc[np.flatnonzero(~left_out)] if left_out.any() else clean
     stored = existing_rows(conn, spec.name, accepted[key], key + compared)
     if stored.empty:  # all new: skip pairing a million rows with nothing
         return Plan(accepted, accepted.iloc[:0][key + compared], 0, pd.DataFrame())

@@ -31,6 +31,8 @@ customer_owner            an assignment moves unless its validity period overlap
 
 ``score`` and ``segment_member`` are *not* re-keyed: they record what was computed
 or selected for a record at a date, and rewriting them would change history.
+Nor is ``erased_customer``: an erasure marks the records it anonymised, and a
+later merge neither moves the mark to a survivor nor takes it off the record.
 
 DuckDB applies an update of a primary-key column as delete + insert and can
 report a duplicate key inside one transaction, so keyed rows are never updated
@@ -64,8 +66,8 @@ PLAIN_TABLES = (
     "stored_value_ledger",
     "customer_change",
 )
-#: Point-in-time outputs that keep the id they were produced for.
-KEPT_TABLES = ("score", "segment_member", "customer_merge", "customer")
+#: Point-in-time outputs and records of what happened to an id: they keep the id.
+KEPT_TABLES = ("score", "segment_member", "customer_merge", "customer", "erased_customer")
 
 _CHUNK = 500
 

@@ -37,7 +37,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bump when a table or column changes, and add the step that upgrades older stores
 #: in :mod:`crm_ml.store.migrations`. Stores record every version they have had.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -248,6 +248,22 @@ class CustomerMerge(Base):
     merged_at: Mapped[datetime] = mapped_column(DateTime)
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str | None] = mapped_column(String(128))
+
+
+class ErasedCustomer(Base):
+    """A customer record erased on request: left out of everything computed about people.
+
+    Written by :func:`crm_ml.erasure.erase_customer` for every record of the person,
+    beside its audit row in ``customer_change`` (``change_id``, which says who and why).
+    The id stays in ``customer`` with its orders and points, for accounting; this mark
+    keeps it out of scores, tags and segment snapshots, and makes imports skip the
+    rows that would put back what the erasure removed (:mod:`crm_ml.store.erased`).
+    """
+
+    __tablename__ = "erased_customer"
+    customer_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime)
+    change_id: Mapped[str] = mapped_column(ID)
 
 
 # --------------------------------------------------------------------------- behaviour domain

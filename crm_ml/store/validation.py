@@ -9,9 +9,10 @@ the future, which columns are calendar dates, which columns of a ledger arrive
 after its row) is declared here as table rules.
 
 Besides the source tables, the loader reads a store's own history as written by
-``crm-ml export parquet``: the merge log (``customer_merge``) and the profile
-audit (``customer_change``), so that a store moved through Parquet keeps them.
-Their rules that need the store are in :mod:`crm_ml.store.merge_log`.
+``crm-ml export parquet``: the merge log (``customer_merge``), the profile
+audit (``customer_change``) and the erasure marks (``erased_customer``), so that
+a store moved through Parquet keeps them. The merge log's rules that need the
+store are in :mod:`crm_ml.store.merge_log`.
 """
 
 from __future__ import annotations
@@ -65,10 +66,12 @@ DATE_COLUMNS = frozenset({("customer", "birth_date")})
 
 INT32 = (-(2**31), 2**31 - 1)
 
-#: Tables no source system writes but a moved store brings along: the merge log and the
-#: profile audit that crm_ml itself writes (``crm-ml customers merge``, customer imports).
-#: Both are append-only: a row is loaded once and never changed by a later import.
-HISTORY_TABLES = ("customer_merge", "customer_change")
+#: Tables no source system writes but a moved store brings along: the merge log, the
+#: profile audit and the erasure marks that crm_ml itself writes (``crm-ml customers
+#: merge``, customer imports, ``crm-ml customers erase``). All are append-only: a row is
+#: loaded once and never changed by a later import. Erasure marks name their audit row,
+#: so they load after ``customer_change``.
+HISTORY_TABLES = ("customer_merge", "customer_change", "erased_customer")
 
 #: Every table ``crm-ml import`` loads: the source tables, then the history tables.
 IMPORT_TABLES = (*SOURCE_TABLES, *HISTORY_TABLES)
@@ -203,6 +206,8 @@ REFERENCES: dict[str, tuple[Reference, ...]] = {
         _ref("surviving_id", "customer", "customer_id"),
     ),
     "customer_change": (_CUSTOMER,),
+    # An erasure mark names the erased record and the audit row that says who and why.
+    "erased_customer": (_CUSTOMER, _ref("change_id", "customer_change")),
 }
 
 

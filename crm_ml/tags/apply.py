@@ -13,6 +13,10 @@ is empty, was built for another date, or leaves out any customer who exists
 at ``as_of``: a partial frame would otherwise end everyone else's tags, and
 the closures would stay in the history.
 
+Customers erased on request (``crm-ml customers erase``) are in the features
+frame, since their orders are kept, but are never tagged: :func:`evaluate_tags`
+leaves them out, and :func:`apply_tags` says how many it left out.
+
 A run at a mistaken date (a typo seven months ahead) would block every run
 before it; :func:`crm_ml.tags.undo.undo_apply_tags` withdraws it, through the
 same :func:`withdraw_memberships` that a re-run at the same instant uses.
@@ -32,6 +36,7 @@ from crm_ml.errors import RuleError, ValidationError
 from crm_ml.features.build import check_features_date
 from crm_ml.rules import Rule, RuleContext, as_timestamp, build_context, compile_rule
 from crm_ml.store.connection import Store
+from crm_ml.store.erased import drop_erased, erased_note
 from crm_ml.store.schema import Customer, CustomerMerge, CustomerTag
 from crm_ml.tags.definitions import (
     TagDefinition,
@@ -178,7 +183,7 @@ def evaluate_tags(
     Returns
     -------
     dict of str to pandas.Index
-        Sorted ``customer_id`` values per tag name.
+        Sorted ``customer_id`` values per tag name; never a customer erased on request.
 
     Raises
     ------
@@ -186,6 +191,7 @@ def evaluate_tags(
         If ``features.attrs["as_of"]`` is set and differs from ``as_of``.
     """
     check_features_date(features, as_timestamp(as_of), use="tagged")
+    features, _ = drop_erased(store, features)
     chosen = list(definitions) if definitions is not None else load_tag_definitions(store)
     chosen = [d for d in chosen if d.kind in AUTO_SOURCES]
     vocab = tag_vocabulary(store, features, extra_tags=[d.name for d in chosen])
@@ -229,7 +235,9 @@ def apply_tags(
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``tag``; columns ``version, members, added, removed``.
+        Indexed by ``tag``; columns ``version, members, added, removed``. Its
+        ``attrs`` hold ``erased`` (customers of ``features`` erased on request,
+        whom no tag includes) and ``erased_note`` (saying so; empty when none).
 
     Raises
     ------
@@ -245,6 +253,7 @@ def apply_tags(
     check_features_frame(store, features, on)  # before anything, definitions included, is saved
     chosen = _auto_definitions(store, definitions)
     check_apply_date(store, on, [d.name for d in chosen])
+    features, erased = drop_erased(store, features)
     members = evaluate_tags(store, features, on, definitions=chosen)
     rows = []
     with store.begin() as conn:
@@ -255,7 +264,16 @@ def apply_tags(
             )
     summary = pd.DataFrame(rows, columns=["tag", "version", "members", "added", "removed"])
     log.info("Applied %d tags at %s", len(summary), on)
-    return summary.set_index("tag")
+    return _with_erased(summary.set_index("tag"), len(erased))
+
+
+def _with_erased(summary: pd.DataFrame, erased: int) -> pd.DataFrame:
+    """Record on ``summary`` how many erased customers no tag includes, for the caller to say."""
+    note = erased_note(erased, "the rule and model tags")
+    if note:
+        log.info("%s", note)
+    summary.attrs.update(erased=erased, erased_note=note)
+    return summary
 
 
 def cli_date(on: datetime) -> str:

@@ -38,13 +38,15 @@ def tags_apply_command(
     Returns
     -------
     str
-        A table of tags with their members, added and removed counts.
+        A table of tags with their members, added and removed counts, then how
+        many customers erased on request were left out, if any.
     """
     on = as_timestamp(as_of)
     check_apply_date(store, on)  # before the features: a refused date should cost nothing
     summary = apply_tags(store, _features(store, on, features), on, actor=actor)
     header = f"Applied {len(summary)} tags as of {on:%Y-%m-%d}:"
-    return header + "\n" + summary.to_string()
+    note = summary.attrs.get("erased_note")
+    return "\n".join([header, summary.to_string(), *([note] if note else [])])
 
 
 def tags_list_command(store: Store, *, on: Any | None = None) -> pd.DataFrame:

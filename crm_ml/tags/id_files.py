@@ -57,8 +57,8 @@ class FileTagging:
     changes : pandas.DataFrame
         RangeIndex; columns ``customer_id`` and ``action``, each customer once,
         as returned by :func:`~crm_ml.tags.manual.tag_customers` (``added`` /
-        ``already``) or :func:`~crm_ml.tags.manual.untag_customers` (``removed`` /
-        ``not_tagged``).
+        ``already`` / ``erased``: erased on request, not tagged) or
+        :func:`~crm_ml.tags.manual.untag_customers` (``removed`` / ``not_tagged``).
     removed : bool
         Whether the tag was removed rather than given.
     """
@@ -71,15 +71,17 @@ class FileTagging:
     removed: bool = False
 
     def summary(self) -> str:
-        """One line: the tag, the file, and how many customers changed or already were so."""
+        """One line: the tag, the file, and how many customers changed, were so or were erased."""
         done, same, same_text = _COUNTED[self.removed]
         actions = self.changes["action"]
         customers = len(self.changes)
         repeated = f" ({self.rows - customers} repeated)" if self.rows > customers else ""
+        erased = int((actions == "erased").sum())
+        skipped = f", {erased} erased on request (not tagged)" if erased else ""
         return (
             f"{self.tag} ← {self.file} ({self.encoding}): {self.rows} rows, {customers} customers"
             f"{repeated}; {int((actions == done).sum())} {done}, "
-            f"{int((actions == same).sum())} {same_text}"
+            f"{int((actions == same).sum())} {same_text}{skipped}"
         )
 
 

@@ -14,6 +14,10 @@ was built from.
 
 Only tags of kind ``manual`` can be set this way: rule and model tags are
 owned by :func:`~crm_ml.tags.apply.apply_tags`, which would overwrite them.
+
+A customer erased on request is never tagged again: :func:`tag_customers`
+skips them (action ``erased``) and says so, so that a campaign's old list of
+ids, or a batch rule over the features, still tags everyone else.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from crm_ml.features.spec import when_text
 from crm_ml.rules import as_timestamp, compile_rule, evaluate_rule
 from crm_ml.store.admin import unknown_customers, utc_now
 from crm_ml.store.connection import Store
+from crm_ml.store.erased import erased_ids, is_erased
 from crm_ml.store.schema import CustomerTag
 from crm_ml.tags.backdating import check_not_before_lists
 from crm_ml.tags.definitions import TagDefinition, get_tag_definition, tag_vocabulary
@@ -140,7 +145,8 @@ def tag_customers(
     Returns
     -------
     pandas.DataFrame
-        Columns ``customer_id`` and ``action`` (``added`` or ``already``).
+        Columns ``customer_id`` and ``action``: ``added``, ``already``, or ``erased``
+        for a customer erased on request, who is not tagged (and a warning logged).
 
     Raises
     ------
@@ -161,11 +167,12 @@ def tag_customers(
                 f"{len(unknown)} customer id(s) are not in the store, e.g. "
                 f"{unknown[:5]}; nothing was tagged. Fix the list and retry."
             )
+        erased = _erased_among(conn, ids, tag)
         latest = _latest_rows(conn, tag)
         _check_not_before(latest, ids, on, tag)
         check_not_before_lists(conn, tag, on, vocabulary)
         holding = set(latest.loc[latest["valid_to"].isna(), "customer_id"])
-        new = [c for c in ids if c not in holding]
+        new = [c for c in ids if c not in holding and c not in erased]
         if new:
             conn.execute(
                 _TABLE.insert(),
@@ -183,9 +190,23 @@ def tag_customers(
                 ],
             )
     log.info("%s tagged %d customers %s (%s)", actor, len(new), tag, source)
-    return pd.DataFrame(
-        {"customer_id": ids, "action": ["added" if c in set(new) else "already" for c in ids]}
-    )
+    added = set(new)
+    actions = ["erased" if c in erased else "added" if c in added else "already" for c in ids]
+    return pd.DataFrame({"customer_id": ids, "action": actions})
+
+
+def _erased_among(conn: Connection, ids: list[str], tag: str) -> set[str]:
+    """Return the customers of ``ids`` erased on request, warning that they are not tagged."""
+    found = is_erased(pd.Index(ids, dtype="str"), erased_ids(conn))
+    erased = [c for c, hit in zip(ids, found, strict=True) if hit]
+    if erased:
+        shown = ", ".join(repr(c) for c in erased[:5]) + (" …" if len(erased) > 5 else "")
+        log.warning(
+            "%d customer(s) were not given tag %r: erased on request (`crm-ml customers "
+            "erase`), nothing more is recorded about them: %s",
+            len(erased), tag, shown,
+        )  # fmt: skip
+    return set(erased)
 
 
 def untag_customers(

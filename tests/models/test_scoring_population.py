@@ -18,6 +18,7 @@ from features.rows import insert_rows
 from features.sample import AS_OF, sample_tables
 from sqlalchemy import insert
 
+from crm_ml.erasure import erase_customer
 from crm_ml.errors import ValidationError
 from crm_ml.features import churn_labels, customer_features
 from crm_ml.models.estimators import ChurnModel, PropensityModel
@@ -26,6 +27,7 @@ from crm_ml.models.scoring_targets import CHURN_POPULATION
 from crm_ml.segments import Segment, export_list, save_segment
 from crm_ml.segments.headers import read_list
 from crm_ml.store import Store
+from crm_ml.store.merge import merge_customers
 from crm_ml.store.schema import Consent
 from crm_ml.tags import apply_tags, customers_with_tag
 from crm_ml.tags.library import builtin_tags
@@ -180,3 +182,42 @@ def test_a_date_before_anyone_bought_is_refused(duckdb_store, churn_model, snaps
         r"customers with orders_lifetime >= 1, and none of the 5 in the features has",
     ):
         score_customers(duckdb_store, nobody, "2024-07-01", model=churn_model)
+
+
+def erased_person(store: Store) -> pd.DataFrame:
+    """c1..c6, c6 (an old card record) merged into c5; the person erased via c6.
+
+    Returns the features of all six, as a frame built before the merge would hold them.
+    """
+    add_customers(store, [f"c{i}" for i in range(1, 7)])
+    plan = pd.DataFrame({"merged_id": ["c6"], "surviving_id": ["c5"]})
+    merge_customers(store, plan, at=D1 - timedelta(days=10), actor="steward")
+    erase_customer(store, "c6", actor="合规官", reason="ticket DPO-17")
+    return features(
+        recency_days=[200.0, 10.0, 400.0, 35.0, 300.0, 20.0],
+        interpurchase_mean_days=[30.0, 30.0, 20.0, 60.0, 25.0, 40.0],
+        orders_lifetime=[3, 8, 2, 5, 6, 1],
+        complaints_90d=[2, 0, 1, 0, 3, 0],
+    )
+
+
+def test_an_erased_person_gets_no_score_on_the_next_run_and_the_run_says_so(store, churn_model):
+    frame = erased_person(store)
+
+    summary = score_customers(store, frame, D1, model=churn_model)
+
+    stored = read_scores(store, model_name="crm-churn", as_of=D1)
+    assert stored.index.tolist() == ["c1", "c2", "c3", "c4"]  # not c5, nor its merged c6
+    assert summary["customers"].sum() == 4
+    assert (summary.attrs["erased"], summary.attrs["left_out"]) == (2, 0)
+    assert summary.attrs["erased_note"] == (
+        "2 customers erased on request were left out of the crm-churn scores: nothing more is "
+        "computed about an erased person (`crm-ml customers erase`), whose orders and points "
+        "stay only for accounting."
+    )
+
+
+def test_features_of_erased_customers_alone_are_refused(duckdb_store, churn_model):
+    frame = erased_person(duckdb_store)
+    with pytest.raises(ValidationError, match=r"all 2 in the features were erased on request"):
+        score_customers(duckdb_store, frame.loc[["c5", "c6"]], D1, model=churn_model)

@@ -149,3 +149,26 @@ def test_features_built_for_another_date_are_refused(store: Store) -> None:
     frame.attrs["as_of"] = "2024-06-01"  # as customer_features records it
     with pytest.raises(ValidationError, match="built as of 2024-06-01 but are being evaluated"):
         snapshot_segment(store, "big", frame, "2024-07-01")
+
+
+def test_a_snapshot_leaves_out_erased_customers_and_the_log_says_so(store: Store, caplog) -> None:
+    import logging
+
+    from crm_ml.erasure import erase_customer
+
+    add_customers(store, IDS)
+    save_segment(store, Segment("lapsed", "recency_days > 60"), actor="a")
+    save_segment(store, Segment("frozen", "recency_days > 60", kind="static"), actor="a")
+    snapshot_segment(store, "frozen", base([90, 10, 70, 5, 1]), D1)  # c1 and c3, frozen
+    erase_customer(store, "c3", actor="合规官", reason="ticket DPO-17")
+    with caplog.at_level(logging.INFO, logger="crm_ml.segments.members"):
+        assert list(snapshot_segment(store, "lapsed", base([1, 80, 100, 65, 1]), D2)) == [
+            "c2",
+            "c4",
+        ]
+    assert "1 customer erased on request was left out of the snapshot of segment lapsed" in (
+        caplog.text
+    )
+    assert list(segment_members(store, "lapsed", D2)) == ["c2", "c4"]
+    assert list(snapshot_segment(store, "frozen", base([1, 80, 100, 65, 1]), D2)) == ["c1"]
+    assert segment_sizes(store, ["lapsed"]).loc[pd.Timestamp(D2), "lapsed"] == 2

@@ -1,9 +1,14 @@
 """Problems that do not reject a row: categories no feature reads, amounts that do not add up."""
 
+from datetime import datetime
+
+import pandas as pd
 import pytest
 from import_files import rows, write
+from sqlalchemy import insert
 
-from crm_ml.store.loading import import_file
+from crm_ml.store.loading import import_file, import_frame
+from crm_ml.store.schema import ErasedCustomer
 
 AS_OF = "2025-01-01"
 
@@ -82,3 +87,34 @@ def test_orders_whose_net_is_not_gross_minus_discount_load_with_a_warning(custom
         "net_amount is what every revenue feature sums, so correct the rows unless the "
         "difference is real (a shipping fee, or a payment by points or stored value).",
     )
+
+
+def test_an_erased_customers_rows_are_skipped_with_a_warning_not_rejected(customer, tmp_path):
+    with customer.begin() as conn:
+        conn.execute(
+            insert(ErasedCustomer).values(
+                customer_id="C1", erased_at=datetime(2024, 12, 1), change_id="erasure:x"
+            )
+        )
+    extract = pd.DataFrame(
+        {"customer_id": ["C2", "C1"], "name": ["李四", "张三丰"], "created_at": ["2024-02-01"] * 2}
+    )
+
+    result = import_frame(
+        customer, "customer", extract, source="crm_extract", as_of=AS_OF, reject_dir=tmp_path
+    )
+
+    assert (result.inserted, result.updated, result.rejected) == (1, 0, 0)
+    assert result.warnings == (
+        "1 row(s) of crm_extract (row 2) belong to 1 customer(s) erased on request and were "
+        "skipped: 'C1'. Loading them would put back their name and profile, which the erasure "
+        "removed. Remove these customers from the source extract; their orders, points and "
+        "events still load.",
+    )
+    assert rows(customer, "select customer_id, name from customer order by 1") == [
+        ("C1", "张三"),
+        ("C2", "李四"),
+    ]
+    orders = ORDERS + "O1,C1,2024-03-01,online,100.00,10.00,90.00\n"
+    loaded = import_file(customer, "orders", write(tmp_path, "orders.csv", orders), as_of=AS_OF)
+    assert (loaded.inserted, loaded.warnings) == (1, ())

@@ -11,7 +11,16 @@ from crm_ml.cli import main
 from crm_ml.errors import SchemaVersionError
 from crm_ml.segments import Segment, save_segment, segment_history
 from crm_ml.store import Store, check_store, init_store, migrations, upgrade_store
-from crm_ml.store.schema import SCHEMA_VERSION, ExportLog, SchemaInfo, SegmentDefinition
+from crm_ml.store.schema import (
+    SCHEMA_VERSION,
+    Customer,
+    CustomerChange,
+    ErasedCustomer,
+    ExportLog,
+    Product,
+    SchemaInfo,
+    SegmentDefinition,
+)
 
 CREATED = datetime.datetime(2025, 5, 1, 9, 30)
 V1_PATHS = {
@@ -21,8 +30,16 @@ V1_PATHS = {
 }
 
 
+def _as_version_3(store: Store) -> None:
+    """Take a new store back to schema 3: no erasure marks."""
+    with store.begin() as conn:
+        conn.execute(text("DROP TABLE erased_customer"))
+        conn.execute(text("UPDATE schema_info SET version = 3"))
+
+
 def _as_version_2(store: Store) -> None:
     """Take a new store back to schema 2: no reason for an export."""
+    _as_version_3(store)
     with store.begin() as conn:
         conn.execute(text("ALTER TABLE export_log DROP COLUMN reason"))
         conn.execute(text("UPDATE schema_info SET version = 2"))
@@ -94,7 +111,7 @@ def test_upgrade_moves_the_status_out_of_the_path_and_starts_the_history(old_sto
         "replaced": ("replaced by a later run at 2025-07-01 02:30:05 UTC", "/r/lists/b.csv"),
         "written": ("written", "/r/lists/c: d.csv"),
     }
-    assert [v for (v,) in versions] == [1, 2, 3]  # the store remembers it was made as version 1
+    assert [v for (v,) in versions] == [1, 2, 3, 4]  # the store remembers it was made as v1
     (found,) = segment_history(old_store, "lapsed").itertuples()
     assert (found.revision, found.version, found.rule, found.label) == (
         1, 3, "recency_days > 90", "流失会员",
@@ -120,8 +137,8 @@ def test_a_failing_step_leaves_the_store_as_it_was(old_store, monkeypatch):
     def disk_full(conn):
         raise RuntimeError("disk full")
 
-    # The last step fails once every schema change and the earlier step's moves are done.
-    monkeypatch.setitem(migrations.STEPS, 3, migrations.Step(migrations._to_v3_schema, disk_full))
+    # The last step fails once every schema change and the earlier steps' moves are done.
+    monkeypatch.setitem(migrations.STEPS, 4, migrations.Step(migrations._to_v4_schema, disk_full))
     before = _columns(old_store)
     with pytest.raises(RuntimeError, match="disk full"):
         upgrade_store(old_store)
@@ -151,9 +168,9 @@ def test_the_cli_refuses_an_old_store_until_it_is_upgraded(tmp_path, monkeypatch
     assert main(["segment", "show", "lapsed"]) == 2
     assert "Upgrade it with `crm-ml upgrade`" in capsys.readouterr().err
     assert main(["upgrade"]) == 0
-    assert "from schema version 1 to 3" in capsys.readouterr().out
+    assert "from schema version 1 to 4" in capsys.readouterr().out
     assert main(["upgrade"]) == 0
-    assert "is up to date (schema version 3)" in capsys.readouterr().out
+    assert "is up to date (schema version 4)" in capsys.readouterr().out
     assert main(["segment", "history", "lapsed"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("lapsed: 1 recorded change(s)")
@@ -176,7 +193,7 @@ def test_a_version_2_store_gains_the_reason_of_an_export_and_keeps_its_rows(stor
     ):
         check_store(conn)
 
-    assert upgrade_store(store) == (2, 3)
+    assert upgrade_store(store) == (2, 4)
 
     fresh = Store(f"duckdb:///{tmp_path / 'fresh.duckdb'}", create=True)
     init_store(fresh)
@@ -186,7 +203,7 @@ def test_a_version_2_store_gains_the_reason_of_an_export_and_keeps_its_rows(stor
         rows = conn.execute(select(ExportLog.export_id, ExportLog.status, ExportLog.reason)).all()
         versions = conn.execute(select(SchemaInfo.version).order_by(SchemaInfo.version)).all()
     assert rows == [("e1", "written", "x")]
-    assert [v for (v,) in versions] == [2, 3]
+    assert [v for (v,) in versions] == [2, 3, 4]
 
 
 def test_the_cli_upgrades_a_version_2_store(tmp_path, monkeypatch, capsys):
@@ -198,6 +215,79 @@ def test_the_cli_upgrades_a_version_2_store(tmp_path, monkeypatch, capsys):
     _as_version_2(store)
     store.dispose()
     assert main(["upgrade"]) == 0
-    assert "from schema version 2 to 3" in capsys.readouterr().out
+    assert "from schema version 2 to 4" in capsys.readouterr().out
     assert main(["segment", "history", "nothing"]) == 2
     assert "Upgrade it" not in capsys.readouterr().err  # the store opens; the segment is unknown
+
+
+ERASED_AT = datetime.datetime(2025, 6, 1, 8, 0)
+
+
+def _erasure_audit(change_id: str, customer_id: str, new_value: str | None, at) -> dict:
+    """The audit row an erasure wrote before schema 4: who, when, why, and the records."""
+    return {
+        "change_id": change_id,
+        "customer_id": customer_id,
+        "field": "status",
+        "old_value": None,
+        "new_value": new_value,
+        "changed_at": at,
+        "actor": "合规官",
+    }
+
+
+def test_a_version_3_store_marks_the_records_its_erasure_audit_rows_name(store):
+    later = ERASED_AT + datetime.timedelta(days=1)
+    with store.begin() as conn:
+        conn.execute(
+            insert(Customer),
+            [
+                {"customer_id": c, "created_at": CREATED, "status": status, "merged_into": into}
+                for c, status, into in (
+                    ("C1", "active", None),
+                    ("C2", "merged", "C1"),
+                    ("C3", "active", None),
+                )
+            ],
+        )
+        conn.execute(
+            insert(CustomerChange),
+            [
+                # A second request for the same person blanked the first row's value.
+                _erasure_audit("erasure:first", "C2", None, ERASED_AT),
+                _erasure_audit("erasure:again", "C1", "erased C1, C2: DPO-18: repeated", later),
+                _erasure_audit("erasure:gone", "C9", "erased C9: DPO-19", later),  # no such id
+                {**_erasure_audit("k3", "C3", "erased C3: no", later), "field": "name"},
+            ],
+        )
+    _as_version_3(store)
+
+    assert upgrade_store(store) == (3, SCHEMA_VERSION)
+
+    with store.connect() as conn:
+        marks = conn.execute(select(ErasedCustomer.__table__).order_by("customer_id")).all()
+    assert [tuple(m) for m in marks] == [
+        ("C1", later, "erasure:again"),
+        ("C2", ERASED_AT, "erasure:first"),  # its own row, the first erasure of it
+    ]
+
+
+def test_upgrading_stores_the_code_of_a_category_an_earlier_import_kept_by_name(store, caplog):
+    # Imports before the affinity features read codes kept 美妆 as given: every
+    # affinity_* feature and likes_* tag was silently 0 until the file was imported again.
+    kept = {"P1": "美妆", "P2": "Beauty", "P3": "beauty", "P4": "母婴", "P5": "文具"}
+    with store.begin() as conn:
+        conn.execute(
+            insert(Product),
+            [{"product_id": p, "name": p, "category": c} for p, c in kept.items()],
+        )
+    _as_version_3(store)
+
+    with caplog.at_level("WARNING", logger="crm_ml.store.migrations"):
+        assert upgrade_store(store) == (3, SCHEMA_VERSION)
+
+    with store.connect() as conn:
+        stored = dict(conn.execute(select(Product.product_id, Product.category)).all())
+    assert stored == {"P1": "beauty", "P2": "beauty", "P3": "beauty", "P4": "maternity_baby",
+                      "P5": "文具"}  # fmt: skip
+    assert "3 product(s) had a category name that the affinity features do not read" in caplog.text

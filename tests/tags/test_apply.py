@@ -6,8 +6,10 @@ import pandas as pd
 import pytest
 from customer_helpers import D1, D2, D3, features
 
+from crm_ml.erasure import erase_customer
 from crm_ml.errors import RuleError, ValidationError
 from crm_ml.store import Store
+from crm_ml.store.merge import merge_customers
 from crm_ml.tags import (
     TagDefinition,
     apply_tags,
@@ -156,3 +158,25 @@ def test_tags_apply_before_the_history_is_refused_first_with_cli_and_python_advi
     assert "expected a date from 2024-07-01 on" in message
     assert "`crm-ml tags list --on 2024-06-01`" in message and "evaluate_tags(" in message
     assert not [r for r in caplog.records if "scores up to" in r.getMessage()]
+
+
+def test_an_erased_person_gets_no_tag_on_the_next_run_and_the_run_says_so(five: Store) -> None:
+    from crm_ml.tags import tags_apply_command
+
+    apply_tags(five, at_d1(), D1, definitions=[DORMANT, BIG])
+    assert list(customers_with_tag(five, "big_spender", D1)) == ["c1", "c4"]
+    # c5, an old card record, was merged into c4; the person asks for erasure via c5.
+    merge = pd.DataFrame({"merged_id": ["c5"], "surviving_id": ["c4"]})
+    merge_customers(five, merge, at=D1, actor="steward")
+    erase_customer(five, "c5", actor="合规官", reason="ticket DPO-17")
+
+    text = tags_apply_command(five, D2, features=at_d2())
+
+    assert list(customers_with_tag(five, "big_spender", D2)) == ["c1"]
+    assert tag_history(five).query("customer_id in ['c4', 'c5']").empty
+    assert text.endswith(
+        "\n2 customers erased on request were left out of the rule and model tags: nothing more "
+        "is computed about an erased person (`crm-ml customers erase`), whose orders and points "
+        "stay only for accounting."
+    )
+    assert evaluate_tags(five, at_d2(), D2, definitions=[BIG])["big_spender"].tolist() == ["c1"]

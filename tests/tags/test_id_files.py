@@ -164,3 +164,16 @@ def test_a_blank_reason_is_refused_although_the_file_name_is_added(shop, tmp_pat
     path = write(tmp_path / "ids.csv", b"customer_id\n00012\n")
     with pytest.raises(ValidationError, match="needs an actor and a reason"):
         tag_customers_from_file(shop, "vip", path, actor="me", reason=" ", at=D1)
+
+
+def test_an_erased_customer_in_the_file_is_counted_and_not_tagged(shop, tmp_path):
+    from crm_ml.erasure import erase_customer
+
+    erase_customer(shop, "00034", actor="合规官", reason="ticket DPO-17")
+    path = write(tmp_path / "campaign.csv", b"customer_id\n00012\n00034\n")
+    result = tag_customers_from_file(shop, "vip", path, actor="li.na", reason="双十一活动", at=D1)
+    assert result.summary() == (
+        "vip ← campaign.csv (UTF-8): 2 rows, 2 customers; 1 added, 0 already had it, "
+        "1 erased on request (not tagged)"
+    )
+    assert list(customers_with_tag(shop, "vip", D1)) == ["00012"]

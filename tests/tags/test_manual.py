@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from customer_helpers import D1, D2, D3, features
 
+from crm_ml.erasure import erase_customer
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.store import Store
 from crm_ml.tags import (
@@ -91,3 +92,20 @@ def test_batch_from_rule(five: Store) -> None:
     history = tag_history(five, tag="vip")
     assert set(history["source"]) == {"batch"}
     assert history["reason"].iloc[0] == "年度大客户 [rule: revenue_365d >= 5000]"
+
+
+def test_erased_customers_are_skipped_with_a_warning_and_the_others_tagged(
+    five: Store, caplog
+) -> None:
+    save_tag_definition(five, VIP)
+    erase_customer(five, "c3", actor="合规官", reason="ticket DPO-17")
+    result = tag_customers(five, "vip", ["c1", "c3"], at=D1, actor="li.na", reason="门店推荐")
+    assert result["action"].tolist() == ["added", "erased"]
+    assert "1 customer(s) were not given tag 'vip': erased on request" in caplog.text
+    assert "'c3'" in caplog.text
+    frame = features(revenue_365d=[5000.0, 10.0, 9000.0, 0.0, 1.0])
+    batch = batch_tag_from_rule(
+        five, "vip", "revenue_365d >= 5000", frame, at=D2, actor="ops", reason="年度大客户"
+    )
+    assert batch.set_index("customer_id")["action"].to_dict() == {"c1": "already", "c3": "erased"}
+    assert list(customers_with_tag(five, "vip", D2)) == ["c1"]
