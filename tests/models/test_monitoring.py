@@ -46,9 +46,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Settings]:
 
 def _set_probabilities(store: Store, as_of: str, expression: str) -> None:
     with store.begin() as conn:
-        conn.exec_driver_sql(
-            f"UPDATE score SET probability = {expression} WHERE as_of = '{as_of}'"
-        )
+        conn.exec_driver_sql(f"UPDATE score SET probability = {expression} WHERE as_of = '{as_of}'")
 
 
 def test_each_run_is_measured_only_when_its_window_has_closed_on_unseen_outcomes(
