@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 import pytest
@@ -49,6 +51,16 @@ def _set_probabilities(store: Store, as_of: str, expression: str) -> None:
         conn.exec_driver_sql(f"UPDATE score SET probability = {expression} WHERE as_of = '{as_of}'")
 
 
+@contextmanager
+def _probabilities(store: Store, as_of: str, change: str, undo: str) -> Iterator[None]:
+    """Rewrite a run's stored probabilities for the block (``change``), then put them back."""
+    _set_probabilities(store, as_of, change)
+    try:
+        yield
+    finally:
+        _set_probabilities(store, as_of, undo)
+
+
 def test_each_run_is_measured_only_when_its_window_has_closed_on_unseen_outcomes(
     scored: tuple[Store, Settings],
 ) -> None:
@@ -85,11 +97,8 @@ def test_a_run_that_ranks_customers_backwards_raises_an_alert(
     scored: tuple[Store, Settings],
 ) -> None:
     store, settings = scored
-    _set_probabilities(store, MATURED, "1 - probability")
-    try:
+    with _probabilities(store, MATURED, "1 - probability", undo="1 - probability"):
         run = score_outcomes(store, "crm-churn", settings=settings).loc[MATURED]
-    finally:
-        _set_probabilities(store, MATURED, "1 - probability")
 
     assert run["alert"]
     assert run["roc_auc"] < 0.5 < run["backtest_auc"]
@@ -101,11 +110,8 @@ def test_a_run_whose_probabilities_are_half_what_happened_under_predicts(
     scored: tuple[Store, Settings],
 ) -> None:
     store, settings = scored
-    _set_probabilities(store, MATURED, "probability / 2")
-    try:
+    with _probabilities(store, MATURED, "probability / 2", undo="probability * 2"):
         run = score_outcomes(store, "crm-churn", settings=settings).loc[MATURED]
-    finally:
-        _set_probabilities(store, MATURED, "probability * 2")
 
     assert run["alert"]
     assert run["verdict"] == (
@@ -152,11 +158,8 @@ def test_models_check_prints_each_run_saves_the_figure_and_exits_1_on_an_alert(
     assert "crm-propensity" not in out  # no scores: nothing to check
     assert figure.read_bytes().startswith(b"\x89PNG")
 
-    _set_probabilities(store, MATURED, "1 - probability")
-    try:
+    with _probabilities(store, MATURED, "1 - probability", undo="1 - probability"):
         assert main(["models", "check", "crm-churn"]) == 1
-    finally:
-        _set_probabilities(store, MATURED, "1 - probability")
     assert "ranks worse than in its backtest" in capsys.readouterr().out
 
 
