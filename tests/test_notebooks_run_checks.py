@@ -1,28 +1,34 @@
-"""Report notebooks refuse bad list inputs before they write to the store; customer 360 reports.
+"""Report notebooks refuse bad list inputs and dates before they write to the store; customer 360.
 
 Each run uses this module's tiny demo store, built by the ``settings`` fixture of
-tests/test_notebooks.py. A run that fails on its channel, purpose or export
-secret must leave the store as it was: no segment saved or changed, no
-snapshot, no tag applied (review 9b, M1 and L3).
+tests/test_notebooks.py. A run that fails on its channel, purpose, export
+secret or date must leave the store as it was: no score, no segment saved or
+changed, no snapshot, no tag applied (review 9b, M1 and L3; operations review).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
+from pathlib import Path
 
 import nbformat
 import pytest
+from models.synthetic import TINY, make_training_frame
+from project_settings import project_settings
 from sqlalchemy import func, select
 from test_notebooks import AS_OF, _run
 from test_notebooks import settings as settings  # the demo project, as a fixture
 
 from crm_ml.config import Settings
+from crm_ml.models.training import train_model
 from crm_ml.reporting import ReportFailedError, list_reports, run_report
 from crm_ml.segments import segment_show_command
 from crm_ml.store import Store
 from crm_ml.store.schema import (
     CustomerTag,
     ExportLog,
+    Score,
     SegmentChange,
     SegmentDefinition,
     SegmentMember,
@@ -30,6 +36,7 @@ from crm_ml.store.schema import (
     Tier,
     TierChange,
 )
+from crm_ml.tags import tags_apply_command
 
 CHURN_LIST = "retention_churn_risk"
 
@@ -37,6 +44,7 @@ CHURN_LIST = "retention_churn_risk"
 def _rows(settings: Settings) -> dict[str, int]:
     """Row counts of every table a report run writes to before it exports."""
     tables = (
+        Score,
         CustomerTag,
         SegmentDefinition,
         SegmentChange,
@@ -119,6 +127,42 @@ def test_a_missing_export_secret_fails_before_anything_is_written(
         run_report(settings, report, as_of=AS_OF)
     assert _rows(settings) == before
     assert "Settings.from_env()" in _failed_cell(settings)
+
+
+def _scored_on(settings: Settings, day: date) -> int:
+    store = Store(settings.database_url)
+    with store.connect() as conn:
+        on = datetime.combine(day, datetime.min.time())
+        count = conn.execute(select(func.count()).where(Score.as_of == on)).scalar_one()
+    store.dispose()
+    return int(count)
+
+
+def test_segment_lists_refuses_a_date_before_the_last_tag_run_before_scoring_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A churn champion, in a registry of this test's own (the kernel inherits the
+    # environment), so a run that got past its setup cell would score the earlier date.
+    own = project_settings(tmp_path)
+    train_model("churn", make_training_frame(n=400), own, horizon_days=90,
+                model_params=TINY)  # fmt: skip
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", own.mlflow_tracking_uri)
+    store = Store(settings.database_url)
+    tags_apply_command(store, AS_OF)  # the night of AS_OF has run
+    store.dispose()
+    earlier, before = date(2024, 9, 24), _rows(settings)
+    with pytest.raises(ReportFailedError) as failed:
+        run_report(settings, "segment_lists", as_of=earlier)
+    message = str(failed.value)
+    assert re.search(
+        r"ValidationError: Tag '\w+' already has history up to 2024-10-01 00:00, "
+        r"after as_of 2024-09-24 00:00: tags are applied forward in time",
+        message,
+    )
+    assert '`crm-ml tags undo --as-of 2024-10-01 --reason "…"`' in message
+    assert "Settings.from_env()" in _failed_cell(settings)  # the setup cell: nothing else ran
+    assert _scored_on(settings, earlier) == 0
+    assert _rows(settings) == before
 
 
 def test_customer_360_reports_for_two_customers_are_both_kept(settings: Settings) -> None:

@@ -1,6 +1,6 @@
 """Tags: definitions, the built-in library, rule tagging with history, manual tags, sync."""
 
-from crm_ml.tags.apply import apply_tags, evaluate_tags
+from crm_ml.tags.apply import apply_tags, check_apply_date, evaluate_tags
 from crm_ml.tags.commands import tags_apply_command, tags_list_command
 from crm_ml.tags.definitions import (
     TagDefinition,
@@ -31,6 +31,7 @@ __all__ = [
     "apply_tags",
     "batch_tag_from_rule",
     "builtin_tags",
+    "check_apply_date",
     "customers_with_tag",
     "evaluate_tags",
     "get_tag_definition",

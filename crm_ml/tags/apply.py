@@ -306,13 +306,20 @@ def _check_forward(conn: Connection, tag: str, on: datetime) -> None:
 def check_apply_date(store: Store, as_of: Any, names: Iterable[str] | None = None) -> None:
     """Refuse an ``as_of`` earlier than the history of a rule or model tag.
 
-    Called before features are built and rules evaluated, so a refused date
-    costs nothing and prints no warnings about scores first.
+    The check :func:`apply_tags` makes, for callers to make first: ``crm-ml
+    tags apply`` before it builds features, and a report that applies tags
+    (``segment_lists``) in its setup cell, before it scores the date. A refused
+    date then costs nothing and leaves nothing written.
 
     Parameters
     ----------
+    store : Store
+        Read only.
+    as_of : datetime-like
+        The date the tags would be applied at.
     names : iterable of str, optional
-        The tags to check; by default every stored rule and model tag.
+        The tags to check; by default every stored rule and model tag, the
+        ones :func:`apply_tags` applies without ``definitions``.
 
     Raises
     ------

@@ -13,8 +13,11 @@ from crm_ml.store.merge import merge_customers
 from crm_ml.tags import (
     TagDefinition,
     apply_tags,
+    check_apply_date,
     customers_with_tag,
     evaluate_tags,
+    save_tag_definition,
+    tag_customers,
     tag_history,
     tag_sizes,
 )
@@ -87,6 +90,28 @@ def test_applying_backwards_in_time_is_refused(five: Store) -> None:
     apply_tags(five, at_d1(), D2, definitions=[DORMANT])
     with pytest.raises(ValidationError, match="tags are applied forward in time"):
         apply_tags(five, at_d1(), D1, definitions=[DORMANT])
+
+
+def test_the_date_check_counts_rule_and_model_history_only_and_writes_nothing(
+    five: Store,
+) -> None:
+    # What a report's setup cell calls before it scores the date (segment_lists).
+    save_tag_definition(five, TagDefinition("vip", "VIP客户", kind="manual"))
+    apply_tags(five, at_d1(), D2, definitions=[DORMANT])
+    tag_customers(five, "vip", ["c1"], at=D3, actor="li.na", reason="门店推荐")
+    before = tag_history(five)
+    check_apply_date(five, D2)  # a re-run of the same night; vip's manual D3 does not count
+    check_apply_date(five, D3)
+    check_apply_date(five, D1, names=["big_spender"])  # no history yet
+    with pytest.raises(ValidationError) as info:
+        check_apply_date(five, D1)
+    message = str(info.value)
+    assert message.startswith(
+        "Tag 'dormant' already has history up to 2024-07-01 00:00, after as_of 2024-06-01 00:00: "
+        "tags are applied forward in time, so expected a date from 2024-07-01 on."
+    )
+    assert '`crm-ml tags undo --as-of 2024-07-01 --reason "…"`' in message
+    pd.testing.assert_frame_equal(tag_history(five), before)
 
 
 def test_tags_using_tags_are_computed_in_order(five: Store) -> None:
