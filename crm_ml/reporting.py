@@ -49,6 +49,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -82,11 +83,19 @@ class PublishedReport:
     html: Path
     files: tuple[Path, ...]
 
-    def summary(self) -> str:
-        """Describe the published report in a few lines."""
+    def summary(self, *, every_file: bool = False) -> str:
+        """Describe the published report: its page and notebook, and how many files per folder.
+
+        ``every_file`` lists the files themselves: a nightly list report writes
+        a hundred, which would add as many lines to a cron log every night.
+        """
         lines = [f"Report {self.name} as of {self.as_of:%Y-%m-%d} published:"]
         lines += [f"  {self.html}", f"  {self.notebook}"]
-        lines += [f"  {path}" for path in self.files]
+        if every_file:
+            lines += [f"  {path}" for path in self.files]
+        else:
+            counts = sorted(Counter(path.parent for path in self.files).items())
+            lines += [f"  {folder}/: {n:,} file{'' if n == 1 else 's'}" for folder, n in counts]
         return "\n".join(lines)
 
 

@@ -15,9 +15,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from crm_ml import __version__
-from crm_ml.cli._common import Command, _add_commands
+from crm_ml.cli._common import TIME_FORMAT, Command, _add_commands, _interactive
 from crm_ml.cli.audiences import (
     _add_segment,
     _add_tags,
@@ -80,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         "MLFLOW_TRACKING_URI, CRM_ML_REPORTS_DIR and CRM_ML_HOME.",
     )
     parser.add_argument("--version", action="version", version=f"crm_ml {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log progress details; `report run` names every file it published",
+    )
     sub = _add_commands(parser, "command")
     sub.add_parser("init", help="create the store's tables").set_defaults(func=cmd_init)
     sub.add_parser(
@@ -110,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: bool, *, dated: bool) -> None:
+    """Log warnings (``verbose``: also progress) to stderr; ``dated`` lines start with the time.
+
+    A cron log collects every night's lines, and the time (local, as the crontab's)
+    says which night a line belongs to. At a terminal the time would only be noise.
+    """
+    line = "%(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format=f"%(asctime)s {line}" if dated else line,
+        datefmt=TIME_FORMAT,
+    )
+
+
 def _quiet_libraries(verbose: bool) -> None:
     """Keep MLflow's progress bars, telemetry and chatter out of the command's output."""
     import os
@@ -128,16 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.func is None:
         args.choose_command()  # a group without its command: list the choices and exit 2
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    dated = not _interactive()
+    _configure_logging(args.verbose, dated=dated)
     _quiet_libraries(args.verbose)
     try:
         settings = Settings.from_env()
         return int(args.func(args, settings))
     except CrmMlError as exc:
-        print(f"crm-ml: error: {exc}", file=sys.stderr)
+        when = f"{datetime.now():{TIME_FORMAT}} " if dated else ""  # as the log lines
+        print(f"{when}crm-ml: error: {exc}", file=sys.stderr)
         return 2
 
 

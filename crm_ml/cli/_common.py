@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,19 @@ from crm_ml.store import Store, check_store
 from crm_ml.store.connection import store_file
 
 Command = Callable[[argparse.Namespace, Settings], int]
+
+#: How the CLI writes a time: log lines in a log file, the start of a report run.
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def _interactive() -> bool:
+    """Whether a person watches the command at a terminal, rather than cron filling a log file.
+
+    Only then are progress bars drawn and log lines left undated: in a file, a
+    bar's frames pile up on one line joined by carriage returns, and a line
+    without a time cannot be told from the other nights' lines.
+    """
+    return sys.stderr.isatty()
 
 
 def _as_of(text: str) -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from crm_ml.cli._common import _add_commands, _as_of, _open_store
+from crm_ml.cli._common import _add_commands, _as_of, _interactive, _open_store
 from crm_ml.config import Settings
 
 
@@ -17,7 +17,11 @@ def cmd_lists_find(args: argparse.Namespace, settings: Settings) -> int:
 
     store = _open_store(settings)
     found = find_lists(
-        store, settings, args.customer_id, secret=os.environ.get(SECRET_ENV), progress=True
+        store,
+        settings,
+        args.customer_id,
+        secret=os.environ.get(SECRET_ENV),
+        progress=_interactive(),
     )
     print(found)
     return 0

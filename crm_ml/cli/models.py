@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crm_ml.cli._common import _add_commands, _as_of, _check_as_of, _open_store
+from crm_ml.cli._common import _add_commands, _as_of, _check_as_of, _interactive, _open_store
 from crm_ml.config import Settings
 from crm_ml.errors import ValidationError
 
@@ -48,7 +48,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         args.gap_days,
         label=label,
         category=args.category,
-        progress=True,
+        progress=_interactive(),
     )
     print(data.prevalence.to_string())
     result = train_model(
@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         gap_days=args.gap_days,
         store=store,
         register=not args.no_register,
-        progress=True,
+        progress=_interactive(),
     )
     print(result.backtest.metrics.to_string())
     if result.registered is not None:
@@ -79,7 +79,7 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     # Resolve every alias first: a typo fails before features are built, and the
     # version printed is the one that scores, even if an alias moves meanwhile.
     targets = {ref: scoring_target(ref, settings) for ref in args.model or DEFAULT_MODELS}
-    features = customer_features(store, args.as_of, progress=True)
+    features = customer_features(store, args.as_of, progress=_interactive())
     for ref, target in targets.items():
         summary = score_customers(
             store,
@@ -89,7 +89,7 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
             settings=settings,
             language=settings.language,
             attribution=args.attribution,
-            progress=True,
+            progress=_interactive(),
         )
         print(f"{ref} (version {target.version}) as of {args.as_of:%Y-%m-%d}:")
         print(summary.to_string())
@@ -156,8 +156,9 @@ def cmd_models_check(args: argparse.Namespace, settings: Settings) -> int:
     from crm_ml.models.plots import outcomes_figure
     from crm_ml.models.refresh import PRODUCTION_MODELS
 
-    checks = check_models(_open_store(settings), settings=settings,
-                          models=args.name or PRODUCTION_MODELS)  # fmt: skip
+    models = args.name or PRODUCTION_MODELS
+    store = _open_store(settings)
+    checks = check_models(store, settings=settings, models=models, progress=_interactive())
     if checks.empty:
         print("No scores to check: score customers first (crm-ml score).")
         return 2
@@ -188,7 +189,9 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     from crm_ml.features import build_feature_file
     from crm_ml.features.spec import when_text
 
-    path = build_feature_file(_open_store(settings), args.as_of, Path(args.out), progress=True)
+    path = build_feature_file(
+        _open_store(settings), args.as_of, Path(args.out), progress=_interactive()
+    )
     # The time too when given: a cut at China's midnight is 16:00 UTC the day before.
     print(f"Features as of {when_text(args.as_of)} written to {path}")
     return 0

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 
-from crm_ml.cli._common import _add_commands, _as_of, _open_store
+from crm_ml.cli._common import TIME_FORMAT, _add_commands, _as_of, _open_store
 from crm_ml.config import Settings
 
 
 def cmd_report_run(args: argparse.Namespace, settings: Settings) -> int:
-    """Run a report notebook and publish it to reports/<as_of>/."""
+    """Run a report notebook and publish it to reports/<as_of>/.
+
+    The first line says when the run started, so that each night's lines can be
+    found in a cron log; it is flushed at once, or output to a file would hold
+    it back until the end, after the run's log lines. Published files are
+    counted per folder; ``--verbose`` names each.
+    """
     from crm_ml.reporting import run_report
 
+    started = f"{datetime.now():{TIME_FORMAT}}"
+    print(
+        f"{started} crm-ml report run {args.name} --as-of {args.as_of:%Y-%m-%d}: started",
+        flush=True,
+    )
     _open_store(settings)  # a notebook opening a missing store file would create an empty one
     params = dict(args.parameter or [])  # text: run_report converts it to each default's type
     report = run_report(settings, args.name, as_of=args.as_of, parameters=params)
-    print(report.summary())
+    print(report.summary(every_file=args.verbose))
     return 0
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crm_ml import __version__
-from crm_ml.cli._common import _add_commands, _as_of, _open_store, _store_file
+from crm_ml.cli._common import _add_commands, _as_of, _interactive, _open_store, _store_file
 from crm_ml.cli.privacy import _add_customers_erase
 from crm_ml.config import Settings
 from crm_ml.errors import ValidationError
+
+if TYPE_CHECKING:
+    from crm_ml.store.loading import LoadResult
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
@@ -54,13 +59,18 @@ def cmd_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    """Import a CSV or Parquet file, or an exported table folder, into a store table (or CDNOW)."""
+    """Import a CSV or Parquet file, or an exported table folder, into a store table (or CDNOW).
+
+    The import's warnings are logged as it runs (``WARNING crm_ml.store.loading: FILE: …``,
+    dated in a log file), so the summary printed after it leaves them out.
+    """
     _check_import_table(args.table)
     store = _open_store(settings)
     if args.table == "cdnow":
         from crm_ml.store.cdnow import import_cdnow
 
-        print(import_cdnow(store, Path(args.file), progress=True).summary())
+        cdnow = import_cdnow(store, Path(args.file), progress=_interactive())
+        print(replace(cdnow, loads=tuple(map(_unwarned, cdnow.loads))).summary())
         return 0
     from crm_ml.store.loading import import_file
 
@@ -73,10 +83,20 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         as_of=args.as_of,
         max_reject_rate=args.max_reject_rate,
         reject_dir=Path(args.reject_dir) if args.reject_dir else None,
-        progress=True,
+        progress=_interactive(),
     )
-    print(result.summary())
+    print(_unwarned(result).summary())
     return 0
+
+
+def _unwarned(result: LoadResult) -> LoadResult:
+    """Return ``result`` without the warnings the import has logged already.
+
+    The log's copy is the one kept: it is dated in a log file, says ``WARNING``
+    for a grep, and is written to stderr as the import runs, in order with the
+    other log lines (stdout to a file is buffered until the command ends).
+    """
+    return replace(result, warnings=())
 
 
 def _check_import_table(table: str) -> None:
@@ -135,7 +155,7 @@ def cmd_export_parquet(args: argparse.Namespace, settings: Settings) -> int:
     """Export the store's tables that features read to partitioned Parquet (for Spark)."""
     from crm_ml.store.export import export_parquet
 
-    summary = export_parquet(_open_store(settings), Path(args.dir), progress=True)
+    summary = export_parquet(_open_store(settings), Path(args.dir), progress=_interactive())
     print(summary.to_string())
     return 0
 

@@ -90,6 +90,7 @@ def score_outcomes(
     *,
     settings: Settings,
     until: datetime | date | str | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Measure each stored scoring run of ``model_name`` against what its customers did next.
 
@@ -107,6 +108,8 @@ def score_outcomes(
     until : datetime-like, optional
         Look back from this date, as a report for it would: runs dated after it
         are left out, and a window closes only by then. Default: the end of the data.
+    progress : bool
+        Show a progress bar over the runs.
 
     Returns
     -------
@@ -141,7 +144,8 @@ def score_outcomes(
         runs = [run for run in runs if run[0] <= until]
         data_end = min(data_end, until) if data_end is not None else None
     rows = []
-    for as_of, version, customers in tqdm(runs, desc=f"{model_name}: outcomes", leave=False):
+    bar = tqdm(runs, desc=f"{model_name}: outcomes", leave=False, disable=not progress)
+    for as_of, version, customers in bar:
         about = _version_facts(versions, version, model_name)
         rows.append(_outcome(store, model_name, as_of, version, customers, about, data_end))
     frame = pd.DataFrame(rows, columns=["as_of", *OUTCOME_COLUMNS]).set_index("as_of")
@@ -154,6 +158,7 @@ def check_models(
     settings: Settings,
     models: Iterable[str] = PRODUCTION_MODELS,
     until: datetime | date | str | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Return :func:`score_outcomes` of each model with scores, indexed by ``model``, ``as_of``.
 
@@ -163,7 +168,9 @@ def check_models(
     found = {}
     for name in models:
         try:
-            found[name] = score_outcomes(store, name, settings=settings, until=until)
+            found[name] = score_outcomes(
+                store, name, settings=settings, until=until, progress=progress
+            )
         except NotFoundError as exc:
             log.info("%s: nothing to check: %s", name, exc)
     if not found:
