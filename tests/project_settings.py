@@ -35,14 +35,22 @@ def cli_project(root: Path, monkeypatch: Any) -> Path:
     return root
 
 
-def import_one_order(root: Path) -> None:
-    """Import customer C1 and one order of 2024-09-30 with the CLI, so 2024-10-01 can be scored."""
+def import_files(root: Path, files: dict[str, str]) -> None:
+    """Write each CSV (``customer.csv``: named after its table) into ``root`` and import it."""
     from crm_ml.cli import main
 
-    (root / "customer.csv").write_text("customer_id,created_at\nC1,2024-01-01\n")
-    (root / "orders.csv").write_text(
-        "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
-        "O1,C1,2024-09-30,offline,10,10\n"
+    for name, body in files.items():
+        (root / name).write_text(body, encoding="utf-8")
+        assert main(["import", name.removesuffix(".csv"), str(root / name)]) == 0
+
+
+def import_one_order(root: Path) -> None:
+    """Import customer C1 and one order of 2024-09-30 with the CLI, so 2024-10-01 can be scored."""
+    import_files(
+        root,
+        {
+            "customer.csv": "customer_id,created_at\nC1,2024-01-01\n",
+            "orders.csv": "order_id,customer_id,ordered_at,channel,gross_amount,net_amount\n"
+            "O1,C1,2024-09-30,offline,10,10\n",
+        },
     )
-    for table in ("customer", "orders"):
-        assert main(["import", table, str(root / f"{table}.csv")]) == 0

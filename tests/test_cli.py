@@ -1,5 +1,5 @@
 import pytest
-from project_settings import cli_project
+from project_settings import cli_project, import_files
 
 from crm_ml.cli import main
 
@@ -65,9 +65,7 @@ def test_tiers_apply_records_moves_once(project, capsys):
         "O1,C1,2024-03-01,offline,1500,1500\n",
     }
     assert main(["init"]) == 0
-    for name, body in files.items():
-        (project / name).write_text(body, encoding="utf-8")
-        assert main(["import", name.removesuffix(".csv"), name]) == 0
+    import_files(project, files)
     capsys.readouterr()
     assert main(["tiers", "apply", "--as-of", "2024-07-01", "--review-days", "365"]) == 0
     out = capsys.readouterr().out
@@ -86,9 +84,7 @@ def small_store(project, capsys):
         "O1,C1,2024-02-01,offline,100,100\nO2,C2,2024-03-01,offline,50,50\n",
     }
     assert main(["init"]) == 0
-    for name, body in files.items():
-        (project / name).write_text(body, encoding="utf-8")
-        assert main(["import", name.removesuffix(".csv"), name]) == 0
+    import_files(project, files)
     capsys.readouterr()
     return project
 

@@ -1,7 +1,7 @@
 """Privacy requests from the command line: ``customers erase`` and ``consent withdraw``."""
 
 import pytest
-from project_settings import cli_project
+from project_settings import cli_project, import_files
 from sqlalchemy import select
 
 from crm_ml.cli import main
@@ -24,9 +24,7 @@ def project(tmp_path, monkeypatch, capsys):
     """A project whose store holds C1 and C2, each with a phone and an SMS marketing grant."""
     cli_project(tmp_path, monkeypatch)
     assert main(["init"]) == 0
-    for name, body in FILES.items():
-        (tmp_path / name).write_text(body, encoding="utf-8")
-        assert main(["import", name.removesuffix(".csv"), name]) == 0
+    import_files(tmp_path, FILES)
     capsys.readouterr()
     return tmp_path
 

@@ -1,7 +1,7 @@
 """``crm-ml tiers apply``: a date outside the store's data is refused before any write."""
 
 import pytest
-from project_settings import cli_project
+from project_settings import cli_project, import_files
 from sqlalchemy import func, select
 
 from crm_ml.cli import main
@@ -23,9 +23,7 @@ def project(tmp_path, monkeypatch, capsys):
     """A project whose store holds two members, one order and one recorded tier review."""
     cli_project(tmp_path, monkeypatch)
     assert main(["init"]) == 0
-    for name, body in FILES.items():
-        (tmp_path / name).write_text(body, encoding="utf-8")
-        assert main(["import", name.removesuffix(".csv"), name]) == 0
+    import_files(tmp_path, FILES)
     assert main(["tiers", "apply", "--as-of", "2024-07-01"]) == 0
     capsys.readouterr()
     return tmp_path
