@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from customer_helpers import D1, add_customers, features
+from customer_helpers import BEFORE, D1, add_customers, features, sms_consent
 from sqlalchemy import insert
 
 from crm_ml.segments import Segment, export_list, save_segment, snapshot_segment
@@ -20,18 +20,13 @@ from crm_ml.segments.headers import read_list
 from crm_ml.store import Store
 from crm_ml.store.schema import Consent, CustomerOwner
 
-BEFORE, LEFT, FUTURE = datetime(2024, 3, 1), datetime(2024, 7, 1), datetime(2099, 1, 1)
+LEFT, FUTURE = datetime(2024, 7, 1), datetime(2099, 1, 1)
 IDS = ["c1", "c2", "c3", "c4", "c5"]
 
 
 def _owner(customer: str, owner: str, start: datetime, end: datetime | None = None) -> dict:
     return {"customer_id": customer, "valid_from": start, "owner_id": owner,
             "owner_name": f"{owner}经理", "valid_to": end}  # fmt: skip
-
-
-def _consent(customer: str, status: str, at: datetime = BEFORE) -> dict:
-    return {"customer_id": customer, "channel": "sms", "purpose": "marketing",
-            "updated_at": at, "status": status, "source": "test"}  # fmt: skip
 
 
 def _setup(store: Store) -> None:
@@ -51,7 +46,7 @@ def _setup(store: Store) -> None:
         )
         conn.execute(
             insert(Consent),
-            [_consent(c, "granted") for c in IDS] + [_consent("c5", "withdrawn", LEFT)],
+            [sms_consent(c, "granted") for c in IDS] + [sms_consent("c5", "withdrawn", LEFT)],
         )
     save_segment(store, Segment("everyone", "revenue_365d >= 0"), actor="t")
 

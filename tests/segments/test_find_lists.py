@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from customer_helpers import D1, add_customers, features
+from customer_helpers import D1, owned_segment, sms_consent
 from project_settings import project_settings
 from sqlalchemy import insert
 
@@ -21,37 +21,22 @@ from crm_ml.cli._common import _add_commands
 from crm_ml.cli.lists import _add_lists
 from crm_ml.config import Settings
 from crm_ml.errors import ConfigError
-from crm_ml.segments import Segment, export_list, save_segment, snapshot_segment
+from crm_ml.segments import export_list
 from crm_ml.segments.export import ExportSummary
 from crm_ml.segments.export_log import mark_replaced
 from crm_ml.segments.find import find_lists
 from crm_ml.store import Store
-from crm_ml.store.schema import Consent, CustomerMerge, CustomerOwner
+from crm_ml.store.schema import Consent, CustomerMerge
 
 SECRET = "find-lists-test-key-5e3f9a7c"
-BEFORE = datetime(2024, 3, 1)
 DAY = "2024-06-01"
 ARCHIVED_AT = datetime(2024, 6, 2, 8, 0, 0)
-
-
-def _consent(customer: str, status: str, at: datetime = BEFORE) -> dict:
-    return {"customer_id": customer, "channel": "sms", "purpose": "marketing",
-            "updated_at": at, "status": status, "source": "test"}  # fmt: skip
 
 
 @pytest.fixture
 def project(store: Store, tmp_path: Path) -> Settings:
     """c1 with m1, c2 with m2, c3 unowned, all granted; segment ``everyone`` at D1."""
-    add_customers(store, ["c1", "c2", "c3", "c4"])
-    with store.begin() as conn:
-        conn.execute(insert(Consent), [_consent(c, "granted") for c in ("c1", "c2", "c3")])
-        conn.execute(
-            insert(CustomerOwner),
-            [{"customer_id": "c1", "valid_from": BEFORE, "owner_id": "m1", "owner_name": "周经理"},
-             {"customer_id": "c2", "valid_from": BEFORE, "owner_id": "m2", "owner_name": "吴经理"}],
-        )  # fmt: skip
-    save_segment(store, Segment("everyone", "revenue_365d >= 0"), actor="t")
-    snapshot_segment(store, "everyone", features(revenue_365d=[1.0] * 4), D1)
+    owned_segment(store, ["c1", "c2", "c3", "c4"])
     return project_settings(tmp_path, database_url=store.url)
 
 
@@ -80,7 +65,7 @@ def archive(
 
 def withdraw(store: Store, customer: str) -> None:
     with store.begin() as conn:
-        conn.execute(insert(Consent), [_consent(customer, "withdrawn", datetime(2024, 9, 1))])
+        conn.execute(insert(Consent), [sms_consent(customer, "withdrawn", datetime(2024, 9, 1))])
 
 
 def _found(store: Store, settings: Settings, customer: str, secret: str = SECRET) -> list[tuple]:

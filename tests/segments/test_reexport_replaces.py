@@ -13,38 +13,23 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from customer_helpers import D1, add_customers, features
+from customer_helpers import D1, owned_segment, sms_consent
 from sqlalchemy import insert, select, update
 
-from crm_ml.segments import Segment, export_list, save_segment, snapshot_segment
+from crm_ml.segments import export_list
 from crm_ml.segments.export import ExportSummary
 from crm_ml.segments.headers import read_list
 from crm_ml.store import Store
-from crm_ml.store.schema import Consent, Customer, CustomerOwner, ExportLog
+from crm_ml.store.schema import Consent, Customer, ExportLog
 
 SECRET = "reexport-secret-0123456789abcdef"
-BEFORE = datetime(2024, 3, 1)
 REPLACED = r"replaced by a later run at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
-
-
-def _consent(customer: str, status: str, at: datetime = BEFORE) -> dict:
-    return {"customer_id": customer, "channel": "sms", "purpose": "marketing",
-            "updated_at": at, "status": status, "source": "test"}  # fmt: skip
 
 
 @pytest.fixture
 def three(store: Store) -> Store:
     """c1 with m1, c2 with m2, c3 unowned; all granted; segment ``everyone`` snapshot at D1."""
-    add_customers(store, ["c1", "c2", "c3"])
-    with store.begin() as conn:
-        conn.execute(insert(Consent), [_consent(c, "granted") for c in ("c1", "c2", "c3")])
-        conn.execute(
-            insert(CustomerOwner),
-            [{"customer_id": "c1", "valid_from": BEFORE, "owner_id": "m1", "owner_name": "周经理"},
-             {"customer_id": "c2", "valid_from": BEFORE, "owner_id": "m2", "owner_name": "吴经理"}],
-        )  # fmt: skip
-    save_segment(store, Segment("everyone", "revenue_365d >= 0"), actor="t")
-    snapshot_segment(store, "everyone", features(revenue_365d=[1.0] * 3), D1)
+    owned_segment(store, ["c1", "c2", "c3"])
     return store
 
 
@@ -57,7 +42,7 @@ def _export(store: Store, folder: Path, channel: str = "sms") -> ExportSummary:
 
 def _withdraw(store: Store, customer: str) -> None:
     with store.begin() as conn:
-        conn.execute(insert(Consent), [_consent(customer, "withdrawn", datetime(2024, 9, 1))])
+        conn.execute(insert(Consent), [sms_consent(customer, "withdrawn", datetime(2024, 9, 1))])
 
 
 def _log(store: Store) -> dict[tuple[str, str], int]:
