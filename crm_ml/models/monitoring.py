@@ -243,8 +243,8 @@ def _outcome(
     customers: int,
     about: dict[str, Any],
     data_end: datetime | None,
-) -> list[Any]:
-    """Return one run's row of :data:`OUTCOME_COLUMNS`, measured if its window has closed."""
+) -> dict[str, Any]:
+    """Return one run's values of :data:`OUTCOME_COLUMNS`, measured if its window has closed."""
     horizon = about["horizon_days"]
     ends = as_of + pd.Timedelta(days=horizon) if horizon else pd.NaT
     measures = dict.fromkeys(MEASURES, math.nan)
@@ -266,19 +266,18 @@ def _outcome(
         measures = _measure(store, model_name, as_of, horizon, about["label"])
         findings = _findings(measures, about["backtest_auc"])
         verdict = "; ".join(findings) or f"as in its backtest (v{version})"
-    return [
-        as_of,
-        version,
-        status,
-        customers,
-        horizon,
-        ends,
-        *(measures[k] for k in MEASURES[:5]),
-        about["backtest_auc"],
-        *(measures[k] for k in MEASURES[5:]),
-        bool(findings),
-        verdict,
-    ]
+    return {
+        **measures,  # with the variance used for the verdict: the frame keeps only its columns
+        "as_of": as_of,
+        "model_version": version,
+        "status": status,
+        "customers": customers,
+        "horizon_days": horizon,
+        "window_ends": ends,
+        "backtest_auc": about["backtest_auc"],
+        "alert": bool(findings),
+        "verdict": verdict,
+    }
 
 
 def _labels(store: Store, as_of: datetime, horizon: int, label: str) -> pd.Series:
