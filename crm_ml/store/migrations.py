@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
+import pandas as pd
 from sqlalchemy import Connection, Table, insert, select, text, update
 
 from crm_ml import __version__
@@ -24,10 +25,9 @@ from crm_ml.errors import SchemaVersionError
 from crm_ml.store.admin import store_version, unknown_customers, utc_now
 from crm_ml.store.connection import Store
 from crm_ml.store.erased import ERASURE_CHANGE_PREFIX
-from crm_ml.store.normalizers import CATEGORY_NAMES
+from crm_ml.store.normalizers import category_codes
 from crm_ml.store.schema import (
     EXPORT_WRITTEN,
-    MAJOR_CATEGORIES,
     SCHEMA_VERSION,
     CustomerChange,
     ErasedCustomer,
@@ -152,11 +152,11 @@ def _category_codes(conn: Connection) -> None:
     product imported before kept 美妆, which no ``affinity_*`` feature or ``likes_*``
     tag reads, so they were silently 0 for everyone until the file was imported again.
     """
-    stored = conn.execute(select(Product.category).distinct()).scalars().all()
+    stored = pd.Series(conn.execute(select(Product.category).distinct()).scalars().all())
+    codes = category_codes(stored.astype("str"))
     changed = 0
-    for name in stored:
-        code = CATEGORY_NAMES.get(name) or (name.lower() if name else None)
-        if name and code != name and code in MAJOR_CATEGORIES:
+    for name, code in zip(stored, codes, strict=True):
+        if pd.notna(code) and code != name:
             update_rows = update(Product).where(Product.category == name).values(category=code)
             changed += conn.execute(update_rows).rowcount
             log.info("Product category %r is now stored as %r", name, code)

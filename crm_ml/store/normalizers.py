@@ -175,6 +175,12 @@ def _id_columns(table: str) -> tuple[str, ...]:
     )
 
 
+def category_codes(text: pd.Series) -> pd.Series:
+    """Return each category's affinity code (美妆 and Beauty → ``beauty``); NA for any other."""
+    lower = text.str.lower()
+    return text.map(CATEGORY_NAMES).fillna(lower.where(lower.isin(MAJOR_CATEGORIES)))
+
+
 def product_category(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> pd.Series:
     """Store a category's code for its common Chinese name (美妆 → beauty); warn on others.
 
@@ -187,8 +193,7 @@ def product_category(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -
     if pd.api.types.is_float_dtype(raw.dtype):
         return raw  # a number, refused when the column is parsed as text
     text = as_text(raw)
-    lower = text.str.lower()
-    codes = text.map(CATEGORY_NAMES).fillna(lower.where(lower.isin(MAJOR_CATEGORIES)))
+    codes = category_codes(text)
     other = text[codes.isna() & text.notna()]
     if len(other):
         warnings.append(_category_warning(other))
