@@ -30,9 +30,10 @@ dates kept); owner assignments (who the account manager was); earlier consent
 decisions, the record that contact was lawful when it happened. The id itself
 stays (``active`` or ``merged`` as before), and so does its row of features,
 which analyses count; but the mark keeps it out of what is computed about
-people: scoring (``score_customers``, Spark scoring and loading), rule and
-model tags, manual and batch tags, and segment snapshots leave it out and say
-how many they left out. No list includes it either: every consent is withdrawn.
+people: scoring (``score_customers``, Spark scoring and loading), model
+training sets, rule and model tags, manual and batch tags, and segment
+snapshots leave it out and say how many they left out; merges into or from it
+are refused. No list includes it either: every consent is withdrawn.
 
 Importing an old source file again does not bring the person back: the rows of
 an erased id in a customer file (name and profile), an identity file (phones,

@@ -20,6 +20,7 @@ from crm_ml.rules.context import consent_status_at
 from crm_ml.segments.lists import contact_details
 from crm_ml.store import Store, import_file, init_store, upgrade_store
 from crm_ml.store.export import export_parquet
+from crm_ml.store.merge import merge_customers
 from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Base, ErasedCustomer
 
 T = datetime(2024, 1, 1)
@@ -450,4 +451,14 @@ def test_a_bad_row_of_an_erased_customer_still_refuses_the_whole_file(people, tm
     body = CUSTOMER_FILE.replace("上海,1,app", "上海,9,app")  # no city tier 9
     with pytest.raises(LoadRejectedError, match=r"customers\.csv:2 city_tier"):
         _import(people, tmp_path, "customer", "customers.csv", body)
+    assert _everything(people) == before
+
+
+@pytest.mark.parametrize(("merged", "surviving"), [("C3", "C1"), ("C1", "C3")])
+def test_an_erased_record_is_never_merged_into_or_from(people, merged, surviving):
+    erase_customer(people, "C3", actor="合规官", reason="ticket DPO-17")
+    before = _everything(people)
+    plan = pd.DataFrame({"merged_id": [merged], "surviving_id": [surviving]})
+    with pytest.raises(ValidationError, match=r"erased on request \(C3\): .*Nothing was merged"):
+        merge_customers(people, plan, at=datetime(2025, 1, 1), actor="steward")
     assert _everything(people) == before

@@ -479,3 +479,27 @@ def test_spark_scoring_leaves_out_customers_erased_on_request(
     assert len(written) == len(stored) == len(features) - len(erased)
     assert not written["customer_id"].isin(erased).any()
     assert not stored.index.isin(erased).any()
+
+
+def test_a_training_set_on_spark_leaves_out_erased_customers_as_duckdbs_does(
+    spark: Any, parquet_dir: Path, tmp_path: Path
+) -> None:
+    """The erased_customer view that spark_tables registers keeps them out of training too."""
+    from crm_ml.erasure import erase_customer
+    from crm_ml.features import training_frame
+    from crm_ml.spark import export_tables, spark_tables
+
+    st = Store(f"duckdb:///{tmp_path / 'crm.duckdb'}", create=True)
+    init_store(st)
+    insert_rows(st, sample_tables())
+    erase_customer(st, "c1", actor="合规官", reason="ticket DPO-17")
+    export_tables(st, tmp_path / "parquet")
+    expected = training_frame(st, ["2024-05-01"], 30, 30, groups=["value"])
+    st.dispose()
+    try:
+        moved = spark_tables(spark, tmp_path / "parquet")
+        got = training_frame(moved, ["2024-05-01"], 30, 30, groups=["value"])
+    finally:
+        spark_tables(spark, parquet_dir)  # the views the module's other tests read
+    assert (got.erased, expected.erased) == (1, 1)
+    pd.testing.assert_frame_equal(got.frame, expected.frame)

@@ -51,6 +51,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         progress=_interactive(),
     )
     print(data.prevalence.to_string())
+    if data.erased:
+        print(data.erased_note)
     result = train_model(
         args.kind,
         data,

@@ -4,6 +4,10 @@ Every snapshot's label window ``[as_of, as_of + horizon)`` must end by the
 end of the data (the midnight after the last order's day), or the label would
 call everyone a churner; such a snapshot is refused rather than silently
 mislabelled (:func:`~crm_ml.features.labels.check_label_window`).
+
+Customers erased on request (``crm-ml customers erase``) are left out of every
+snapshot: nothing more is computed about an erased person, and a model learning
+from their history would be. Their orders still mark where the data ends.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 
 from crm_ml.errors import ConfigError, ValidationError
-from crm_ml.features.backend import TableSource
+from crm_ml.features.backend import TableSource, open_tables
 from crm_ml.features.build import DEFAULT_WINDOWS, ProgressCallback, customer_features
 from crm_ml.features.labels import (
     check_horizon,
@@ -29,6 +33,8 @@ from crm_ml.features.labels import (
     tier_downgrade_labels,
 )
 from crm_ml.features.spec import FeatureWindows, as_timestamp
+from crm_ml.store.connection import Store
+from crm_ml.store.erased import erased_ids, erased_note, is_erased
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,8 @@ class TrainingSet:
         The product category a ``purchase`` label is narrowed to (None: any
         purchase). Training reads it, so a category's labels cannot be
         registered as the any-purchase model by mistake.
+    erased : int
+        Customers erased on request left out of the snapshots they were in.
     """
 
     frame: pd.DataFrame
@@ -62,6 +70,12 @@ class TrainingSet:
     label: str
     horizon_days: int
     category: str | None = None
+    erased: int = 0
+
+    @property
+    def erased_note(self) -> str:
+        """Say how many erased customers were left out, and why; empty for none."""
+        return erased_note(self.erased, "the training set")
 
 
 def _label_function(label: str, category: str | None) -> Callable[..., pd.DataFrame]:
@@ -199,11 +213,15 @@ def training_frame(
         category = stored_category(store, category)
     make_labels = _label_function(label, category)
     dates = resolve_snapshots(store, snapshots, horizon_days, gap_days)
-    frames, rows = [], []
+    erased = _erased(store)
+    frames, rows, left_out = [], [], set[str]()
     for as_of in dates:
         labels = make_labels(store, as_of, horizon_days).iloc[:, 0].rename("label")
         feats = customer_features(store, as_of, groups=groups, windows=windows, progress=progress)
         frame = feats.join(labels, how="inner")
+        found = is_erased(frame.index, erased)
+        left_out.update(frame.index[found].astype("str"))
+        frame = frame[~found]
         frames.append(pd.concat({pd.Timestamp(as_of): frame}, names=["as_of"]))
         positives = int(frame["label"].sum())
         rows.append(
@@ -223,4 +241,31 @@ def training_frame(
             rows[-1]["prevalence"],
         )
     prevalence = pd.DataFrame(rows).set_index("as_of")
-    return TrainingSet(pd.concat(frames), prevalence, label, horizon_days, category)
+    built = TrainingSet(
+        pd.concat(frames), prevalence, label, horizon_days, category, erased=len(left_out)
+    )
+    if built.erased:
+        log.info("%s", built.erased_note)
+    return built
+
+
+def _erased(store: TableSource) -> pd.Index:
+    """Ids erased on request, read where the features are read.
+
+    An Ibis source without an ``erased_customer`` table (one registered by hand,
+    not by :func:`crm_ml.spark.spark_tables`) cannot tell them apart: that is
+    logged, and none are left out.
+    """
+    if isinstance(store, Store):
+        with store.connect() as conn:
+            return erased_ids(conn)
+    with open_tables(store) as (con, _):
+        if "erased_customer" not in con.list_tables():
+            log.warning(
+                "Customers erased on request cannot be told apart: the tables hold no "
+                "erased_customer, so any in the snapshots are trained on. Register the tables "
+                "with crm_ml.spark.spark_tables() from an export_tables() folder."
+            )
+            return pd.Index([], dtype="str")
+        ids = con.table("erased_customer").select("customer_id").to_pandas()["customer_id"]
+    return pd.Index(sorted(ids.astype("str")), dtype="str", name="customer_id")

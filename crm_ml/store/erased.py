@@ -5,8 +5,9 @@ marks each one in ``erased_customer``. The id itself stays in ``customer``
 (still ``active`` or ``merged``) with its orders, points and events, for
 accounting, so ``customer_features`` still gives it a row. The mark is what
 keeps it out of what is computed about people from then on: scores (single
-machine and Spark), rule, model, manual and batch tags, and segment snapshots
-each leave erased ids out and say how many (:func:`erased_note`).
+machine and Spark), training sets, rule, model, manual and batch tags, and
+segment snapshots each leave erased ids out and say how many
+(:func:`erased_note`); merges refuse to link an erased record to another.
 
 Imports skip the rows that would put the person back (:func:`erased_rows`): an
 erased id's rows of a customer file (name and profile), an identity file

@@ -15,6 +15,8 @@ A plan (from :func:`crm_ml.store.identity.plan_merges`, or written by hand) list
 
 Running the same plan again changes nothing. ``customer.merged_into`` always
 names an active customer; ``customer_merge`` keeps each merge as it was decided.
+A record erased on request (``crm-ml customers erase``) is never merged, into or
+from: linking its history to another record would undo the erasure.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.store._timestamps import as_store_time
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
+from crm_ml.store.erased import erased_ids
 from crm_ml.store.rekey import TableChange, apply_rekey, compute_rekey
 from crm_ml.store.schema import Base
 
@@ -195,6 +198,21 @@ def _resolve(frame: pd.DataFrame, customers: dict[str, dict[str, Any]]) -> pd.Da
     return frame.assign(surviving_id=finals, action=actions)
 
 
+def _check_not_erased(conn: Connection, frame: pd.DataFrame) -> None:
+    """Refuse a plan that would merge a record erased on request, into or from another."""
+    new = frame[frame["action"] == "merge"]
+    erased = set(erased_ids(conn))
+    rows = new[new["merged_id"].isin(erased) | new["surviving_id"].isin(erased)]
+    if len(rows):
+        pairs = ", ".join(rows["merged_id"] + " → " + rows["surviving_id"])
+        named = sorted(erased & (set(rows["merged_id"]) | set(rows["surviving_id"])))
+        raise ValidationError(
+            f"Merge plan merges {len(rows)} pair(s) involving customer(s) erased on request "
+            f"({', '.join(named)}): {pairs}. Linking an erased record's history to another "
+            "record would undo the erasure; drop those rows. Nothing was merged."
+        )
+
+
 def _rekey_mapping(frame: pd.DataFrame, customers: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Map merged id → final survivor, for plan rows and for ids merged earlier into them."""
     mapping = dict(zip(frame["merged_id"], frame["surviving_id"], strict=True))
@@ -348,7 +366,8 @@ def merge_customers(
     ------
     ValidationError
         If the plan lacks columns, merges a customer into itself or into two
-        customers, forms a cycle, or contradicts an earlier merge.
+        customers, forms a cycle, contradicts an earlier merge, or merges a
+        record erased on request.
     NotFoundError
         If the plan names customers that are not in the store.
     """
@@ -359,6 +378,7 @@ def merge_customers(
         check_store(conn)
         customers = _load_customers(conn, ids)
         frame = _resolve(frame, customers)
+        _check_not_erased(conn, frame)
         mapping = _rekey_mapping(frame, customers)
         changes = compute_rekey(conn, mapping)
         profile = _profile_changes(frame, customers)

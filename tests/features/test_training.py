@@ -66,3 +66,25 @@ def test_unknown_label_and_bad_gap_are_refused(duckdb_store):
 def test_a_store_without_orders_cannot_be_labelled(duckdb_store):
     with pytest.raises(ValidationError, match="no orders"):
         training_frame(duckdb_store, 1, 30, 30)
+
+
+def test_customers_erased_on_request_are_left_out_of_every_snapshot(sample_store):
+    from crm_ml.erasure import erase_customer
+
+    erase_customer(sample_store, "c1", actor="合规官", reason="ticket DPO-17")
+    built = training_frame(sample_store, ["2024-05-01", "2024-06-01"], 30, 30, groups=["value"])
+    assert "c1" not in built.frame.index.get_level_values("customer_id")
+    assert built.prevalence["customers"].tolist() == [2, 2]
+    assert built.erased == 1
+    assert built.erased_note.startswith("1 customer erased on request was left out of the training")
+
+
+def test_an_ibis_source_leaves_erased_customers_out_too(duckdb_store):
+    from crm_ml.erasure import erase_customer
+    from crm_ml.features.backend import ibis_backend
+
+    insert_rows(duckdb_store, sample_tables())
+    erase_customer(duckdb_store, "c1", actor="合规官", reason="ticket DPO-17")
+    with ibis_backend(duckdb_store) as con:
+        built = training_frame(con, ["2024-05-01"], 30, 30, groups=["value"])
+    assert (built.erased, "c1" in built.frame.index.get_level_values("customer_id")) == (1, False)
