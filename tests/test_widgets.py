@@ -119,6 +119,18 @@ def test_tags_update_rule_and_size_live(explorer):
     assert "2 customers" in explorer.size_view.value
 
 
+def test_an_erased_customer_is_out_of_the_base_as_out_of_the_snapshot(store, features):
+    from crm_ml.erasure import erase_customer
+
+    erase_customer(store, "c2", actor="合规官", reason="ticket DPO-17")
+    explorer = SegmentExplorer(store, features, AS_OF, actor="tester")
+    explorer.add_threshold("recency_days", ">", 90)  # c2, c3 and c6 before the erasure
+    assert (list(explorer.members), explorer.erased) == (["c3", "c6"], 1)
+    assert "2 customers (40.0% of 5; 1 erased on request left out)" in explorer.size_view.value
+    explorer.save("lapsing")
+    assert list(snapshot_segment(store, "lapsing", features, AS_OF)) == list(explorer.members)
+
+
 def test_threshold_rows_are_compiled_and_evaluated(explorer):
     row = explorer.add_threshold("recency_days", ">", 90)
     assert explorer.rule == "recency_days > 90"

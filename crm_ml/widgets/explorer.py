@@ -36,6 +36,7 @@ from crm_ml.segments.definitions import segment_vocabulary
 from crm_ml.segments.export import check_unmask_reason
 from crm_ml.segments.members import segment_usage
 from crm_ml.store.connection import Store
+from crm_ml.store.erased import drop_erased, erased_note
 from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES
 from crm_ml.tags import tag_definitions_frame
 from crm_ml.widgets.controls import (
@@ -69,7 +70,9 @@ class SegmentExplorer:
         Read for tags, scores, consent, tiers and contact details; written by
         :meth:`save` and :meth:`export`.
     features : pandas.DataFrame
-        Indexed by ``customer_id``: the features as of ``as_of`` (the base).
+        Indexed by ``customer_id``: the features as of ``as_of``. The base is
+        its customers but those erased on request, whom a saved snapshot
+        leaves out too.
     as_of : datetime-like
         The date tags, scores and consent are read at.
     secret : str, optional
@@ -102,6 +105,8 @@ class SegmentExplorer:
         Customers matching the controls, after the last refresh.
     error : str
         Why the last refresh matched no one because the rule was rejected, or ``""``.
+    erased : int
+        Customers of ``features`` erased on request, left out of the base.
     """
 
     def __init__(
@@ -116,7 +121,11 @@ class SegmentExplorer:
         sample_size: int = 10,
         language: str = "zh",
     ) -> None:
+        features, erased = drop_erased(store, features)
+        if len(erased):
+            log.info("%s", erased_note(len(erased), "the explorer's base"))
         self.store, self.features, self.actor = store, features, actor
+        self.erased = len(erased)
         self.language = language
         self.as_of = as_timestamp(as_of)
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -380,7 +389,10 @@ class SegmentExplorer:
 
     def _draw(self) -> None:
         base = len(self.features)
-        share = f" ({self.size / base:.1%} of {base:,})" if base else ""
+        share = f"{self.size / base:.1%} of {base:,}" if base else ""
+        erased = f"{self.erased:,} erased on request left out" if self.erased else ""
+        share = "; ".join(filter(None, (share, erased)))
+        share = f" ({share})" if share else ""
         self.size_view.value = f"<h4>{self.size:,} customers{share}</h4>"
         rule = self.rule or "(no condition: everyone)"
         self.rule_view.value = f"<code>{html.escape(rule)}</code>"
