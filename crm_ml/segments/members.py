@@ -28,7 +28,7 @@ from crm_ml.segments.definitions import (
 from crm_ml.store.admin import utc_now
 from crm_ml.store.bulk import insert_frame
 from crm_ml.store.connection import Store
-from crm_ml.store.erased import erased_ids, erased_note, is_erased
+from crm_ml.store.erased import erased_among, erased_note
 from crm_ml.store.schema import ExportLog, SegmentMember, SegmentSnapshot
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,7 @@ def snapshot_segment(
 
 def _without_erased(store: Store, members: pd.Index, segment: str) -> pd.Index:
     """Leave customers erased on request out of a snapshot's members, logging how many."""
-    with store.connect() as conn:
-        erased = is_erased(members, erased_ids(conn))
+    erased = erased_among(store, members)
     if erased.any():
         log.info("%s", erased_note(int(erased.sum()), f"the snapshot of segment {segment}"))
     return members[~erased]

@@ -193,7 +193,13 @@ def evaluate_tags(
     check_features_date(features, as_timestamp(as_of), use="tagged")
     features, _ = drop_erased(store, features)
     chosen = list(definitions) if definitions is not None else load_tag_definitions(store)
-    chosen = [d for d in chosen if d.kind in AUTO_SOURCES]
+    return _members(store, features, as_of, [d for d in chosen if d.kind in AUTO_SOURCES])
+
+
+def _members(
+    store: Store, features: pd.DataFrame, as_of: Any, chosen: list[TagDefinition]
+) -> dict[str, pd.Index]:
+    """Evaluate ``chosen`` tags over ``features`` (erased customers already left out)."""
     vocab = tag_vocabulary(store, features, extra_tags=[d.name for d in chosen])
     by_name = {d.name: d for d in chosen}
     rules = {name: compile_rule(d.rule or "", vocab) for name, d in by_name.items()}
@@ -254,7 +260,7 @@ def apply_tags(
     chosen = _auto_definitions(store, definitions)
     check_apply_date(store, on, [d.name for d in chosen])
     features, erased = drop_erased(store, features)
-    members = evaluate_tags(store, features, on, definitions=chosen)
+    members = _members(store, features, on, chosen)
     rows = []
     with store.begin() as conn:
         for definition in chosen:
