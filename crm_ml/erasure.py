@@ -64,7 +64,7 @@ from crm_ml.rules.context import surviving_ids
 from crm_ml.store.admin import check_store, utc_now
 from crm_ml.store.connection import Store
 from crm_ml.store.consent_requests import withdrawal_rows
-from crm_ml.store.erased import ERASURE_CHANGE_PREFIX, erased_ids
+from crm_ml.store.erased import ERASURE_CHANGE_PREFIX, erased_ids, lock_for_erasure
 from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Base
 from crm_ml.tags.manual import require_audit
 
@@ -282,6 +282,7 @@ def erase_customer(store: Store, customer_id: str, *, actor: str, reason: str) -
     at = utc_now()
     with store.begin() as conn:
         check_store(conn)
+        lock_for_erasure(conn)  # a run writing scores or tags commits first; we delete them
         ids = person_ids(conn, customer_id)
         rows = _erase(conn, ids, at)
         marked = _record_erasure(conn, customer_id, ids, at=at, actor=actor, reason=reason)

@@ -52,7 +52,7 @@ from crm_ml.models.scoring_targets import (
 )
 from crm_ml.store import Store
 from crm_ml.store.bulk import insert_frame
-from crm_ml.store.erased import drop_erased, erased_note
+from crm_ml.store.erased import drop_erased, erased_note, lock_out_erasures, rows_not_erased
 from crm_ml.store.schema import Customer, CustomerMerge, ErasedCustomer, Score, Tier
 
 log = logging.getLogger(__name__)
@@ -475,15 +475,18 @@ def score_customers(
     if progress:
         batches = _counted(batches, len(frame), f"scoring {name} v{version}")
     stamp = scored_at or datetime.now(UTC).replace(tzinfo=None)
+    erased_meanwhile = [0]
     with store.begin() as conn:
         lock_scores(conn, name, as_of_dt)  # before counting, so the count is the latest run's
         if not allow_fewer:
             _refuse_fewer_customers(conn, name, as_of_dt, len(frame), left_out)
+        batches = rows_not_erased(batches, lock_out_erasures(conn), erased_meanwhile)
         summary = replace_scores(
             conn, batches, model_name=name, as_of=as_of_dt, model_version=version, scored_at=stamp
         )
     log.info("Scored %d customers with %s v%s as of %s", len(frame), name, version, _day(as_of_dt))
-    return _with_run_attrs(summary, name, version, fitted, (len(left_out), len(erased)))
+    erased_count = len(erased) + erased_meanwhile[0]
+    return _with_run_attrs(summary, name, version, fitted, (len(left_out), erased_count))
 
 
 def _with_run_attrs(

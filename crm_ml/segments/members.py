@@ -28,7 +28,7 @@ from crm_ml.segments.definitions import (
 from crm_ml.store.admin import utc_now
 from crm_ml.store.bulk import insert_frame
 from crm_ml.store.connection import Store
-from crm_ml.store.erased import erased_among, erased_note
+from crm_ml.store.erased import erased_among, erased_note, is_erased, lock_out_erasures
 from crm_ml.store.schema import ExportLog, SegmentMember, SegmentSnapshot
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,9 @@ def snapshot_segment(
         )
     members = frozen if frozen is not None else evaluate_segment(store, seg, features, on)
     members = _without_erased(store, members, seg.name)
-    rows = pd.DataFrame({"segment_id": seg.name, "as_of": on, "customer_id": members})
     with store.begin() as conn:
+        members = members[~is_erased(members, lock_out_erasures(conn))]  # erased meanwhile
+        rows = pd.DataFrame({"segment_id": seg.name, "as_of": on, "customer_id": members})
         for table in (_TABLE, _SNAPSHOTS):
             conn.execute(table.delete().where(table.c.segment_id == seg.name, table.c.as_of == on))
         conn.execute(

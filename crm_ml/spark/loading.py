@@ -32,7 +32,7 @@ from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.features.spec import as_timestamp
 from crm_ml.models.scoring import BANDS, replace_scores
 from crm_ml.store import Store
-from crm_ml.store.erased import erased_ids, erased_note, is_erased
+from crm_ml.store.erased import erased_note, lock_out_erasures, rows_not_erased
 
 log = logging.getLogger(__name__)
 
@@ -180,17 +180,6 @@ def _one_model(
         yield frame
 
 
-def _not_erased(
-    frames: Iterator[pd.DataFrame], erased: pd.Index, left_out: list[int]
-) -> Iterator[pd.DataFrame]:
-    """Pass ``frames`` on without erased customers' rows, counting them in ``left_out[0]``."""
-    for frame in frames:
-        found = is_erased(pd.Index(frame["customer_id"]), erased)
-        left_out[0] += int(found.sum())
-        if not found.all():
-            yield frame[~found]
-
-
 def _no_rows(dataset: ds.Dataset, label: str, as_of: datetime | None) -> ValidationError:
     if as_of is None or "as_of" not in dataset.schema.names:
         return ValidationError(f"{label} holds no scores; nothing was loaded.")
@@ -265,7 +254,7 @@ def load_spark_scores(
             checked = _one_model(chain([first], frames), keys, label)
             summary = replace_scores(
                 conn,
-                _not_erased(checked, erased_ids(conn), left_out),
+                rows_not_erased(checked, lock_out_erasures(conn), left_out),
                 model_name=name,
                 as_of=day.to_pydatetime(),
                 model_version=version,

@@ -9,6 +9,10 @@ machine and Spark), training sets, rule, model, manual and batch tags, and
 segment snapshots each leave erased ids out and say how many
 (:func:`erased_note`); merges refuse to link an erased record to another.
 
+An erasure and a run that writes scores, tags or snapshot members take turns
+(:func:`lock_out_erasures`), so a person erased while the run computed is left
+out of what it writes, or has it deleted by the erasure that waited for it.
+
 Imports skip the rows that would put the person back (:func:`erased_rows`): an
 erased id's rows of a customer file (name and profile), an identity file
 (phones, emails, WeChat ids, member cards), custom field values and consent
@@ -18,11 +22,12 @@ events and the other accounting rows still load, keyed by the id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
 
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
@@ -43,6 +48,9 @@ RESTORED = MappingProxyType(
     }
 )
 
+#: The PostgreSQL advisory lock an erasure takes alone and writers of derived rows share.
+ERASURE_LOCK = "crm_ml.erasure"
+
 #: How many ids and lines a warning quotes.
 QUOTED_IDS = 10
 QUOTED_LINES = 5
@@ -60,6 +68,29 @@ def erased_ids(conn: Connection) -> pd.Index:
     check_store(conn)
     ids = conn.execute(select(ErasedCustomer.customer_id)).scalars()
     return pd.Index(sorted(ids), dtype="str", name="customer_id")
+
+
+def lock_out_erasures(conn: Connection) -> pd.Index:
+    """Make erasures wait for this transaction, and return the ids erased so far.
+
+    A run that writes what is derived about people (scores, tags, snapshot
+    members) calls it in its writing transaction and leaves these ids out. An
+    erasure committed while the run computed is then among them; one that
+    starts later waits until the run commits, and deletes what it wrote. On
+    PostgreSQL the waiting is a shared advisory lock that :func:`lock_for_erasure`
+    takes alone; DuckDB and SQLite let one transaction write at a time anyway.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock_shared(hashtext(:key))"), {"key": ERASURE_LOCK}
+        )
+    return erased_ids(conn)
+
+
+def lock_for_erasure(conn: Connection) -> None:
+    """Wait until no run is writing derived rows, and keep new ones waiting until commit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": ERASURE_LOCK})
 
 
 def is_erased(ids: pd.Index, erased: pd.Index) -> np.ndarray:
@@ -86,6 +117,17 @@ def drop_erased(store: Store, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Ind
     if not found.any():
         return frame, pd.Index([], dtype="str", name="customer_id")
     return frame[~found], pd.Index(frame.index[found]).astype("str")
+
+
+def rows_not_erased(
+    frames: Iterable[pd.DataFrame], erased: pd.Index, left_out: list[int]
+) -> Iterator[pd.DataFrame]:
+    """Pass ``frames`` on without erased customers' rows, counting them in ``left_out[0]``."""
+    for frame in frames:
+        found = is_erased(pd.Index(frame["customer_id"]), erased)
+        left_out[0] += int(found.sum())
+        if not found.all():
+            yield frame[~found]
 
 
 def erased_note(count: int, left_out_of: str) -> str:

@@ -36,7 +36,7 @@ from crm_ml.errors import RuleError, ValidationError
 from crm_ml.features.build import check_features_date
 from crm_ml.rules import Rule, RuleContext, as_timestamp, build_context, compile_rule
 from crm_ml.store.connection import Store
-from crm_ml.store.erased import drop_erased, erased_note
+from crm_ml.store.erased import drop_erased, erased_note, is_erased, lock_out_erasures
 from crm_ml.store.schema import Customer, CustomerMerge, CustomerTag
 from crm_ml.tags.definitions import (
     TagDefinition,
@@ -263,6 +263,8 @@ def apply_tags(
     members = _members(store, features, on, chosen)
     rows = []
     with store.begin() as conn:
+        erased_meanwhile = lock_out_erasures(conn)  # erased while the rules ran
+        members = {n: ids[~is_erased(ids, erased_meanwhile)] for n, ids in members.items()}
         for definition in chosen:
             added, removed = _write_changes(conn, definition, members[definition.name], on, actor)
             rows.append(

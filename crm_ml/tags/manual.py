@@ -35,7 +35,7 @@ from crm_ml.features.spec import when_text
 from crm_ml.rules import as_timestamp, compile_rule, evaluate_rule
 from crm_ml.store.admin import unknown_customers, utc_now
 from crm_ml.store.connection import Store
-from crm_ml.store.erased import erased_ids, is_erased
+from crm_ml.store.erased import is_erased, lock_out_erasures
 from crm_ml.store.schema import CustomerTag
 from crm_ml.tags.backdating import check_not_before_lists
 from crm_ml.tags.definitions import TagDefinition, get_tag_definition, tag_vocabulary
@@ -197,7 +197,7 @@ def tag_customers(
 
 def _erased_among(conn: Connection, ids: list[str], tag: str) -> set[str]:
     """Return the customers of ``ids`` erased on request, warning that they are not tagged."""
-    found = is_erased(pd.Index(ids, dtype="str"), erased_ids(conn))
+    found = is_erased(pd.Index(ids, dtype="str"), lock_out_erasures(conn))
     erased = [c for c, hit in zip(ids, found, strict=True) if hit]
     if erased:
         shown = ", ".join(repr(c) for c in erased[:5]) + (" …" if len(erased) > 5 else "")
