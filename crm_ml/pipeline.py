@@ -117,6 +117,7 @@ def run_demo(
     seed: int = 7,
     fresh: bool = True,
     echo: Echo = print,
+    progress: bool = True,
 ) -> Path:
     """Run the whole flow on a synthetic retailer and publish the reports.
 
@@ -132,6 +133,8 @@ def run_demo(
         Re-create the store first (only allowed for a file under ``data/``).
     echo : callable
         Where progress lines go.
+    progress : bool
+        Draw a progress bar while generating (off when stderr is a log file).
 
     Returns
     -------
@@ -156,7 +159,7 @@ def run_demo(
             n_customers=n_customers,
             seed=seed,
             truth_path=_truth_path(settings, store),
-            progress=True,
+            progress=progress,
         )
         echo(
             f"      {summary.n_records:,} customer records, {sum(summary.rows.values()):,} rows, "

@@ -96,6 +96,17 @@ def test_progress_bars_stay_at_a_terminal(small_store, capsys, monkeypatch):
     assert "features: 100%" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("terminal", [False, True])
+def test_the_demo_draws_its_bar_only_at_a_terminal(project, monkeypatch, terminal):
+    import crm_ml.pipeline
+
+    at_a_terminal(monkeypatch, terminal)
+    asked = {}
+    monkeypatch.setattr(crm_ml.pipeline, "run_demo", lambda settings, **how: asked.update(how))
+    assert main(["demo", "--customers", "2000"]) == 0
+    assert asked["progress"] is terminal
+
+
 def test_log_lines_are_dated_when_stderr_is_a_log_file(project, capsys):
     (project / "products.csv").write_text(PRODUCTS, encoding="utf-8")
     assert run_logged(["import", "product", "products.csv"]) == 0
@@ -111,11 +122,11 @@ def test_log_lines_stay_plain_at_a_terminal(project, capsys, monkeypatch):
     assert re.search(f"^{re.escape(warning)}", capsys.readouterr().err, re.MULTILINE)
 
 
-@pytest.mark.parametrize("terminal", [False, True])
-def test_an_import_warning_is_shown_once(project, capsys, monkeypatch, terminal):
+@pytest.mark.parametrize(("terminal", "verbose"), [(False, []), (True, []), (False, ["-v"])])
+def test_an_import_warning_is_shown_once(project, capsys, monkeypatch, terminal, verbose):
     at_a_terminal(monkeypatch, terminal)
     (project / "products.csv").write_text(PRODUCTS, encoding="utf-8")
-    assert run_logged(["import", "product", "products.csv"]) == 0
+    assert run_logged([*verbose, "import", "product", "products.csv"]) == 0
     shown = capsys.readouterr()
     assert (shown.out + shown.err).count(UNKNOWN_CATEGORY) == 1
     # The summary still says what was loaded.

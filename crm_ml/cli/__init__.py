@@ -65,7 +65,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Build the demo store and run the main job on the embedded default."""
     from crm_ml.pipeline import run_demo
 
-    run_demo(settings, n_customers=args.customers, seed=args.seed, fresh=not args.keep)
+    run_demo(
+        settings,
+        n_customers=args.customers,
+        seed=args.seed,
+        fresh=not args.keep,
+        progress=_interactive(),
+    )
     return 0
 
 

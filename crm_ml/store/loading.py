@@ -358,7 +358,7 @@ def _load(
             bar.update()
     for warning in result.warnings:
         log.warning("%s: %s", source.name, warning)
-    log.info("%s", result.summary())
+    log.info("%s", result.summary().splitlines()[0])  # its warnings were logged just above
     return result
 
 
