@@ -12,8 +12,10 @@ the parser and runs it.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -161,9 +163,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         return int(args.func(args, settings))
     except CrmMlError as exc:
-        when = f"{datetime.now():{TIME_FORMAT}} " if dated else ""  # as the log lines
-        print(f"{when}crm-ml: error: {exc}", file=sys.stderr)
-        return 2
+        said = str(exc)
+    except Exception as exc:
+        said = _failure(exc)
+        if not said:
+            raise
+        if args.verbose:
+            traceback.print_exc()
+    when = f"{datetime.now():{TIME_FORMAT}} " if dated else ""  # as the log lines
+    print(f"{when}crm-ml: error: {said}", file=sys.stderr)
+    return 2
+
+
+def _failure(exc: BaseException) -> str:
+    """Say what failed outside crm_ml (the store's server, the disk) and what to do; "" if unknown.
+
+    Each write is one transaction and each list file is published whole, so what
+    failed was not written, and the command can simply run again.
+    """
+    import duckdb
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    # The server went away or the disk failed: not a bug, so no traceback unless -v.
+    lost = (psycopg.OperationalError, duckdb.IOException, duckdb.FatalException)
+    store = isinstance(exc, OperationalError) or isinstance(getattr(exc, "orig", exc), lost)
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not (store or full):
+        return ""
+    what = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    if full or "No space left on device" in what:
+        return (
+            f"the disk is full: {what}. What failed was not written, and files already "
+            "published are unchanged. Free space and run the command again (a DuckDB store "
+            "needs free space of about twice the data loaded at once)."
+        )
+    return (
+        f"the store failed: {what}. The write that failed was rolled back; what the command "
+        "had finished before it stays. Run the command again when the store is reachable "
+        "(-v shows the details)."
+    )
 
 
 __all__ = [

@@ -34,6 +34,19 @@ _HOLDER_PATTERN = re.compile(r"Conflicting lock is held in (\S+)(?: \(PID (\d+)\
 SUPPORTED_DIALECTS = ("duckdb", "sqlite", "postgresql")
 
 
+def _roll_back(conn: Connection, transaction: Any) -> None:
+    """Roll back after a failure; if the connection is already lost, keep the failure's error.
+
+    A server restart or a full disk fails the write, and then the rollback on the
+    dead connection fails too: its error would replace the one that says what
+    happened. The server has dropped the transaction anyway.
+    """
+    try:
+        transaction.rollback()
+    except DBAPIError:
+        conn.invalidate()
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     return bool(_LOCK_PATTERN.search(str(exc)))
 
@@ -213,8 +226,13 @@ class Store:
         """Yield a connection inside one transaction: all of it is applied, or none."""
         conn = self._open()
         try:
-            with conn.begin():
+            transaction = conn.begin()
+            try:
                 yield conn
+            except BaseException:
+                _roll_back(conn, transaction)
+                raise
+            transaction.commit()
         finally:
             conn.close()
 
