@@ -4,6 +4,12 @@ Shared by every writer of files (reject reports, feature files, segment lists,
 Parquet exports). A path that cannot work (a folder where a file should go, a
 file where a folder should go) is refused with a :class:`ConfigError` before
 anything is written.
+
+A writer killed mid-way (power cut, ``kill -9``) cannot clean up: it leaves the
+file it was writing (``.NAME.<id>.tmp``) or one it had set aside
+(``.NAME.<id>.replaced``) hidden beside ``NAME``. :func:`leftover_of` tells them
+apart, so that ``crm-ml lists find`` reads them too (they can hold personal
+data) and a later writer removes the old ones (:func:`remove_old_leftovers`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import os
 import re
 import stat
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -25,6 +32,11 @@ REPLACED_DIR = "_replaced"
 #: or ``…Z-1a2b`` for a second archive within the same second.
 _ARCHIVE_TIME = "%Y%m%dT%H%M%S"
 _ARCHIVE_NAME = re.compile(r"^(?P<at>\d{8}T\d{6})Z(?:-[0-9a-f]+)?$")
+#: A file a writer stages or sets aside beside ``NAME`` (see :func:`leftover_of`).
+_LEFTOVER_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.(?P<kind>tmp|replaced)$")
+#: A leftover whose folder entry has not changed for this long is no writer's any more:
+#: writers hold one for the seconds a list or a transaction takes.
+LEFTOVER_AGE_S = 3600.0
 
 
 def _label(path: Path, what: str) -> str:
@@ -158,6 +170,35 @@ def set_aside(paths: list[Path], *, what: str = "") -> Iterator[None]:
         raise
     for _, aside in moved:
         aside.unlink(missing_ok=True)
+
+
+def leftover_of(name: str) -> str | None:
+    """Return the file name a staged or set-aside file stands for, or None if ``name`` is not one.
+
+    ``.list.csv.1a2b3c4d5e6f.tmp`` and ``.list.csv.1a2b3c4d5e6f.replaced`` → ``list.csv``.
+    """
+    named = _LEFTOVER_NAME.match(name)
+    return named["name"] if named else None
+
+
+def remove_old_leftovers(folder: Path, *, suffix: str, now: float | None = None) -> list[Path]:
+    """Delete the leftovers of killed writers of ``*suffix`` files in ``folder``; return them.
+
+    Only those untouched for :data:`LEFTOVER_AGE_S` (by ``st_ctime``, which a
+    rename sets): a running writer's files are younger. A staged file was never
+    complete, and a set-aside one was on its way out; neither is put back, since
+    either may hold personal data that a withdrawal has since removed.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        name = leftover_of(entry.name)
+        if name is None or not name.endswith(suffix):
+            continue
+        if now - entry.stat().st_ctime >= LEFTOVER_AGE_S:
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def archive_name(at: datetime) -> str:

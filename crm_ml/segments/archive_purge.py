@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from crm_ml.config import Settings
 from crm_ml.features.spec import when_text
-from crm_ml.outputs import REPLACED_DIR, archive_time, set_aside
+from crm_ml.outputs import REPLACED_DIR, archive_time, leftover_of, set_aside
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.export_log import file_of_row, mark_purged
 from crm_ml.store.admin import utc_now
@@ -97,7 +97,8 @@ def _files_in(folder: Path) -> list[Path]:
 
 def _rows_of(store: Store, files: list[Path], reports_dir: Path) -> list[tuple[str, str]]:
     """``(export_id, status)`` of the ``export_log`` rows whose file is one of ``files``."""
-    wanted = {os.path.abspath(f) for f in files}
+    # A file set aside by a purge that was killed goes by its hidden name; its row by the real one.
+    wanted = {os.path.abspath(f.with_name(leftover_of(f.name) or f.name)) for f in files}
     archived = ExportLog.status.contains("; archived in ", autoescape=True)
     with store.connect() as conn:
         rows = conn.execute(

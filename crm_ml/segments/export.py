@@ -28,7 +28,7 @@ import pandas as pd
 from sqlalchemy import Connection, Table, select
 
 from crm_ml.errors import NotFoundError, ValidationError
-from crm_ml.outputs import check_output_folder, set_aside, staged_file
+from crm_ml.outputs import check_output_folder, remove_old_leftovers, set_aside, staged_file
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.definitions import Segment, check_segment_rule, load_segment
 from crm_ml.segments.export_log import mark_rows, replaced_status
@@ -398,10 +398,13 @@ def _write_and_log(
     rewrite (an owner who has no customers on the list any more) are removed,
     and the earlier rows are marked replaced, as a report re-run marks them.
     The log commits only once the files are in place; if a file cannot be
-    written, neither the files nor the log change.
+    written, neither the files nor the log change. Hidden files that an
+    interrupted export left in ``folder`` an hour or more ago are deleted first.
     """
     now = utc_now()
     paths = {os.path.abspath(item["path"]) for item in written}
+    for left in remove_old_leftovers(folder, suffix=".csv"):
+        log.warning("Deleted %s, left by a list writer that was interrupted", left)
     with store.begin() as conn:
         earlier = _earlier_set(
             conn, logged["seg"], logged["on"], logged["channel"], logged["purpose"], folder,

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from crm_ml.config import Settings
 from crm_ml.errors import ConfigError
-from crm_ml.outputs import REPLACED_DIR
+from crm_ml.outputs import REPLACED_DIR, leftover_of
 from crm_ml.rules.context import surviving_ids
 from crm_ml.segments.export_log import file_of_row
 from crm_ml.segments.headers import read_list
@@ -64,7 +64,9 @@ class ListsFound:
         (log columns empty when it has none), default index, columns
         :data:`FOUND_COLUMNS`: ``path``; ``state`` (``published``,
         ``archived`` under ``_replaced``, ``unpublished`` in a staging or
-        failed run, ``elsewhere`` outside the reports folder); ``rows`` of the
+        failed run, ``elsewhere`` outside the reports folder, ``leftover``: a
+        hidden ``.NAME.<id>.tmp`` or ``.replaced`` file that a killed writer
+        left, which no row describes); ``rows`` of the
         person in it; ``matched_by`` (``pseudo_id`` and/or ``customer_id``);
         and the log row's ``export_id, exported_at`` (naive UTC), ``actor,
         channel, purpose, unmasked, status``.
@@ -113,6 +115,11 @@ class ListsFound:
 
 
 def _logged_text(row: pd.Series) -> str:
+    if row["state"] == "leftover":
+        return (
+            "left by a list writer that was interrupted: delete it (the next export to this "
+            "folder deletes it once it is an hour old)"
+        )
     if pd.isna(row["export_id"]):
         return "not in export_log"
     masked = "UNMASKED" if row["unmasked"] else "masked"
@@ -169,17 +176,32 @@ def _absolute(path: Path | None) -> str | None:
     return None if path is None else os.path.abspath(path)
 
 
+def _is_list(name: str) -> bool:
+    """Tell a CSV file, or what a killed writer left of one (:func:`crm_ml.outputs.leftover_of`)."""
+    return (leftover_of(name) or name).endswith(".csv")
+
+
 def _list_files(reports_dir: Path, logged: Iterable[str | None]) -> list[str]:
-    """Every CSV file under ``reports_dir`` and every logged file that exists, as absolute paths."""
-    found: set[str] = set()
-    for folder, _, names in os.walk(reports_dir):
-        found.update(os.path.abspath(os.path.join(folder, n)) for n in names if n.endswith(".csv"))
+    """Every list file under ``reports_dir`` and beside every logged file, as absolute paths."""
     # A purged or replaced file has no path (missing: NaN in a text column).
-    found.update(p for p in logged if isinstance(p, str) and os.path.isfile(p))
-    return sorted(found)
+    elsewhere = {Path(p).parent for p in logged if isinstance(p, str)}
+    places = [(str(folder), names) for folder, _, names in os.walk(reports_dir)]
+    places += [(str(folder), _names(folder)) for folder in elsewhere]
+    found = {os.path.abspath(os.path.join(f, n)) for f, ns in places for n in ns if _is_list(n)}
+    return sorted(p for p in found if os.path.isfile(p))
+
+
+def _names(folder: Path) -> list[str]:
+    """List the names in a folder an export wrote to; none if it is gone."""
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
 
 
 def _state(path: str, reports_dir: Path) -> str:
+    if leftover_of(os.path.basename(path)):
+        return "leftover"
     try:
         parts = Path(path).relative_to(os.path.abspath(reports_dir)).parts
     except ValueError:

@@ -17,6 +17,7 @@ from customer_helpers import D1, owned_segment, sms_consent
 from project_settings import project_settings
 from sqlalchemy import insert
 
+from crm_ml import outputs
 from crm_ml.cli._common import _add_commands
 from crm_ml.cli.lists import _add_lists
 from crm_ml.config import Settings
@@ -228,3 +229,53 @@ def test_the_command_prints_each_file_its_state_and_its_log_row(
     )
     assert out[2].startswith("      export_log ")
     assert " UTC by analyst, sms/marketing, masked; status: replaced by a later run at " in out[2]
+
+
+def _leftover(published: Path, kind: str) -> Path:
+    """What a writer killed while replacing ``published`` leaves: a hidden copy beside it."""
+    hidden = published.with_name(f".{published.name}.0123456789ab.{kind}")
+    shutil.copyfile(published, hidden)
+    return hidden
+
+
+@pytest.mark.parametrize("kind", ["tmp", "replaced"])
+def test_a_hidden_copy_left_by_an_interrupted_writer_is_found_and_said_so(
+    store: Store, project: Settings, tmp_path: Path, kind: str
+) -> None:
+    publish(store, project, out_dir=tmp_path / "sent")
+    hidden = _leftover(tmp_path / "sent" / "everyone_20240601_sms_owner-m2.csv", kind)
+
+    found = find_lists(store, project, "c2", secret=SECRET)
+
+    files = found.files
+    assert [
+        (Path(p).name, state) for p, state in zip(files["path"], files["state"], strict=True)
+    ] == [
+        (hidden.name, "leftover"),
+        ("everyone_20240601_sms_owner-m2.csv", "elsewhere"),
+    ]
+    assert files["rows"].tolist() == [1, 1] and files["export_id"].isna().tolist() == [True, False]
+    assert "left by a list writer that was interrupted: delete it" in str(found)
+
+
+def test_the_next_export_deletes_leftovers_once_they_are_an_hour_old(
+    store: Store, project: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(store, project)
+    folder = project.reports_dir / DAY / "segment_lists"
+    hidden = [
+        _leftover(folder / "everyone_20240601_sms_owner-m1.csv", "tmp"),
+        _leftover(folder / "everyone_20240601_sms_owner-m2.csv", "replaced"),
+    ]
+    publish(store, project)  # a minute old at most: a running writer's, kept
+    assert all(path.exists() for path in hidden)
+
+    monkeypatch.setattr(outputs, "LEFTOVER_AGE_S", 0.0)  # as if an hour had passed
+    publish(store, project)
+
+    assert not any(path.exists() for path in hidden)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "everyone_20240601_sms_owner-m1.csv",
+        "everyone_20240601_sms_owner-m2.csv",
+        "everyone_20240601_sms_unowned.csv",
+    ]

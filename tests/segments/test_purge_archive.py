@@ -192,3 +192,16 @@ def test_a_person_is_searched_for_after_a_purge_and_found_only_where_files_remai
     assert find_lists(store, project, "c1", secret=SECRET).files.empty
     found = find_lists(store, project, "c2", secret=SECRET).files
     assert found["state"].tolist() == ["published"]
+
+
+def test_a_purge_killed_after_setting_files_aside_is_finished_by_the_next_one(
+    store: Store, project: Settings
+) -> None:
+    early, _ = _three_runs(store, project)
+    for path in early.iterdir():  # as set_aside leaves them, before the rows are committed
+        path.rename(path.with_name(f".{path.name}.0123456789ab.replaced"))
+
+    summary = purge_archive(store, project, before="2024-07-01", actor="dpo", reason="R-12")
+
+    assert (summary.files, summary.rows_marked) == (3, 3)
+    assert not early.parent.exists()
