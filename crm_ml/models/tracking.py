@@ -21,6 +21,11 @@
   and its test snapshot is not older than the champion's (re-training at an
   earlier date must not replace a model of newer behaviour); otherwise
   ``challenger``. The decision and why are tags on the version and the run.
+- A version is created with all its tags in one registry call, after the
+  decision, and gets its alias last: a training run killed before leaves no
+  version. A version without the ``backtest_roc_auc`` tag (left by an
+  interrupted run of an older crm_ml, or registered by hand) was never vetted:
+  :func:`list_versions` says so, and it can neither be promoted nor score.
 - Lineage: the run records the crm_ml version, the git commit of a crm_ml
   checkout (``mlflow.source.git.commit``), the store URL without password,
   the data's last order and the row counts; a version's ``run_id`` (shown by
@@ -76,6 +81,11 @@ _KIND_OF = {name: kind for kind, name in REGISTERED_NAMES.items()}
 #: How the promotion reason names each baseline of the backtest.
 BASELINE_NAMES = {"recency_rule": "recency rule", "rfm_score": "RFM score", "bg_nbd": "BG/NBD"}
 _MODEL_DIR = "crm_model"
+#: The version tag only :func:`log_training_run` writes, once the version is vetted
+#: (backtest AUC measured, alias decided); every version it finished has had it.
+_VETTED_TAG = "backtest_roc_auc"
+#: The ``promotion_reason`` :func:`list_versions` shows for a version without it.
+UNFINISHED_REASON = "training run did not finish: not vetted, cannot be promoted or score"
 _PROGRESS_BAR_SWITCH = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -239,7 +249,8 @@ def _model_signature(
     return ModelSignature(Schema(columns), signature.outputs, signature.params)
 
 
-def _log_model(model: BoostedClassifier, example: pd.DataFrame, registered_name: str) -> Any:
+def _log_model(model: BoostedClassifier, example: pd.DataFrame) -> Any:
+    """Log the model to the active run, unregistered: the version is created once vetted."""
     inputs = _signature_example(model, example)
     signature = _model_signature(model, inputs, optional=_may_be_missing(model, example))
     with (
@@ -255,8 +266,18 @@ def _log_model(model: BoostedClassifier, example: pd.DataFrame, registered_name:
             signature=signature,
             input_example=inputs,
             pip_requirements=_pip_requirements(),
-            registered_model_name=registered_name,
         )
+
+
+def _register_version(name: str, model_uri: str, tags: Mapping[str, str]) -> str:
+    """Register the logged model as a new version of ``name`` with all its tags; return it.
+
+    The version and its tags are one insert, so a run killed at any moment
+    leaves either no version or a vetted one (see :func:`_require_vetted`).
+    """
+    with _registry_prints_muted():
+        version = mlflow.register_model(model_uri, name, tags=dict(tags))
+    return str(version.version)
 
 
 #: MLflow's notes on every log_model that say nothing about this model: our
@@ -584,8 +605,7 @@ def log_training_run(
         mlflow.set_tags({**lineage, **_git_commit()})
         mlflow.log_text("\n".join(features), "features.txt")
         _log_backtest(result)
-        info = _log_model(model, input_example, registered_name)
-        version = str(info.registered_model_version)
+        info = _log_model(model, input_example)
         auc = float(result.metrics["roc_auc"].astype(float)["model"])
         alias, reason = (
             (CHALLENGER, not_champion)
@@ -600,33 +620,48 @@ def log_training_run(
                 horizon=str(lineage.get("horizon_days", "")),
             )
         )
-        _tag_version(client, registered_name, version, result, auc, alias, reason)
-        for key, value in lineage.items():
-            client.set_model_version_tag(registered_name, version, key, value)
+        vetting = _vetting_tags(result, auc, alias, reason)
+        version = _register_version(registered_name, info.model_uri, {**vetting, **lineage})
+        # Last: a run killed before this leaves a vetted version that can be promoted by hand.
         client.set_registered_model_alias(registered_name, alias, version)
         mlflow.set_tags({"promotion": alias, "promotion_reason": reason})
     log.info("%s v%s registered as %s: %s", registered_name, version, alias, reason)
     return RegisteredVersion(registered_name, version, alias, reason, run.info.run_id)
 
 
-def _tag_version(
-    client: MlflowClient,
-    name: str,
-    version: str,
-    result: BacktestResult,
-    auc: float,
-    alias: str,
-    reason: str,
-) -> None:
-    tags = {
+def _vetting_tags(result: BacktestResult, auc: float, alias: str, reason: str) -> dict[str, str]:
+    """Return the version tags of the backtest and the promotion decision."""
+    return {
         "backtest_id": result.backtest_id,
-        "backtest_roc_auc": repr(auc),
+        _VETTED_TAG: repr(auc),
         "test_snapshot": result.split.test_as_of.date().isoformat(),
         "promotion": alias,
         "promotion_reason": reason,
     }
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
+
+
+def _is_vetted(tags: Mapping[str, str]) -> bool:
+    """Return whether ``log_training_run`` finished vetting the version (it has a backtest AUC)."""
+    return _VETTED_TAG in tags
+
+
+def _require_vetted(client: MlflowClient, name: str, version: str) -> None:
+    """Refuse a version its training run did not finish vetting: it may not score or be promoted.
+
+    Older crm_ml registered the version before measuring and tagging it, so a
+    training run killed in between left one that looks like any other but was
+    never compared with the champion or the baselines.
+    """
+    found = client.get_model_version(name, version)
+    if _is_vetted(found.tags):
+        return
+    command = _train_command(name) or "crm-ml train"
+    raise ValidationError(
+        f"{name} v{version} was never vetted: its training run {found.run_id} did not finish "
+        "(it was interrupted after registering the version, before its backtest AUC, label "
+        "and alias were recorded), so it cannot be promoted or score customers. Train again "
+        f"with `{command}`; the version can be deleted in the MLflow UI."
+    )
 
 
 @dataclass(frozen=True)
@@ -704,6 +739,8 @@ def resolve_version(ref: str, settings: Settings) -> tuple[str, str]:
     NotFoundError
         For an unknown name (listing the registered ones), alias (listing the
         aliases the model has) or version (listing its versions).
+    ValidationError
+        For a version whose training run did not finish vetting it.
     """
     configure_tracking(settings)
     path = _model_uri(ref).removeprefix("models:/")
@@ -719,9 +756,9 @@ def resolve_version(ref: str, settings: Settings) -> tuple[str, str]:
         raise ValidationError(f"A registered model name has no quote in it, got {name!r}.")
     client = MlflowClient()
     _require_registered(client, name, settings)
-    if at:
-        return name, _alias_version(client, name, alias)
-    return name, _known_version(client, name, version)
+    version = _alias_version(client, name, alias) if at else _known_version(client, name, version)
+    _require_vetted(client, name, version)
+    return name, version
 
 
 def load_model(ref: str, settings: Settings) -> LoadedModel:
@@ -776,7 +813,8 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Indexed by ``version``: ``aliases``, ``registered_utc``, ``backtest_auc``,
-        ``test_snapshot``, ``promotion_reason``, ``label`` (what the model learned;
+        ``test_snapshot``, ``promotion_reason`` (:data:`UNFINISHED_REASON` for a
+        version whose training run did not finish), ``label`` (what the model learned;
         empty for versions registered before it was tagged), ``horizon_days``
         (the window it predicts over; empty where unknown), ``labels_until``
         (the end of the latest label window it learned from: its last snapshot
@@ -806,7 +844,7 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
             "registered_utc": pd.Timestamp(v.creation_timestamp, unit="ms"),
             "backtest_auc": float(v.tags.get("backtest_roc_auc", "nan")),
             "test_snapshot": v.tags.get("test_snapshot", ""),
-            "promotion_reason": v.tags.get("promotion_reason", ""),
+            "promotion_reason": _shown_reason(v.tags),
             "label": v.tags.get("label", ""),
             "horizon_days": v.tags.get("horizon_days", ""),
             "labels_until": _labels_until(client, v.run_id),
@@ -815,6 +853,11 @@ def list_versions(name: str, settings: Settings) -> pd.DataFrame:
         for v in versions
     ]
     return pd.DataFrame(rows).set_index("version").sort_index(ascending=False)
+
+
+def _shown_reason(tags: Mapping[str, str]) -> str:
+    """Return the version's promotion reason, or that its training run did not finish."""
+    return tags.get("promotion_reason", "") if _is_vetted(tags) else UNFINISHED_REASON
 
 
 def _labels_until(client: MlflowClient, run_id: str | None) -> Any:
@@ -847,8 +890,9 @@ def set_alias(name: str, version: str, alias: str, settings: Settings, *, reason
 
     Scoring with ``name@alias`` uses that version from then on. A version
     made champion stops being challenger. Refuses an unknown version, an empty
-    reason (the reason is the audit trail), and making the champion challenger
-    (there would be no champion left to score with).
+    reason (the reason is the audit trail), making the champion challenger
+    (there would be no champion left to score with), and a version whose
+    training run did not finish (never vetted: see :data:`UNFINISHED_REASON`).
     """
     if not reason.strip():
         raise ValidationError("Say why the alias moves (--reason): it is kept on the version.")
@@ -858,6 +902,7 @@ def set_alias(name: str, version: str, alias: str, settings: Settings, *, reason
         known = ", ".join(versions.index.astype(str))
         raise NotFoundError(f"{name} has no version {version}; registered: {known}.")
     client = MlflowClient()
+    _require_vetted(client, name, version)
     aliases = _aliases(client, name)
     if alias == CHALLENGER and aliases.get(CHAMPION) == version:
         raise ValidationError(
@@ -880,6 +925,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "REGISTERED_NAMES",
+    "UNFINISHED_REASON",
     "CrmPyfuncModel",
     "LoadedModel",
     "RegisteredVersion",
