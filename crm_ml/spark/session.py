@@ -28,10 +28,11 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crm_ml.errors import ConfigError, NotFoundError, StoreError
+from crm_ml.errors import ConfigError, NotFoundError, StoreError, ValidationError
 from crm_ml.features.backend import FEATURE_TABLES
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import SOURCE_TABLES
@@ -202,20 +203,176 @@ def _is_local(location: str) -> bool:
     return "://" not in location or location.startswith("file://")
 
 
-def _parquet_frame(session: Any, location: str, name: str) -> Any:
-    """Read one exported table with its declared schema (an empty folder gives no rows)."""
+@dataclass(frozen=True)
+class _TableSource:
+    """Where :func:`spark_tables` reads one store table, and the schema found there."""
+
+    name: str
+    #: The table's folder, or ``database.table`` in the catalog.
+    location: str
+    #: Spark's view of the stored columns; None for an empty table (a folder without files).
+    found: Any | None
+
+
+def _missing_folder(name: str, path: str, location: str) -> NotFoundError:
+    return NotFoundError(
+        f"No exported table {name!r} at {path}: expected a folder per store table. "
+        f"Write them with crm_ml.spark.export_tables(store, {location!r}) "
+        "(the features also read customer_merge and customer_change, and scoring "
+        "erased_customer)."
+    )
+
+
+def _parquet_source(session: Any, location: str, name: str) -> _TableSource:
+    """Find one exported table's folder and the schema of its Parquet files."""
+    from pyspark.errors import AnalysisException
+    from pyspark.sql import types as T
+
     path = f"{location.rstrip('/')}/{name}"
     if _is_local(path) and not Path(path.removeprefix("file://")).is_dir():
+        raise _missing_folder(name, path, location)
+    try:
+        # Spark reads one file's footer (no data) to give the schema.
+        schema = session.read.parquet(path).schema
+    except AnalysisException as exc:
+        condition = exc.getCondition()
+        if condition == "UNABLE_TO_INFER_SCHEMA":  # no file: the export of an empty table
+            return _TableSource(name, path, None)
+        if condition == "PATH_NOT_FOUND":
+            raise _missing_folder(name, path, location) from exc
+        raise
+    # `year` is the partition folders' column, not a stored one.
+    found = T.StructType([f for f in schema.fields if f.name != "year"])
+    return _TableSource(name, path, found)
+
+
+def _catalog_source(session: Any, database: str, name: str) -> _TableSource:
+    """Find one store table in the catalog and its schema."""
+    from pyspark.errors import AnalysisException
+
+    location = f"{database}.{name}"
+    try:
+        found = session.table(location).schema
+    except AnalysisException as exc:
+        if exc.getCondition() != "TABLE_OR_VIEW_NOT_FOUND":
+            raise
         raise NotFoundError(
-            f"No exported table {name!r} at {path}: expected a folder per store table. "
-            f"Write them with crm_ml.spark.export_tables(store, {location!r}) "
-            "(the features also read customer_merge and customer_change, and scoring "
-            "erased_customer)."
+            f"No table {location} in the catalog: expected a table per store table, named "
+            f"and typed as in the store (crm_ml.spark.table_schema({name!r})). Create "
+            f"{location}, or leave {name!r} out with tables=."
+        ) from exc
+    return _TableSource(name, location, found)
+
+
+def _readable_as(found: Any, declared: Any) -> bool:
+    """Whether a stored column of type ``found`` gives the declared column's values."""
+    from pyspark.sql import types as T
+
+    if found == declared:
+        return True
+    if isinstance(declared, T.LongType):
+        return isinstance(found, T.IntegerType | T.ShortType | T.ByteType)
+    if isinstance(declared, T.TimestampNTZType):
+        # An instant (the export's UTC timestamps, a lake's TIMESTAMP): read in UTC.
+        return isinstance(found, T.TimestampType)
+    if isinstance(declared, T.DoubleType):
+        return isinstance(found, T.DecimalType)  # cast to double when read
+    return False
+
+
+def _column_problems(found: Any, declared: Any) -> list[str]:
+    """Describe each declared column that ``found`` lacks or holds in an unreadable type."""
+    found_types = {f.name: f.dataType for f in found.fields}
+    problems = []
+    for field in declared.fields:
+        expected = field.dataType.simpleString()
+        actual = found_types.get(field.name)
+        if actual is None:
+            problems.append(f"column {field.name} is missing (expected {expected})")
+        elif not _readable_as(actual, field.dataType):
+            problems.append(f"column {field.name} is {actual.simpleString()}, expected {expected}")
+    return problems
+
+
+def _check_schemas(sources: list[_TableSource], remedy: str) -> None:
+    """Refuse, naming every bad table and column at once, tables the features would misread."""
+    bad = []
+    for source in sources:
+        if source.found is None:
+            continue
+        problems = _column_problems(source.found, table_schema(source.name))
+        if problems:
+            bad.append(f"  {source.name} ({source.location}): " + "; ".join(problems))
+    if bad:
+        raise ValidationError(
+            f"{len(bad)} store table(s) lack columns crm_ml reads, or hold them in a type "
+            "it cannot read as declared; nothing was registered on Spark:\n"
+            + "\n".join(bad)
+            + f"\n{remedy}"
         )
+
+
+def _parquet_remedy(location: str) -> str:
+    return (
+        "Such an export comes from another crm_ml version or was made by hand. Re-export "
+        "it with this crm_ml: `crm-ml upgrade` (brings the store up to this version), then "
+        f"`crm-ml export parquet {location}` or crm_ml.spark.export_tables(store, {location!r})."
+    )
+
+
+def _catalog_remedy(database: str) -> str:
+    return (
+        f"Rewrite those tables of {database} with the columns and types of "
+        "crm_ml.spark.table_schema(name), e.g. from an export made by this crm_ml: "
+        "`crm-ml upgrade`, then crm_ml.spark.export_tables(store, folder) or "
+        "`crm-ml export parquet FOLDER`."
+    )
+
+
+def _stored_types(source: _TableSource) -> dict[str, Any]:
+    """Return ``{column: Spark type}`` as stored (empty for an empty folder)."""
+    return {f.name: f.dataType for f in source.found.fields} if source.found else {}
+
+
+def _casts(source: _TableSource, kinds: tuple[type, ...]) -> dict[str, Any]:
+    """Return ``{column: declared type}`` for the declared columns stored as one of ``kinds``."""
+    stored = _stored_types(source)
+    return {
+        f.name: f.dataType
+        for f in table_schema(source.name).fields
+        if isinstance(stored.get(f.name), kinds)
+    }
+
+
+def _parquet_frame(session: Any, source: _TableSource) -> Any:
+    """Read one checked exported table with its declared schema (an empty folder gives no rows)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
     # The schema is given, not inferred: an empty table has no file to infer from,
-    # and the `year=` partition folders must not add a column.
-    frame = session.read.schema(table_schema(name)).parquet(path)
-    return frame.drop("year") if "year" in frame.columns else frame
+    # and the `year=` partition folders must not add a column. The reader widens
+    # integers and reads instants as TIMESTAMP_NTZ, but reads DECIMAL only as such.
+    decimals = _casts(source, (T.DecimalType,))
+    stored = _stored_types(source)
+    read_as = T.StructType(
+        [
+            T.StructField(f.name, stored[f.name], f.nullable) if f.name in decimals else f
+            for f in table_schema(source.name).fields
+        ]
+    )
+    frame = session.read.schema(read_as).parquet(source.location)
+    frame = frame.drop("year") if "year" in frame.columns else frame
+    return frame.withColumns({c: F.col(c).cast(t) for c, t in decimals.items()})
+
+
+def _catalog_frame(session: Any, source: _TableSource) -> Any:
+    """Read one checked catalog table, DECIMAL and narrower integers cast to the declared type."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    casts = _casts(source, (T.DecimalType, T.IntegerType, T.ShortType, T.ByteType))
+    frame = session.table(source.location)
+    return frame.withColumns({c: F.col(c).cast(t) for c, t in casts.items()})
 
 
 def spark_tables(
@@ -226,6 +383,25 @@ def spark_tables(
     tables: Iterable[str] | None = None,
 ) -> Any:
     """Register the store's tables on ``session`` and return an Ibis backend over them.
+
+    Every table's stored schema (a folder's Parquet files, or the catalog
+    table) is checked first against :func:`table_schema`. A table that lacks
+    a column (an export from another crm_ml version, or made by hand) or
+    holds one in a type Spark cannot read as declared (money as integers) is
+    refused: its features would come out wrong, or fail deep inside Spark.
+    These stored types are read as the declared ones:
+
+    - narrower integers (INT, SMALLINT, TINYINT) for BIGINT, widened;
+    - DECIMAL for DOUBLE (money in many lakes), cast to double: money at
+      the decimal's scale comes out as the store's doubles, and the
+      features as DuckDB's;
+    - TIMESTAMP (an instant, as the export writes it) for TIMESTAMP_NTZ:
+      a folder's is read as TIMESTAMP_NTZ at its UTC wall-clock time; a
+      catalog's stays TIMESTAMP, read in Ibis's UTC session time zone.
+
+    Anything else (FLOAT for DOUBLE, DATE for a timestamp, integers for
+    text...) is refused. Columns the store does not declare are ignored. An
+    empty folder (the export of an empty table) is accepted and gives no rows.
 
     Parameters
     ----------
@@ -248,6 +424,15 @@ def spark_tables(
     ibis backend
         An Ibis PySpark connection on which each table is a temporary view of
         the same name. Pass it to ``customer_features``, ``churn_labels``...
+
+    Raises
+    ------
+    NotFoundError
+        If a table's folder, or catalog table, does not exist.
+    ValidationError
+        If tables lack columns or hold unreadable types: every such table and
+        column is named with the type expected and found, and nothing is
+        registered.
     """
     require_pyspark()
     import ibis
@@ -259,12 +444,18 @@ def spark_tables(
             f"database={database!r}."
         )
     names = list(SESSION_TABLES if tables is None else tables)
-    for name in names:
-        if parquet_dir is not None:
-            frame = _parquet_frame(session, os.fspath(parquet_dir), name)
-        else:
-            frame = session.table(f"{database}.{name}")
-        frame.createOrReplaceTempView(name)
+    if parquet_dir is not None:
+        location = os.fspath(parquet_dir)
+        sources = [_parquet_source(session, location, name) for name in names]
+        _check_schemas(sources, _parquet_remedy(location))
+        frames = [_parquet_frame(session, source) for source in sources]
+    else:
+        assert database is not None
+        sources = [_catalog_source(session, database, name) for name in names]
+        _check_schemas(sources, _catalog_remedy(database))
+        frames = [_catalog_frame(session, source) for source in sources]
+    for source, frame in zip(sources, frames, strict=True):
+        frame.createOrReplaceTempView(source.name)
     log.info("Registered %d store tables on Spark from %s", len(names), parquet_dir or database)
     return ibis.pyspark.connect(session)
 
