@@ -146,7 +146,9 @@ def run_report(
     Raises
     ------
     ReportFailedError
-        If a cell failed; the failed notebook is kept under ``reports/_failed/``.
+        If a cell failed, or the run failed outside one (the kernel died, the
+        notebook or its page could not be saved); the failed notebook is kept
+        under ``reports/_failed/`` and its staged lists are marked not published.
     """
     import papermill as pm
 
@@ -163,6 +165,7 @@ def run_report(
     outputs.mkdir(parents=True)
     _claim(staging)
     executed = staging / f"{report}.ipynb"
+    step = "running the notebook"
     try:
         with tempfile.TemporaryDirectory(prefix="crm-ml-kernel-") as sockets:
             pm.execute_notebook(
@@ -175,6 +178,8 @@ def run_report(
                 execution_timeout=timeout_s,
                 config=_ipc_kernel_config(Path(sockets)),
             )
+        step = "rendering its HTML page"
+        _write_html(executed, staging / f"{report}.html", title=f"{report} · {day:%Y-%m-%d}")
     except pm.PapermillExecutionError as exc:
         failed = _keep_failed(settings, executed, report, day)
         discarded = _discard(settings, staging, outputs, failed)
@@ -184,7 +189,17 @@ def run_report(
             "the failed notebook "
             f"is {failed}.{discarded}"
         ) from exc
-    _write_html(executed, staging / f"{report}.html", title=f"{report} · {day:%Y-%m-%d}")
+    except Exception as exc:
+        # Outside any cell: the kernel died, or saving the notebook or the page failed
+        # (a full disk). The run is discarded as a failed cell's is.
+        failed = _keep_failed(settings, executed, report, day)
+        kept = f"the notebook as far as it ran is {failed}" if failed.exists() else "no notebook"
+        discarded = _discard(settings, staging, outputs, failed)
+        raise ReportFailedError(
+            f"Report {report} as of {day:%Y-%m-%d} failed while {step}: "
+            f"{type(exc).__name__}: {str(exc).rstrip('.')}. The last good report was kept; "
+            f"{kept} was saved.{discarded}"
+        ) from exc
     published = settings.reports_dir / f"{day:%Y-%m-%d}"
     try:
         _publish_logged(settings, staging, published, report)

@@ -253,6 +253,29 @@ def test_exports_of_a_failed_report_are_marked_not_published(exporting):
     assert not list((exporting.reports_dir / "_staging").iterdir())
 
 
+def test_a_run_failing_outside_a_cell_is_discarded_like_a_failed_cell(exporting, monkeypatch):
+    import errno
+
+    import crm_ml.reporting
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(crm_ml.reporting, "_write_html", full_disk)
+    with pytest.raises(
+        ReportFailedError,
+        match=r"failed while rendering its HTML page: OSError: \[Errno 28\] No space left on "
+        r"device\. The last good report was kept; the notebook as far as it ran is .*_failed.*"
+        r"1 export\(s\) it logged are marked 'not published'",
+    ):
+        run_report(exporting, "exports", as_of=DAY)
+    (failed,) = (exporting.reports_dir / "_failed").glob("*.ipynb")
+    (path,) = _logged_paths(exporting)
+    assert path.startswith(f"not published (report failed, see {failed}): ")
+    assert not list((exporting.reports_dir / "_staging").iterdir())
+    assert not (exporting.reports_dir / "2025-06-30").exists()
+
+
 def _published_files(settings) -> list[str]:
     lists = settings.reports_dir / "2025-06-30" / "exports"
     return sorted(str(p) for p in lists.rglob("*") if p.is_file())
