@@ -148,6 +148,18 @@ def when_text(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M}".removesuffix(" 00:00")
 
 
+def _iso(text: str, what: str) -> datetime:
+    """Read a date or time written in ISO form (``2024-07-01``, ``2024-07-01T08:00:00+08:00``)."""
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ConfigError(
+            f"{what}={text!r} is not a date in ISO form; write it as YYYY-MM-DD, e.g. "
+            "'2024-07-01' (a time may follow: '2024-07-01T08:00'). A date such as 01/02/2026 "
+            "is refused: it reads as 2 January or 1 February, depending on who wrote it."
+        ) from exc
+
+
 def as_timestamp(
     value: datetime | date | str | pd.Timestamp | np.datetime64, *, what: str = "as_of"
 ) -> datetime:
@@ -161,9 +173,12 @@ def as_timestamp(
     ------
     ConfigError
         If ``value`` is missing, a number (pandas would read ``20260101`` as
-        nanoseconds since 1970), or not a date or time.
+        nanoseconds since 1970), text not in ISO form (``01/02/2026`` reads as
+        2 January or 1 February, depending on who wrote it), or not a date or time.
     """
     refuse_number(value, name=what, error=ConfigError)
+    if isinstance(value, str) and value.strip():
+        value = _iso(value, what)
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:

@@ -36,6 +36,27 @@ def test_a_number_is_refused_not_read_as_nanoseconds(reader, number):
         reader(number)
 
 
+@pytest.mark.parametrize("text", ["01/02/2026", "2026/01/02", "2 Jan 2026"])
+@pytest.mark.parametrize("reader", [as_timestamp, rules_as_timestamp], ids=["features", "rules"])
+def test_a_date_not_in_iso_form_is_refused_not_guessed(reader, text):
+    # pandas read 01/02/2026 as 2 January: a European user meant 1 February.
+    with pytest.raises(ConfigError, match=r"is not a date in ISO form; write it as YYYY-MM-DD"):
+        reader(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-02", datetime(2026, 1, 2)),
+        (" 2026-01-02 ", datetime(2026, 1, 2)),
+        ("2026-01-02T08:30:00", datetime(2026, 1, 2, 8, 30)),
+        ("2026-01-02T08:00:00+08:00", datetime(2026, 1, 2)),
+    ],
+)
+def test_iso_dates_and_times_are_read(text, expected):
+    assert as_timestamp(text) == expected
+
+
 def test_the_refusal_spells_the_date_a_number_means(duckdb_store):
     with pytest.raises(ConfigError, match=r"as_of=20250630 .* such as '2025-06-30'"):
         customer_features(duckdb_store, 20250630)
