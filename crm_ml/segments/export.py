@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, delete, select, update
 
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.outputs import check_output_folder, remove_old_leftovers, set_aside, staged_file
 from crm_ml.rules import as_timestamp
 from crm_ml.segments.definitions import Segment, check_segment_rule, load_segment
-from crm_ml.segments.export_log import mark_rows, replaced_status
+from crm_ml.segments.export_log import IN_PLACE, mark_rows, replaced_status
 from crm_ml.segments.headers import PURPOSE_LABELS, list_headers, localise_columns
 from crm_ml.segments.lists import (
     CONTACT_COLUMNS,
@@ -52,7 +52,7 @@ from crm_ml.segments.masking import (
 from crm_ml.segments.members import segment_members, snapshot_rule_version, snapshot_segment
 from crm_ml.store.admin import utc_now
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import EXPORT_WRITTEN, ExportLog
+from crm_ml.store.schema import EXPORT_WRITING, EXPORT_WRITTEN, ExportLog
 from crm_ml.tags.files import safe_file_part, write_excel_csv
 
 log = logging.getLogger(__name__)
@@ -311,7 +311,7 @@ def _earlier_set(
             (_LOG_TABLE.c.segment_id == seg.name)
             & (_LOG_TABLE.c.as_of == on)
             & (_LOG_TABLE.c.channel == channel)
-            & (_LOG_TABLE.c.status == EXPORT_WRITTEN)
+            & (_LOG_TABLE.c.status.in_(IN_PLACE))
         )
     ).all()
     stems = (stem, _file_stem(seg.name, on, channel, MARKETING))
@@ -375,7 +375,7 @@ def _record(
                 rows_excluded=item["excluded"],
                 unmasked=unmask,
                 path=str(item["path"]),
-                status=EXPORT_WRITTEN,
+                status=EXPORT_WRITING,
                 reason=unmask_reason,
             )
         )
@@ -397,9 +397,15 @@ def _write_and_log(
     the earlier set of files as a whole: files of it that this export does not
     rewrite (an owner who has no customers on the list any more) are removed,
     and the earlier rows are marked replaced, as a report re-run marks them.
-    The log commits only once the files are in place; if a file cannot be
-    written, neither the files nor the log change. Hidden files that an
-    interrupted export left in ``folder`` an hour or more ago are deleted first.
+
+    In three steps, so the log never says less than the folder holds: the rows
+    are committed first as ``writing`` (who exported what, unmasked or not, and
+    why), then the files are put in place, then the rows are confirmed
+    ``written`` and the earlier ones marked replaced. If a file cannot be
+    written, the folder is as it was and the rows are deleted again; if the
+    process is killed in between, the ``writing`` rows stay and say so. Hidden
+    files that an interrupted export left in ``folder`` an hour or more ago are
+    deleted first.
     """
     now = utc_now()
     paths = {os.path.abspath(item["path"]) for item in written}
@@ -410,16 +416,30 @@ def _write_and_log(
             conn, logged["seg"], logged["on"], logged["channel"], logged["purpose"], folder,
             stem, paths,
         )  # fmt: skip
-        mark_rows(conn, earlier, replaced_status(now))
         _record(conn, written, now=now, **logged)
-        stale = [Path(p) for _, p in earlier if os.path.abspath(p) not in paths]
-        files = [(item["path"], table) for item, table in zip(written, tables, strict=True)]
+    ids = [item["export_id"] for item in written]
+    stale = [Path(p) for _, p in earlier if os.path.abspath(p) not in paths]
+    files = [(item["path"], table) for item, table in zip(written, tables, strict=True)]
+    try:
         _replace_files(
             files,
             stale,
             text_columns=(list_headers(language)["phone"],),
             private=logged["unmask"],
         )
+    except BaseException:
+        with store.begin() as conn:
+            conn.execute(delete(_LOG_TABLE).where(_LOG_TABLE.c.export_id.in_(ids)))
+        raise
+    with store.begin() as conn:
+        mark_rows(conn, earlier, replaced_status(now))
+        _confirm(conn, ids)
+
+
+def _confirm(conn: Connection, export_ids: list[str]) -> None:
+    """Mark this export's rows ``written``: all its files are in place."""
+    rows = _LOG_TABLE.c.export_id.in_(export_ids) & (_LOG_TABLE.c.status == EXPORT_WRITING)
+    conn.execute(update(_LOG_TABLE).where(rows).values(status=EXPORT_WRITTEN))
 
 
 def check_unmask_reason(unmask: bool, reason: str | None) -> str | None:

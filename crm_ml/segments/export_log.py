@@ -1,7 +1,9 @@
 """What became of each exported file: finding, relocating and marking ``export_log`` rows.
 
 :func:`~crm_ml.segments.export.export_list` records every file it writes in
-``export_log`` with ``status`` ``written``. When the files are moved afterwards
+``export_log``: with ``status`` ``writing (…)`` before it writes them, then
+``written`` once all are in place (a row left ``writing`` belongs to an export
+killed in between; its file may be there). When the files are moved afterwards
 (a report run publishes its lists from a staging folder), :func:`relocate_exports`
 points the log at their new place, :func:`mark_unpublished` says they were
 discarded, and :func:`mark_replaced` says a later run's files took their place
@@ -13,7 +15,7 @@ file is still at ``path`` (``written``) or what became of it (``not published
 :func:`file_of_row` reads from it where the file is now.
 
 Every function here takes the caller's connection and only changes rows still
-``written`` at the path it read: a run publishing at the same time may have
+``written`` (or ``writing``) at the path it read: a run publishing at the same time may have
 moved or marked them since, and that must stand.
 """
 
@@ -27,9 +29,11 @@ from typing import cast
 
 from sqlalchemy import Connection, Table, inspect, select, update
 
-from crm_ml.store.schema import EXPORT_WRITTEN, ExportLog
+from crm_ml.store.schema import EXPORT_WRITING, EXPORT_WRITTEN, ExportLog
 
 _LOG_TABLE = cast(Table, ExportLog.__table__)
+#: The statuses of a row whose file is (or may be) at its ``path``.
+IN_PLACE = (EXPORT_WRITTEN, EXPORT_WRITING)
 _STATUS_CHARS = 200  # export_log.status is VARCHAR(200)
 _ARCHIVED_IN = re.compile(r"^replaced by a later run at [^;]*; archived in (?P<folder>.+)$")
 PURGED_PREFIX = "purged at "
@@ -41,7 +45,7 @@ def _logged_under(conn: Connection, folder: Path) -> list[tuple[str, str]]:
         return []
     path = _LOG_TABLE.c.path
     under = path.startswith(f"{folder}{os.sep}", autoescape=True)
-    written = _LOG_TABLE.c.status == EXPORT_WRITTEN
+    written = _LOG_TABLE.c.status.in_(IN_PLACE)
     rows = conn.execute(select(_LOG_TABLE.c.export_id, path).where(under & written)).all()
     return [(str(export_id), str(logged)) for export_id, logged in rows]
 
@@ -52,7 +56,7 @@ def _update_row(conn: Connection, export_id: str, read_path: str, **values: str)
     row = (
         (_LOG_TABLE.c.export_id == export_id)
         & (_LOG_TABLE.c.path == read_path)
-        & (_LOG_TABLE.c.status == EXPORT_WRITTEN)
+        & (_LOG_TABLE.c.status.in_(IN_PLACE))
     )
     conn.execute(update(_LOG_TABLE).where(row).values(**values))
 
@@ -159,14 +163,14 @@ def replaced_status(at: datetime, archived_in: Path | None = None) -> str:
 def file_of_row(path: str, status: str | None, reports_dir: Path) -> Path | None:
     """Return where the file an ``export_log`` row describes is now, or None if it is gone.
 
-    ``written`` and ``not published (…)`` rows name their file at ``path``; a
+    ``written``, ``writing`` and ``not published (…)`` rows name their file at ``path``; a
     row ``replaced by a later run …; archived in <folder>`` names the same file
     in the archive folder (``<folder>`` is relative to ``reports_dir``, as
     :func:`crm_ml.reporting.run_report` writes it); a file replaced without an
     archive, or purged, is gone (``path`` may hold a later export's file).
     """
     status = status or EXPORT_WRITTEN
-    if status == EXPORT_WRITTEN or status.startswith("not published"):
+    if status in IN_PLACE or status.startswith("not published"):
         return Path(path)
     found = _ARCHIVED_IN.match(status)
     if found is None:

@@ -80,6 +80,9 @@ CONTACT_GROUPS = ("treatment", "control")
 TAG_KINDS = ("rule", "model", "manual")
 TAG_SOURCES = ("rule", "model", "manual", "batch")
 EXPORT_WRITTEN = "written"  # export_log.status while the file is where ``path`` says
+#: export_log.status from when an export is logged until its files are all in place:
+#: a row that keeps it belongs to an export that was killed while writing them.
+EXPORT_WRITING = "writing (if this stays, the export was interrupted while writing its files)"
 
 ID = String(64)
 

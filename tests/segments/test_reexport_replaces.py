@@ -157,3 +157,46 @@ def test_a_reexport_that_fails_to_write_keeps_the_earlier_files_and_log(
 
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no stray files
     assert _log(three) == logged
+
+
+class Killed(BaseException):
+    """Stands for the process being killed: nothing after it runs, no handler catches it."""
+
+
+def test_an_export_killed_before_confirming_its_files_leaves_rows_saying_so(
+    three: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import crm_ml.segments.export as export_module
+    from crm_ml.store.schema import EXPORT_WRITING
+
+    folder = tmp_path / "lists"
+    _export(three, folder)
+    _withdraw(three, "c2")  # the re-export drops m2's file
+
+    def killed(*args: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(export_module, "_confirm", killed)
+    with pytest.raises(Killed):
+        _export(three, folder)
+    monkeypatch.undo()
+
+    # The files are the new set, and the log says who wrote them and why, unconfirmed.
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "everyone_20240601_sms_owner-m1.csv",
+        "everyone_20240601_sms_unowned.csv",
+    ]
+    with three.connect() as conn:
+        rows = conn.execute(select(ExportLog.status, ExportLog.reason)).all()
+    assert (
+        sorted(rows)
+        == [(EXPORT_WRITING, "test: call-back")] * 2 + [("written", "test: call-back")] * 3
+    )
+    _export(three, folder)  # the next export takes the set over
+    assert _log(three) == {
+        ("everyone_20240601_sms_owner-m1.csv", "replaced"): 2,
+        ("everyone_20240601_sms_owner-m2.csv", "replaced"): 1,
+        ("everyone_20240601_sms_unowned.csv", "replaced"): 2,
+        ("everyone_20240601_sms_owner-m1.csv", "written"): 1,
+        ("everyone_20240601_sms_unowned.csv", "written"): 1,
+    }
