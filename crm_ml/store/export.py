@@ -18,24 +18,40 @@ at once), the merge log (``customer_merge``), profile history
 store moved through Parquet keeps them.
 
 A table is written to a temporary folder and renamed into place only when it
-is complete, so a reader never sees half a table.
+is complete, so a reader never sees half a table. The export as a whole is
+marked complete by ``DIR/_manifest.json``, written last (crm_ml and schema
+versions, export time, store URL without its password, rows per table): a
+re-export deletes it before changing any table, so an export killed part-way,
+which leaves tables from two moments side by side, has none, and ``crm-ml
+import`` warns when it reads a table of such a folder (:func:`export_problem`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-from sqlalchemy import Boolean, DateTime, Double, Integer, Table, select
+from sqlalchemy import Boolean, DateTime, Double, Integer, Table, make_url, select
 
+from crm_ml import __version__
 from crm_ml.errors import ConfigError, NotFoundError
-from crm_ml.outputs import cannot_write, check_output_folder
+from crm_ml.outputs import (
+    cannot_write,
+    check_output_file,
+    check_output_folder,
+    remove_old_leftovers,
+    staged_file,
+)
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
 from crm_ml.store.schema import SOURCE_TABLES, Base
@@ -57,6 +73,11 @@ _BATCH_ROWS = 250_000
 #: that point-in-time features read (merged ids, profile values as of a date), and the
 #: erasure marks that keep erased customers out of scores, tags and later imports.
 EXPORT_TABLES = (*SOURCE_TABLES, "customer_merge", "customer_change", "erased_customer")
+
+#: Written last, so that its presence says the export beside it is complete.
+MANIFEST = "_manifest.json"
+#: A table folder being written (``tmp``) or set aside (``old``) by :func:`export_table`.
+_LEFTOVER = re.compile(r"^\.(?P<table>.+)\.(?P<kind>tmp|old)-[0-9a-f]{8}$")
 
 
 def arrow_schema(table: Table) -> pa.Schema:
@@ -123,16 +144,21 @@ def export_table(store: Store, name: str, out_dir: Path) -> int:
             rows += batch.num_rows
             yield batch
 
-    ds.write_dataset(
-        pa.RecordBatchReader.from_batches(schema, counted()),
-        staging,
-        format="parquet",
-        partitioning=partitioning,
-        existing_data_behavior="error",
-        basename_template="part-{i}.parquet",
-    )
-    staging.mkdir(exist_ok=True)  # an empty table still gets its folder
-    _swap_in(staging, out_dir / name)
+    try:
+        ds.write_dataset(
+            pa.RecordBatchReader.from_batches(schema, counted()),
+            staging,
+            format="parquet",
+            partitioning=partitioning,
+            existing_data_behavior="error",
+            basename_template="part-{i}.parquet",
+        )
+        staging.mkdir(exist_ok=True)  # an empty table still gets its folder
+        _swap_in(staging, out_dir / name)
+    except BaseException:
+        # Half a table, possibly personal data: not left behind when the export fails.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return rows
 
 
@@ -154,6 +180,7 @@ def _swap_in(staging: Path, final: Path) -> None:
 def _check_export_folder(out_dir: Path, names: list[str]) -> None:
     """Refuse, before any work, a folder that is a file or holds a file named like a table."""
     check_output_folder(out_dir, what="the Parquet export")
+    check_output_file(out_dir / MANIFEST, what="the export manifest")
     for name in names:
         if (out_dir / name).exists() and not (out_dir / name).is_dir():
             raise ConfigError(
@@ -162,10 +189,145 @@ def _check_export_folder(out_dir: Path, names: list[str]) -> None:
             )
 
 
+def export_leftovers(out_dir: Path, names: Iterable[str] | None = None) -> list[Path]:
+    """Return the hidden table folders killed exports left in ``out_dir`` (of ``names`` only).
+
+    ``.orders.tmp-1a2b3c4d`` is a table being written, ``.orders.old-1a2b3c4d``
+    the previous export's table being replaced; a finished export leaves neither.
+    """
+    wanted = None if names is None else set(names)
+    found = []
+    for entry in sorted(out_dir.iterdir()) if out_dir.is_dir() else ():
+        named = _LEFTOVER.match(entry.name)
+        if named and entry.is_dir() and (wanted is None or named["table"] in wanted):
+            found.append(entry)
+    return found
+
+
+def _remove_leftovers(out_dir: Path, names: list[str]) -> None:
+    """Delete what killed exports of ``names`` left in ``out_dir``: it may be personal data."""
+    leftovers = export_leftovers(out_dir, names)
+    if leftovers:
+        log.warning(
+            "Removing what an export killed part-way left in %s: %s",
+            out_dir,
+            ", ".join(p.name for p in leftovers),
+        )
+    for path in leftovers:
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            raise cannot_write(path, "the Parquet export", exc) from exc
+    remove_old_leftovers(out_dir, suffix=MANIFEST)  # a killed manifest write's temp file
+
+
+def _prepare_folder(out_dir: Path, names: list[str]) -> None:
+    """Create ``out_dir``, unmark it as complete, and clear killed exports' leftovers."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # Before any table changes: an export killed from here on leaves no manifest.
+        (out_dir / MANIFEST).unlink(missing_ok=True)
+    except OSError as exc:
+        raise cannot_write(out_dir, "the Parquet export", exc) from exc
+    _remove_leftovers(out_dir, names)
+
+
+def _utc_iso(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")
+
+
+def _manifest(
+    store: Store, schema_version: int, started: datetime, records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Return what the manifest holds: who wrote the export, from which store, when, its tables."""
+    return {
+        "crm_ml_version": __version__,
+        "schema_version": schema_version,
+        # Tables are read one after another, not in one snapshot: both ends are kept.
+        "started_at": _utc_iso(started),
+        "finished_at": _utc_iso(datetime.now(UTC)),
+        "store": make_url(store.url).render_as_string(hide_password=True),
+        "tables": {r["table"]: {"rows": r["rows"]} for r in records},
+    }
+
+
+def _write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    with staged_file(out_dir / MANIFEST, what="the export manifest") as temp:
+        temp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def read_manifest(out_dir: Path) -> dict[str, Any] | None:
+    """Return the manifest of the export in ``out_dir``, or None if it has none.
+
+    Raises
+    ------
+    ValueError
+        If the manifest is not JSON (``json.JSONDecodeError``) or not an object.
+    OSError
+        If it cannot be read (no permission).
+    """
+    try:
+        text = (out_dir / MANIFEST).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    manifest = json.loads(text)
+    if not isinstance(manifest, dict):
+        raise ValueError(f"expected a JSON object, found {type(manifest).__name__}")
+    return manifest
+
+
+def _listed_rows(manifest: dict[str, Any], table: str) -> int | None:
+    """Rows the manifest gives for ``table``; None if it does not list it (or was edited)."""
+    tables = manifest.get("tables")
+    entry = tables.get(table) if isinstance(tables, dict) else None
+    rows = entry.get("rows") if isinstance(entry, dict) else None
+    return rows if isinstance(rows, int) else None
+
+
+def export_problem(folder: Path, rows: int) -> str | None:
+    """Say why table folder ``folder`` (``rows`` read) may not belong with its export, or None.
+
+    Only a folder that clearly is part of a crm_ml export is judged: its parent
+    holds a manifest, or leftovers of a killed export. A folder made by hand,
+    in a parent with neither, gives None.
+    """
+    out_dir, table = folder.parent, folder.name
+    advice = (
+        f"the export in {out_dir} is incomplete or mixed (killed part-way, or changed since), "
+        "so its tables may be from different moments. Export the store again into it "
+        "before importing."
+    )
+    try:
+        manifest = read_manifest(out_dir)
+    except (OSError, ValueError) as exc:
+        return f"{out_dir / MANIFEST} cannot be read ({exc}): {advice}"
+    if manifest is None:
+        leftovers = export_leftovers(out_dir)
+        if not leftovers:
+            return None
+        found = ", ".join(p.name for p in leftovers)
+        return f"{out_dir} has no {MANIFEST} but leftovers of a killed export ({found}): {advice}"
+    listed = _listed_rows(manifest, table)
+    if listed is None:
+        return f"{out_dir / MANIFEST} does not list {table}: {advice}"
+    if listed != rows:
+        return (
+            f"{out_dir / MANIFEST} says {table} was exported with {listed:,} rows, but "
+            f"{folder} holds {rows:,}: {advice}"
+        )
+    return None
+
+
 def export_parquet(
     store: Store, out_dir: Path, *, tables: Iterable[str] = EXPORT_TABLES, progress: bool = False
 ) -> pd.DataFrame:
-    """Export store tables to partitioned Parquet under ``out_dir``.
+    """Export store tables to partitioned Parquet under ``out_dir``, with a manifest.
+
+    ``out_dir/_manifest.json`` is deleted before any table is written and
+    written last (atomically), so it is there only when every table of this
+    export is. Hidden ``.<table>.tmp-*`` / ``.<table>.old-*`` folders of the
+    exported tables, left by a killed export, are removed first, whatever
+    their age: two exports into one folder at once are not supported.
 
     Returns
     -------
@@ -176,21 +338,21 @@ def export_parquet(
     ------
     ConfigError
         If ``out_dir`` (or a parent) is a file, or holds a file named like a
-        table; nothing is written. A table exported before is replaced.
+        table or a folder named like the manifest; nothing is written. A table
+        exported before is replaced.
     """
     from tqdm.auto import tqdm
 
     out_dir, names = Path(out_dir), list(tables)
     _check_export_folder(out_dir, names)
     with store.connect() as conn:
-        check_store(conn)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise cannot_write(out_dir, "the Parquet export", exc) from exc
+        schema_version = check_store(conn)
+    started = datetime.now(UTC)
+    _prepare_folder(out_dir, names)
     records = []
     for name in tqdm(names, desc="export parquet", unit="table", disable=not progress):
         rows = export_table(store, name, out_dir)
         records.append({"table": name, "rows": rows, "path": str(out_dir / name)})
         log.info("Exported %s rows of %s", rows, name)
+    _write_manifest(out_dir, _manifest(store, schema_version, started, records))
     return pd.DataFrame.from_records(records).set_index("table")

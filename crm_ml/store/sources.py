@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from crm_ml.errors import ValidationError
+from crm_ml.store.export import export_problem
 
 log = logging.getLogger(__name__)
 
@@ -418,6 +419,10 @@ def read_parts_source(
     parts : list of (str, int)
         Each part with rows, as ``<folder>/<relative path>``, and its row count.
 
+    A table folder of an incomplete or mixed ``crm-ml export parquet`` (see
+    :func:`~crm_ml.store.export.export_problem`) is read all the same, with a
+    logged warning: folders made by hand have no manifest and are legitimate.
+
     Raises
     ------
     ValidationError
@@ -438,4 +443,16 @@ def read_parts_source(
     digest = hashlib.sha256("".join(f"{n}:{s.sha256}\n" for n, s in read).encode()).hexdigest()
     lines = np.arange(1, len(frame) + 1)
     source = Source(frame, lines, folder.name, folder, digest, unit="row")
+    _warn_if_mixed_export(folder, len(frame))
     return source, [(label, len(s.frame)) for label, s in read]
+
+
+def _warn_if_mixed_export(folder: Path, rows: int) -> None:
+    """Warn, without refusing, when ``folder`` is a table of an incomplete or mixed export.
+
+    Logged here, where the folder is known: a source has no warnings of its own
+    to hand to the load's result.
+    """
+    problem = export_problem(folder, rows)
+    if problem is not None:
+        log.warning("%s: %s", folder.name, problem)
