@@ -19,19 +19,29 @@ table does (the Chinese label in ``zh``). Without the tier names a reason says
 :func:`~crm_ml.spark.session.spark_tables` registers).
 
 Customers erased on request are left out before scoring, as ``score_customers``
-leaves them out: their ids are read from ``store=`` when given, else from the
-session's ``erased_customer`` table (which ``spark_tables`` registers). Without
-either, a warning says they could not be told apart; ``load_spark_scores``
-still keeps their scores out of the store.
+leaves them out: their ids are read from ``store=`` when given (the list as it
+is now), else from the session's ``erased_customer`` table (which
+``spark_tables`` registers), which is the list as it was when the tables were
+exported: a customer erased since then is scored into ``out_path``. Pass
+``store=`` whenever the driver can reach the store. Without either, a warning
+says they could not be told apart; ``load_spark_scores`` still keeps their
+scores out of the store, reading the store's current list.
+
+Scores are dated by the features: ``as_of`` defaults to the date the features
+carry (the ``as_of`` column of :func:`~crm_ml.spark.features.spark_features`,
+or the ``attrs`` of a ``build_feature_file`` Parquet), and a different one is
+refused before anything is loaded or written, as ``score_customers`` refuses it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -50,6 +60,7 @@ from crm_ml.models.scoring import (
     tier_names_from_store,
 )
 from crm_ml.models.scoring_targets import scored_population, scoring_target
+from crm_ml.spark.features import features_date
 from crm_ml.spark.loading import load_spark_scores
 from crm_ml.spark.session import require_pyspark
 from crm_ml.store import Store
@@ -107,17 +118,67 @@ class ReasonOptions:
     chunk_rows: int = 100_000
 
 
-def _features_frame(session: Any, features: Any) -> Any:
-    """Return a Spark DataFrame from a DataFrame or a Parquet path, checked for ``customer_id``."""
-    frame = features
+def _spark_frame(session: Any, features: Any) -> Any:
+    """Return the features as a Spark DataFrame when given a Parquet path, else as given."""
     if isinstance(features, str | os.PathLike):
-        frame = session.read.parquet(os.fspath(features))
+        return session.read.parquet(os.fspath(features))
+    return features
+
+
+def _checked_frame(frame: Any) -> Any:
+    """Return ``frame`` once it is known to hold ``customer_id``."""
     if "customer_id" not in frame.columns:
         raise ValidationError(
             f"The features have no customer_id column (found {frame.columns[:8]}...). "
             "Pass crm_ml.spark.spark_features(...) or a build_feature_file Parquet."
         )
     return frame
+
+
+def _file_date(features: Any) -> datetime | None:
+    """Return the date a ``build_feature_file`` Parquet was built for, None if it does not say.
+
+    pandas keeps ``attrs["as_of"]`` in the Parquet key-value metadata, which Spark
+    does not read; pyarrow reads it where the driver sees the path (not ``s3a://``).
+    """
+    import pyarrow.dataset as ds
+
+    if not isinstance(features, str | os.PathLike) or not Path(features).exists():
+        return None
+    try:
+        metadata = ds.dataset(os.fspath(features), format="parquet").schema.metadata or {}
+        built = json.loads(metadata.get(b"PANDAS_ATTRS", b"{}")).get("as_of")
+    except (OSError, ValueError):  # pyarrow's errors derive from these
+        return None
+    return None if built is None else as_timestamp(built, what='the file\'s attrs["as_of"]')
+
+
+def _day(at: datetime) -> str:
+    """``2026-01-01``, or ``2026-01-01 06:30`` when the time is not midnight."""
+    return f"{at:%Y-%m-%d}" if at.time() == datetime.min.time() else f"{at:%Y-%m-%d %H:%M}"
+
+
+def _scores_date(features: Any, frame: Any, as_of: datetime | None) -> datetime | None:
+    """Return the date to stamp the scores with: ``as_of``, else the features' own date.
+
+    Raises
+    ------
+    ValidationError
+        If the features say they were built for another date than ``as_of``:
+        scores of one date stamped with another look right and are wrong.
+    """
+    # Only a Spark frame has a schema to read; anything else is refused by _checked_frame.
+    built = features_date(frame) if hasattr(frame, "schema") else None
+    built = built or _file_date(features)
+    if built is None or as_of is None or built == as_of:
+        return as_of or built
+    raise ValidationError(
+        f"These features were built as of {_day(built)} but are being scored as of "
+        f"{_day(as_of)}: the scores would describe customers at the wrong date. Build them "
+        f"for that date (spark_features(tables, {_day(as_of)!r})), or pass "
+        f"as_of={_day(built)!r} (or leave as_of out: it defaults to the features' date). "
+        "Nothing was scored."
+    )
 
 
 def _signature_columns(model_uri: str) -> dict[str, str]:
@@ -299,8 +360,10 @@ def _scored_population(frame: Any, model: BoostedClassifier) -> Any:
 def _erased_frame(session: Any, store: Store | None) -> Any | None:
     """Return the ids erased on request as a Spark DataFrame (``customer_id``), None if unknown.
 
-    From ``store`` when given (the record itself), else from the session's
-    ``erased_customer`` table, which :func:`~crm_ml.spark.session.spark_tables` registers.
+    From ``store`` when given (the record itself, as it is now), else from the
+    session's ``erased_customer`` table, which
+    :func:`~crm_ml.spark.session.spark_tables` registers from an export: the
+    list as it was at export time.
     """
     if store is not None:
         with store.connect() as conn:
@@ -326,10 +389,19 @@ def _not_erased(session: Any, inputs: Any, store: Store | None) -> Any:
         return inputs
     # Counting who was left out would compute the features twice: say how many are known.
     known = erased.count()
-    if known:
+    if store is not None:
         log.info(
-            "Leaving out the %d customer record(s) erased on request, where the features hold "
-            "them: nothing more is computed about an erased person",
+            "Leaving out of the scores the %d customer record(s) erased on request "
+            "(the store's current list)",
+            known,
+        )
+    else:
+        # The export's list misses later erasures, and out_path is often shared storage.
+        log.warning(
+            "Leaving out of the scores the %d customer record(s) erased on request as of the "
+            "export (the session's erased_customer table): anyone erased since the export is "
+            "scored into out_path, though load_spark_scores keeps them out of the store. "
+            "Pass store= to use the store's current list.",
             known,
         )
     return inputs.join(erased.hint("broadcast"), on="customer_id", how="left_anti")
@@ -351,7 +423,16 @@ def score_on_spark(
     """Score every customer in ``features`` on Spark and write the scores to Parquet.
 
     Customers erased on request are left out (see the module notes): known from
-    ``store`` when given, else from the session's ``erased_customer`` table.
+    ``store`` when given (its current list), else from the session's
+    ``erased_customer`` table (the list at export time: later erasures are
+    scored into ``out_path``, with a warning).
+
+    ``as_of`` and the features' date are checked before the model is loaded, so
+    a wrong date writes nothing. The date range itself is checked where the
+    features are built (:func:`~crm_ml.spark.features.spark_features`, as
+    ``customer_features``); features that carry no date (a Parquet without an
+    ``as_of`` column or ``attrs``, or one pyarrow cannot open from the driver)
+    are scored as of ``as_of`` unchecked, as ``score_customers`` scores them.
 
     Parameters
     ----------
@@ -369,7 +450,8 @@ def score_on_spark(
     out_path : path
         Parquet folder written by Spark (``s3a://``, ``hdfs://``... on a cluster).
     as_of : date, optional
-        Stored in an ``as_of`` column when given.
+        Stored in an ``as_of`` column. By default the date the features carry
+        (none when they carry none); refused when it differs from it.
     options : ReasonOptions, optional
         Band thresholds, ``top_k``, language (default ``settings.language``),
         ``attribution``, or ``reasons=False`` for probabilities only.
@@ -382,9 +464,10 @@ def score_on_spark(
         Spark's save mode: ``overwrite`` (default), ``error``...
     store : Store, optional
         Also load the written scores into this store's ``score`` table with
-        :func:`~crm_ml.spark.loading.load_spark_scores` (needs ``as_of``, and
-        ``out_path`` readable from the driver); its tiers name the reasons' tiers,
-        and its erased customers are left out.
+        :func:`~crm_ml.spark.loading.load_spark_scores` (needs a date, from
+        ``as_of`` or the features, and ``out_path`` readable from the driver);
+        its tiers name the reasons' tiers, and its erased customers, as of now,
+        are left out.
 
     Returns
     -------
@@ -394,13 +477,26 @@ def score_on_spark(
         The Parquet holds ``customer_id``, ``probability``, ``band``,
         ``reasons`` (JSON text, as in ``score.reasons``), ``model_name``,
         ``model_version`` (and ``as_of``).
+
+    Raises
+    ------
+    ConfigError
+        If ``as_of`` is not a date, or ``store`` is given without a date.
+    ValidationError
+        If the features were built for another date than ``as_of``, or lack
+        the model's columns.
     """
     require_pyspark()
-    if store is not None and as_of is None:
+    # Dates first: a wrong one should cost nothing, not a model load and a UDF.
+    asked = None if as_of is None else as_timestamp(as_of)
+    frame = _spark_frame(session, features)
+    stamp = _scores_date(features, frame, asked)
+    if store is not None and stamp is None:
         raise ConfigError(
-            "score_on_spark(store=...) needs as_of: the store keeps scores by date. "
-            "Pass as_of='2026-01-01' (the features' date)."
+            "score_on_spark(store=...) needs as_of: the store keeps scores by date, and "
+            "these features do not carry theirs. Pass as_of='2026-01-01' (the features' date)."
         )
+    frame = _checked_frame(frame)
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
@@ -413,18 +509,17 @@ def score_on_spark(
     uri = f"models:/{target.uri}"
     columns = _signature_columns(uri)
     model = load_model(uri, settings).model
-    inputs = _model_inputs(_scored_population(_features_frame(session, features), model), columns)
+    inputs = _model_inputs(_scored_population(frame, model), columns)
     inputs = _not_erased(session, inputs, store)
     predict = mlflow.pyfunc.spark_udf(session, uri, result_type="double", env_manager="local")
     scored = inputs.withColumn("probability", predict(F.struct(*columns)))
     key = (target.key, target.version)
     scores = scored.mapInPandas(reason_batches(model, chosen, key), SCORE_SCHEMA)
-    if as_of is not None:
+    if stamp is not None:
         # Text cast to TIMESTAMP_NTZ: no time zone conversion on the way.
-        stamp = as_timestamp(as_of).isoformat(sep=" ")
-        scores = scores.withColumn("as_of", F.lit(stamp).cast("timestamp_ntz"))
+        scores = scores.withColumn("as_of", F.lit(stamp.isoformat(sep=" ")).cast("timestamp_ntz"))
     scores.write.mode(mode).parquet(os.fspath(out_path))
     log.info("Scored features with %s v%s on Spark into %s", *key, out_path)
     if store is not None:
-        return load_spark_scores(store, out_path, as_of=as_of, scored_at=started)
+        return load_spark_scores(store, out_path, as_of=stamp, scored_at=started)
     return _summary(session.read.parquet(os.fspath(out_path)))
