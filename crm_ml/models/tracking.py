@@ -761,6 +761,53 @@ def resolve_version(ref: str, settings: Settings) -> tuple[str, str]:
     return name, version
 
 
+def input_columns(model_uri: str) -> list[tuple[str, str]]:
+    """Return ``(column, MLflow type name)`` of a logged model's input signature, in order.
+
+    Raises
+    ------
+    ValidationError
+        If the model was logged without a signature.
+    """
+    from mlflow.models import get_model_info
+
+    signature = get_model_info(model_uri).signature
+    if signature is None:
+        raise ValidationError(f"{model_uri} has no signature; log it with crm_ml's tracking.")
+    return [(str(s.name), str(getattr(s.type, "name", s.type))) for s in signature.inputs.inputs]
+
+
+def spark_probability_udf(session: Any, model_uri: str) -> Any:
+    """Return a Spark UDF of the model's probability, run by the executors' own Python.
+
+    ``env_manager="local"``: nothing is installed at run time (crm_ml and its
+    dependencies must be on the executors). MLflow's advice to recreate the
+    training environment with conda, and its download bars, are left out:
+    the README says how executors are set up.
+    """
+    import mlflow.pyfunc
+
+    with _artifact_progress_bars_off(), _spark_udf_advice_muted():
+        return mlflow.pyfunc.spark_udf(
+            session, model_uri, result_type="double", env_manager="local"
+        )
+
+
+class _NoCondaAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return 'env_manager="local"` does not recreate' not in record.getMessage()
+
+
+@contextmanager
+def _spark_udf_advice_muted() -> Iterator[None]:
+    log_of_pyfunc, advice = logging.getLogger("mlflow.pyfunc"), _NoCondaAdvice()
+    log_of_pyfunc.addFilter(advice)
+    try:
+        yield
+    finally:
+        log_of_pyfunc.removeFilter(advice)
+
+
 def load_model(ref: str, settings: Settings) -> LoadedModel:
     """Load a registered crm_ml model (e.g. ``crm-churn@champion``) as a fitted estimator.
 

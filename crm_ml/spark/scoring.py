@@ -183,16 +183,9 @@ def _scores_date(features: Any, frame: Any, as_of: datetime | None) -> datetime 
 
 def _signature_columns(model_uri: str) -> dict[str, str]:
     """Return ``{column: Spark type}`` of the model's input signature."""
-    from mlflow.models import get_model_info
+    from crm_ml.models.tracking import input_columns
 
-    signature = get_model_info(model_uri).signature
-    if signature is None:
-        raise ValidationError(f"{model_uri} has no signature; log it with crm_ml's tracking.")
-    columns = {}
-    for spec in signature.inputs.inputs:
-        kind = str(getattr(spec.type, "name", spec.type))
-        columns[str(spec.name)] = _SPARK_TYPES.get(kind, "string")
-    return columns
+    return {name: _SPARK_TYPES.get(kind, "string") for name, kind in input_columns(model_uri)}
 
 
 def _model_inputs(frame: Any, columns: Mapping[str, str]) -> Any:
@@ -497,10 +490,9 @@ def score_on_spark(
             "these features do not carry theirs. Pass as_of='2026-01-01' (the features' date)."
         )
     frame = _checked_frame(frame)
-    import mlflow.pyfunc
     from pyspark.sql import functions as F
 
-    from crm_ml.models.tracking import configure_tracking, load_model
+    from crm_ml.models.tracking import configure_tracking, load_model, spark_probability_udf
 
     chosen = _reason_options(session, settings, options, tier_names, store)
     configure_tracking(settings)
@@ -511,7 +503,7 @@ def score_on_spark(
     model = load_model(uri, settings).model
     inputs = _model_inputs(_scored_population(frame, model), columns)
     inputs = _not_erased(session, inputs, store)
-    predict = mlflow.pyfunc.spark_udf(session, uri, result_type="double", env_manager="local")
+    predict = spark_probability_udf(session, uri)
     scored = inputs.withColumn("probability", predict(F.struct(*columns)))
     key = (target.key, target.version)
     scores = scored.mapInPandas(reason_batches(model, chosen, key), SCORE_SCHEMA)
