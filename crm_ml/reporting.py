@@ -34,6 +34,12 @@ its staging folder may hold unmasked lists. Each staging folder therefore
 names its run (``RUN``: host and process id); every run starts by marking the
 rows of runs that are no longer alive ``not published (run interrupted)`` and
 deleting their folders, and by marking rows that name staged files already gone.
+Before it moves anything, publishing writes a journal
+(``_staging/<run folder>.publishing.json``: what moves where, and when) that it
+deletes after the commit. A run killed in between leaves it, and the next run
+first *rolls it forward*: it makes the moves not yet made and writes the
+export_log changes the killed run would have committed, so lists that were
+published are never marked ``not published``.
 
 Secrets never travel as parameters: papermill writes every parameter into the
 output notebook. Notebooks read them from the environment inside crm_ml calls.
@@ -62,6 +68,7 @@ from crm_ml.outputs import REPLACED_DIR, archive_name
 from crm_ml.report_parameters import check_parameters, coerce_parameters, notebook_parameters
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from traitlets.config import Config
 
     from crm_ml.store.connection import Store
@@ -321,12 +328,35 @@ def _export_log_store(settings: Settings, *folders: Path) -> Store | None:
 OWNER_FILE = "RUN"
 #: A staging folder with no owner this old is left over (a publish killed between two moves).
 ORPHAN_AGE_S = 24 * 3600
+#: A publish journal, ``_staging/<staging folder>.publishing.json``: see :func:`_write_journal`.
+JOURNAL_SUFFIX = ".publishing.json"
+#: A journal this old belongs to no live run, whatever its pid says: a publish (a few
+#: renames and a commit) takes seconds, and a pid may have been reused since a reboot.
+JOURNAL_AGE_S = 3600
+#: What a run publishes beside its lists folder, in this order: the page people open goes last.
+PAGE_SUFFIXES = (".ipynb", ".html")
+
+
+def _owner() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def _claim(staging: Path) -> None:
     """Record which run owns ``staging``, so a later run can tell a dead run from a live one."""
-    owner = {"host": socket.gethostname(), "pid": os.getpid()}
-    (staging / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
+    (staging / OWNER_FILE).write_text(json.dumps(_owner()), encoding="utf-8")
+
+
+def _owner_is_dead(owner: Mapping[str, Any]) -> bool:
+    """Whether the process ``owner`` names is gone (when that cannot be known, it is not)."""
+    if owner.get("host") != socket.gethostname():
+        return False  # another machine's run: its process cannot be seen from here
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return False
+    return False
 
 
 def _is_dead(staging: Path) -> bool:
@@ -339,34 +369,246 @@ def _is_dead(staging: Path) -> bool:
             return time.time() - staging.stat().st_mtime > ORPHAN_AGE_S
         except OSError:
             return False
-    if owner.get("host") != socket.gethostname():
-        return False  # another machine's run: its process cannot be seen from here
+    return _owner_is_dead(owner)
+
+
+@dataclass(frozen=True)
+class _PublishPlan:
+    """What publishing a run moves where, and when (``at``, naive UTC) it replaces what."""
+
+    staging: Path
+    target_dir: Path
+    name: str
+    archive: Path | None
+    at: datetime
+
+    @property
+    def staged(self) -> Path:
+        """The run's lists folder before publishing."""
+        return self.staging / self.name
+
+    @property
+    def lists(self) -> Path:
+        """The published lists folder."""
+        return self.target_dir / self.name
+
+
+@dataclass(frozen=True)
+class _Journal:
+    """A publish journal read back: the plan, how many exports it relocated, and its run."""
+
+    path: Path
+    plan: _PublishPlan
+    exports: int
+    owner: dict[str, Any]
+
+
+def _plan_publish(staging: Path, target_dir: Path, name: str) -> _PublishPlan:
+    """Plan publishing ``staging`` to ``target_dir``: an earlier run's files are archived."""
+    from crm_ml.store.admin import utc_now
+
+    at = utc_now().replace(microsecond=0)
+    lists = target_dir / name
+    archive = _archive_folder(target_dir, at) / name if _holds_files(lists) else None
+    return _PublishPlan(staging, target_dir, name, archive, at)
+
+
+def _journal_path(staging: Path) -> Path:
+    return staging.with_name(staging.name + JOURNAL_SUFFIX)
+
+
+def _write_journal(plan: _PublishPlan, *, exports: int) -> Path:
+    """Write, durably and whole, what the next run needs to finish ``plan`` if this one is killed.
+
+    ``exports`` is how many export_log rows the publishing transaction relocates:
+    the next run tells from it whether that transaction committed before the kill.
+    """
+    from crm_ml.outputs import staged_file
+
+    record = {
+        "report": plan.name,
+        "staging": str(plan.staging),
+        "target": str(plan.target_dir),
+        "archive": str(plan.archive) if plan.archive else None,
+        "at": plan.at.isoformat(),
+        "exports": exports,
+        "owner": _owner(),
+    }
+    path = _journal_path(plan.staging)
+    with staged_file(path, what="publish journal") as temp:
+        temp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    _fsync_folder(path.parent)  # the journal's name must reach the disk before the renames
+    return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY)
     try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, KeyError, ValueError, TypeError):
-        return False
-    return False
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _read_journal(path: Path) -> _Journal:
+    """Read a publish journal; raise ValueError (or OSError) if it cannot be."""
+    record = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        plan = _PublishPlan(
+            staging=Path(record["staging"]),
+            target_dir=Path(record["target"]),
+            name=str(record["report"]),
+            archive=Path(record["archive"]) if record["archive"] else None,
+            at=datetime.fromisoformat(record["at"]),
+        )
+        return _Journal(path, plan, int(record["exports"]), dict(record["owner"]))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"missing or malformed field {exc}") from exc
+
+
+def _journal_is_dead(journal: _Journal) -> bool:
+    """Whether the run that wrote ``journal`` is gone, so that finishing its publish is safe."""
+    try:
+        age = time.time() - journal.path.stat().st_mtime
+    except OSError:
+        return False  # already finished by another run
+    return age > JOURNAL_AGE_S or _owner_is_dead(journal.owner)
+
+
+def _moves_begun(plan: _PublishPlan) -> bool:
+    """Whether a killed publish had moved files: the run's lists, or the earlier run's to archive.
+
+    If not, the earlier report is still whole in place and the run simply did not publish.
+    """
+    return not plan.staged.exists() or (plan.archive is not None and plan.archive.exists())
+
+
+def _finish_moves(plan: _PublishPlan) -> None:
+    """Make the moves of :func:`_publish` a kill cut off: the ones already made are skipped."""
+    if plan.staged.exists() and not plan.lists.exists():
+        plan.target_dir.mkdir(parents=True, exist_ok=True)
+        plan.staged.rename(plan.lists)
+    for suffix in PAGE_SUFFIXES:
+        page = plan.staging / f"{plan.name}{suffix}"
+        if page.exists():
+            page.replace(plan.target_dir / page.name)
+
+
+def _log_publish(conn: Connection, reports_dir: Path, plan: _PublishPlan) -> tuple[int, int]:
+    """Point export_log at the files ``plan`` publishes, marking the ones it replaces.
+
+    Called by the publishing transaction, and by the next run for a publish a
+    kill cut off before its commit, so that both write the same rows.
+
+    Returns
+    -------
+    tuple of int
+        How many of the run's exports now name their published file, and how many
+        of an earlier run's were marked replaced.
+    """
+    from crm_ml.segments.export_log import mark_replaced, relocate_exports
+
+    # Before relocating, or this run's rows would be marked too. The archive is
+    # named relative to the reports folder, as ``status`` holds 200 characters.
+    shown = plan.archive.relative_to(reports_dir) if plan.archive else None
+    earlier = mark_replaced(conn, plan.lists, plan.at, archived_in=shown)
+    moved = relocate_exports(conn, plan.staged, plan.lists)
+    return moved, earlier
+
+
+def _roll_forward_rows(conn: Connection, reports_dir: Path, journal: _Journal) -> None:
+    """Write the export_log changes of a publish killed after its journal, unless committed."""
+    # Private, but it is the very test relocate_exports applies: rows still in place there.
+    from crm_ml.segments.export_log import _logged_under
+
+    plan = journal.plan
+    if journal.exports and not _logged_under(conn, plan.staged):
+        # Its transaction committed before the kill: the rows now under the target are
+        # the run's own and must not be marked replaced.
+        log.warning("Finished publishing %s (export_log was already up to date)", plan.lists)
+        return
+    moved, earlier = _log_publish(conn, reports_dir, plan)
+    log.warning(
+        "Finished publishing %s, interrupted by the end of its run: %d export(s) now name it, "
+        "%d earlier marked replaced (files kept in %s)",
+        plan.lists,
+        moved,
+        earlier,
+        plan.archive,
+    )
+
+
+class _UnfinishedPublishError(Exception):
+    """A publish journal that cannot be read or finished: housekeeping must wait for it."""
+
+    def __init__(self, journal: Path, why: str) -> None:
+        super().__init__(f"{journal}: {why}")
+
+
+def _interrupted_publishes(root: Path) -> list[_Journal]:
+    """Return the journals of dead runs' publishes under ``root``; raise if one cannot be read."""
+    journals = []
+    for path in sorted(root.glob(f"*{JOURNAL_SUFFIX}")) if root.is_dir() else []:
+        try:
+            journal = _read_journal(path)
+        except (OSError, ValueError) as exc:
+            if not path.exists():
+                continue  # another run finished it meanwhile
+            raise _UnfinishedPublishError(path, f"it cannot be read ({exc})") from exc
+        if _journal_is_dead(journal):
+            journals.append(journal)
+    return journals
+
+
+def _finish_file_moves(journals: list[_Journal]) -> list[_Journal]:
+    """Finish the moves of the publishes that had begun; return those journals."""
+    begun = [journal for journal in journals if _moves_begun(journal.plan)]
+    for journal in begun:
+        try:
+            _finish_moves(journal.plan)
+        except OSError as exc:
+            raise _UnfinishedPublishError(
+                journal.path, f"its files cannot be moved ({exc})"
+            ) from exc
+    return begun
 
 
 def _clear_interrupted(settings: Settings) -> None:
-    """Clean up after killed runs: mark their exports and delete their staging folders.
+    """Clean up after killed runs: finish their publishes, mark their exports, delete their folders.
 
-    Rows of a dead run's folder, and rows naming staged files that are gone,
-    are marked ``not published (run interrupted)``; the folders of live runs
-    are left alone. This is housekeeping, so a store that cannot be opened
-    only logs a warning (and the dead folders stay, since rows still name them).
+    A run killed while publishing (after writing its journal, before deleting
+    it) is rolled forward: its files are moved into place and export_log says
+    so, as if it had not been killed. A run that had not begun moving files did
+    not publish. Rows of a dead run's folder, and rows naming staged files that
+    are gone, are marked ``not published (run interrupted)``; the folders of
+    live runs are left alone. This is housekeeping, so a store that cannot be
+    opened only logs a warning (and the dead folders stay, since rows still name
+    them); so does a journal that cannot be finished, and then nothing is cleared:
+    marking rows first would mislabel lists that were published.
     """
     from crm_ml.segments.export_log import mark_unpublished
 
     root = settings.reports_dir / "_staging"
+    try:
+        journals = _interrupted_publishes(root)
+        begun = _finish_file_moves(journals)
+    except _UnfinishedPublishError as exc:
+        log.warning(
+            "A report run was killed while publishing and its publish cannot be finished: %s. "
+            "Interrupted runs are not cleared until it can (move the journal away to give up).",
+            exc,
+        )
+        return
     dead = [f for f in root.iterdir() if f.is_dir() and _is_dead(f)] if root.is_dir() else []
+    # A dead publish's staging folder is dead too, even if its owner file was already deleted.
+    dead += [j.plan.staging for j in journals if j.plan.staging.is_dir()]
+    dead = sorted(set(dead))
     store = _log_store(settings)
     marked = 0
     if store is not None:
         try:
             with store.begin() as conn:
+                for journal in begun:  # first: its rows name staged files already moved
+                    _roll_forward_rows(conn, settings.reports_dir, journal)
                 for folder in dead:
                     marked += mark_unpublished(conn, folder, "run interrupted")
                 marked += mark_unpublished(conn, root, "run interrupted", missing_only=True)
@@ -377,6 +619,8 @@ def _clear_interrupted(settings: Settings) -> None:
             store.dispose()
     for folder in dead:
         shutil.rmtree(folder, ignore_errors=True)
+    for journal in journals:  # last: until here, the next run could still finish the work
+        journal.path.unlink(missing_ok=True)
     if dead or marked:
         log.warning(
             "Cleared %d staging folder(s) of interrupted report runs; %d export(s) marked "
@@ -390,34 +634,32 @@ def _publish_logged(settings: Settings, staging: Path, target_dir: Path, name: s
     """Publish and point export_log at the published files; the log commits only after the move.
 
     The rows of an earlier run whose files this one replaces, and archives, are
-    marked in the same transaction.
+    marked in the same transaction. A journal written before the first move and
+    deleted after the commit lets the next run finish the publish if this one
+    is killed in between (see :func:`_clear_interrupted`); it is kept on any
+    error, for the same reason.
     """
-    from crm_ml.segments.export_log import mark_replaced, relocate_exports
-    from crm_ml.store.admin import utc_now
-
-    lists = target_dir / name
-    at = utc_now().replace(microsecond=0)
-    archive = _archive_folder(target_dir, at) / name if _holds_files(lists) else None
-    store = _export_log_store(settings, staging / name, lists)
+    plan = _plan_publish(staging, target_dir, name)
+    store = _export_log_store(settings, plan.staged, plan.lists)
     if store is None:
-        _publish(staging, target_dir, name, archive)
+        journal = _write_journal(plan, exports=0)
+        _publish(staging, target_dir, name, plan.archive)
+        journal.unlink()
         return
     try:
         with store.begin() as conn:
-            # Before relocating, or this run's rows would be marked too. The archive is
-            # named relative to the reports folder, as ``status`` holds 200 characters.
-            shown = archive.relative_to(settings.reports_dir) if archive else None
-            earlier = mark_replaced(conn, lists, at, archived_in=shown)
-            moved = relocate_exports(conn, staging / name, lists)
-            _publish(staging, target_dir, name, archive)
+            moved, earlier = _log_publish(conn, settings.reports_dir, plan)
+            journal = _write_journal(plan, exports=moved)
+            _publish(staging, target_dir, name, plan.archive)
     finally:
         store.dispose()
+    journal.unlink()
     log.info(
         "export_log: %d export(s) now name %s (%d earlier marked replaced, files kept in %s)",
         moved,
-        lists,
+        plan.lists,
         earlier,
-        archive,
+        plan.archive,
     )
 
 
@@ -479,7 +721,7 @@ def _publish(staging: Path, target_dir: Path, name: str, archive: Path | None) -
             archive.rename(old_files)
         raise
     # The HTML is the page people open: it goes last, so it never points at missing files.
-    for suffix in (".ipynb", ".html"):
+    for suffix in PAGE_SUFFIXES:
         (staging / f"{name}{suffix}").replace(target_dir / f"{name}{suffix}")
     shutil.rmtree(staging, ignore_errors=True)
 

@@ -128,7 +128,7 @@ def test_as_of_accepts_dates_strings_and_aware_times(duckdb_store):
     pd.testing.assert_frame_equal(
         customer_features(duckdb_store, "2024-07-01", groups=["value"]), base
     )
-    with pytest.raises(ConfigError, match="not a date or time"):
+    with pytest.raises(ConfigError, match="not a date in ISO form"):
         customer_features(duckdb_store, "next tuesday")
 
 
