@@ -7,9 +7,12 @@ those tests were skipped).
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from store_urls import POSTGRES_URL, drop_postgres_database, make_store_url
@@ -86,3 +89,39 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
             reporter.write_line(f"  {report.nodeid}: {reason}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# Small data: generating and compiling code costs more than it saves (~20 % of the run).
+# Same results: bench/spark.py checks Spark with code generation against DuckDB.
+SPARK_TEST_CONF = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}
+
+
+def _missing_spark() -> str | None:
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (pip install -e '.[spark]')"
+    java_home = os.environ.get("JAVA_HOME")
+    if shutil.which("java") is None and not (java_home and Path(java_home, "bin/java").exists()):
+        return "Java is not installed (Spark needs Java 17, e.g. openjdk-17-jre-headless)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """The one local Spark session of a test worker (start-up dominates the Spark tests).
+
+    CI (``CRM_ML_FORBID_SKIPS=1``) fails the tests that need it when pyspark or
+    Java is missing; elsewhere they are skipped with the reason.
+    """
+    missing = _missing_spark()
+    if missing:
+        if os.environ.get("CRM_ML_FORBID_SKIPS"):
+            pytest.fail(f"Spark tests must run in CI: {missing}")
+        pytest.skip(missing)
+    from crm_ml.spark import spark_session
+
+    session = spark_session("local[2]", shuffle_partitions=1, conf=SPARK_TEST_CONF)
+    yield session
+    session.stop()

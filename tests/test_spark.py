@@ -7,9 +7,7 @@ missing; elsewhere they are skipped with the reason.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -37,34 +35,6 @@ from crm_ml.features import (
 from crm_ml.store import Store, init_store
 
 pytestmark = pytest.mark.spark
-
-# Small data: generating and compiling code costs more than it saves (~20 % of the run).
-# Same results: bench/spark.py checks Spark with code generation against DuckDB.
-TEST_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
-
-
-def _missing_spark() -> str | None:
-    if importlib.util.find_spec("pyspark") is None:
-        return "pyspark is not installed (pip install -e '.[spark]')"
-    java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (java_home and Path(java_home, "bin/java").exists()):
-        return "Java is not installed (Spark needs Java 17, e.g. openjdk-17-jre-headless)"
-    return None
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """The one local Spark session of the test run."""
-    missing = _missing_spark()
-    if missing:
-        if os.environ.get("CRM_ML_FORBID_SKIPS"):
-            pytest.fail(f"Spark tests must run in CI: {missing}")
-        pytest.skip(missing)
-    from crm_ml.spark import spark_session
-
-    session = spark_session("local[2]", shuffle_partitions=1, conf=TEST_CONF)
-    yield session
-    session.stop()
 
 
 def _tables() -> dict[str, list[dict[str, Any]]]:

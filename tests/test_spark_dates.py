@@ -8,10 +8,7 @@ CI (``CRM_ML_FORBID_SKIPS=1``) fails these tests when pyspark or Java is missing
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
-import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -33,35 +30,9 @@ from crm_ml.store.schema import Score
 
 pytestmark = pytest.mark.spark
 
-# As tests/test_spark.py: small data runs faster without code generation.
-TEST_CONF = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 
 #: A date the scores must not be stamped with: the features are built at AS_OF.
 OTHER_DAY = "2024-06-01"
-
-
-def _missing_spark() -> str | None:
-    if importlib.util.find_spec("pyspark") is None:
-        return "pyspark is not installed (pip install -e '.[spark]')"
-    java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (java_home and Path(java_home, "bin/java").exists()):
-        return "Java is not installed (Spark needs Java 17, e.g. openjdk-17-jre-headless)"
-    return None
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """The one local Spark session of the test run."""
-    missing = _missing_spark()
-    if missing:
-        if os.environ.get("CRM_ML_FORBID_SKIPS"):
-            pytest.fail(f"Spark tests must run in CI: {missing}")
-        pytest.skip(missing)
-    from crm_ml.spark import spark_session
-
-    session = spark_session("local[2]", shuffle_partitions=1, conf=TEST_CONF)
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
