@@ -19,13 +19,20 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from test_reporting import DAY
-from test_reporting_archive import LIST, _archives, _log, _project, _run_id
+from test_reporting_archive import (
+    LIST,
+    _archives,
+    _log,
+    _run_id,
+    exporting,
+    exporting_duckdb,
+)
 
 from crm_ml.config import Settings
 from crm_ml.reporting import JOURNAL_AGE_S, JOURNAL_SUFFIX, _clear_interrupted, run_report
-from crm_ml.store import Store
+
+__all__ = ["exporting", "exporting_duckdb"]  # the fixtures, shared with the archive tests
 
 #: Runs the ``exports`` report and kills itself at the point named by argv[1].
 KILLED_RUN = """
@@ -67,17 +74,6 @@ def unlink(self, *args, **kwargs):
 reporting._publish, Path.rename, Path.unlink = publish, rename, unlink
 reporting.run_report(Settings.from_env(), "exports", as_of=date(2025, 6, 30))
 """
-
-
-@pytest.fixture
-def exporting(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A project whose report ``exports`` logs its list in the parametrised store."""
-    return _project(tmp_path / "project", store.url, monkeypatch)
-
-
-@pytest.fixture
-def exporting_duckdb(duckdb_store: Store, tmp_path: Path, monkeypatch) -> Settings:
-    return _project(tmp_path / "project", duckdb_store.url, monkeypatch)
 
 
 def _killed_run(where: str) -> None:
