@@ -211,11 +211,18 @@ def run_report(
     try:
         _publish_logged(settings, staging, published, report)
     except StoreError as exc:
+        if (staging / report).exists():
+            raise ReportFailedError(
+                f"Report {report} as of {day:%Y-%m-%d} ran but was not published: its exports "
+                f"could not be moved in export_log ({exc}). The last good report was kept; "
+                f"this run's notebook and lists stay in {staging}, where export_log names "
+                "them. Run the report again."
+            ) from exc
+        # The files moved and the commit failed: the journal lets the next run log them.
         raise ReportFailedError(
-            f"Report {report} as of {day:%Y-%m-%d} ran but was not published: its exports "
-            f"could not be moved in export_log ({exc}). The last good report was kept; this "
-            f"run's notebook and lists stay in {staging}, where export_log names them. "
-            "Run the report again."
+            f"Report {report} as of {day:%Y-%m-%d} was published to {published}, but "
+            f"export_log could not record it ({exc}). The next report run records it from "
+            "the journal it left in reports/_staging; run one once the store is reachable."
         ) from exc
     published_files = tuple(sorted(p for p in (published / report).rglob("*") if p.is_file()))
     return PublishedReport(

@@ -276,6 +276,25 @@ def test_a_run_failing_outside_a_cell_is_discarded_like_a_failed_cell(exporting,
     assert not (exporting.reports_dir / "2025-06-30").exists()
 
 
+def test_a_publish_whose_log_cannot_commit_says_the_lists_are_out(exporting, monkeypatch):
+    import crm_ml.reporting
+    from crm_ml.errors import StoreError
+
+    moving = crm_ml.reporting._publish
+
+    def moved_then_lost(*args):
+        moving(*args)
+        raise StoreError("the connection is lost")
+
+    monkeypatch.setattr(crm_ml.reporting, "_publish", moved_then_lost)
+    with pytest.raises(
+        ReportFailedError,
+        match=r"was published to .*, but export_log could not record it \(the connection is lost\)",
+    ):
+        run_report(exporting, "exports", as_of=DAY)
+    assert _published_files(exporting)  # the lists are out: staff may already use them
+
+
 def _published_files(settings) -> list[str]:
     lists = settings.reports_dir / "2025-06-30" / "exports"
     return sorted(str(p) for p in lists.rglob("*") if p.is_file())
