@@ -28,7 +28,7 @@ from crm_ml.segments.definitions import (
 from crm_ml.store.admin import utc_now
 from crm_ml.store.bulk import insert_frame
 from crm_ml.store.connection import Store
-from crm_ml.store.erased import erased_among, erased_note, is_erased, lock_out_erasures
+from crm_ml.store.erased import erased_note, is_erased, lock_out_erasures
 from crm_ml.store.schema import ExportLog, SegmentMember, SegmentSnapshot
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,8 @@ def snapshot_segment(
             _read_members(conn, seg.name, earlier[0]) if seg.kind == "static" and earlier else None
         )
     members = frozen if frozen is not None else evaluate_segment(store, seg, features, on)
-    members = _without_erased(store, members, seg.name)
     with store.begin() as conn:
-        members = members[~is_erased(members, lock_out_erasures(conn))]  # erased meanwhile
+        members = _without_erased(conn, members, seg.name)
         rows = pd.DataFrame({"segment_id": seg.name, "as_of": on, "customer_id": members})
         for table in (_TABLE, _SNAPSHOTS):
             conn.execute(table.delete().where(table.c.segment_id == seg.name, table.c.as_of == on))
@@ -123,9 +122,13 @@ def snapshot_segment(
     return members
 
 
-def _without_erased(store: Store, members: pd.Index, segment: str) -> pd.Index:
-    """Leave customers erased on request out of a snapshot's members, logging how many."""
-    erased = erased_among(store, members)
+def _without_erased(conn: Connection, members: pd.Index, segment: str) -> pd.Index:
+    """Leave customers erased on request out of a snapshot's members, logging how many.
+
+    Read in the writing transaction, so a person erased while the segment was
+    evaluated is left out too (:func:`~crm_ml.store.erased.lock_out_erasures`).
+    """
+    erased = is_erased(members, lock_out_erasures(conn))
     if erased.any():
         log.info("%s", erased_note(int(erased.sum()), f"the snapshot of segment {segment}"))
     return members[~erased]

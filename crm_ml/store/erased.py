@@ -98,12 +98,6 @@ def is_erased(ids: pd.Index, erased: pd.Index) -> np.ndarray:
     return np.asarray(pd.Index(ids).astype("str").isin(erased), dtype=bool)
 
 
-def erased_among(store: Store, ids: pd.Index) -> np.ndarray:
-    """Return, per id of ``ids``, whether the store marks it erased on request."""
-    with store.connect() as conn:
-        return is_erased(ids, erased_ids(conn))
-
-
 def drop_erased(store: Store, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
     """Leave erased customers out of a frame indexed by ``customer_id``.
 
@@ -113,7 +107,8 @@ def drop_erased(store: Store, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Ind
         ``frame`` without the erased customers' rows (same columns and order),
         and the ids left out (text).
     """
-    found = erased_among(store, frame.index)
+    with store.connect() as conn:
+        found = is_erased(frame.index, erased_ids(conn))
     if not found.any():
         return frame, pd.Index([], dtype="str", name="customer_id")
     return frame[~found], pd.Index(frame.index[found]).astype("str")
