@@ -524,11 +524,10 @@ def _log_publish(conn: Connection, reports_dir: Path, plan: _PublishPlan) -> tup
 
 def _roll_forward_rows(conn: Connection, reports_dir: Path, journal: _Journal) -> None:
     """Write the export_log changes of a publish killed after its journal, unless committed."""
-    # Private, but it is the very test relocate_exports applies: rows still in place there.
-    from crm_ml.segments.export_log import _logged_under
+    from crm_ml.segments.export_log import logged_under
 
     plan = journal.plan
-    if journal.exports and not _logged_under(conn, plan.staged):
+    if journal.exports and not logged_under(conn, plan.staged):
         # Its transaction committed before the kill: the rows now under the target are
         # the run's own and must not be marked replaced.
         log.warning("Finished publishing %s (export_log was already up to date)", plan.lists)

@@ -295,13 +295,13 @@ def target_label(kind: str, data: Any, label: str, category: str | None) -> str:
 
 def _lineage(store: Any, settings: Settings | None) -> dict[str, Any]:
     """Return the store URL (no password) and the data's last order, as far as known."""
-    from sqlalchemy import make_url
+    from crm_ml.store.connection import shown_url
 
     url = getattr(store, "url", None) or (settings.database_url if settings else None)
     if not url:
         return {}
     out: dict[str, Any] = {
-        "store_url": make_url(url).render_as_string(hide_password=True),
+        "store_url": shown_url(url),
         "store_url_from": "store" if store is not None else "settings",
     }
     if store is not None:

@@ -39,8 +39,8 @@ _ARCHIVED_IN = re.compile(r"^replaced by a later run at [^;]*; archived in (?P<f
 PURGED_PREFIX = "purged at "
 
 
-def _logged_under(conn: Connection, folder: Path) -> list[tuple[str, str]]:
-    """``(export_id, path)`` of the exports logged with a file still under ``folder``."""
+def logged_under(conn: Connection, folder: Path) -> list[tuple[str, str]]:
+    """Return ``(export_id, path)`` of the exports logged with a file still under ``folder``."""
     if not inspect(conn).has_table(_LOG_TABLE.name):
         return []
     path = _LOG_TABLE.c.path
@@ -85,7 +85,7 @@ def relocate_exports(conn: Connection, old_dir: Path, new_dir: Path) -> int:
     int
         How many ``export_log`` rows were changed.
     """
-    logged = _logged_under(conn, old_dir)
+    logged = logged_under(conn, old_dir)
     for export_id, path in logged:
         _update_row(conn, export_id, path, path=str(new_dir / Path(path).relative_to(old_dir)))
     return len(logged)
@@ -114,7 +114,7 @@ def mark_unpublished(
     int
         How many ``export_log`` rows were marked.
     """
-    logged = _logged_under(conn, folder)
+    logged = logged_under(conn, folder)
     if missing_only:
         logged = [(export_id, path) for export_id, path in logged if not Path(path).exists()]
     return mark_rows(conn, logged, f"not published ({reason})")
@@ -145,7 +145,7 @@ def mark_replaced(
     int
         How many ``export_log`` rows were marked.
     """
-    return mark_rows(conn, _logged_under(conn, folder), replaced_status(at, archived_in))
+    return mark_rows(conn, logged_under(conn, folder), replaced_status(at, archived_in))
 
 
 def replaced_status(at: datetime, archived_in: Path | None = None) -> str:

@@ -34,6 +34,11 @@ _HOLDER_PATTERN = re.compile(r"Conflicting lock is held in (\S+)(?: \(PID (\d+)\
 SUPPORTED_DIALECTS = ("duckdb", "sqlite", "postgresql")
 
 
+def shown_url(url: str) -> str:
+    """Return a database URL as logs, manifests and MLflow may show it: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _roll_back(conn: Connection, transaction: Any) -> None:
     """Roll back after a failure; if the connection is already lost, keep the failure's error.
 
@@ -198,7 +203,7 @@ class Store:
         self._engine: Engine | None = None
 
     def __repr__(self) -> str:
-        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+        return f"Store({shown_url(self.url)!r})"
 
     @property
     def engine(self) -> Engine:

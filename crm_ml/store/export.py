@@ -41,7 +41,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-from sqlalchemy import Boolean, DateTime, Double, Integer, Table, make_url, select
+from sqlalchemy import Boolean, DateTime, Double, Integer, Table, select
 
 from crm_ml import __version__
 from crm_ml.errors import ConfigError, NotFoundError
@@ -53,7 +53,7 @@ from crm_ml.outputs import (
     staged_file,
 )
 from crm_ml.store.admin import check_store
-from crm_ml.store.connection import Store
+from crm_ml.store.connection import Store, shown_url
 from crm_ml.store.schema import SOURCE_TABLES, Base
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ def _manifest(
         # Tables are read one after another, not in one snapshot: both ends are kept.
         "started_at": _utc_iso(started),
         "finished_at": _utc_iso(datetime.now(UTC)),
-        "store": make_url(store.url).render_as_string(hide_password=True),
+        "store": shown_url(store.url),
         "tables": {r["table"]: {"rows": r["rows"]} for r in records},
     }
 
