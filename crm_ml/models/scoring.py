@@ -89,8 +89,8 @@ def risk_band(
     return np.where(p >= high, "high", np.where(p >= medium, "medium", "low")).astype(object)
 
 
-def _day(moment: datetime) -> str:
-    """``2026-01-01``, or ``2026-01-01 06:30`` when the time is not midnight."""
+def day_text(moment: datetime) -> str:
+    """Return ``2026-01-01``, or ``2026-01-01 06:30`` when the time is not midnight."""
     return (
         f"{moment:%Y-%m-%d}" if moment.time() == datetime.min.time() else f"{moment:%Y-%m-%d %H:%M}"
     )
@@ -99,7 +99,7 @@ def _day(moment: datetime) -> str:
 def _check_not_empty(frame: pd.DataFrame, model: str, as_of: datetime) -> None:
     if frame.empty:
         raise ValidationError(
-            f"No customers to score with {model} as of {_day(as_of)}: the features frame is "
+            f"No customers to score with {model} as of {day_text(as_of)}: the features frame is "
             "empty, and scoring it would delete every stored score of that model and date. "
             "Expected customer_features(store, as_of); it is empty for a date before the "
             "store's data starts."
@@ -207,9 +207,9 @@ def _refuse_fewer_customers(
         stored -= _stored_among(conn, model_name, as_of, left_out)
     if customers < stored:
         raise ValidationError(
-            f"{model_name} already has {stored:,} scores as of {_day(as_of)}, and these features "
-            f"cover {customers:,} customers: re-scoring replaces the whole run, so the scores "
-            f"of at least {stored - customers:,} others would be deleted. Score the whole "
+            f"{model_name} already has {stored:,} scores as of {day_text(as_of)}, and these "
+            f"features cover {customers:,} customers: re-scoring replaces the whole run, so the "
+            f"scores of at least {stored - customers:,} others would be deleted. Score the whole "
             "population (customer_features(store, as_of)), or pass allow_fewer=True if fewer "
             "customers is intended."
         )
@@ -303,7 +303,7 @@ def _population_to_score(
     inside = population.mask(frame)
     if not inside.any():
         raise ValidationError(
-            f"No customers to score with {name} as of {_day(as_of)}: a {population.score} "
+            f"No customers to score with {name} as of {day_text(as_of)}: a {population.score} "
             f"model scores only customers with {population.condition}, and none of the "
             f"{len(frame):,} in the features has. Is as_of before the first order?"
         )
@@ -324,8 +324,8 @@ def _not_erased(
     kept, erased = drop_erased(store, frame)
     if kept.empty:
         raise ValidationError(
-            f"No customers to score with {model} as of {_day(as_of)}: all {len(frame):,} in the "
-            "features were erased on request, and an erased customer is never scored. Expected "
+            f"No customers to score with {model} as of {day_text(as_of)}: all {len(frame):,} in "
+            "the features were erased on request, and an erased customer is never scored. Expected "
             "customer_features(store, as_of), the whole population."
         )
     return kept, erased
@@ -484,7 +484,8 @@ def score_customers(
         summary = replace_scores(
             conn, batches, model_name=name, as_of=as_of_dt, model_version=version, scored_at=stamp
         )
-    log.info("Scored %d customers with %s v%s as of %s", len(frame), name, version, _day(as_of_dt))
+    day = day_text(as_of_dt)
+    log.info("Scored %d customers with %s v%s as of %s", len(frame), name, version, day)
     erased_count = len(erased) + erased_meanwhile[0]
     return _with_run_attrs(summary, name, version, fitted, (len(left_out), erased_count))
 

@@ -55,6 +55,7 @@ from crm_ml.models.scoring import (
     BANDS,
     DEFAULT_BAND_THRESHOLDS,
     _reasons_language,
+    day_text,
     risk_band,
     tier_names_from_rows,
     tier_names_from_store,
@@ -153,11 +154,6 @@ def _file_date(features: Any) -> datetime | None:
     return None if built is None else as_timestamp(built, what='the file\'s attrs["as_of"]')
 
 
-def _day(at: datetime) -> str:
-    """``2026-01-01``, or ``2026-01-01 06:30`` when the time is not midnight."""
-    return f"{at:%Y-%m-%d}" if at.time() == datetime.min.time() else f"{at:%Y-%m-%d %H:%M}"
-
-
 def _scores_date(features: Any, frame: Any, as_of: datetime | None) -> datetime | None:
     """Return the date to stamp the scores with: ``as_of``, else the features' own date.
 
@@ -173,10 +169,10 @@ def _scores_date(features: Any, frame: Any, as_of: datetime | None) -> datetime 
     if built is None or as_of is None or built == as_of:
         return as_of or built
     raise ValidationError(
-        f"These features were built as of {_day(built)} but are being scored as of "
-        f"{_day(as_of)}: the scores would describe customers at the wrong date. Build them "
-        f"for that date (spark_features(tables, {_day(as_of)!r})), or pass "
-        f"as_of={_day(built)!r} (or leave as_of out: it defaults to the features' date). "
+        f"These features were built as of {day_text(built)} but are being scored as of "
+        f"{day_text(as_of)}: the scores would describe customers at the wrong date. Build them "
+        f"for that date (spark_features(tables, {day_text(as_of)!r})), or pass "
+        f"as_of={day_text(built)!r} (or leave as_of out: it defaults to the features' date). "
         "Nothing was scored."
     )
 
