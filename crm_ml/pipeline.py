@@ -32,6 +32,9 @@ SNAPSHOTS, GAP_DAYS, HORIZON_DAYS = 5, 90, 90
 #: Below this, the models are often no better than the baselines, stay challenger,
 #: and the demo would stop with nothing scored.
 MIN_DEMO_CUSTOMERS = 1_000
+#: The models the demo trains, as (kind, label), and the references it scores with.
+KINDS = (("churn", "churn"), ("propensity", "purchase"))
+MODELS = ("crm-churn@champion", "crm-propensity@champion")
 #: The report notebooks the demo publishes, from the project's ``notebooks/``.
 DEMO_REPORTS = ("retention_analysis", "segment_lists")
 
@@ -72,12 +75,45 @@ def _demo_secret(echo: Echo) -> None:
         echo("      (CRM_ML_EXPORT_SECRET not set: using a throwaway key for this demo run)")
 
 
-def _train(store: Store, settings: Settings, kind: str, label: str) -> Any:
+def _train(
+    store: Store, settings: Settings, kind: str, label: str, *, labels_until: datetime | None = None
+) -> Any:
+    """Train and register one model; with ``labels_until``, on data up to that date only."""
     from crm_ml.features import training_frame
+    from crm_ml.features.training import snapshot_dates
     from crm_ml.models import train_model
 
-    data = training_frame(store, SNAPSHOTS, HORIZON_DAYS, GAP_DAYS, label=label)
+    snapshots: int | list[datetime] = SNAPSHOTS
+    if labels_until is not None:
+        snapshots = snapshot_dates(labels_until, SNAPSHOTS, HORIZON_DAYS, GAP_DAYS)
+    data = training_frame(store, snapshots, HORIZON_DAYS, GAP_DAYS, label=label)
     return train_model(kind, data, settings, store=store)  # type: ignore[arg-type]
+
+
+def _score(store: Store, settings: Settings, as_of: datetime) -> Any:
+    """Score every customer with both champions as of ``as_of``; return the features used."""
+    from crm_ml.features import customer_features
+    from crm_ml.models import score_customers
+
+    features = customer_features(store, as_of)
+    for model in MODELS:
+        score_customers(
+            store, features, as_of, model=model, settings=settings, language=settings.language
+        )
+    return features
+
+
+def _last_quarter(store: Store, settings: Settings, earlier: datetime, echo: Echo) -> None:
+    """Train both models on the data up to ``earlier`` only, and score as of then.
+
+    A retailer that scores every quarter has such a run by now, and its window
+    has closed: the ``retention_analysis`` report measures it against what its
+    customers did since, which a store holding only today's scores cannot show.
+    """
+    for kind, label in KINDS:
+        trained = _train(store, settings, kind, label, labels_until=earlier)
+        echo(f"      {kind}: " + _describe_training(trained).strip())
+    _score(store, settings, earlier)
 
 
 def _describe_training(result: Any) -> str:
@@ -142,14 +178,12 @@ def run_demo(
         The folder the reports were published to, ``reports/<as_of>/``.
     """
     from crm_ml.demo import generate_demo_store
-    from crm_ml.features import customer_features
-    from crm_ml.models import score_customers
     from crm_ml.reporting import run_report
     from crm_ml.store.identity import merge_customers, plan_merges
     from crm_ml.tags import tags_apply_command
 
     _check_demo(settings, n_customers)
-    total = 8
+    total = 9
     # The demo builds a store either way (init_store next), so --keep may create the file too.
     store = _fresh_embedded_store(settings) if fresh else Store(settings.database_url, create=True)
     with _step(echo, 1, total, f"Generating a loyalty retailer of {n_customers:,} customers"):
@@ -169,16 +203,16 @@ def run_demo(
     with _step(echo, 2, total, "Merging duplicate customers (shared verified phone or card)"):
         result = merge_customers(store, plan_merges(store), at=as_of, actor="crm-ml demo")
         echo(f"      {result.summary().splitlines()[0]}")
-    for number, (kind, label) in enumerate([("churn", "churn"), ("propensity", "purchase")], 3):
+    earlier = as_of - timedelta(days=HORIZON_DAYS)
+    title = f"Last quarter's models: trained on data to {earlier:%Y-%m-%d}, scoring as of then"
+    with _step(echo, 3, total, title):
+        _last_quarter(store, settings, earlier, echo)
+    for number, (kind, label) in enumerate(KINDS, 4):
         with _step(echo, number, total, f"Training the {kind} model (MLflow in mlruns/)"):
             echo(_describe_training(_train(store, settings, kind, label)))
-    with _step(echo, 5, total, f"Scoring every customer as of {as_of:%Y-%m-%d}, with reasons"):
-        features = customer_features(store, as_of)
-        for model in ("crm-churn@champion", "crm-propensity@champion"):
-            score_customers(
-                store, features, as_of, model=model, settings=settings, language=settings.language
-            )
-    with _step(echo, 6, total, "Auto-tagging (history kept) and saving segments"):
+    with _step(echo, 6, total, f"Scoring every customer as of {as_of:%Y-%m-%d}, with reasons"):
+        features = _score(store, settings, as_of)
+    with _step(echo, 7, total, "Auto-tagging (history kept) and saving segments"):
         echo(
             "      "
             + tags_apply_command(store, as_of, features=features).splitlines()[0].rstrip(":")
@@ -186,7 +220,7 @@ def run_demo(
         echo("      segments: " + ", ".join(_save_demo_segments(store)))
     _demo_secret(echo)
     day = as_of.date()
-    for number, report in enumerate(DEMO_REPORTS, 7):
+    for number, report in enumerate(DEMO_REPORTS, 8):
         with _step(echo, number, total, f"Report: {report}"):
             run_report(settings, report, as_of=day)
     folder = settings.reports_dir / f"{day:%Y-%m-%d}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 
 from crm_ml.config import LANGUAGES
@@ -196,6 +197,13 @@ def _label_gains(ax: Axes, words: dict[str, str]) -> None:
     ax.legend(loc="lower right", fontsize="small")
 
 
+def _date_span(dates: pd.Index) -> pd.Timedelta:
+    """Return the measured runs' date range, at least 90 days (a single run still gets an axis)."""
+    if len(dates) == 0:
+        return pd.Timedelta(days=90)
+    return max(dates.max() - dates.min(), pd.Timedelta(days=90))
+
+
 def outcomes_figure(checks: pd.DataFrame, *, language: str = DEFAULT_LANGUAGE) -> Figure:
     """Plot how each measured scoring run turned out, one series per model.
 
@@ -213,11 +221,17 @@ def outcomes_figure(checks: pd.DataFrame, *, language: str = DEFAULT_LANGUAGE) -
     from crm_ml.models.monitoring import CALIBRATION_TOLERANCE  # it reads stores; plots do not
 
     words = LABELS[figure_language(language)]
-    fig = _figure()
+    fig = _figure(height=5.0)
     ax_auc, ax_ratio = fig.subplots(1, 2, sharex=True)
     measured = checks[checks["status"] == "measured"]
-    for name, runs in measured.groupby(level="model", sort=False):
-        dates = runs.index.get_level_values("as_of")
+    models = list(dict.fromkeys(measured.index.get_level_values("model")))
+    span = _date_span(measured.index.get_level_values("as_of"))
+    for i, name in enumerate(models):
+        runs = measured.xs(name, level="model")
+        # Side by side, not on top of each other: models scored on the same day would hide
+        # each other's interval. The shift is a small fraction of the axis.
+        shift = (i - (len(models) - 1) / 2) * span / 60
+        dates = pd.DatetimeIndex(runs.index) + shift
         errors = [runs["roc_auc"] - runs["auc_low"], runs["auc_high"] - runs["roc_auc"]]
         shown = ax_auc.errorbar(
             dates, runs["roc_auc"], yerr=errors, marker="o", capsize=3, label=str(name)
@@ -239,8 +253,14 @@ def outcomes_figure(checks: pd.DataFrame, *, language: str = DEFAULT_LANGUAGE) -
     if measured.empty:
         ax_auc.text(0.5, 0.5, words["none_measured"], ha="center", transform=ax_auc.transAxes)
     else:
-        ax_auc.legend(loc="best", fontsize="small")
-    ax_ratio.legend(loc="best", fontsize="small")
+        scored = measured.index.get_level_values("as_of").unique().sort_values()
+        ax_auc.set_xlim(scored.min() - span / 8, scored.max() + span / 8)
+        if len(scored) <= 8:  # a tick on each scoring date; more would collide
+            ax_auc.set_xticks(scored)
     for ax in (ax_auc, ax_ratio):
+        ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
         ax.tick_params(axis="x", labelrotation=30)
+        if ax.get_legend_handles_labels()[0]:
+            # Below the panel: with one or two runs, any spot inside covers a point.
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize="small")
     return apply_fonts(fig, language)

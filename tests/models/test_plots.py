@@ -71,3 +71,44 @@ def test_english_lift_panel_has_a_legend() -> None:
 def test_an_unknown_language_is_refused() -> None:
     with pytest.raises(ValidationError, match="Figure language must be one of zh, en, got 'fr'"):
         lift_figure(LIFT, language="fr")
+
+
+def _checks(*rows: tuple[str, str, float, float]) -> pd.DataFrame:
+    """A check_models frame of measured runs: (model, as_of, roc_auc, actual / expected)."""
+    frame = pd.DataFrame(
+        [
+            {
+                "model": model,
+                "as_of": pd.Timestamp(day),
+                "status": "measured",
+                "roc_auc": auc,
+                "auc_low": auc - 0.01,
+                "auc_high": auc + 0.01,
+                "backtest_auc": auc - 0.005,
+                "expected": 100.0,
+                "actual": 100.0 * ratio,
+            }
+            for model, day, auc, ratio in rows
+        ]
+    )
+    return frame.set_index(["model", "as_of"])
+
+
+def test_runs_of_two_models_on_one_day_are_drawn_apart_on_a_tight_date_axis() -> None:
+    from matplotlib.dates import date2num, num2date
+
+    from crm_ml.models.plots import outcomes_figure
+
+    checks = _checks(
+        ("crm-churn", "2025-10-03", 0.91, 0.98), ("crm-propensity", "2025-10-03", 0.90, 1.1)
+    )
+    auc_ax, ratio_ax = outcomes_figure(checks, language="en").axes
+
+    points = [line.get_xdata()[0] for line in auc_ax.get_lines() if line.get_marker() == "o"]
+    assert len(points) == 2 and points[0] != points[1]  # neither interval hides the other
+    low, high = (num2date(x).date().isoformat() for x in auc_ax.get_xlim())
+    assert "2025-08-01" < low < "2025-10-03" < high < "2025-12-01"  # not years of empty axis
+    assert [t.get_text() for t in auc_ax.get_xticklabels()] == ["2025-10-03"]
+    assert date2num(pd.Timestamp("2025-10-03")) in auc_ax.get_xticks()
+    for ax in (auc_ax, ratio_ax):  # below the panel: inside, it covered the points
+        assert ax.get_legend() is not None and ax.get_legend().get_bbox_to_anchor().y0 < ax.bbox.y0
