@@ -96,6 +96,23 @@ class Settings:
                 "expected an IANA name such as 'Asia/Shanghai'."
             ) from exc
 
+    def as_environment(self) -> dict[str, str]:
+        """Return the environment variables from which :meth:`from_env` builds these settings.
+
+        A report's kernel is another process that builds its settings from its
+        environment: given these, it reads the store and registry of the run
+        that started it, not those its working folder or shell would give.
+        """
+        return {
+            "CRM_ML_HOME": str(self.root),
+            "CRM_ML_DATABASE_URL": self.database_url,
+            "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+            "CRM_ML_REPORTS_DIR": str(self.reports_dir),
+            "CRM_ML_TIMEZONE": self.timezone,
+            "CRM_ML_CURRENCY": self.currency,
+            "CRM_ML_LANGUAGE": self.language,
+        }
+
     @property
     def mlruns_dir(self) -> Path:
         """Folder of the MLflow tracking database and artifacts."""

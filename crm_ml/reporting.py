@@ -41,6 +41,11 @@ first *rolls it forward*: it makes the moves not yet made and writes the
 export_log changes the killed run would have committed, so lists that were
 published are never marked ``not published``.
 
+The kernel is given the run's settings in its environment
+(:meth:`~crm_ml.config.Settings.as_environment`), so a notebook's
+``Settings.from_env()`` reads the store and registry of the run, whatever its
+working folder or the shell's variables would say.
+
 Secrets never travel as parameters: papermill writes every parameter into the
 output notebook. Notebooks read them from the environment inside crm_ml calls.
 """
@@ -56,7 +61,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -174,7 +180,10 @@ def run_report(
     executed = staging / f"{report}.ipynb"
     step = "running the notebook"
     try:
-        with tempfile.TemporaryDirectory(prefix="crm-ml-kernel-") as sockets:
+        with (
+            tempfile.TemporaryDirectory(prefix="crm-ml-kernel-") as sockets,
+            _environment(settings.as_environment()),
+        ):
             pm.execute_notebook(
                 str(source),
                 str(executed),
@@ -232,6 +241,21 @@ def run_report(
         html=published / f"{report}.html",
         files=published_files,
     )
+
+
+@contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Set ``variables`` in this process's environment for the block (the kernel inherits it)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _ipc_kernel_config(sockets: Path) -> Config:

@@ -70,6 +70,29 @@ def test_success_publishes_notebook_html_and_files(settings):
     assert list_reports(settings) == [("2025-06-30", "tiny", report.html)]
 
 
+def test_the_kernel_reads_the_settings_of_the_run_not_its_own_folder(settings, monkeypatch):
+    # A Python caller's settings (another store, English) reach the notebook's
+    # Settings.from_env(); before, the kernel took the store its working folder gave.
+    import dataclasses
+
+    for name in settings.as_environment():
+        monkeypatch.delenv(name, raising=False)
+    given = dataclasses.replace(
+        settings, database_url=f"duckdb:///{settings.root / 'elsewhere.duckdb'}", language="en"
+    )
+    _notebook(
+        settings.root / "notebooks" / "where.ipynb",
+        "from crm_ml.config import Settings\n"
+        "seen = Settings.from_env()\n"
+        "print('store:', seen.database_url, 'language:', seen.language)",
+    )
+    report = run_report(given, "where", as_of=DAY)
+
+    page = report.html.read_text(encoding="utf-8")
+    assert f"store: {given.database_url} language: en" in page
+    assert "CRM_ML_DATABASE_URL" not in os.environ  # this process's environment is as it was
+
+
 def test_the_kernel_talks_over_private_ipc_sockets_not_plain_tcp(settings, capfd):
     # The kernel inherits our stderr: over TCP it warns "Kernel is running over TCP without
     # encryption" at start-up.
