@@ -56,7 +56,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -71,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 from crm_ml.config import Settings
 from crm_ml.errors import CrmMlError, NotFoundError, StoreError
 from crm_ml.outputs import REPLACED_DIR, archive_name
+from crm_ml.processes import process_gone, this_process
 from crm_ml.report_parameters import check_parameters, coerce_parameters, notebook_parameters
 
 if TYPE_CHECKING:
@@ -355,7 +355,7 @@ def _export_log_store(settings: Settings, *folders: Path) -> Store | None:
     return _log_store(settings)
 
 
-#: A staging folder's owner: ``{"host": ..., "pid": ...}`` of the run writing it.
+#: A staging folder's owner: :func:`~crm_ml.processes.this_process` of the run writing it.
 OWNER_FILE = "RUN"
 #: A staging folder with no owner this old is left over (a publish killed between two moves).
 ORPHAN_AGE_S = 24 * 3600
@@ -368,26 +368,9 @@ JOURNAL_AGE_S = 3600
 PAGE_SUFFIXES = (".ipynb", ".html")
 
 
-def _owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
 def _claim(staging: Path) -> None:
     """Record which run owns ``staging``, so a later run can tell a dead run from a live one."""
-    (staging / OWNER_FILE).write_text(json.dumps(_owner()), encoding="utf-8")
-
-
-def _owner_is_dead(owner: Mapping[str, Any]) -> bool:
-    """Whether the process ``owner`` names is gone (when that cannot be known, it is not)."""
-    if owner.get("host") != socket.gethostname():
-        return False  # another machine's run: its process cannot be seen from here
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, KeyError, ValueError, TypeError):
-        return False
-    return False
+    (staging / OWNER_FILE).write_text(json.dumps(this_process()), encoding="utf-8")
 
 
 def _is_dead(staging: Path) -> bool:
@@ -400,7 +383,7 @@ def _is_dead(staging: Path) -> bool:
             return time.time() - staging.stat().st_mtime > ORPHAN_AGE_S
         except OSError:
             return False
-    return _owner_is_dead(owner)
+    return process_gone(owner)
 
 
 @dataclass(frozen=True)
@@ -463,7 +446,7 @@ def _write_journal(plan: _PublishPlan, *, exports: int) -> Path:
         "archive": str(plan.archive) if plan.archive else None,
         "at": plan.at.isoformat(),
         "exports": exports,
-        "owner": _owner(),
+        "owner": this_process(),
     }
     path = _journal_path(plan.staging)
     with staged_file(path, what="publish journal") as temp:
@@ -502,7 +485,7 @@ def _journal_is_dead(journal: _Journal) -> bool:
         age = time.time() - journal.path.stat().st_mtime
     except OSError:
         return False  # already finished by another run
-    return age > JOURNAL_AGE_S or _owner_is_dead(journal.owner)
+    return age > JOURNAL_AGE_S or process_gone(journal.owner)
 
 
 def _moves_begun(plan: _PublishPlan) -> bool:

@@ -30,6 +30,7 @@ from test_reporting_archive import (
 )
 
 from crm_ml.config import Settings
+from crm_ml.processes import this_process
 from crm_ml.reporting import JOURNAL_AGE_S, JOURNAL_SUFFIX, _clear_interrupted, run_report
 
 __all__ = ["exporting", "exporting_duckdb"]  # the fixtures, shared with the archive tests
@@ -206,9 +207,9 @@ def test_a_run_killed_after_its_commit_keeps_its_rows_written(exporting_duckdb):
     assert _journals(settings) == []
 
 
-def _set_owner_pid(path: Path, pid: int) -> None:
+def _set_owner(path: Path, owner: dict[str, str]) -> None:
     record = json.loads(path.read_text(encoding="utf-8"))
-    record.get("owner", record)["pid"] = pid  # a journal holds its owner; a RUN file is one
+    record.get("owner", record).update(owner)  # a journal holds its owner; a RUN file is one
     path.write_text(json.dumps(record), encoding="utf-8")
 
 
@@ -219,7 +220,7 @@ def test_a_journal_of_a_run_still_publishing_is_left_alone_until_it_is_stale(exp
     (journal,) = _journals(settings)
     staging = journal.with_name(journal.name.removesuffix(JOURNAL_SUFFIX))
     for owned in (journal, staging / "RUN"):  # as if this process were still publishing
-        _set_owner_pid(owned, os.getpid())
+        _set_owner(owned, this_process())
     logged = _log(settings)
 
     _clear_interrupted(settings)

@@ -26,6 +26,10 @@
   version. A version without the ``backtest_roc_auc`` tag (left by an
   interrupted run of an older crm_ml, or registered by hand) was never vetted:
   :func:`list_versions` says so, and it can neither be promoted nor score.
+- A training run killed outright (``kill -9``, a lost machine) cannot end its
+  MLflow run, which would look live for ever. Each run is tagged with its
+  host and process; the next training run of the same model ends as
+  ``KILLED`` those whose process is gone (see :func:`_end_abandoned_runs`).
 - Lineage: the run records the crm_ml version, the git commit of a crm_ml
   checkout (``mlflow.source.git.commit``), the store URL without password,
   the data's last order and the row counts; a version's ``run_id`` (shown by
@@ -60,6 +64,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
@@ -73,6 +78,7 @@ from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.models.estimators import BoostedClassifier, load_saved_model
 from crm_ml.models.evaluation import BacktestResult
 from crm_ml.models.training import REGISTERED_NAMES, registered_name
+from crm_ml.processes import HOST, PID, process_gone, this_process
 
 log = logging.getLogger(__name__)
 
@@ -557,6 +563,86 @@ def _git_commit() -> dict[str, str]:
     return {"mlflow.source.git.commit": commit, "crm_ml_git_dirty": dirty}
 
 
+#: Prefix of the run tags naming the process that started a training run (see crm_ml.processes).
+_PROCESS_TAG = "crm_ml."
+#: Why a run was ended by another process than its own.
+_ENDED_BY_TAG = "crm_ml.ended_by"
+
+
+def _process_tags() -> dict[str, str]:
+    """Return the run tags naming this process, so a later training run can tell it is gone."""
+    return {_PROCESS_TAG + key: value for key, value in this_process().items()}
+
+
+def _started_by(tags: Mapping[str, str]) -> dict[str, str]:
+    """Return what :func:`_process_tags` recorded, keyed as :func:`this_process` keys it."""
+    return {
+        key.removeprefix(_PROCESS_TAG): value
+        for key, value in tags.items()
+        if key.startswith(_PROCESS_TAG)
+    }
+
+
+def _running_runs(client: MlflowClient, experiment_id: str) -> Iterator[Run]:
+    """Yield the experiment's runs whose status is still ``RUNNING``."""
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string="attributes.status = 'RUNNING'", page_token=token
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _end_abandoned_runs(client: MlflowClient, experiment_id: str) -> int:
+    """End as ``KILLED`` the experiment's running runs whose crm_ml process is gone; count them.
+
+    The reason is tagged before the status changes, so a sweep killed in
+    between leaves a true tag on a run the next sweep ends. Runs whose process
+    cannot be known gone (see :func:`crm_ml.processes.process_gone`) are left as they are.
+    """
+    ended = 0
+    for run in _running_runs(client, experiment_id):
+        started_by = _started_by(run.data.tags)
+        if not process_gone(started_by):
+            continue
+        why = (
+            f"crm_ml training: its process {started_by[PID]} on {started_by[HOST]} "
+            "was no longer running"
+        )
+        client.set_tag(run.info.run_id, _ENDED_BY_TAG, why)
+        client.set_terminated(run.info.run_id, "KILLED")
+        ended += 1
+    return ended
+
+
+def _close_abandoned_runs(experiment_id: str, experiment: str) -> None:
+    """Close abandoned training runs of ``experiment``; a registry refusal only warns.
+
+    Tidying earlier runs must not stop this one: a tracking server may let a
+    user end only their own runs.
+    """
+    try:
+        ended = _end_abandoned_runs(MlflowClient(), experiment_id)
+    except MlflowException as exc:
+        log.warning(
+            "Could not end %s's earlier training runs left RUNNING by killed processes (%s); "
+            "training goes on, and such runs stay RUNNING until a training run allowed to "
+            "end them (e.g. their owner's) does.",
+            experiment,
+            exc,
+        )
+        return
+    if ended:
+        log.info(
+            "Ended %d earlier %s training run(s) as KILLED: their process was no longer running.",
+            ended,
+            experiment,
+        )
+
+
 def log_training_run(
     *,
     model: BoostedClassifier,
@@ -595,9 +681,11 @@ def log_training_run(
         scoring cannot build its features); it is the logged reason.
     """
     experiment_id = ensure_experiment(registered_name, settings)
+    _close_abandoned_runs(experiment_id, registered_name)
     client = MlflowClient()
     lineage = {"label": label, **dict(tags or {})}
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    # The process tags go in with the run, so no run of crm_ml's is ever without them.
+    with mlflow.start_run(experiment_id=experiment_id, tags=_process_tags()) as run:
         features = list(model.feature_names_in_)
         mlflow.log_params({**params, **result.split.as_params(), "n_features": len(features)})
         mlflow.log_params({"crm_ml_version": crm_ml.__version__})
@@ -955,11 +1043,15 @@ def set_alias(name: str, version: str, alias: str, settings: Settings, *, reason
         raise ValidationError(
             f"{name} v{version} is the champion; promote another version to champion first."
         )
-    client.set_registered_model_alias(name, alias, version)
+    # One registry call each, in the order that leaves no version with both aliases
+    # and the champion either where it was or moved, whichever call a kill stops at.
+    # The tags describe the alias, so they follow it; the reason shown by
+    # list_versions goes first.
     if alias == CHAMPION and aliases.get(CHALLENGER) == version:
         client.delete_registered_model_alias(name, CHALLENGER)
-    client.set_model_version_tag(name, version, "promotion", alias)
+    client.set_registered_model_alias(name, alias, version)
     client.set_model_version_tag(name, version, "promotion_reason", f"manual: {reason}")
+    client.set_model_version_tag(name, version, "promotion", alias)
 
 
 def version_tags(name: str, version: str, settings: Settings) -> dict[str, str]:
