@@ -92,10 +92,13 @@ SEGMENT_TEMPLATES: dict[str, SegmentTemplate] = {
     "churn_winback": SegmentTemplate(
         "churn_winback",
         "流失挽回",
-        "p_churn >= {p_churn} and revenue_365d >= {min_revenue}",
+        # Someone who bought last week is not lapsing, whatever the score says: win back
+        # those who have stayed away a while.
+        "p_churn >= {p_churn} and revenue_365d >= {min_revenue} and recency_days > {min_days}",
         {
             "p_churn": TemplateParam("float", 0.6, 0, 1),
             "min_revenue": TemplateParam("float", 1000.0, 0, 1e12),
+            "min_days": TemplateParam("int", 30, 0, 3650),
         },
     ),
     "high_value_at_risk": SegmentTemplate(

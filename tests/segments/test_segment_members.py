@@ -87,6 +87,18 @@ def test_templates(store: Store) -> None:
     assert save_segment(store, seg, actor="a").version == 1
 
 
+def test_the_winback_template_leaves_out_recent_buyers_whatever_their_score() -> None:
+    from crm_ml.rules import RuleContext, compile_rule
+
+    rule = compile_rule(SEGMENT_TEMPLATES["churn_winback"].instantiate().rule)
+    frame = base([4.0, 45.0, 200.0, 90.0, 10.0]).assign(p_churn=[0.9, 0.9, 0.9, 0.9, 0.2])
+    frame["revenue_365d"] = [5000.0, 5000.0, 5000.0, 500.0, 5000.0]
+
+    flagged = rule.evaluate(RuleContext(frame))
+    # c1 bought 4 days ago: a caller would be asking someone who just bought why they left.
+    assert list(frame.index[flagged]) == ["c2", "c3"]
+
+
 def test_portrait_compares_segment_with_base() -> None:
     frame = base([90, 10, 70, 5, 1])
     flags = pd.DataFrame({"vip": [True, False, True, False, False]}, index=frame.index)
