@@ -321,8 +321,8 @@ TEMPLATES: dict[str, Template] = {
     "days_since_last_event": _since(
         "days_since_last_event",
         "last online activity {ago}",
-        "最近一次互动在{ago}",
-        ("no online activity on record", "无互动记录"),
+        "最近一次线上活动在{ago}",  # browsing, searches, carts: not orders
+        ("no online activity on record", "无线上活动记录"),
     ),
     "days_since_last_feedback": _since(
         "days_since_last_feedback",

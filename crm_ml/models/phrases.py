@@ -168,8 +168,11 @@ def _recency(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
         overdue,
         np.where(bought, np.nan, ratio),
     )
+    # One gap between two orders is no habit: "usually every N days" needs three orders.
+    orders = get("orders_lifetime")
+    habit = bought if orders is None else bought & (orders >= 3)
     tails = each_distinct(
-        lambda u: _usually(u, lang) if _ok(u) else "", whole_days(np.where(bought, usual, np.nan))
+        lambda u: _usually(u, lang) if _ok(u) else "", whole_days(np.where(habit, usual, np.nan))
     )
     return list(np.asarray(heads, dtype=object) + np.asarray(tails, dtype=object))
 
@@ -356,7 +359,12 @@ def _campaign(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
 def _campaign_one(c: float, r: float, d: float, lang: str) -> str:
     zh = lang == "zh"
     if _ok(c) and c > 0:
-        rate = (f"（响应率{_pct(r)}）" if zh else f", responded to {_pct(r)}") if _ok(r) else ""
+        # The rate is over every campaign ever received, not these contacts: say so.
+        rate = (
+            (f"（历来响应率{_pct(r)}）" if zh else f" (all-time response rate {_pct(r)})")
+            if _ok(r)
+            else ""
+        )
         return (
             f"近90天被营销触达{c:.0f}次"
             if zh
@@ -365,5 +373,5 @@ def _campaign_one(c: float, r: float, d: float, lang: str) -> str:
     if _ok(d):
         return f"最近一次营销触达在{_ago(d, lang)}" if zh else f"last contacted {_ago(d, lang)}"
     if _ok(r):
-        return f"营销响应率{_pct(r)}" if zh else f"campaign response rate {_pct(r)}"
+        return f"历来营销响应率{_pct(r)}" if zh else f"all-time campaign response rate {_pct(r)}"
     return "近90天未被营销触达" if zh else "not contacted in the last 90 days"

@@ -86,6 +86,32 @@ def test_revenue_trend_says_more_or_less_than_before() -> None:
     assert _reasons(other, "revenue_trend_60d", "zh") == ["近60天比前60天少消费¥50"]
 
 
+def test_a_usual_interval_needs_three_orders_and_a_response_rate_says_it_is_all_time() -> None:
+    recency = {
+        "recency_days": [226.0, 95.0],
+        "interpurchase_mean_days": [2.0, 30.0],
+        "orders_lifetime": [2, 3],
+    }
+    # Two orders two days apart are no habit of buying every two days.
+    assert _reasons(recency, "recency_days", "zh") == [
+        "已226天未购买",
+        "已95天未购买，平时约每30天购买一次",
+    ]
+    campaign = {
+        "campaign_contacts_90d": [1.0, 0.0],
+        "campaign_response_rate": [0.5, 0.25],
+        "days_since_last_contact": [20.0, np.nan],
+    }
+    assert _reasons(campaign, "campaign_contacts_90d", "zh") == [
+        "近90天被营销触达1次（历来响应率50%）",
+        "历来营销响应率25%",
+    ]
+    assert _reasons(campaign, "campaign_contacts_90d", "en") == [
+        "contacted 1 time in the last 90 days (all-time response rate 50%)",
+        "all-time campaign response rate 25%",
+    ]
+
+
 def test_first_purchase_days() -> None:
     first = {"days_since_first_order": [30.4, 1.0, np.nan]}
     assert _reasons(first, "days_since_first_order", "zh") == [
@@ -122,7 +148,7 @@ TODAY = [
      "first purchase within the last day"),
     ({"days_since_beauty": [0.4]}, "days_since_beauty", "1天内最后一次购买美妆",
      "last bought beauty within the last day"),
-    ({"days_since_last_event": [0.1]}, "days_since_last_event", "最近一次互动在1天内",
+    ({"days_since_last_event": [0.1]}, "days_since_last_event", "最近一次线上活动在1天内",
      "last online activity within the last day"),
     ({"days_since_last_feedback": [0.1]}, "days_since_last_feedback", "最近一次反馈在1天内",
      "last feedback within the last day"),

@@ -181,14 +181,14 @@ def test_category_features_name_the_category() -> None:
 
 
 def test_day_counts_read_alike_in_every_reason() -> None:
-    # 已1091天未购买 next to 最近一次互动在1,091天前 read as two different numbers.
+    # 已1091天未购买 next to 最近一次线上活动在1,091天前 read as two different numbers.
     ids = pd.Index(["C1"], name="customer_id")
     features = pd.DataFrame(
         {"days_since_last_event": [1091.0], "days_since_beauty": [1200.0]}, index=ids
     )
     contrib = pd.DataFrame({"days_since_last_event": [0.5], "days_since_beauty": [0.4]}, index=ids)
     zh = reasons_frame(contrib, features, top_k=2, language="zh")["text"].tolist()
-    assert zh == ["最近一次互动在1091天前", "1200天前最后一次购买美妆"]
+    assert zh == ["最近一次线上活动在1091天前", "1200天前最后一次购买美妆"]
 
 
 def test_browsing_since_the_last_order() -> None:
