@@ -241,6 +241,9 @@ def test_export_writes_consented_masked_lists(explorer, tmp_path):
     assert "Saved segment vips v1" in explorer.status.value
     explorer.export_button.click()
     assert "2 kept" in explorer.status.value
+    # Which consent the list was filtered on, and where to find it, without reading the log.
+    where = f"Channel sms, purpose marketing; written to {tmp_path / 'lists'}."
+    assert where in html.unescape(explorer.status.value)
     files = sorted((tmp_path / "lists").glob("vips_20240701_sms_*.csv"))
     text = "".join(f.read_text(encoding="utf-8-sig") for f in files)
     assert "138****5670" in text and "13812345670" not in text
@@ -384,3 +387,16 @@ def test_the_figure_of_an_empty_selection_says_it_is_empty(explorer):
     explorer.apply(thresholds=["recency_days > 100000"])
     axes = explorer.figure().axes[0]
     assert not axes.patches and "No customers" in axes.texts[0].get_text()
+
+
+def test_a_rule_on_scores_the_store_lacks_says_so_under_the_widget(store, features):
+    explorer = SegmentExplorer(store, features.drop(columns="p_churn"), AS_OF)
+    explorer.scores["p_churn"].value = (0.6, 1.0)
+
+    assert explorer.size == 0
+    status = html.unescape(explorer.status.value)
+    assert status.startswith(f"<span style='color:{STATUS_COLOURS['warn']}'>")
+    assert "No crm-churn scores up to 2024-07-01" in status
+    explorer.scores["p_churn"].value = (0.0, 1.0)  # no score condition: nothing to warn about
+    explorer.apply(tags=["vip"])
+    assert explorer.status.value == ""

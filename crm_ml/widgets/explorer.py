@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,9 @@ class SegmentExplorer:
         Customers matching the controls, after the last refresh.
     error : str
         Why the last refresh matched no one because the rule was rejected, or ``""``.
+    notice : str
+        What the last refresh warned about (e.g. no scores at ``as_of``, so rules
+        reading them match no one), or ``""``; shown in the status line.
     erased : int
         Customers of ``features`` erased on request, left out of the base.
     """
@@ -134,7 +138,7 @@ class SegmentExplorer:
         self.vocabulary = segment_vocabulary(store, features)
         self.saved: Segment | None = None
         self.members: pd.Index = pd.Index([], dtype="str", name="customer_id")
-        self.error = ""
+        self.error = self.notice = ""
         self._holding = False
         self._confirming: tuple[str, str, str | None] | None = None  # a save awaiting a 2nd click
         self._tag_labels = self._read_tags()
@@ -351,12 +355,16 @@ class SegmentExplorer:
 
     def refresh(self) -> None:
         """Re-evaluate the rule and redraw the size, rule, portrait and sample rows."""
-        self.error = ""
+        self.error = self.notice = ""
         if not self.rule:
             self.members = pd.Index(sorted(self.features.index), dtype="str", name="customer_id")
         else:
             try:
-                self.members = self._evaluate()
+                # In JupyterLab a callback's log lines go to the log console, out of sight:
+                # what the evaluation warns about belongs under the widget.
+                with _warnings_caught() as warnings:
+                    self.members = self._evaluate()
+                self.notice = " ".join(warnings)
             except CrmMlError as exc:
                 self.members = pd.Index([], dtype="str", name="customer_id")
                 self.error = str(exc)
@@ -396,7 +404,10 @@ class SegmentExplorer:
         self.size_view.value = f"<h4>{self.size:,} customers{share}</h4>"
         rule = self.rule or "(no condition: everyone)"
         self.rule_view.value = f"<code>{html.escape(rule)}</code>"
-        self._show(self.error, "error")
+        if self.error:
+            self._show(self.error, "error")
+        else:
+            self._show(self.notice, "warn")
         if not self.size:
             self.portrait_view.value, self.sample_view.value = b"", ""
             return
@@ -513,7 +524,11 @@ class SegmentExplorer:
 
     def _click_export(self) -> tuple[str, str]:
         summary = self.export()
-        return str(summary), "ok" if summary.kept else "warn"
+        where = (
+            f"Channel {self.consent_channel.value}, purpose {self.consent_purpose.value}; "
+            f"written to {self.out_dir}."
+        )
+        return f"{summary}. {where}", "ok" if summary.kept else "warn"
 
     def _guarded(self, action: Any) -> None:
         """Run a button's action, showing its result or error in the status line."""
@@ -529,3 +544,24 @@ class SegmentExplorer:
         colour = STATUS_COLOURS[tone]
         text = html.escape(message)
         self.status.value = f"<span style='color:{colour}'>{text}</span>" if message else ""
+
+
+class _Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _warnings_caught() -> Iterator[list[str]]:
+    """Collect the warnings crm_ml logs in the block (they are still logged)."""
+    handler = _Collected()
+    logger = logging.getLogger("crm_ml")
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
