@@ -201,9 +201,8 @@ def run_report(
         discarded = _discard(settings, staging, outputs, failed)
         raise ReportFailedError(
             f"Report {report} as of {day:%Y-%m-%d} failed in cell {exc.exec_count}: "
-            f"{exc.ename}: {str(exc.evalue).rstrip('.')}. The last good report was kept; "
-            "the failed notebook "
-            f"is {failed}.{discarded}"
+            f"{exc.ename}: {str(exc.evalue).rstrip('.')}. {_earlier(settings, report, day)}; "
+            f"the failed notebook is {failed}.{discarded}"
         ) from exc
     except Exception as exc:
         # Outside any cell: the kernel died, or saving the notebook or the page failed
@@ -213,7 +212,7 @@ def run_report(
         discarded = _discard(settings, staging, outputs, failed)
         raise ReportFailedError(
             f"Report {report} as of {day:%Y-%m-%d} failed while {step}: "
-            f"{type(exc).__name__}: {str(exc).rstrip('.')}. The last good report was kept; "
+            f"{type(exc).__name__}: {str(exc).rstrip('.')}. {_earlier(settings, report, day)}; "
             f"{kept} was saved.{discarded}"
         ) from exc
     published = settings.reports_dir / f"{day:%Y-%m-%d}"
@@ -223,7 +222,7 @@ def run_report(
         if (staging / report).exists():
             raise ReportFailedError(
                 f"Report {report} as of {day:%Y-%m-%d} ran but was not published: its exports "
-                f"could not be moved in export_log ({exc}). The last good report was kept; "
+                f"could not be moved in export_log ({exc}). {_earlier(settings, report, day)}; "
                 f"this run's notebook and lists stay in {staging}, where export_log names "
                 "them. Run the report again."
             ) from exc
@@ -241,6 +240,13 @@ def run_report(
         html=published / f"{report}.html",
         files=published_files,
     )
+
+
+def _earlier(settings: Settings, report: str, day: date) -> str:
+    """Say what became of the report published earlier for ``day``, if there was one."""
+    if (settings.reports_dir / f"{day:%Y-%m-%d}" / f"{report}.html").exists():
+        return "The last good report was kept"
+    return "No report of that date was published before, and none is now"
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""`crm-ml tags undo`: withdrawing a tag run applied at a mistyped date, from the shell."""
+"""`crm-ml tags undo | list` and `crm-ml segment list`, from the shell."""
 
 from datetime import datetime
 
@@ -61,3 +61,19 @@ def test_tags_undo_needs_a_reason(mistaken, capsys):
         main(["tags", "undo", "--as-of", "2025-02-01"])
     assert exit_info.value.code == 2
     assert "--reason" in capsys.readouterr().err
+
+
+def test_tags_list_takes_as_of_like_every_other_command(mistaken, capsys):
+    assert main(["tags", "list", "--as-of", "2024-06-01"]) == 0
+    by_as_of = capsys.readouterr().out
+    assert main(["tags", "list", "--on", "2024-06-01"]) == 0  # the older spelling still works
+    assert capsys.readouterr().out == by_as_of
+    assert "dormant" in by_as_of
+
+
+def test_segment_list_from_the_shell(mistaken, capsys):
+    assert main(["segment", "create", "lapsed", "recency_days > 60", "--label", "流失"]) == 0
+    capsys.readouterr()
+    assert main(["segment", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "lapsed 流失  v1 (dynamic)" in out and "no snapshot yet" in out

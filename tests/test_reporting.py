@@ -107,8 +107,18 @@ def test_failure_keeps_last_good_report_and_saves_failed_notebook(settings):
     with pytest.raises(ReportFailedError, match="RuntimeError: boom at 2025-06-30") as err:
         run_report(settings, "tiny", as_of=DAY, parameters={"fail": True})
     assert good.html.read_text(encoding="utf-8") == before
+    assert "The last good report was kept; the failed notebook is" in str(err.value)
     failed = list((settings.reports_dir / "_failed").glob("2025-06-30-tiny-*.ipynb"))
     assert len(failed) == 1 and str(failed[0]) in str(err.value)
+
+
+def test_a_first_failure_does_not_speak_of_a_report_kept(settings):
+    # Nothing was published for the date: "the last good report was kept" would send
+    # people looking for a page that never existed.
+    with pytest.raises(ReportFailedError) as err:
+        run_report(settings, "tiny", as_of=DAY, parameters={"fail": True})
+    assert "No report of that date was published before, and none is now" in str(err.value)
+    assert "kept" not in str(err.value)
 
 
 def test_rerun_replaces_the_same_date(settings, tmp_path):
@@ -288,7 +298,8 @@ def test_a_run_failing_outside_a_cell_is_discarded_like_a_failed_cell(exporting,
     with pytest.raises(
         ReportFailedError,
         match=r"failed while rendering its HTML page: OSError: \[Errno 28\] No space left on "
-        r"device\. The last good report was kept; the notebook as far as it ran is .*_failed.*"
+        r"device\. No report of that date was published before, and none is now; the notebook "
+        r"as far as it ran is .*_failed.*"
         r"1 export\(s\) it logged are marked 'not published'",
     ):
         run_report(exporting, "exports", as_of=DAY)

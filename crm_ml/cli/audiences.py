@@ -95,6 +95,14 @@ def cmd_segment_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_segment_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List the stored segments."""
+    from crm_ml.segments import segment_list_command
+
+    print(segment_list_command(_open_store(settings)))
+    return 0
+
+
 def cmd_segment_show(args: argparse.Namespace, settings: Settings) -> int:
     """Show a segment; with --as-of, snapshot its members first."""
     from crm_ml.segments import segment_show_command
@@ -163,7 +171,7 @@ def _add_tags(sub: argparse._SubParsersAction) -> None:
     apply.add_argument("--as-of", type=_as_of, required=True, help="date the tags describe")
     apply.set_defaults(func=cmd_tags_apply)
     lst = tsub.add_parser("list", help="list tags, with member counts on a date")
-    lst.add_argument("--on", type=_as_of, help="count members on this date")
+    lst.add_argument("--as-of", "--on", dest="on", type=_as_of, help="count members on this date")
     lst.set_defaults(func=cmd_tags_list)
     undo = tsub.add_parser(
         "undo",
@@ -234,6 +242,8 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--label", help="display label, e.g. 流失风险高价值会员")
     create.add_argument("--static", action="store_true", help="freeze members at first snapshot")
     create.set_defaults(func=cmd_segment_create)
+    lst = ssub.add_parser("list", help="list the stored segments and their latest size")
+    lst.set_defaults(func=cmd_segment_list)
     show = ssub.add_parser("show", help="show a segment and its size over time")
     show.add_argument("name", help="segment name")
     show.add_argument("--as-of", type=_as_of, help="snapshot members at this date first")

@@ -4,6 +4,7 @@ from crm_ml.segments.commands import (
     segment_create_command,
     segment_export_command,
     segment_history_command,
+    segment_list_command,
     segment_show_command,
 )
 from crm_ml.segments.definitions import (
@@ -52,6 +53,7 @@ __all__ = [
     "segment_export_command",
     "segment_history",
     "segment_history_command",
+    "segment_list_command",
     "segment_members",
     "segment_portrait",
     "segment_show_command",

@@ -1,4 +1,4 @@
-"""Plain functions behind ``crm-ml segment create | show | history | export``.
+"""Plain functions behind ``crm-ml segment create | list | show | history | export``.
 
 They return text; the CLI prints it. The export secret is an argument: the
 CLI reads it from ``CRM_ML_EXPORT_SECRET``.
@@ -14,11 +14,22 @@ import pandas as pd
 
 from crm_ml.errors import NotFoundError
 from crm_ml.rules import as_timestamp
-from crm_ml.segments.definitions import Segment, load_segment, save_segment, segment_history
+from crm_ml.segments.definitions import (
+    Segment,
+    load_segment,
+    save_segment,
+    segment_definitions_frame,
+    segment_history,
+)
 from crm_ml.segments.export import check_unmask_reason, export_list
 from crm_ml.segments.lists import check_channel
 from crm_ml.segments.masking import require_secret
-from crm_ml.segments.members import segment_sizes, snapshot_rule_version, snapshot_segment
+from crm_ml.segments.members import (
+    latest_snapshots,
+    segment_sizes,
+    snapshot_rule_version,
+    snapshot_segment,
+)
 from crm_ml.store.connection import Store
 from crm_ml.tags.commands import _features
 
@@ -59,6 +70,25 @@ def segment_create_command(
     if saved.version == previous.version:
         return f"{line}\n  label set to {saved.label!r}; rule unchanged"
     return f"{line}\n  replaces v{previous.version} ({previous.kind}): {previous.rule}"
+
+
+def segment_list_command(store: Store) -> str:
+    """List the stored segments: label, version, kind, who saved it, latest snapshot and rule."""
+    segments = segment_definitions_frame(store)
+    if segments.empty:
+        return "No segments yet. Create one with `crm-ml segment create NAME RULE`."
+    latest = latest_snapshots(store)
+    lines = [f"{len(segments)} segment(s); `crm-ml segment show NAME` shows sizes over time"]
+    for name, seg in segments.iterrows():
+        label = f" {seg['label']}" if pd.notna(seg["label"]) and seg["label"] else ""
+        by = seg["created_by"] if pd.notna(seg["created_by"]) else "unknown"
+        on, members = latest.get(str(name), (None, 0))
+        snapshot = f"{members:,} members at {on:%Y-%m-%d}" if on is not None else "no snapshot yet"
+        lines += [
+            f"{name}{label}  v{seg['version']} ({seg['kind']}), by {by}; {snapshot}",
+            f"  rule: {seg['rule']}",
+        ]
+    return "\n".join(lines)
 
 
 def segment_show_command(

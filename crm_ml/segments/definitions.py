@@ -248,8 +248,8 @@ def segment_history(store: Store, name: str) -> pd.DataFrame:
 def _no_such_segment(name: str, names: Iterable[str]) -> NotFoundError:
     return NotFoundError(
         f"No segment named {name!r}.{nearest(name, names)} List them with "
-        "crm_ml.segments.segment_definitions_frame(store); create one with "
-        "crm_ml.segments.save_segment or `crm-ml segment create`."
+        "`crm-ml segment list` (segment_definitions_frame(store) in Python); create one with "
+        "`crm-ml segment create` (save_segment)."
     )
 
 

@@ -231,6 +231,22 @@ def segment_sizes(store: Store, segments: Iterable[str] | None = None) -> pd.Dat
     return table.astype("int64").sort_index()
 
 
+def latest_snapshots(store: Store) -> dict[str, tuple[datetime, int]]:
+    """Return each snapshotted segment's latest snapshot: its date and member count."""
+    latest = (
+        select(SegmentSnapshot.segment_id, func.max(SegmentSnapshot.as_of).label("as_of"))
+        .group_by(SegmentSnapshot.segment_id)
+        .subquery()
+    )
+    query = select(SegmentSnapshot.segment_id, SegmentSnapshot.as_of, SegmentSnapshot.members).join(
+        latest,
+        (SegmentSnapshot.segment_id == latest.c.segment_id)
+        & (SegmentSnapshot.as_of == latest.c.as_of),
+    )
+    with store.connect() as conn:
+        return {name: (as_of, int(members)) for name, as_of, members in conn.execute(query)}
+
+
 def overlap_matrix(
     store: Store, segments: Iterable[str], as_of: Any, *, share: bool = False
 ) -> pd.DataFrame:

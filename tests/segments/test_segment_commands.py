@@ -13,6 +13,7 @@ from crm_ml.segments import (
     load_segment,
     segment_create_command,
     segment_export_command,
+    segment_list_command,
     segment_members,
     segment_show_command,
 )
@@ -136,3 +137,27 @@ def test_export_without_a_secret_takes_no_snapshot(duckdb_store: Store, tmp_path
         )  # fmt: skip
     with pytest.raises(NotFoundError, match="`crm-ml segment show lapsed --as-of 2024-06-01`"):
         segment_members(store, "lapsed", D1)
+
+
+def test_segment_list_names_each_segment_with_its_latest_snapshot(duckdb_store: Store) -> None:
+    store = duckdb_store
+    assert segment_list_command(store).startswith("No segments yet.")
+    add_customers(store, ["c1", "c2", "c3"])
+    frame = features(recency_days=[90.0, 10.0, 70.0], revenue_365d=[10.0, 0.0, 5.0])
+    segment_create_command(store, "lapsed", "recency_days > 60", actor="ana", label="流失客户")
+    segment_create_command(store, "nobody", "recency_days > 1000", actor="bo")
+    segment_create_command(store, "unused", "revenue_365d > 1", actor="bo")
+    for name in ("lapsed", "nobody"):
+        segment_show_command(store, name, as_of=D1, features=frame)
+
+    assert segment_list_command(store).splitlines() == [
+        "3 segment(s); `crm-ml segment show NAME` shows sizes over time",
+        "lapsed 流失客户  v1 (dynamic), by ana; 2 members at 2024-06-01",
+        "  rule: recency_days > 60",
+        "nobody  v1 (dynamic), by bo; 0 members at 2024-06-01",  # empty, not never snapshotted
+        "  rule: recency_days > 1000",
+        "unused  v1 (dynamic), by bo; no snapshot yet",
+        "  rule: revenue_365d > 1",
+    ]
+    with pytest.raises(NotFoundError, match=r"List them with `crm-ml segment list`"):
+        load_segment(store, "lapsd")
