@@ -322,6 +322,12 @@ def test_customer_360_shows_nothing_personal_after_erasure(duckdb_store):
     assert [(p, c) for p in PERSONAL for c in cells if p in c] == []
     assert view.identities.empty
     assert list(view.orders["order_id"]) == ["O1", "O2"]
+    # Blank because erased, and it says so: a blank profile alone reads as missing data.
+    with duckdb_store.connect() as conn:
+        erased_at = min(conn.execute(select(ErasedCustomer.erased_at)).scalars())
+    assert view.profile.at["erased_on_request", "value"] == f"{erased_at:%Y-%m-%d %H:%M}"
+    other = customer_360(duckdb_store, "C3", "2024-06-01").profile
+    assert other.at["erased_on_request", "value"] == ""
 
 
 def test_a_store_moved_after_an_erasure_keeps_its_audit_row(duckdb_store, tmp_path: Path):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -48,6 +49,7 @@ from crm_ml.store.schema import (
     CustomerIdentity,
     CustomerOwner,
     CustomerTag,
+    ErasedCustomer,
     Order,
     OrderItem,
     PointsLedger,
@@ -369,6 +371,18 @@ def _tier_names(conn: Connection) -> dict[str, str]:
     return {str(t): str(n) for t, n in conn.execute(select(Tier.tier_id, Tier.name)).all()}
 
 
+def _erased_at(conn: Connection, ids: Sequence[str]) -> datetime | None:
+    """When the person's records were erased on request (the first), or None.
+
+    Whatever ``as_of``: the erasure blanked the profile for good, so an earlier
+    view must say why it is blank too.
+    """
+    found = conn.execute(
+        select(func.min(ErasedCustomer.erased_at)).where(ErasedCustomer.customer_id.in_(ids))
+    ).scalar()
+    return None if found is None else pd.Timestamp(found).to_pydatetime()
+
+
 def read_parts(conn: Connection, person: Person, on: pd.Timestamp, unmask: bool) -> dict[str, Any]:
     """Read everything about ``person`` before ``on`` (tags: in force at it), one frame per part.
 
@@ -380,8 +394,9 @@ def read_parts(conn: Connection, person: Person, on: pd.Timestamp, unmask: bool)
     -------
     dict
         ``events, tiers, campaigns, orders, points, tags, owners, identities,
-        scores, reasons, consent, consent_rows`` (frames) and ``merged`` (ids
-        of records merged into the person's surviving record).
+        scores, reasons, consent, consent_rows`` (frames), ``merged`` (ids
+        of records merged into the person's surviving record) and ``erased_at``
+        (when the person was erased on request, or None).
     """
     ids = person.records
     event_cols = ["occurred_at", "event_type", "channel", "touchpoint", "product_id", "detail"]
@@ -400,6 +415,7 @@ def read_parts(conn: Connection, person: Person, on: pd.Timestamp, unmask: bool)
         "owners": _owners(conn, ids, on),
         "identities": _identities(conn, ids, on, unmask),
         "merged": list(person.merged),
+        "erased_at": _erased_at(conn, ids),
     }
     parts["scores"], parts["reasons"] = _scores(conn, person.customer_id, on)
     parts["consent"], parts["consent_rows"] = _consent(conn, ids, on)

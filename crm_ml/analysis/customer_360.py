@@ -155,7 +155,8 @@ def _purchase_summary(orders: pd.DataFrame, on: pd.Timestamp) -> dict[str, Any]:
         "avg_order_value": float(revenue.mean()) if len(orders) else None,
         "first_order_at": orders["ordered_at"].min() if len(orders) else None,
         "last_order_at": last,
-        "recency_days": (on - last).days if last is not None else None,
+        # Rounded as the features and the reasons round it (152.6 days reads 153 in both).
+        "recency_days": round((on - last) / pd.Timedelta(days=1)) if last is not None else None,
     }
 
 
@@ -191,6 +192,8 @@ def _profile(
         "member_since": row.member_since,
         "created_at": person.created_at,  # the earliest record's, as in the features
         "status": row.status,
+        # The blanks below are not missing data: the person asked to be forgotten.
+        "erased_on_request": parts["erased_at"],
         "merged_into": row.merged_into,
         "merged_records": parts["merged"],
         **{kind: first.get(kind) for kind in ("phone", "email", "wechat", "member_card")},
