@@ -97,11 +97,17 @@ TAG_TEMPLATES: dict[str, TagTemplate] = {
     "churn_risk_high": TagTemplate(
         "churn_risk_high",
         "流失风险高",
-        "p_churn >= {high}",
-        {"high": TemplateParam("float", 0.6, 0.0, 1.0)},
+        # At risk means still a customer: one gone for longer than the dormant tag's
+        # {active_days} days has churned already (p_churn near 1), and is dormant instead.
+        "p_churn >= {high} and recency_days <= {active_days}",
+        {
+            "high": TemplateParam("float", 0.6, 0.0, 1.0),
+            "active_days": TemplateParam("int", 180, 1, 3650),
+        },
         category="risk",
         kind="model",
-        description="Churn probability at least {high} (model crm-churn).",
+        description="Churn probability at least {high} (model crm-churn), and a purchase in "
+        "the last {active_days} days: about to lapse, not lapsed long ago (tag dormant).",
     ),
     "likely_to_buy": TagTemplate(
         "likely_to_buy",

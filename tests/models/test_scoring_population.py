@@ -102,7 +102,7 @@ def test_never_buyers_get_no_churn_tag_and_are_left_off_churn_lists(
     with store.begin() as conn:
         conn.execute(insert(Consent), [_granted(c) for c in ids])
     frame = features(  # c5 and c6 never bought
-        recency_days=[200.0, 10.0, 400.0, 35.0, None, None],
+        recency_days=[150.0, 10.0, 170.0, 35.0, None, None],  # none dormant (over 180)
         interpurchase_mean_days=[30.0, 30.0, 20.0, 60.0, None, None],
         orders_lifetime=[3, 8, 2, 5, 0, 0],
         complaints_90d=[2, 0, 1, 0, 0, 0],

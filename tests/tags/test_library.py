@@ -68,6 +68,21 @@ def test_every_builtin_rule_compiles_and_names_are_unique() -> None:
     } <= {t.name for t in tags}
 
 
+def test_churn_risk_high_is_for_customers_still_buying_not_long_gone() -> None:
+    index = pd.Index(["active", "lapsing", "gone", "safe"], name="customer_id", dtype="str")
+    frame = pd.DataFrame(
+        {
+            "p_churn": [0.9, 0.7, 0.99, 0.1],
+            "recency_days": [20.0, 170.0, 700.0, 5.0],
+            "orders_lifetime": [5, 3, 4, 9],
+        },
+        index=index,
+    )
+    # Gone 700 days: churned already, and dormant, not a retention call about to be lost.
+    assert members("churn_risk_high", frame) == {"active", "lapsing"}
+    assert members("dormant", frame) == {"gone"}
+
+
 def test_high_value_is_the_top_fifth_of_12_month_buyers() -> None:
     frame = base()
     buyers = frame[frame["orders_365d"] > 0]
