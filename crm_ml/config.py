@@ -22,6 +22,9 @@ from crm_ml.errors import ConfigError
 #: Languages of user-facing text (reasons, actions, figure labels).
 LANGUAGES = ("zh", "en")
 
+#: Symbols of the currencies money is shown in; other codes are shown as the code.
+CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "HKD": "HK$"}
+
 #: Files or folders whose presence marks a project root.
 ROOT_MARKERS = ("crm_ml.toml", "pyproject.toml", ".git")
 

@@ -14,6 +14,8 @@ English or Chinese labels (``lang="zh"``); either way they draw Chinese data
 - :mod:`~crm_ml.analysis.points`: points liability and expiring points.
 - :mod:`~crm_ml.analysis.campaigns`: treatment vs control response and uplift.
 - :mod:`~crm_ml.analysis.risk`: churn risk and revenue at risk by group.
+- :mod:`~crm_ml.analysis.headers`: the tables as a report shows them (:func:`report_table`):
+  headers in the report's language, rates as percentages, money with its currency.
 """
 
 from crm_ml.analysis.campaigns import campaign_response, plot_campaign_uplift, response_uplift
@@ -24,6 +26,7 @@ from crm_ml.analysis.cohorts import (
     retention_matrix,
 )
 from crm_ml.analysis.customer_360 import Customer360, customer_360, plot_customer_timeline
+from crm_ml.analysis.headers import report_table, table_headers
 from crm_ml.analysis.lifecycle import (
     churn_rate_trend,
     customer_lifecycle,
@@ -88,10 +91,12 @@ __all__ = [
     "points_expiring",
     "points_liability",
     "remaining_lots",
+    "report_table",
     "response_uplift",
     "retention_matrix",
     "revenue_12m",
     "revenue_at_risk",
+    "table_headers",
     "tag_value_quadrant",
     "tier_at",
     "tier_movement",

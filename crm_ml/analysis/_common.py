@@ -19,6 +19,11 @@ from crm_ml.store._timestamps import as_store_time
 #: What callers may pass as an instant: a datetime, a date, a pandas Timestamp or an ISO string.
 Instant = datetime | date | pd.Timestamp | str
 
+#: A customer in none of the segments a risk table is broken down by.
+NO_SEGMENT = "(none)"
+#: A customer without an account manager.
+NO_OWNER = "(unassigned)"
+
 _OFFSET_END = re.compile(r"^(\d*)(ME|QE|YE|BME|BQE|BYE)(-[A-Z]{3})?$")
 
 

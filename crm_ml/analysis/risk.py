@@ -16,16 +16,17 @@ effect just before ``as_of``; revenue uses orders and refunds before ``as_of``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sqlalchemy import Connection
 
-from crm_ml.analysis._common import Instant, as_instant, require_columns
-from crm_ml.analysis._plot import finish, label, new_figure
+from crm_ml.analysis._common import NO_OWNER, NO_SEGMENT, Instant, as_instant, require_columns
+from crm_ml.analysis._plot import finish, new_figure
 from crm_ml.analysis._read import (
     order_revenue,
     read_owners,
@@ -33,6 +34,7 @@ from crm_ml.analysis._read import (
     read_tier_changes,
     read_tiers,
 )
+from crm_ml.analysis.headers import group_label, table_headers
 from crm_ml.analysis.tiers import NO_TIER, TIER_LABELS, tier_at
 from crm_ml.errors import ConfigError, NotFoundError, ValidationError
 from crm_ml.store.connection import Store
@@ -40,8 +42,6 @@ from crm_ml.store.connection import Store
 log = logging.getLogger(__name__)
 
 CHURN_MODEL = "crm-churn"
-NO_SEGMENT = "(none)"
-NO_OWNER = "(unassigned)"
 
 #: Shorthands accepted by :func:`revenue_at_risk`'s ``by``.
 GROUPINGS = {
@@ -177,6 +177,16 @@ def _check_grouping(risk: pd.DataFrame, keys: list[str]) -> None:
         )
 
 
+def _distinct_revenue_at_risk(risk: pd.DataFrame) -> float:
+    """Return the revenue at risk of all the frame's customers, each counted once.
+
+    A customer in several segments has one row per segment (all with their
+    one revenue at risk), so summing the rows would count them several times.
+    """
+    customers = risk.drop_duplicates("customer_id") if "segment" in risk.columns else risk
+    return float(customers["revenue_at_risk"].sum())
+
+
 def revenue_at_risk(risk: pd.DataFrame, *, by: str | Sequence[str] = "segment") -> pd.DataFrame:
     """Churn risk and revenue at risk per group.
 
@@ -195,19 +205,26 @@ def revenue_at_risk(risk: pd.DataFrame, *, by: str | Sequence[str] = "segment") 
     pandas.DataFrame
         Indexed by the grouping column(s); columns ``customers`` (int64),
         ``p_churn_mean``, ``expected_churners`` (sum of ``p_churn``),
-        ``revenue_12m``, ``revenue_at_risk``, ``risk_share`` (revenue at risk /
-        revenue) and ``share_of_risk`` (of the total revenue at risk), sorted
-        by ``revenue_at_risk`` descending, then by the grouping column(s).
+        ``revenue_12m``, ``revenue_at_risk``, ``revenue_at_risk_rate`` (the
+        group's revenue at risk / the group's ``revenue_12m``) and
+        ``share_of_total_at_risk`` (the group's revenue at risk / that of all
+        the frame's customers, each counted once), sorted by
+        ``revenue_at_risk`` descending, then by the grouping column(s). By
+        tier or owner the shares add up to 1; by segment, a customer in two
+        segments counts in both, so overlapping segments' shares may add up to
+        more than 1.
 
     Raises
     ------
     ValidationError
         If a grouping column is missing (e.g. ``segment`` without ``segments=``),
         or if a frame with one row per customer and segment is grouped by
-        anything but ``segment``.
+        anything but ``segment``, or lacks ``customer_id``.
     """
     keys = GROUPINGS.get(by, [by]) if isinstance(by, str) else list(by)
     require_columns(risk, ("p_churn", "revenue_12m", "revenue_at_risk"), what="The risk frame")
+    if "segment" in risk.columns:
+        require_columns(risk, ("customer_id",), what="A risk frame by segment")
     _check_grouping(risk, keys)
     summary = risk.groupby(keys, dropna=False).agg(
         customers=("p_churn", "size"),
@@ -216,11 +233,11 @@ def revenue_at_risk(risk: pd.DataFrame, *, by: str | Sequence[str] = "segment") 
         revenue_12m=("revenue_12m", "sum"),
         revenue_at_risk=("revenue_at_risk", "sum"),
     )
-    summary["risk_share"] = summary["revenue_at_risk"] / summary["revenue_12m"].where(
+    summary["revenue_at_risk_rate"] = summary["revenue_at_risk"] / summary["revenue_12m"].where(
         summary["revenue_12m"] > 0
     )
-    total = summary["revenue_at_risk"].sum()
-    summary["share_of_risk"] = summary["revenue_at_risk"] / total if total > 0 else np.nan
+    total = _distinct_revenue_at_risk(risk)
+    summary["share_of_total_at_risk"] = summary["revenue_at_risk"] / total if total > 0 else np.nan
     summary = summary.astype({"customers": "int64"})
     # Ties in the group's name order, so every engine lists equal groups alike.
     order = summary.reset_index().sort_values(
@@ -229,20 +246,75 @@ def revenue_at_risk(risk: pd.DataFrame, *, by: str | Sequence[str] = "segment") 
     return summary.iloc[order.index.to_numpy()]
 
 
-def _group_name(group: object) -> str:
-    """``AM010 / 罗经理`` for an (id, name) group; a missing or empty part is left out."""
+#: The revenue-at-risk figure's title, by the summary's (first) grouping column.
+_TITLES = {
+    "zh": {
+        "segment": "各分群流失风险金额",
+        "tier": "各会员等级流失风险金额",
+        "owner_id": "各负责人流失风险金额",
+        "band": "各风险档流失风险金额",
+        None: "流失风险金额",
+    },
+    "en": {
+        "segment": "Revenue at risk by segment",
+        "tier": "Revenue at risk by tier",
+        "owner_id": "Revenue at risk by account manager",
+        "band": "Revenue at risk by risk band",
+        None: "Revenue at risk",
+    },
+}
+_TOP = {"zh": "（前{top}）", "en": " (top {top})"}
+
+
+def _group_name(group: object, levels: Sequence[Hashable], lang: str) -> str:
+    """``AM010 / 罗经理`` for an (id, name) group; a missing or empty part is left out.
+
+    The markers of no owner, tier or segment are named in ``lang``.
+    """
     parts = group if isinstance(group, tuple) else (group,)
-    return " / ".join(str(part) for part in parts if not pd.isna(part) and str(part) != "")
+    named = [group_label(level, part, lang) for level, part in zip(levels, parts, strict=True)]
+    return " / ".join(str(part) for part in named if not pd.isna(part) and str(part) != "")
 
 
-def plot_revenue_at_risk(summary: pd.DataFrame, *, top: int = 15, lang: str = "en") -> Figure:
-    """Horizontal bars of revenue at risk for the ``top`` groups of :func:`revenue_at_risk`."""
+def _title(summary: pd.DataFrame, top: int, lang: str) -> str:
+    titles = _TITLES[lang]
+    title = titles.get(str(summary.index.names[0]), titles[None])
+    return title + _TOP[lang].format(top=top) if len(summary) > top else title
+
+
+def plot_revenue_at_risk(
+    summary: pd.DataFrame, *, top: int = 15, lang: str = "en", currency: str = "CNY"
+) -> Figure:
+    """Horizontal bars of revenue at risk for the ``top`` groups of :func:`revenue_at_risk`.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        The output of :func:`revenue_at_risk` (at least ``revenue_at_risk``).
+    top : int
+        How many groups to draw, the largest first; the title says when some are left out.
+    lang : str
+        ``"en"`` or ``"zh"`` (``settings.language``): labels, and how groups
+        without an owner, tier or segment are named.
+    currency : str
+        Currency code of the amounts (``settings.currency``), shown on the axis by its symbol.
+
+    Raises
+    ------
+    ConfigError
+        If ``lang`` is neither.
+    """
     require_columns(summary, ("revenue_at_risk",), what="The revenue-at-risk summary")
+    headers = table_headers(lang, currency=currency)
     shown = summary.head(top).iloc[::-1]
     fig, ax = new_figure(7.0, max(3.0, 0.35 * len(shown) + 1.5))
-    names = [_group_name(group) for group in shown.index]
-    ax.barh(names, shown["revenue_at_risk"].to_numpy())
+    names = [_group_name(group, shown.index.names, lang) for group in shown.index]
+    bars = ax.barh(names, shown["revenue_at_risk"].to_numpy())
+    # Each bar's amount at its end: millions on a few ticks are too coarse to read one off.
+    ax.bar_label(bars, fmt="{:,.0f}", padding=3, fontsize=8)
+    ax.margins(x=0.15)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
     ax.xaxis.set_major_formatter("{x:,.0f}")
-    ax.set_xlabel(label("revenue_at_risk", lang))
-    ax.set_title(label("revenue_at_risk", lang))
+    ax.set_xlabel(headers["revenue_at_risk"])
+    ax.set_title(_title(summary, top, lang))
     return finish(fig, lang)

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_ml.config import CURRENCY_SYMBOLS
+
 Getter = Callable[[str], np.ndarray | None]
 LANGUAGES = ("en", "zh")
-CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "HKD": "HK$"}
 
 
 @dataclass(frozen=True)

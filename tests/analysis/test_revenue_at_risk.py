@@ -106,8 +106,8 @@ def test_revenue_at_risk_by_tier_and_owner(risk_store):
     assert by_tier["expected_churners"].tolist() == pytest.approx([0.5, 0.2])
     assert by_tier["revenue_12m"].tolist() == [300.0, 50.0]
     assert by_tier["revenue_at_risk"].tolist() == pytest.approx([150.0, 10.0])
-    assert by_tier["risk_share"].tolist() == pytest.approx([0.5, 0.2])
-    assert by_tier["share_of_risk"].tolist() == pytest.approx([150 / 160, 10 / 160])
+    assert by_tier["revenue_at_risk_rate"].tolist() == pytest.approx([0.5, 0.2])
+    assert by_tier["share_of_total_at_risk"].tolist() == pytest.approx([150 / 160, 10 / 160])
 
     by_owner = revenue_at_risk(risk, by="owner")
     assert by_owner.index.names == ["owner_id", "owner_name"]
@@ -122,6 +122,25 @@ def test_segments_as_a_series_and_overlapping(risk_store):
     assert summary.loc["VIP", "revenue_at_risk"] == pytest.approx(150.0)
     assert summary.loc["new", "revenue_at_risk"] == pytest.approx(150.0)
     assert summary.loc["(none)", "customers"] == 1
+
+
+def test_segment_shares_are_of_the_distinct_customers_revenue_at_risk(risk_store):
+    # c1 (150 at risk) is in both segments, c2 (10) in one: 160 at risk in all, not 310 (H2).
+    segments = pd.DataFrame({"customer_id": ["c1", "c1", "c2"], "segment": ["VIP", "new", "new"]})
+    summary = revenue_at_risk(customer_risk(risk_store, AS_OF, segments=segments), by="segment")
+
+    assert summary.index.tolist() == ["new", "VIP"]
+    assert summary["revenue_at_risk"].tolist() == pytest.approx([160.0, 150.0])
+    assert summary["share_of_total_at_risk"].tolist() == pytest.approx([1.0, 150 / 160])
+    assert summary["revenue_at_risk_rate"].tolist() == pytest.approx([160 / 350, 0.5])
+
+
+def test_a_risk_frame_by_segment_needs_customer_ids():
+    risk = pd.DataFrame(
+        {"segment": ["VIP"], "p_churn": [0.5], "revenue_12m": [300.0], "revenue_at_risk": [150.0]}
+    )
+    with pytest.raises(ValidationError, match=r"by segment is missing column\(s\) customer_id"):
+        revenue_at_risk(risk, by="segment")
 
 
 def test_a_score_dated_at_as_of_is_used_and_none_before_it_fails(risk_store):
@@ -182,3 +201,28 @@ def test_the_owner_chart_names_unassigned_customers_without_nan():
     ax = plot_revenue_at_risk(summary).axes[0]
 
     assert [t.get_text() for t in ax.get_yticklabels()] == ["AM010 / 罗经理", "(unassigned)"]
+
+
+def _owner_summary(rows: int = 2) -> pd.DataFrame:
+    groups = [("(unassigned)", ""), ("AM010", "罗经理")] + [(f"AM{i:03d}", "") for i in range(rows)]
+    return pd.DataFrame(
+        {"revenue_at_risk": [float(100 - i) for i in range(len(groups))]},
+        index=pd.MultiIndex.from_tuples(groups, names=["owner_id", "owner_name"]),
+    ).head(rows)
+
+
+def test_the_owner_chart_in_chinese_names_its_currency_and_unassigned_customers():
+    ax = plot_revenue_at_risk(_owner_summary(), lang="zh").axes[0]
+
+    assert ax.get_xlabel() == "流失风险金额（¥）"
+    assert ax.get_title() == "各负责人流失风险金额"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["AM010 / 罗经理", "（未分配负责人）"]
+    assert [t.get_text() for t in ax.texts] == ["99", "100"]  # each bar's amount
+
+
+def test_the_chart_takes_the_settings_currency_and_says_when_groups_are_left_out():
+    ax = plot_revenue_at_risk(_owner_summary(5), top=3, currency="USD").axes[0]
+
+    assert ax.get_xlabel() == "Revenue at risk ($)"
+    assert ax.get_title() == "Revenue at risk by account manager (top 3)"
+    assert len(ax.get_yticklabels()) == 3
