@@ -8,6 +8,7 @@ missing; elsewhere they are skipped with the reason.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,35 @@ def _same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 def test_features_on_spark_equal_duckdbs(tables: Any, duckdb_features: pd.DataFrame) -> None:
     assert 40 < len(duckdb_features) < 60  # 5 sample + ~45 random customers exist at AS_OF
     _same(customer_features(tables, AS_OF), duckdb_features)
+
+
+def test_spark_numbers_the_population_without_a_window_over_all_of_it(
+    tables: Any, duckdb_features: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark runs a window over the whole population in one partition, and warns on every plan."""
+    import crm_ml.features.align as align
+    from crm_ml.features import FeatureWindows
+    from crm_ml.features.backend import fetch, temporary_table
+    from crm_ml.features.identity import open_snapshot
+
+    materialised: list[str] = []
+
+    def recording(con: Any, expr: Any, prefix: str) -> Any:
+        materialised.append(str(tables.compile(expr)))
+        return temporary_table(con, expr, prefix)
+
+    monkeypatch.setattr(align, "temporary_table", recording)
+    with (
+        open_snapshot(tables, "pyspark", AS_OF, FeatureWindows()) as snap,
+        align.numbered_population(snap) as index,
+    ):
+        numbered = fetch(snap.people.select("customer_id", align.POSITION))
+    windows = re.findall(r"OVER\s*\(\s*(\w+ BY)", " ".join(materialised))
+    assert windows and set(windows) == {"PARTITION BY"}
+    # Positions 0..n-1, one per customer, and the index lists the ids in position order.
+    assert sorted(numbered[align.POSITION]) == list(range(len(duckdb_features)))
+    assert list(index[numbered[align.POSITION]]) == list(numbered["customer_id"])
+    assert sorted(index) == list(duckdb_features.index)
 
 
 def test_features_kept_on_spark_equal_duckdbs(

@@ -186,7 +186,8 @@ def customer_features(
         parts = [_group_frame(snap, group, index) for group in steps]
     frame = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=index)
     if not frame.index.is_monotonic_increasing:
-        # The database's collation may order ids differently from Python (PostgreSQL locales).
+        # The database's collation may order ids differently from Python (PostgreSQL locales),
+        # and Spark numbers customers within hash buckets (features.align).
         frame = frame.sort_index()
     # ISO text, not a datetime: pandas writes attrs to Parquet as JSON, and a datetime there
     # makes frame.to_parquet() raise.

@@ -21,11 +21,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from itertools import chain
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 from sqlalchemy.exc import IntegrityError
 
 from crm_ml.errors import NotFoundError, ValidationError
@@ -59,6 +61,37 @@ _TYPE_CHECKS: dict[str, Callable[[pa.DataType], bool]] = {
 _KEYS = ("model_name", "model_version", "as_of")
 
 
+def pyarrow_name(path: str) -> str | None:
+    """Return the name pyarrow knows a Spark folder by, for schemes only Spark's Hadoop reads.
+
+    ``s3a://b/k`` is ``s3://b/k`` (the same objects); Databricks mounts
+    ``dbfs:/mnt/x`` on the driver at ``/dbfs/mnt/x``. None for other paths.
+    """
+    parts = urlsplit(path)
+    if parts.scheme in ("s3a", "s3n"):
+        return f"s3://{parts.netloc}{parts.path}"
+    if parts.scheme == "dbfs" and not parts.netloc:
+        return f"/dbfs{parts.path}"
+    return None
+
+
+def pyarrow_problem(path: str) -> str | None:
+    """Say why pyarrow cannot open ``path`` here; None for a local path or a URI it opens.
+
+    The check :func:`load_spark_scores` would fail at, without reading anything:
+    an unknown scheme (``s3a://``, ``dbfs:/``), or a filesystem pyarrow cannot
+    set up here (``hdfs://`` without libhdfs, an S3 bucket it cannot locate).
+    """
+    scheme = urlsplit(path).scheme
+    if len(scheme) <= 1 or scheme == "file":  # a local path (one letter: a Windows drive)
+        return None
+    try:
+        pafs.FileSystem.from_uri(path)
+    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        return str(exc)
+    return None
+
+
 def _scores_dataset(scores: Any) -> tuple[ds.Dataset, str]:
     """Return a pyarrow dataset over ``scores`` and how to name it in messages."""
     if isinstance(scores, pd.DataFrame | pa.Table):
@@ -80,7 +113,12 @@ def _scores_dataset(scores: Any) -> tuple[ds.Dataset, str]:
             "(out_path), readable from this machine."
         ) from exc
     except pa.ArrowInvalid as exc:
-        raise ValidationError(f"{path} is not readable as Parquet scores: {exc}") from exc
+        other = pyarrow_name(path)
+        hint = f" This machine reads that folder as {other}: pass that." if other else ""
+        problem = str(exc).rstrip(".")
+        raise ValidationError(
+            f"{path} is not readable as Parquet scores: {problem}.{hint}"
+        ) from exc
 
 
 def _check_columns(schema: pa.Schema, label: str, *, need_as_of: bool) -> None:

@@ -62,7 +62,7 @@ from crm_ml.models.scoring import (
 )
 from crm_ml.models.scoring_targets import scored_population, scoring_target
 from crm_ml.spark.features import features_date
-from crm_ml.spark.loading import load_spark_scores
+from crm_ml.spark.loading import load_spark_scores, pyarrow_name, pyarrow_problem
 from crm_ml.spark.session import require_pyspark
 from crm_ml.store import Store
 from crm_ml.store.erased import erased_ids
@@ -174,6 +174,33 @@ def _scores_date(features: Any, frame: Any, as_of: datetime | None) -> datetime 
         f"for that date (spark_features(tables, {day_text(as_of)!r})), or pass "
         f"as_of={day_text(built)!r} (or leave as_of out: it defaults to the features' date). "
         "Nothing was scored."
+    )
+
+
+def _check_readable_back(out_path: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an ``out_path`` that ``store=`` could not read back on the driver.
+
+    Raises
+    ------
+    ConfigError
+        If pyarrow cannot open ``out_path`` here (``s3a://``, ``dbfs:/``...).
+    """
+    path = os.fspath(out_path)
+    problem = pyarrow_problem(path)
+    if problem is None:
+        return
+    other = pyarrow_name(path)
+    later = (
+        f"under pyarrow's name for that folder: load_spark_scores(store, {other!r}, as_of=...)"
+        if other
+        else "with load_spark_scores(store, <the folder as this machine sees it>, as_of=...)"
+    )
+    raise ConfigError(
+        f"score_on_spark(store=...) loads the scores by reading out_path back on this machine "
+        f"with pyarrow, which cannot open {path} ({problem}). Nothing was computed. Write them "
+        "where Spark and this machine open the same name (a local folder, one mounted at the "
+        "same path on every node, or a URI both know, such as s3:// on EMR or gs:// with the "
+        f"connector), or leave store= out and load them afterwards, {later}."
     )
 
 
@@ -437,7 +464,13 @@ def score_on_spark(
     settings : Settings
         The MLflow store (``mlflow_tracking_uri``), the language and currency of reasons.
     out_path : path
-        Parquet folder written by Spark (``s3a://``, ``hdfs://``... on a cluster).
+        Parquet folder written by Spark: any path the cluster writes (``s3a://``,
+        ``hdfs://``, ``dbfs:/``...). With ``store``, this machine also reads it
+        back with pyarrow, so it must be a name pyarrow opens: a local or mounted
+        path, or ``s3://``, ``gs://``, ``abfs://``, ``hdfs://`` (checked before
+        anything is computed). Otherwise leave ``store`` out and call
+        :func:`~crm_ml.spark.loading.load_spark_scores` with the folder as this
+        machine names it (``s3://`` for ``s3a://``, ``/dbfs/...`` for ``dbfs:/...``).
     as_of : date, optional
         Stored in an ``as_of`` column. By default the date the features carry
         (none when they carry none); refused when it differs from it.
@@ -454,7 +487,7 @@ def score_on_spark(
     store : Store, optional
         Also load the written scores into this store's ``score`` table with
         :func:`~crm_ml.spark.loading.load_spark_scores` (needs a date, from
-        ``as_of`` or the features, and ``out_path`` readable from the driver);
+        ``as_of`` or the features, and ``out_path`` readable by pyarrow here);
         its tiers name the reasons' tiers, and its erased customers, as of now,
         are left out.
 
@@ -470,14 +503,17 @@ def score_on_spark(
     Raises
     ------
     ConfigError
-        If ``as_of`` is not a date, or ``store`` is given without a date.
+        If ``as_of`` is not a date, or ``store`` is given without a date or with
+        an ``out_path`` pyarrow cannot open here.
     ValidationError
         If the features were built for another date than ``as_of``, or lack
         the model's columns.
     """
     require_pyspark()
-    # Dates first: a wrong one should cost nothing, not a model load and a UDF.
+    # Dates and paths first: a wrong one should cost nothing, not a model load and a UDF.
     asked = None if as_of is None else as_timestamp(as_of)
+    if store is not None:
+        _check_readable_back(out_path)
     frame = _spark_frame(session, features)
     stamp = _scores_date(features, frame, asked)
     if store is not None and stamp is None:

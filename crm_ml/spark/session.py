@@ -27,10 +27,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from crm_ml.errors import ConfigError, NotFoundError, StoreError, ValidationError
 from crm_ml.features.backend import FEATURE_TABLES
@@ -76,6 +78,17 @@ def require_pyspark() -> Any:
     return pyspark
 
 
+def local_warehouse() -> str:
+    """Return the ``spark.sql.warehouse.dir`` of a local session: this process's temp folder.
+
+    Spark's default, ``./spark-warehouse``, appears in the working directory (a
+    project folder, the repository) as soon as anything looks past the temporary
+    views into the catalog. A local session's catalog is in memory and forgets its
+    tables when the session ends, so their files belong in a temporary folder.
+    """
+    return os.path.join(tempfile.gettempdir(), f"crm_ml-spark-warehouse-{os.getpid()}")
+
+
 def session_conf(
     master: str,
     *,
@@ -93,8 +106,10 @@ def session_conf(
     if driver_memory:
         settings["spark.driver.memory"] = driver_memory
     if master.startswith("local"):
-        # A cluster keeps its own JVM options; a local JVM runs in UTC like the session.
+        # A cluster keeps its own JVM options and warehouse; a local JVM runs in UTC like the
+        # session, and keeps its warehouse out of the working directory (see spark_session).
         settings["spark.driver.extraJavaOptions"] = "-Duser.timezone=UTC"
+        settings["spark.sql.warehouse.dir"] = local_warehouse()
         if local_ip:
             settings["spark.driver.host"] = local_ip
             settings["spark.driver.bindAddress"] = local_ip
@@ -126,7 +141,10 @@ def spark_session(
         unless already set): a laptop on a VPN or without a resolvable host
         name otherwise fails to start. None leaves it to Spark.
     conf : mapping, optional
-        Further Spark settings, applied last.
+        Further Spark settings, applied last. A local session keeps its warehouse
+        (``spark.sql.warehouse.dir``, where ``saveAsTable`` writes) in a folder of
+        this process under the temp dir (:func:`local_warehouse`), not Spark's
+        ``./spark-warehouse``; set it here to keep such tables.
 
     Returns
     -------
@@ -223,6 +241,43 @@ def _missing_folder(name: str, path: str, location: str) -> NotFoundError:
     )
 
 
+#: The Hadoop connector that gives Spark each common storage scheme.
+_CONNECTORS = {
+    "gs": "Google's gcs-connector jar",
+    "s3a": "the hadoop-aws jar with the AWS SDK bundle",
+    "s3": "the hadoop-aws jar with the AWS SDK bundle, and write the path as s3a://",
+    "abfs": "the hadoop-azure jar",
+    "abfss": "the hadoop-azure jar",
+    "wasb": "the hadoop-azure jar",
+    "wasbs": "the hadoop-azure jar",
+}
+
+
+def _java_error(exc: Exception) -> str:
+    """Return the first line of the Java error behind ``exc`` (py4j's text begins with a call)."""
+    lines = [line.strip().removeprefix(": ") for line in str(exc).splitlines()]
+    found = [line for line in lines if line and not line.startswith("An error occurred")]
+    return found[0] if found else type(exc).__name__
+
+
+def _unreadable_export(path: str, location: str, exc: Exception) -> StoreError:
+    """Describe an export location Spark cannot read: a scheme it has no connector for, or else."""
+    cause = _java_error(exc)
+    if "No FileSystem for scheme" not in cause:
+        return StoreError(
+            f"Spark cannot read {path}: {cause}. Check that the cluster can reach "
+            f"{location} (credentials, network), or copy the export somewhere Spark can read."
+        )
+    scheme = urlsplit(path).scheme
+    connector = _CONNECTORS.get(scheme, f"the Hadoop FileSystem for {scheme}://")
+    return StoreError(
+        f"Spark cannot read {path}: no FileSystem for scheme {scheme!r} on this Spark. Install "
+        f"the connector on the cluster ({connector}, e.g. with spark.jars when the session "
+        f"starts), or copy the export in {location} somewhere Spark can read (a local folder "
+        "for a local session, HDFS...). Nothing was registered."
+    )
+
+
 def _parquet_source(session: Any, location: str, name: str) -> _TableSource:
     """Find one exported table's folder and the schema of its Parquet files."""
     from pyspark.errors import AnalysisException
@@ -241,6 +296,9 @@ def _parquet_source(session: Any, location: str, name: str) -> _TableSource:
         if condition == "PATH_NOT_FOUND":
             raise _missing_folder(name, path, location) from exc
         raise
+    except Exception as exc:  # py4j's Py4JJavaError, or Spark Connect's own error
+        # Its text is the whole Java stack (14,000 characters): say what it means instead.
+        raise _unreadable_export(path, location, exc) from exc
     # `year` is the partition folders' column, not a stored one.
     found = T.StructType([f for f in schema.fields if f.name != "year"])
     return _TableSource(name, path, found)
@@ -429,6 +487,9 @@ def spark_tables(
     ------
     NotFoundError
         If a table's folder, or catalog table, does not exist.
+    StoreError
+        If Spark cannot read ``parquet_dir``: no connector for its scheme
+        (``gs://`` without the GCS connector), no access...
     ValidationError
         If tables lack columns or hold unreadable types: every such table and
         column is named with the type expected and found, and nothing is
