@@ -68,11 +68,72 @@ def _step(echo: Echo, number: int, total: int, title: str) -> Iterator[None]:
     echo(f"      done in {time.perf_counter() - started:.1f} s")
 
 
-def _demo_secret(echo: Echo) -> None:
-    """Set a throwaway key for pseudonymous ids when none is set (lists need one)."""
-    if not os.environ.get("CRM_ML_EXPORT_SECRET"):
-        os.environ["CRM_ML_EXPORT_SECRET"] = secrets.token_hex(32)
-        echo("      (CRM_ML_EXPORT_SECRET not set: using a throwaway key for this demo run)")
+def _demo_secret(settings: Settings, echo: Echo) -> Path | None:
+    """Without ``CRM_ML_EXPORT_SECRET``, export the demo's lists under the key kept for them.
+
+    Returns where that key is kept (None when the environment gave one).
+
+    ``crm-ml lists find`` needs the key a list was written with: a key made for
+    one run and forgotten would leave the demo's lists unsearchable for good.
+    So the key is made once in ``data/`` (git-ignored, readable by its owner
+    only) and reused by later demo runs, and the run says where it is.
+    """
+    from crm_ml.segments.masking import SECRET_ENV
+
+    if os.environ.get(SECRET_ENV):
+        return None
+    path = _demo_secret_file(settings)
+    made = _make_secret_file(path)
+    os.environ[SECRET_ENV] = _read_secret_file(path)
+    shown = path.relative_to(settings.root) if path.is_relative_to(settings.root) else path
+    echo(
+        f"      ({SECRET_ENV} not set: the lists use the demo's key, "
+        f"{'made in' if made else 'kept in'} {shown}. To find a customer in them or export "
+        f"from JupyterLab later, first: export {SECRET_ENV}=$(cat {shown}))"
+    )
+    return shown
+
+
+def _demo_secret_file(settings: Settings) -> Path:
+    from crm_ml.segments.find import DEMO_SECRET_FILE
+
+    return settings.data_dir / DEMO_SECRET_FILE
+
+
+def _make_secret_file(path: Path) -> bool:
+    """Write a new random key to ``path``, readable by its owner only, unless there is one.
+
+    Returns whether it was made. The key is written to a hidden file first and
+    linked into place, so a reader never sees the file empty.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secrets.token_hex(32) + "\n")
+        os.link(draft, path)
+    except FileExistsError:
+        return False
+    finally:
+        draft.unlink(missing_ok=True)
+    return True
+
+
+def _read_secret_file(path: Path) -> str:
+    """Return the key kept in ``path``; refuse one that exports would refuse."""
+    from crm_ml.segments.masking import SECRET_ENV, require_secret
+
+    key = path.read_text(encoding="utf-8").strip()
+    try:
+        require_secret(key)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"The demo's export key in {path} cannot be used: {exc} Set {SECRET_ENV}, or delete "
+            "the file to have the demo make a new key (lists written with the old one can then "
+            "be searched only with a copy of it)."
+        ) from exc
+    return key
 
 
 def _train(
@@ -218,13 +279,13 @@ def run_demo(
             + tags_apply_command(store, as_of, features=features).splitlines()[0].rstrip(":")
         )
         echo("      segments: " + ", ".join(_save_demo_segments(store)))
-    _demo_secret(echo)
+    demo_key = _demo_secret(settings, echo)
     day = as_of.date()
     for number, report in enumerate(DEMO_REPORTS, 8):
         with _step(echo, number, total, f"Report: {report}"):
             run_report(settings, report, as_of=day)
     folder = settings.reports_dir / f"{day:%Y-%m-%d}"
-    echo(_closing_words(settings, folder))
+    echo(_closing_words(settings, folder, demo_key))
     return folder
 
 
@@ -248,7 +309,7 @@ def _check_demo(settings: Settings, n_customers: int) -> None:
         notebook_path(settings, report)
 
 
-def _closing_words(settings: Settings, folder: Path) -> str:
+def _closing_words(settings: Settings, folder: Path, demo_key: Path | None) -> str:
     lists = sorted(p for p in folder.rglob("*.csv"))
     lines = [
         "",
@@ -261,5 +322,11 @@ def _closing_words(settings: Settings, folder: Path) -> str:
         "Explore in JupyterLab:   .venv/bin/jupyter lab notebooks/",
         "MLflow UI:               MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false .venv/bin/mlflow server "
         f"--backend-store-uri {settings.mlflow_tracking_uri} --workers 1 --host 127.0.0.1",
+        # The lists' 匿名编号 are made with this key: `lists find` and JupyterLab exports need it.
+        *(
+            [f"Lists' key:              export CRM_ML_EXPORT_SECRET=$(cat {demo_key})"]
+            if demo_key
+            else []
+        ),
     ]
     return "\n".join(lines)

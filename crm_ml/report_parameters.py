@@ -11,7 +11,12 @@ default lies in 0–1) must lie in 0–1 too: ``60`` for 60 % is refused, naming
 What a report's list exports need beyond its parameters (the export secret from
 the environment, stored segment names) is checked by :func:`check_report_exports`,
 which an exporting notebook calls in its setup cell: a bad channel then fails
-the run before it saves a segment, takes a snapshot or applies tags.
+the run before it saves a segment, takes a snapshot or applies tags. Under
+``crm-ml report run`` (:func:`in_report_run`) a missing export secret fails it
+too; a notebook opened in JupyterLab without one runs the analysis and writes no
+list, with :data:`NO_SECRET_NOTE` saying how to write them. Who a report's
+writes are recorded under is :func:`report_actor`: the report under a report
+run, the person running the notebook otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
+import getpass
 import json
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -32,11 +39,24 @@ from crm_ml.errors import ValidationError
 if TYPE_CHECKING:
     from crm_ml.store.connection import Store
 
+log = logging.getLogger(__name__)
+
 _SECRET_NAME = re.compile(r"pass(word)?|secret|token|api_?key|credential", re.IGNORECASE)
 _LITERALS = (str, int, float, bool, type(None))
 #: Parameters every run sets itself; ``-p`` cannot override them.
 RESERVED_PARAMETERS = ("as_of", "output_dir")
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+#: The folder under the reports folder where :func:`crm_ml.reporting.run_report` runs a
+#: notebook: its ``output_dir`` is ``<reports>/_staging/<run>/<report>``.
+STAGING_DIR = "_staging"
+#: What a notebook run outside ``crm-ml report run`` without the export secret says.
+NO_SECRET_NOTE = (
+    "CRM_ML_EXPORT_SECRET is not set, so this session writes no list (their 匿名编号 are made "
+    "with that key); the analysis runs. To write the lists, start JupyterLab again with the "
+    "key they are exported with set, e.g. after `crm-ml demo`, the demo's key: "
+    "`export CRM_ML_EXPORT_SECRET=$(cat data/demo_export_secret)`. `crm-ml report run` "
+    "refuses to start without it."
+)
 
 
 def check_parameters(parameters: dict[str, Any]) -> None:
@@ -241,6 +261,39 @@ def _as_list(value: object) -> list[Any]:
     raise ValueError('a list in JSON such as ["a", "b"]')
 
 
+def in_report_run(out_dir: str | Path) -> bool:
+    """Tell whether a notebook runs under ``crm-ml report run``, from its ``output_dir``.
+
+    :func:`crm_ml.reporting.run_report` always sets ``output_dir`` to the run's
+    staging folder, ``<reports>/_staging/<run>/<report>``; a notebook opened in
+    JupyterLab keeps its parameters cell's default, ``lists``.
+    """
+    folder = Path(out_dir)
+    return folder.is_absolute() and folder.parent.parent.name == STAGING_DIR
+
+
+def report_actor(given: str | None, *, report: str, out_dir: str | Path) -> str:
+    """Return who a report notebook's writes are recorded under (segments, tags, export_log).
+
+    Parameters
+    ----------
+    given : str or None
+        ``CRM_ML_ACTOR`` from the environment; used when set.
+    report : str
+        The notebook's name: ``<report> report`` is the actor of a report run.
+    out_dir : str or pathlib.Path
+        The notebook's ``output_dir``: outside a report run (:func:`in_report_run`)
+        a person runs the notebook, and the audit trail names them by their
+        login name (``<report> report`` if the system has none).
+    """
+    if given and given.strip():
+        return given.strip()
+    if not in_report_run(out_dir):
+        with contextlib.suppress(KeyError, OSError):  # no user name in some containers
+            return getpass.getuser()
+    return f"{report} report"
+
+
 def check_report_exports(
     store: Store,
     segments: Sequence[str] = (),
@@ -259,6 +312,11 @@ def check_report_exports(
     the failed run would have changed the store all the same. Call this in the
     notebook's setup cell with the arguments the exports will get. It reads the
     store (segment names) and writes nothing.
+
+    A missing secret is refused under ``crm-ml report run`` only
+    (:func:`in_report_run`): a notebook opened in JupyterLab without it runs
+    its analysis, writes no list, and :data:`NO_SECRET_NOTE` is logged at
+    WARNING (shown under the setup cell).
 
     Parameters
     ----------
@@ -282,8 +340,8 @@ def check_report_exports(
     ValidationError
         For an unknown channel, purpose or language, or no actor.
     ConfigError
-        Without an export secret, or one too short, or when ``out_dir`` cannot
-        be a folder.
+        Without an export secret under a report run, with one too short, or
+        when ``out_dir`` cannot be a folder.
     NotFoundError
         For a name that is neither a saved segment nor a template.
     """
@@ -295,7 +353,10 @@ def check_report_exports(
 
     check_channel(channel, purpose)
     list_headers(language)
-    require_secret(secret)
+    if secret or in_report_run(out_dir):
+        require_secret(secret)
+    else:
+        log.warning("%s", NO_SECRET_NOTE)
     if not actor or not str(actor).strip():
         raise ValidationError(
             "A report's lists need an actor (who exports) for the export log: set "

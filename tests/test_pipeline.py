@@ -48,6 +48,8 @@ def test_the_demo_publishes_both_reports_and_owner_lists(demo: tuple[Path, str])
     lists = sorted(folder.rglob("*.csv"))
     assert lists and all(p.read_bytes().startswith(codecs.BOM_UTF8) for p in lists)
     assert any("_owner-" in p.name for p in lists)
+    # The lists' ids are made with the demo's kept key: the last lines say how to use it.
+    assert "export CRM_ML_EXPORT_SECRET=$(cat data/demo_export_secret)" in printed.splitlines()[-1]
 
 
 def test_the_demo_leaves_a_closed_scoring_run_for_the_models_check(demo: tuple[Path, str]) -> None:

@@ -21,6 +21,8 @@ from crm_ml.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "reporting-checks-test-key-2f9e"
+#: Where a report run's notebook writes its lists (``output_dir``).
+STAGED = "/srv/crm/reports/_staging/2024-10-01-segment_lists-1a2b3c4d/segment_lists"
 
 
 def _check(store: Store, segments=(), **overrides):
@@ -56,8 +58,17 @@ def test_without_segments_the_inputs_are_still_checked(store: Store) -> None:
     [
         ({"channel": "fax"}, ValidationError, r"^Unknown channel 'fax'; expected one of \('sms'"),
         ({"purpose": "sales"}, ValidationError, r"^Unknown purpose 'sales'; expected one of"),
-        ({"secret": None}, ConfigError, r"Set the environment variable CRM_ML_EXPORT_SECRET"),
-        ({"secret": ""}, ConfigError, r"Set the environment variable CRM_ML_EXPORT_SECRET"),
+        # Under a report run only (its staging folder): tests/test_report_exports_interactive.py
+        (
+            {"secret": None, "out_dir": STAGED},
+            ConfigError,
+            r"Set the environment variable CRM_ML_EXPORT_SECRET",
+        ),
+        (
+            {"secret": "", "out_dir": STAGED},
+            ConfigError,
+            r"Set the environment variable CRM_ML_EXPORT_SECRET",
+        ),
         ({"secret": "short"}, ConfigError, r"^The export secret is 5 bytes; at least 16"),
         ({"language": "fr"}, ValidationError, r"^Unknown list language 'fr'"),
         ({"actor": " "}, ValidationError, r"^A report's lists need an actor \(who exports\)"),

@@ -54,6 +54,9 @@ def _add_lists(sub: argparse._SubParsersAction) -> None:
         "and whether the file is published or archived. The customer is found by the "
         "pseudonymous id (匿名编号), recomputed with CRM_ML_EXPORT_SECRET, which must be the "
         "key the lists were written with, or by the customer id (客户编号) in unmasked lists. "
+        "Masked lists written under another key (an earlier one, or the demo's, kept in "
+        "data/demo_export_secret) cannot be searched with it: they are counted and named, to "
+        "search again with the key they were written with. "
         "Ids merged into the same person are searched too.",
     )
     find.add_argument("customer_id", metavar="ID", help="a customer id (a merged-away one works)")

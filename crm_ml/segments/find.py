@@ -8,6 +8,13 @@ keyed pseudonymous id (匿名编号, recomputed with the export secret) in any
 list, or by the customer id (客户编号) in an unmasked one. A person is every
 record merged into the same survivor, so a list written before a merge is
 found too. Each file comes with its ``export_log`` row, if it has one.
+
+A masked list written under another key (an earlier key, the demo's) cannot be
+searched with the one given: none of its 匿名编号 match. Rather than count it as
+searched, :func:`find_lists` tells such files from the rest by their content: a
+list written under the key given has 匿名编号 that stored customers have under
+it. The files none of whose sampled 匿名编号 is a stored customer's are named as
+not searched, so "in 0 files" is never said of lists that could not be read.
 """
 
 from __future__ import annotations
@@ -43,6 +50,13 @@ _LOG_COLUMNS = FOUND_COLUMNS[4:]
 #: A progress bar is shown from this many files on.
 PROGRESS_FROM = 20
 _UNREADABLE = (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
+#: How many 匿名编号 of a list are kept to tell whether it was written under the key given.
+KEY_SAMPLE = 64
+#: Customer ids read from the store at a time while telling the lists' keys.
+_KEY_CHUNK = 20_000
+#: The file under the project's data folder where ``crm-ml demo`` keeps the key of its
+#: lists when ``CRM_ML_EXPORT_SECRET`` is not set (see :func:`crm_ml.pipeline.run_demo`).
+DEMO_SECRET_FILE = "demo_export_secret"
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,14 @@ class ListsFound:
         How many files were read.
     unreadable : tuple of pathlib.Path
         Files that could not be read as a list (to check by hand).
+    other_key : tuple of pathlib.Path
+        Masked lists written under another key than the one given: none of
+        their sampled 匿名编号 is a stored customer's under it, so the person
+        could not be looked for in them. Among ``searched``, never in ``files``.
+    demo_secret : pathlib.Path, optional
+        The demo's key file (:data:`DEMO_SECRET_FILE`), when it exists, holds
+        another key than the one given and ``other_key`` is not empty: those
+        lists may be the demo's.
     """
 
     customer_id: str
@@ -82,6 +104,8 @@ class ListsFound:
     files: pd.DataFrame
     searched: int
     unreadable: tuple[Path, ...] = ()
+    other_key: tuple[Path, ...] = ()
+    demo_secret: Path | None = None
 
     def __str__(self) -> str:
         lines = [self._headline()]
@@ -89,10 +113,28 @@ class ListsFound:
             first = rows.iloc[0]
             lines.append(f"  [{state}] {path}  ({first['rows']} row(s), by {first['matched_by']})")
             lines.extend(f"      {_logged_text(row)}" for _, row in rows.iterrows())
+        if self.other_key:
+            lines.append(self._other_key_text())
+            lines.extend(f"  {path}" for path in self.other_key)
         if self.unreadable:
             lines.append(f"{len(self.unreadable)} file(s) could not be read; check them by hand:")
             lines.extend(f"  {path}" for path in self.unreadable)
         return "\n".join(lines)
+
+    def _other_key_text(self) -> str:
+        again = f"crm-ml lists find {self.customer_id}"
+        text = (
+            f"{len(self.other_key)} file(s) were written under another key than the "
+            f"{SECRET_ENV} given (none of their 匿名编号 is a stored customer's under it), so "
+            f"{self.customer_id} could not be looked for in them. Run `{again}` again with "
+            f"{SECRET_ENV} set to the key they were written with"
+        )
+        if self.demo_secret is not None:
+            text += (
+                f"; the demo keeps the key of its lists in {self.demo_secret}: "
+                f"`{SECRET_ENV}=$(cat {self.demo_secret}) {again}`"
+            )
+        return text + ":"
 
     def _headline(self) -> str:
         who = self.customer_id
@@ -107,9 +149,16 @@ class ListsFound:
         found = self.files["path"].nunique()
         states = self.files.drop_duplicates("path")["state"].value_counts()
         counts = ", ".join(f"{n} {state}" for state, n in states.items())
+        not_searched = (
+            f"; {len(self.other_key)} of them were written under another key and could not "
+            "be searched (see below)"
+            if self.other_key
+            else ""
+        )
         return (
             f"{who}: in {found} of {self.searched} list file(s) read"
             + (f" ({counts})" if found else "")
+            + not_searched
             + note
         )
 
@@ -211,8 +260,17 @@ def _state(path: str, reports_dir: Path) -> str:
     return "unpublished" if parts[0].startswith("_") else "published"
 
 
-def _matches(path: str, pseudo_ids: set[str], records: set[str]) -> tuple[int, str] | None:
-    """Return (rows, matched by) if the list at ``path`` holds the person; raises if unreadable."""
+def _matches(
+    path: str, pseudo_ids: set[str], records: set[str]
+) -> tuple[tuple[int, str] | None, list[str]]:
+    """Return (rows, matched by) if the list at ``path`` holds the person, and its key sample.
+
+    The sample is up to :data:`KEY_SAMPLE` of the list's 匿名编号, to tell
+    whether it was written under the key given (:func:`_written_under_other_keys`);
+    empty when there is nothing to tell: the person was found by 匿名编号 (so
+    the key is right), the list names customer ids (searched by them whatever
+    the key), or it has no rows. Raises if the file is unreadable.
+    """
     frame = read_list(path)
     held = pd.Series(False, index=frame.index)
     by = []
@@ -221,7 +279,48 @@ def _matches(path: str, pseudo_ids: set[str], records: set[str]) -> tuple[int, s
             matched = frame[column].isin(wanted)
             held |= matched
             by += [column] if matched.any() else []
-    return (int(held.sum()), " and ".join(by)) if by else None
+    hit = (int(held.sum()), " and ".join(by)) if by else None
+    if "pseudo_id" not in frame or "customer_id" in frame or "pseudo_id" in by:
+        return hit, []
+    written = frame["pseudo_id"][frame["pseudo_id"] != ""]
+    return hit, written.drop_duplicates().head(KEY_SAMPLE).tolist()
+
+
+def _written_under_other_keys(store: Store, key: bytes, samples: dict[str, list[str]]) -> list[str]:
+    """Return the files of ``samples`` none of whose sampled 匿名编号 is a customer's under ``key``.
+
+    Every stored customer's 匿名编号 is computed (merged-away and erased
+    records stay in ``customer``), a chunk at a time, until each file has one:
+    a file written under ``key`` has some as soon as one of its sampled
+    customers comes up; one written under another key never does.
+    """
+    files_of: dict[str, list[str]] = {}
+    for path, written in samples.items():
+        for pseudo_id in written:
+            files_of.setdefault(pseudo_id, []).append(path)
+    left = set(samples)
+    query = select(Customer.customer_id).order_by(Customer.customer_id).limit(_KEY_CHUNK)
+    last: str | None = None
+    with store.connect() as conn:
+        while left:
+            after = query if last is None else query.where(Customer.customer_id > last)
+            chunk = conn.execute(after).scalars().all()
+            for customer_id in chunk:
+                left.difference_update(files_of.get(pseudonymous_id(customer_id, key), ()))
+            if len(chunk) < _KEY_CHUNK:
+                break
+            last = chunk[-1]
+    return sorted(left)
+
+
+def _demo_key_file(settings: Settings, key: bytes) -> Path | None:
+    """Return the demo's key file if it holds another key than ``key``."""
+    path = settings.data_dir / DEMO_SECRET_FILE
+    try:
+        held = path.read_bytes().strip()
+    except OSError:
+        return None
+    return path if held and held != key else None
 
 
 def find_lists(
@@ -244,15 +343,17 @@ def find_lists(
         and the survivor's id those written for the merged-away records.
     secret : str or bytes
         The key the lists' pseudonymous ids were made with
-        (``CRM_ML_EXPORT_SECRET``). Lists made with another key are not found
-        through their pseudonymous ids. A weak key is used, with a warning.
+        (``CRM_ML_EXPORT_SECRET``). Masked lists made with another key cannot
+        be searched with it: they are named in ``other_key`` (and logged at
+        WARNING), not in ``files``. A weak key is used, with a warning.
     progress : bool
         Show a progress bar when there are many files to read.
 
     Returns
     -------
     ListsFound
-        Its ``files`` frame has one row per file and ``export_log`` row.
+        Its ``files`` frame has one row per file and ``export_log`` row; its
+        ``other_key`` names the lists that could not be searched.
 
     Raises
     ------
@@ -264,11 +365,11 @@ def find_lists(
     pseudo_ids = {pseudonymous_id(record, key) for record in records}
     logged = _log_rows(store, settings.reports_dir)
     paths = _list_files(settings.reports_dir, logged["file"])
-    found, unreadable = [], []
+    found, unreadable, samples = [], [], {}
     bar = tqdm(paths, desc="lists", unit="file", disable=not progress or len(paths) < PROGRESS_FROM)
     for path in bar:
         try:
-            hit = _matches(path, pseudo_ids, set(records))
+            hit, samples[path] = _matches(path, pseudo_ids, set(records))
         except _UNREADABLE as exc:
             log.warning("Could not read %s as a list: %s", path, exc)
             unreadable.append(Path(path))
@@ -276,8 +377,19 @@ def find_lists(
         if hit is not None:
             found.append({"path": path, "state": _state(path, settings.reports_dir),
                           "rows": hit[0], "matched_by": hit[1]})  # fmt: skip
+    other_key = _written_under_other_keys(store, key, {p: s for p, s in samples.items() if s})
+    if other_key:
+        log.warning(
+            "%d of the %d list file(s) were written under another key than the one given: "
+            "%s could not be looked for in them by 匿名编号",
+            len(other_key), len(paths), customer_id,
+        )  # fmt: skip
     files = _with_log_rows(pd.DataFrame(found, columns=list(FOUND_COLUMNS[:4])), logged)
-    return ListsFound(customer_id, records, in_store, files, len(paths), tuple(unreadable))
+    return ListsFound(
+        customer_id, records, in_store, files, len(paths), tuple(unreadable),
+        other_key=tuple(Path(p) for p in other_key),
+        demo_secret=_demo_key_file(settings, key) if other_key else None,
+    )  # fmt: skip
 
 
 def _with_log_rows(found: pd.DataFrame, logged: pd.DataFrame) -> pd.DataFrame:
