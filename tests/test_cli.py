@@ -94,7 +94,7 @@ def small_store(project, capsys):
     [
         ([], "choose a command: init, upgrade, info, demo, import"),
         (["tags"], "choose a command: apply, list"),
-        (["segment"], "choose a command: create, show, history, export"),
+        (["segment"], "choose a command: create, list, show, history, export"),
     ],
 )
 def test_a_group_without_its_command_lists_the_commands(project, capsys, argv, commands):

@@ -10,6 +10,11 @@ list's language, written atomically, replacing an earlier export's set of the
 same segment, date, channel and purpose as a whole), and records every file in
 ``export_log``. What becomes of the files afterwards (moved, discarded,
 replaced) is recorded in the same rows by :mod:`crm_ml.segments.export_log`.
+
+Every list gives its caller something to say and to sort by: the 12-month
+revenue and the days since the last purchase, plus the churn columns (value at
+risk, reasons, suggested action) whenever the churn model has scores at the
+list's date; rows are ranked by value at risk, then revenue.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, cast
 import pandas as pd
 from sqlalchemy import Connection, Table, delete, select, update
 
+from crm_ml.analysis.risk import revenue_12m
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.outputs import check_output_folder, remove_old_leftovers, set_aside, staged_file
 from crm_ml.rules import as_timestamp
@@ -35,12 +41,17 @@ from crm_ml.segments.export_log import IN_PLACE, mark_rows, replaced_status
 from crm_ml.segments.headers import PURPOSE_LABELS, list_headers, localise_columns
 from crm_ml.segments.lists import (
     CONTACT_COLUMNS,
+    FOLLOW_UP_P_CHURN,
+    FOLLOW_UP_SHARE,
     MARKETING,
+    ChurnRisk,
     check_channel,
     churn_details,
+    churn_risk_at,
     consent_for,
     contact_details,
     owners_when_sent,
+    recency_days,
 )
 from crm_ml.segments.masking import (
     mask_email,
@@ -62,6 +73,10 @@ UNOWNED = "unowned"
 _E164 = re.compile(r"\+([1-9][0-9]{6,14})")
 _CN_MOBILE = re.compile(r"861[3-9][0-9]{9}")
 
+#: Money columns: written with two decimals (``12022.00``, never ``12022.0``), as the
+#: retention report shows them, so a column reads alike from row to row.
+MONEY_COLUMNS = ("revenue_12m", "value_at_risk")
+
 
 @dataclass(frozen=True)
 class ExportSummary:
@@ -82,6 +97,16 @@ class ExportSummary:
     snapshot_note : str
         ``""`` when the stored snapshot of the current rule was used; otherwise
         why a snapshot was taken first (none yet, or one of an older rule version).
+    follow_up_from : float or None
+        The value at risk from which a customer with ``p_churn`` at or above
+        :data:`~crm_ml.segments.lists.FOLLOW_UP_P_CHURN` is followed up one to
+        one: the top :data:`~crm_ml.segments.lists.FOLLOW_UP_SHARE` of every
+        customer scored at ``as_of``, the same on every list of that date
+        (:class:`~crm_ml.segments.lists.ChurnRisk`). None when the list
+        suggests no churn-based action (no churn columns, or a purpose other
+        than marketing).
+    scored_customers : int
+        How many customers that share was taken of.
     """
 
     segment: str
@@ -93,11 +118,24 @@ class ExportSummary:
     unmasked: bool
     files: pd.DataFrame
     snapshot_note: str = ""
+    follow_up_from: float | None = None
+    scored_customers: int = 0
 
     def __str__(self) -> str:
         text = f"Exported {self.segment} v{self.rule_version} as of {self.as_of:%Y-%m-%d}: "
         text += self._counts() + (" — UNMASKED" if self.unmasked else "")
-        return f"{text}. {self.snapshot_note}" if self.snapshot_note else text
+        notes = [n for n in (self._follow_up(), self.snapshot_note) if n]
+        return ". ".join([text, *notes])
+
+    def _follow_up(self) -> str:
+        """Say from which value at risk customers are followed up one to one, if the list does."""
+        if self.follow_up_from is None or not self.kept:
+            return ""
+        return (
+            f"One-to-one follow-up for p_churn >= {FOLLOW_UP_P_CHURN} and value at risk >= "
+            f"{self.follow_up_from:,.2f} (the top {FOLLOW_UP_SHARE:.0%} of the "
+            f"{self.scored_customers:,} customers scored; the same on every list of this date)"
+        )
 
     def _counts(self) -> str:
         withdrawn, unknown, files = self.excluded_withdrawn, self.excluded_unknown, len(self.files)
@@ -193,15 +231,16 @@ def _build(
     purpose: str,
     key: bytes,
     unmask: bool,
-    churn: bool,
+    churn: bool | None,
     features: pd.DataFrame | None,
     language: str,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (the kept rows, every member's consent and owner).
+) -> tuple[pd.DataFrame, pd.DataFrame, ChurnRisk | None]:
+    """Return (the kept rows, every member's consent and owner, the churn risk the rows show).
 
     Owners are those a list of ``on`` is sent to (:func:`owners_when_sent`):
     like consent, routing follows the list being sent now. Every row says the
-    purpose the list was cleared for, in ``language``.
+    purpose the list was cleared for, in ``language``. The churn risk is None
+    when the rows have no churn columns (see :func:`_caller_columns`).
     """
     with store.connect() as conn:
         status = _sendable_consent(conn, members, channel, purpose, on)
@@ -210,16 +249,56 @@ def _build(
         rows = _personal_columns(contact_details(conn, kept), key, unmask, channel)
         rows.insert(0, "purpose", PURPOSE_LABELS[language][purpose])
         rows = rows.join(owners.reindex(kept))
-        if churn:
-            details = churn_details(
-                conn, kept, on, features, channel=channel, purpose=purpose,
-                language=language, owners=rows["owner_id"],
-            )  # fmt: skip
-            rows = rows.join(details)
-            rows = rows.sort_values(
-                ["value_at_risk", "pseudo_id"], ascending=[False, True], na_position="last"
-            )
-    return rows, owners.assign(consent=status)
+        context, risk = _caller_columns(
+            conn, kept, on, churn=churn, features=features, channel=channel,
+            purpose=purpose, language=language, owners=rows["owner_id"],
+        )  # fmt: skip
+    return _ranked(rows.join(context)), owners.assign(consent=status), risk
+
+
+def _caller_columns(
+    conn: Connection,
+    ids: pd.Index,
+    on: datetime,
+    *,
+    churn: bool | None,
+    features: pd.DataFrame | None,
+    channel: str,
+    purpose: str,
+    language: str,
+    owners: pd.Series,
+) -> tuple[pd.DataFrame, ChurnRisk | None]:
+    """Return what a caller says and sorts by, and the churn risk if its columns are there.
+
+    Every list gets ``revenue_12m`` and ``recency_days``; the churn columns of
+    :func:`~crm_ml.segments.lists.churn_details` come before ``recency_days``
+    when ``churn`` is true, or is None and the churn model has scores at ``on``
+    (an audience that does not select by churn still gets its callers' most
+    urgent customers first). The other arguments are ``churn_details``'.
+    """
+    risk = None if churn is False else churn_risk_at(conn, on)
+    if risk is not None and (churn or not risk.scores.empty):
+        columns = churn_details(
+            conn, ids, on, features, channel=channel, purpose=purpose, language=language,
+            owners=owners, risk=risk,
+        )  # fmt: skip
+    else:
+        revenue = revenue_12m(conn, on) if risk is None else risk.revenue_12m
+        columns = pd.DataFrame({"revenue_12m": revenue.reindex(ids).fillna(0.0)}, index=ids)
+        risk = None
+    return columns.assign(recency_days=recency_days(conn, ids, on)), risk
+
+
+def _ranked(rows: pd.DataFrame) -> pd.DataFrame:
+    """Sort rows as a caller works through them: most value at risk, then most revenue, first.
+
+    Rows without a value at risk (no score) come after those with one; the
+    pseudonymous id breaks ties, so every run gives one order.
+    """
+    keys = [c for c in ("value_at_risk", "revenue_12m") if c in rows.columns]
+    return rows.sort_values(
+        [*keys, "pseudo_id"], ascending=[*(False for _ in keys), True], na_position="last"
+    )
 
 
 def _sendable_consent(
@@ -254,7 +333,7 @@ def _split_files(
             audit[audit["owner_id"].isna()] if owner is None else audit[audit["owner_id"] == owner]
         )
         part = UNOWNED if owner is None else f"owner-{safe_file_part(owner)}"
-        tables.append(localise_columns(mine.reset_index(drop=True), language))
+        tables.append(localise_columns(_as_written(mine.reset_index(drop=True)), language))
         names = mine["owner_name"].dropna()
         written.append(
             {
@@ -266,6 +345,16 @@ def _split_files(
             }
         )
     return written, tables
+
+
+def _as_written(rows: pd.DataFrame) -> pd.DataFrame:
+    """Return ``rows`` with money as text with two decimals (:data:`MONEY_COLUMNS`)."""
+    money = {
+        column: rows[column].map(lambda v: "" if pd.isna(v) else f"{v:.2f}").astype("str")
+        for column in MONEY_COLUMNS
+        if column in rows.columns
+    }
+    return rows.assign(**money)
 
 
 def _file_stem(segment: str, on: datetime, channel: str, purpose: str) -> str:
@@ -523,8 +612,11 @@ def export_list(
         outdated snapshot and for churn lists.
     churn : bool, optional
         Add ``p_churn, revenue_12m, value_at_risk, churn_reasons,
-        suggested_action`` and sort by value at risk. By default, when the
-        rule reads ``p_churn`` or a ``churn_risk_*`` tag.
+        suggested_action``. By default, when the rule reads ``p_churn`` or a
+        ``churn_risk_*`` tag, or the churn model has scores at ``as_of``;
+        ``False`` leaves them out. Every list has ``revenue_12m`` and
+        ``recency_days`` and is sorted by value at risk (when it has one),
+        then 12-month revenue.
     language : {"zh", "en"}
         Language of the files' headers and suggested actions: pass
         ``settings.language`` (``CRM_ML_LANGUAGE``). Chinese by default, for
@@ -535,12 +627,16 @@ def export_list(
     ExportSummary
         Files have columns ``purpose, pseudo_id, [customer_id,] name, [phone,]
         [email,] owner_id, owner_name`` (``phone`` on sms and phone lists,
-        ``email`` on email lists; plus the churn columns for churn lists), headed
-        in ``language`` (:data:`~crm_ml.segments.headers.LIST_HEADERS`; read
-        them back with :func:`~crm_ml.segments.headers.read_list`). With
-        no one to contact, the file holds only the header (so a run's output
-        always has the segment's file), and the summary says "0 customers to
-        contact" and is logged at WARNING.
+        ``email`` on email lists), then ``p_churn, revenue_12m, value_at_risk,
+        churn_reasons, suggested_action`` (``revenue_12m`` only, without the
+        churn columns), then ``recency_days``; headed in ``language``
+        (:data:`~crm_ml.segments.headers.LIST_HEADERS`;
+        read them back with :func:`~crm_ml.segments.headers.read_list`). Money
+        is written with two decimals. With no one to contact, the file holds
+        only the header (so a run's output always has the segment's file), and
+        the summary says "0 customers to contact" and is logged at WARNING.
+        The summary says from which value at risk customers are followed up
+        one to one (``follow_up_from``).
 
     Raises
     ------
@@ -562,8 +658,9 @@ def export_list(
     folder = check_output_folder(Path(out_dir), what="the list folder")  # before any work
     seg, on = load_segment(store, segment), as_timestamp(as_of)
     members, snapshot_note = _members(store, seg, on, features)
-    is_churn = _is_churn_list(store, seg) if churn is None else churn
-    rows, audit = _build(
+    # A churn list always has the churn columns; any other list when there are scores.
+    with_churn = churn if churn is not None else (_is_churn_list(store, seg) or None)
+    rows, audit, risk = _build(
         store,
         members,
         on,
@@ -571,7 +668,7 @@ def export_list(
         purpose=purpose,
         key=key,
         unmask=unmask,
-        churn=is_churn,
+        churn=with_churn,
         features=features,
         language=language,
     )
@@ -585,6 +682,8 @@ def export_list(
         unmask_reason=unmask_reason,
     )  # fmt: skip
     counts = audit["consent"].value_counts()
+    # Lists for another purpose give everyone one action: no one is followed up by value.
+    advised = risk if purpose == MARKETING else None
     summary = ExportSummary(
         seg.name,
         seg.version,
@@ -595,6 +694,8 @@ def export_list(
         unmask,
         pd.DataFrame(written),
         snapshot_note,
+        follow_up_from=None if advised is None else advised.follow_up_from,
+        scored_customers=0 if advised is None else len(advised.scores),
     )
     log.log(logging.INFO if summary.kept else logging.WARNING, "%s", summary)
     return summary

@@ -22,6 +22,7 @@ from crm_ml.tags.files import read_excel_csv
 
 #: Every column a list can have, in the order it is written. A list carries the
 #: contact columns its channel needs only (:data:`~crm_ml.segments.lists.CONTACT_COLUMNS`).
+#: New columns go last: spreadsheets and macros find the earlier ones by position.
 LIST_COLUMNS = (
     "purpose",
     "pseudo_id",
@@ -36,6 +37,7 @@ LIST_COLUMNS = (
     "value_at_risk",
     "churn_reasons",
     "suggested_action",
+    "recency_days",
 )
 
 #: The header of each list column, per language. English headers are the code's names.
@@ -54,6 +56,7 @@ LIST_HEADERS: dict[str, dict[str, str]] = {
         "value_at_risk": "流失风险金额",
         "churn_reasons": "流失原因",
         "suggested_action": "建议动作",
+        "recency_days": "距上次购买天数",
     },
     "en": {column: column for column in LIST_COLUMNS},
 }

@@ -4,21 +4,26 @@ Everything here reads the store with bound parameters and returns frames;
 :mod:`crm_ml.segments.export` masks, routes and writes them. A churn list's
 value at risk is the retention report's revenue at risk
 (:mod:`crm_ml.analysis.risk`): ``p_churn × revenue_12m``, revenue net of refunds.
-A list shows what its channel and purpose allow only: its channel's contact
-details (:data:`CONTACT_COLUMNS`), actions by that channel without offers
-unless it is for marketing (:func:`suggest_action`), and no reasons about who
-the customer is or their consent (:data:`REASONS_NOT_ON_LISTS`).
+Who is followed up one to one depends on the date, never on the list: the
+value at risk from which they are is that of the top :data:`FOLLOW_UP_SHARE` of
+every customer scored (:class:`ChurnRisk`), so a customer on two lists of a day
+gets one action. A list shows what its channel and purpose allow only: its
+channel's contact details (:data:`CONTACT_COLUMNS`), actions by that channel
+without offers unless it is for marketing (:func:`suggest_action`), and no
+reasons about who the customer is or their consent (:data:`REASONS_NOT_ON_LISTS`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, func, or_, select
 
 from crm_ml.analysis.risk import revenue_12m
 from crm_ml.errors import ValidationError
@@ -31,6 +36,7 @@ from crm_ml.store.schema import (
     Customer,
     CustomerIdentity,
     CustomerOwner,
+    Order,
 )
 
 log = logging.getLogger(__name__)
@@ -227,29 +233,30 @@ CONTACT_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 #: Suggested retention actions of a marketing list, per language; ``{via}`` is a
-#: :data:`CONTACT_MODES` entry, the list's channel.
+#: :data:`CONTACT_MODES` entry, the list's channel. Chinese texts use Chinese
+#: punctuation (，：): an ASCII comma also makes every such cell a quoted CSV field.
 ACTIONS: dict[str, dict[str, str]] = {
     "no_score": {
-        "zh": "暂无流失评分: {via}常规关怀",
+        "zh": "暂无流失评分：{via}常规关怀",
         "en": "No churn score yet: routine care by {via}",
     },
     "manager_follow_up": {
-        "zh": "客户经理一对一{via}回访, 了解原因并提供专属权益",
+        "zh": "客户经理一对一{via}回访，了解原因并提供专属权益",
         "en": "Account manager follows up one-to-one by {via}, asks why and offers an exclusive "
         "benefit",
     },
     "agent_follow_up": {
-        "zh": "客服专员{via}回访, 了解原因并提供专属权益",
+        "zh": "客服专员{via}回访，了解原因并提供专属权益",
         "en": "A service agent follows up one-to-one by {via}, asks why and offers an exclusive "
         "benefit",
     },
     "points": {
-        "zh": "通过{via}提醒即将过期积分, 推荐积分兑换",
+        "zh": "通过{via}提醒即将过期积分，推荐积分兑换",
         "en": "Remind of expiring points by {via} and suggest redeeming them",
     },
     "coupon": {"zh": "通过{via}发放定向优惠券", "en": "Send a targeted coupon by {via}"},
     "care": {
-        "zh": "{via}关怀问候, 推荐相关新品",
+        "zh": "{via}关怀问候，推荐相关新品",
         "en": "Check in by {via} and recommend related new products",
     },
     "routine": {"zh": "{via}常规会员触达", "en": "Routine member outreach by {via}"},
@@ -270,17 +277,29 @@ PURPOSE_ACTIONS: dict[str, dict[str, str]] = {
 }
 
 
+#: A customer this likely to churn (``p_churn`` at or above it) whose value at risk is
+#: at least :attr:`ChurnRisk.follow_up_from` is followed up one to one.
+FOLLOW_UP_P_CHURN = 0.6
+
+#: The share of every customer scored at a list's date whose value at risk earns the
+#: one-to-one follow-up (when they are likely to churn): the top 20 %.
+FOLLOW_UP_SHARE = 0.2
+
+
 def _action_key(row: pd.Series, high_value: float) -> str:
     """Return the :data:`ACTIONS` key of one customer: the most at stake gets the most effort.
 
-    The one-to-one follow-up comes from the customer's account manager
-    (``owner_id``); a customer without one (or whose row does not say) gets a
-    service agent's.
+    The one-to-one follow-up is for a customer likely to churn with a value at
+    risk of at least ``high_value`` (and more than nothing: a customer who spent
+    nothing in 12 months has no spend to keep). It comes from the customer's
+    account manager (``owner_id``); a customer without one (or whose row does
+    not say) gets a service agent's.
     """
     p_churn = row.get("p_churn")
     if pd.isna(p_churn):
         return "no_score"
-    if p_churn >= 0.6 and row.get("value_at_risk", 0) >= high_value:
+    at_stake = row.get("value_at_risk", 0)
+    if p_churn >= FOLLOW_UP_P_CHURN and at_stake >= high_value and at_stake > 0:
         return "agent_follow_up" if pd.isna(row.get("owner_id")) else "manager_follow_up"
     if row.get("points_expiring_30d", 0) and row.get("points_expiring_30d", 0) > 0:
         return "points"
@@ -298,6 +317,9 @@ def suggest_action(
 
     ``row`` holds ``p_churn``, ``value_at_risk`` and ``owner_id`` (missing: no
     account manager), and may hold ``points_expiring_30d`` and ``discount_share``.
+    ``high_value`` is the value at risk from which a customer likely to churn
+    is followed up one to one: a list passes :attr:`ChurnRisk.follow_up_from`,
+    the same for every list of its date.
     It is written in ``language`` (``zh`` or ``en``), the language of the
     list, so an agent reading an English list is not handed Chinese actions.
     The list's ``channel`` is the way it says to reach the customer (a phone
@@ -316,6 +338,78 @@ def suggest_action(
     return ACTIONS[_action_key(row, high_value)][language].format(via=via)
 
 
+@dataclass(frozen=True, eq=False)
+class ChurnRisk:
+    """The churn scores and 12-month revenue of a list's date, and who is followed up one to one.
+
+    Read once per export (:func:`churn_risk_at`): every list of a date ranks
+    and advises a customer by the same numbers.
+
+    Attributes
+    ----------
+    on : datetime
+        The list's date.
+    scores : pandas.DataFrame
+        The latest batch of :data:`CHURN_MODEL` scores at or before ``on``
+        (:func:`crm_ml.rules.latest_scores`), indexed by ``customer_id``;
+        empty when there is none.
+    revenue_12m : pandas.Series
+        :func:`crm_ml.analysis.risk.revenue_12m` at ``on``, indexed by
+        ``customer_id`` (buyers only).
+    follow_up_from : float or None
+        The value at risk from which a customer likely to churn is followed up
+        one to one: that of the top :data:`FOLLOW_UP_SHARE` of every customer
+        in ``scores`` (the ``1 - FOLLOW_UP_SHARE`` quantile, to the cent).
+        Never one list's own percentile, which gave a customer on two lists of
+        a day two different actions. None without scores.
+    """
+
+    on: datetime
+    scores: pd.DataFrame
+    revenue_12m: pd.Series
+    follow_up_from: float | None
+
+
+def _value_at_risk(scores: pd.DataFrame, revenue: pd.Series) -> pd.Series:
+    """Each scored customer's ``p_churn × revenue_12m``, to the cent as the lists write it."""
+    spent = revenue.reindex(scores.index).fillna(0.0).astype("float64")
+    return (scores["probability"].astype("float64") * spent).round(2)
+
+
+def churn_risk_at(conn: Connection, on: datetime) -> ChurnRisk:
+    """Return the churn scores and 12-month revenue a list of ``on`` is ranked and advised by.
+
+    ``on`` is the list's date: scores at or before it, orders and refunds
+    before it (see :class:`ChurnRisk`).
+    """
+    scores = latest_scores(conn, CHURN_MODEL, on)
+    revenue = revenue_12m(conn, on)
+    values = _value_at_risk(scores, revenue)
+    cut_off = None if values.empty else round(float(values.quantile(1 - FOLLOW_UP_SHARE)), 2)
+    return ChurnRisk(on, scores, revenue, cut_off)
+
+
+def _warn_unranked(risk: ChurnRisk, ids: pd.Index) -> None:
+    """Warn when no customer of a list can be ranked by value at risk, and say why."""
+    if ids.empty:
+        return  # nobody to rank (e.g. no one consented): nothing to warn about
+    if risk.scores.empty:
+        log.warning(
+            "No %s scores up to %s: the list cannot be ranked by value at risk",
+            CHURN_MODEL,
+            risk.on,
+        )
+    elif not ids.isin(risk.scores.index).any():
+        log.warning(
+            "None of the %d customers of the list has a %s score up to %s (%d customers have "
+            "one): they are ranked by 12-month revenue, without a churn-based action",
+            len(ids),
+            CHURN_MODEL,
+            risk.on,
+            len(risk.scores),
+        )
+
+
 def churn_details(
     conn: Connection,
     ids: pd.Index,
@@ -326,6 +420,7 @@ def churn_details(
     purpose: str,
     language: str = "zh",
     owners: pd.Series | None = None,
+    risk: ChurnRisk | None = None,
 ) -> pd.DataFrame:
     """Return churn probability, 12-month revenue, value at risk, reasons and an action.
 
@@ -355,6 +450,10 @@ def churn_details(
         Each customer's ``owner_id`` (missing when unowned), as the list routes
         them; by default read with :func:`owners_when_sent`. Only customers with
         an account manager are offered the manager's one-to-one follow-up.
+    risk : ChurnRisk, optional
+        :func:`churn_risk_at` of ``on``, when the caller has read it already;
+        read here otherwise. Its ``follow_up_from`` decides who is followed up
+        one to one, whatever else is on the list.
 
     Returns
     -------
@@ -363,25 +462,22 @@ def churn_details(
         churn_reasons, suggested_action``. The reasons leave out
         :data:`REASONS_NOT_ON_LISTS`.
     """
-    scores = latest_scores(conn, CHURN_MODEL, on).reindex(ids)
-    if scores["probability"].isna().all():
-        log.warning(
-            "No %s scores up to %s: the list cannot be ranked by value at risk", CHURN_MODEL, on
-        )
+    risk = churn_risk_at(conn, on) if risk is None else risk
+    _warn_unranked(risk, ids)
+    scores = risk.scores.reindex(ids)
     context = features.reindex(ids) if features is not None else pd.DataFrame(index=ids)
     frame = pd.DataFrame(
         {
             "p_churn": scores["probability"].astype("float64"),
-            "revenue_12m": revenue_12m(conn, on).reindex(ids).fillna(0.0).astype("float64"),
+            "revenue_12m": risk.revenue_12m.reindex(ids).fillna(0.0).astype("float64"),
             "churn_reasons": scores["reasons"].map(_reason_text),
         },
         index=ids,
     )
     frame["value_at_risk"] = (frame["p_churn"] * frame["revenue_12m"]).round(2)
     extra = context.reindex(columns=["points_expiring_30d", "discount_share"])
-    high = (
-        float(frame["value_at_risk"].quantile(0.8)) if frame["value_at_risk"].notna().any() else 0.0
-    )
+    # Without scores every row is "no score": the cut-off is never compared.
+    high = 0.0 if risk.follow_up_from is None else risk.follow_up_from
     if owners is None:
         owners = owners_when_sent(conn, ids, on)["owner_id"]
     joined = frame.join(extra).assign(owner_id=owners.reindex(ids))
@@ -391,3 +487,32 @@ def churn_details(
     ]
     frame["p_churn"] = frame["p_churn"].round(3)  # what a retention team reads, not a model input
     return frame[["p_churn", "revenue_12m", "value_at_risk", "churn_reasons", "suggested_action"]]
+
+
+def recency_days(conn: Connection, ids: pd.Index, on: datetime) -> pd.Series:
+    """Return the days from each customer's last order before ``on`` to ``on``.
+
+    As the features' ``recency_days`` (every order counts, a merged record's as
+    its survivor's), in whole days rounded as the reasons write them
+    ("已177天未购买").
+
+    Returns
+    -------
+    pandas.Series
+        Indexed like ``ids``, named ``recency_days``, dtype ``Int64``; missing
+        for a customer who never ordered before ``on``.
+    """
+    rows = conn.execute(
+        select(Order.customer_id, func.max(Order.ordered_at))
+        .where(Order.ordered_at < pd.Timestamp(on).to_pydatetime())
+        .group_by(Order.customer_id)
+    ).all()
+    last = pd.DataFrame(rows, columns=["customer_id", "last_order"])
+    last["customer_id"] = to_survivors(last["customer_id"].astype("str"), surviving_ids(conn))
+    latest = pd.to_datetime(last.groupby("customer_id")["last_order"].max())
+    days = (pd.Timestamp(on) - latest) / pd.Timedelta(days=1)
+    return (
+        pd.Series(np.round(days.reindex(ids).to_numpy("float64")), index=ids)
+        .astype("Int64")
+        .rename("recency_days")
+    )

@@ -61,7 +61,7 @@ def _export(store: Store, on: datetime, folder: Path) -> ExportSummary:
 
 
 def _routed(summary: ExportSummary) -> dict[str, list[str]]:
-    return {Path(p).name: read_list(p)["customer_id"].tolist() for p in summary.files["path"]}
+    return {Path(p).name: sorted(read_list(p)["customer_id"]) for p in summary.files["path"]}
 
 
 def test_a_list_for_an_earlier_date_goes_to_the_current_owner(store: Store, tmp_path: Path) -> None:

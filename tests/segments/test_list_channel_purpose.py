@@ -52,9 +52,9 @@ C1_REASONS = [
 ]
 SMS_ACTIONS = {
     "zh": {
-        "张*": "客户经理一对一短信回访, 了解原因并提供专属权益",
-        "李*": "客服专员短信回访, 了解原因并提供专属权益",
-        "王*": "短信关怀问候, 推荐相关新品",
+        "张*": "客户经理一对一短信回访，了解原因并提供专属权益",
+        "李*": "客服专员短信回访，了解原因并提供专属权益",
+        "王*": "短信关怀问候，推荐相关新品",
     },
     "en": {
         "张*": "Account manager follows up one-to-one by SMS, asks why and offers an exclusive "
@@ -67,8 +67,8 @@ SMS_ACTIONS = {
 #: The one-to-one follow-ups of c1 (owned) and c2 (unowned) on a phone list: as before.
 PHONE_FOLLOW_UPS = {
     "zh": [
-        "客户经理一对一电话回访, 了解原因并提供专属权益",
-        "客服专员电话回访, 了解原因并提供专属权益",
+        "客户经理一对一电话回访，了解原因并提供专属权益",
+        "客服专员电话回访，了解原因并提供专属权益",
     ],
     "en": [
         "Account manager follows up one-to-one by phone, asks why and offers an exclusive benefit",

@@ -278,7 +278,7 @@ def test_churn_list_sorted_by_value_at_risk(store: Store, tmp_path: Path) -> Non
     assert rows["customer_id"].tolist() == ["c2", "c3", "c1", "c5"]
     unowned = read(summary.files.set_index("owner_id", drop=False)["path"].iloc[-1])
     assert unowned["customer_id"].tolist() == ["c3", "c5"]  # sorted within each file
-    assert rows.set_index("customer_id").loc["c2", "value_at_risk"] == "2500.0"
+    assert rows.set_index("customer_id").loc["c2", "value_at_risk"] == "2500.00"
     assert rows.set_index("customer_id").loc["c1", "churn_reasons"] == "c1 90天未购买"
     assert rows["suggested_action"].str.len().min() > 0
 

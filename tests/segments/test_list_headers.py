@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from analysis_rows import order
 from customer_helpers import D1, T0, add_customers, features
 from sqlalchemy import insert, select
 
@@ -16,25 +17,26 @@ from crm_ml.segments import ExportSummary, Segment, export_list, save_segment, s
 from crm_ml.segments.headers import LIST_COLUMNS, LIST_HEADERS, read_list
 from crm_ml.segments.lists import suggest_action
 from crm_ml.store import Store
-from crm_ml.store.schema import Consent, CustomerIdentity, CustomerOwner, ExportLog, Score
+from crm_ml.store.schema import Consent, CustomerIdentity, CustomerOwner, ExportLog, Order, Score
 
 SECRET = "list-headers-test-secret-0123456789"
-# SMS lists: the phone, not the email.
-ZH_MASKED = "用途,匿名编号,姓名,手机号,负责人编号,负责人"
-EN_MASKED = "purpose,pseudo_id,name,phone,owner_id,owner_name"
+# SMS lists: the phone, not the email; every list then says what the customer spent and when.
+ZH_MASKED = "用途,匿名编号,姓名,手机号,负责人编号,负责人,近12个月净消费额,距上次购买天数"
+EN_MASKED = "purpose,pseudo_id,name,phone,owner_id,owner_name,revenue_12m,recency_days"
 EN_CALL = "Account manager follows up one-to-one by SMS, asks why and offers an exclusive benefit"
+# A churn list's columns keep their places; the days since the last purchase come last.
 ZH_CHURN = (
     "用途,匿名编号,客户编号,姓名,手机号,负责人编号,负责人,"
-    "流失概率,近12个月净消费额,流失风险金额,流失原因,建议动作"
+    "流失概率,近12个月净消费额,流失风险金额,流失原因,建议动作,距上次购买天数"
 )
 EN_CHURN = (
     "purpose,pseudo_id,customer_id,name,phone,owner_id,owner_name,"
-    "p_churn,revenue_12m,value_at_risk,churn_reasons,suggested_action"
+    "p_churn,revenue_12m,value_at_risk,churn_reasons,suggested_action,recency_days"
 )
 
 
 def _customers(store: Store, consented: list[str]) -> None:
-    """c1 (owned by m1, with a phone) and c2 (unowned); churn scores for both."""
+    """c1 (owned by m1, with a phone, spent 500 in May) and c2 (unowned); both scored."""
     add_customers(store, ["c1", "c2"], {"c1": "张三", "c2": "李四"})
     with store.begin() as conn:
         conn.execute(
@@ -53,6 +55,7 @@ def _customers(store: Store, consented: list[str]) -> None:
                   "status": "granted", "source": "test"} for c in consented],
             )  # fmt: skip
         conn.execute(insert(Score), [_score("c1", 0.9), _score("c2", 0.2)])
+        conn.execute(insert(Order), [order("o1", "c1", "2024-05-01", 500.0)])
     save_segment(store, Segment("all", "recency_days >= 0"), actor="t")
     snapshot_segment(store, "all", features(recency_days=[1.0, 2.0]), D1)
 
@@ -105,7 +108,7 @@ def test_a_header_only_list_is_headed_in_chinese(duckdb_store: Store, tmp_path: 
 @pytest.mark.parametrize(
     ("language", "header", "action"),
     [
-        ("zh", ZH_CHURN, "客户经理一对一短信回访, 了解原因并提供专属权益"),
+        ("zh", ZH_CHURN, "客户经理一对一短信回访，了解原因并提供专属权益"),
         ("en", EN_CHURN, EN_CALL),
     ],
     ids=["zh", "en"],
@@ -129,10 +132,11 @@ def test_read_list_gives_the_same_frame_for_either_language(
     en = _export(duckdb_store, tmp_path / "en", churn=False, language="en")
     for zh_path, en_path in zip(zh.files["path"], en.files["path"], strict=True):
         pd.testing.assert_frame_equal(read_list(zh_path), read_list(en_path))
-    first = read_list(zh.files["path"].iloc[0])
+    first = read_list(en.files["path"].iloc[0])
     assert first.to_dict("records") == [
         {"purpose": "marketing", "pseudo_id": first["pseudo_id"].iloc[0], "name": "张*",
-         "phone": "138****5678", "owner_id": "m1", "owner_name": "周经理"}
+         "phone": "138****5678", "owner_id": "m1", "owner_name": "周经理",
+         "revenue_12m": "500.00", "recency_days": "31"}
     ]  # fmt: skip
 
 
@@ -158,5 +162,5 @@ def test_every_list_column_has_one_chinese_header_of_its_own() -> None:
 def test_suggested_actions_are_in_the_list_language() -> None:
     unscored = pd.Series({"p_churn": float("nan")})
     sms = {"channel": "sms", "purpose": "marketing"}
-    assert suggest_action(unscored, 0.0, **sms) == "暂无流失评分: 短信常规关怀"
+    assert suggest_action(unscored, 0.0, **sms) == "暂无流失评分：短信常规关怀"
     assert suggest_action(unscored, 0.0, "en", **sms) == "No churn score yet: routine care by SMS"

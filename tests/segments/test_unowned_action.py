@@ -84,10 +84,10 @@ def test_the_agents_follow_up_reads_like_the_managers() -> None:
     owned = pd.Series({**at_stake, "owner_id": "m1"})
     by_phone = {"channel": "phone", "purpose": "marketing"}
     assert (
-        suggest_action(owned, 100.0, **by_phone) == "客户经理一对一电话回访, 了解原因并提供专属权益"
+        suggest_action(owned, 100.0, **by_phone) == "客户经理一对一电话回访，了解原因并提供专属权益"
     )
     assert suggest_action(pd.Series(at_stake), 100.0, **by_phone) == (
-        "客服专员电话回访, 了解原因并提供专属权益"
+        "客服专员电话回访，了解原因并提供专属权益"
     )
     # No owner given is no owner: nobody is promised a manager's follow-up.
     assert suggest_action(pd.Series(at_stake), 100.0, "en", **by_phone) == (
