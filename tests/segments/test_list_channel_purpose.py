@@ -309,6 +309,13 @@ def test_every_demographic_and_consent_reason_topic_is_left_out() -> None:
     assert {topic_of(name) for name in private} <= REASONS_NOT_ON_LISTS
 
 
+def test_how_and_when_a_customer_first_came_is_left_out() -> None:
+    # 获客渠道：小程序 or 成为客户306天 gives a caller nothing to say or do.
+    catalogue = {f.name for f in feature_list(["profile", "value"])}
+    assert {"acquisition_channel", "tenure_days"} <= catalogue
+    assert {topic_of("acquisition_channel"), topic_of("tenure_days")} <= REASONS_NOT_ON_LISTS
+
+
 def test_maternity_and_baby_purchase_reasons_are_left_out() -> None:
     # 母婴消费占比87% on a list tells every account manager of a pregnancy or a young child.
     product = [f.name for f in feature_list(["product"])]
