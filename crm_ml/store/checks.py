@@ -28,7 +28,7 @@ from crm_ml.store.parsing import (
     parse_timestamp,
 )
 from crm_ml.store.rejects import RejectLog
-from crm_ml.store.sources import HeaderCheck, Source
+from crm_ml.store.sources import HeaderCheck, Progress, Source, no_progress
 from crm_ml.store.validation import Bound, ColumnSpec, TableSpec
 
 DTYPES: dict[str, Any] = {
@@ -39,6 +39,10 @@ DTYPES: dict[str, Any] = {
     "timestamp": "datetime64[us]",
     "date": "datetime64[us]",
 }
+
+#: A normalizer maps each distinct value in Python: for a million orders one took 0.4–2.6 s,
+#: against 0.04–0.4 s to parse and check a column, so it counts as this many steps.
+NORMALIZER_STEPS = 4
 
 
 @dataclass
@@ -217,28 +221,53 @@ def _row_rules(spec: TableSpec, clean: pd.DataFrame, frame: pd.DataFrame, log: R
 
 
 def validate_source(
-    source: Source, spec: TableSpec, log: RejectLog, *, timezone: str, as_of: pd.Timestamp
+    source: Source,
+    spec: TableSpec,
+    log: RejectLog,
+    *,
+    timezone: str,
+    as_of: pd.Timestamp,
+    progress: Progress = no_progress,
 ) -> Checked:
     """Parse and check every row of ``source`` that does not need the store.
 
     Problems are recorded in ``log``; the returned frame still holds every row
     (rejected rows included), so positions stay aligned with ``log.lines``.
+    ``progress`` is told each column normalized (as :data:`NORMALIZER_STEPS`
+    steps), each column parsed and checked, then the rules across rows.
     """
     frame = source.frame
     warnings: list[str] = []
-    for name, normalize in NORMALIZERS.get(spec.name, {}).items():
-        if name in frame:
-            frame = frame.assign(**{name: normalize(frame, log, warnings)})
-    columns = {
-        c.name: _column(c, frame[c.name], log, timezone=timezone, as_of=as_of)
-        if c.name in frame
-        else _absent(c, len(frame))
-        for c in spec.columns
-    }
+    normalizers = {n: f for n, f in NORMALIZERS.get(spec.name, {}).items() if n in frame}
+    step = _counter(progress, NORMALIZER_STEPS * len(normalizers) + len(spec.columns) + 1)
+    for name, normalize in normalizers.items():
+        frame = frame.assign(**{name: normalize(frame, log, warnings)})
+        step(f"{name} normalized", NORMALIZER_STEPS)
+    columns: dict[str, pd.Series] = {}
+    for c in spec.columns:
+        columns[c.name] = (
+            _column(c, frame[c.name], log, timezone=timezone, as_of=as_of)
+            if c.name in frame
+            else _absent(c, len(frame))
+        )
+        step(c.name, 1)
     clean = pd.DataFrame(columns)
     _row_rules(spec, clean, frame, log)
     _duplicates(clean, spec.key, log, "duplicate_key")
     for unique in spec.unique:
         _duplicates(clean, (unique,), log, "duplicate_value")
+    step("rules across rows", 1)
     present = tuple(c for c in spec.names if c in source.frame.columns)
     return Checked(clean, present, warnings)
+
+
+def _counter(progress: Progress, total: int) -> Callable[[str, int], None]:
+    """Return a function that tells ``progress`` its ``steps`` more of ``total`` done."""
+    done = 0
+
+    def step(what: str, steps: int) -> None:
+        nonlocal done
+        done += steps
+        progress(what, done, total)
+
+    return step

@@ -53,16 +53,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandas as pd
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import DBAPIError
-from tqdm.auto import tqdm
 
 from crm_ml.errors import LoadRejectedError, StoreError, ValidationError
 from crm_ml.outputs import check_output_folder
 from crm_ml.store._timestamps import as_store_time
 from crm_ml.store.admin import check_store, utc_now
-from crm_ml.store.bulk import insert_frame, update_from
+from crm_ml.store.bulk import RowProgress, insert_frame, update_from
 from crm_ml.store.checks import Checked, header_check, validate_source
 from crm_ml.store.connection import Store
 from crm_ml.store.erased import erased_rows, skipped_warning
+from crm_ml.store.import_bar import ImportBar
 from crm_ml.store.merge_log import check_merge_log
 from crm_ml.store.owner_names import check_owner_names
 from crm_ml.store.owner_overlaps import check_owner_overlaps
@@ -76,7 +76,15 @@ from crm_ml.store.reconcile import (
 )
 from crm_ml.store.rejects import PartsRejectLog, RejectLog, rejection_message, write_report
 from crm_ml.store.schema import LoadBatch
-from crm_ml.store.sources import Source, frame_source, read_parts_source, read_source
+from crm_ml.store.sources import (
+    Progress,
+    Source,
+    check_file,
+    frame_source,
+    part_files,
+    read_parts_source,
+    read_source,
+)
 from crm_ml.store.validation import TableSpec, table_spec
 
 log = logging.getLogger(__name__)
@@ -197,7 +205,8 @@ def import_file(
         Folder of the reject report; by default the folder holding the source
         file (or the source folder: the report never lands among the parts).
     progress : bool
-        Show a progress bar over the load's steps.
+        Show a progress bar over reading, validating, checking against the store,
+        writing and committing; it is full only once the commit has returned.
 
     Returns
     -------
@@ -216,16 +225,15 @@ def import_file(
     _check_options(timezone, max_reject_rate)
     path = Path(path)
     folder = check_output_folder(Path(reject_dir or path.parent), what="the reject folder")
-    rejects = None
-    if path.is_dir():
-        source, parts = read_parts_source(path, lambda label: header_check(spec, label))
-        rejects = PartsRejectLog(source, parts)
-    else:
-        check = header_check(spec, f"{path.name}:1")
-        source = read_source(path, encoding=encoding, check_header=check)
     report = folder / f"{path.stem if path.is_file() else path.name}.rejects.csv"
-    options = _Options(timezone, _as_of(as_of), max_reject_rate, report, progress)
-    return _load(store, spec, source, str(path), options, rejects)
+    options = _Options(timezone, _as_of(as_of), max_reject_rate, report)
+    _check_path(path)
+    with ImportBar(spec.name, store.dialect, enabled=progress) as bar:
+        bar.start("reading", path.name)
+        source, rejects = _read_file(spec, path, encoding, bar.advance)
+        result = _load(store, spec, source, str(path), options, bar, rejects)
+    _log_result(source, result)
+    return result
 
 
 def import_frame(
@@ -249,11 +257,39 @@ def import_frame(
     """
     spec = table_spec(table)
     _check_options(timezone, max_reject_rate)
-    read = frame_source(frame, source, check_header=header_check(spec, f"{source} columns"))
     folder = check_output_folder(Path(reject_dir or Path.cwd()), what="the reject folder")
     report = folder / f"{table}.rejects.csv"
-    options = _Options(timezone, _as_of(as_of), max_reject_rate, report, progress)
-    return _load(store, spec, read, source, options)
+    options = _Options(timezone, _as_of(as_of), max_reject_rate, report)
+    with ImportBar(spec.name, store.dialect, enabled=progress) as bar:
+        bar.start("reading", source)
+        read = frame_source(frame, source, check_header=header_check(spec, f"{source} columns"))
+        result = _load(store, spec, read, source, options, bar)
+    _log_result(read, result)
+    return result
+
+
+def _check_path(path: Path) -> None:
+    """Refuse a path that names no file or part files, before the bar is drawn.
+
+    At a terminal the error is then the command's first line, as for any other.
+    """
+    if path.is_dir():
+        part_files(path)
+    else:
+        check_file(path)
+
+
+def _read_file(
+    spec: TableSpec, path: Path, encoding: str | None, progress: Progress
+) -> tuple[Source, RejectLog | None]:
+    """Read a file, or a folder of Parquet parts with the reject log that names them."""
+    if path.is_dir():
+        source, parts = read_parts_source(
+            path, lambda label: header_check(spec, label), progress=progress
+        )
+        return source, PartsRejectLog(source, parts)
+    check = header_check(spec, f"{path.name}:1")
+    return read_source(path, encoding=encoding, check_header=check, progress=progress), None
 
 
 def log_bad_records(source: Source, rejects: RejectLog, width: int) -> None:
@@ -281,7 +317,6 @@ class _Options:
     as_of: pd.Timestamp
     max_reject_rate: float
     report: Path
-    progress: bool
 
 
 def _plan(
@@ -328,38 +363,40 @@ def _load(
     source: Source,
     label: str,
     options: _Options,
+    bar: ImportBar,
     rejects: RejectLog | None = None,
 ) -> LoadResult:
     batch_id = uuid.uuid4().hex
-    bar = tqdm(total=3, desc=f"import {spec.name}", unit="step", disable=not options.progress)
-    with bar:
-        if rejects is None:
-            rejects = RejectLog(source.name, source.lines, unit=source.unit)
-        log_bad_records(source, rejects, len(source.frame.columns))
-        bar.set_postfix_str("validating")
-        checked = validate_source(
-            source, spec, rejects, timezone=options.timezone, as_of=options.as_of
+    if rejects is None:
+        rejects = RejectLog(source.name, source.lines, unit=source.unit)
+    log_bad_records(source, rejects, len(source.frame.columns))
+    bar.start("validating", f"{source.rows_read:,} rows")
+    checked = validate_source(
+        source, spec, rejects, timezone=options.timezone, as_of=options.as_of, progress=bar.advance
+    )
+    with store.begin() as conn:
+        bar.start("checking the store")
+        plan, loaded_at = _plan(
+            conn, spec, source, checked, rejects, batch_id=batch_id, timezone=options.timezone
         )
-        bar.update()
-        with store.begin() as conn:
-            bar.set_postfix_str("checking the store")
-            plan, loaded_at = _plan(
-                conn, spec, source, checked, rejects, batch_id=batch_id, timezone=options.timezone
-            )
-            bar.update()
-            written = _report(rejects, options.report)
-            _refuse_if_too_many(spec, source, rejects, options.max_reject_rate, written)
-            result = LoadResult(
-                spec.name, label, source.rows_read, len(plan.inserts), len(plan.updates),
-                plan.unchanged, rejects.count, tuple(checked.warnings), batch_id, written,
-            )  # fmt: skip
-            bar.set_postfix_str("writing")
-            _apply(conn, spec, plan, result, source.sha256, loaded_at)
-            bar.update()
+        written = _report(rejects, options.report)
+        _refuse_if_too_many(spec, source, rejects, options.max_reject_rate, written)
+        result = LoadResult(
+            spec.name, label, source.rows_read, len(plan.inserts), len(plan.updates),
+            plan.unchanged, rejects.count, tuple(checked.warnings), batch_id, written,
+        )  # fmt: skip
+        bar.start("writing", f"{len(plan.inserts) + len(plan.updates):,} rows")
+        _apply(conn, spec, plan, result, source.sha256, loaded_at, progress=bar.advance)
+        bar.start("committing")
+    bar.finish()
+    return result
+
+
+def _log_result(source: Source, result: LoadResult) -> None:
+    """Log the load's warnings and summary once its bar is closed: under a bar, a line joins it."""
     for warning in result.warnings:
         log.warning("%s: %s", source.name, warning)
     log.info("%s", result.summary().splitlines()[0])  # its warnings were logged just above
-    return result
 
 
 def _report(rejects: RejectLog, path: Path) -> Path | None:
@@ -392,10 +429,12 @@ def _apply(
     result: LoadResult,
     sha256: str | None,
     loaded_at: pd.Timestamp,
+    *,
+    progress: RowProgress,
 ) -> None:
     kinds = kinds_of(spec)
     try:
-        insert_frame(conn, spec.name, plan.inserts, kinds)
+        insert_frame(conn, spec.name, plan.inserts, kinds, progress=progress)
         update_from(conn, spec.name, plan.updates, kinds, spec.key)
         insert_frame(conn, "customer_change", plan.changes, CHANGE_KINDS)
         conn.execute(

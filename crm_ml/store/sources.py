@@ -39,6 +39,20 @@ ENCODINGS["gb18030"] = "gb18030"
 
 HeaderCheck = Callable[[list[str]], None]
 
+CSV_SUFFIXES = (".csv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+#: Told (what was just done, steps done, steps in all) as a source is read: the shape of
+#: :data:`crm_ml.features.build.ProgressCallback`, for the import's progress bar.
+Progress = Callable[[str, int, int], None]
+
+#: Steps of reading a CSV file that :func:`read_csv_source` tells (1M rows: 0.1–0.6 s each).
+CSV_STEPS = 4
+
+
+def no_progress(what: str, done: int, total: int) -> None:
+    """Tell nobody: the default :data:`Progress`."""
+
 
 @dataclass(frozen=True)
 class BadRecord:
@@ -225,8 +239,17 @@ def _nothing_to_load(name: str, what: str) -> ValidationError:
     )
 
 
-def read_csv_source(path: Path, *, encoding: str | None, check_header: HeaderCheck) -> Source:
-    """Read a CSV file with every value as text.
+def read_csv_source(
+    path: Path,
+    *,
+    encoding: str | None,
+    check_header: HeaderCheck,
+    progress: Progress = no_progress,
+) -> Source:
+    """Read a CSV file with every value as text, telling ``progress`` its :data:`CSV_STEPS`.
+
+    The steps are whole calls (pyarrow parses the file in one): at 0.5 s for a
+    million rows, a parse told chunk by chunk would show no more than this.
 
     Raises
     ------
@@ -242,14 +265,18 @@ def read_csv_source(path: Path, *, encoding: str | None, check_header: HeaderChe
     raw_header = _raw_header(data)
     header = _header(raw_header, name)
     check_header(header)
+    progress("decoded", 1, CSV_STEPS)
     lines, bad = _data_records(data, len(header), name)
+    progress("fields counted", 2, CSV_STEPS)
     table = _read_body(data, raw_header, quoted=b'"' in data)
+    progress("parsed", 3, CSV_STEPS)
     if table.num_rows != len(lines):
         raise ValidationError(
             f"{name}: read {table.num_rows} rows but counted {len(lines)} well-formed records; "
             "the quoting is inconsistent. Open the file in a spreadsheet and save it as CSV again."
         )
     frame = table.rename_columns(header).to_pandas()
+    progress("framed", 4, CSV_STEPS)
     return Source(frame, lines, name, path, hashlib.sha256(raw).hexdigest(), bad)
 
 
@@ -331,14 +358,38 @@ def frame_source(frame: pd.DataFrame, name: str, *, check_header: HeaderCheck) -
     return Source(renamed, _row_numbers(len(frame)), name, unit="row")
 
 
-def read_source(path: Path, *, encoding: str | None, check_header: HeaderCheck) -> Source:
-    """Read a ``.csv`` or ``.parquet`` file.
+def read_source(
+    path: Path,
+    *,
+    encoding: str | None,
+    check_header: HeaderCheck,
+    progress: Progress = no_progress,
+) -> Source:
+    """Read a ``.csv`` or ``.parquet`` file; a CSV file's steps are told to ``progress``.
+
+    A Parquet file is read in one call (a million rows take about 0.3 s).
 
     Raises
     ------
     ValidationError
         If the file does not exist, is a folder, has another suffix, or cannot
         be read safely.
+    """
+    check_file(path)
+    if path.suffix.lower() in CSV_SUFFIXES:
+        return read_csv_source(
+            path, encoding=encoding, check_header=check_header, progress=progress
+        )
+    return read_parquet_source(path, check_header=check_header)
+
+
+def check_file(path: Path) -> None:
+    """Refuse a path that is not an existing ``.csv`` or ``.parquet`` file, reading nothing.
+
+    Raises
+    ------
+    ValidationError
+        If the file does not exist, is a folder, or has another suffix.
     """
     if path.is_dir():
         raise ValidationError(
@@ -348,14 +399,11 @@ def read_source(path: Path, *, encoding: str | None, check_header: HeaderCheck) 
     if not path.is_file():
         raise ValidationError(f"Cannot import {path}: no such file. Check the path.")
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt"):
-        return read_csv_source(path, encoding=encoding, check_header=check_header)
-    if suffix in (".parquet", ".pq"):
-        return read_parquet_source(path, check_header=check_header)
-    found = suffix or "no suffix"
-    raise ValidationError(
-        f"Cannot import {path.name}: expected a .csv or .parquet file, found {found}."
-    )
+    if suffix not in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
+        raise ValidationError(
+            f"Cannot import {path.name}: expected a .csv or .parquet file, "
+            f"found {suffix or 'no suffix'}."
+        )
 
 
 def _natural(path: Path) -> list[str | int]:
@@ -377,7 +425,7 @@ def part_files(folder: Path) -> list[Path]:
     parts = [
         p
         for p in folder.rglob("*")
-        if p.suffix.lower() in (".parquet", ".pq")
+        if p.suffix.lower() in PARQUET_SUFFIXES
         and p.is_file()
         and not any(n.startswith((".", "_")) for n in p.relative_to(folder).parts)
     ]
@@ -407,9 +455,11 @@ def _read_part(part: Path, label: str, check_header: HeaderCheck) -> Source | No
 
 
 def read_parts_source(
-    folder: Path, header_check: Callable[[str], HeaderCheck]
+    folder: Path, header_check: Callable[[str], HeaderCheck], *, progress: Progress = no_progress
 ) -> tuple[Source, list[tuple[str, int]]]:
     """Read every Parquet part under ``folder`` as one source, rows numbered across the parts.
+
+    ``progress`` is told each part read.
 
     Returns
     -------
@@ -430,10 +480,12 @@ def read_parts_source(
         has columns ``header_check(label)`` refuses; nothing is loaded.
     """
     read = []
-    for part in part_files(folder):
+    parts = part_files(folder)
+    for number, part in enumerate(parts, start=1):
         label = f"{folder.name}/{part.relative_to(folder).as_posix()}"
         if (source := _read_part(part, label, header_check(label))) is not None:
             read.append((label, source))
+        progress(label, number, len(parts))
     if not read:
         raise ValidationError(
             f"Cannot import {folder}: its Parquet part files hold no rows. Nothing was "
