@@ -30,6 +30,8 @@ LABELS: dict[str, dict[str, str]] = {
         "average": "Average",
         "period": "Period",
         "churn_rate": "Churn rate",
+        "churn_rate_period": "Each period",
+        "churn_rate_rolling": "Pooled over the last {window} periods",
         "customers": "Customers",
         "customer_share": "Share of customers",
         "revenue_share": "Share of revenue",
@@ -53,6 +55,8 @@ LABELS: dict[str, dict[str, str]] = {
         "average": "平均",
         "period": "周期",
         "churn_rate": "流失率",
+        "churn_rate_period": "各期",
+        "churn_rate_rolling": "近{window}期合计",
         "customers": "客户数",
         "customer_share": "客户占比",
         "revenue_share": "收入占比",
@@ -95,15 +99,21 @@ def finish(fig: Figure, lang: str) -> Figure:
     return apply_fonts(fig, lang)
 
 
-def draw_heatmap(ax: Axes, matrix: pd.DataFrame, *, fmt: str, cmap: str = "Blues") -> None:
-    """Draw ``matrix`` as annotated cells (NaN cells left blank) with its labels as ticks."""
+def draw_heatmap(
+    ax: Axes, matrix: pd.DataFrame, *, fmt: str, cmap: str = "Blues", vmax: float | None = None
+) -> None:
+    """Draw ``matrix`` as annotated cells (NaN cells left blank) with its labels as ticks.
+
+    ``vmax`` caps the colour scale (cells above it take the darkest colour).
+    """
     values = matrix.to_numpy(dtype="float64")
-    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto")
-    ax.figure.colorbar(image, ax=ax)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto", vmax=vmax)
+    ax.figure.colorbar(image, ax=ax, format=f"{{x:{fmt}}}")  # as the cells read: 30%, not 0.3
     ax.set_xticks(range(values.shape[1]), [str(c) for c in matrix.columns])
     ax.set_yticks(range(values.shape[0]), [str(i) for i in matrix.index])
     finite = values[np.isfinite(values)]
-    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    top = finite.max() if vmax is None or not finite.size else min(finite.max(), vmax)
+    middle = (finite.min() + top) / 2 if finite.size else 0.0
     if values.size > 400:  # too many cells to read their numbers
         return
     for (row, col), value in np.ndenumerate(values):

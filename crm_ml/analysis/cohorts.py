@@ -163,7 +163,10 @@ def plot_retention_heatmap(
     """
     fig, ax = new_figure(max(6.0, 0.5 * matrix.shape[1] + 3), max(4.0, 0.35 * len(matrix) + 2))
     ratio = metric.endswith("retention")
-    draw_heatmap(ax, matrix, fmt=".0%" if ratio else ",.0f")
+    # Month 0 is 100 % by definition: scaled to it, every later month reads near white.
+    later = matrix.drop(columns=matrix.columns[:1]).to_numpy(dtype="float64")
+    vmax = float(np.nanmax(later)) if ratio and np.isfinite(later).any() else None
+    draw_heatmap(ax, matrix, fmt=".0%" if ratio else ",.0f", vmax=vmax)
     ax.set_xlabel(label("months_since", lang))
     ax.set_ylabel(label("cohort", lang))
     ax.set_title(label(metric, lang) if ratio else metric)

@@ -210,7 +210,8 @@ def churn_rate_trend(lifecycle: pd.DataFrame, *, window: int = 3) -> pd.DataFram
     pandas.DataFrame
         Indexed by ``period``; columns ``active_start``, ``churned``,
         ``churn_rate`` (as in ``lifecycle``) and ``churn_rate_rolling`` (NaN
-        until ``window`` periods in which churn could happen exist).
+        until ``window`` periods in which churn could happen exist);
+        ``attrs["window"]`` holds ``window``.
     """
     require_columns(
         lifecycle, ("active_start", "churned", "churn_rate"), what="The lifecycle frame"
@@ -224,6 +225,7 @@ def churn_rate_trend(lifecycle: pd.DataFrame, *, window: int = 3) -> pd.DataFram
     frame["churn_rate_rolling"] = pooled["churned"] / pooled["active_start"].where(
         pooled["active_start"] > 0
     )
+    frame.attrs["window"] = window  # for the figure's legend
     return frame
 
 
@@ -240,9 +242,15 @@ def plot_churn_trend(trend: pd.DataFrame, *, lang: str = "en") -> Figure:
     require_columns(trend, ("churn_rate",), what="The churn trend frame")
     fig, ax = new_figure()
     x = np.arange(len(trend))
-    ax.plot(x, trend["churn_rate"].to_numpy(), marker="o", label=label("churn_rate", lang))
+    ax.plot(x, trend["churn_rate"].to_numpy(), marker="o", label=label("churn_rate_period", lang))
     if "churn_rate_rolling" in trend:
-        ax.plot(x, trend["churn_rate_rolling"].to_numpy(), lw=2.5, color="black", alpha=0.7)
+        pooled = label("churn_rate_rolling", lang).format(window=trend.attrs.get("window", 3))
+        ax.plot(
+            x, trend["churn_rate_rolling"].to_numpy(), lw=2.5, color="black", alpha=0.7,
+            label=pooled,
+        )  # fmt: skip
+    ax.set_ylim(bottom=0)  # a rate from 18 % to 27 % should not look like 0 to 100
+    ax.legend(loc="lower left", fontsize="small")
     step = max(1, len(trend) // 12)
     ax.set_xticks(x[::step], [str(p) for p in trend.index[::step]], rotation=45, ha="right")
     ax.yaxis.set_major_formatter("{x:.0%}")

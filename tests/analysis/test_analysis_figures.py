@@ -117,3 +117,18 @@ def test_chinese_labels(monkeypatch):
 def test_unknown_language_is_refused():
     with pytest.raises(ConfigError, match="lang='fr' is not supported"):
         plot_retention_heatmap(MATRIX, lang="fr")
+
+
+def test_the_heatmap_colours_later_months_against_each_other_not_month_0():
+    # Month 0 is 100 % by definition; on a 0-100 % scale every later month read near white.
+    fig = plot_retention_heatmap(MATRIX, lang="en")
+    image = fig.axes[0].images[0]
+    assert image.get_clim()[1] == pytest.approx(0.5)  # the best later month
+    fig.canvas.draw()
+    assert "50%" in [t.get_text() for t in fig.axes[1].get_yticklabels()]  # the colour bar
+
+
+def test_the_churn_trend_says_which_mark_is_which_and_starts_at_zero():
+    ax = plot_churn_trend(churn_rate_trend(LIFECYCLE, window=2), lang="zh").axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["各期", "近2期合计"]
+    assert ax.get_ylim()[0] == 0
