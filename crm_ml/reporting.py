@@ -71,7 +71,12 @@ from crm_ml.config import Settings
 from crm_ml.errors import CrmMlError, NotFoundError, StoreError
 from crm_ml.outputs import REPLACED_DIR, archive_name
 from crm_ml.processes import process_gone, this_process
-from crm_ml.report_parameters import check_parameters, coerce_parameters, notebook_parameters
+from crm_ml.report_parameters import (
+    STAGING_DIR,
+    check_parameters,
+    coerce_parameters,
+    notebook_parameters,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -173,7 +178,7 @@ def run_report(
     day = as_of.date() if isinstance(as_of, datetime) else as_of
     report = published_name(name, {**declared, **given})
     _clear_interrupted(settings)
-    staging = settings.reports_dir / "_staging" / f"{day:%Y-%m-%d}-{report}-{uuid.uuid4().hex[:8]}"
+    staging = settings.reports_dir / STAGING_DIR / f"{day:%Y-%m-%d}-{report}-{uuid.uuid4().hex[:8]}"
     outputs = staging / report
     outputs.mkdir(parents=True)
     _claim(staging)
@@ -606,7 +611,7 @@ def _clear_interrupted(settings: Settings) -> None:
     """
     from crm_ml.segments.export_log import mark_unpublished
 
-    root = settings.reports_dir / "_staging"
+    root = settings.reports_dir / STAGING_DIR
     try:
         journals = _interrupted_publishes(root)
         begun = _finish_file_moves(journals)

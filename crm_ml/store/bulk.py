@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,7 @@ from sqlalchemy import Column, Connection, MetaData, Table
 from sqlalchemy.exc import IntegrityError
 
 from crm_ml.store.schema import Base
+from crm_ml.store.sources import Progress, no_progress
 
 #: SQLAlchemy's text form of a DateTime on SQLite.
 SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S"
@@ -45,9 +46,6 @@ ARROW_TYPES = {
 }
 
 Kinds = dict[str, str]
-
-#: Told (table, rows written, rows in all) after each batch, for the import's progress bar.
-RowProgress = Callable[[str, int, int], None]
 
 
 def to_arrow(frame: pd.DataFrame, kinds: Kinds) -> pa.Table:
@@ -68,7 +66,7 @@ def _driver(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
 
-def _insert_duckdb(conn: Connection, table: str, data: pa.Table, progress: RowProgress) -> None:
+def _insert_duckdb(conn: Connection, table: str, data: pa.Table, progress: Progress) -> None:
     # One statement, so nothing to tell until it returns: a million orders sent as 4 or 10
     # INSERTs took 1–2 s more CPU here (inserting and checkpointing) than as one.
     driver = _driver(conn)
@@ -83,7 +81,7 @@ def _insert_duckdb(conn: Connection, table: str, data: pa.Table, progress: RowPr
         driver.unregister(view)
 
 
-def _insert_postgresql(conn: Connection, table: str, data: pa.Table, progress: RowProgress) -> None:
+def _insert_postgresql(conn: Connection, table: str, data: pa.Table, progress: Progress) -> None:
     columns = _column_list(conn, data.column_names)
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     with _driver(conn).cursor() as cursor:
@@ -107,7 +105,7 @@ def _sqlite_columns(batch: pa.RecordBatch) -> list[list[Any]]:
     return columns
 
 
-def _insert_sqlite(conn: Connection, table: str, data: pa.Table, progress: RowProgress) -> None:
+def _insert_sqlite(conn: Connection, table: str, data: pa.Table, progress: Progress) -> None:
     columns = _column_list(conn, data.column_names)
     marks = ", ".join("?" * data.num_columns)
     sql = f"INSERT INTO {_quote(conn, table)} ({columns}) VALUES ({marks})"
@@ -137,22 +135,19 @@ _DRIVER_INTEGRITY_ERRORS = (
 )
 
 
-def _told_nobody(table: str, written: int, total: int) -> None:
-    """Tell nobody: the default :data:`RowProgress`."""
-
-
 def insert_frame(
     conn: Connection,
     table: str,
     frame: pd.DataFrame,
     kinds: Kinds,
     *,
-    progress: RowProgress = _told_nobody,
+    progress: Progress = no_progress,
 ) -> int:
     """Append ``frame`` to ``table`` with the engine's fastest path; return the row count.
 
     PostgreSQL and SQLite write :data:`BATCH_ROWS` rows at a time and tell
-    ``progress`` each batch; DuckDB writes all in one statement and tells nothing.
+    ``progress`` (table, rows written, rows in all) each batch; DuckDB writes
+    all in one statement and tells nothing.
 
     Raises
     ------
@@ -198,7 +193,7 @@ def staged(conn: Connection, table: str, frame: pd.DataFrame, kinds: Kinds) -> I
     stage = _stage_table(conn, table, list(frame.columns))
     stage.create(conn)
     try:
-        _INSERTERS[conn.dialect.name](conn, stage.name, data, _told_nobody)
+        _INSERTERS[conn.dialect.name](conn, stage.name, data, no_progress)
         yield stage.name
     finally:
         stage.drop(conn)

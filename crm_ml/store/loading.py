@@ -58,7 +58,7 @@ from crm_ml.errors import LoadRejectedError, StoreError, ValidationError
 from crm_ml.outputs import check_output_folder
 from crm_ml.store._timestamps import as_store_time
 from crm_ml.store.admin import check_store, utc_now
-from crm_ml.store.bulk import RowProgress, insert_frame, update_from
+from crm_ml.store.bulk import insert_frame, update_from
 from crm_ml.store.checks import Checked, header_check, validate_source
 from crm_ml.store.connection import Store
 from crm_ml.store.erased import erased_rows, skipped_warning
@@ -430,7 +430,7 @@ def _apply(
     sha256: str | None,
     loaded_at: pd.Timestamp,
     *,
-    progress: RowProgress,
+    progress: Progress,
 ) -> None:
     kinds = kinds_of(spec)
     try:

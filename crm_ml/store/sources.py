@@ -42,8 +42,8 @@ HeaderCheck = Callable[[list[str]], None]
 CSV_SUFFIXES = (".csv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
-#: Told (what was just done, steps done, steps in all) as a source is read: the shape of
-#: :data:`crm_ml.features.build.ProgressCallback`, for the import's progress bar.
+#: Told (what was just done, steps done, steps in all) as a source is read, validated or
+#: written: the shape of :data:`crm_ml.features.build.ProgressCallback`, for the import's bar.
 Progress = Callable[[str, int, int], None]
 
 #: Steps of reading a CSV file that :func:`read_csv_source` tells (1M rows: 0.1–0.6 s each).
