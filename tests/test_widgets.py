@@ -74,8 +74,9 @@ def store(duckdb_store: Store) -> Store:
     _insert(
         duckdb_store,
         "tier",
-        [{"tier_id": f"t{n}", "name": name, "level": n, "min_spend_12m": 100.0 * n}
-         for n, name in [(1, "silver"), (2, "gold")]],
+        [{"tier_id": f"t{n}", "name": name, "label": label, "level": n,
+          "min_spend_12m": 100.0 * n}
+         for n, name, label in [(1, "silver", "银卡会员"), (2, "gold", "金卡会员")]],
     )  # fmt: skip
     return duckdb_store
 
@@ -153,7 +154,23 @@ def test_score_range_tiers_and_channels(explorer):
     assert explorer.rule.endswith("tier_level in [1] and acquisition_channel in ['store']")
     assert list(explorer.members) == ["c2", "c6"]
     labels = [label for label, _ in explorer.tiers.options]
-    assert labels == ["silver (level 1)", "gold (level 2)", "(no tier)"]
+    assert labels == ["银卡会员 / silver (level 1)", "金卡会员 / gold (level 2)", "(no tier)"]
+    assert dict(explorer.channels.options)["门店 (store)"] == "store"
+
+
+def test_tiers_and_channels_can_be_given_by_name(explorer):
+    explorer.apply(tiers=["金卡会员", "silver"], channels=["门店", "app"])
+    assert explorer.rule == "tier_level in [2, 1] and acquisition_channel in ['store', 'app']"
+    assert list(explorer.members) == ["c1", "c2", "c3", "c6"]
+
+
+def test_an_english_explorer_names_tiers_and_channels_by_code(store, features, tmp_path):
+    english = SegmentExplorer(store, features, AS_OF, language="en")
+    assert [label for label, _ in english.tiers.options][:2] == [
+        "silver (level 1)",
+        "gold (level 2)",
+    ]
+    assert dict(english.channels.options)["store"] == "store"
 
 
 def test_customers_without_a_tier_can_be_chosen(explorer):
@@ -296,9 +313,10 @@ def _view(explorer: SegmentExplorer) -> tuple[Any, ...]:
         ({"tags": ["vpi"]}, "Unknown tag 'vpi'. Did you mean 'vip'? Choose among: lapsed, vip."),
         ({"exclude_tags": "lapsd"}, "Unknown tag 'lapsd'. Did you mean 'lapsed'?"),
         (
-            {"tiers": [1, "gold"]},
-            "Unknown tier 'gold': tiers are chosen by level. Did you mean 2 (gold)? "
-            "Choose among: 1 = silver, 2 = gold, -1 = (no tier).",
+            {"tiers": [1, "glod"]},
+            "Unknown tier 'glod': choose a tier by its level or its name. Did you mean "
+            "2 (金卡会员 / gold)? Choose among: 1 = 银卡会员 / silver, 2 = 金卡会员 / gold, "
+            "-1 = (no tier).",
         ),
         ({"p_churn": (0.9, 0.2)}, "got (0.9, 0.2), whose lower end is above its upper."),
         ({"p_purchase": (0.2, 1.5)}, "p_purchase is a range (low, high) with 0 ≤ low ≤ high ≤ 1"),
@@ -386,7 +404,8 @@ def test_the_sample_reads_p_churn_from_the_store(store, features, tmp_path):
 def test_the_figure_of_an_empty_selection_says_it_is_empty(explorer):
     explorer.apply(thresholds=["recency_days > 100000"])
     axes = explorer.figure().axes[0]
-    assert not axes.patches and "No customers" in axes.texts[0].get_text()
+    assert not axes.patches and "没有客户" in axes.texts[0].get_text()
+    assert axes.get_title() == "0 / 6 位客户"
 
 
 def test_a_rule_on_scores_the_store_lacks_says_so_under_the_widget(store, features):

@@ -42,6 +42,32 @@ CATEGORY_LABELS = {
     "home": "家居",
 }
 
+#: Words shown for the profile features' stored codes: (English, Chinese) per value.
+VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "acquisition_channel": {
+        "store": ("a store", "门店"),
+        "app": ("the app", "App"),
+        "mini_program": ("the mini program", "小程序"),
+        "web": ("the website", "官网"),
+        "referral": ("a referral", "老客推荐"),
+        "other": ("another channel", "其他渠道"),
+        "unknown": ("an unknown channel", "未知"),
+    },
+    "gender": {
+        "female": ("female", "女"),
+        "male": ("male", "男"),
+        "unknown": ("unknown", "未知"),
+    },
+    "age_band": {
+        "under_25": ("under 25", "25岁以下"),
+        "25_34": ("25-34", "25-34岁"),
+        "35_44": ("35-44", "35-44岁"),
+        "45_54": ("45-54", "45-54岁"),
+        "55_plus": ("55 and over", "55岁及以上"),
+        "unknown": ("unknown", "未知"),
+    },
+}
+
 #: Channels of the profile group's ``consent_<channel>_marketing`` flags.
 CONSENT_FEATURE_CHANNELS = ("sms", "email", "wechat")
 

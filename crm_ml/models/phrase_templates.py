@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from crm_ml.features.spec import CATEGORY_LABELS
+from crm_ml.features.spec import CATEGORY_LABELS, VALUE_LABELS
 from crm_ml.models.phrases import (
     Getter,
     PhraseContext,
@@ -168,31 +168,6 @@ def _label(value: Any, labels: Mapping[str, tuple[str, str]] | None, lang: str) 
     return zh if lang == "zh" else en
 
 
-#: Words shown for the profile features' stored codes (English, Chinese).
-_CHANNEL_LABELS = {
-    "store": ("a store", "门店"),
-    "app": ("the app", "App"),
-    "mini_program": ("the mini program", "小程序"),
-    "web": ("the website", "官网"),
-    "referral": ("a referral", "老客推荐"),
-    "other": ("another channel", "其他渠道"),
-    "unknown": ("an unknown channel", "未知"),
-}
-_GENDER_LABELS = {
-    "female": ("female", "女"),
-    "male": ("male", "男"),
-    "unknown": ("unknown", "未知"),
-}
-_AGE_LABELS = {
-    "under_25": ("under 25", "25岁以下"),
-    "25_34": ("25-34", "25-34岁"),
-    "35_44": ("35-44", "35-44岁"),
-    "45_54": ("45-54", "45-54岁"),
-    "55_plus": ("55 and over", "55岁及以上"),
-    "unknown": ("unknown", "未知"),
-}
-
-
 def _tenure(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
     def one(d: float) -> str:
         if not _ok(d):
@@ -336,8 +311,10 @@ TEMPLATES: dict[str, Template] = {
         "首次购买于{ago}",
         ("has never purchased", "从未购买"),
     ),
-    "age_band": _simple("age_band", "age {v}", "年龄段：{v}", "value", labels=_AGE_LABELS),
-    "gender": _simple("gender", "gender {v}", "性别：{v}", "value", labels=_GENDER_LABELS),
+    "age_band": _simple(
+        "age_band", "age {v}", "年龄段：{v}", "value", labels=VALUE_LABELS["age_band"]
+    ),
+    "gender": _simple("gender", "gender {v}", "性别：{v}", "value", labels=VALUE_LABELS["gender"]),
     "city_tier": _simple(
         "city_tier",
         "city tier {v}",
@@ -346,7 +323,11 @@ TEMPLATES: dict[str, Template] = {
         missing=("city tier unknown", "城市等级未知"),
     ),
     "acquisition_channel": _simple(
-        "acquisition_channel", "acquired via {v}", "获客渠道：{v}", "value", labels=_CHANNEL_LABELS
+        "acquisition_channel",
+        "acquired via {v}",
+        "获客渠道：{v}",
+        "value",
+        labels=VALUE_LABELS["acquisition_channel"],
     ),
     "is_member": _flag(
         "is_member", ("a loyalty member", "not a loyalty member"), ("会员", "非会员")

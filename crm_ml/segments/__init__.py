@@ -28,7 +28,7 @@ from crm_ml.segments.members import (
     segment_sizes,
     snapshot_segment,
 )
-from crm_ml.segments.portrait import plot_portrait, segment_portrait, tag_flags
+from crm_ml.segments.portrait import plot_portrait, portrait_names, segment_portrait, tag_flags
 
 __all__ = [
     "SEGMENT_TEMPLATES",
@@ -45,6 +45,7 @@ __all__ = [
     "mask_phone",
     "overlap_matrix",
     "plot_portrait",
+    "portrait_names",
     "pseudonymous_id",
     "read_list",
     "save_segment",

@@ -7,20 +7,24 @@ channels and profile values, and shares of each tag.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from sqlalchemy import select
 
 from crm_ml.errors import ConfigError, ValidationError
+from crm_ml.features.spec import CATEGORY_LABELS, VALUE_LABELS
 from crm_ml.plotting import font_families
 from crm_ml.rules import as_timestamp, tag_members_at
 from crm_ml.store.connection import Store
-from crm_ml.tags.definitions import require_tags
+from crm_ml.store.schema import Tier
+from crm_ml.tags.definitions import require_tags, tag_definitions_frame
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,28 @@ LEVEL_FEATURES = {
     "city_tier": "profile",
     "gender": "profile",
     "age_band": "profile",
+}
+#: What the bars of :func:`plot_portrait` call the key features: (English, Chinese).
+FEATURE_NAMES = {
+    "recency_days": ("days since last purchase", "距上次购买天数"),
+    "orders_365d": ("orders, last 12 months", "近12个月订单数"),
+    "revenue_365d": ("net revenue, last 12 months", "近12个月净消费额"),
+    "avg_order_value": ("average order value", "客单价"),
+    "tenure_days": ("days as a customer", "成为客户天数"),
+    "interpurchase_mean_days": ("usual days between purchases", "平均购买间隔天数"),
+    "discount_share": ("share of spend discounted", "折扣消费占比"),
+    "points_balance": ("points balance", "积分余额"),
+    "coupon_redemption_rate": ("coupon redemption rate", "优惠券核销率"),
+    "p_churn": ("churn probability", "流失概率"),
+    "p_purchase": ("purchase probability", "购买概率"),
+}
+#: What the bars call a category column, before its value: (English, Chinese).
+LEVEL_NAMES = {
+    "tier_level": ("tier", "会员等级"),
+    "acquisition_channel": ("channel", "获客渠道"),
+    "city_tier": ("city tier", "城市等级"),
+    "gender": ("gender", "性别"),
+    "age_band": ("age", "年龄段"),
 }
 COLUMNS = ["section", "feature", "level", "segment", "base", "difference", "lift"]
 #: Text of :func:`plot_portrait` per language.
@@ -207,8 +233,70 @@ def tag_flags(store: Store, tags: Iterable[str], on: Any, index: pd.Index) -> pd
     return pd.DataFrame({t: index.isin(m) for t, m in members.items()}, index=index)
 
 
+def portrait_names(store: Store, lang: str = "en") -> dict[str, str]:
+    """Return the store's names for a portrait's tags and tiers, for :func:`plot_portrait`.
+
+    Tags are called by their label (``高价值客户``) and tier levels by the
+    tier's label in Chinese (``金卡会员``), by its name in English (``gold``).
+
+    Returns
+    -------
+    dict of str to str
+        Tag name -> label, and ``"tier_level=<level>"`` -> tier name.
+    """
+    with store.connect() as conn:
+        tiers = conn.execute(select(Tier.level, Tier.name, Tier.label)).all()
+    names = {
+        f"tier_level={level}": (label or name) if lang == "zh" else name
+        for level, name, label in tiers
+    }
+    labels = tag_definitions_frame(store)["label"]
+    return names | {str(tag): str(label) for tag, label in labels.items()}
+
+
+def bar_name(
+    section: str, feature: str, level: str, lang: str = "en", names: Mapping[str, str] | None = None
+) -> str:
+    """Return what a portrait row is called on its bar, in ``lang`` (``zh`` or ``en``).
+
+    ``names`` (from :func:`portrait_names`) names tags and tiers; the key
+    features, category affinities and profile values have built-in names; any
+    other feature keeps its column name.
+    """
+    zh, names = lang == "zh", names or {}
+    if section == "tag":
+        return names.get(feature, feature)
+    if level == "mean":
+        return _feature_name(feature, zh)
+    return names.get(f"{feature}={level}") or _level_name(feature, level, zh)
+
+
+def _feature_name(feature: str, zh: bool) -> str:
+    if feature.startswith("affinity_"):
+        category = feature.removeprefix("affinity_")
+        return (
+            f"品类偏好：{CATEGORY_LABELS.get(category, category)}"
+            if zh
+            else f"affinity: {category}"
+        )
+    return FEATURE_NAMES[feature][zh] if feature in FEATURE_NAMES else feature
+
+
+def _level_name(feature: str, level: str, zh: bool) -> str:
+    if feature not in LEVEL_NAMES:
+        return f"{feature}={level}"
+    unknown = ("unknown", "未知") if level == "unknown" else (level, level)
+    value = VALUE_LABELS.get(feature, {}).get(level, unknown)
+    return LEVEL_NAMES[feature][zh] + ("：" if zh else ": ") + value[zh]
+
+
 def plot_portrait(
-    portrait: pd.DataFrame, *, title: str = "", top: int = 15, lang: str = "en"
+    portrait: pd.DataFrame,
+    *,
+    title: str = "",
+    top: int = 15,
+    lang: str = "en",
+    names: Mapping[str, str] | None = None,
 ) -> Figure:
     """Draw the largest differences of a portrait as horizontal bars.
 
@@ -225,7 +313,11 @@ def plot_portrait(
     top : int
         Bars drawn, largest first.
     lang : {"en", "zh"}
-        Language of the axis label, the default title and the empty message.
+        Language of the bars' names, the axis label, the default title and the
+        empty message.
+    names : mapping of str to str, optional
+        The store's names of tags and tiers (:func:`portrait_names`); without
+        them, tags and tiers are shown by their codes.
 
     Returns
     -------
@@ -237,7 +329,8 @@ def plot_portrait(
     if portrait["segment"].isna().all():
         figure = _message_figure(text["empty"])
     else:
-        figure = _bars(portrait, top, text["axis"])
+        named = functools.partial(bar_name, lang=lang, names=names)
+        figure = _bars(portrait, top, text["axis"], named)
     figure.axes[0].set_title(title or text["title"])
     _use_cjk_fonts(figure, lang)
     figure.tight_layout()
@@ -255,11 +348,14 @@ def _use_cjk_fonts(figure: Figure, lang: str) -> None:
         axes.tick_params(labelfontfamily=families)
 
 
-def _bars(portrait: pd.DataFrame, top: int, axis_label: str) -> Figure:
+def _bars(
+    portrait: pd.DataFrame, top: int, axis_label: str, name: Callable[[str, str, str], str]
+) -> Figure:
     frame = portrait.dropna(subset=["difference"]).copy()
     is_share = frame["level"] != "mean"
     frame["score"] = np.where(is_share, frame["difference"] * 10, frame["difference"])
-    frame["name"] = np.where(is_share, frame["feature"] + "=" + frame["level"], frame["feature"])
+    rows = frame[["section", "feature", "level"]].itertuples(index=False, name=None)
+    frame["name"] = [name(section, feature, level) for section, feature, level in rows]
     frame = frame.reindex(frame["score"].abs().sort_values(ascending=False).index).head(top)
     figure = Figure(figsize=(8, 0.35 * max(len(frame), 4) + 1.2))
     axes = figure.subplots()

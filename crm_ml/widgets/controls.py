@@ -21,6 +21,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from crm_ml.errors import ValidationError
+from crm_ml.features.spec import VALUE_LABELS
 from crm_ml.rules import Vocabulary
 from crm_ml.rules.vocabulary import nearest
 from crm_ml.store.connection import Store
@@ -114,19 +115,25 @@ def check_range(value: Any, name: str) -> tuple[float, float]:
 def check_tiers(values: Iterable[Any], options: Sequence[tuple[str, int]]) -> tuple[int, ...]:
     """Return tier levels as ints if each is one of ``options`` (``(label, level)`` pairs).
 
+    A tier is given by its level (``2``) or by a name its option shows
+    (``"gold"``, ``"金卡会员"``).
+
     Raises
     ------
     ValidationError
-        For the first value that is not a level on offer; a tier's name
-        (``"gold"``) gets its level suggested.
+        For the first value that is not a tier on offer; a name close to a
+        tier's gets that tier suggested.
     """
     names = {int(level): label.split(" (level ")[0] for label, level in options}
+    levels = {part: level for level, name in names.items() for part in name.split(" / ")}
     chosen = []
     for value in (values,) if isinstance(values, str) else values:
         level = _level(value)
+        level = levels.get(str(value).strip()) if level is None else level
         if level not in names:
             raise ValidationError(
-                f"Unknown tier {value!r}: tiers are chosen by level.{_tier_hint(value, names)} "
+                f"Unknown tier {value!r}: choose a tier by its level or its name."
+                f"{_tier_hint(value, levels, names)} "
                 f"Choose among: {_listed([f'{v} = {name}' for v, name in names.items()])}."
             )
         chosen.append(level)
@@ -143,11 +150,11 @@ def _level(value: Any) -> int | None:
         return None
 
 
-def _tier_hint(value: Any, names: dict[int, str]) -> str:
-    """Suggest the level of the tier whose name is closest to ``value``."""
-    levels = {name.lower(): level for level, name in names.items()}
-    close = difflib.get_close_matches(str(value).lower(), list(levels), n=1, cutoff=0.6)
-    return f" Did you mean {levels[close[0]]} ({names[levels[close[0]]]})?" if close else ""
+def _tier_hint(value: Any, levels: dict[str, int], names: dict[int, str]) -> str:
+    """Suggest the tier whose name is closest to ``value``."""
+    lowered = {name.lower(): level for name, level in levels.items()}
+    close = difflib.get_close_matches(str(value).lower(), list(lowered), n=1, cutoff=0.6)
+    return f" Did you mean {lowered[close[0]]} ({names[lowered[close[0]]]})?" if close else ""
 
 
 def check_feature(name: str, names: Sequence[str]) -> str:
@@ -171,7 +178,7 @@ class Offered(NamedTuple):
 
     tags: list[str]
     tiers: list[tuple[str, int]]
-    channels: list[str]
+    channels: list[tuple[str, str]]
     features: list[str]
 
 
@@ -200,7 +207,7 @@ def check_selection(offered: Offered, values: dict[str, Any]) -> dict[str, Any]:
         "p_purchase": check_range(values["p_purchase"], "p_purchase"),
         "thresholds": thresholds,
         "tiers": check_tiers(values["tiers"], offered.tiers),
-        "channels": check_choices(values["channels"], offered.channels, "acquisition channel"),
+        "channels": check_channels(values["channels"], offered.channels),
         "consented_only": consented_only,
     }
 
@@ -220,15 +227,21 @@ def score_sliders() -> dict[str, w.FloatRangeSlider]:
 NO_TIER = -1
 
 
-def tier_options(store: Store, features: pd.DataFrame) -> list[tuple[str, int]]:
+def tier_options(store: Store, features: pd.DataFrame, lang: str = "en") -> list[tuple[str, int]]:
     """Return ``(label, level)`` for each tier level in ``features``, named from the store.
 
-    Customers without a tier, if any, are offered as ``(no tier)`` with level :data:`NO_TIER`.
+    In Chinese (``lang="zh"``) a tier with a label shows it before its name
+    (``金卡会员 / gold (level 2)``). Customers without a tier, if any, are
+    offered as ``(no tier)`` with level :data:`NO_TIER`.
     """
     if "tier_level" not in features:
         return []
     with store.connect() as conn:
-        names = dict(conn.execute(select(Tier.level, Tier.name)).all())
+        tiers = conn.execute(select(Tier.level, Tier.name, Tier.label)).all()
+    names = {
+        level: f"{label} / {name}" if lang == "zh" and label else name
+        for level, name, label in tiers
+    }
     levels = sorted(int(v) for v in features["tier_level"].dropna().unique())
     options = [(f"{names.get(v, v)} (level {v})", v) for v in levels]
     if features["tier_level"].isna().any():
@@ -246,11 +259,31 @@ def tier_clause(levels: Iterable[int]) -> str:
     return parts[0] if len(parts) == 1 else f"({' or '.join(parts)})"
 
 
-def channel_options(features: pd.DataFrame) -> list[str]:
-    """Return the acquisition channels present in ``features``, sorted."""
+def channel_options(features: pd.DataFrame, lang: str = "en") -> list[tuple[str, str]]:
+    """Return ``(label, channel)`` for each acquisition channel in ``features``, sorted by channel.
+
+    In Chinese (``lang="zh"``) the label puts the channel's Chinese name first
+    (``小程序 (mini_program)``); otherwise it is the channel itself.
+    """
     if "acquisition_channel" not in features:
         return []
-    return sorted(str(v) for v in features["acquisition_channel"].dropna().unique())
+    channels = sorted(str(v) for v in features["acquisition_channel"].dropna().unique())
+    labels = VALUE_LABELS["acquisition_channel"]
+    return [(f"{labels[c][1]} ({c})" if lang == "zh" and c in labels else c, c) for c in channels]
+
+
+def check_channels(values: Iterable[Any], options: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """Return channels if each is one of ``options``, given by its code or its Chinese name.
+
+    Raises
+    ------
+    ValidationError
+        For the first value that is not a channel on offer.
+    """
+    codes = [code for _, code in options]
+    by_name = {label.split(" (")[0]: code for label, code in options}
+    chosen = (values,) if isinstance(values, str) else tuple(values)
+    return check_choices([by_name.get(str(v), v) for v in chosen], codes, "acquisition channel")
 
 
 def numeric_features(vocabulary: Vocabulary, features: pd.DataFrame) -> list[str]:

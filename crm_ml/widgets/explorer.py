@@ -28,6 +28,7 @@ from crm_ml.segments import (
     export_list,
     load_segment,
     plot_portrait,
+    portrait_names,
     save_segment,
     segment_portrait,
     snapshot_segment,
@@ -87,7 +88,8 @@ class SegmentExplorer:
     sample_size : int
         Masked sample rows shown.
     language : str
-        ``zh`` or ``en`` (``settings.language``): the headers of exported list files.
+        ``zh`` or ``en`` (``settings.language``): the headers of exported list
+        files, the portrait's names and the tier and channel names on offer.
 
     Attributes
     ----------
@@ -142,6 +144,7 @@ class SegmentExplorer:
         self._holding = False
         self._confirming: tuple[str, str, str | None] | None = None  # a save awaiting a 2nd click
         self._tag_labels = self._read_tags()
+        self._names = portrait_names(store, language)
         self._flags = tag_flags(store, list(self._tag_labels), self.as_of, features.index)
         self._scores = sample_scores(store, features, self.as_of)
         self._build_controls()
@@ -165,10 +168,12 @@ class SegmentExplorer:
         self.add_threshold_button = w.Button(description="Add condition", icon="plus")
         self.add_threshold_button.on_click(lambda _: self.add_threshold())
         self.tiers = w.SelectMultiple(
-            options=tier_options(self.store, self.features), description="Tiers", rows=5
+            options=tier_options(self.store, self.features, self.language),
+            description="Tiers",
+            rows=5,
         )
         self.channels = w.SelectMultiple(
-            options=channel_options(self.features), description="Channels", rows=5
+            options=channel_options(self.features, self.language), description="Channels", rows=5
         )
         self.consented_only = w.Checkbox(value=False, description="Consented only")
         self.consent_channel = w.Dropdown(options=list(CONSENT_CHANNELS), description="Channel")
@@ -251,7 +256,8 @@ class SegmentExplorer:
         """Set every control at once (replacing the current selection) and refresh.
 
         ``thresholds`` are ``(feature, operator, number)`` tuples or text such as
-        ``"recency_days > 90"``; ``tiers`` are tier levels. Returns the explorer,
+        ``"recency_days > 90"``; ``tiers`` are tier levels or names (``2``, ``"gold"``,
+        ``"金卡会员"``) and ``channels`` codes or Chinese names. Returns the explorer,
         so a notebook cell can show it.
 
         Raises
@@ -386,8 +392,13 @@ class SegmentExplorer:
 
     def figure(self) -> Figure:
         """Draw the portrait of the selection."""
-        title = f"{self.size:,} of {len(self.features):,} customers"
-        return plot_portrait(self.portrait(), title=title)
+        size, base = self.size, len(self.features)
+        title = (
+            f"{size:,} / {base:,} 位客户"
+            if self.language == "zh"
+            else f"{size:,} of {base:,} customers"
+        )
+        return plot_portrait(self.portrait(), title=title, lang=self.language, names=self._names)
 
     def sample(self) -> pd.DataFrame:
         """Up to ``sample_size`` members with masked name, phone and email, and key features."""
