@@ -35,6 +35,7 @@ from crm_ml.analysis.lifecycle import (
 )
 from crm_ml.analysis.points import (
     customers_with_expiring_points,
+    next_points_expiry,
     points_expiring,
     points_liability,
     remaining_lots,
@@ -79,6 +80,7 @@ __all__ = [
     "gini",
     "lifecycle_events",
     "lorenz_curve",
+    "next_points_expiry",
     "plot_campaign_uplift",
     "plot_churn_trend",
     "plot_customer_timeline",

@@ -182,6 +182,33 @@ def points_expiring(
     return frame
 
 
+def next_points_expiry(store: Store, as_of: Instant, *, tz: str = "UTC") -> pd.DataFrame:
+    """Return the next points to expire after ``as_of``, however far off.
+
+    A programme whose points all expire on one day a year has nothing in
+    :func:`points_expiring`'s window for most of the year; this says when the
+    next expiry comes and how many points and customers it holds, so a
+    reminder can be planned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row indexed by ``expiry_date`` (the local date in ``tz`` of the
+        earliest ``expires_at`` after ``as_of``), columns ``customers`` and
+        ``points`` (int64); no row when no remaining points expire.
+    """
+    as_of = as_instant(as_of)
+    check_tz(tz)
+    lots, _ = remaining_lots(read_points_ledger(store, as_of))
+    lots = lots[(lots["expires_at"] > as_of) & (lots["remaining"] > 0)]
+    first = lots[lots["expires_at"] == lots["expires_at"].min()]
+    day = to_local(first["expires_at"], tz).dt.date.rename("expiry_date")
+    frame = first.groupby(day).agg(
+        customers=("customer_id", "nunique"), points=("remaining", "sum")
+    )
+    return frame.astype("int64")
+
+
 def customers_with_expiring_points(
     store: Store, as_of: Instant, *, within_days: int = 30
 ) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from analysis_rows import ts
 
 from crm_ml.analysis import (
     customers_with_expiring_points,
+    next_points_expiry,
     points_expiring,
     points_liability,
     remaining_lots,
@@ -77,6 +78,23 @@ def test_expiring_points_per_customer(points_store):
     assert frame.index.tolist() == ["p1"]
     assert frame["points_expiring"].tolist() == [50]
     assert frame["next_expiry_at"].tolist() == [pd.Timestamp("2024-07-15")]
+
+
+def test_the_next_expiry_however_far_off(points_store):
+    # At 2 August, p1's lot of 15 July has expired (not yet posted) and p3's of 1 August
+    # too: the next to expire is p1's 40 points of 10 September, 39 days on.
+    frame = next_points_expiry(points_store, "2024-08-02", tz="Asia/Shanghai")
+
+    assert frame.index.tolist() == [pd.Timestamp("2024-09-10").date()]
+    assert frame.index.name == "expiry_date"
+    assert frame.to_dict("records") == [{"customers": 1, "points": 40}]
+    assert points_expiring(points_store, "2024-08-02", within_days=30)["points"].sum() == 0
+
+
+def test_no_next_expiry_without_expiring_points(store):
+    frame = next_points_expiry(store, AS_OF)
+
+    assert frame.empty and list(frame.columns) == ["customers", "points"]
 
 
 def test_fifo_consumes_oldest_lots_first():
