@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from crm_ml.analysis._common import Instant, as_instant, require_columns
 from crm_ml.analysis._plot import finish, label, new_figure
@@ -154,7 +155,8 @@ def plot_campaign_uplift(response: pd.DataFrame, *, lang: str = "en") -> Figure:
     ax.axvline(0, color="grey", lw=1)
     names = response["name"] if "name" in response else response.index.to_series()
     ax.set_yticks(y, [str(n) for n in names])
-    ax.xaxis.set_major_formatter("{x:.1%}")
+    # Uplift is a difference of two rates: percentage points, not percent.
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{100 * x:+.1f}" if x else "0"))
     ax.set_xlabel(label("uplift", lang))
     ax.set_ylabel(label("campaign", lang))
     ax.set_title(label("campaign_uplift", lang))

@@ -106,6 +106,17 @@ def test_campaign_uplift_has_a_title():
     assert zh_title == "活动相对对照组的响应提升"
 
 
+def test_campaign_uplift_reads_in_percentage_points():
+    response = response_uplift(CONTACTS)
+    axes = plot_campaign_uplift(response).axes[0]
+    axes.figure.canvas.draw()
+
+    assert "percentage points" in axes.get_xlabel()
+    ticks = [t.get_text() for t in axes.get_xticklabels() if t.get_text()]
+    assert ticks and not any("%" in t for t in ticks)
+    assert "0" in ticks  # the no-uplift line, unsigned
+
+
 def test_chinese_labels(monkeypatch):
     fig = plot_retention_heatmap(MATRIX, lang="zh")
 
