@@ -98,6 +98,14 @@ def test_a_bad_channel_leaves_the_retention_segment_as_it_was(settings: Settings
     assert "Settings.from_env()" in _failed_cell(settings)  # the setup cell: nothing else ran
 
 
+def test_a_bad_period_stops_the_retention_report_in_its_setup_cell(settings: Settings) -> None:
+    before = _rows(settings)
+    with pytest.raises(ReportFailedError, match="ConfigError: freq='fortnight' is not a calendar"):
+        run_report(settings, "retention_analysis", as_of=AS_OF, parameters={"period": "fortnight"})
+    assert _rows(settings) == before
+    assert "Settings.from_env()" in _failed_cell(settings)  # not minutes into the analysis
+
+
 @pytest.mark.parametrize(
     ("parameters", "error"),
     [

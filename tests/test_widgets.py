@@ -209,6 +209,12 @@ def test_apply_replaces_the_selection(explorer):
     assert len(explorer.thresholds_box.children) == 1
 
 
+@pytest.mark.parametrize("text", ["recency_days>90", "recency_days >90", " recency_days> 90 "])
+def test_a_threshold_reads_with_or_without_spaces(explorer, text):
+    explorer.apply(thresholds=[text])
+    assert explorer.rule == "recency_days > 90"
+
+
 @pytest.mark.parametrize(
     ("item", "message"),
     [("recency_days >> 3", "operator"), (("recency_days", ">", "soon"), "not a number")],

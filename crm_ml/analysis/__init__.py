@@ -18,6 +18,7 @@ English or Chinese labels (``lang="zh"``); either way they draw Chinese data
   headers in the report's language, rates as percentages, money with its currency.
 """
 
+from crm_ml.analysis._common import period_freq
 from crm_ml.analysis.campaigns import campaign_response, plot_campaign_uplift, response_uplift
 from crm_ml.analysis.cohorts import (
     cohort_table,
@@ -81,6 +82,7 @@ __all__ = [
     "lifecycle_events",
     "lorenz_curve",
     "next_points_expiry",
+    "period_freq",
     "plot_campaign_uplift",
     "plot_churn_trend",
     "plot_customer_timeline",

@@ -80,17 +80,23 @@ def local_instant(stamp: pd.Timestamp, tz: str) -> pd.Timestamp:
     return stamp.tz_localize("UTC").tz_convert(tz).tz_localize(None)
 
 
+#: Periods by their plain names, as a report parameter may give them (``-p period month``).
+PERIOD_WORDS = {"week": "W-SUN", "month": "ME", "quarter": "QE", "year": "YE"}
+
+
 def period_freq(freq: str) -> str:
     """Translate an offset alias (``"ME"``, ``"QE"``, ``"YE"``, ``"W-SUN"``) to a period alias.
 
     pandas 3 names month *ends* ``"ME"`` for date ranges but months ``"M"`` for
-    periods; callers may use either spelling.
+    periods; callers may use either spelling, or a plain name from
+    :data:`PERIOD_WORDS` (``"month"``, weeks ending on Sunday).
 
     Raises
     ------
     ConfigError
         If ``freq`` is not a calendar frequency pandas understands.
     """
+    freq = PERIOD_WORDS.get(str(freq).strip().lower(), freq)
     match = _OFFSET_END.match(freq)
     alias = freq
     if match:
@@ -100,8 +106,8 @@ def period_freq(freq: str) -> str:
         pd.Period("2024-01-01", alias)
     except (ValueError, TypeError) as exc:
         raise ConfigError(
-            f"freq={freq!r} is not a calendar period; use e.g. 'ME' (month), 'QE' (quarter), "
-            "'YE' (year) or 'W-SUN' (week)."
+            f"freq={freq!r} is not a calendar period; use 'week', 'month', 'quarter' or 'year', "
+            "or a pandas alias such as 'ME' (month end) or 'W-SAT' (weeks ending on Saturday)."
         ) from exc
     return alias
 

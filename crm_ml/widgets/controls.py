@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -55,9 +56,17 @@ class ThresholdRow:
         return f"{self.feature.value} {self.op.value} {_number(self.value.value)}"
 
 
+#: A threshold written as text, with or without spaces: ``recency_days>90``.
+_THRESHOLD_TEXT = re.compile(r"\s*(\S+?)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*")
+
+
 def _parse_threshold(item: str | Sequence[Any]) -> tuple[str, str, float]:
     """Accept ``("recency_days", ">", 90)`` or the text ``"recency_days > 90"``."""
-    parts = item.split() if isinstance(item, str) else list(item)
+    if isinstance(item, str):
+        match = _THRESHOLD_TEXT.fullmatch(item)
+        parts = list(match.groups()) if match else item.split()
+    else:
+        parts = list(item)
     if len(parts) != 3 or parts[1] not in OPERATORS:
         raise ValidationError(
             f"A threshold is (feature, operator, number), e.g. ('recency_days', '>', 90) or "

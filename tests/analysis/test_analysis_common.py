@@ -20,6 +20,10 @@ from crm_ml.errors import ConfigError, ValidationError
         ("2ME", "2M"),
         ("W-SUN", "W-SUN"),
         ("D", "D"),
+        ("month", "M"),  # plain names, as `-p period month` gives them
+        ("Quarter", "Q"),
+        ("week", "W-SUN"),
+        ("year", "Y"),
     ],
 )
 def test_offset_aliases_become_period_aliases(freq, expected):
