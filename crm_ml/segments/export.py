@@ -67,6 +67,8 @@ from crm_ml.store.schema import EXPORT_WRITING, EXPORT_WRITTEN, ExportLog
 from crm_ml.tags.files import safe_file_part, write_excel_csv
 
 log = logging.getLogger(__name__)
+#: List columns whose cells of digits Excel must keep as text (no lost zeros, no 1.38E+10).
+TEXT_COLUMNS = ("phone", "customer_id", "owner_id")
 
 _LOG_TABLE = cast(Table, ExportLog.__table__)
 UNOWNED = "unowned"
@@ -513,7 +515,8 @@ def _write_and_log(
         _replace_files(
             files,
             stale,
-            text_columns=(list_headers(language)["phone"],),
+            # Ids of digits keep their leading zeros in Excel, as phones do.
+            text_columns=tuple(list_headers(language)[c] for c in TEXT_COLUMNS),
             private=logged["unmask"],
         )
     except BaseException:

@@ -99,3 +99,26 @@ def test_a_phone_that_is_not_a_number_keeps_the_formula_guard(
 
     cells = pd.DataFrame(_cells(path)).set_index("客户编号")["手机号"]
     assert cells["c1"] == "'=1+2"
+
+
+def test_customer_ids_of_digits_keep_their_zeros_in_excel(store: Store, tmp_path: Path) -> None:
+    add_customers(store, ["0000109"], {"0000109": "欧阳昇"})
+    with store.begin() as conn:
+        conn.execute(
+            insert(CustomerIdentity),
+            [{"customer_id": "0000109", "kind": "phone", "value": "+8613812345678",
+              "verified": True, "created_at": BEFORE}],
+        )  # fmt: skip
+        conn.execute(
+            insert(Consent),
+            [{"customer_id": "0000109", "channel": "sms", "purpose": "marketing",
+              "updated_at": BEFORE, "status": "granted", "source": "test"}],
+        )  # fmt: skip
+    save_segment(store, Segment("everyone", "revenue_365d >= 0"), actor="t")
+    index = pd.Index(["0000109"], name="customer_id", dtype="str")
+    snapshot_segment(store, "everyone", pd.DataFrame({"revenue_365d": [1.0]}, index=index), D1)
+
+    (path,) = _export(store, tmp_path, unmask=True).files["path"]
+
+    assert _cells(path)[0]["客户编号"] == "\t0000109"
+    assert read_list(path)["customer_id"].tolist() == ["0000109"]
