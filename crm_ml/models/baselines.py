@@ -26,6 +26,8 @@ from crm_ml.models.calibration import ProbabilityCalibrator
 
 Target = Literal["churn", "purchase"]
 TARGETS = ("churn", "purchase")
+#: How messages name each baseline of the backtest (its row in the metrics).
+BASELINE_NAMES = {"recency_rule": "recency rule", "rfm_score": "RFM score", "bg_nbd": "BG/NBD"}
 
 
 def _require(X: pd.DataFrame, columns: tuple[str, ...], who: str) -> None:

@@ -75,6 +75,7 @@ from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 import crm_ml
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.models.baselines import BASELINE_NAMES
 from crm_ml.models.estimators import BoostedClassifier, load_saved_model
 from crm_ml.models.evaluation import BacktestResult
 from crm_ml.models.training import REGISTERED_NAMES, registered_name
@@ -84,8 +85,6 @@ log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 _KIND_OF = {name: kind for kind, name in REGISTERED_NAMES.items()}
-#: How the promotion reason names each baseline of the backtest.
-BASELINE_NAMES = {"recency_rule": "recency rule", "rfm_score": "RFM score", "bg_nbd": "BG/NBD"}
 _MODEL_DIR = "crm_model"
 #: The version tag only :func:`log_training_run` writes, once the version is vetted
 #: (backtest AUC measured, alias decided); every version it finished has had it.

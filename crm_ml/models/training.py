@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from crm_ml.config import Settings
 from crm_ml.errors import ValidationError
+from crm_ml.models.baselines import BASELINE_NAMES
 from crm_ml.models.estimators import BoostedClassifier, ChurnModel, PropensityModel
 from crm_ml.models.evaluation import (
     BacktestResult,
@@ -62,6 +63,8 @@ TRAINING_SET_LABELS = {"churn": "churn", "propensity": "purchase"}
 MIN_SNAPSHOT_CUSTOMERS = 1_000
 #: Fewer of either class (positives or negatives) than this in a snapshot is warned about.
 MIN_SNAPSHOT_POSITIVES = 100
+#: A backtest AUC within this of 0.5 is warned about as no better than chance.
+CHANCE_MARGIN = 0.02
 #: Registered name of each kind's model (a category propensity model adds ``-<category>``).
 REGISTERED_NAMES = {"churn": "crm-churn", "propensity": "crm-propensity"}
 
@@ -250,6 +253,32 @@ def small_data_warnings(frame: pd.DataFrame, *, label: str) -> list[str]:
         "negative). The backtest AUC is uncertain by several hundredths, and the model may "
         "do no better than the baselines: compare them before acting on its scores"
     ]
+
+
+def chance_warnings(metrics: pd.DataFrame) -> list[str]:
+    """Return a warning when the model's backtest AUC is no better than chance.
+
+    ``metrics`` is :attr:`BacktestResult.metrics` (a ``model`` row and one per
+    baseline). On a handful of customers LightGBM may not split at all and give
+    every customer the same score (AUC 0.5): "uncertain by several hundredths"
+    would understate that.
+    """
+    aucs = pd.to_numeric(metrics["roc_auc"], errors="coerce")
+    model = float(aucs.get("model", np.nan))
+    if not np.isfinite(model) or model > 0.5 + CHANCE_MARGIN:
+        return []
+    text = (
+        f"the model learnt nothing from this data: its backtest AUC {model:.3f} is no better "
+        "than chance, so its scores would rank customers at random"
+    )
+    baselines = aucs.drop("model", errors="ignore").dropna()
+    if len(baselines):
+        best = str(baselines.idxmax())
+        text += (
+            f". The {BASELINE_NAMES.get(best, best)} baseline ranks them with AUC "
+            f"{baselines[best]:.3f}: use it, or train again on more customers or snapshots"
+        )
+    return [text]
 
 
 def infer_gap_days(frame: pd.DataFrame) -> int | None:
@@ -451,6 +480,9 @@ def train_model(
             language=settings.language if settings is not None else None,
         )
         model, use_split = result.model, None
+        for warning in chance_warnings(result.metrics):
+            log.warning("No better than chance: %s.", warning)
+            warnings.append(warning)
         _advance(bar, steps)
         if refit:
             model, use_split = refit_for_use(recipe, frame, cols, label)

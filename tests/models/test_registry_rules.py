@@ -270,3 +270,28 @@ def test_training_from_python_prints_no_mlflow_routine_notes(tmp_path: Path, fra
     out, err = capfd.readouterr()
     for note in ("CloudPickle", "Created version", "already exists", "Validating input"):
         assert note not in out + err, note
+
+
+def test_a_model_no_better_than_chance_is_warned_about(caplog) -> None:
+    from crm_ml.models.training import chance_warnings
+
+    # Leaves of at least 1,000 customers: LightGBM cannot split 3 x 300, every score is one.
+    params = {**TINY, "min_child_samples": 1000}
+    with caplog.at_level(logging.WARNING, logger="crm_ml.models.training"):
+        result = train_model(
+            "churn", make_training_frame(n=300), None, horizon_days=90, model_params=params,
+            register=False,
+        )  # fmt: skip
+    assert result.backtest.metrics.loc["model", "roc_auc"] == pytest.approx(0.5)
+    assert "No better than chance: the model learnt nothing from this data" in caplog.text
+    assert any("learnt nothing" in w for w in result.warnings)
+
+    metrics = pd.DataFrame(
+        {"roc_auc": [0.51, 0.88, 0.86]}, index=["model", "recency_rule", "bg_nbd"]
+    )
+    (warning,) = chance_warnings(metrics)
+    assert warning.endswith(
+        "The recency rule baseline ranks them with AUC 0.880: use it, or train again on "
+        "more customers or snapshots"
+    )
+    assert chance_warnings(metrics.assign(roc_auc=[0.55, 0.88, 0.86])) == []
