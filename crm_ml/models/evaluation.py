@@ -78,6 +78,9 @@ class BacktestResult:
         Test rows: ``customer_id``, the label, and one probability column per model.
     figures : dict[str, matplotlib.figure.Figure]
         ``calibration`` and ``lift``, labelled in the backtest's ``language``.
+    active_metrics : pandas.DataFrame
+        ``metrics`` over the test customers who bought within :data:`ACTIVE_DAYS`
+        (empty without a ``recency_days`` feature): the customers churn lists act on.
     """
 
     split: BacktestSplit
@@ -88,6 +91,7 @@ class BacktestResult:
     figures: dict[str, Figure] = field(default_factory=dict)
     model: Any = None
     backtest_id: str = ""
+    active_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def flatten_training_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -162,6 +166,30 @@ def evaluate_predictions(
         ignore_index=True,
     )
     return metrics, lift, precision
+
+
+#: Customers who bought within this many days of a snapshot are "active": those the
+#: churn-risk tag and lists act on (``churn_risk_high`` needs ``recency_days <= 180``).
+#: The headline AUC also ranks customers gone for years, who are easy to call churned;
+#: the AUC among active customers is the one a retention team's list sees.
+ACTIVE_DAYS = 180
+
+
+def active_customer_metrics(
+    predictions: pd.DataFrame, recency_days: pd.Series, *, label: str, models: Sequence[str]
+) -> pd.DataFrame:
+    """Return :func:`evaluate_predictions`' metrics over customers active at the snapshot.
+
+    ``recency_days`` is aligned with ``predictions``' rows; customers who never
+    bought (NaN) are not active. Empty when no row is active.
+    """
+    active = (pd.to_numeric(recency_days, errors="coerce") <= ACTIVE_DAYS).to_numpy()
+    if not active.any():
+        return pd.DataFrame()
+    rows = predictions[active]
+    return pd.DataFrame(
+        {name: classification_metrics(rows[label].to_numpy(float), rows[name]) for name in models}
+    ).T.rename_axis(MODEL_COLUMN)
 
 
 def backtest_id(split: BacktestSplit, test: pd.DataFrame, *, label: str) -> str:
@@ -242,6 +270,13 @@ def backtest(
     )
     figures = _figures(predictions[[label, *names]], lift, label=label, language=language)
     log.info("Backtest on %s: AUC %.3f", split.test_as_of.date(), metrics.loc["model", "roc_auc"])
+    active = (
+        active_customer_metrics(
+            predictions, test["recency_days"].reset_index(drop=True), label=label, models=names
+        )
+        if "recency_days" in test
+        else pd.DataFrame()
+    )
     return BacktestResult(
         split,
         metrics,
@@ -251,6 +286,7 @@ def backtest(
         figures,
         fitted,
         backtest_id(split, test, label=label),
+        active,
     )
 
 

@@ -255,6 +255,24 @@ def small_data_warnings(frame: pd.DataFrame, *, label: str) -> list[str]:
     ]
 
 
+def constant_feature_warnings(frame: pd.DataFrame, features: Sequence[str]) -> list[str]:
+    """Return a warning naming the features that hold one value in every row.
+
+    The model cannot learn from them, and no reason can ever cite them (e.g.
+    points expiring within 30 days, when every snapshot falls outside the
+    month before the programme's yearly expiry).
+    """
+    constant = [c for c in features if frame[c].nunique(dropna=False) <= 1]
+    if not constant:
+        return []
+    shown = ", ".join(f"{c} (always {frame[c].iloc[0]})" for c in constant[:5])
+    more = f" and {len(constant) - 5} more" if len(constant) > 5 else ""
+    return [
+        f"{len(constant)} feature(s) hold the same value for every customer in every snapshot, "
+        f"so the model cannot use them and no reason will cite them: {shown}{more}"
+    ]
+
+
 def chance_warnings(metrics: pd.DataFrame) -> list[str]:
     """Return a warning when the model's backtest AUC is no better than chance.
 
@@ -296,7 +314,7 @@ def _data_category(data: Any, category: str | None) -> str | None:
     ValidationError
         If ``category`` contradicts the TrainingSet's (its labels are another category's).
     """
-    if not hasattr(data, "frame"):  # a plain frame does not say
+    if isinstance(data, pd.DataFrame):  # a plain frame does not say
         return category
     built_with = getattr(data, "category", None)
     if category == built_with or category is None:
@@ -315,7 +333,7 @@ def target_label(kind: str, data: Any, label: str, category: str | None) -> str:
     A TrainingSet says it (``data.label``); a plain frame's ``label`` column
     or the kind's default column is the kind's label, any other column its own name.
     """
-    base = getattr(data, "label", None)
+    base = None if isinstance(data, pd.DataFrame) else getattr(data, "label", None)
     if base is None:
         default = label in ("label", DEFAULT_LABELS.get(kind))
         base = TRAINING_SET_LABELS[kind] if default else label
@@ -376,19 +394,23 @@ def _unpack(
     kind: str, data: Any, label: str | None, horizon_days: int | None
 ) -> tuple[pd.DataFrame, str, int]:
     """Return ``(flat frame, label column, horizon)`` from a TrainingSet or a DataFrame."""
-    frame = data.frame if hasattr(data, "frame") else data
-    if not isinstance(frame, pd.DataFrame):
+    # A DataFrame is never read for attributes: its "label" column would answer data.label.
+    if isinstance(data, pd.DataFrame):
+        frame, set_label, set_horizon = data, None, data.attrs.get("horizon_days")
+    elif isinstance(getattr(data, "frame", None), pd.DataFrame):
+        frame, set_label, set_horizon = data.frame, data.label, data.horizon_days
+    else:
         raise ValidationError(
             "Training data must be a TrainingSet (crm_ml.features.training_frame(...)) or a "
             f"DataFrame of stacked snapshots, got {type(data).__name__}."
         )
     expected = TRAINING_SET_LABELS.get(kind)
-    if hasattr(data, "label") and data.label != expected:
+    if set_label is not None and set_label != expected:
         raise ValidationError(
-            f"A {kind} model needs a training set labelled {expected!r}, got {data.label!r}. "
+            f"A {kind} model needs a training set labelled {expected!r}, got {set_label!r}. "
             f"Build it with training_frame(..., label={expected!r})."
         )
-    horizon = horizon_days or getattr(data, "horizon_days", None) or frame.attrs.get("horizon_days")
+    horizon = horizon_days or set_horizon or frame.attrs.get("horizon_days")
     if not horizon:
         raise ValidationError("Pass horizon_days (the label window) with a plain DataFrame.")
     frame = flatten_training_frame(frame)
@@ -466,6 +488,9 @@ def train_model(
     warnings = small_data_warnings(frame, label=label)
     for warning in warnings:
         log.warning("Few customers to learn from: %s.", warning)
+    for warning in constant_feature_warnings(frame, cols):
+        log.warning("Features without information: %s.", warning)
+        warnings.append(warning)
     recipe = MODEL_KINDS[kind](**dict(model_params or {}))
     steps = ["backtest", *(["re-fit"] if refit else []), *(["register"] if register else [])]
     with tqdm(total=len(steps), desc=f"training {kind}", unit="step", disable=not progress) as bar:

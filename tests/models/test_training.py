@@ -86,3 +86,21 @@ def test_a_misspelt_kind_fails_before_any_work_with_the_closest_kind() -> None:
 def test_training_data_must_be_a_training_set_or_a_frame() -> None:
     with pytest.raises(ValidationError, match=r"TrainingSet .* or a DataFrame .*, got NoneType"):
         train_model("churn", None, None, register=False)
+
+
+def test_a_training_sets_frame_trains_on_its_own() -> None:
+    # TrainingSet.frame saved and read back (e.g. from Parquet): a plain frame whose
+    # "label" column must not be taken for the TrainingSet's label attribute.
+    frame = training_set("churn").frame
+    result = train_model("churn", frame, None, horizon_days=90, model_params=TINY, register=False)
+    assert result.label == "label" and result.target == "churn"
+
+
+def test_features_without_information_are_warned_about(caplog) -> None:
+    frame = make_training_frame(n=300).assign(points_expiring_30d=0)
+    with caplog.at_level("WARNING", logger="crm_ml.models.training"):
+        result = train_model(
+            "churn", frame, None, horizon_days=90, model_params=TINY, register=False
+        )
+    assert "Features without information: 1 feature(s) hold the same value" in caplog.text
+    assert any("points_expiring_30d (always 0)" in w for w in result.warnings)
