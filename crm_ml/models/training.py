@@ -24,6 +24,7 @@ sample to the next, about the gap between a model and its baselines.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
 from tqdm.auto import tqdm
 
 from crm_ml.config import Settings
@@ -341,7 +343,12 @@ def target_label(kind: str, data: Any, label: str, category: str | None) -> str:
 
 
 def _lineage(store: Any, settings: Settings | None) -> dict[str, Any]:
-    """Return the store URL (no password) and the data's last order, as far as known."""
+    """Return the store URL (no password) and the store's last order, as far as known.
+
+    ``store_last_order`` describes the store when the model was trained, not the
+    training data: a model trained on snapshots up to a date may have read a
+    store with later orders (``labels_until`` and ``snapshots`` say what it used).
+    """
     from crm_ml.store.connection import shown_url
 
     url = getattr(store, "url", None) or (settings.database_url if settings else None)
@@ -355,8 +362,29 @@ def _lineage(store: Any, settings: Settings | None) -> dict[str, Any]:
         from crm_ml.features import last_order_at
 
         last = last_order_at(store)
-        out["data_last_order"] = "" if last is None else pd.Timestamp(last).isoformat()
+        out["store_last_order"] = "" if last is None else pd.Timestamp(last).isoformat()
     return out
+
+
+def training_fingerprint(frame: pd.DataFrame, columns: Sequence[str]) -> str:
+    """Return a short hash of the rows a model learned from: ids, dates, label and features.
+
+    Rows are taken in ``(as_of, customer_id)`` order, so the same data read in
+    another order gives the same fingerprint, and one customer left out, one
+    label or one feature value changed gives another. Logged with each training
+    run: two versions with the same fingerprint learned from the same data.
+    """
+    order = np.lexsort((frame["customer_id"].astype(str).to_numpy(), frame["as_of"].to_numpy()))
+    digest = hashlib.sha256()
+    for name in ["as_of", "customer_id", *sorted(columns)]:
+        column = frame[name]
+        if is_numeric_dtype(column) or is_datetime64_any_dtype(column):
+            values = column.to_numpy()
+        else:  # text and categories: their values' hashes
+            values = pd.util.hash_pandas_object(column, index=False).to_numpy()
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(values[order]).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _run_params(
@@ -382,6 +410,7 @@ def _run_params(
         "backtest_calibration_rows": int((as_of == split.calibration_as_of).sum()),
         "backtest_test_rows": int((as_of == split.test_as_of).sum()),
         "refit": refit_split is not None,
+        "training_data_sha256": training_fingerprint(frame, [outcome.label, *outcome.features]),
     }
     if outcome.kind == "propensity":
         params["category"] = outcome.category or "all"

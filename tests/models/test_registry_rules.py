@@ -191,6 +191,7 @@ def test_runs_log_the_gap_stable_metric_names_and_lineage(tmp_path: Path, frame)
     assert "s3cret" not in json.dumps({**params, **tags})
     assert params["training_rows"] == str(len(frame))
     assert params["backtest_test_rows"] == "400"
+    assert re.fullmatch(r"[0-9a-f]{16}", params["training_data_sha256"])
     assert re.fullmatch(r"[0-9a-f]{40}", tags["mlflow.source.git.commit"])
     # Without gap_days, the snapshots' spacing is logged (never an empty string).
     again = train_model("churn", frame, own, horizon_days=90, model_params=TINY).registered
@@ -215,7 +216,7 @@ def test_runs_log_the_stores_last_order(tmp_path: Path, frame, duckdb_store) -> 
         "churn", frame, own, horizon_days=90, store=duckdb_store, model_params=TINY
     ).registered
     params = mlflow.MlflowClient().get_run(reg.run_id).data.params
-    assert params["data_last_order"] == "2024-12-30T10:00:00"
+    assert params["store_last_order"] == "2024-12-30T10:00:00"
     assert params["store_url"] == duckdb_store.url and params["store_url_from"] == "store"
 
 

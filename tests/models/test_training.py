@@ -104,3 +104,16 @@ def test_features_without_information_are_warned_about(caplog) -> None:
         )
     assert "Features without information: 1 feature(s) hold the same value" in caplog.text
     assert any("points_expiring_30d (always 0)" in w for w in result.warnings)
+
+
+def test_the_training_fingerprint_follows_the_data_not_its_order() -> None:
+    from crm_ml.models.training import training_fingerprint
+
+    frame = make_training_frame(n=200)
+    columns = ["churned", "recency_days"]
+    same = training_fingerprint(frame, columns)
+    assert training_fingerprint(frame.sample(frac=1.0, random_state=1), columns) == same
+    assert training_fingerprint(frame.iloc[1:], columns) != same  # one row left out
+    flipped = frame.assign(churned=frame["churned"].where(frame.index != 5, 1 - frame["churned"]))
+    assert training_fingerprint(flipped, columns) != same  # one label changed
+    assert training_fingerprint(frame, ["churned"]) != same  # a feature dropped
