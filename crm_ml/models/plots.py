@@ -9,11 +9,13 @@ that draw Chinese either way (:func:`crm_ml.plotting.apply_fonts`).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from crm_ml.config import LANGUAGES
 from crm_ml.errors import ValidationError
@@ -29,6 +31,7 @@ LABELS: dict[str, dict[str, str]] = {
         "mean_predicted": "mean predicted probability",
         "observed_rate": "observed rate",
         "perfect": "perfect calibration",
+        "customer_share": "customers (model)",
         "lift": "Lift by decile",
         "decile": "decile (1 = highest score)",
         "lift_axis": "lift (rate in the decile ÷ overall rate)",
@@ -51,6 +54,7 @@ LABELS: dict[str, dict[str, str]] = {
         "mean_predicted": "平均预测概率",
         "observed_rate": "实际发生率",
         "perfect": "完美校准",
+        "customer_share": "客户占比（模型）",
         "lift": "各十分位提升度",
         "decile": "十分位（1 = 得分最高）",
         "lift_axis": "提升度（该组发生率 ÷ 总体发生率）",
@@ -119,18 +123,24 @@ def calibration_figure(
 ) -> Figure:
     """Plot observed rate against mean predicted probability per bin, one line per model.
 
+    A panel below shows the share of customers the model puts in each bin: a
+    line that is close to the diagonal says little where few customers are,
+    and a pile-up at 0 or 1 (many customers given certainty) shows there.
+
     Parameters
     ----------
     predictions : pandas.DataFrame
-        Column ``label`` (0/1) and one probability column per model.
+        Column ``label`` (0/1) and one probability column per model (``model``
+        gets the panel of shares, else the first one).
     language : {"zh", "en"}
         Language of the title, axes and legend.
     """
     words = LABELS[figure_language(language)]
-    fig = _figure(6.0, 5.0)
-    ax = fig.add_subplot()
+    fig = _figure(6.0, 6.5)
+    ax, shares = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label=words["perfect"])
-    for name in predictions.columns.drop(label):
+    names = list(predictions.columns.drop(label))
+    for name in names:
         table = calibration_table(predictions[label], predictions[name], n_bins=n_bins)
         ax.plot(
             table["mean_predicted"],
@@ -138,13 +148,26 @@ def calibration_figure(
             marker="o",
             label=_model_name(str(name), language),
         )
-    ax.set_xlabel(words["mean_predicted"])
     ax.set_ylabel(words["observed_rate"])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_title(words["calibration"])
     ax.legend(loc="upper left", fontsize="small")
+    shown = "model" if "model" in names else names[0]
+    _bin_shares(shares, predictions[shown], n_bins, words)
+    shares.set_xlabel(words["mean_predicted"])
     return apply_fonts(fig, language)
+
+
+def _bin_shares(ax: Axes, probability: pd.Series, n_bins: int, words: dict[str, str]) -> None:
+    """Bars of the share of customers per probability bin, each labelled with its share."""
+    counts, edges = np.histogram(probability.to_numpy(float), bins=n_bins, range=(0.0, 1.0))
+    share = counts / max(counts.sum(), 1)
+    bars = ax.bar(edges[:-1], share, width=1.0 / n_bins, align="edge", color="#8aa9c9")
+    ax.bar_label(bars, labels=[f"{v:.0%}" if v else "" for v in share], fontsize="x-small")
+    ax.set_ylim(0, min(1.0, share.max() * 1.3 + 0.02))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_ylabel(words["customer_share"])
 
 
 def lift_figure(lift: pd.DataFrame, *, language: str = DEFAULT_LANGUAGE) -> Figure:

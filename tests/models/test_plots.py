@@ -45,10 +45,21 @@ def test_figure_renders_every_glyph_without_pyplot(name: str, lang: str) -> None
 
 
 def test_chinese_calibration_figure() -> None:
-    ax = calibration_figure(PREDICTIONS, label="churned", language="zh").axes[0]
+    ax, shares = calibration_figure(PREDICTIONS, label="churned", language="zh").axes
     assert ax.get_title() == "测试快照上的概率校准"
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("平均预测概率", "实际发生率")
+    assert (shares.get_xlabel(), ax.get_ylabel()) == ("平均预测概率", "实际发生率")
     assert legend_texts(ax) == ["完美校准", "模型", "基线：最近购买天数规则"]
+    assert shares.get_ylabel() == "客户占比（模型）"
+
+
+def test_the_calibration_figure_shows_where_customers_are() -> None:
+    # 60% of customers given certainty: the panel below the curve shows the pile-up at 1.
+    certain = PREDICTIONS.assign(model=np.where(np.arange(200) < 120, 1.0, 0.35))
+    _, shares = calibration_figure(certain, label="churned", language="en").axes
+    heights = [bar.get_height() for bar in shares.patches]
+    assert len(heights) == 10 and sum(heights) == pytest.approx(1.0)
+    assert heights[-1] == pytest.approx(0.6) and heights[3] == pytest.approx(0.4)
+    assert "60%" in [text.get_text() for text in shares.texts]
 
 
 def test_chinese_lift_figure_with_a_legend_on_both_panels() -> None:
