@@ -9,6 +9,7 @@ midnight after its last order's day, when everything recorded is history.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
@@ -18,9 +19,16 @@ from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.features.backend import TableSource, fetch, open_tables
 from crm_ml.features.spec import as_timestamp
 
+log = logging.getLogger(__name__)
+
 #: How long after the last recorded order an ``as_of`` still describes the customers: a date
 #: beyond it is a typo, since everyone would look lapsed (and tag history only moves forward).
 MAX_DAYS_AFTER_DATA = 90
+#: A date more than this many days after the last order is warned about: the day's
+#: orders may not have been loaded, and every customer would look that much more lapsed.
+STALE_AFTER_DAYS = 7
+#: (date, last order) pairs already warned about, so one command warns once.
+_warned: set[tuple[datetime, datetime]] = set()
 
 
 class DataSpan(NamedTuple):
@@ -36,9 +44,14 @@ def data_span(source: TableSource) -> DataSpan:
         customers, orders = con.table("customer"), con.table("orders")
         first_customer = fetch(customers.aggregate(t=customers.created_at.min()))["t"].iloc[0]
         span = fetch(orders.aggregate(lo=orders.ordered_at.min(), hi=orders.ordered_at.max()))
-    firsts = [_stamp(t) for t in (first_customer, span["lo"].iloc[0]) if not pd.isna(t)]
+    found = (
+        (first_customer, "customer", "created_at", "MIN"),
+        (span["lo"].iloc[0], "orders", "ordered_at", "MIN"),
+    )
+    firsts = [_stamp(t, table, column, end) for t, table, column, end in found if not pd.isna(t)]
     last = span["hi"].iloc[0]
-    return DataSpan(min(firsts) if firsts else None, None if pd.isna(last) else _stamp(last))
+    last_order = None if pd.isna(last) else _stamp(last, "orders", "ordered_at", "MAX")
+    return DataSpan(min(firsts) if firsts else None, last_order)
 
 
 def next_midnight(moment: datetime) -> datetime:
@@ -119,8 +132,44 @@ def check_as_of(
             f"{end_of_data(last):%Y-%m-%d}; if there are newer orders, load them first "
             "(`crm-ml import orders FILE`)."
         )
+    if moment > last + timedelta(days=STALE_AFTER_DAYS) and (moment, last) not in _warned:
+        _warned.add((moment, last))
+        days = (moment - last).days
+        log.warning(
+            "%s %s is %d days after the last recorded order (%s UTC): if orders since then "
+            "have not been loaded, every customer looks %d days more lapsed than they are, and "
+            "scores, tags and lists will say so. Load newer orders first (`crm-ml import "
+            "orders FILE`), or use a date nearer the data, e.g. %s.",
+            what, f"{moment:%Y-%m-%d}", days, f"{last:%Y-%m-%d %H:%M}", days,
+            f"{end_of_data(last):%Y-%m-%d}",
+        )  # fmt: skip
     return moment
 
 
-def _stamp(value: datetime | pd.Timestamp) -> datetime:
-    return pd.Timestamp(value).to_pydatetime()
+#: How a row holding an unreadable date is corrected, by table.
+_CORRECTION = {
+    "customer": "import that customer again with its real created_at, which updates it",
+    "orders": "correct it in the database: orders are append-only, so an import cannot",
+}
+
+
+def _stamp(value: datetime | pd.Timestamp, table: str, column: str, end: str) -> datetime:
+    """Return ``value``, the ``end`` (MIN or MAX) of ``table.column``, as a Python datetime.
+
+    Raises
+    ------
+    ValidationError
+        If it is outside the years 1 to 9999, which Python cannot hold: year 0 is what an
+        earlier crm_ml import made of full-width digits (２０２５/１/１ read as 0001-01-01,
+        then shifted to UTC); imports now refuse years before 1800.
+    """
+    try:
+        return pd.Timestamp(value).to_pydatetime()
+    except (ValueError, OverflowError) as exc:
+        raise ValidationError(
+            f"The store's {table}.{column} holds {value}, a date Python cannot read (years 1 "
+            f"to 9999 only), so nothing can be computed on this store. Find the row with "
+            f"`SELECT * FROM {table} WHERE {column} = (SELECT {end}({column}) FROM {table})` "
+            f"and {_CORRECTION[table]} (an earlier import read full-width digits such as "
+            "２０２５ as year 0)."
+        ) from exc

@@ -491,28 +491,76 @@ def _append_only(spec: TableSpec) -> str:
     )
 
 
-def _values(frame: pd.DataFrame, conflicts: pd.DataFrame) -> list[str]:
-    """Per row, ``refund_amount 50.0, refunded_at blank`` for its conflicting columns."""
+def _values(spec: TableSpec, frame: pd.DataFrame, conflicts: pd.DataFrame) -> list[str]:
+    """Per row, ``refund_amount 50.0, refunded_at blank`` for its conflicting columns.
+
+    Timestamps are labelled UTC: the store holds them so, and the file's were converted.
+    """
     text = {c: _as_text(frame[c]).to_numpy() for c in conflicts.columns}
+    zone = {c: " UTC" if spec.column(c).kind == "timestamp" else "" for c in conflicts.columns}
     return [
-        ", ".join(f"{c} {text[c][i] or 'blank'}" for c in conflicts.columns[row])
+        ", ".join(
+            f"{c} {text[c][i] + zone[c] if text[c][i] else 'blank'}" for c in conflicts.columns[row]
+        )
         for i, row in enumerate(conflicts.to_numpy())
     ]
+
+
+def _zone_shift(
+    spec: TableSpec, new: pd.DataFrame, old: pd.DataFrame, conflicts: pd.DataFrame
+) -> pd.Timedelta | None:
+    """Return the whole number of hours by which every conflicting value is off the store.
+
+    Only when all the conflicts are in timestamps: the mark of a file read in another
+    time zone than the one that loaded the store.
+    """
+    shifts = []
+    for column in conflicts.columns:
+        rows = conflicts[column].to_numpy()
+        if not rows.any():
+            continue
+        if spec.column(column).kind != "timestamp":
+            return None
+        shifts.append((new[column] - old[column])[rows])
+    shift = pd.concat(shifts)
+    first = shift.iloc[0]
+    if pd.isna(first) or first == pd.Timedelta(0) or first % pd.Timedelta(hours=1):
+        return None
+    return first if bool((shift == first).all()) else None
+
+
+def _zone_hint(shift: pd.Timedelta, rows: int) -> str:
+    hours = shift / pd.Timedelta(hours=1)
+    which = "this row is" if rows == 1 else f"all {rows} such rows are"
+    return (
+        f". Note: {which} {abs(hours):g} h {'later' if hours > 0 else 'earlier'} in the file "
+        "than in the store: was the file read in another time zone than the import that "
+        "loaded it? Times without an offset are read in the import's --timezone "
+        "(Asia/Shanghai by default); import the file with the earlier import's --timezone"
+    )
 
 
 def _conflict_messages(
     spec: TableSpec, new: pd.DataFrame, old: pd.DataFrame, conflicts: pd.DataFrame
 ) -> list[str]:
+    """One message per conflicting row; the first adds a hint when a time zone explains them."""
     rule = _append_only(spec)
     advice = _CORRECTIONS.get(spec.name, _NO_CORRECTION)
-    return [
+    messages = [
         f"{{value}} is already in the store with a different "
         f"{', '.join(conflicts.columns[row])}: {rule} (a repeated key is never applied "
         f"twice; the store has {stored}, the file {given}); {advice}"
         for row, stored, given in zip(
-            conflicts.to_numpy(), _values(old, conflicts), _values(new, conflicts), strict=True
+            conflicts.to_numpy(),
+            _values(spec, old, conflicts),
+            _values(spec, new, conflicts),
+            strict=True,
         )
     ]
+    shift = _zone_shift(spec, new, old, conflicts)
+    if shift is not None:
+        messages[0] += _zone_hint(shift, len(messages))
+    return messages
 
 
 def _reject_conflicts(
