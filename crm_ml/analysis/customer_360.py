@@ -38,6 +38,7 @@ from crm_ml.analysis._common import Instant, as_instant, check_tz, local_instant
 from crm_ml.analysis._customer_read import Person, find_person, read_parts
 from crm_ml.analysis._plot import finish
 from crm_ml.analysis._read import read_tiers
+from crm_ml.features.spec import VALUE_LABELS
 from crm_ml.segments.masking import mask_name
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
@@ -167,8 +168,14 @@ def _requested(person: Person) -> str:
     return f"{person.requested_id} (merged into {person.customer_id})"
 
 
+def _shown(column: str, code: Any, lang: str) -> Any:
+    """Show a stored profile code in ``lang``: ``female`` as 女, ``mini_program`` as 小程序."""
+    labels = VALUE_LABELS[column].get(str(code)) if code is not None else None
+    return labels[1] if labels and lang == "zh" else code
+
+
 def _profile(
-    person: Person, parts: dict[str, Any], on: pd.Timestamp, *, unmask: bool, tz: str
+    person: Person, parts: dict[str, Any], on: pd.Timestamp, *, unmask: bool, tz: str, lang: str
 ) -> pd.DataFrame:
     """One text value per field: who the person is and where they stand at ``on``."""
     row, ident = person.row, parts["identities"]
@@ -179,7 +186,7 @@ def _profile(
         "customer_id": row.customer_id,
         "requested_id": _requested(person),
         "name": row.name if unmask else mask_name(row.name),
-        "gender": row.gender,
+        "gender": _shown("gender", row.gender, lang),
         **(
             {"birth_date": f"{row.birth_date:%Y-%m-%d}" if row.birth_date else None}
             if unmask
@@ -187,7 +194,7 @@ def _profile(
         ),
         "city": row.city,
         "city_tier": row.city_tier,
-        "acquisition_channel": row.acquisition_channel,
+        "acquisition_channel": _shown("acquisition_channel", row.acquisition_channel, lang),
         "is_member": row.is_member,
         "member_since": row.member_since,
         "created_at": person.created_at,  # the earliest record's, as in the features
@@ -322,7 +329,7 @@ def customer_360(
         log.info("Customer %s was merged into %s: showing %s", person.requested_id, cid, cid)
     if unmask:
         log.warning("Customer 360 of %s shown UNMASKED (full personal data)", cid)
-    profile = _profile(person, parts, on, unmask=unmask, tz=tz)
+    profile = _profile(person, parts, on, unmask=unmask, tz=tz, lang=lang)
     timeline = _localise(_timeline(parts, on), tz)
     local = {
         name: _localise(parts[name], tz)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from crm_ml.cli._common import _add_commands, _as_of, _check_as_of, _open_store
+from crm_ml.cli.store import add_encoding_option
 from crm_ml.config import Settings
 
 
@@ -222,9 +223,7 @@ def _add_tags_file(tsub: argparse._SubParsersAction, name: str, verb: str) -> No
     p.add_argument("--actor", required=True, help="who asked for it, kept for the audit trail")
     p.add_argument("--reason", required=True, help="why, kept with the file's name")
     p.add_argument("--at", type=_as_of, help="when it takes effect (default: now)")
-    p.add_argument(
-        "--encoding", choices=["utf-8", "gbk"], help="file encoding (default: UTF-8, else GBK)"
-    )
+    add_encoding_option(p, "UTF-8, else GBK")
     p.set_defaults(func=cmd_tags_file)
 
 

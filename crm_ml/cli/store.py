@@ -162,6 +162,40 @@ def cmd_export_parquet(args: argparse.Namespace, settings: Settings) -> int:
 
 # --------------------------------------------------------------------------- parser
 
+#: Spellings of the encodings a source file may declare, by the one the readers take.
+#: GBK and GB2312 files are read as GB18030, their superset, so all three are one.
+ENCODING_NAMES = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "utf-8-sig": "utf-8",
+    "gbk": "gbk",
+    "gb18030": "gbk",
+    "gb2312": "gbk",
+    "cp936": "gbk",
+}
+
+
+def encoding_name(text: str) -> str:
+    """Read ``--encoding`` in any case (``GBK``, ``gb18030``, ``UTF8``) as ``utf-8`` or ``gbk``."""
+    name = ENCODING_NAMES.get(text.strip().lower().replace("_", "-"))
+    if name is None:
+        raise argparse.ArgumentTypeError(
+            f"unsupported encoding {text!r}: expected utf-8, gbk, gb18030 or gb2312 (any case). "
+            'For another encoding, or Excel\'s "Unicode 文本", save the file from Excel as '
+            '"CSV UTF-8 (逗号分隔)".'
+        )
+    return name
+
+
+def add_encoding_option(parser: argparse.ArgumentParser, default: str) -> None:
+    """Add ``--encoding`` to a command that reads a CSV file; ``default`` says what it does."""
+    parser.add_argument(
+        "--encoding",
+        type=encoding_name,
+        metavar="{utf-8,gbk,gb18030,gb2312}",
+        help=f"file encoding, any case; gbk and gb2312 are read as gb18030 (default: {default})",
+    )
+
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export the store")
@@ -186,7 +220,8 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
         "customer_merge (the merge log), customer_change (profile history) and, last, "
         "erased_customer (erasure marks). Rows that would put back an erased customer's "
         "profile, identities, custom fields or consent are skipped with a warning. TABLE "
-        "'cdnow' loads CDNOW_master.txt or CDNOW_sample.txt.",
+        "'cdnow' loads CDNOW_master.txt or CDNOW_sample.txt. The columns each table's "
+        "file must have, their allowed values and the load order are in docs/import.md.",
     )
     p.add_argument("table", help="store table (e.g. customer, orders, points_ledger) or 'cdnow'")
     p.add_argument("file", help="CSV or Parquet file, or a folder of Parquet part files")
@@ -195,7 +230,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
         help="zone of timestamps without one (default: settings); Parquet timestamps that "
         "carry a zone, as the export writes, ignore it",
     )
-    p.add_argument("--encoding", choices=["utf-8", "gbk"], help="file encoding (default: UTF-8)")
+    add_encoding_option(p, "UTF-8")
     p.add_argument("--as-of", type=_as_of, help="reject rows dated after this moment")
     p.add_argument(
         "--max-reject-rate",

@@ -21,14 +21,18 @@ from crm_ml.features.spec import (
     FeatureWindows,
     Fill,
 )
+from crm_ml.store.normalize import CHANNEL_WORDS, GENDER_WORDS, words_for
 
 NAME = "profile"
 NAN = float("nan")
 AGE_BANDS = ("under_25", "25_34", "35_44", "45_54", "55_plus", "unknown")
 GENDERS = ("female", "male", "unknown")
 ACQUISITION_CHANNELS = ("store", "app", "mini_program", "web", "referral", "other", "unknown")
-_FEMALE = ("f", "female", "woman", "女", "女性")
-_MALE = ("m", "male", "man", "男", "男性")
+#: The words read as each gender and channel: the customer import's own table, so that a
+#: value stored before the import mapped it (or kept in customer_change) reads the same.
+_FEMALE = words_for(GENDER_WORDS, "female")
+_MALE = words_for(GENDER_WORDS, "male")
+_CHANNELS = {code: words_for(CHANNEL_WORDS, code) for code in ACQUISITION_CHANNELS}
 #: Profile fields rolled back through ``customer_change``, and their columns there.
 ROLLBACK_FIELDS = ("gender", "acquisition_channel", "city_tier")
 _DAYS_PER_YEAR = 365.25
@@ -105,11 +109,11 @@ def _gender(snap: Snapshot, value: ir.StringValue) -> ir.StringValue:
     return ibis.cases((text.isin(_FEMALE), "female"), (text.isin(_MALE), "male"), else_="unknown")
 
 
-def _channel(value: ir.StringValue) -> ir.StringValue:
+def _channel(snap: Snapshot, value: ir.StringValue) -> ir.StringValue:
+    text = snap.strip(value).lower()
+    named = [(text.isin(words), code) for code, words in _CHANNELS.items() if code != "unknown"]
     return ibis.cases(
-        (value.isnull(), "unknown"),
-        (value.isin(ACQUISITION_CHANNELS[:-2]), value),
-        else_="other",
+        (value.isnull() | text.isin(_CHANNELS["unknown"]), "unknown"), *named, else_="other"
     )
 
 
@@ -137,7 +141,9 @@ def _profile(snap: Snapshot) -> ir.Table:
         age_band=_age_band(snap, j.birth_date),
         gender=_gender(snap, _as_of_value(j, "gender", j.gender)),
         city_tier=ibis.ifelse(j._had_city_tier > 0, parsed_tier, j.city_tier).cast("float64"),
-        acquisition_channel=_channel(_as_of_value(j, "acquisition_channel", j.acquisition_channel)),
+        acquisition_channel=_channel(
+            snap, _as_of_value(j, "acquisition_channel", j.acquisition_channel)
+        ),
         is_member=ibis.ifelse(member, 1, 0),
     )
 

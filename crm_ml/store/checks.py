@@ -237,7 +237,7 @@ def validate_source(
     steps), each column parsed and checked, then the rules across rows.
     """
     frame = source.frame
-    warnings: list[str] = []
+    warnings = list(source.warnings)
     normalizers = {n: f for n, f in NORMALIZERS.get(spec.name, {}).items() if n in frame}
     step = _counter(progress, NORMALIZER_STEPS * len(normalizers) + len(spec.columns) + 1)
     for name, normalize in normalizers.items():

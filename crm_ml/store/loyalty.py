@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, func, select
 
 from crm_ml.errors import LedgerError
 from crm_ml.store._timestamps import as_store_time
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
-from crm_ml.store.postings import _differences, _prepare
+from crm_ml.store.postings import POINTS, STORED_VALUE, LedgerSpec, _differences, _prepare
 from crm_ml.store.schema import Base
 from crm_ml.store.tiers import TierLevel, TierPolicy, apply_tier_changes, evaluate_tiers
 
@@ -43,62 +43,6 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 500
 _TOLERANCE = 1e-9
-
-
-@dataclass(frozen=True)
-class LedgerSpec:
-    """How one ledger table behaves.
-
-    Attributes
-    ----------
-    table : str
-        Table name.
-    amount : str
-        The signed amount column.
-    signs : Mapping[str, int]
-        Kind → required sign (+1, -1, or 0 for either).
-    debits : tuple of str
-        Kinds that may not exceed the available balance.
-    unit : str
-        Word used in messages.
-    balance : str
-        Name of the balance series.
-    integer : bool
-        Whether amounts must be whole numbers.
-    """
-
-    table: str
-    amount: str
-    signs: Mapping[str, int]
-    debits: tuple[str, ...]
-    unit: str
-    balance: str
-    integer: bool
-
-    @property
-    def sa_table(self) -> Table:
-        """The SQLAlchemy table."""
-        return Base.metadata.tables[self.table]
-
-
-POINTS = LedgerSpec(
-    "points_ledger",
-    "points",
-    {"earn": 1, "redeem": -1, "expire": -1, "adjust": 0},
-    ("redeem",),
-    "points",
-    "points_balance",
-    True,
-)
-STORED_VALUE = LedgerSpec(
-    "stored_value_ledger",
-    "amount",
-    {"top_up": 1, "spend": -1, "refund": 1, "adjust": 0},
-    ("spend",),
-    "stored value",
-    "stored_value_balance",
-    False,
-)
 
 
 @dataclass(frozen=True)

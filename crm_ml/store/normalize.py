@@ -54,6 +54,68 @@ CONSENT_VALUES = {
 }
 
 
+#: Profile words of retailers' exports, by the code the customer import stores and the
+#: profile features read (crm_ml.features.profile): one table for both, so that what is
+#: stored and what is counted agree. Matched trimmed and in any case (APP, App → app).
+#: The codes are the keys of ``VALUE_LABELS["acquisition_channel"]`` in crm_ml.features.spec,
+#: whose Chinese labels are here too.
+CHANNEL_WORDS = {
+    "store": "store",
+    "门店": "store",
+    "线下门店": "store",
+    "实体店": "store",
+    "线下": "store",
+    "app": "app",
+    "手机app": "app",
+    "mini_program": "mini_program",
+    "mini program": "mini_program",
+    "miniprogram": "mini_program",
+    "小程序": "mini_program",
+    "微信小程序": "mini_program",
+    "web": "web",
+    "website": "web",
+    "官网": "web",
+    "官方网站": "web",
+    "网站": "web",
+    "referral": "referral",
+    "推荐": "referral",
+    "转介绍": "referral",
+    "老客推荐": "referral",
+    "老带新": "referral",
+    "other": "other",
+    "其他": "other",
+    "其它": "other",
+    "其他渠道": "other",
+    "unknown": "unknown",
+    "未知": "unknown",
+}
+
+#: Gender words, by the code stored and read (先生/女士 are how a CRM addresses a customer).
+GENDER_WORDS = {
+    "female": "female",
+    "f": "female",
+    "woman": "female",
+    "女": "female",
+    "女性": "female",
+    "女士": "female",
+    "小姐": "female",
+    "male": "male",
+    "m": "male",
+    "man": "male",
+    "男": "male",
+    "男性": "male",
+    "先生": "male",
+    "unknown": "unknown",
+    "未知": "unknown",
+    "保密": "unknown",
+}
+
+
+def words_for(words: dict[str, str], code: str) -> tuple[str, ...]:
+    """Return the words of ``words`` that stand for ``code`` (``GENDER_WORDS``, ``female``)."""
+    return tuple(word for word, coded in words.items() if coded == code)
+
+
 def normalize_phone(raw: str) -> str:
     """Return a phone number in E.164 form; Chinese mobiles become ``+86…``.
 

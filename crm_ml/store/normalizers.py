@@ -4,10 +4,11 @@ Consent answers are mapped to granted/withdrawn/unknown (unknown means no);
 identity values are normalised by their kind (phones to E.164, emails to
 lower case); ids (``*_id`` columns and references) are checked for numbers a
 spreadsheet reformatted (``1.38E+10``); product categories with a common
-Chinese name of an affinity category are stored as its code (美妆 → beauty).
+Chinese name of an affinity category are stored as its code (美妆 → beauty), and
+so are customers' acquisition channels and genders (门店 → store, 先生 → male).
 Each works on whole columns, calling the per-value functions of
 :mod:`crm_ml.store.normalize` once per distinct value. Some only warn: an
-unknown category, or an order whose amounts do not add up.
+unknown category, channel or gender, or an order whose amounts do not add up.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import numpy as np
 import pandas as pd
 
 from crm_ml.store.normalize import (
+    CHANNEL_WORDS,
+    GENDER_WORDS,
     is_recognised_consent,
     normalize_consent,
     normalize_email,
     normalize_id,
     normalize_phone,
+    words_for,
 )
 from crm_ml.store.parsing import as_text, parse_float
 from crm_ml.store.rejects import RejectLog
@@ -215,6 +219,60 @@ def _category_warning(other: pd.Series) -> str:
     )
 
 
+#: Per coded profile column: its words, and what the feature makes of a value outside them.
+PROFILE_WORDS: dict[str, tuple[dict[str, str], str]] = {
+    "acquisition_channel": (CHANNEL_WORDS, "other"),
+    "gender": (GENDER_WORDS, "unknown"),
+}
+
+
+def profile_code(column: str) -> Normalizer:
+    """Return a normalizer storing the code of a profile word (门店 → store, 先生 → male).
+
+    Other values are kept as given, but no profile feature reads them (they count as
+    ``other`` or ``unknown``), so the warning names them with their lines and counts.
+    """
+    words, fallback = PROFILE_WORDS[column]
+
+    def normalize(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> pd.Series:
+        # A profile value is never refused: ``log`` only says where each row came from.
+        raw = frame[column]
+        if pd.api.types.is_float_dtype(raw.dtype):
+            return raw  # a number, refused when the column is parsed as text
+        text = as_text(raw)
+        codes = text.str.lower().map(words)
+        other = (codes.isna() & text.notna()).to_numpy()
+        if other.any():
+            warnings.append(
+                _profile_warning(column, text[other], log.lines[other], log.unit, fallback)
+            )
+        return codes.fillna(raw)
+
+    return normalize
+
+
+def _profile_warning(
+    column: str, values: pd.Series, lines: np.ndarray, unit: str, fallback: str
+) -> str:
+    words, _ = PROFILE_WORDS[column]
+    counts = values.value_counts(sort=True)
+    named = []
+    for value, count in counts[:QUOTED_CATEGORIES].items():
+        where = lines[(values == value).to_numpy()][:QUOTED]
+        more = ", …" if count > QUOTED else ""
+        units = f"{unit}s" if count > 1 else unit
+        named.append(f"{value!r} ({count}: {units} {', '.join(map(str, where))}{more})")
+    rest = f" and {len(counts) - QUOTED_CATEGORIES} more" if len(counts) > QUOTED_CATEGORIES else ""
+    codes = dict.fromkeys(words.values())
+    read = "; ".join(f"{code}: {', '.join(words_for(words, code))}" for code in codes)
+    return (
+        f"{len(values)} customer(s) have a value of {column} that no feature reads: "
+        f"{', '.join(named)}{rest}. They were stored as given and count as {fallback!r} in the "
+        f"{column} feature. The values read (any case) are, by the code stored: {read}. "
+        "Rename a value to one of them if it means one."
+    )
+
+
 def _amount(frame: pd.DataFrame, column: str) -> pd.Series:
     """Read a column's amounts; NaN where one does not parse (its own check reports that)."""
     if column not in frame:
@@ -260,6 +318,7 @@ def order_amounts(frame: pd.DataFrame, log: RejectLog, warnings: list[str]) -> p
 
 
 _VALUE_NORMALIZERS: dict[str, dict[str, Normalizer]] = {
+    "customer": {column: profile_code(column) for column in PROFILE_WORDS},
     "consent": {"status": consent_status},
     "customer_identity": {"value": identity_value},
     "product": {"category": product_category},

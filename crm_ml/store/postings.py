@@ -10,16 +10,95 @@ every posting obeys, and the checks against the store, are in
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Table
 
 from crm_ml.errors import LedgerError, ValidationError
 from crm_ml.store._timestamps import as_store_time
+from crm_ml.store.schema import Base
 
-if TYPE_CHECKING:
-    from crm_ml.store.loyalty import LedgerSpec
+
+@dataclass(frozen=True)
+class LedgerSpec:
+    """How one ledger table behaves.
+
+    Attributes
+    ----------
+    table : str
+        Table name.
+    amount : str
+        The signed amount column.
+    signs : Mapping[str, int]
+        Kind → required sign (+1, -1, or 0 for either).
+    debits : tuple of str
+        Kinds that may not exceed the available balance.
+    unit : str
+        Word used in messages.
+    balance : str
+        Name of the balance series.
+    integer : bool
+        Whether amounts must be whole numbers.
+    """
+
+    table: str
+    amount: str
+    signs: Mapping[str, int]
+    debits: tuple[str, ...]
+    unit: str
+    balance: str
+    integer: bool
+
+    @property
+    def sa_table(self) -> Table:
+        """The SQLAlchemy table."""
+        return Base.metadata.tables[self.table]
+
+    def wrong_sign(self, kind: pd.Series, amount: pd.Series) -> pd.Series:
+        """Return True where ``amount`` lacks the sign its ``kind`` requires (zero included)."""
+        broken = pd.Series(False, index=kind.index)
+        for name, sign in self.signs.items():
+            if sign:
+                unsigned = amount <= 0 if sign > 0 else amount >= 0
+                broken |= (kind == name) & unsigned
+        return broken.fillna(False).astype(bool)
+
+    def sign_rules(self) -> str:
+        """Say which sign each kind takes: ``earn is positive, redeem and expire are negative…``."""
+        words = {1: "positive", -1: "negative", 0: "either"}
+        parts = []
+        for sign, word in words.items():
+            kinds = [name for name, s in self.signs.items() if s == sign]
+            if kinds:
+                verb = "" if sign == 0 else " are" if len(kinds) > 1 else " is"
+                parts.append(f"{' and '.join(kinds)}{verb} {word}")
+        return ", ".join(parts)
+
+
+POINTS = LedgerSpec(
+    "points_ledger",
+    "points",
+    {"earn": 1, "redeem": -1, "expire": -1, "adjust": 0},
+    ("redeem",),
+    "points",
+    "points_balance",
+    True,
+)
+STORED_VALUE = LedgerSpec(
+    "stored_value_ledger",
+    "amount",
+    {"top_up": 1, "spend": -1, "refund": 1, "adjust": 0},
+    ("spend",),
+    "stored value",
+    "stored_value_balance",
+    False,
+)
+#: The ledgers by table: their sign rules check postings here and imported rows in
+#: :mod:`crm_ml.store.validation`, so that both refuse the same rows.
+LEDGERS = {spec.table: spec for spec in (POINTS, STORED_VALUE)}
 
 
 def _as_frame(entries: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:

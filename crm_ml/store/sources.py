@@ -18,7 +18,7 @@ import io
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,21 @@ from crm_ml.store.export import export_problem
 log = logging.getLogger(__name__)
 
 BOM = codecs.BOM_UTF8
+#: Byte-order marks of UTF-16, which Excel writes for "Unicode 文本" (Unicode Text).
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 #: Declared encodings, by the codec that decodes them (GB18030 is a superset of GBK and GB2312).
-ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "gbk": "gb18030", "gb2312": "gb18030"}
-ENCODINGS["gb18030"] = "gb18030"
+ENCODINGS = {
+    "utf-8": "utf-8",
+    "utf-8-sig": "utf-8",
+    "gbk": "gb18030",
+    "gb2312": "gb18030",
+    "gb18030": "gb18030",
+}
+#: What to do with a file that is not CSV text Excel can write: its own words for the format.
+SAVE_AS_CSV = (
+    'Open it in Excel and save it as "CSV UTF-8 (逗号分隔)" (CSV UTF-8 (Comma delimited)), '
+    "then import that file."
+)
 
 HeaderCheck = Callable[[list[str]], None]
 
@@ -82,6 +94,10 @@ class Source:
         Short and long CSV rows, left out of ``frame``.
     unit : {'line', 'row'}
         What ``lines`` count, for messages (``orders.csv:4``, ``orders.parquet row 2``).
+    repeats : int
+        Rows left out of ``frame`` because they repeat an earlier row exactly.
+    warnings : tuple of str
+        What the load should tell without refusing anything: no data rows, repeats.
     """
 
     frame: pd.DataFrame
@@ -91,11 +107,13 @@ class Source:
     sha256: str | None = None
     bad_records: list[BadRecord] = field(default_factory=list)
     unit: str = "line"
+    repeats: int = 0
+    warnings: tuple[str, ...] = ()
 
     @property
     def rows_read(self) -> int:
-        """Data records in the source, malformed ones included."""
-        return len(self.frame) + len(self.bad_records)
+        """Data records in the source, malformed ones and exact repeats included."""
+        return len(self.frame) + len(self.bad_records) + self.repeats
 
 
 def _codec(encoding: str | None) -> str | None:
@@ -107,10 +125,21 @@ def _codec(encoding: str | None) -> str | None:
         name = encoding
     if name not in ENCODINGS:
         raise ValidationError(
-            f"Unsupported encoding {encoding!r}: expected 'utf-8' or 'gbk' (or leave it out for "
-            "UTF-8 with or without a BOM). Re-save the file as UTF-8 if it is in another encoding."
+            f"Unsupported encoding {encoding!r}: expected 'utf-8', or 'gbk', 'gb18030' or "
+            "'gb2312' (all read as GB18030), or leave it out for UTF-8 with or without a BOM. "
+            "Re-save the file as UTF-8 if it is in another encoding."
         )
     return ENCODINGS[name]
+
+
+def _refuse_utf16(data: bytes, name: str) -> None:
+    """Refuse UTF-16 text, naming the Excel format that writes it, before any decoding hint."""
+    if data.startswith(UTF16_BOMS):
+        raise ValidationError(
+            f"{name} is UTF-16 text (it starts with a UTF-16 byte-order mark), as Excel writes "
+            'for "Unicode 文本" (Unicode Text), whose columns are separated by tabs; expected a '
+            f"CSV file in UTF-8 or GBK. {SAVE_AS_CSV}"
+        )
 
 
 def _line_of(data: bytes, offset: int) -> int:
@@ -126,6 +155,7 @@ def decode_to_utf8(data: bytes, encoding: str | None, name: str) -> bytes:
         If the bytes are not valid in the declared (or default UTF-8) encoding.
     """
     codec = _codec(encoding)
+    _refuse_utf16(data, name)
     has_bom = data.startswith(BOM)
     if has_bom and codec not in (None, "utf-8"):
         raise ValidationError(
@@ -205,6 +235,13 @@ def _raw_header(data: bytes) -> list[str]:
 
 
 def _header(raw_header: list[str], name: str) -> list[str]:
+    if any("\t" in column for column in raw_header):
+        shown = next(column for column in raw_header if "\t" in column)
+        raise ValidationError(
+            f"{name}:1: the header is separated by tabs ({shown[:60]!r}); expected columns "
+            'separated by commas. The file is tab-separated text (Excel\'s "Unicode 文本" or '
+            f'"文本文件(制表符分隔)"). {SAVE_AS_CSV}'
+        )
     header = [column.strip() for column in raw_header]
     seen: dict[str, int] = {}
     for position, column in enumerate(header, start=1):
@@ -234,8 +271,70 @@ def _read_body(data: bytes, raw_header: list[str], quoted: bool) -> pa.Table:
 
 def _nothing_to_load(name: str, what: str) -> ValidationError:
     return ValidationError(
-        f"{name} {what}: expected a header line naming the columns and at least one data row. "
+        f"{name} {what}: expected a header line naming the columns (then data rows, if any). "
         "Nothing was loaded; the store is unchanged. Check that the export finished."
+    )
+
+
+def _no_rows(what: str) -> str:
+    """Return the note for a source with columns but no rows: a quiet day loads nothing."""
+    return (
+        f"{what}: 0 rows loaded, the store is unchanged. That is expected on a "
+        "day with nothing to export (no coupons redeemed, say); otherwise check that the "
+        "export finished."
+    )
+
+
+#: How many repeated rows a warning names.
+QUOTED_REPEATS = 3
+
+
+def drop_repeats(source: Source) -> Source:
+    """Leave out rows that repeat an earlier row exactly (every column equal), with a warning.
+
+    Overlapping export pages repeat rows: loading one copy is what was meant, so
+    they are not refused as a repeated key. Rows that share a key but differ in
+    any column are kept, and then refused by the key's uniqueness check.
+    """
+    frame = source.frame
+    if len(frame) < 2 or not len(frame.columns):
+        return source
+    # A repeated row repeats its first column (most often its id), which is cheap to find:
+    # only those rows are compared whole (0.1 s instead of 1 s for a million orders).
+    try:
+        candidates = np.flatnonzero(frame.iloc[:, 0].duplicated(keep=False).to_numpy())
+        if not len(candidates):
+            return source
+        hashes = pd.util.hash_pandas_object(frame.iloc[candidates], index=False).to_numpy()
+        repeat = np.zeros(len(frame), dtype=bool)
+        repeat[candidates[frame.iloc[candidates].duplicated(keep="first").to_numpy()]] = True
+    except TypeError:  # a Parquet column of lists or maps: such rows are never repeats here
+        return source
+    if not repeat.any():
+        return source
+    first = np.zeros(len(frame), dtype=source.lines.dtype)
+    first[candidates] = pd.Series(source.lines[candidates]).groupby(hashes).transform("min")
+    kept = frame.iloc[np.flatnonzero(~repeat)].reset_index(drop=True)
+    warning = _repeats_warning(source.unit, source.lines[repeat], first[repeat])
+    return replace(
+        source,
+        frame=kept,
+        lines=source.lines[~repeat],
+        repeats=source.repeats + int(repeat.sum()),
+        warnings=(*source.warnings, warning),
+    )
+
+
+def _repeats_warning(unit: str, lines: np.ndarray, firsts: np.ndarray) -> str:
+    shown = ", ".join(
+        f"{unit} {line} = {unit} {first}"
+        for line, first in zip(lines[:QUOTED_REPEATS], firsts[:QUOTED_REPEATS], strict=True)
+    )
+    more = f" and {len(lines) - QUOTED_REPEATS} more" if len(lines) > QUOTED_REPEATS else ""
+    return (
+        f"{len(lines)} row(s) repeat an earlier row exactly ({shown}{more}) and were loaded "
+        "once: overlapping export pages? They count as read, not as inserted, updated, "
+        "unchanged or rejected. Rows that repeat a key with different values are still refused."
     )
 
 
@@ -254,8 +353,9 @@ def read_csv_source(
     Raises
     ------
     ValidationError
-        For an undecodable, empty or header-only file, a duplicated column,
-        or whatever ``check_header`` refuses (missing or unknown columns).
+        For an undecodable or empty file (no header), a duplicated column, or
+        whatever ``check_header`` refuses (missing or unknown columns). A
+        header-only file is a source of 0 rows with a note in its warnings.
     """
     raw = path.read_bytes()
     name = path.name
@@ -277,7 +377,9 @@ def read_csv_source(
         )
     frame = table.rename_columns(header).to_pandas()
     progress("framed", 4, CSV_STEPS)
-    return Source(frame, lines, name, path, hashlib.sha256(raw).hexdigest(), bad)
+    empty = not len(lines) and not bad
+    notes = (_no_rows("only a header, no data rows"),) if empty else ()
+    return Source(frame, lines, name, path, hashlib.sha256(raw).hexdigest(), bad, warnings=notes)
 
 
 def _data_records(data: bytes, width: int, name: str) -> tuple[np.ndarray, list[BadRecord]]:
@@ -285,8 +387,6 @@ def _data_records(data: bytes, width: int, name: str) -> tuple[np.ndarray, list[
     lines, widths, text_of = record_shapes(data)
     keep = widths[1:] > 0  # the header and blank lines are not data
     lines, widths = lines[1:][keep], widths[1:][keep]
-    if not len(lines):
-        raise _nothing_to_load(name, "has a header but no data rows")
     good = widths == width
     bad = [
         BadRecord(int(line), int(w), text_of(int(line)))
@@ -322,8 +422,8 @@ def read_parquet_source(path: Path, *, check_header: HeaderCheck) -> Source:
     Raises
     ------
     ValidationError
-        If the file is not Parquet (or is damaged), has no rows, or
-        ``check_header`` refuses its columns.
+        If the file is not Parquet (or is damaged), or ``check_header`` refuses
+        its columns. A file of no rows is a source of 0 rows with a note.
     """
     try:
         schema = pq.read_schema(path)
@@ -335,11 +435,10 @@ def read_parquet_source(path: Path, *, check_header: HeaderCheck) -> Source:
     except (pa.ArrowException, OSError) as exc:
         raise _unreadable_parquet(path.name, exc) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.empty:
-        raise _nothing_to_load(path.name, "has no rows")
+    notes = (_no_rows("no rows"),) if frame.empty else ()
     frame = frame.reset_index(drop=True)
     lines = _row_numbers(len(frame))
-    return Source(frame, lines, path.name, path, _sha256_of(path), unit="row")
+    return Source(frame, lines, path.name, path, _sha256_of(path), unit="row", warnings=notes)
 
 
 def frame_source(frame: pd.DataFrame, name: str, *, check_header: HeaderCheck) -> Source:
@@ -352,10 +451,9 @@ def frame_source(frame: pd.DataFrame, name: str, *, check_header: HeaderCheck) -
             "Drop or rename the duplicates."
         )
     check_header(columns)
-    if frame.empty:
-        raise _nothing_to_load(name, "has no rows")
+    notes = (_no_rows("no rows"),) if frame.empty else ()
     renamed = frame.set_axis(columns, axis=1).reset_index(drop=True)
-    return Source(renamed, _row_numbers(len(frame)), name, unit="row")
+    return drop_repeats(Source(renamed, _row_numbers(len(frame)), name, unit="row", warnings=notes))
 
 
 def read_source(
@@ -367,7 +465,8 @@ def read_source(
 ) -> Source:
     """Read a ``.csv`` or ``.parquet`` file; a CSV file's steps are told to ``progress``.
 
-    A Parquet file is read in one call (a million rows take about 0.3 s).
+    A Parquet file is read in one call (a million rows take about 0.3 s). Rows that
+    repeat an earlier row exactly are left out with a warning (:func:`drop_repeats`).
 
     Raises
     ------
@@ -377,10 +476,12 @@ def read_source(
     """
     check_file(path)
     if path.suffix.lower() in CSV_SUFFIXES:
-        return read_csv_source(
+        source = read_csv_source(
             path, encoding=encoding, check_header=check_header, progress=progress
         )
-    return read_parquet_source(path, check_header=check_header)
+    else:
+        source = read_parquet_source(path, check_header=check_header)
+    return drop_repeats(source)
 
 
 def check_file(path: Path) -> None:
@@ -502,8 +603,7 @@ def read_parts_source(
 def _warn_if_mixed_export(folder: Path, rows: int) -> None:
     """Warn, without refusing, when ``folder`` is a table of an incomplete or mixed export.
 
-    Logged here, where the folder is known: a source has no warnings of its own
-    to hand to the load's result.
+    Logged here, where the folder is known, as it is read.
     """
     problem = export_problem(folder, rows)
     if problem is not None:

@@ -28,6 +28,7 @@ import pandas as pd
 from sqlalchemy import Boolean, CheckConstraint, Column, DateTime, Double, Integer, Table
 
 from crm_ml.errors import ValidationError
+from crm_ml.store.postings import LEDGERS, LedgerSpec
 from crm_ml.store.schema import SOURCE_TABLES, Base
 
 ColumnKind = Literal["text", "int", "float", "bool", "timestamp", "date"]
@@ -215,11 +216,21 @@ def _refund_too_large(f: pd.DataFrame) -> pd.Series:
     return (f["refund_amount"] < 0) | (f["refund_amount"] > f["amount"])
 
 
-def _wrong_sign(f: pd.DataFrame) -> pd.Series:
-    kind, points = f["kind"], f["points"]
-    earn_bad = (kind == "earn") & (points <= 0)
-    spend_bad = kind.isin(["redeem", "expire"]) & (points >= 0)
-    return (earn_bad | spend_bad).fillna(False)
+def _sign_rule(ledger: LedgerSpec, name: str) -> RowRule:
+    """Refuse an amount whose sign its kind does not allow, by the posting API's own rules.
+
+    A ``spend`` of ``200`` (the kind already says which way) would otherwise add to the
+    balance; the message says which sign each kind takes.
+    """
+    amount = ledger.amount
+    verb, their = ("have", "their") if amount.endswith("s") else ("has", "its")
+    return RowRule(
+        name,
+        amount,
+        ("kind", amount),
+        lambda f: ledger.wrong_sign(f["kind"], f[amount]),
+        f"{amount} {{value}} {verb} the wrong sign for {their} kind ({ledger.sign_rules()})",
+    )
 
 
 def _self_merge(f: pd.DataFrame) -> pd.Series:
@@ -245,16 +256,9 @@ ROW_RULES: dict[str, tuple[RowRule, ...]] = {
             "refund {value} must be between 0 and the line amount",
         ),
     ),
-    "points_ledger": (
-        RowRule(
-            "ck_points_ledger_sign",
-            "points",
-            ("kind", "points"),
-            _wrong_sign,
-            "points {value} have the wrong sign for their kind "
-            "(earn is positive, redeem and expire are negative, adjust either)",
-        ),
-    ),
+    "points_ledger": (_sign_rule(LEDGERS["points_ledger"], "ck_points_ledger_sign"),),
+    # No CHECK stands for this one (the schema is unchanged): the loader alone enforces it.
+    "stored_value_ledger": (_sign_rule(LEDGERS["stored_value_ledger"], "sign"),),
     "coupon": (
         RowRule(
             "ck_coupon_redeemed_at",

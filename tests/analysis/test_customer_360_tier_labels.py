@@ -64,3 +64,15 @@ def test_the_english_view_keeps_the_tier_names(store, tiered):
     view = customer_360(store, "c1", "2024-05-01", lang="en")
     assert list(view.tiers["to_tier"]) == ["classic", "silver"]
     assert view.profile.loc["tier", "value"] == "silver"
+
+
+def test_gender_and_channel_codes_are_shown_in_the_views_language(store, insert):
+    insert(
+        "customer",
+        [{"customer_id": "c2", "name": "李四", "status": "active", "gender": "female",
+          "acquisition_channel": "mini_program", "created_at": ts("2024-01-01")}],
+    )  # fmt: skip
+    chinese = customer_360(store, "c2", AS_OF, lang="zh").profile["value"]
+    assert (chinese["gender"], chinese["acquisition_channel"]) == ("女", "小程序")
+    english = customer_360(store, "c2", AS_OF, lang="en").profile["value"]
+    assert (english["gender"], english["acquisition_channel"]) == ("female", "mini_program")

@@ -71,7 +71,7 @@ def test_customers_load_with_exact_values(store, tmp_path):
     )
     ts = datetime
     assert [(r[0], r[1], r[2], r[4], r[5], bool(r[6]), r[8]) for r in got] == [
-        ("000123", "𠮷田 张三", "F", "上海", 1, True, "active"),
+        ("000123", "𠮷田 张三", "female", "上海", 1, True, "active"),
         ("C2", "李四", None, None, None, False, "active"),
     ]
     with store.connect() as conn:
@@ -212,7 +212,7 @@ def test_update_touches_only_the_columns_the_file_gives(store, tmp_path):
 
     assert (result.updated, result.unchanged) == (1, 0)
     assert rows(store, "select name, city, gender from customer where customer_id = '000123'") == [
-        ("𠮷田 张三", "杭州", "F")
+        ("𠮷田 张三", "杭州", "female")
     ]
 
 
