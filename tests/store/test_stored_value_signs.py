@@ -54,7 +54,7 @@ KINDS_AND_AMOUNTS = [
 
 
 @pytest.mark.parametrize(("kind", "amount"), KINDS_AND_AMOUNTS)
-def test_the_import_refuses_exactly_what_the_posting_api_refuses(member, kind, amount):
+def test_the_import_refuses_exactly_what_the_posting_api_refuses(member, kind, amount, tmp_path):
     row = {
         "entry_id": "E1",
         "customer_id": "0000007",
@@ -70,7 +70,9 @@ def test_the_import_refuses_exactly_what_the_posting_api_refuses(member, kind, a
     except LedgerError:
         api_refuses = True
     try:
-        import_frame(member, "stored_value_ledger", pd.DataFrame([row]), as_of=AS_OF)
+        import_frame(
+            member, "stored_value_ledger", pd.DataFrame([row]), as_of=AS_OF, reject_dir=tmp_path
+        )
         import_refuses = False
     except LoadRejectedError as exc:
         import_refuses = bool((exc.rejects["rule"] == "sign").any())
