@@ -39,6 +39,10 @@ from crm_ml.store.erased import erased_ids, erased_note, is_erased
 log = logging.getLogger(__name__)
 
 LABEL_KINDS = ("churn", "purchase", "tier_downgrade")
+#: Snapshots and their spacing that `crm-ml train` and the training notebook stack by default.
+#: A champion is re-fitted with its own design when compared on another backtest, so the two
+#: entry points keep the same one.
+DEFAULT_SNAPSHOTS, DEFAULT_GAP_DAYS = 5, 90
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,15 @@ def resolve_snapshots(
     snapshots: int | Iterable[datetime | date | str],
     horizon_days: int,
     gap_days: int,
+    *,
+    until: datetime | date | str | None = None,
 ) -> list[datetime]:
     """Return the snapshot dates to use, oldest first, checked against the data's end.
+
+    A count of snapshots ends as late as the data allows (its last label window
+    ends by the last order), or by ``until`` if that is earlier: a report date
+    before the data's end. Every caller choosing by count (``crm-ml train``,
+    the training notebook) gets the same dates on the same data.
 
     Raises
     ------
@@ -158,7 +169,8 @@ def resolve_snapshots(
     if isinstance(snapshots, int):
         # From the last order, not end_of_data: a day before the latest date the data allows,
         # as training always picked, so backtests stay comparable with registered champions'.
-        dates = snapshot_dates(last_order, snapshots, horizon_days, gap_days)
+        end = last_order if until is None else min(last_order, as_timestamp(until, what="until"))
+        dates = snapshot_dates(end, snapshots, horizon_days, gap_days)
     else:
         dates = sorted({as_timestamp(s, what="snapshot") for s in snapshots})
         if not dates:
@@ -178,6 +190,7 @@ def training_frame(
     groups: Iterable[str] | None = None,
     windows: FeatureWindows = DEFAULT_WINDOWS,
     progress: bool | ProgressCallback = False,
+    until: datetime | date | str | None = None,
 ) -> TrainingSet:
     """Stack features and labels over several snapshot dates.
 
@@ -198,6 +211,9 @@ def training_frame(
         Which label; ``category`` narrows ``purchase`` to one product category.
     groups, windows, progress
         As in :func:`customer_features`.
+    until : date, optional
+        With a count of snapshots: the date their label windows must end by,
+        when earlier than the data's end (see :func:`resolve_snapshots`).
 
     Returns
     -------
@@ -212,7 +228,7 @@ def training_frame(
             )
         category = stored_category(store, category)
     make_labels = _label_function(label, category)
-    dates = resolve_snapshots(store, snapshots, horizon_days, gap_days)
+    dates = resolve_snapshots(store, snapshots, horizon_days, gap_days, until=until)
     erased = _erased(store)
     frames, rows, left_out = [], [], set[str]()
     for as_of in dates:

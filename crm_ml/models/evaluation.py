@@ -301,13 +301,28 @@ def _figures(
 
 
 def score_on_backtest(
-    model: BoostedClassifier, frame: pd.DataFrame, result: BacktestResult, *, label: str
+    model: BoostedClassifier,
+    frame: pd.DataFrame,
+    result: BacktestResult,
+    *,
+    label: str,
+    split: BacktestSplit | None = None,
 ) -> float:
-    """Return the ROC-AUC of ``model``'s *recipe* re-fitted on ``result``'s split.
+    """Return the ROC-AUC of ``model``'s *recipe* re-fitted for ``result``'s test snapshot.
 
-    The model's hyperparameters and feature list are re-fitted on exactly the
-    train and calibration snapshots of ``result`` and scored on its test
-    snapshot, so two models are compared without either having seen the test labels.
+    The model's hyperparameters and feature list are re-fitted on the train
+    and calibration snapshots of ``split`` and scored on ``result``'s test
+    snapshot, so two models are compared without either having seen the test
+    labels. ``split`` defaults to ``result.split`` (the new run's own
+    snapshots); a champion is compared fairly only with its own training
+    design (how many snapshots, how far apart) anchored at this test date,
+    which :mod:`crm_ml.models.tracking` passes.
+
+    Raises
+    ------
+    ValidationError
+        If one of the model's features is absent from ``frame``, or ``split``
+        tests on another snapshot than ``result`` or names a snapshot ``frame`` lacks.
     """
     frame = flatten_training_frame(frame)
     features = list(model.feature_names_in_)
@@ -316,7 +331,8 @@ def score_on_backtest(
         raise ValidationError(
             f"Cannot re-fit on this backtest: feature(s) {', '.join(missing[:10])} are absent."
         )
-    split = result.split
+    split = split or result.split
+    _check_refit_split(frame, split, result.split.test_as_of)
     train, cal = _rows(frame, split.train_as_of), _rows(frame, [split.calibration_as_of])
     test = _rows(frame, [split.test_as_of])
     refit = clone(model).fit(
@@ -326,3 +342,19 @@ def score_on_backtest(
     )
     p = refit.predict_proba(test[features])[:, 1]
     return classification_metrics(test[label].to_numpy(float), p)["roc_auc"]
+
+
+def _check_refit_split(frame: pd.DataFrame, split: BacktestSplit, test_as_of: pd.Timestamp) -> None:
+    """Refuse a re-fit split that tests elsewhere or needs snapshots the frame lacks."""
+    if split.test_as_of != test_as_of:
+        raise ValidationError(
+            f"A re-fit must test on the backtest's snapshot {test_as_of.date()}, "
+            f"got {split.test_as_of.date()}."
+        )
+    present = pd.DatetimeIndex(pd.to_datetime(frame["as_of"]).unique())
+    absent = [s for s in (*split.train_as_of, split.calibration_as_of) if s not in present]
+    if absent:
+        raise ValidationError(
+            "Cannot re-fit on this backtest: the frame has no snapshot "
+            f"{', '.join(str(s.date()) for s in absent)}."
+        )

@@ -18,9 +18,19 @@
   not below the current champion's on the same backtest, not below the best
   baseline's (recency rule, RFM, BG/NBD) on its own backtest (the first
   version included: a model a simple rule beats must not score customers),
-  and its test snapshot is not older than the champion's (re-training at an
-  earlier date must not replace a model of newer behaviour); otherwise
-  ``challenger``. The decision and why are tags on the version and the run.
+  and its test snapshot is not older than the champion's by more than a day
+  (re-training at an earlier date must not replace a model of newer
+  behaviour); otherwise ``challenger``. The decision and why are tags on the
+  version and the run.
+- When the test customers or labels differ (an erasure, a filtered frame,
+  newer data), the champion's recipe is re-fitted with its own training
+  design (its count and spacing of snapshots, tags of every version, see
+  :class:`TrainingDesign`) on the new frame, tested on the new test snapshot;
+  the reason gives that AUC and the one the champion recorded. A frame that
+  cannot reproduce the design (fewer snapshots) keeps the new version challenger.
+- Tags never claim an alias the version lost: when an alias moves, the
+  version it left has its ``promotion`` tag rewritten and its reason kept
+  behind "no longer champion (v2 took the alias, <when>)".
 - A version is created with all its tags in one registry call, after the
   decision, and gets its alias last: a training run killed before leaves no
   version. A version without the ``backtest_roc_auc`` tag (left by an
@@ -48,6 +58,7 @@ it is, as are text columns.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -77,7 +88,7 @@ from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.models.baselines import BASELINE_NAMES
 from crm_ml.models.estimators import BoostedClassifier, load_saved_model
-from crm_ml.models.evaluation import BacktestResult
+from crm_ml.models.evaluation import BacktestResult, BacktestSplit
 from crm_ml.models.training import REGISTERED_NAMES, registered_name
 from crm_ml.processes import HOST, PID, process_gone, this_process
 
@@ -320,10 +331,42 @@ def _registry_prints_muted() -> Iterator[None]:
         MLFLOW_LOGGING_STREAM.enabled = enabled
 
 
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """Return the ROC-AUC's standard error from its test sample (Hanley and McNeil, 1982).
+
+    Logged next to the backtest AUC so a champion decided by a few ten-thousandths
+    can be judged: the promotion rule itself has no margin ("not worse"). NaN
+    when a class is missing.
+    """
+    if positives <= 0 or negatives <= 0 or not math.isfinite(auc):
+        return math.nan
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    ) / (positives * negatives)
+    return math.sqrt(max(variance, 0.0))
+
+
+def _model_auc_se(result: BacktestResult) -> float:
+    """Return the standard error of the model's backtest AUC (NaN if the counts are missing)."""
+    columns = ["roc_auc", "customers", "positives"]
+    if "model" not in result.metrics.index or not set(columns) <= set(result.metrics.columns):
+        return math.nan
+    auc, customers, positives = (
+        float(pd.to_numeric(result.metrics[c], errors="coerce").get("model", math.nan))
+        for c in columns
+    )
+    if not (math.isfinite(customers) and math.isfinite(positives)):
+        return math.nan
+    return auc_standard_error(auc, int(positives), int(customers - positives))
+
+
 def _log_backtest(result: BacktestResult) -> None:
     for name, row in result.metrics.iterrows():
         prefix = "backtest" if name == "model" else str(name)
         mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if math.isfinite(v)})
+    if math.isfinite(se := _model_auc_se(result)):
+        mlflow.log_metric("backtest_roc_auc_se", se)
     deciles = result.lift[result.lift["model"] == "model"].sort_values("decile")
     # Runs tables show a stepped metric's last step, so each curve gets a "_by_decile"
     # name and its top decile, the figure runs are compared on, a scalar of its own.
@@ -407,16 +450,26 @@ def _current_champion(client: MlflowClient, name: str) -> ModelVersion | None:
         return None
 
 
+#: How much older a new version's test snapshot may be than the champion's and still replace
+#: it. "As late as the data allows" was anchored at the last order's day by `crm-ml train` and
+#: at the midnight after it by the training notebook: one day apart on the same data.
+SAME_DATA_SLACK = pd.Timedelta(days=1)
+
+
 def _tested_on_older_data(champion: ModelVersion, result: BacktestResult) -> str | None:
-    """Return why the new version cannot be champion if it was tested on older data, else None.
+    """Return why the new version cannot be champion if it learnt from older data, else None.
 
     A backtest on an earlier snapshot measures a model of older behaviour, and
     re-training at an earlier ``as_of`` would otherwise replace a champion fitted
-    on newer data whenever the champion's recipe ties on that old backtest.
+    on newer data whenever the champion's recipe ties on that old backtest. What
+    matters is where the labels it learnt from end (``labels_until``: test
+    snapshot plus horizon); the horizons are equal by now (:func:`_other_horizon`),
+    so the test snapshots are compared, allowing :data:`SAME_DATA_SLACK` for the
+    two ways of anchoring the latest snapshot on the same data.
     """
     theirs = champion.tags.get("test_snapshot")
     ours = result.split.test_as_of.date().isoformat()
-    if not theirs or ours >= theirs:
+    if not theirs or result.split.test_as_of >= pd.Timestamp(theirs) - SAME_DATA_SLACK:
         return None
     return (
         f"tested on older data than champion v{champion.version} (test snapshot {ours} vs "
@@ -424,24 +477,202 @@ def _tested_on_older_data(champion: ModelVersion, result: BacktestResult) -> str
     )
 
 
+#: Version tags of the training design (see :class:`TrainingDesign`).
+_DESIGN_TAGS = ("training_snapshots", "training_offsets_days", "gap_days")
+
+
+@dataclass(frozen=True)
+class TrainingDesign:
+    """Which snapshots a version's backtest learnt from, as days before its test snapshot.
+
+    Its recorded AUC measures the recipe fitted on these snapshots: a champion
+    re-fitted on fewer (a challenger's ``--snapshots 3``) would be handicapped,
+    so it is re-fitted with its own design, anchored at the new test date.
+
+    Attributes
+    ----------
+    tree_offsets_days : tuple of int
+        Days before the test snapshot of each snapshot the trees were fitted on, oldest first.
+    calibration_offset_days : int
+        Days before the test snapshot of the calibration snapshot.
+    gap_days : str
+        The run's snapshot spacing as logged; empty where unknown.
+    """
+
+    tree_offsets_days: tuple[int, ...]
+    calibration_offset_days: int
+    gap_days: str = ""
+
+    @classmethod
+    def of_split(cls, split: BacktestSplit, *, gap_days: str = "") -> TrainingDesign:
+        """Return the design of a backtest split."""
+        test = split.test_as_of
+        return cls(
+            tuple((test - s).days for s in split.train_as_of),
+            (test - split.calibration_as_of).days,
+            gap_days,
+        )
+
+    @property
+    def snapshots(self) -> int:
+        """How many snapshots it learnt from: the trees' and the calibration's."""
+        return len(self.tree_offsets_days) + 1
+
+    def as_tags(self) -> dict[str, str]:
+        """Return the version tags that record it (:data:`_DESIGN_TAGS`)."""
+        offsets = (*self.tree_offsets_days, self.calibration_offset_days)
+        return {
+            "training_snapshots": str(self.snapshots),
+            "training_offsets_days": ",".join(map(str, offsets)),
+            "gap_days": self.gap_days,
+        }
+
+    def split_at(self, test_as_of: pd.Timestamp, horizon_days: int) -> BacktestSplit:
+        """Return the split of this design whose test snapshot is ``test_as_of``."""
+        trees = tuple(test_as_of - pd.Timedelta(days=d) for d in self.tree_offsets_days)
+        calibration = test_as_of - pd.Timedelta(days=self.calibration_offset_days)
+        return BacktestSplit(trees, calibration, test_as_of, horizon_days)
+
+    def describe(self) -> str:
+        """Say it in words: ``4 snapshots 90 days apart``, else how far before the test."""
+        offsets = [*self.tree_offsets_days, self.calibration_offset_days]
+        steps = {a - b for a, b in itertools.pairwise(offsets)}
+        if len(steps) == 1:
+            return f"{self.snapshots} snapshots {steps.pop()} days apart"
+        if len(offsets) == 1:
+            return f"1 snapshot {offsets[0]} days before its test snapshot"
+        return (
+            f"{self.snapshots} snapshots {min(offsets)}-{max(offsets)} days before its test "
+            "snapshot"
+        )
+
+
+def _design_from_tags(tags: Mapping[str, str]) -> TrainingDesign | None:
+    """Return the design recorded on a version, None if it has none (or it is unreadable)."""
+    offsets = tags.get("training_offsets_days", "").split(",")
+    if not all(o.strip().isdigit() for o in offsets):
+        return None
+    days = [int(o) for o in offsets]
+    return TrainingDesign(tuple(days[:-1]), days[-1], tags.get("gap_days", ""))
+
+
+def _design_from_run(client: MlflowClient, run_id: str | None) -> TrainingDesign | None:
+    """Return the design of a training run from its split parameters, None if it lacks them.
+
+    Versions registered before the design was a version tag have it here: every
+    crm_ml training run logged its train, calibration and test snapshots.
+    """
+    try:
+        params = client.get_run(run_id).data.params if run_id else {}
+    except MlflowException:  # the run was deleted
+        return None
+    names = ("train_snapshots", "calibration_snapshot", "test_snapshot")
+    if not all(params.get(n) for n in names):
+        return None
+    try:
+        trees = tuple(pd.Timestamp(d) for d in params["train_snapshots"].split(","))
+        split = BacktestSplit(
+            trees,
+            pd.Timestamp(params["calibration_snapshot"]),
+            pd.Timestamp(params["test_snapshot"]),
+            0,
+        )
+    except ValueError:
+        return None
+    return TrainingDesign.of_split(split, gap_days=str(params.get("gap_days", "")))
+
+
+def _champion_design(client: MlflowClient, champion: ModelVersion) -> TrainingDesign | None:
+    """Return the champion's training design: its tags, else its run's parameters."""
+    return _design_from_tags(champion.tags) or _design_from_run(client, champion.run_id)
+
+
+def _design_not_reproducible(
+    design: TrainingDesign, version: str, split: BacktestSplit, command: str
+) -> str | None:
+    """Return why the champion cannot be re-fitted with its own design on this frame, else None.
+
+    ``split`` is the new run's: its train and calibration snapshots are every
+    snapshot of the frame whose labels closed by its test date.
+    """
+    usable = [*split.train_as_of, split.calibration_as_of]
+    wanted = design.split_at(split.test_as_of, split.horizon_days)
+    lacking = [s for s in (*wanted.train_as_of, wanted.calibration_as_of) if s not in usable]
+    if not lacking:
+        return None
+    gap = f" --gap-days {design.gap_days}" if design.gap_days.isdigit() else ""
+    return (
+        f"champion v{version} was trained on {design.describe()}; this frame has "
+        f"{len(usable)} before its test snapshot {split.test_as_of.date()} "
+        f"({', '.join(str(s.date()) for s in usable)}) and lacks "
+        f"{', '.join(str(s.date()) for s in lacking)}, so the champion cannot be re-fitted "
+        f"as it was trained: not comparable. Train on the same design "
+        f"(`{command} --snapshots {design.snapshots + 1}{gap}`) to compare, or promote by "
+        "hand if intended"
+    )
+
+
+def _refitted_how(design: TrainingDesign, champion: ModelVersion) -> str:
+    """Say that the champion's AUC was re-fitted, how, and what it recorded on its own backtest."""
+    own = champion.tags.get(_VETTED_TAG, "nan")
+    when = champion.tags.get("test_snapshot", "")
+    return (
+        f"re-fitted to this backtest with its own recipe and training design "
+        f"({design.describe()}), as its backtest had other test customers or labels; "
+        f"v{champion.version}'s own recorded AUC is {float(own):.4f}"
+        + (f" (test snapshot {when})" if when else "")
+    )
+
+
+#: Re-fits the champion's model on the given split of the new run's frame; returns its ROC-AUC.
+Rescore = Callable[[BoostedClassifier, BacktestSplit], float]
+
+
 def _champion_auc(
+    client: MlflowClient,
     champion: ModelVersion,
     name: str,
-    backtest_id: str,
-    rescore: Callable[[BoostedClassifier], float] | None,
+    result: BacktestResult,
+    rescore: Rescore | None,
     settings: Settings,
 ) -> tuple[float | None, str]:
-    """Return the champion's AUC on this backtest (or None) and how it was found."""
+    """Return the champion's AUC on this backtest (or None) and how it was found.
+
+    On another backtest the champion is re-fitted with its own training design
+    (:class:`TrainingDesign`); without a recorded design it is not compared.
+    """
     version = str(champion.version)
-    if champion.tags.get("backtest_id") == backtest_id:
+    if champion.tags.get("backtest_id") == result.backtest_id:
         return float(str(champion.tags["backtest_roc_auc"])), "on the same backtest"
     if rescore is None:
         return None, "its backtest differs and no re-fit was allowed"
+    design = _champion_design(client, champion)
+    if design is None:
+        return None, (
+            "its backtest differs and its training design (which snapshots it learnt from) "
+            "is not recorded, so it cannot be re-fitted as it was trained"
+        )
     try:
-        auc = rescore(load_model(f"models:/{name}/{version}", settings).model)
+        auc = rescore(
+            load_model(f"models:/{name}/{version}", settings).model,
+            design.split_at(result.split.test_as_of, result.split.horizon_days),
+        )
     except ValidationError as exc:
         return None, f"its recipe cannot be re-fitted here ({exc})"
-    return auc, "on this backtest, with the champion's recipe re-fitted to it"
+    return auc, _refitted_how(design, champion)
+
+
+def _not_refittable(
+    client: MlflowClient, champion: ModelVersion, name: str, result: BacktestResult
+) -> str | None:
+    """Return why the champion, measured on another backtest, cannot be re-fitted fairly here."""
+    if champion.tags.get("backtest_id") == result.backtest_id:
+        return None
+    design = _champion_design(client, champion)
+    if design is None:
+        return None  # said by _champion_auc: not comparable
+    command = _train_command(name) or "crm-ml train"
+    return _design_not_reproducible(design, str(champion.version), result.split, command)
 
 
 def _other_label(champion: ModelVersion, label: str) -> str | None:
@@ -505,7 +736,7 @@ def _promotion(
     client: MlflowClient,
     name: str,
     result: BacktestResult,
-    rescore: Callable[[BoostedClassifier], float] | None,
+    rescore: Rescore | None,
     settings: Settings,
     *,
     label: str,
@@ -521,10 +752,11 @@ def _promotion(
             _other_label(champion, label)
             or _other_horizon(client, champion, horizon)
             or _tested_on_older_data(champion, result)
+            or (_not_refittable(client, champion, name, result) if rescore else None)
         )
         if refused is not None:
             return CHALLENGER, refused
-        champ_auc, how = _champion_auc(champion, name, result.backtest_id, rescore, settings)
+        champ_auc, how = _champion_auc(client, champion, name, result, rescore, settings)
         alias, reason = decide_alias(
             auc, champ_auc, champion_version=str(champion.version), how=how
         )
@@ -650,7 +882,7 @@ def log_training_run(
     settings: Settings,
     params: Mapping[str, Any],
     input_example: pd.DataFrame,
-    rescore_champion: Callable[[BoostedClassifier], float] | None = None,
+    rescore_champion: Rescore | None = None,
     label: str = "",
     tags: Mapping[str, str] | None = None,
     not_champion: str | None = None,
@@ -666,8 +898,9 @@ def log_training_run(
     params : mapping
         Extra run parameters (label, windows, snapshot dates, lineage...).
     rescore_champion : callable, optional
-        Given the champion's model, return its ROC-AUC on ``result``'s backtest;
-        used when the champion was measured on a different backtest.
+        Given the champion's model and the split of its own training design
+        anchored at ``result``'s test snapshot, return its ROC-AUC there; used
+        when the champion was measured on a different backtest.
     label : str
         What the model learned (``churn``, ``purchase``, ``purchase:beauty``):
         a tag of the version; a champion of another label is never compared.
@@ -707,11 +940,15 @@ def log_training_run(
                 horizon=str(lineage.get("horizon_days", "")),
             )
         )
-        vetting = _vetting_tags(result, auc, alias, reason)
+        design = TrainingDesign.of_split(result.split, gap_days=str(params.get("gap_days", "")))
+        vetting = {**_vetting_tags(result, auc, alias, reason), **design.as_tags()}
+        if math.isfinite(se := _model_auc_se(result)):
+            vetting["backtest_roc_auc_se"] = f"{se:.4f}"
         version = _register_version(registered_name, info.model_uri, {**vetting, **lineage})
         # Last: a run killed before this leaves a vetted version that can be promoted by hand.
         client.set_registered_model_alias(registered_name, alias, version)
         mlflow.set_tags({"promotion": alias, "promotion_reason": reason})
+        _retag_former_holders(client, registered_name)
     log.info("%s v%s registered as %s: %s", registered_name, version, alias, reason)
     return RegisteredVersion(registered_name, version, alias, reason, run.info.run_id)
 
@@ -1051,6 +1288,36 @@ def set_alias(name: str, version: str, alias: str, settings: Settings, *, reason
     client.set_registered_model_alias(name, alias, version)
     client.set_model_version_tag(name, version, "promotion_reason", f"manual: {reason}")
     client.set_model_version_tag(name, version, "promotion", alias)
+    _retag_former_holders(client, name)
+
+
+def _retag_former_holders(client: MlflowClient, name: str) -> None:
+    """Rewrite the promotion tags of versions that no longer hold the alias they name.
+
+    Moving an alias (by hand, or to a new version) leaves the version it left
+    tagged ``promotion=champion`` with the reason it got it, which contradicts
+    the aliases. Its reason becomes "no longer champion (v2 took the alias, when);
+    it was made champion because: ..." and ``promotion`` the alias it holds now,
+    or ``none``. Run after every alias move; a move killed before it leaves tags
+    the next move rewrites. The reason is rewritten once, before ``promotion``,
+    so a rewrite killed in between is finished by the next, not nested.
+    """
+    aliases = _aliases(client, name)
+    held_by = {
+        version: alias for alias, version in aliases.items() if alias in (CHAMPION, CHALLENGER)
+    }
+    when = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+    for found in client.search_model_versions(f"name = '{name}'"):
+        version, claimed = str(found.version), found.tags.get("promotion")
+        if claimed not in (CHAMPION, CHALLENGER) or aliases.get(claimed) == version:
+            continue
+        reason, gone = found.tags.get("promotion_reason", ""), f"no longer {claimed}"
+        if not reason.startswith(gone):
+            holder = aliases.get(claimed)
+            moved = f"v{holder} took the alias" if holder else "the alias was removed"
+            history = f"{gone} ({moved}, {when}); it was made {claimed} because: {reason}"
+            client.set_model_version_tag(name, version, "promotion_reason", history[:5000])
+        client.set_model_version_tag(name, version, "promotion", held_by.get(version, "none"))
 
 
 def version_tags(name: str, version: str, settings: Settings) -> dict[str, str]:
@@ -1067,6 +1334,8 @@ __all__ = [
     "CrmPyfuncModel",
     "LoadedModel",
     "RegisteredVersion",
+    "TrainingDesign",
+    "auc_standard_error",
     "below_baseline",
     "configure_tracking",
     "crm_model_names",

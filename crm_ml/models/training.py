@@ -575,8 +575,10 @@ def _register(
         raise ValidationError("Registering a model needs settings (where the MLflow store is).")
     from crm_ml.models import tracking
 
-    def rescore(champion: BoostedClassifier) -> float:
-        return score_on_backtest(champion, frame, outcome.backtest, label=outcome.label)
+    def rescore(champion: BoostedClassifier, split: BacktestSplit) -> float:
+        return score_on_backtest(
+            champion, frame, outcome.backtest, label=outcome.label, split=split
+        )
 
     lineage = _lineage(run.store, settings)
     tags = {k: str(v) for k, v in lineage.items()}

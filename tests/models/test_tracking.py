@@ -97,7 +97,8 @@ def test_new_data_compares_against_the_champion_recipe(settings: Settings) -> No
     other = make_training_frame(n=600)  # a different backtest: the recipe is re-fitted on it
     result = train_model("churn", other, settings, horizon_days=90, model_params=TINY).registered
     assert result.alias == "champion"
-    assert "on this backtest, with the champion's recipe re-fitted to it" in result.reason
+    assert "re-fitted to this backtest with its own recipe and training design" in result.reason
+    assert "v1's own recorded AUC is " in result.reason
 
 
 def test_unknown_model_is_not_found(settings: Settings) -> None:
