@@ -18,10 +18,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from crm_ml.features.spec import CATEGORY_LABELS, VALUE_LABELS
 from crm_ml.models.phrases import (
+    JUST_BOUGHT_DAYS,
     Getter,
     PhraseContext,
     Template,
@@ -37,13 +39,23 @@ from crm_ml.models.phrases import (
     _points,
     _points_expiring,
     _recency,
+    _sign,
     _size,
     _stored_value,
     _tier,
     _today,
     _window,
+    complaints_actionable,
+    complaints_lean,
+    coupons_actionable,
     each_distinct,
     format_value,
+    points_actionable,
+    points_expiring_actionable,
+    recency_lean,
+    stored_value_actionable,
+    tier_actionable,
+    tier_lean,
     whole_days,
 )
 
@@ -76,6 +88,69 @@ def topic_of(feature: str) -> str:
     return TOPIC_OF.get(feature, feature)
 
 
+#: Which rows of a feature say nothing another topic's phrase does not already say.
+Implied = Callable[[Getter], Any]
+
+
+def implied_topics(feature: str) -> list[tuple[str, Implied]]:
+    """Return the topics that already say what ``feature`` says, each with the rows where it does.
+
+    Some facts follow from another topic's phrase for some values only, so they
+    are pooled per customer, not per feature: 近180天下单0次 follows from 已511天未购买;
+    1095天前最后一次购买数码家电 and 首次购买于500天前 restate the last purchase
+    when the day counts are equal; 上次购买后未再浏览 follows from 最近一次线上活动在999天前
+    when that activity is older than the last order, and 尚未下单 follows from 从未购买.
+    Their contributions join that topic for those customers, so three reasons
+    carry three facts. The row sets of one feature do not overlap.
+    """
+    if re.fullmatch(r"orders_(\d+d|lifetime)", feature):
+        return [("recency", _equals_zero(feature))]
+    if m := re.fullmatch(r"revenue_(\d+d|lifetime)", feature):
+        return [("recency", _equals_zero(f"orders_{m.group(1)}"))]
+    if feature == "days_since_first_order" or (
+        (m := re.fullmatch(r"days_since_(.+)", feature)) and m.group(1) in CATEGORY_LABELS
+    ):
+        return [("recency", _same_days_as_last_purchase(feature))]
+    if feature == "browse_events_since_last_order":
+        return [
+            ("days_since_last_event", _no_browsing_after_last_activity),
+            ("recency", _never_bought(feature)),
+        ]
+    return []
+
+
+def _never_bought(column: str) -> Implied:
+    """Rows where ``column`` is missing because the customer never bought (recency missing)."""
+
+    def never(get: Getter) -> Any:
+        size = _size(get, column, "recency_days")
+        return np.isnan(_col(get, column, size)) & np.isnan(_col(get, "recency_days", size))
+
+    return never
+
+
+def _equals_zero(column: str) -> Implied:
+    return lambda get: _col(get, column, _size(get, column)) == 0
+
+
+def _same_days_as_last_purchase(column: str) -> Implied:
+    def same(get: Getter) -> Any:
+        size = _size(get, column, "recency_days")
+        return whole_days(_col(get, column, size)) == whole_days(_col(get, "recency_days", size))
+
+    return same
+
+
+def _no_browsing_after_last_activity(get: Getter) -> Any:
+    size = _size(get, "browse_events_since_last_order", "days_since_last_event", "recency_days")
+    browsing = _col(get, "browse_events_since_last_order", size)
+    last_activity = _col(get, "days_since_last_event", size)
+    recency = _col(get, "recency_days", size)
+    # No online activity on record, or none since before the last order: no browsing since.
+    quiet = np.isnan(last_activity) | (last_activity >= recency)
+    return (browsing == 0) & quiet
+
+
 # ------------------------------------------------------------------------ one-feature templates
 
 _FORMATS: dict[str, Callable[[Any, PhraseContext], str]] = {
@@ -92,15 +167,18 @@ def _simple(
     zh: str,
     kind: str = "n",
     *,
-    actionable: bool = False,
+    actionable: bool | Callable[[Getter], Any] = False,
     labels: Mapping[str, tuple[str, str]] | None = None,
     missing: tuple[str, str] | None = None,
+    zero_reads_lapsed: bool = False,
 ) -> Template:
     """Build a template ``en.format(v=...)`` / ``zh.format(v=...)`` over one column's values.
 
     ``labels`` maps stored codes to the words shown (English, Chinese), so a
     reason reads 获客渠道：老客推荐 rather than 获客渠道：referral. ``missing``
     (English, Chinese) says what a missing value means (尚未下单, not 客单价：—).
+    ``zero_reads_lapsed``: a count of 0 (近180天下单0次) reads as lapsing, so it is
+    not shown as a reason the customer looks active.
     """
 
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
@@ -115,7 +193,21 @@ def _simple(
             values,
         )
 
-    return Template(phrase, actionable)
+    lean = _zero_lean(column) if zero_reads_lapsed else None
+    return Template(phrase, actionable, lean)
+
+
+def _zero_lean(column: str) -> Callable[[Getter], Any]:
+    def lean(get: Getter) -> Any:
+        values = _col(get, column, _size(get, column))
+        return _sign(values == 0, np.zeros(values.shape, dtype=bool))
+
+    return lean
+
+
+def _positive(column: str) -> Callable[[Getter], Any]:
+    """Actionable where ``column`` is above 0 (carts abandoned)."""
+    return lambda get: np.nan_to_num(_col(get, column, _size(get, column)), nan=0.0) > 0
 
 
 def _missing(column: str, value: Any, lang: str, missing: tuple[str, str] | None) -> str:
@@ -124,19 +216,40 @@ def _missing(column: str, value: Any, lang: str, missing: tuple[str, str] | None
     return missing[1] if lang == "zh" else missing[0]
 
 
-def _since(column: str, en: str, zh: str, missing: tuple[str, str]) -> Template:
-    """Build a days-ago template: ``{ago}`` is 45天前 / "45 days ago", or 1天内."""
+def _since(
+    column: str, en: str, zh: str, missing: tuple[str, str], *, recency: bool = False
+) -> Template:
+    """Build a days-ago template: ``{ago}`` is 45天前 / "45 days ago", or 1天内.
+
+    ``recency``: the days measure how long the customer has been away, so a day
+    count shown as a reason the customer looks active says it is more recent than
+    the average customer's (see :func:`_more_recent`).
+    """
 
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
         text = zh if lang == "zh" else en
+        active = recency and ctx.towards_lapse is False
         return each_distinct(
             lambda v: (
-                text.format(ago=_ago(v, lang)) if _ok(v) else _missing(column, v, lang, missing)
+                text.format(ago=_ago(v, lang)) + (_more_recent(v, lang) if active else "")
+                if _ok(v)
+                else _missing(column, v, lang, missing)
             ),
             whole_days(_col(get, column, _size(get, column))),
         )
 
     return Template(phrase)
+
+
+def _more_recent(days: float, lang: str) -> str:
+    """``（比平均水平近）`` past :data:`JUST_BOUGHT_DAYS` days, where the days alone read as long.
+
+    SHAP is relative to the base rate: in a store of mostly lapsed customers, 300
+    days since the last visit can lower a churn risk. The words then say why.
+    """
+    if days <= JUST_BOUGHT_DAYS:
+        return ""
+    return "（比平均水平近）" if lang == "zh" else ", more recently than average"
 
 
 def _revenue_trend(column: str, days: str) -> Template:
@@ -158,7 +271,12 @@ def _revenue_trend(column: str, days: str) -> Template:
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
         return each_distinct(lambda v: one(v, lang, ctx), _col(get, column, _size(get, column)))
 
-    return Template(phrase)
+    def lean(get: Getter) -> Any:
+        # Spending less than before reads as lapsing, more as active; as the phrase rounds.
+        shown = np.round(_col(get, column, _size(get, column)))
+        return _sign(shown < 0, shown > 0)
+
+    return Template(phrase, lean=lean)
 
 
 def _label(value: Any, labels: Mapping[str, tuple[str, str]] | None, lang: str) -> Any:
@@ -184,7 +302,11 @@ def _tenure(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
 
 
 def _flag(
-    column: str, en: tuple[str, str], zh: tuple[str, str], *, actionable: bool = False
+    column: str,
+    en: tuple[str, str],
+    zh: tuple[str, str],
+    *,
+    actionable: bool | Callable[[Getter], Any] = False,
 ) -> Template:
     """Build a yes/no template: ``(text if true, text if false)`` per language."""
 
@@ -205,15 +327,18 @@ def _category_recency(category: str) -> Template:
     en = category.replace("_", " ")
 
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
-        values = _col(get, column, _size(get, column))
-        if lang == "zh":
-            return each_distinct(
-                lambda v: f"{_ago(v, lang)}最后一次购买{zh}" if _ok(v) else f"从未购买{zh}", values
-            )
-        return each_distinct(
-            lambda v: f"last bought {en} {_ago(v, lang)}" if _ok(v) else f"never bought {en}",
-            values,
-        )
+        values = whole_days(_col(get, column, _size(get, column)))
+        active = ctx.towards_lapse is False
+
+        def one(v: float) -> str:
+            if not _ok(v):
+                return f"从未购买{zh}" if lang == "zh" else f"never bought {en}"
+            more = _more_recent(v, lang) if active else ""
+            if lang == "zh":
+                return f"{_ago(v, lang)}最后一次购买{zh}{more}"
+            return f"last bought {en} {_ago(v, lang)}{more}"
+
+        return each_distinct(one, values)
 
     return Template(phrase)
 
@@ -236,19 +361,28 @@ def _browsing_since_order(get: Getter, lang: str, ctx: PhraseContext) -> list[st
     return each_distinct(one, _col(get, column, _size(get, column)))
 
 
+def _browsing_lean(get: Getter) -> Any:
+    """No browsing since the last order reads as lapsing; browsing since, as active."""
+    values = _col(
+        get, "browse_events_since_last_order", _size(get, "browse_events_since_last_order")
+    )
+    return _sign(values == 0, values > 0)
+
+
 #: What a missing value means (English, Chinese): the fills of the features catalogue.
 _NO_ORDER = ("no orders yet", "尚未下单")
 _NO_ITEMS = ("no item purchases on record", "尚无商品购买记录")
 
 TEMPLATES: dict[str, Template] = {
-    "recency": Template(_recency),
-    "tier": Template(_tier, actionable=True),
-    "complaints": Template(_complaints, actionable=True),
-    "coupons": Template(_coupons, actionable=True),
-    "points": Template(_points, actionable=True),
-    "points_expiring_30d": Template(_points_expiring, actionable=True),
-    "stored_value": Template(_stored_value, actionable=True),
-    "campaign": Template(_campaign, actionable=True),
+    "recency": Template(_recency, lean=recency_lean),
+    "tier": Template(_tier, tier_actionable, tier_lean),
+    "complaints": Template(_complaints, complaints_actionable, complaints_lean),
+    "coupons": Template(_coupons, coupons_actionable),
+    "points": Template(_points, points_actionable),
+    "points_expiring_30d": Template(_points_expiring, points_expiring_actionable),
+    "stored_value": Template(_stored_value, stored_value_actionable),
+    # Contacts describe whom campaigns target: "contacted once" is no lever (F11).
+    "campaign": Template(_campaign),
     "tenure_days": Template(_tenure),
     "avg_order_value": _simple(
         "avg_order_value", "average order {v}", "客单价{v}", "money", missing=_NO_ORDER
@@ -285,19 +419,20 @@ TEMPLATES: dict[str, Template] = {
         "abandoned {v} of carts in the last 30 days",
         "近30天购物车放弃率{v}",
         "pct",
-        actionable=True,
+        actionable=_positive("cart_abandonment_rate_30d"),
         missing=("no add-to-carts in the last 30 days", "近30天未加购"),
     ),
     "searches_30d": _simple("searches_30d", "{v} searches in the last 30 days", "近30天搜索{v}次"),
     "feedback_90d": _simple(
         "feedback_90d", "{v} feedback messages in the last 90 days", "近90天反馈{v}次"
     ),
-    "browse_events_since_last_order": Template(_browsing_since_order),
+    "browse_events_since_last_order": Template(_browsing_since_order, lean=_browsing_lean),
     "days_since_last_event": _since(
         "days_since_last_event",
         "last online activity {ago}",
         "最近一次线上活动在{ago}",  # browsing, searches, carts: not orders
         ("no online activity on record", "无线上活动记录"),
+        recency=True,
     ),
     "days_since_last_feedback": _since(
         "days_since_last_feedback",
@@ -336,7 +471,8 @@ TEMPLATES: dict[str, Template] = {
         "has_owner",
         ("has an account manager", "no account manager"),
         ("有专属顾问", "无专属顾问"),
-        actionable=True,
+        # Assigning a manager is the lever; having one is not.
+        actionable=lambda get: _col(get, "has_owner", _size(get, "has_owner")) == 0,
     ),
 }
 
@@ -362,7 +498,12 @@ def _pattern_template(feature: str) -> Template | None:
         return _revenue_trend(feature, m.group(1))
     if m := re.fullmatch(r"orders_(\d+d|lifetime)", feature):
         w = m.group(1)
-        return _simple(feature, "{v} orders " + _window(w, "en"), _window(w, "zh") + "下单{v}次")
+        return _simple(
+            feature,
+            "{v} orders " + _window(w, "en"),
+            _window(w, "zh") + "下单{v}次",
+            zero_reads_lapsed=True,
+        )
     if m := re.fullmatch(r"revenue_(\d+d|lifetime)", feature):
         w = m.group(1)
         return _simple(
@@ -372,7 +513,10 @@ def _pattern_template(feature: str) -> Template | None:
         en, zh = _EVENT_NAMES.get(m.group(1), (m.group(1).replace("_", " "), m.group(1)))
         w = m.group(2)
         return _simple(
-            feature, "{v} " + en + " " + _window(w, "en"), _window(w, "zh") + zh + "{v}次"
+            feature,
+            "{v} " + en + " " + _window(w, "en"),
+            _window(w, "zh") + zh + "{v}次",
+            zero_reads_lapsed=True,
         )
     if m := re.fullmatch(r"affinity_(.+)", feature):
         cat, zh = m.group(1), CATEGORY_LABELS.get(m.group(1), m.group(1))

@@ -5,7 +5,31 @@ topics (recency, tier, complaints, coupons, points, stored value, campaign
 contacts); :mod:`crm_ml.models.phrase_templates` maps features to topics and
 topics to templates. Each phrase uses the customer's own values, and a
 template is marked actionable when a retention team can do something about
-it (expiring points, unredeemed coupons, complaints, a recent downgrade).
+it, per value, not per topic (see *Actionable* below).
+
+*Direction.* SHAP contributions are relative to the model's base rate, so a
+fact can push a score the way its words argue against: in a churn model whose
+customers are mostly long lapsed, a purchase 152 days ago *lowers* churn, and
+"no purchase for 152 days, usually every 80" would then be listed as why churn
+is low. :class:`PhraseContext` says which way the reasons being phrased push
+(``towards_lapse``: True for a churn risk raised or a purchase propensity
+lowered, False the other way, None when the model's target is unknown), and a
+template whose wording implies a direction either words the fact for that
+direction (recency: "last purchase 152 days ago, more recently than most
+customers") or declares a :attr:`Template.lean` so that
+:mod:`crm_ml.models.reasons` skips it when it reads the other way (no browsing
+since the last order, complaints, a downgrade, spending less than before, no
+orders or events in a window).
+
+*Actionable* means a retention agent can do something about this fact, for
+this customer: a downgrade in the last :data:`RECENT_DOWNGRADE_DAYS` days (a
+way back to the tier), complaints in the last 90 days (service recovery),
+coupons issued but not used, a points balance or points about to expire, a
+stored-value balance, carts abandoned, no account manager. Facts that only
+describe the customer are not: a tier that has not changed, an old complaint,
+no coupons issued, and campaign contacts, whose rise in churn reflects whom
+campaigns target more than an effect, so flagging them would invite "stop
+contacting them".
 
 A template takes a getter (column name -> the values for the rows being
 phrased, or ``None`` if the frame lacks that column), the language and a
@@ -28,12 +52,33 @@ Getter = Callable[[str], np.ndarray | None]
 LANGUAGES = ("en", "zh")
 
 
+#: Up to this many days (as shown, rounded) a last purchase reads "just bought" (刚购买).
+#: About a month: the span "just" covers in everyday speech and a post-purchase
+#: follow-up, and the shortest usual gap of most repeat buyers; beyond it the day
+#: count is stated plainly (最近一次购买在45天前), never as "just".
+JUST_BOUGHT_DAYS = 30
+#: A downgrade at most this many days ago is actionable: a win-back offer can still
+#: restore the tier before the customer settles into the lower one.
+RECENT_DOWNGRADE_DAYS = 180
+#: Orders from which a mean gap between them is a habit ("usually every N days"),
+#: and from which a purchase can be called overdue: one gap between two orders is not.
+HABIT_MIN_ORDERS = 3
+
+
 @dataclass(frozen=True)
 class PhraseContext:
-    """What phrasing needs besides the features: currency and tier names."""
+    """What phrasing needs besides the features: currency, tier names, direction.
+
+    ``towards_lapse`` says which way the reasons being phrased push the score:
+    True towards the lapsed reading (churn risk raised, purchase propensity
+    lowered), False towards the active one, None when unknown (the model's
+    target was not given). Templates use it so that no phrase argues against
+    its own direction.
+    """
 
     currency: str = "CNY"
     tier_names: Mapping[int, str] = field(default_factory=dict)
+    towards_lapse: bool | None = None
 
     @property
     def symbol(self) -> str:
@@ -43,10 +88,24 @@ class PhraseContext:
 
 @dataclass(frozen=True)
 class Template:
-    """How to phrase one topic, and whether it is actionable."""
+    """How to phrase one topic, whether it is actionable, and which way its words lean.
+
+    ``actionable`` is a flag for the whole topic or a function of the values
+    (getter -> one bool per row). ``lean``, if given, returns per row +1 where
+    the words read as lapsing (no browsing since the last order), -1 where they
+    read as active, 0 where they do not say; :mod:`crm_ml.models.reasons` does
+    not show a reason whose lean is against its direction.
+    """
 
     phrase: Callable[[Getter, str, PhraseContext], list[str]]
-    actionable: bool = False
+    actionable: bool | Callable[[Getter], np.ndarray] = False
+    lean: Callable[[Getter], np.ndarray] | None = None
+
+    def actionable_rows(self, get: Getter, size: int) -> np.ndarray:
+        """Return the actionable flag of each of ``size`` rows."""
+        if callable(self.actionable):
+            return np.asarray(self.actionable(get), dtype=bool).reshape(-1)
+        return np.full(size, self.actionable, dtype=bool)
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -159,38 +218,72 @@ def _recency(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
     days, usual = _col(get, "recency_days", size), _col(get, "interpurchase_mean_days", size)
     ratio = _col(get, "recency_ratio", size)
     bought = ~np.isnan(days)
+    # One gap between two orders is no habit: "usually every N days", and so "overdue",
+    # need three orders. A frame without orders_lifetime trusts the mean gap.
+    orders = get("orders_lifetime")
+    habit = bought & ~np.isnan(usual)
+    if orders is not None:
+        habit &= orders >= HABIT_MIN_ORDERS
     # Overdue compares the unrounded days; the phrase then shows only whole days, so the
-    # head (days) and the tail (usual gap) are each phrased once per value shown.
-    due = np.where(np.isnan(usual), days >= 30, days >= usual)
-    overdue = bought & (whole_days(days) != 0) & due
-    heads = each_distinct(
-        lambda d, o, r: _recency_head(d, o, r, lang),
+    # day count and the usual gap are each phrased once per value shown.
+    overdue = habit & (whole_days(days) != 0) & (days >= usual)
+    return each_distinct(
+        lambda d, o, u, r: _recency_one(d, o, u, r, lang, ctx.towards_lapse),
         whole_days(days),
         overdue,
+        whole_days(np.where(habit, usual, np.nan)),
         np.where(bought, np.nan, ratio),
     )
-    # One gap between two orders is no habit: "usually every N days" needs three orders.
-    orders = get("orders_lifetime")
-    habit = bought if orders is None else bought & (orders >= 3)
-    tails = each_distinct(
-        lambda u: _usually(u, lang) if _ok(u) else "", whole_days(np.where(habit, usual, np.nan))
-    )
-    return list(np.asarray(heads, dtype=object) + np.asarray(tails, dtype=object))
 
 
-def _recency_head(d: float, overdue: bool, r: float, lang: str) -> str:
+def _recency_one(
+    d: float, overdue: bool, usual: float, r: float, lang: str, lapse: bool | None
+) -> str:
+    """One customer's recency, worded for the direction it is shown under.
+
+    Towards lapse (churn raised, purchase lowered): "no purchase for N days, usually
+    every M" when overdue by the customer's habit, else the plain day count (an
+    interval not yet reached would argue the other way). Towards active: "just
+    bought" up to :data:`JUST_BOUGHT_DAYS`, the usual interval only when it is not
+    yet reached, and past a month "more recently than average", which is
+    what a lowered churn risk means against a base of mostly lapsed customers.
+    Direction unknown: the facts, overdue by habit or just bought when they are.
+    """
     if not _ok(d):
-        if _ok(r):
-            return (
-                f"距上次购买已是平时间隔的{r:.1f}倍"
-                if lang == "zh"
-                else f"{r:.1f}× the usual time since the last purchase"
-            )
-        return "从未购买" if lang == "zh" else "has never purchased"
+        return _never_bought(r, lang)
+    usually = _usually(usual, lang) if _ok(usual) else ""
+    if overdue and lapse is not False:
+        return (
+            f"已{d:.0f}天未购买" if lang == "zh" else f"no purchase for {_days(d, lang)}"
+        ) + usually
+    if lapse:
+        return _last_purchase(d, lang)
+    tail = "" if overdue else usually
+    if d <= JUST_BOUGHT_DAYS:
+        return _just_bought(d, lang) + tail
+    if lapse is False and not tail:
+        tail = "（比平均水平近）" if lang == "zh" else ", more recently than average"
+    return _last_purchase(d, lang) + tail
+
+
+def _never_bought(r: float, lang: str) -> str:
+    if _ok(r):
+        return (
+            f"距上次购买已是平时间隔的{r:.1f}倍"
+            if lang == "zh"
+            else f"{r:.1f}× the usual time since the last purchase"
+        )
+    return "从未购买" if lang == "zh" else "has never purchased"
+
+
+def _just_bought(d: float, lang: str) -> str:
     if lang == "zh":
-        return f"已{d:.0f}天未购买" if overdue else f"{_ago(d, lang)}刚购买"
-    recent = "bought within the last day" if _today(d) else f"last purchase {_days(d, lang)} ago"
-    return f"no purchase for {_days(d, lang)}" if overdue else recent
+        return f"{_ago(d, lang)}刚购买"
+    return "bought within the last day" if _today(d) else f"last purchase {_days(d, lang)} ago"
+
+
+def _last_purchase(d: float, lang: str) -> str:
+    return f"最近一次购买在{_ago(d, lang)}" if lang == "zh" else f"last purchase {_ago(d, lang)}"
 
 
 def _usually(u: float, lang: str) -> str:
@@ -376,3 +469,75 @@ def _campaign_one(c: float, r: float, d: float, lang: str) -> str:
     if _ok(r):
         return f"历来营销响应率{_pct(r)}" if zh else f"all-time campaign response rate {_pct(r)}"
     return "近90天未被营销触达" if zh else "not contacted in the last 90 days"
+
+
+# ----------------------------------------------------------------------------- per-value flags
+
+
+def _sign(reads_lapsed: np.ndarray, reads_active: np.ndarray) -> np.ndarray:
+    """Return +1 where the words read as lapsing, -1 where they read as active, else 0."""
+    return np.where(reads_lapsed, 1, np.where(reads_active, -1, 0))
+
+
+def _above_zero(get: Getter, column: str) -> np.ndarray:
+    values = _col(get, column, _size(get, column))
+    return np.nan_to_num(values, nan=0.0) > 0
+
+
+def recency_lean(get: Getter) -> np.ndarray:
+    """Return +1 where the customer never bought; other recency words follow the direction."""
+    size = _size(get, "recency_days", "recency_ratio")
+    days, ratio = _col(get, "recency_days", size), _col(get, "recency_ratio", size)
+    never = np.isnan(days) & np.isnan(ratio)
+    return _sign(never, np.zeros(size, dtype=bool))
+
+
+def tier_lean(get: Getter) -> np.ndarray:
+    """Return +1 for a downgrade (reads as lapsing), -1 for an upgrade, 0 for a tier held."""
+    move = _col(get, "last_tier_change_direction", _size(get, "last_tier_change_direction"))
+    return _sign(move < 0, move > 0)
+
+
+def tier_actionable(get: Getter) -> np.ndarray:
+    """Flag a downgrade in the last :data:`RECENT_DOWNGRADE_DAYS` days: it can be won back."""
+    size = _size(get, "last_tier_change_direction", "days_since_tier_change")
+    move = _col(get, "last_tier_change_direction", size)
+    days = _col(get, "days_since_tier_change", size)
+    return (move < 0) & (days <= RECENT_DOWNGRADE_DAYS)
+
+
+def complaints_lean(get: Getter) -> np.ndarray:
+    """Return +1 where a complaint is on record (reads as lapsing), -1 where none is."""
+    size = _size(get, "complaints_90d", "days_since_last_complaint")
+    count = _col(get, "complaints_90d", size)
+    days = _col(get, "days_since_last_complaint", size)
+    complained = (count > 0) | ~np.isnan(days)
+    return _sign(complained, ~complained)
+
+
+def complaints_actionable(get: Getter) -> np.ndarray:
+    """Flag complaints in the last 90 days (service recovery); an old one is history."""
+    return _above_zero(get, "complaints_90d")
+
+
+def coupons_actionable(get: Getter) -> np.ndarray:
+    """Flag coupons issued in the last 90 days and not all used: a reminder can go out."""
+    size = _size(get, "coupons_issued_90d", "coupons_redeemed_90d")
+    issued = _col(get, "coupons_issued_90d", size)
+    used = np.nan_to_num(_col(get, "coupons_redeemed_90d", size), nan=0.0)
+    return issued > used
+
+
+def points_actionable(get: Getter) -> np.ndarray:
+    """Flag a points balance to spend (the phrase names it)."""
+    return _above_zero(get, "points_balance")
+
+
+def points_expiring_actionable(get: Getter) -> np.ndarray:
+    """Flag points that expire within 30 days."""
+    return _above_zero(get, "points_expiring_30d")
+
+
+def stored_value_actionable(get: Getter) -> np.ndarray:
+    """Flag a stored-value balance to spend (the phrase names it)."""
+    return _above_zero(get, "stored_value_balance")

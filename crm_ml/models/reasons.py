@@ -19,6 +19,20 @@ the few weak things that lift it. The model's base rate is not the line: a
 churn model's is often above the churn-risk threshold (82% in the demo), and a
 customer at 75% churn risk would then be explained by what lowers the risk.
 
+What a fact means depends on what is scored: "no purchase for 152 days,
+usually every 80" argues for a churn risk and against a purchase. Given the
+model's ``target`` (``churn``, ``purchase`` or ``purchase:<category>``; :func:`explain`
+reads it from the model), each reason is phrased for its direction
+(:class:`~crm_ml.models.phrases.PhraseContext`), and a topic whose words read
+the other way for this customer (上次购买后未再浏览 shown as why churn is low) is
+skipped so the next topic fills in. Without a target the words cannot follow
+the direction: they state the facts, and no topic is skipped.
+
+Facts that another topic's phrase already implies for this customer (近180天下单0次
+next to 已511天未购买) are pooled into that topic
+(:func:`~crm_ml.models.phrase_templates.implied_topics`), so the reasons shown
+carry different facts.
+
 Every reason records its direction (``raises``/``lowers``, and the sign of its
 ``contribution``), and the text of a lowering reason starts with
 :data:`LOWERS_MARK` (↓) so that every place that shows only the texts (lists,
@@ -33,7 +47,7 @@ from __future__ import annotations
 
 import json.encoder
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -42,13 +56,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crm_ml.errors import ValidationError
-from crm_ml.models.phrase_templates import template_for, topic_of
-from crm_ml.models.phrases import LANGUAGES, Getter, PhraseContext
+from crm_ml.models.phrase_templates import implied_topics, template_for, topic_of
+from crm_ml.models.phrases import LANGUAGES, Getter, PhraseContext, Template
 
 #: Probability at or above which reasons say what raises the score; below, what lowers it.
 DIRECTION_THRESHOLD = 0.5
 #: Start of the text of a reason that lowers the score: short and the same in every language.
 LOWERS_MARK = "↓"
+
+#: Whether raising the score of a model of this target reads as lapsing (by the
+#: target's part before ``:``); ``positive`` is a model that does not say.
+LAPSE_RAISES: dict[str, bool | None] = {"churn": True, "purchase": False, "positive": None}
 
 #: JSON string quoting (C implementation, keeps Chinese as is rather than \\u-escaping it).
 _quote = json.encoder.encode_basestring
@@ -68,15 +86,61 @@ class TopReasons:
     raises: np.ndarray  # shape (customers,): True where the reasons raise the score
 
 
-def _topic_matrix(contrib: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """Sum contributions per topic; return the topic names and an (n, topics) matrix."""
+def _topic_matrix(contrib: pd.DataFrame, get: Getter) -> tuple[list[str], np.ndarray]:
+    """Sum contributions per topic; return the topic names and an (n, topics) matrix.
+
+    A feature's contribution joins the topic that implies it, for the customers
+    where it does (:func:`~crm_ml.models.phrase_templates.implied_topics`).
+    """
     features = [str(c) for c in contrib.columns]
     topics = list(dict.fromkeys(topic_of(f) for f in features))
     position = {t: i for i, t in enumerate(topics)}
     indicator = np.zeros((len(features), len(topics)))
     for row, feature in enumerate(features):
         indicator[row, position[topic_of(feature)]] = 1.0
-    return topics, contrib.to_numpy(dtype=float) @ indicator
+    values = contrib.to_numpy(dtype=float)
+    matrix = values @ indicator
+    for col, feature in enumerate(features):
+        if get(feature) is None:
+            continue
+        for topic, implied in implied_topics(feature):
+            if topic not in position or topic == topic_of(feature):
+                continue
+            rows = np.asarray(implied(get), dtype=bool)
+            matrix[rows, position[topic_of(feature)]] -= values[rows, col]
+            matrix[rows, position[topic]] += values[rows, col]
+    return topics, matrix
+
+
+def _towards_lapse(target: str | None, raises: np.ndarray) -> np.ndarray | None:
+    """Per customer, whether the reasons push towards lapsing; None for an unknown target."""
+    if target is None:
+        return None
+    base = target.split(":", 1)[0]
+    if base not in LAPSE_RAISES:
+        raise ValidationError(
+            f"target must be one of {', '.join(LAPSE_RAISES)} (or purchase:<category>), "
+            f"got {target!r}; pass the model's target (model.target) or leave it out."
+        )
+    lapse_raises = LAPSE_RAISES[base]
+    if lapse_raises is None:
+        return None
+    return raises if lapse_raises else ~raises
+
+
+def _against_direction(
+    topics: list[str], get: Getter, towards_lapse: np.ndarray | None, size: int
+) -> np.ndarray:
+    """(n, topics): True where a topic's words read the other way from the customer's reasons."""
+    against = np.zeros((size, len(topics)), dtype=bool)
+    if towards_lapse is None:
+        return against
+    lapse_sign = np.where(towards_lapse, 1, -1)
+    for t, topic in enumerate(topics):
+        lean = template_for(topic).lean
+        if lean is not None:
+            against[:, t] = np.asarray(lean(get)) * lapse_sign < 0
+    return against
 
 
 def _raises(
@@ -146,6 +210,7 @@ def top_reasons(
     context: PhraseContext | None = None,
     min_contribution: float = 0.0,
     probability: npt.ArrayLike | None = None,
+    target: str | None = None,
 ) -> TopReasons:
     """Pick and phrase each customer's top ``top_k`` topics towards their score's side.
 
@@ -154,7 +219,9 @@ def top_reasons(
     ``min_contribution`` in that direction. ``contributions`` (one column per
     feature, plus ``bias``) and ``features`` must hold the same customers in the
     same order; ``probability`` (the calibrated score, same order) decides the
-    side, else the contributions' log-odds do.
+    side, else the contributions' log-odds do. ``target`` (``churn``,
+    ``purchase`` or ``purchase:<category>``: the model's ``target``) lets the
+    words follow the direction: no reason then argues against its own.
     """
     if language not in LANGUAGES:
         raise ValidationError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}.")
@@ -162,14 +229,20 @@ def top_reasons(
         raise ValidationError(
             f"Contributions and features differ in length: {len(contributions)} vs {len(features)}."
         )
-    topics, matrix = _topic_matrix(contributions.drop(columns="bias", errors="ignore"))
+    columns = _Columns(features)
+    every = columns.array  # a getter over every customer, without copying the columns
+    topics, matrix = _topic_matrix(contributions.drop(columns="bias", errors="ignore"), every)
     raises = _raises(contributions, matrix.sum(axis=1), probability)
+    towards_lapse = _towards_lapse(target, raises)
     sign = np.where(raises, 1.0, -1.0)[:, None]
+    towards = matrix * sign
+    towards[_against_direction(topics, every, towards_lapse, len(matrix))] = -np.inf
     k = max(min(top_k, len(topics)), 0)
-    idx = _top_k(matrix * sign, k) if k else np.zeros((len(matrix), 0), dtype=int)
+    idx = _top_k(towards, k) if k else np.zeros((len(matrix), 0), dtype=int)
     values = np.take_along_axis(matrix, idx, axis=1)
-    valid = values * sign > min_contribution
-    text, actionable = _phrase(topics, idx, valid, features, language, context or PhraseContext())
+    valid = np.take_along_axis(towards, idx, axis=1) > min_contribution
+    ctx = context or PhraseContext()
+    text, actionable = _phrase(topics, idx, valid, columns, language, ctx, towards_lapse)
     lowering = valid & ~raises[:, None]
     text[lowering] = LOWERS_MARK + text[lowering]
     return TopReasons(contributions.index, topics, idx, values, valid, text, actionable, raises)
@@ -179,22 +252,39 @@ def _phrase(
     topics: list[str],
     idx: np.ndarray,
     valid: np.ndarray,
-    features: pd.DataFrame,
+    columns: _Columns,
     language: str,
     ctx: PhraseContext,
+    towards_lapse: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return the text and actionable flag of each kept (customer, rank), one topic at a time."""
+    """Return the text and actionable flag of each kept (customer, rank).
+
+    One call per topic and direction, so a template words the facts for the way
+    they push (:attr:`PhraseContext.towards_lapse`).
+    """
     text = np.full(idx.shape, "", dtype=object)
     actionable = np.zeros(idx.shape, dtype=bool)
-    columns = _Columns(features)
+    sides: list[tuple[bool | None, np.ndarray]] = [(None, np.ones(len(idx), dtype=bool))]
+    if towards_lapse is not None:
+        sides = [(True, towards_lapse), (False, ~towards_lapse)]
     for slot in range(idx.shape[1]):
-        for t in np.unique(idx[valid[:, slot], slot]):
-            rows = np.flatnonzero(valid[:, slot] & (idx[:, slot] == t))
-            template = template_for(topics[t])
-            phrases = template.phrase(columns.getter(rows), language, ctx)
-            text[rows, slot] = phrases if len(phrases) == rows.size else topics[t]
-            actionable[rows, slot] = template.actionable
+        for lapse, side in sides:
+            kept = valid[:, slot] & side
+            side_ctx = replace(ctx, towards_lapse=lapse)
+            for t in np.unique(idx[kept, slot]):
+                rows = np.flatnonzero(kept & (idx[:, slot] == t))
+                template = template_for(topics[t])
+                text[rows, slot], actionable[rows, slot] = _phrase_rows(
+                    template, topics[t], columns.getter(rows), rows.size, language, side_ctx
+                )
     return text, actionable
+
+
+def _phrase_rows(
+    template: Template, topic: str, get: Getter, size: int, language: str, ctx: PhraseContext
+) -> tuple[list[str] | str, np.ndarray]:
+    phrases = template.phrase(get, language, ctx)
+    return (phrases if len(phrases) == size else topic), template.actionable_rows(get, size)
 
 
 def reasons_frame(
@@ -306,4 +396,5 @@ def explain(
         language=language,
         context=context,
         probability=probability,
+        target=getattr(model, "target", None),
     )

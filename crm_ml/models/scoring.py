@@ -359,6 +359,7 @@ def score_batches(
             language=language,
             context=context,
             probability=p,
+            target=model.target,  # reasons worded for the way they push this model's score
         )
         yield pd.DataFrame(
             {

@@ -179,6 +179,7 @@ class CrmPyfuncModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
                 top_k=int(params.get("top_k", 3)),
                 language=pyfunc_language(params.get("language")),
                 probability=probability,
+                target=self.model.target,
             ).to_numpy()
         return out
 

@@ -265,6 +265,7 @@ def _explained(
             language=options.language,
             context=options.context,
             probability=p,
+            target=model.target,  # reasons worded for the way they push this model's score
         ).to_numpy()
     return pd.DataFrame(
         {

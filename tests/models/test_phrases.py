@@ -92,9 +92,9 @@ def test_a_usual_interval_needs_three_orders_and_a_response_rate_says_it_is_all_
         "interpurchase_mean_days": [2.0, 30.0],
         "orders_lifetime": [2, 3],
     }
-    # Two orders two days apart are no habit of buying every two days.
+    # Two orders two days apart are no habit of buying every two days, nor of being overdue.
     assert _reasons(recency, "recency_days", "zh") == [
-        "已226天未购买",
+        "最近一次购买在226天前",
         "已95天未购买，平时约每30天购买一次",
     ]
     campaign = {
@@ -232,4 +232,24 @@ def test_overdue_compares_the_days_before_they_are_rounded_for_display() -> None
         "last purchase 30 days ago, usually every 30",
         "no purchase for 30 days, usually every 30",
         "no purchase for 31 days, usually every 30",
+    ]
+
+
+def test_just_bought_only_within_a_month_and_overdue_only_by_a_habit() -> None:
+    # C00000014 of the review: 2 orders, the last 500 days ago, one gap of 596 days. One gap
+    # is no habit, so neither "within the usual interval" nor "just bought": the plain days.
+    recency = {
+        "recency_days": [499.9, 45.0, 30.4],
+        "interpurchase_mean_days": [595.9, 60.0, np.nan],
+        "orders_lifetime": [2, 5, 1],
+    }
+    assert _reasons(recency, "recency_days", "zh") == [
+        "最近一次购买在500天前",
+        "最近一次购买在45天前，平时约每60天购买一次",
+        "30天前刚购买",
+    ]
+    assert _reasons(recency, "recency_days", "en") == [
+        "last purchase 500 days ago",
+        "last purchase 45 days ago, usually every 60",
+        "last purchase 30 days ago",
     ]

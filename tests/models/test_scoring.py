@@ -312,3 +312,12 @@ def test_concurrent_rescoring_of_a_date_on_postgres_takes_turns(tmp_path, model,
     finally:
         pg.dispose()
         drop_postgres_database(database)
+
+
+def test_stored_reasons_never_argue_against_their_direction(model, features) -> None:
+    # A churn model: "no purchase for N days" is a reason churn is high, never one it is low.
+    frames = list(score_batches(model, features, language="zh", top_k=5))
+    reasons = [r for batch in frames for row in batch["reasons"] for r in json.loads(row)]
+    lowering = [r["text"] for r in reasons if r["direction"] == "lowers"]
+    assert lowering  # the frame has customers whose churn some reasons hold down
+    assert not [text for text in lowering if "天未购买" in text]
