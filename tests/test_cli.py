@@ -167,6 +167,14 @@ def test_train_checks_the_category_before_building_anything(project, capsys):
     assert "--category applies to `crm-ml train propensity` only" in capsys.readouterr().err
 
 
+def test_train_refuses_too_few_snapshots_before_building_anything(project, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "churn", "--snapshots", "2"])
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--snapshots: 2 is too few" in err and "use 3 or more (default 5)" in err
+
+
 def test_the_demo_keeps_a_server_stores_truth_under_data(project):
     from crm_ml.config import Settings
     from crm_ml.pipeline import _truth_path

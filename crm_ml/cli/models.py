@@ -33,10 +33,25 @@ def _check_category(kind: str, category: str | None) -> None:
         )
 
 
+def _backtest_snapshots(text: str) -> int:
+    """Parse --snapshots: a backtest fits trees, calibrates and tests on one snapshot each."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if count < 3:
+        raise argparse.ArgumentTypeError(
+            f"{count} is too few: the backtest fits the trees on the earliest snapshots, "
+            "calibrates on the next and tests on the latest, so use 3 or more (default 5)"
+        )
+    return count
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     """Backtest, train, log and register a churn or propensity model."""
     from crm_ml.features import training_frame
     from crm_ml.models import train_model
+    from crm_ml.models.evaluation import ACTIVE_DAYS
 
     _check_category(args.kind, args.category)
     store = _open_store(settings)
@@ -64,6 +79,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         progress=_interactive(),
     )
     print(result.backtest.metrics.to_string())
+    active = result.backtest.active_metrics
+    if not active.empty:
+        customers = int(active["customers"].iloc[0])  # the model's row comes first
+        print(
+            f"Among the {customers:,} test customers who bought in the last {ACTIVE_DAYS} days, "
+            "those churn lists act on (customers gone longer are easy to call):"
+        )
+        print(active[["roc_auc", "pr_auc", "brier", "ece"]].to_string())
     if result.registered is not None:
         reg = result.registered
         print(f"Registered {reg.name} v{reg.version} as {reg.alias}: {reg.reason}")
@@ -215,7 +238,12 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
         "is warned about: its AUC is too uncertain to trust.",
     )
     train.add_argument("kind", choices=["churn", "propensity"])
-    train.add_argument("--snapshots", type=int, default=5, help="number of snapshots (default 5)")
+    train.add_argument(
+        "--snapshots",
+        type=_backtest_snapshots,
+        default=5,
+        help="number of snapshots, at least 3: trees, calibration and test (default 5)",
+    )
     train.add_argument(
         "--gap-days", type=int, default=90, help="days between snapshots (default 90)"
     )

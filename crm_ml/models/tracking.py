@@ -366,6 +366,13 @@ def _log_backtest(result: BacktestResult) -> None:
     for name, row in result.metrics.iterrows():
         prefix = "backtest" if name == "model" else str(name)
         mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if math.isfinite(v)})
+    # The same metrics over customers who bought lately (backtest_active_roc_auc …): the
+    # headline AUC also ranks customers gone for years, whom any rule calls churned.
+    for name, row in result.active_metrics.iterrows():
+        prefix = "backtest_active" if name == "model" else f"{name}_active"
+        mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if math.isfinite(v)})
+    if not result.active_metrics.empty:
+        mlflow.log_text(result.active_metrics.to_csv(), "backtest/active_metrics.csv")
     if math.isfinite(se := _model_auc_se(result)):
         mlflow.log_metric("backtest_roc_auc_se", se)
     deciles = result.lift[result.lift["model"] == "model"].sort_values("decile")

@@ -192,6 +192,10 @@ def test_runs_log_the_gap_stable_metric_names_and_lineage(tmp_path: Path, frame)
     assert params["training_rows"] == str(len(frame))
     assert params["backtest_test_rows"] == "400"
     assert re.fullmatch(r"[0-9a-f]{16}", params["training_data_sha256"])
+    # The same metrics over the test customers who bought in the last 180 days.
+    active = reg.backtest.active_metrics.loc["model"]
+    assert metrics["backtest_active_roc_auc"] == pytest.approx(active["roc_auc"])
+    assert metrics["backtest_active_customers"] == active["customers"] < 400
     assert re.fullmatch(r"[0-9a-f]{40}", tags["mlflow.source.git.commit"])
     # Without gap_days, the snapshots' spacing is logged (never an empty string).
     again = train_model("churn", frame, own, horizon_days=90, model_params=TINY).registered
