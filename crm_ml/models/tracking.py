@@ -89,6 +89,7 @@ from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.models.baselines import BASELINE_NAMES
 from crm_ml.models.estimators import BoostedClassifier, load_saved_model
 from crm_ml.models.evaluation import BacktestResult, BacktestSplit
+from crm_ml.models.metrics import calibration_by_decile
 from crm_ml.models.training import REGISTERED_NAMES, registered_name
 from crm_ml.processes import HOST, PID, process_gone, this_process
 
@@ -373,6 +374,10 @@ def _log_backtest(result: BacktestResult) -> None:
         mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if math.isfinite(v)})
     if not result.active_metrics.empty:
         mlflow.log_text(result.active_metrics.to_csv(), "backtest/active_metrics.csv")
+    predicted = result.predictions
+    label = predicted.columns[1]  # customer_id, the label, then one column per model
+    deciles = calibration_by_decile(predicted[label], predicted["model"])
+    mlflow.log_text(deciles.to_csv(index=False), "backtest/calibration_by_decile.csv")
     if math.isfinite(se := _model_auc_se(result)):
         mlflow.log_metric("backtest_roc_auc_se", se)
     deciles = result.lift[result.lift["model"] == "model"].sort_values("decile")

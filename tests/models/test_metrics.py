@@ -62,3 +62,17 @@ def test_classification_metrics() -> None:
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValidationError, match="equal length"):
         lift_table(Y, SCORE[:5])
+
+
+def test_calibration_by_decile_shows_a_bias_at_the_top():
+    from crm_ml.models.metrics import calibration_by_decile
+
+    rng = np.random.default_rng(0)
+    p = rng.random(10_000)
+    y = (rng.random(10_000) < p).astype(int)
+    over = np.where(p > 0.9, np.minimum(p + 0.05, 1.0), p)  # the top tenth over-predicted
+    table = calibration_by_decile(y, over)
+    assert table["decile"].tolist() == list(range(1, 11))
+    assert (table["customers"] == 1_000).all()
+    assert table.loc[0, "gap"] == pytest.approx(0.05, abs=0.02)
+    assert table.loc[1:, "gap"].abs().max() < 0.03

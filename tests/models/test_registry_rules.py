@@ -196,6 +196,8 @@ def test_runs_log_the_gap_stable_metric_names_and_lineage(tmp_path: Path, frame)
     active = reg.backtest.active_metrics.loc["model"]
     assert metrics["backtest_active_roc_auc"] == pytest.approx(active["roc_auc"])
     assert metrics["backtest_active_customers"] == active["customers"] < 400
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "backtest")}
+    assert {"backtest/active_metrics.csv", "backtest/calibration_by_decile.csv"} <= logged
     assert re.fullmatch(r"[0-9a-f]{40}", tags["mlflow.source.git.commit"])
     # Without gap_days, the snapshots' spacing is logged (never an empty string).
     again = train_model("churn", frame, own, horizon_days=90, model_params=TINY).registered
