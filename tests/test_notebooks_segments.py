@@ -16,6 +16,7 @@ from crm_ml.config import Settings
 from crm_ml.reporting import ReportFailedError, run_report
 from crm_ml.store import Store
 from crm_ml.store.schema import CustomerTag, SegmentDefinition, TagDefinition
+from crm_ml.tags.library import install_library
 
 
 def _rows(settings: Settings) -> tuple[int, ...]:
@@ -48,5 +49,8 @@ def test_segment_lists_takes_a_template_name(settings: Settings) -> None:
 
 
 def test_segment_explorer_names_an_unknown_tag(settings: Settings) -> None:
+    store = Store(settings.database_url)
+    install_library(store)  # the tags to suggest, without relying on an earlier test's run
+    store.dispose()
     with pytest.raises(ReportFailedError, match=r"Unknown tag 'high_valeu'\. Did you mean"):
         _run(settings, "segment_explorer", tags=["high_valeu"])
