@@ -53,7 +53,8 @@ from crm_ml.models.scoring_targets import (
 from crm_ml.store import Store
 from crm_ml.store.bulk import insert_frame
 from crm_ml.store.erased import drop_erased, erased_note, lock_out_erasures, rows_not_erased
-from crm_ml.store.schema import Customer, CustomerMerge, ErasedCustomer, Score, Tier
+from crm_ml.store.schema import Customer, CustomerMerge, ErasedCustomer, Score
+from crm_ml.store.tiers import tier_names_from_store
 
 log = logging.getLogger(__name__)
 
@@ -213,27 +214,6 @@ def _refuse_fewer_customers(
             "population (customer_features(store, as_of)), or pass allow_fewer=True if fewer "
             "customers is intended."
         )
-
-
-def tier_names_from_store(store: Store, *, language: str) -> dict[int, str]:
-    """Return tier level -> name as reasons should say it: the ``label`` in ``zh``, else ``name``.
-
-    Empty when the store defines no tiers (reasons then give the level number).
-    """
-    with store.connect() as conn:
-        rows = conn.execute(select(Tier.level, Tier.name, Tier.label)).all()
-    return tier_names_from_rows(rows, language=language)
-
-
-def tier_names_from_rows(rows: Iterable[tuple[Any, Any, Any]], *, language: str) -> dict[int, str]:
-    """Name ``(level, name, label)`` rows' tiers: the ``label`` in ``zh`` where set, else ``name``.
-
-    The one rule for every reader of a tier table (the store, a Spark session).
-    """
-    return {
-        int(level): str(label) if language == "zh" and label else str(name)
-        for level, name, label in rows
-    }
 
 
 def _phrase_context(
@@ -416,7 +396,7 @@ def score_customers(
         or ``zh`` (the settings' default) without settings.
     tier_names : mapping, optional
         Tier level -> name for reasons; default the store's ``tier`` table
-        (:func:`tier_names_from_store`).
+        (:func:`~crm_ml.store.tiers.tier_names_from_store`).
     attribution : {"shap", "path"}
         How reasons weigh drivers: exact TreeSHAP, or path attribution. On 2
         cores a million customers take about 16–18 s with SHAP reasons and

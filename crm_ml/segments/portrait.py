@@ -16,14 +16,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from sqlalchemy import select
 
 from crm_ml.errors import ConfigError, ValidationError
 from crm_ml.features.spec import CATEGORY_LABELS, VALUE_LABELS
 from crm_ml.plotting import font_families
 from crm_ml.rules import as_timestamp, tag_members_at
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import Tier
+from crm_ml.store.tiers import tier_names_from_store
 from crm_ml.tags.definitions import require_tags, tag_definitions_frame
 
 log = logging.getLogger(__name__)
@@ -244,12 +243,8 @@ def portrait_names(store: Store, lang: str = "en") -> dict[str, str]:
     dict of str to str
         Tag name -> label, and ``"tier_level=<level>"`` -> tier name.
     """
-    with store.connect() as conn:
-        tiers = conn.execute(select(Tier.level, Tier.name, Tier.label)).all()
-    names = {
-        f"tier_level={level}": (label or name) if lang == "zh" else name
-        for level, name, label in tiers
-    }
+    tiers = tier_names_from_store(store, language=lang)
+    names = {f"tier_level={level}": name for level, name in tiers.items()}
     labels = tag_definitions_frame(store)["label"]
     return names | {str(tag): str(label) for tag, label in labels.items()}
 

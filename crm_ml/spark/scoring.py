@@ -57,8 +57,6 @@ from crm_ml.models.scoring import (
     _reasons_language,
     day_text,
     risk_band,
-    tier_names_from_rows,
-    tier_names_from_store,
 )
 from crm_ml.models.scoring_targets import scored_population, scoring_target
 from crm_ml.spark.features import features_date
@@ -66,6 +64,7 @@ from crm_ml.spark.loading import load_spark_scores, pyarrow_name, pyarrow_proble
 from crm_ml.spark.session import require_pyspark
 from crm_ml.store import Store
 from crm_ml.store.erased import erased_ids
+from crm_ml.store.tiers import tier_names_from_rows, tier_names_from_store
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from crm_ml.errors import ConfigError, ValidationError
 from crm_ml.store._timestamps import as_store_time
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import Base
+from crm_ml.store.schema import Base, Tier
 
 log = logging.getLogger(__name__)
 
@@ -498,3 +498,24 @@ def apply_tier_changes(
     text = {c: "str" for c in CHANGE_COLUMNS if c != "changed_at"}
     frame = pd.DataFrame(moves, columns=list(CHANGE_COLUMNS)).astype(text)
     return frame.astype({"changed_at": "datetime64[us]"})
+
+
+def tier_names_from_store(store: Store, *, language: str) -> dict[int, str]:
+    """Return tier level -> name as reasons and portraits say it: ``label`` in zh, else ``name``.
+
+    Empty when the store defines no tiers (reasons then give the level number).
+    """
+    with store.connect() as conn:
+        rows = conn.execute(select(Tier.level, Tier.name, Tier.label)).all()
+    return tier_names_from_rows(rows, language=language)
+
+
+def tier_names_from_rows(rows: Iterable[tuple[Any, Any, Any]], *, language: str) -> dict[int, str]:
+    """Name ``(level, name, label)`` rows' tiers: the ``label`` in ``zh`` where set, else ``name``.
+
+    The one rule for every reader of a tier table (the store, a Spark session).
+    """
+    return {
+        int(level): str(label) if language == "zh" and label else str(name)
+        for level, name, label in rows
+    }
