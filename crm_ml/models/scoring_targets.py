@@ -155,7 +155,8 @@ def scoring_target(reference: str, settings: Settings) -> ScoringTarget:
     NotFoundError
         For an unknown name, alias or version (as ``resolve_version`` does).
     """
-    from crm_ml.models.tracking import CHAMPION, resolve_version
+    from crm_ml.models.promotion import CHAMPION
+    from crm_ml.models.tracking import resolve_version
 
     name, version = resolve_version(reference, settings)
     try:

@@ -14,20 +14,14 @@
   ``crm-propensity-<category>`` (a purchase in one category, see
   :func:`registered_name`). The label is a tag of every version, and a
   version is never compared with a champion trained on another label.
-- The new version gets the ``champion`` alias only if its backtest ROC-AUC is
-  not below the current champion's on the same backtest, not below the best
-  baseline's (recency rule, RFM, BG/NBD) on its own backtest (the first
-  version included: a model a simple rule beats must not score customers),
-  and its test snapshot is not older than the champion's by more than a day
-  (re-training at an earlier date must not replace a model of newer
-  behaviour); otherwise ``challenger``. The decision and why are tags on the
-  version and the run.
-- When the test customers or labels differ (an erasure, a filtered frame,
-  newer data), the champion's recipe is re-fitted with its own training
-  design (its count and spacing of snapshots, tags of every version, see
-  :class:`TrainingDesign`) on the new frame, tested on the new test snapshot;
-  the reason gives that AUC and the one the champion recorded. A frame that
-  cannot reproduce the design (fewer snapshots) keeps the new version challenger.
+- The new version gets the ``champion`` alias only if the rules of
+  :mod:`crm_ml.models.promotion` allow (its backtest AUC not below the
+  champion's on the same backtest nor the best baseline's, same label and
+  horizon, not tested on older data); otherwise ``challenger``. The decision
+  and why are tags on the version and the run. When the test customers or
+  labels differ (an erasure, newer data), the champion's recipe is re-fitted
+  with its own training design on the new frame, and the reason gives that
+  AUC and the one the champion recorded.
 - Tags never claim an alias the version lost: when an alias moves, the
   version it left has its ``promotion`` tag rewritten and its reason kept
   behind "no longer champion (v2 took the alias, <when>)".
@@ -58,7 +52,6 @@ it is, as are text columns.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import os
@@ -86,21 +79,31 @@ from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 import crm_ml
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
-from crm_ml.models.baselines import BASELINE_NAMES
 from crm_ml.models.estimators import BoostedClassifier, load_saved_model
 from crm_ml.models.evaluation import BacktestResult, BacktestSplit
 from crm_ml.models.metrics import calibration_by_decile
+from crm_ml.models.promotion import (
+    CHALLENGER,
+    CHAMPION,
+    VETTED_TAG,
+    TrainingDesign,
+    below_baseline,
+    decide_alias,
+    design_from_tags,
+    design_not_reproducible,
+    learnt_from_older_data,
+    model_auc_se,
+    other_horizon,
+    other_label,
+    refitted_how,
+)
 from crm_ml.models.training import REGISTERED_NAMES, registered_name
 from crm_ml.processes import HOST, PID, process_gone, this_process
 
 log = logging.getLogger(__name__)
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 _KIND_OF = {name: kind for kind, name in REGISTERED_NAMES.items()}
 _MODEL_DIR = "crm_model"
-#: The version tag only :func:`log_training_run` writes, once the version is vetted
-#: (backtest AUC measured, alias decided); every version it finished has had it.
-_VETTED_TAG = "backtest_roc_auc"
 #: The ``promotion_reason`` :func:`list_versions` shows for a version without it.
 UNFINISHED_REASON = "training run did not finish: not vetted, cannot be promoted or score"
 _PROGRESS_BAR_SWITCH = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -333,36 +336,6 @@ def _registry_prints_muted() -> Iterator[None]:
         MLFLOW_LOGGING_STREAM.enabled = enabled
 
 
-def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
-    """Return the ROC-AUC's standard error from its test sample (Hanley and McNeil, 1982).
-
-    Logged next to the backtest AUC so a champion decided by a few ten-thousandths
-    can be judged: the promotion rule itself has no margin ("not worse"). NaN
-    when a class is missing.
-    """
-    if positives <= 0 or negatives <= 0 or not math.isfinite(auc):
-        return math.nan
-    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    variance = (
-        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
-    ) / (positives * negatives)
-    return math.sqrt(max(variance, 0.0))
-
-
-def _model_auc_se(result: BacktestResult) -> float:
-    """Return the standard error of the model's backtest AUC (NaN if the counts are missing)."""
-    columns = ["roc_auc", "customers", "positives"]
-    if "model" not in result.metrics.index or not set(columns) <= set(result.metrics.columns):
-        return math.nan
-    auc, customers, positives = (
-        float(pd.to_numeric(result.metrics[c], errors="coerce").get("model", math.nan))
-        for c in columns
-    )
-    if not (math.isfinite(customers) and math.isfinite(positives)):
-        return math.nan
-    return auc_standard_error(auc, int(positives), int(customers - positives))
-
-
 def _log_backtest(result: BacktestResult) -> None:
     for name, row in result.metrics.iterrows():
         prefix = "backtest" if name == "model" else str(name)
@@ -378,7 +351,7 @@ def _log_backtest(result: BacktestResult) -> None:
     label = predicted.columns[1]  # customer_id, the label, then one column per model
     deciles = calibration_by_decile(predicted[label], predicted["model"])
     mlflow.log_text(deciles.to_csv(index=False), "backtest/calibration_by_decile.csv")
-    if math.isfinite(se := _model_auc_se(result)):
+    if math.isfinite(se := model_auc_se(result)):
         mlflow.log_metric("backtest_roc_auc_se", se)
     deciles = result.lift[result.lift["model"] == "model"].sort_values("decile")
     # Runs tables show a stepped metric's last step, so each curve gets a "_by_decile"
@@ -431,142 +404,12 @@ class RegisteredVersion:
         return f"models:/{self.name}/{self.version}"
 
 
-def decide_alias(
-    new_auc: float, champion_auc: float | None, *, champion_version: str | None, how: str
-) -> tuple[str, str]:
-    """Return ``(alias, reason)``: champion unless the new AUC is below the champion's.
-
-    A missing champion makes the new version champion; a NaN AUC, or a
-    champion that cannot be compared (``champion_auc`` None with a version),
-    makes it challenger. ``how`` ends the reason: where the two AUCs were
-    measured (e.g. "on the same backtest"), or why they cannot be compared.
-    """
-    if champion_version is None:
-        return CHAMPION, "first version: no champion yet"
-    if not math.isfinite(new_auc):
-        return CHALLENGER, "backtest AUC is undefined (a single class in the test snapshot)"
-    if champion_auc is None:
-        return CHALLENGER, f"champion v{champion_version} not comparable: {how}; promote by hand"
-    verdict = "is not below" if new_auc >= champion_auc else "is below"
-    alias = CHAMPION if new_auc >= champion_auc else CHALLENGER
-    return alias, (
-        f"backtest AUC {new_auc:.4f} {verdict} champion v{champion_version}'s "
-        f"{champion_auc:.4f} {how}"
-    )
-
-
 def _current_champion(client: MlflowClient, name: str) -> ModelVersion | None:
     """Return the version holding the champion alias, or None."""
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
-
-
-#: How much older a new version's test snapshot may be than the champion's and still replace
-#: it. "As late as the data allows" was anchored at the last order's day by `crm-ml train` and
-#: at the midnight after it by the training notebook: one day apart on the same data.
-SAME_DATA_SLACK = pd.Timedelta(days=1)
-
-
-def _tested_on_older_data(champion: ModelVersion, result: BacktestResult) -> str | None:
-    """Return why the new version cannot be champion if it learnt from older data, else None.
-
-    A backtest on an earlier snapshot measures a model of older behaviour, and
-    re-training at an earlier ``as_of`` would otherwise replace a champion fitted
-    on newer data whenever the champion's recipe ties on that old backtest. What
-    matters is where the labels it learnt from end (``labels_until``: test
-    snapshot plus horizon); the horizons are equal by now (:func:`_other_horizon`),
-    so the test snapshots are compared, allowing :data:`SAME_DATA_SLACK` for the
-    two ways of anchoring the latest snapshot on the same data.
-    """
-    theirs = champion.tags.get("test_snapshot")
-    ours = result.split.test_as_of.date().isoformat()
-    if not theirs or result.split.test_as_of >= pd.Timestamp(theirs) - SAME_DATA_SLACK:
-        return None
-    return (
-        f"tested on older data than champion v{champion.version} (test snapshot {ours} vs "
-        f"{theirs}); promote by hand if intended"
-    )
-
-
-#: Version tags of the training design (see :class:`TrainingDesign`).
-_DESIGN_TAGS = ("training_snapshots", "training_offsets_days", "gap_days")
-
-
-@dataclass(frozen=True)
-class TrainingDesign:
-    """Which snapshots a version's backtest learnt from, as days before its test snapshot.
-
-    Its recorded AUC measures the recipe fitted on these snapshots: a champion
-    re-fitted on fewer (a challenger's ``--snapshots 3``) would be handicapped,
-    so it is re-fitted with its own design, anchored at the new test date.
-
-    Attributes
-    ----------
-    tree_offsets_days : tuple of int
-        Days before the test snapshot of each snapshot the trees were fitted on, oldest first.
-    calibration_offset_days : int
-        Days before the test snapshot of the calibration snapshot.
-    gap_days : str
-        The run's snapshot spacing as logged; empty where unknown.
-    """
-
-    tree_offsets_days: tuple[int, ...]
-    calibration_offset_days: int
-    gap_days: str = ""
-
-    @classmethod
-    def of_split(cls, split: BacktestSplit, *, gap_days: str = "") -> TrainingDesign:
-        """Return the design of a backtest split."""
-        test = split.test_as_of
-        return cls(
-            tuple((test - s).days for s in split.train_as_of),
-            (test - split.calibration_as_of).days,
-            gap_days,
-        )
-
-    @property
-    def snapshots(self) -> int:
-        """How many snapshots it learnt from: the trees' and the calibration's."""
-        return len(self.tree_offsets_days) + 1
-
-    def as_tags(self) -> dict[str, str]:
-        """Return the version tags that record it (:data:`_DESIGN_TAGS`)."""
-        offsets = (*self.tree_offsets_days, self.calibration_offset_days)
-        return {
-            "training_snapshots": str(self.snapshots),
-            "training_offsets_days": ",".join(map(str, offsets)),
-            "gap_days": self.gap_days,
-        }
-
-    def split_at(self, test_as_of: pd.Timestamp, horizon_days: int) -> BacktestSplit:
-        """Return the split of this design whose test snapshot is ``test_as_of``."""
-        trees = tuple(test_as_of - pd.Timedelta(days=d) for d in self.tree_offsets_days)
-        calibration = test_as_of - pd.Timedelta(days=self.calibration_offset_days)
-        return BacktestSplit(trees, calibration, test_as_of, horizon_days)
-
-    def describe(self) -> str:
-        """Say it in words: ``4 snapshots 90 days apart``, else how far before the test."""
-        offsets = [*self.tree_offsets_days, self.calibration_offset_days]
-        steps = {a - b for a, b in itertools.pairwise(offsets)}
-        if len(steps) == 1:
-            return f"{self.snapshots} snapshots {steps.pop()} days apart"
-        if len(offsets) == 1:
-            return f"1 snapshot {offsets[0]} days before its test snapshot"
-        return (
-            f"{self.snapshots} snapshots {min(offsets)}-{max(offsets)} days before its test "
-            "snapshot"
-        )
-
-
-def _design_from_tags(tags: Mapping[str, str]) -> TrainingDesign | None:
-    """Return the design recorded on a version, None if it has none (or it is unreadable)."""
-    offsets = tags.get("training_offsets_days", "").split(",")
-    if not all(o.strip().isdigit() for o in offsets):
-        return None
-    days = [int(o) for o in offsets]
-    return TrainingDesign(tuple(days[:-1]), days[-1], tags.get("gap_days", ""))
 
 
 def _design_from_run(client: MlflowClient, run_id: str | None) -> TrainingDesign | None:
@@ -597,44 +440,7 @@ def _design_from_run(client: MlflowClient, run_id: str | None) -> TrainingDesign
 
 def _champion_design(client: MlflowClient, champion: ModelVersion) -> TrainingDesign | None:
     """Return the champion's training design: its tags, else its run's parameters."""
-    return _design_from_tags(champion.tags) or _design_from_run(client, champion.run_id)
-
-
-def _design_not_reproducible(
-    design: TrainingDesign, version: str, split: BacktestSplit, command: str
-) -> str | None:
-    """Return why the champion cannot be re-fitted with its own design on this frame, else None.
-
-    ``split`` is the new run's: its train and calibration snapshots are every
-    snapshot of the frame whose labels closed by its test date.
-    """
-    usable = [*split.train_as_of, split.calibration_as_of]
-    wanted = design.split_at(split.test_as_of, split.horizon_days)
-    lacking = [s for s in (*wanted.train_as_of, wanted.calibration_as_of) if s not in usable]
-    if not lacking:
-        return None
-    gap = f" --gap-days {design.gap_days}" if design.gap_days.isdigit() else ""
-    return (
-        f"champion v{version} was trained on {design.describe()}; this frame has "
-        f"{len(usable)} before its test snapshot {split.test_as_of.date()} "
-        f"({', '.join(str(s.date()) for s in usable)}) and lacks "
-        f"{', '.join(str(s.date()) for s in lacking)}, so the champion cannot be re-fitted "
-        f"as it was trained: not comparable. Train on the same design "
-        f"(`{command} --snapshots {design.snapshots + 1}{gap}`) to compare, or promote by "
-        "hand if intended"
-    )
-
-
-def _refitted_how(design: TrainingDesign, champion: ModelVersion) -> str:
-    """Say that the champion's AUC was re-fitted, how, and what it recorded on its own backtest."""
-    own = champion.tags.get(_VETTED_TAG, "nan")
-    when = champion.tags.get("test_snapshot", "")
-    return (
-        f"re-fitted to this backtest with its own recipe and training design "
-        f"({design.describe()}), as its backtest had other test customers or labels; "
-        f"v{champion.version}'s own recorded AUC is {float(own):.4f}"
-        + (f" (test snapshot {when})" if when else "")
-    )
+    return design_from_tags(champion.tags) or _design_from_run(client, champion.run_id)
 
 
 #: Re-fits the champion's model on the given split of the new run's frame; returns its ROC-AUC.
@@ -672,7 +478,7 @@ def _champion_auc(
         )
     except ValidationError as exc:
         return None, f"its recipe cannot be re-fitted here ({exc})"
-    return auc, _refitted_how(design, champion)
+    return auc, refitted_how(design, champion)
 
 
 def _not_refittable(
@@ -685,64 +491,15 @@ def _not_refittable(
     if design is None:
         return None  # said by _champion_auc: not comparable
     command = _train_command(name) or "crm-ml train"
-    return _design_not_reproducible(design, str(champion.version), result.split, command)
+    return design_not_reproducible(design, str(champion.version), result.split, command)
 
 
-def _other_label(champion: ModelVersion, label: str) -> str | None:
-    """Return why a champion trained on another label cannot be compared, else None.
-
-    Versions registered before labels were tagged carry none; they are compared
-    as before (their backtest differs anyway, so the champion's recipe is re-fitted
-    to this version's labels).
-    """
-    theirs = champion.tags.get("label")
-    if not theirs or theirs == label:
-        return None
-    return (
-        f"champion v{champion.version} learned the label {theirs!r}, this version "
-        f"{label!r}: not comparable (a model of another label registers under its own "
-        "name); promote by hand if intended"
-    )
-
-
-def _other_horizon(client: MlflowClient, champion: ModelVersion, horizon: str) -> str | None:
-    """Return why a champion predicting over another horizon cannot replace, else None.
-
-    A 60-day churn probability is another quantity than a 90-day one: tags,
-    segments and lists written for one would silently read the other. Versions
-    registered before the horizon was a version tag have it as a run parameter.
-    """
+def _champion_horizon(client: MlflowClient, champion: ModelVersion) -> str | None:
+    """Return the champion's horizon in days: its tag, else (older versions) its run's parameter."""
     theirs = champion.tags.get("horizon_days")
     if theirs is None and champion.run_id:
         theirs = client.get_run(champion.run_id).data.params.get("horizon_days")
-    if not theirs or not horizon or theirs == horizon:
-        return None
-    return (
-        f"champion v{champion.version} predicts over {theirs} days, this version over "
-        f"{horizon} days: not comparable; promote by hand to change the horizon that "
-        "scores, tags and lists use"
-    )
-
-
-def below_baseline(metrics: pd.DataFrame) -> str | None:
-    """Return why the model cannot be champion if a baseline beats it on its backtest, else None.
-
-    ``metrics`` is :attr:`BacktestResult.metrics`: the ``model`` row and one row
-    per baseline, all measured on the same test snapshot. A model that a
-    recency rule or BG/NBD ranks better than is not worth its reasons.
-    """
-    aucs = pd.to_numeric(metrics["roc_auc"], errors="coerce")
-    model_auc = float(aucs.get("model", math.nan))
-    baselines = aucs.drop("model", errors="ignore").dropna()
-    if baselines.empty or not math.isfinite(model_auc):
-        return None
-    best = str(baselines.idxmax())
-    if model_auc >= float(baselines[best]):
-        return None
-    return (
-        f"backtest AUC {model_auc:.4f} is below the {BASELINE_NAMES.get(best, best)} "
-        f"baseline's {float(baselines[best]):.4f} on the same backtest; not made champion"
-    )
+    return theirs
 
 
 def _promotion(
@@ -762,9 +519,9 @@ def _promotion(
         alias, reason = decide_alias(auc, None, champion_version=None, how="no champion")
     else:
         refused = (
-            _other_label(champion, label)
-            or _other_horizon(client, champion, horizon)
-            or _tested_on_older_data(champion, result)
+            other_label(champion, label)
+            or other_horizon(champion, _champion_horizon(client, champion), horizon)
+            or learnt_from_older_data(champion, result.split)
             or (_not_refittable(client, champion, name, result) if rescore else None)
         )
         if refused is not None:
@@ -955,7 +712,7 @@ def log_training_run(
         )
         design = TrainingDesign.of_split(result.split, gap_days=str(params.get("gap_days", "")))
         vetting = {**_vetting_tags(result, auc, alias, reason), **design.as_tags()}
-        if math.isfinite(se := _model_auc_se(result)):
+        if math.isfinite(se := model_auc_se(result)):
             vetting["backtest_roc_auc_se"] = f"{se:.4f}"
         version = _register_version(registered_name, info.model_uri, {**vetting, **lineage})
         # Last: a run killed before this leaves a vetted version that can be promoted by hand.
@@ -970,7 +727,7 @@ def _vetting_tags(result: BacktestResult, auc: float, alias: str, reason: str) -
     """Return the version tags of the backtest and the promotion decision."""
     return {
         "backtest_id": result.backtest_id,
-        _VETTED_TAG: repr(auc),
+        VETTED_TAG: repr(auc),
         "test_snapshot": result.split.test_as_of.date().isoformat(),
         "promotion": alias,
         "promotion_reason": reason,
@@ -979,7 +736,7 @@ def _vetting_tags(result: BacktestResult, auc: float, alias: str, reason: str) -
 
 def _is_vetted(tags: Mapping[str, str]) -> bool:
     """Return whether ``log_training_run`` finished vetting the version (it has a backtest AUC)."""
-    return _VETTED_TAG in tags
+    return VETTED_TAG in tags
 
 
 def _require_vetted(client: MlflowClient, name: str, version: str) -> None:
@@ -1340,19 +1097,13 @@ def version_tags(name: str, version: str, settings: Settings) -> dict[str, str]:
 
 
 __all__ = [
-    "CHALLENGER",
-    "CHAMPION",
     "REGISTERED_NAMES",
     "UNFINISHED_REASON",
     "CrmPyfuncModel",
     "LoadedModel",
     "RegisteredVersion",
-    "TrainingDesign",
-    "auc_standard_error",
-    "below_baseline",
     "configure_tracking",
     "crm_model_names",
-    "decide_alias",
     "ensure_experiment",
     "list_versions",
     "load_model",

@@ -8,7 +8,6 @@ reason quoted that re-fitted AUC as the champion's.
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ from project_settings import project_settings
 
 from crm_ml.config import Settings
 from crm_ml.models.evaluation import backtest
+from crm_ml.models.promotion import decide_alias
 from crm_ml.models.training import train_model
 
 from .synthetic import TINY, make_snapshot
@@ -71,12 +71,6 @@ def test_the_design_is_recorded_on_the_version(
     assert 0.005 < se < 0.05
     run = mlflow.MlflowClient().get_run(champion.run_id)
     assert run.data.metrics["backtest_roc_auc_se"] == pytest.approx(se, abs=5e-5)
-
-
-def test_auc_standard_error_follows_hanley_and_mcneil() -> None:
-    # Their 1982 example: AUC 0.9 on 50 positives and 50 negatives.
-    assert tracking.auc_standard_error(0.9, 50, 50) == pytest.approx(0.0321, abs=1e-4)
-    assert math.isnan(tracking.auc_standard_error(0.9, 0, 50))
 
 
 def test_a_challenger_on_fewer_snapshots_after_an_erasure_is_not_promoted(
@@ -145,7 +139,7 @@ def test_a_champion_without_any_record_of_its_design_is_not_compared(settings: S
         mlflow.MlflowClient(), champion, "crm-churn", result, lambda *a: 1.0, settings
     )
     assert auc is None and "training design" in how and "not recorded" in how
-    alias, reason = tracking.decide_alias(0.9, auc, champion_version="3", how=how)
+    alias, reason = decide_alias(0.9, auc, champion_version="3", how=how)
     assert alias == "challenger" and "not comparable" in reason
 
 

@@ -143,20 +143,6 @@ def test_a_model_a_baseline_beats_is_not_champion_even_first(tmp_path: Path, fra
     assert better.alias == "champion" and better.reason == "first version: no champion yet"
 
 
-def test_below_baseline_names_the_best_baseline() -> None:
-    from crm_ml.models.tracking import below_baseline
-
-    metrics = pd.DataFrame(
-        {"roc_auc": [0.782, 0.841, 0.80, 0.872]},
-        index=pd.Index(["model", "recency_rule", "rfm_score", "bg_nbd"], name="model"),
-    )
-    assert below_baseline(metrics) == (
-        "backtest AUC 0.7820 is below the BG/NBD baseline's 0.8720 on the same backtest; "
-        "not made champion"
-    )
-    assert below_baseline(metrics.assign(roc_auc=[0.91, 0.84, 0.8, 0.87])) is None
-
-
 def test_small_snapshots_are_warned_about(frame, caplog) -> None:
     from crm_ml.models.training import small_data_warnings
 

@@ -37,19 +37,6 @@ def test_importing_models_does_not_import_mlflow() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-def test_decide_alias_rules() -> None:
-    from crm_ml.models.tracking import decide_alias
-
-    assert decide_alias(0.7, None, champion_version=None, how="")[0] == "champion"
-    alias, reason = decide_alias(0.70, 0.70, champion_version="3", how="on the same backtest")
-    assert alias == "champion"
-    assert reason == "backtest AUC 0.7000 is not below champion v3's 0.7000 on the same backtest"
-    assert decide_alias(0.69, 0.70, champion_version="3", how="x")[0] == "challenger"
-    assert decide_alias(float("nan"), 0.7, champion_version="3", how="x")[0] == "challenger"
-    alias, reason = decide_alias(0.9, None, champion_version="3", how="features differ")
-    assert alias == "challenger" and "not comparable" in reason
-
-
 def test_champion_challenger_and_round_trip(settings: Settings, frame: pd.DataFrame) -> None:
     from crm_ml.models.tracking import load_model, version_tags
 

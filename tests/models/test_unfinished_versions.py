@@ -14,6 +14,7 @@ from project_settings import project_settings
 
 from crm_ml.config import Settings
 from crm_ml.errors import ValidationError
+from crm_ml.models.promotion import CHALLENGER, CHAMPION
 from crm_ml.models.training import train_model
 
 from .synthetic import TINY, make_training_frame
@@ -65,7 +66,7 @@ def test_an_unfinished_version_is_listed_as_not_vetted(interrupted: Settings) ->
 
 def test_promoting_an_unfinished_version_is_refused(interrupted: Settings) -> None:
     run_id = tracking.list_versions("crm-churn", interrupted).loc[2, "run_id"]
-    for alias in (tracking.CHAMPION, tracking.CHALLENGER):
+    for alias in (CHAMPION, CHALLENGER):
         with pytest.raises(ValidationError) as refused:
             tracking.set_alias("crm-churn", "2", alias, interrupted, reason="looks fine")
         message = str(refused.value)
@@ -122,7 +123,7 @@ def test_a_run_killed_before_its_alias_leaves_a_vetted_version(
     tags = tracking.version_tags("crm-churn", "2", own)
     assert {"backtest_roc_auc", "label", "horizon_days", "promotion_reason"} <= set(tags)
     assert tracking.list_versions("crm-churn", own).loc[2, "aliases"] == ""
-    tracking.set_alias("crm-churn", "2", tracking.CHAMPION, own, reason="vetted, alias lost")
+    tracking.set_alias("crm-churn", "2", CHAMPION, own, reason="vetted, alias lost")
     assert tracking.resolve_version("crm-churn@champion", own) == ("crm-churn", "2")
 
 
