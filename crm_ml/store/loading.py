@@ -347,7 +347,7 @@ def _plan(
     loaded_at = pd.Timestamp(utc_now())
     plan = plan_load(
         conn, spec, checked.clean, checked.present, rejects,
-        batch_id=batch_id, loaded_at=loaded_at, skip=skip,
+        batch_id=batch_id, loaded_at=loaded_at, timezone=timezone, skip=skip,
     )  # fmt: skip
     return plan, loaded_at
 

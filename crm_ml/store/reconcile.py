@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -364,12 +365,14 @@ def plan_load(
     *,
     batch_id: str,
     loaded_at: pd.Timestamp,
+    timezone: str,
     skip: np.ndarray | None = None,
 ) -> Plan:
     """Split the accepted rows into inserts, updates and unchanged.
 
     Rejects ids that lost their leading zeros, and ledger rows that would change a
-    stored row beyond filling in a column that arrives later (``spec.filled_later``).
+    stored row beyond filling in a column that arrives later (``spec.filled_later``);
+    ``timezone``, the zone naive times were read in, is named when it explains them.
     Rows where ``skip`` is true are left out without being rejected (an erased
     customer's, :func:`crm_ml.store.erased.erased_rows`).
     """
@@ -385,7 +388,9 @@ def plan_load(
     diffs = _compare(accepted, stored, positions, compared)
     new_rows = accepted.iloc[np.flatnonzero(positions < 0)]
     if spec.kind == "ledger":
-        updates, unchanged = _plan_ledger(spec, accepted, stored, positions, diffs, log)
+        updates, unchanged = _plan_ledger(
+            spec, accepted, stored, positions, diffs, log, timezone=timezone
+        )
         return Plan(new_rows, updates, unchanged, pd.DataFrame())
     changed = np.flatnonzero(diffs.to_numpy().any(axis=1))
     unchanged = int((positions >= 0).sum()) - len(changed)
@@ -444,6 +449,8 @@ def _plan_ledger(
     positions: np.ndarray,
     diffs: pd.DataFrame,
     log: RejectLog,
+    *,
+    timezone: str,
 ) -> tuple[pd.DataFrame, int]:
     """Reject stored ledger rows given with other content; fill in later columns of the rest.
 
@@ -457,7 +464,9 @@ def _plan_ledger(
     conflicted = np.flatnonzero(conflicts.to_numpy().any(axis=1))
     filling = np.flatnonzero(fills.to_numpy().any(axis=1) & ~conflicts.to_numpy().any(axis=1))
     old = stored.iloc[positions[conflicted]].set_axis(accepted.index[conflicted])
-    _reject_conflicts(spec, accepted.iloc[conflicted], old, conflicts.iloc[conflicted], log)
+    _reject_conflicts(
+        spec, accepted.iloc[conflicted], old, conflicts.iloc[conflicted], log, timezone=timezone
+    )
     later = [c for c in spec.filled_later if c in diffs.columns]
     updates = accepted.iloc[filling][[*spec.key, *later]]
     unchanged = int((positions >= 0).sum()) - len(conflicted) - len(filling)
@@ -529,19 +538,45 @@ def _zone_shift(
     return first if bool((shift == first).all()) else None
 
 
-def _zone_hint(shift: pd.Timedelta, rows: int) -> str:
+#: Zones named in the hint for the offset the store's times were read at.
+_KNOWN_OFFSETS = {0: "UTC", 8: "Asia/Shanghai"}
+
+
+def _first_shifted(old: pd.DataFrame, conflicts: pd.DataFrame) -> pd.Timestamp:
+    """Return the stored time of the first conflicting timestamp (all conflicts are times)."""
+    column = next(c for c in conflicts.columns if conflicts[c].any())
+    return pd.Timestamp(old[column][conflicts[column].to_numpy()].iloc[0])
+
+
+def _zone_hint(shift: pd.Timedelta, rows: int, timezone: str, at: pd.Timestamp) -> str:
+    """Say which time zone the store's times were read in, from the shift and this import's zone.
+
+    A naive time read in a zone ``o`` hours ahead of UTC is stored ``o`` hours
+    earlier, so the file's instants minus the store's (``shift``) is the earlier
+    zone's offset minus this one's, at the time of the first conflicting row.
+    """
     hours = shift / pd.Timedelta(hours=1)
     which = "this row is" if rows == 1 else f"all {rows} such rows are"
+    offset = ZoneInfo(timezone).utcoffset(at.to_pydatetime()) or pd.Timedelta(0)
+    theirs = offset / pd.Timedelta(hours=1) + hours
+    named = _KNOWN_OFFSETS.get(int(theirs)) if theirs.is_integer() else None
+    earlier = f"UTC{theirs:+g}" + (f", e.g. --timezone {named}" if named else "")
     return (
         f". Note: {which} {abs(hours):g} h {'later' if hours > 0 else 'earlier'} in the file "
         "than in the store: was the file read in another time zone than the import that "
-        "loaded it? Times without an offset are read in the import's --timezone "
-        "(Asia/Shanghai by default); import the file with the earlier import's --timezone"
+        f"loaded it? This import read times without an offset in {timezone} (--timezone); "
+        f"the store's match them read at {earlier}. Import the file with the earlier "
+        "import's --timezone"
     )
 
 
 def _conflict_messages(
-    spec: TableSpec, new: pd.DataFrame, old: pd.DataFrame, conflicts: pd.DataFrame
+    spec: TableSpec,
+    new: pd.DataFrame,
+    old: pd.DataFrame,
+    conflicts: pd.DataFrame,
+    *,
+    timezone: str,
 ) -> list[str]:
     """One message per conflicting row; the first adds a hint when a time zone explains them."""
     rule = _append_only(spec)
@@ -559,12 +594,18 @@ def _conflict_messages(
     ]
     shift = _zone_shift(spec, new, old, conflicts)
     if shift is not None:
-        messages[0] += _zone_hint(shift, len(messages))
+        messages[0] += _zone_hint(shift, len(messages), timezone, _first_shifted(old, conflicts))
     return messages
 
 
 def _reject_conflicts(
-    spec: TableSpec, new: pd.DataFrame, old: pd.DataFrame, conflicts: pd.DataFrame, log: RejectLog
+    spec: TableSpec,
+    new: pd.DataFrame,
+    old: pd.DataFrame,
+    conflicts: pd.DataFrame,
+    log: RejectLog,
+    *,
+    timezone: str,
 ) -> None:
     """Reject ledger rows ``new`` that would change their stored version ``old``."""
     if new.empty:
@@ -574,7 +615,7 @@ def _reject_conflicts(
     mask = np.zeros(rows, dtype=bool)
     mask[positions] = True
     messages = np.empty(rows, dtype=object)
-    messages[positions] = _conflict_messages(spec, new, old, conflicts)
+    messages[positions] = _conflict_messages(spec, new, old, conflicts, timezone=timezone)
     keys = np.empty(rows, dtype=object)
     keys[positions] = new[list(spec.key)].astype("str").agg(" / ".join, axis=1).to_numpy()
     log.add(mask, "+".join(spec.key), "append_only", pd.Series(keys), messages)

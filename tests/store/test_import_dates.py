@@ -131,11 +131,27 @@ def test_a_file_read_in_another_time_zone_gets_one_hint(ordered, tmp_path):
     assert "the store has ordered_at 2025-07-17 11:55:00 UTC, the file ordered_at " in first
     assert first.endswith(
         "Note: all 2 such rows are 8 h later in the file than in the store: was the file read "
-        "in another time zone than the import that loaded it? Times without an offset are read "
-        "in the import's --timezone (Asia/Shanghai by default); import the file with the "
-        "earlier import's --timezone"
+        "in another time zone than the import that loaded it? This import read times without "
+        "an offset in UTC (--timezone); the store's match them read at UTC+8, e.g. --timezone "
+        "Asia/Shanghai. Import the file with the earlier import's --timezone"
     )
     assert "time zone" not in second
+
+
+def test_the_zone_hint_names_the_zone_the_store_was_loaded_in(customers, tmp_path):
+    # Loaded in UTC (rows exported from the store), re-read in the default Asia/Shanghai.
+    import_file(
+        customers, "orders", write(tmp_path, "utc.csv", ORDERS), as_of=AS_OF, timezone="UTC"
+    )
+    with pytest.raises(LoadRejectedError) as refused:
+        import_file(customers, "orders", write(tmp_path, "again.csv", ORDERS), as_of=AS_OF)
+    first = refused.value.rejects["message"].iloc[0]
+    assert "all 2 such rows are 8 h earlier in the file than in the store" in first
+    assert first.endswith(
+        "This import read times without an offset in Asia/Shanghai (--timezone); the store's "
+        "match them read at UTC+0, e.g. --timezone UTC. Import the file with the earlier "
+        "import's --timezone"
+    )
 
 
 def test_no_zone_hint_when_the_shifts_differ(ordered, tmp_path):
