@@ -7,8 +7,9 @@ their last change they are reviewed and move down one tier if their spend no
 longer holds it. Members reaching gold get an account manager.
 
 Points: 100 on joining, then ``floor(net amount x tier multiplier)`` per order.
-Points earned in year Y expire on 1 January of Y+2 unless redeemed; a member
-who redeems does so at their first order after their last order of year Y.
+Points earned in a membership year (counted from joining) expire at the end
+of the next one unless redeemed; a member who redeems does so at their first
+order after their last order of that membership year.
 """
 
 from __future__ import annotations

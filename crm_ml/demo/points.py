@@ -1,8 +1,16 @@
-"""The points ledger: join bonus, points per order, redemptions, yearly expiry, goodwill.
+"""The points ledger: join bonus, points per order, redemptions, expiry, goodwill.
 
-Every posting keeps the balance non-negative: points of earning year Y are
-redeemed only after the member's last order of year Y, and only what is left
-of them expires on 1 January of Y+2.
+Points are counted in membership years, from the day a member joined: points
+earned in membership year k expire at the end of year k+1, on the second
+anniversary after they were earned (a member who joined on 15 March 2023
+loses on 15 March 2025 what is left of the points earned until 14 March
+2024). Expiries thus fall on every day of the calendar, as in programmes
+that count from joining, and "points expiring within 30 days" is a quantity
+that varies between members and snapshots.
+
+Every posting keeps the balance non-negative: points of membership year k are
+redeemed only after the member's last order of that year, and only what is
+left of them expires.
 """
 
 from __future__ import annotations
@@ -26,29 +34,45 @@ _NOTES = {
         "bonus": "入会礼",
         "earn": "消费积分",
         "redeem": "积分抵现",
-        "expire": "积分年度过期",
+        "expire": "积分到期清零",
         "adjust": "客诉补偿积分",
     },
     "en": {
         "bonus": "welcome bonus",
         "earn": "purchase",
         "redeem": "redeemed at checkout",
-        "expire": "yearly expiry",
+        "expire": "points expired",
         "adjust": "goodwill after complaint",
     },
 }
 GOODWILL_POINTS = 200
 
 
-def _year(timeline: Timeline, day: F64) -> I64:
-    dates = timeline.start + np.floor(day).astype(np.int64).astype("timedelta64[D]")
-    return dates.astype("datetime64[Y]").astype(np.int64) + 1970
+def _dates(timeline: Timeline, day: F64) -> NDArray[np.datetime64]:
+    return timeline.start + np.floor(day).astype(np.int64).astype("timedelta64[D]")
 
 
-def _expiry_day(timeline: Timeline, year: I64) -> F64:
-    years, position = np.unique(year, return_inverse=True)
-    days = np.array([timeline.day_of(f"{int(y) + 2}-01-01") for y in years], dtype=np.float64)
-    return days[position.reshape(-1)] if years.size else np.zeros(0)
+def _add_years(date: NDArray[np.datetime64], years: I64) -> NDArray[np.datetime64]:
+    """Return the same day of the month ``years`` later (29 February becomes 1 March)."""
+    month = date.astype("datetime64[M]")
+    day_of_month = date - month.astype("datetime64[D]")
+    later = month + (12 * years).astype("timedelta64[M]")
+    return later.astype("datetime64[D]") + day_of_month
+
+
+def _membership_year(timeline: Timeline, joined: F64, day: F64) -> I64:
+    """Anniversaries of joining passed by ``day``: 0 in a member's first year."""
+    start, when = _dates(timeline, joined), _dates(timeline, day)
+    years = when.astype("datetime64[Y]").astype(np.int64) - start.astype("datetime64[Y]").astype(
+        np.int64
+    )
+    return years - (when < _add_years(start, years)).astype(np.int64)
+
+
+def _expiry_day(timeline: Timeline, joined: F64, member_year: I64) -> F64:
+    """Day the points of ``member_year`` expire: the end of the membership year after it."""
+    expiry = _add_years(_dates(timeline, joined), member_year + 2) - timeline.start
+    return expiry.astype(np.int64).astype(np.float64)
 
 
 def earnings(orders: Orders, records: Records, history: TierHistory) -> pd.DataFrame:
@@ -87,15 +111,16 @@ def redemptions_and_expiry(
     timeline: Timeline,
     rng: np.random.Generator,
 ) -> pd.DataFrame:
-    """Redemptions and expiries per member and earning year (same columns as :func:`earnings`)."""
-    earned = earned.assign(year=_year(timeline, earned["day"].to_numpy()))
+    """Redemptions and expiries per member and membership year (columns of :func:`earnings`)."""
+    joined = records.member_day[earned["record"].to_numpy()]
+    earned = earned.assign(year=_membership_year(timeline, joined, earned["day"].to_numpy()))
     pots = (
         earned.groupby(["record", "year"], sort=True)
         .agg(total=("points", "sum"), last=("day", "max"))
         .reset_index()
     )
     record, total = pots["record"].to_numpy(), pots["total"].to_numpy()
-    expiry = _expiry_day(timeline, pots["year"].to_numpy())
+    expiry = _expiry_day(timeline, records.member_day[record], pots["year"].to_numpy())
     keen = rng.random(record.size) < 0.2 + 0.5 * people.deal[records.person[record]]
     amount = (np.floor(rng.uniform(0.5, 1.0, record.size) * total / 100) * 100).astype(np.int64)
     order = next_order(orders, record, pots["last"].to_numpy(), expiry)
@@ -153,7 +178,12 @@ def points_frame(
     day = entries["day"].to_numpy(dtype=np.float64)
     kind = entries["kind"].to_numpy()
     earning = np.isin(kind, ["earn", "bonus"])
-    expires = timeline.midnights(_expiry_day(timeline, _year(timeline, day)))
+    # Only earnings expire; every ledger entry is a member's, so joined is finite for them.
+    joined = records.member_day[entries["record"].to_numpy()]
+    joined = np.where(earning, joined, day)
+    expires = timeline.midnights(
+        _expiry_day(timeline, joined, _membership_year(timeline, joined, day))
+    )
     notes = _NOTES[locale]
     return pd.DataFrame(
         {

@@ -74,6 +74,23 @@ def test_points_liability_is_positive_and_no_balance_goes_negative(generated):
     assert set(ledger["kind"]) == {"earn", "redeem", "expire", "adjust"}
 
 
+def test_points_expire_on_a_joining_anniversary_all_year_round(generated):
+    # Counted from joining, not on one calendar day: "points expiring within 30 days"
+    # must vary between members and snapshots, or no model can learn from it.
+    ledger = generated.tables["points_ledger"]
+    customers = generated.tables["customer"].set_index("customer_id")
+    earned = ledger[ledger["kind"] == "earn"]
+    expires = pd.to_datetime(earned["expires_at"])
+    joined = pd.to_datetime(earned["customer_id"].map(customers["member_since"])).dt.normalize()
+    assert (expires == expires.dt.normalize()).all()
+    leap_day = (joined.dt.month == 2) & (joined.dt.day == 29)
+    anniversary = expires.dt.strftime("%m-%d") == joined.dt.strftime("%m-%d")
+    assert (anniversary | (leap_day & (expires.dt.strftime("%m-%d") == "03-01"))).all()
+    kept = (expires - pd.to_datetime(earned["posted_at"])).dt.days
+    assert kept.between(365, 731).all()
+    assert expires.dt.month.nunique() == 12
+
+
 def test_stored_value_balances_never_go_negative(generated):
     ledger = generated.tables["stored_value_ledger"].sort_values(
         ["customer_id", "posted_at", "amount"], ascending=[True, True, False]
