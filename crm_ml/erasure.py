@@ -8,9 +8,11 @@ one transaction it
 - blanks every identifying or quasi-identifying profile field of each record
   (:data:`ERASED_FIELDS`) and deletes the custom field values;
 - deletes the person's identities (phones, emails, WeChat ids, member cards);
-- scrubs the values of their profile history (``customer_change``), the
-  free-text detail of their behaviour events (feedback and complaints) and the
-  evidence of their merges (``customer_merge.reason`` names masked phones);
+- scrubs the values of their profile history (``customer_change``), every
+  free text kept about them (:data:`FREE_TEXT`: the detail of their behaviour
+  events, such as feedback and complaints, and the notes of their points and
+  tier changes, where staff type names and numbers) and the evidence of their
+  merges (``customer_merge.reason`` names masked phones);
 - records consent ``withdrawn`` for every channel and purpose at the time of
   erasure (source ``erasure``), so no list built afterwards includes them;
 - deletes what was derived about them (:data:`DERIVED_TABLES`): scores and their
@@ -72,6 +74,11 @@ log = logging.getLogger(__name__)
 
 #: Profile fields blanked: the name and what, combined, singles a person out.
 ERASED_FIELDS = ("name", "gender", "birth_date", "city", "city_tier", "acquisition_channel")
+#: Free-text columns of the rows kept (accounting and history), blanked: people type
+#: names, phone numbers and addresses into them.
+FREE_TEXT = MappingProxyType(
+    {"behavior_event": ("detail",), "points_ledger": ("note",), "tier_change": ("reason",)}
+)
 #: Tables of what was computed or selected about the person: their rows are deleted.
 DERIVED_TABLES = ("score", "customer_tag", "segment_member")
 ERASURE_SOURCE = "erasure"
@@ -83,6 +90,8 @@ DONE = MappingProxyType(
         "customer_identity": "deleted",
         "customer_change": "value(s) scrubbed",
         "behavior_event": "free-text detail(s) blanked",
+        "points_ledger": "free-text note(s) blanked",
+        "tier_change": "free-text reason(s) blanked",
         "customer_merge": "merge evidence scrubbed",
         "consent": "withdrawal(s) recorded",
         **dict.fromkeys(DERIVED_TABLES, "deleted"),
@@ -98,6 +107,9 @@ NOT_REACHED = (
     "before crm_ml made up its input examples hold five customers' feature rows). Find the "
     "lists that hold this person with `crm-ml lists find {customer_id}`, then recall or "
     "delete them.",
+    "On DuckDB, the deleted and blanked values can stay in the store file's unused space "
+    "until the store is copied into a fresh file (README, 'Privacy requests: withdrawal "
+    "and erasure'); on PostgreSQL until VACUUM; backups hold them until they expire.",
     "The source systems still hold the person: imports skip their profile, identity, custom "
     "field and consent-grant rows (with a warning naming them), but remove the person from "
     "source extracts too.",
@@ -240,7 +252,7 @@ def _erase(conn: Connection, ids: list[str], at: datetime) -> dict[str, int]:
         "custom_field_value": _delete_rows(conn, "custom_field_value", ids),
         "customer_identity": _delete_rows(conn, "customer_identity", ids),
         "customer_change": _blank(conn, "customer_change", ids, ("old_value", "new_value")),
-        "behavior_event": _blank(conn, "behavior_event", ids, ("detail",)),
+        **{table: _blank(conn, table, ids, columns) for table, columns in FREE_TEXT.items()},
         "customer_merge": _scrub_merge_evidence(conn, ids),
         "consent": _withdraw_everything(conn, ids, at),
     }

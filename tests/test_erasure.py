@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import String, select
 
 from crm_ml import erasure as erasure_module
 from crm_ml.analysis.customer_360 import customer_360
@@ -38,6 +38,8 @@ PERSONAL = (
     "wx_wangfang",
     "2023-03-03",
     "投诉",
+    "南京西路",
+    "外婆",
 )
 
 
@@ -154,6 +156,31 @@ ROWS = {
         }
         for eid, cid, detail in (("E1", "C1", "王芳 13800138000 投诉"), ("E3", "C3", "slow"))
     ],
+    "points_ledger": [
+        {
+            "entry_id": eid,
+            "customer_id": cid,
+            "posted_at": T,
+            "kind": "adjust",
+            "points": 500,
+            "note": note,
+        }
+        for eid, cid, note in (
+            ("PT1", "C1", "客服补偿：王芳 13800138000 南京西路"),
+            ("PT3", "C3", "goodwill"),
+        )
+    ],
+    "tier_change": [
+        {
+            "customer_id": cid,
+            "changed_at": T,
+            "from_tier": None,
+            "to_tier": "T0",
+            "direction": "initial",
+            "reason": reason,
+        }
+        for cid, reason in (("C2", "门店开卡，外婆代办"), ("C3", "joined"))
+    ],
     "score": [_score(c) for c in ("C1", "C2", "C3")],
     "customer_tag": [
         {
@@ -219,6 +246,8 @@ def test_erasure_reaches_the_whole_person_and_counts_each_table(people):
         "customer_identity": 4,
         "customer_change": 1,
         "behavior_event": 1,
+        "points_ledger": 1,
+        "tier_change": 1,
         "customer_merge": 1,
         "consent": 2 * len(CONSENT_CHANNELS) * len(CONSENT_PURPOSES),
         "score": 2,
@@ -226,6 +255,48 @@ def test_erasure_reaches_the_whole_person_and_counts_each_table(people):
         "segment_member": 2,
         "erased_customer": 2,
     }
+
+
+#: Text columns of tables keyed by customer that hold codes, ids or staff names, never
+#: what a customer or an agent typed about the customer.
+CODED_TEXT = {
+    "behavior_event": {"event_id", "event_type", "channel", "touchpoint", "product_id"},
+    "campaign_contact": {"campaign_id", "contact_group", "order_id"},
+    "consent": {"channel", "purpose", "status", "source"},
+    "customer": {"status", "merged_into"},
+    "customer_change": {"change_id", "field", "actor"},
+    "coupon": {"coupon_id", "campaign_id", "order_id"},
+    "customer_owner": {"owner_id", "owner_name"},
+    "orders": {"order_id", "channel", "store_id"},
+    "points_ledger": {"entry_id", "kind", "order_id"},
+    "score": {"model_name", "model_version", "band", "reasons"},
+    "segment_member": {"segment_id"},
+    "stored_value_ledger": {"entry_id", "kind", "order_id"},
+    "tier_change": {"from_tier", "to_tier", "direction"},
+    "erased_customer": {"change_id"},
+}
+
+
+def test_every_free_text_about_a_customer_is_erased_or_declared_coded():
+    # A text column added to a customer's table must be scrubbed by the erasure or
+    # declared here as codes: free text is where people type names and numbers.
+    reached = {
+        **{t: set(c) for t, c in erasure_module.FREE_TEXT.items()},
+        "customer": {"name", *ERASED_FIELDS},
+        "customer_change": {"old_value", "new_value"},
+        **{t: {"*"} for t in (*erasure_module.DERIVED_TABLES, "customer_identity")},
+        "custom_field_value": {"*"},
+    }
+    unclassified = []
+    for name, table in Base.metadata.tables.items():
+        if "customer_id" not in table.c or "*" in reached.get(name, ()):
+            continue
+        for column in table.c:
+            text = isinstance(column.type, String)
+            known = reached.get(name, set()) | CODED_TEXT.get(name, set()) | {"customer_id"}
+            if text and column.name not in known:
+                unclassified.append(f"{name}.{column.name}")
+    assert unclassified == []
 
 
 def test_erasure_keeps_orders_and_events_and_leaves_others_alone(people):
