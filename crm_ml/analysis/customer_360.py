@@ -18,8 +18,10 @@ customer up wants the person, not a retired record with no current history.
 Scores are the survivor's only (they were computed for the id they name).
 
 Personal data is masked by default (``张*``, ``138****5678``,
-``a***@example.com``, age instead of birth date); ``unmask=True`` shows it in
-full and is logged. Timestamps are naive UTC in the store; frames show them
+``a***@example.com``, age instead of birth date; numbers and emails inside
+points notes, tier reasons and event details masked, and what customers wrote
+in feedback and complaints hidden); ``unmask=True`` shows it in full and is
+logged. Timestamps are naive UTC in the store; frames show them
 in ``tz`` (naive local wall-clock time).
 """
 
@@ -39,11 +41,17 @@ from crm_ml.analysis._customer_read import Person, find_person, read_parts
 from crm_ml.analysis._plot import finish
 from crm_ml.analysis._read import read_tiers
 from crm_ml.features.spec import VALUE_LABELS
-from crm_ml.segments.masking import mask_name
+from crm_ml.segments.masking import mask_free_text, mask_name
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
 
 log = logging.getLogger(__name__)
+
+#: Free text of the history, where customers and staff type names, numbers and addresses.
+FREE_TEXT = {"events": "detail", "points": "note", "tiers": "reason"}
+#: Events whose detail a customer wrote: hidden in a masked view, not just masked.
+WRITTEN_BY_CUSTOMER = ("feedback", "complaint")
+_HIDDEN = {"zh": "（客户填写的文字，已隐藏）", "en": "(written by the customer, hidden)"}
 
 #: Lanes of the timeline figure, top to bottom.
 TIMELINE_KINDS = ("order", "event", "points", "tier", "tag", "campaign", "owner", "consent")
@@ -215,6 +223,20 @@ def _profile(
     return pd.DataFrame({"value": values}, index=pd.Index(list(fields), name="field"))
 
 
+def _mask_free_text(parts: dict[str, Any], lang: str) -> None:
+    """Mask contacts and ids in the history's free text; hide what the customer wrote.
+
+    Numbers and emails can be found and masked; names and addresses cannot, so
+    feedback and complaints, which customers write themselves, are not shown.
+    """
+    for part, column in FREE_TEXT.items():
+        text = parts[part][column]
+        parts[part][column] = text.map(mask_free_text, na_action="ignore")
+    events = parts["events"]
+    written = events["event_type"].isin(WRITTEN_BY_CUSTOMER) & events["detail"].notna()
+    events.loc[written, "detail"] = _HIDDEN["zh" if lang == "zh" else "en"]
+
+
 def _named_tiers(tiers: pd.DataFrame, table: pd.DataFrame, lang: str) -> pd.DataFrame:
     """Name the tier changes' tiers as the report tables do in ``lang``.
 
@@ -323,6 +345,8 @@ def customer_360(
         check_store(conn)
         person = find_person(conn, str(customer_id), on)
         parts = read_parts(conn, person, on, unmask)
+    if not unmask:
+        _mask_free_text(parts, lang)
     parts["tiers"] = _named_tiers(parts["tiers"], read_tiers(store), lang)
     cid = person.customer_id
     if person.requested_id != cid:

@@ -40,6 +40,10 @@ _MAKE_SECRET = 'python -c "import secrets; print(secrets.token_hex(32))"'
 
 _NON_DIGITS = re.compile(r"\D")
 _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
+_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+#: Seven or more digits, maybe split by spaces or dashes: phones, ID-card and card numbers.
+_NUMBER_IN_TEXT = re.compile(r"\+?\d(?:[ -]?\d){6,}[Xx]?")
+_DATE_IN_TEXT = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 
 
 def require_secret(secret: str | bytes | None) -> bytes:
@@ -126,3 +130,27 @@ def mask_email(email: str | None) -> str:
     if not domain:
         return "***"
     return f"{local[:1]}***@{domain}"
+
+
+def _mask_number(found: re.Match[str]) -> str:
+    text = found.group()
+    if _DATE_IN_TEXT.fullmatch(text):
+        return text
+    digits = _NON_DIGITS.sub("", text)
+    if _CN_MOBILE.fullmatch(digits.removeprefix("86")):
+        return mask_phone(digits)
+    return "*" * (len(digits) - 4) + text[-4:]
+
+
+def mask_free_text(text: str | None) -> str:
+    """Mask what looks like a contact or an id in text people typed.
+
+    Emails become ``a***@example.com``, mobiles ``131****5364``, other runs of 7
+    or more digits (ID-card, card and landline numbers) keep their last 4.
+    Names and addresses cannot be told from other words: where a view promises
+    masking, text a customer wrote is hidden instead (see ``customer_360``).
+    """
+    if not text:
+        return ""
+    masked = _EMAIL_IN_TEXT.sub(lambda m: mask_email(m.group()), str(text))
+    return _NUMBER_IN_TEXT.sub(_mask_number, masked)

@@ -285,6 +285,33 @@ def test_unmask_shows_full_values(store, history):
     assert profile["birth_date"] == "1990-07-02"
 
 
+def test_free_text_is_masked_and_what_the_customer_wrote_is_hidden(store, history, insert):
+    # Agents type numbers into notes; customers write their phone and address into complaints.
+    complaint = "快递没到，请打我电话13102525364，地址重庆市渝中区解放碑88号，戴成"
+    insert(
+        "behavior_event",
+        [
+            {"event_id": "pii1", "customer_id": "c1", "event_type": "complaint",
+             "occurred_at": ts("2024-06-01"), "detail": complaint},
+            {"event_id": "pii2", "customer_id": "c1", "event_type": "search",
+             "occurred_at": ts("2024-06-02"), "detail": "保温杯"},
+        ],
+    )  # fmt: skip
+    insert(
+        "points_ledger",
+        [{"entry_id": "e4", "customer_id": "c1", "posted_at": ts("2024-06-03"),
+          "kind": "adjust", "points": 200, "note": "补偿 陈雨涵 133-5792-1234 a.b@qq.com"}],
+    )  # fmt: skip
+    masked = customer_360(store, "c1", AS_OF, lang="zh")
+    june = masked.events[masked.events["occurred_at"] >= "2024-06-01"]
+    assert june["detail"].tolist() == ["（客户填写的文字，已隐藏）", "保温杯"]
+    note = masked.points.set_index("kind").at["adjust", "note"]
+    assert note == "补偿 陈雨涵 133****1234 a***@qq.com"
+    full = customer_360(store, "c1", AS_OF, unmask=True)
+    assert complaint in full.events["detail"].tolist()
+    assert "133-5792-1234" in full.points["note"].tolist()[-1]
+
+
 def test_timeline_and_figure(store, history):
     view = customer_360(store, "c1", AS_OF)
     counts = view.timeline["kind"].value_counts().to_dict()

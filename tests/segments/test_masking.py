@@ -6,7 +6,7 @@ import pytest
 
 from crm_ml.errors import ConfigError
 from crm_ml.segments import mask_email, mask_name, mask_phone, pseudonymous_id
-from crm_ml.segments.masking import require_secret
+from crm_ml.segments.masking import mask_free_text, require_secret
 from crm_ml.tags.files import neutralise_cell, safe_file_part
 
 
@@ -65,3 +65,18 @@ def test_missing_secret_names_the_variable_the_cli_reads_and_the_python_argument
     message = str(info.value)
     assert "CRM_ML_EXPORT_SECRET, which `crm-ml segment export`" in message
     assert "in Python, pass it as secret=os.environ['CRM_ML_EXPORT_SECRET']" in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("请打我电话13102525364，谢谢", "请打我电话131****5364，谢谢"),
+        ("手机 +86 133-5792-1234", "手机 133****1234"),
+        ("身份证11010119900101123X", "身份证*************123X"),
+        ("邮箱 wang.fang@163.com", "邮箱 w***@163.com"),
+        ("订单2025-12-20 退款¥399，会员卡 80054", "订单2025-12-20 退款¥399，会员卡 80054"),
+        (None, ""),
+    ],
+)
+def test_mask_free_text_masks_contacts_and_ids_only(raw: str | None, masked: str) -> None:
+    assert mask_free_text(raw) == masked
