@@ -73,16 +73,23 @@ LEVEL_NAMES = {
 }
 COLUMNS = ["section", "feature", "level", "segment", "base", "difference", "lift"]
 #: Text of :func:`plot_portrait` per language.
+#: Fewer members than this get no portrait: its averages and shares would describe
+#: individuals (one customer's age band, gender or maternity purchases).
+MIN_PORTRAIT_SIZE = 10
+
 PLOT_LABELS = {
     "en": {
         "axis": "segment vs base (std. difference; shares: 10 × share difference)",
         "title": "Segment portrait",
         "empty": "No customers in this segment: nothing to compare with the base.",
+        "small": f"Fewer than {MIN_PORTRAIT_SIZE} customers in this segment: no portrait, "
+        "as it would describe individuals.",
     },
     "zh": {
         "axis": "分群与整体之差（标准化差；占比：10 × 占比差）",
         "title": "分群画像",
         "empty": "该分群没有客户，无法与整体比较。",
+        "small": f"该分群少于{MIN_PORTRAIT_SIZE}位客户：画像会描述到个人，不予显示。",
     },
 }
 
@@ -161,6 +168,7 @@ def segment_portrait(
     *,
     tag_flags: pd.DataFrame | None = None,
     numeric: Sequence[str] | None = None,
+    min_size: int = MIN_PORTRAIT_SIZE,
 ) -> pd.DataFrame:
     """Compare a segment with the whole base.
 
@@ -170,12 +178,16 @@ def segment_portrait(
         Indexed by ``customer_id``: the base.
     members : iterable of str
         The segment's customers. Those not in ``features`` are left out, with a
-        warning; none at all in it is an error. An empty segment gives NaN in
-        ``segment``, ``difference`` and ``lift``.
+        warning; none at all in it is an error. An empty segment, or one of
+        fewer than ``min_size`` customers (whose averages would describe
+        individuals), gives NaN in ``segment``, ``difference`` and
+        ``lift``; ``attrs["members"]`` holds its size.
     tag_flags : pandas.DataFrame, optional
         Indexed by ``customer_id``, one boolean column per tag (see :func:`tag_flags`).
     numeric : sequence of str, optional
         Numeric features to compare; :data:`KEY_FEATURES` present in the frame by default.
+    min_size : int
+        Fewer members than this are described as no members (see ``members``).
 
     Returns
     -------
@@ -192,6 +204,9 @@ def segment_portrait(
         If members are given and none is in ``features``.
     """
     inside = _members_in(features, members)
+    size = int(inside.sum())
+    if size < min_size:  # shown as an empty segment: no individual's profile
+        inside = inside & False
     names = list(numeric) if numeric is not None else [c for c in KEY_FEATURES if c in features]
     names += [c for c in features.columns if str(c).startswith("affinity_")]
     rows = _numeric_rows(features, inside, names)
@@ -206,12 +221,14 @@ def segment_portrait(
             ]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     order = frame["difference"].abs().fillna(-1)
-    return (
+    portrait = (
         frame.assign(_order=order)
         .sort_values(["section", "_order"], ascending=[True, False], kind="stable")
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+    portrait.attrs["members"], portrait.attrs["min_size"] = size, min_size
+    return portrait
 
 
 def tag_flags(store: Store, tags: Iterable[str], on: Any, index: pd.Index) -> pd.DataFrame:
@@ -322,7 +339,8 @@ def plot_portrait(
         raise ConfigError(f"lang={lang!r} is not supported; use 'en' or 'zh'.")
     text = PLOT_LABELS[lang]
     if portrait["segment"].isna().all():
-        figure = _message_figure(text["empty"])
+        small = 0 < portrait.attrs.get("members", 0) < portrait.attrs.get("min_size", 0)
+        figure = _message_figure(text["small" if small else "empty"])
     else:
         named = functools.partial(bar_name, lang=lang, names=names)
         figure = _bars(portrait, top, text["axis"], named)

@@ -29,7 +29,9 @@ def _flags() -> pd.DataFrame:
 
 def _bar_labels(lang: str, names: dict[str, str]) -> set[str]:
     numeric = ["recency_days", "some_new_feature"]
-    portrait = segment_portrait(_base(), ["c1", "c3"], tag_flags=_flags(), numeric=numeric)
+    portrait = segment_portrait(
+        _base(), ["c1", "c3"], tag_flags=_flags(), numeric=numeric, min_size=1
+    )
     figure = plot_portrait(portrait, lang=lang, names=names, top=50)
     figure.canvas.draw()
     return {label.get_text() for label in figure.axes[0].get_yticklabels()}

@@ -102,7 +102,7 @@ def test_the_winback_template_leaves_out_recent_buyers_whatever_their_score() ->
 def test_portrait_compares_segment_with_base() -> None:
     frame = base([90, 10, 70, 5, 1])
     flags = pd.DataFrame({"vip": [True, False, True, False, False]}, index=frame.index)
-    portrait = segment_portrait(frame, ["c2", "c3"], tag_flags=flags)
+    portrait = segment_portrait(frame, ["c2", "c3"], tag_flags=flags, min_size=1)
     means = portrait[portrait["level"] == "mean"].set_index("feature")
     assert means.loc["revenue_365d", "segment"] == 2500.0
     assert means.loc["revenue_365d", "base"] == 1030.0
@@ -117,7 +117,11 @@ def test_portrait_compares_segment_with_base() -> None:
 def test_tier_levels_read_as_levels_and_no_tier_as_unknown() -> None:
     # tier_level is a float column (missing: no tier); its shares are labelled 1, 2, not 1.0.
     frame = base([90, 10, 70, 5, 1]).assign(tier_level=[1.0, 2.0, None, 1.0, 1.0])
-    tier = segment_portrait(frame, ["c2", "c3"]).query("section == 'tier'").set_index("level")
+    tier = (
+        segment_portrait(frame, ["c2", "c3"], min_size=1)
+        .query("section == 'tier'")
+        .set_index("level")
+    )
     assert tier["segment"].to_dict() == {"1": 0.0, "2": 0.5, "unknown": 0.5}
 
 
