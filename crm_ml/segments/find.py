@@ -37,7 +37,7 @@ from crm_ml.segments.export_log import file_of_row
 from crm_ml.segments.headers import read_list
 from crm_ml.segments.masking import SECRET_ENV, pseudonymous_id, require_secret
 from crm_ml.store.connection import Store
-from crm_ml.store.schema import Customer, ExportLog
+from crm_ml.store.schema import EXPORT_WRITTEN, Customer, ExportLog
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,10 @@ class ListsFound:
         The demo's key file (:data:`DEMO_SECRET_FILE`), when it exists, holds
         another key than the one given and ``other_key`` is not empty: those
         lists may be the demo's.
+    missing : tuple of pathlib.Path
+        Files ``export_log`` says were written and are still in place, which are
+        not there (deleted or moved by hand): whether they held the person
+        cannot be checked.
     """
 
     customer_id: str
@@ -106,6 +110,7 @@ class ListsFound:
     unreadable: tuple[Path, ...] = ()
     other_key: tuple[Path, ...] = ()
     demo_secret: Path | None = None
+    missing: tuple[Path, ...] = ()
 
     def __str__(self) -> str:
         lines = [self._headline()]
@@ -119,6 +124,13 @@ class ListsFound:
         if self.unreadable:
             lines.append(f"{len(self.unreadable)} file(s) could not be read; check them by hand:")
             lines.extend(f"  {path}" for path in self.unreadable)
+        if self.missing:
+            lines.append(
+                f"{len(self.missing)} list file(s) the export log records as written are not "
+                "where it says (deleted or moved by hand?): whether they held "
+                f"{self.customer_id} cannot be checked; find them, or where they were sent:"
+            )
+            lines.extend(f"  {path}" for path in self.missing)
         return "\n".join(lines)
 
     def _other_key_text(self) -> str:
@@ -385,10 +397,15 @@ def find_lists(
             len(other_key), len(paths), customer_id,
         )  # fmt: skip
     files = _with_log_rows(pd.DataFrame(found, columns=list(FOUND_COLUMNS[:4])), logged)
+    written = logged.loc[logged["status"].fillna(EXPORT_WRITTEN) == EXPORT_WRITTEN, "file"]
+    missing = sorted({f for f in written if isinstance(f, str) and not os.path.isfile(f)})
+    if missing:
+        log.warning("%d logged list file(s) are missing: %s", len(missing), ", ".join(missing))
     return ListsFound(
         customer_id, records, in_store, files, len(paths), tuple(unreadable),
         other_key=tuple(Path(p) for p in other_key),
         demo_secret=_demo_key_file(settings, key) if other_key else None,
+        missing=tuple(Path(p) for p in missing),
     )  # fmt: skip
 
 

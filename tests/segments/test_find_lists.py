@@ -279,3 +279,16 @@ def test_the_next_export_deletes_leftovers_once_they_are_an_hour_old(
         "everyone_20240601_sms_owner-m2.csv",
         "everyone_20240601_sms_unowned.csv",
     ]
+
+
+def test_a_logged_list_deleted_by_hand_is_named_as_missing(store: Store, project: Settings) -> None:
+    # Its log row still says "written": it may have held the person, or been sent on.
+    summary = publish(store, project)
+    gone = Path(sorted(summary.files["path"])[0])
+    gone.unlink()
+    found = find_lists(store, project, "c1", secret=SECRET)
+    assert found.missing == (gone.resolve(),)
+    assert "1 list file(s) the export log records as written are not where it says" in str(found)
+    assert str(gone.resolve()) in str(found)
+    archive(store, project)  # archived files are where the log now says: none missing
+    assert find_lists(store, project, "c1", secret=SECRET).missing == ()
