@@ -507,6 +507,8 @@ def main() -> None:
 
     from crm_ml.store import Store
 
+    if args.folder is not None:
+        args.folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="crm_oracle_", dir=args.folder) as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
