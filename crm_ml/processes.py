@@ -11,6 +11,7 @@ deleting a live run's work.
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 from collections.abc import Mapping
@@ -19,6 +20,17 @@ from typing import Any
 
 #: Keys of :func:`this_process`; the last two only on Linux.
 HOST, PID, PID_NAMESPACE, STARTED = "host", "pid", "pid_namespace", "process_start"
+
+
+def login_name() -> str:
+    """Return the user's login name (``LOGNAME``, ``USER``, …), or ``crm-ml`` if there is none.
+
+    Recorded as who ran an export; not authenticated (anyone can set ``LOGNAME``).
+    """
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in some containers
+        return "crm-ml"
 
 
 def this_process() -> dict[str, str]:

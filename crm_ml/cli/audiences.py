@@ -12,12 +12,9 @@ from crm_ml.config import Settings
 
 
 def _actor() -> str:
-    import getpass
+    from crm_ml.processes import login_name
 
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in some containers
-        return "crm-ml"
+    return login_name()
 
 
 def cmd_tags_apply(args: argparse.Namespace, settings: Settings) -> int:

@@ -152,10 +152,19 @@ def cmd_tiers_apply(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export_parquet(args: argparse.Namespace, settings: Settings) -> int:
-    """Export the store's tables that features read to partitioned Parquet (for Spark)."""
+    """Export the store's tables that features read to partitioned Parquet (for Spark).
+
+    The export holds unmasked personal data: ``export_parquet`` keeps it private
+    (0600 files), records who ran it and ``--reason`` in its manifest, and warns.
+    """
     from crm_ml.store.export import export_parquet
 
-    summary = export_parquet(_open_store(settings), Path(args.dir), progress=_interactive())
+    summary = export_parquet(
+        _open_store(settings),
+        Path(args.dir),
+        reason=args.reason,  # the login name is recorded as who exported
+        progress=_interactive(),
+    )
     print(summary.to_string())
     return 0
 
@@ -203,8 +212,16 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     pq = esub.add_parser(
         "parquet",
         help="write the tables features read to DIR/<table>/ as Parquet, event tables by year",
+        description="Write the store's tables to DIR/<table>/ as Parquet, event tables by year, "
+        "and DIR/_manifest.json last. The export holds every customer's unmasked personal data "
+        "(names, phones, emails, birth dates, consent): its files are readable by their owner "
+        "only (mode 600, folders 700), the manifest records who ran it (login name) and "
+        "--reason, and a warning is printed.",
     )
     pq.add_argument("dir", help="output folder")
+    pq.add_argument(
+        "--reason", help="why the store is exported, kept in DIR/_manifest.json (recommended)"
+    )
     pq.set_defaults(func=cmd_export_parquet)
 
 

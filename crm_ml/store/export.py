@@ -24,12 +24,19 @@ versions, export time, store URL without its password, rows per table): a
 re-export deletes it before changing any table, so an export killed part-way,
 which leaves tables from two moments side by side, has none, and ``crm-ml
 import`` warns when it reads a table of such a folder (:func:`export_problem`).
+
+An export holds every customer's unmasked personal data, so it is readable by
+its owner only, as an unmasked list is: files 0600, table folders (and the
+export folder, when the export creates it) 0700. Each table is private from
+the moment its staging folder is made. The manifest says who exported and why,
+and a warning with the number of customers is logged.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import uuid
@@ -52,6 +59,7 @@ from crm_ml.outputs import (
     remove_old_leftovers,
     staged_file,
 )
+from crm_ml.processes import login_name
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store, shown_url
 from crm_ml.store.schema import SOURCE_TABLES, Base
@@ -73,6 +81,10 @@ _BATCH_ROWS = 250_000
 #: that point-in-time features read (merged ids, profile values as of a date), and the
 #: erasure marks that keep erased customers out of scores, tags and later imports.
 EXPORT_TABLES = (*SOURCE_TABLES, "customer_merge", "customer_change", "erased_customer")
+
+#: Modes of what an export writes: readable by its owner only (it is unmasked personal data).
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
 
 #: Written last, so that its presence says the export beside it is complete.
 MANIFEST = "_manifest.json"
@@ -136,6 +148,8 @@ def export_table(store: Store, name: str, out_dir: Path) -> int:
         batches = _with_year(batches, time_column)
         partitioning = ds.partitioning(pa.schema([("year", pa.int32())]), flavor="hive")
     staging = out_dir / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
+    # Private before any row is in it: what pyarrow creates inside cannot be reached by others.
+    staging.mkdir(mode=PRIVATE_FOLDER)
     rows = 0
 
     def counted() -> Iterator[pa.RecordBatch]:
@@ -153,13 +167,23 @@ def export_table(store: Store, name: str, out_dir: Path) -> int:
             existing_data_behavior="error",
             basename_template="part-{i}.parquet",
         )
-        staging.mkdir(exist_ok=True)  # an empty table still gets its folder
+        _make_private(staging)
         _swap_in(staging, out_dir / name)
     except BaseException:
         # Half a table, possibly personal data: not left behind when the export fails.
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return rows
+
+
+def _make_private(folder: Path) -> None:
+    """Make ``folder``, its subfolders and files readable by their owner only."""
+    for parent, folders, files in os.walk(folder):
+        os.chmod(parent, PRIVATE_FOLDER)
+        for name in files:
+            os.chmod(os.path.join(parent, name), PRIVATE_FILE)
+        for name in folders:
+            os.chmod(os.path.join(parent, name), PRIVATE_FOLDER)
 
 
 def _swap_in(staging: Path, final: Path) -> None:
@@ -224,7 +248,8 @@ def _remove_leftovers(out_dir: Path, names: list[str]) -> None:
 def _prepare_folder(out_dir: Path, names: list[str]) -> None:
     """Create ``out_dir``, unmark it as complete, and clear killed exports' leftovers."""
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        # A folder the export creates is private; an existing one (maybe shared) keeps its mode.
+        out_dir.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
         # Before any table changes: an export killed from here on leaves no manifest.
         (out_dir / MANIFEST).unlink(missing_ok=True)
     except OSError as exc:
@@ -237,10 +262,18 @@ def _utc_iso(at: datetime) -> str:
 
 
 def _manifest(
-    store: Store, schema_version: int, started: datetime, records: list[dict[str, Any]]
+    store: Store,
+    schema_version: int,
+    started: datetime,
+    records: list[dict[str, Any]],
+    *,
+    actor: str = "",
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """Return what the manifest holds: who wrote the export, from which store, when, its tables."""
+    """Return what the manifest holds: who exported, why, from which store, when, its tables."""
     return {
+        "actor": actor,
+        "reason": reason,
         "crm_ml_version": __version__,
         "schema_version": schema_version,
         # Tables are read one after another, not in one snapshot: both ends are kept.
@@ -253,6 +286,7 @@ def _manifest(
 
 def _write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
     with staged_file(out_dir / MANIFEST, what="the export manifest") as temp:
+        os.chmod(temp, PRIVATE_FILE)
         temp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
@@ -318,16 +352,49 @@ def export_problem(folder: Path, rows: int) -> str | None:
     return None
 
 
+def _warn_unmasked(out_dir: Path, records: list[dict[str, Any]], actor: str) -> None:
+    """Log that ``out_dir`` holds full personal data, as an unmasked list export does."""
+    customers = {r["table"]: r["rows"] for r in records}.get("customer")
+    whose = f"of {customers:,} customers" if customers is not None else "of customers"
+    log.warning(
+        "%s exported the store to %s: it holds unmasked personal data %s (names, phones, "
+        "emails, birth dates, consent). Its files are readable by the owner only (mode 600); "
+        "keep them so, and delete the folder when it is no longer needed.",
+        actor,
+        out_dir,
+        whose,
+    )
+
+
 def export_parquet(
-    store: Store, out_dir: Path, *, tables: Iterable[str] = EXPORT_TABLES, progress: bool = False
+    store: Store,
+    out_dir: Path,
+    *,
+    tables: Iterable[str] = EXPORT_TABLES,
+    actor: str | None = None,
+    reason: str | None = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Export store tables to partitioned Parquet under ``out_dir``, with a manifest.
+
+    The export holds unmasked personal data: its files are written with mode
+    0600 and its table folders 0700 (``out_dir`` too when the export creates
+    it), the manifest records ``actor`` and ``reason``, and a warning naming
+    the folder and the number of customers is logged.
 
     ``out_dir/_manifest.json`` is deleted before any table is written and
     written last (atomically), so it is there only when every table of this
     export is. Hidden ``.<table>.tmp-*`` / ``.<table>.old-*`` folders of the
     exported tables, left by a killed export, are removed first, whatever
     their age: two exports into one folder at once are not supported.
+
+    Parameters
+    ----------
+    actor : str, optional
+        Who exports, kept in the manifest; by default the login name
+        (:func:`crm_ml.processes.login_name`).
+    reason : str, optional
+        Why, kept in the manifest.
 
     Returns
     -------
@@ -354,5 +421,9 @@ def export_parquet(
         rows = export_table(store, name, out_dir)
         records.append({"table": name, "rows": rows, "path": str(out_dir / name)})
         log.info("Exported %s rows of %s", rows, name)
-    _write_manifest(out_dir, _manifest(store, schema_version, started, records))
+    actor = actor.strip() if actor and actor.strip() else login_name()
+    reason = reason.strip() if reason and reason.strip() else None
+    manifest = _manifest(store, schema_version, started, records, actor=actor, reason=reason)
+    _write_manifest(out_dir, manifest)
+    _warn_unmasked(out_dir, records, actor)
     return pd.DataFrame.from_records(records).set_index("table")

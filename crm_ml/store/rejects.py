@@ -10,6 +10,7 @@ a line and ``orders.parquet row 2`` for a row.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -157,6 +158,8 @@ def write_report(rejects: pd.DataFrame, path: Path) -> Path:
     """Write the reject report as UTF-8 with a BOM, so that Excel shows Chinese text correctly.
 
     The report appears complete or not at all; an older report of the same file is replaced.
+    It quotes the rejected values as found (the person fixing the file needs them), which
+    may be phone numbers or names: it is readable by its owner only (mode 0600).
 
     Raises
     ------
@@ -165,6 +168,7 @@ def write_report(rejects: pd.DataFrame, path: Path) -> Path:
     """
     safe = rejects.assign(value=_defuse(rejects["value"].astype("str")))
     with staged_file(Path(path), what="the reject report") as staging:
+        os.chmod(staging, 0o600)  # before any value is in it, also when replacing a shared report
         safe.to_csv(staging, index=False, encoding="utf-8-sig")
     log.info("Wrote %d rejects to %s", len(rejects), path)
     return path
