@@ -1,4 +1,4 @@
-"""``crm-ml lists`` commands: find a person in the written lists; purge archived lists."""
+"""``crm-ml lists`` commands: find or redact a person in the written lists; purge archives."""
 
 from __future__ import annotations
 
@@ -36,13 +36,34 @@ def cmd_lists_purge_archive(args: argparse.Namespace, settings: Settings) -> int
     return 0
 
 
+def cmd_lists_redact(args: argparse.Namespace, settings: Settings) -> int:
+    """Rewrite every written list file holding a customer without them; note it in export_log."""
+    import os
+
+    from crm_ml.segments.masking import SECRET_ENV
+    from crm_ml.segments.redact import redact_lists
+
+    store = _open_store(settings)
+    summary = redact_lists(
+        store,
+        settings,
+        args.customer_id,
+        secret=os.environ.get(SECRET_ENV),
+        actor=args.actor,
+        reason=args.reason,
+        progress=_interactive(),
+    )
+    print(summary)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
 def _add_lists(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "lists",
-        help="written contact lists: find a customer in them, purge old archives",
+        help="written contact lists: find or remove a customer in them, purge old archives",
     )
     lsub = _add_commands(p, "lists_command")
     find = lsub.add_parser(
@@ -61,6 +82,27 @@ def _add_lists(sub: argparse._SubParsersAction) -> None:
     )
     find.add_argument("customer_id", metavar="ID", help="a customer id (a merged-away one works)")
     find.set_defaults(func=cmd_lists_find)
+    redact = lsub.add_parser(
+        "redact",
+        help="remove one customer from every list file already written",
+        description="Find the customer as `crm-ml lists find` does (published lists, the "
+        "_replaced archives, unpublished runs and files written elsewhere; ids merged into the "
+        "same person too) and rewrite each file without their rows. The other rows, the header "
+        "and the file's permissions stay as they were, and each file is replaced whole or not "
+        "at all. Hidden copies that an interrupted export left beside a list are deleted: they "
+        "are incomplete. The export_log rows of the files keep their status and record "
+        "'redacted <time> UTC by <actor>: <n> row(s) of one person removed (<reason>)'. "
+        "CRM_ML_EXPORT_SECRET must be the key the lists were written with; lists written under "
+        "another key, files that cannot be read and logged files that are missing are named, "
+        "to deal with by hand. Files already sent on (by e-mail, to a call centre) are not "
+        "reached: the printed list says which files the customer was in.",
+    )
+    redact.add_argument("customer_id", metavar="ID", help="a customer id (a merged-away one works)")
+    redact.add_argument("--actor", required=True, help="who redacts, kept in export_log")
+    redact.add_argument(
+        "--reason", required=True, help="why, e.g. the erasure request's number; kept in export_log"
+    )
+    redact.set_defaults(func=cmd_lists_redact)
     purge = lsub.add_parser(
         "purge-archive",
         help="delete archived (_replaced) lists made before a date",
