@@ -104,9 +104,10 @@ MERGE_REASON_ERASED = "merged (evidence erased)"
 NOT_REACHED = (
     "Not reached: files already written — lists and reports under reports/ (with their "
     "_replaced/ archives), list, Parquet and feature exports — and MLflow runs (models logged "
-    "before crm_ml made up its input examples hold five customers' feature rows). Find the "
-    "lists that hold this person with `crm-ml lists find {customer_id}`, then recall or "
-    "delete them.",
+    "before crm_ml made up its input examples hold five customers' feature rows). Remove "
+    "this person from the lists written with `crm-ml lists redact {customer_id} --actor … "
+    "--reason …` (`crm-ml lists find {customer_id}` shows them first); re-run a "
+    "customer_360 report of them to overwrite it; recall copies sent on.",
     "On DuckDB, the deleted and blanked values can stay in the store file's unused space "
     "until the store is copied into a fresh file (README, 'Privacy requests: withdrawal "
     "and erasure'); on PostgreSQL until VACUUM; backups hold them until they expire.",
