@@ -515,6 +515,10 @@ def _values(spec: TableSpec, frame: pd.DataFrame, conflicts: pd.DataFrame) -> li
     ]
 
 
+#: The most two time zones' clocks differ (UTC-12 to UTC+14).
+_ZONES_APART = pd.Timedelta(hours=26)
+
+
 def _zone_shift(
     spec: TableSpec, new: pd.DataFrame, old: pd.DataFrame, conflicts: pd.DataFrame
 ) -> pd.Timedelta | None:
@@ -534,6 +538,8 @@ def _zone_shift(
     shift = pd.concat(shifts)
     first = shift.iloc[0]
     if pd.isna(first) or first == pd.Timedelta(0) or first % pd.Timedelta(hours=1):
+        return None
+    if abs(first) > _ZONES_APART:  # days apart: another value, not another time zone
         return None
     return first if bool((shift == first).all()) else None
 

@@ -5,6 +5,11 @@ message``. ``line`` is the line in a CSV file (the header is line 1); for a
 Parquet file or a DataFrame it is the row number, counted from 1 like a
 person counts (row 1 is ``frame.iloc[0]``). Messages say ``orders.csv:4`` for
 a line and ``orders.parquet row 2`` for a row.
+
+The report quotes rejected values in full: the person fixing the file needs
+them. The message of a refused load, which goes to stderr and from there to
+logs (cron appends it to ``reports/cron.log``), masks the values of personal
+columns (:data:`PERSONAL_COLUMNS`) instead: ``'131****5364x'``, ``'张*'``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,70 @@ REJECT_COLUMNS = ["file", "line", "column", "rule", "value", "message"]
 
 #: How many problems a refused load's message quotes before pointing at the report.
 QUOTED_PROBLEMS = 5
+
+#: Said under the first problems when a value in them was masked.
+MASKED_NOTE = "(values of personal columns masked here; the reject report has them in full)"
+#: What a conflict message quotes of the stored and the given row, up to its closing ``); ``.
+_CONFLICT_VALUES = re.compile(r"the store has .*\)(?=; )", re.DOTALL)
+_CONFLICT_COLUMNS = re.compile(r"with a different ([\w, ]+): ")
+
+
+def _mask_digits(text: str) -> str:
+    """Star all digits but the last 4 (and the first 3 of 11 or more): ``131****5364x``.
+
+    Other characters stay, so a malformed number still shows what is wrong with it.
+    """
+    total = sum(c.isdigit() for c in text)
+    head = 3 if total >= 11 else 0
+    shown, seen = [], 0
+    for character in text:
+        seen += character.isdigit()
+        hidden = character.isdigit() and head < seen <= total - 4
+        shown.append("*" if hidden else character)
+    return "".join(shown)
+
+
+#: Columns whose values identify or describe a person, and what kind of value each
+#: holds (how :func:`mask_value` masks it). Free text (what agents and customers
+#: type) keeps its words, not its phones, emails and long numbers.
+PERSONAL_COLUMNS = {
+    ("customer", "name"): "name",
+    ("customer", "birth_date"): "date",
+    ("customer_identity", "value"): "contact",
+    ("custom_field_value", "value"): "free_text",
+    ("behavior_event", "detail"): "free_text",
+    ("points_ledger", "note"): "free_text",
+    ("tier_change", "reason"): "free_text",
+    ("customer_change", "old_value"): "free_text",
+    ("customer_change", "new_value"): "free_text",
+    ("customer_merge", "reason"): "free_text",
+}
+
+
+def mask_value(kind: str, value: str) -> str:
+    """Mask a value of a personal column of ``kind`` (a value of :data:`PERSONAL_COLUMNS`).
+
+    A name keeps its first character (``张*``), a birth date its year
+    (``1988-**-**``), an email its first character and domain. A value of
+    mostly digits (a phone, card, or a number a spreadsheet reformatted) keeps
+    its last 4 digits, the first 3 of 11 or more, and its other characters, which
+    show what is wrong with it (``131****5364x``, ``*.38E+10``); another WeChat id
+    keeps its first character. Free text is masked as in lists (phones, emails,
+    long numbers).
+    """
+    # crm_ml.segments imports the store, so a module-level import would be circular.
+    from crm_ml.segments.masking import mask_email, mask_free_text, mask_name
+
+    if kind == "name":
+        return mask_name(value)
+    if kind == "date":
+        return value[:4] + re.sub(r"\d", "*", value[4:])
+    if kind == "contact" and "@" in value:
+        return mask_email(value)
+    if kind == "contact":
+        numeric = 2 * sum(c.isdigit() for c in value) >= len(value)
+        return _mask_digits(value) if numeric else mask_name(value)
+    return mask_free_text(value)
 
 
 def _quote(value: object) -> str:
@@ -174,18 +243,76 @@ def write_report(rejects: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def describe(rejects: pd.DataFrame, limit: int = QUOTED_PROBLEMS) -> str:
-    """Return the first problems as ``file:line column: message`` (``file row N …``) lines."""
+def _masked_value(table: str, column: str, value: str) -> str | None:
+    """Return the reject's value with its personal parts masked, or None if none is personal.
+
+    A key of several columns (``customer_id+kind+value``) is quoted as its parts
+    joined by `` / ``; each personal part is masked.
+    """
+    columns = column.split("+")
+    kinds = [PERSONAL_COLUMNS.get((table, c)) for c in columns]
+    if not value or not any(kinds):
+        return None
+    parts = value.split(" / ")
+    if len(parts) != len(columns):  # a " / " inside a value: mask the whole as free text
+        return mask_value("free_text", value)
+    return " / ".join(mask_value(k, p) if k else p for k, p in zip(kinds, parts, strict=True))
+
+
+def _conflicts_personal(table: str, message: str) -> bool:
+    """Whether an append-only conflict quotes stored and given values of a personal column."""
+    found = _CONFLICT_COLUMNS.search(message)
+    named = found.group(1).split(", ") if found else []
+    return any((table, c) in PERSONAL_COLUMNS for c in named)
+
+
+def mask_message(table: str, column: str, value: str, message: str) -> str:
+    """Return a reject's message with the values of personal columns masked.
+
+    Parameters
+    ----------
+    table : str
+        The table imported into.
+    column, value, message : str
+        The reject's ``column``, ``value`` (as the report has it) and ``message``.
+
+    Returns
+    -------
+    str
+        ``message`` with its quote of ``value`` masked where ``column`` (or a
+        column of a key) is personal, and without the stored and given values
+        of a conflicting personal column (the report has them).
+    """
+    masked = _masked_value(table, column, value)
+    if masked is not None:
+        message = message.replace(repr(value), repr(masked))
+    if _conflicts_personal(table, message):
+        message = _CONFLICT_VALUES.sub(
+            "the store and the file differ in them; see the reject report)", message
+        )
+    return message
+
+
+def describe(rejects: pd.DataFrame, limit: int = QUOTED_PROBLEMS, *, table: str = "") -> str:
+    """Return the first problems as ``file:line column: message`` (``file row N …``) lines.
+
+    With ``table``, the values of its personal columns are masked
+    (:func:`mask_message`) and a last line says so: the text goes to stderr and logs.
+    """
     unit = rejects.attrs.get("unit", "line")
     shown = rejects.head(limit)
-    lines = [
-        f"  {where(file, line, unit)}{f' {column!s}' if column else ''}: {message!s}"
-        for file, line, column, message in zip(
-            shown["file"], shown["line"], shown["column"], shown["message"], strict=True
-        )
-    ]
+    lines, masked = [], False
+    for file, line, column, value, message in zip(
+        shown["file"], shown["line"], shown["column"], shown["value"], shown["message"],
+        strict=True,
+    ):  # fmt: skip
+        text = mask_message(table, str(column), str(value), str(message)) if table else message
+        masked |= text != message
+        lines.append(f"  {where(file, line, unit)}{f' {column!s}' if column else ''}: {text!s}")
     if len(rejects) > limit:
         lines.append(f"  … and {len(rejects) - limit} more")
+    if masked:
+        lines.append(f"  {MASKED_NOTE}")
     return "\n".join(lines)
 
 
@@ -201,10 +328,11 @@ def rejection_message(
     """Message of a load refused because too many rows broke rules."""
     rate = rejected / rows_read if rows_read else 1.0
     report_note = f"The full report is {report}." if report else "No report was written."
+    first = describe(rejects, table=table)
     return (
         f"Import of {table} from {source} refused: {rejected} of {rows_read} rows ({rate:.1%}) "
         f"broke rules, more than max_reject_rate={max_reject_rate:.1%} allows. Nothing was "
-        f"written to the store. First problems:\n{describe(rejects)}\n{report_note} Fix these rows "
+        f"written to the store. First problems:\n{first}\n{report_note} Fix these rows "
         "and import again, or allow more rejects to load the valid rows and report the rest "
         "(--max-reject-rate on the command line, max_reject_rate= in Python)."
     )

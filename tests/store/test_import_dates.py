@@ -154,6 +154,16 @@ def test_the_zone_hint_names_the_zone_the_store_was_loaded_in(customers, tmp_pat
     )
 
 
+def test_no_zone_hint_when_every_row_is_whole_days_off(ordered, tmp_path):
+    # 31 days apart is another date typed, not a file read in another time zone.
+    body = (
+        ORDER_HEADER + "O1,0001,2025/8/17 19:55,online,10,10\nO2,0002,2025/8/18 9:00,online,5,5\n"
+    )
+    with pytest.raises(LoadRejectedError) as refused:
+        import_file(ordered, "orders", write(tmp_path, "month.csv", body), as_of=AS_OF)
+    assert not any("time zone" in m for m in refused.value.rejects["message"])
+
+
 def test_no_zone_hint_when_the_shifts_differ(ordered, tmp_path):
     body = (
         ORDER_HEADER + "O1,0001,2025/7/17 20:55,online,10,10\nO2,0002,2025/7/18 11:00,online,5,5\n"
