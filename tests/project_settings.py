@@ -5,6 +5,7 @@ Kept out of ``conftest.py`` so tests can import it by a name no other module has
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +55,21 @@ def import_one_order(root: Path) -> None:
             "O1,C1,2024-09-30,offline,10,10\n",
         },
     )
+
+
+def run_logged(argv: list[str]) -> int:
+    """Run ``crm-ml`` as from a shell, where ``logging.basicConfig`` installs its handler.
+
+    pytest's own handlers on the root logger make ``basicConfig`` do nothing, so
+    they are set aside for the run and put back before the test ends.
+    """
+    from crm_ml.cli import main
+
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    root.handlers.clear()
+    try:
+        return main(argv)
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)

@@ -6,11 +6,10 @@ so they are written with mode 0600 and one warning on stderr says what they hold
 """
 
 import json
-import logging
 import os
 
 import pytest
-from project_settings import cli_project, import_files
+from project_settings import cli_project, import_files, run_logged
 
 from crm_ml.cli import main
 from crm_ml.store.export import MANIFEST
@@ -33,18 +32,6 @@ def small_store(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     yield root
     os.umask(previous)
-
-
-def run_logged(argv):
-    """Run ``main`` as from a shell, its log going to stderr (pytest's handlers set aside)."""
-    root = logging.getLogger()
-    saved, level = root.handlers[:], root.level
-    root.handlers.clear()
-    try:
-        return main(argv)
-    finally:
-        root.handlers[:] = saved
-        root.setLevel(level)
 
 
 def _mode(path):

@@ -4,7 +4,6 @@ At a terminal (``sys.stderr.isatty()``) the commands draw their bars and log
 plain lines as before. Under ``capsys`` stderr is not a terminal.
 """
 
-import logging
 import os
 import re
 import subprocess
@@ -12,7 +11,7 @@ import sys
 
 import nbformat
 import pytest
-from project_settings import cli_project
+from project_settings import cli_project, run_logged
 
 from crm_ml.cli import main
 
@@ -54,22 +53,6 @@ def at_a_terminal(monkeypatch, answer=True):
     Called in the test itself: capsys gives each phase of a test its own stream.
     """
     monkeypatch.setattr(sys.stderr, "isatty", lambda: answer)
-
-
-def run_logged(argv):
-    """Run ``main`` as from a shell, where ``logging.basicConfig`` installs its handler.
-
-    pytest's own handlers on the root logger make ``basicConfig`` do nothing, so
-    they are set aside for the run and put back before the test ends.
-    """
-    root = logging.getLogger()
-    saved, level = root.handlers[:], root.level
-    root.handlers.clear()
-    try:
-        return main(argv)
-    finally:
-        root.handlers[:] = saved
-        root.setLevel(level)
 
 
 @pytest.mark.parametrize(
