@@ -44,6 +44,7 @@ from crm_ml.cli.models import (
 )
 from crm_ml.cli.privacy import _add_consent, cmd_consent_withdraw, cmd_customers_erase
 from crm_ml.cli.reports import _add_report, cmd_report_list, cmd_report_run
+from crm_ml.cli.retention import _add_retention
 from crm_ml.cli.store import (
     _add_customers,
     _add_export,
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tags(sub)
     _add_segment(sub)
     _add_lists(sub)
+    _add_retention(sub)
     _add_report(sub)
     _add_export(sub)
     return parser
