@@ -25,7 +25,7 @@ agrees with segments, the explorer and ``customers_with_tag``:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -92,6 +92,34 @@ def _dated(
         .order_by(time, *order)
     )
     return _read(conn, stmt, [*columns, "record_id"])
+
+
+#: Free-text columns of a person's history, by the part of :func:`read_parts` that shows them.
+FREE_TEXT = {
+    "events": BehaviorEvent.detail,
+    "points": PointsLedger.note,
+    "tiers": TierChange.reason,
+}
+
+
+def shared_texts(conn: Connection, part: str, texts: Iterable[str], customers: int) -> set[str]:
+    """Return those of ``texts`` that at least ``customers`` customers' rows of ``part`` hold.
+
+    Text the system writes (消费积分, 入会) or many people type (a search for 牛奶)
+    is shared; a note about one person (a name, an address) is not.
+    """
+    column = FREE_TEXT[part]
+    wanted = sorted({t for t in texts if isinstance(t, str)})
+    if not wanted:
+        return set()
+    model = column.class_
+    stmt = (
+        select(column)
+        .where(column.in_(wanted))
+        .group_by(column)
+        .having(func.count(model.customer_id.distinct()) >= customers)
+    )
+    return {str(row[0]) for row in conn.execute(stmt)}
 
 
 def _mask_other(value: str) -> str:

@@ -18,11 +18,11 @@ customer up wants the person, not a retired record with no current history.
 Scores are the survivor's only (they were computed for the id they name).
 
 Personal data is masked by default (``张*``, ``138****5678``,
-``a***@example.com``, age instead of birth date; numbers and emails inside
-points notes, tier reasons and event details masked, and what customers wrote
-in feedback and complaints hidden); ``unmask=True`` shows it in full and is
-logged. Timestamps are naive UTC in the store; frames show them
-in ``tz`` (naive local wall-clock time).
+``a***@example.com``, age instead of birth date; points notes, tier reasons
+and event details only when at least :data:`MIN_SHARED_TEXT` customers share
+the text, and never what customers wrote in feedback and complaints);
+``unmask=True`` shows it in full and is logged. Timestamps are naive UTC in
+the store; frames show them in ``tz`` (naive local wall-clock time).
 """
 
 from __future__ import annotations
@@ -35,23 +35,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sqlalchemy import Connection
 
 from crm_ml.analysis._common import Instant, as_instant, check_tz, local_instant, to_local
-from crm_ml.analysis._customer_read import Person, find_person, read_parts
+from crm_ml.analysis._customer_read import (
+    FREE_TEXT,
+    Person,
+    find_person,
+    read_parts,
+    shared_texts,
+)
 from crm_ml.analysis._plot import finish
 from crm_ml.analysis._read import read_tiers
 from crm_ml.features.spec import VALUE_LABELS
-from crm_ml.segments.masking import mask_free_text, mask_name
+from crm_ml.segments.masking import mask_name
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store
 
 log = logging.getLogger(__name__)
 
-#: Free text of the history, where customers and staff type names, numbers and addresses.
-FREE_TEXT = {"events": "detail", "points": "note", "tiers": "reason"}
-#: Events whose detail a customer wrote: hidden in a masked view, not just masked.
+#: Free text of the history (event details, points notes, tier reasons) is shown in a
+#: masked view only when at least this many customers' rows hold the same text: what
+#: the system writes or many people type, not a note naming one person.
+MIN_SHARED_TEXT = 10
+#: Events whose detail a customer wrote: always hidden in a masked view.
 WRITTEN_BY_CUSTOMER = ("feedback", "complaint")
-_HIDDEN = {"zh": "（客户填写的文字，已隐藏）", "en": "(written by the customer, hidden)"}
+_HIDDEN = {
+    "written": {"zh": "（客户填写的文字，已隐藏）", "en": "(written by the customer, hidden)"},
+    "rare": {
+        "zh": "（少于10位客户有此文字，可能含个人信息，已隐藏）",
+        "en": "(text fewer than 10 customers share, may hold personal data: hidden)",
+    },
+}
 
 #: Lanes of the timeline figure, top to bottom.
 TIMELINE_KINDS = ("order", "event", "points", "tier", "tag", "campaign", "owner", "consent")
@@ -223,18 +238,22 @@ def _profile(
     return pd.DataFrame({"value": values}, index=pd.Index(list(fields), name="field"))
 
 
-def _mask_free_text(parts: dict[str, Any], lang: str) -> None:
-    """Mask contacts and ids in the history's free text; hide what the customer wrote.
+def _hide_personal_text(conn: Connection, parts: dict[str, Any], lang: str) -> None:
+    """Hide the history's free text that could be about this person alone.
 
-    Numbers and emails can be found and masked; names and addresses cannot, so
-    feedback and complaints, which customers write themselves, are not shown.
+    Names and addresses cannot be found in text, so a masked view shows a text
+    only when :data:`MIN_SHARED_TEXT` customers share it, and never what the
+    customer wrote in feedback and complaints.
     """
+    language = "zh" if lang == "zh" else "en"
     for part, column in FREE_TEXT.items():
-        text = parts[part][column]
-        parts[part][column] = text.map(mask_free_text, na_action="ignore")
+        text = parts[part][column.key]
+        shared = shared_texts(conn, part, text.dropna(), MIN_SHARED_TEXT)
+        rare = text.notna() & ~text.isin(shared)
+        parts[part].loc[rare, column.key] = _HIDDEN["rare"][language]
     events = parts["events"]
     written = events["event_type"].isin(WRITTEN_BY_CUSTOMER) & events["detail"].notna()
-    events.loc[written, "detail"] = _HIDDEN["zh" if lang == "zh" else "en"]
+    events.loc[written, "detail"] = _HIDDEN["written"][language]
 
 
 def _named_tiers(tiers: pd.DataFrame, table: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -345,8 +364,8 @@ def customer_360(
         check_store(conn)
         person = find_person(conn, str(customer_id), on)
         parts = read_parts(conn, person, on, unmask)
-    if not unmask:
-        _mask_free_text(parts, lang)
+        if not unmask:
+            _hide_personal_text(conn, parts, lang)
     parts["tiers"] = _named_tiers(parts["tiers"], read_tiers(store), lang)
     cid = person.customer_id
     if person.requested_id != cid:

@@ -97,9 +97,9 @@ class ListsFound:
         another key than the one given and ``other_key`` is not empty: those
         lists may be the demo's.
     missing : tuple of pathlib.Path
-        Files ``export_log`` says were written and are still in place, which are
-        not there (deleted or moved by hand): whether they held the person
-        cannot be checked.
+        Files ``export_log`` says were written and are in place or archived,
+        which are not there (deleted or moved by hand): whether they held the
+        person cannot be checked.
     """
 
     customer_id: str
@@ -397,8 +397,10 @@ def find_lists(
             len(other_key), len(paths), customer_id,
         )  # fmt: skip
     files = _with_log_rows(pd.DataFrame(found, columns=list(FOUND_COLUMNS[:4])), logged)
-    written = logged.loc[logged["status"].fillna(EXPORT_WRITTEN) == EXPORT_WRITTEN, "file"]
-    missing = sorted({f for f in written if isinstance(f, str) and not os.path.isfile(f)})
+    # Written lists and their archives; a run that stopped writing may rightly have none.
+    status = logged["status"].fillna(EXPORT_WRITTEN)
+    kept = logged.loc[(status == EXPORT_WRITTEN) | status.str.startswith("replaced"), "file"]
+    missing = sorted({f for f in kept if isinstance(f, str) and not os.path.isfile(f)})
     if missing:
         log.warning("%d logged list file(s) are missing: %s", len(missing), ", ".join(missing))
     return ListsFound(

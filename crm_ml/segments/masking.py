@@ -40,9 +40,10 @@ _MAKE_SECRET = 'python -c "import secrets; print(secrets.token_hex(32))"'
 
 _NON_DIGITS = re.compile(r"\D")
 _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
-_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL_IN_TEXT = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 #: Seven or more digits, maybe split by spaces or dashes: phones, ID-card and card numbers.
 _NUMBER_IN_TEXT = re.compile(r"\+?\d(?:[ -]?\d){6,}[Xx]?")
+#: A date (and time) the number pattern would otherwise take for a phone: ``2025-12-21 09:00``.
 _DATE_IN_TEXT = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 
 
@@ -134,8 +135,9 @@ def mask_email(email: str | None) -> str:
 
 def _mask_number(found: re.Match[str]) -> str:
     text = found.group()
-    if _DATE_IN_TEXT.fullmatch(text):
-        return text
+    date = _DATE_IN_TEXT.match(text)
+    if date is not None:  # a date (and time) kept; digits run on after it are not
+        return date.group() + _NUMBER_IN_TEXT.sub(_mask_number, text[date.end() :])
     digits = _NON_DIGITS.sub("", text)
     if _CN_MOBILE.fullmatch(digits.removeprefix("86")):
         return mask_phone(digits)

@@ -11,6 +11,7 @@ from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 
 from crm_ml.analysis import customer_360, plot_customer_timeline
+from crm_ml.analysis.customer_360 import MIN_SHARED_TEXT
 from crm_ml.errors import NotFoundError
 from crm_ml.tags import customers_with_tag
 
@@ -285,31 +286,33 @@ def test_unmask_shows_full_values(store, history):
     assert profile["birth_date"] == "1990-07-02"
 
 
-def test_free_text_is_masked_and_what_the_customer_wrote_is_hidden(store, history, insert):
-    # Agents type numbers into notes; customers write their phone and address into complaints.
+def test_free_text_about_one_person_is_hidden_and_shared_text_shown(store, history, insert):
+    # Agents type names and addresses into notes; customers write theirs into complaints.
     complaint = "快递没到，请打我电话13102525364，地址重庆市渝中区解放碑88号，戴成"
+    others = [f"o{i}" for i in range(MIN_SHARED_TEXT)]
+    insert("customer", [_customer(c, "2024-01-01") for c in others])
     insert(
         "behavior_event",
         [
             {"event_id": "pii1", "customer_id": "c1", "event_type": "complaint",
              "occurred_at": ts("2024-06-01"), "detail": complaint},
-            {"event_id": "pii2", "customer_id": "c1", "event_type": "search",
-             "occurred_at": ts("2024-06-02"), "detail": "保温杯"},
+            *({"event_id": f"s{c}", "customer_id": c, "event_type": "search",
+               "occurred_at": ts("2024-06-02"), "detail": "保温杯"} for c in ["c1", *others]),
         ],
     )  # fmt: skip
     insert(
         "points_ledger",
         [{"entry_id": "e4", "customer_id": "c1", "posted_at": ts("2024-06-03"),
-          "kind": "adjust", "points": 200, "note": "补偿 陈雨涵 133-5792-1234 a.b@qq.com"}],
+          "kind": "adjust", "points": 200, "note": "补偿 陈雨涵 南京西路88号"}],
     )  # fmt: skip
     masked = customer_360(store, "c1", AS_OF, lang="zh")
     june = masked.events[masked.events["occurred_at"] >= "2024-06-01"]
-    assert june["detail"].tolist() == ["（客户填写的文字，已隐藏）", "保温杯"]
+    assert june["detail"].tolist() == ["（客户填写的文字，已隐藏）", "保温杯"]  # 11 searched it
     note = masked.points.set_index("kind").at["adjust", "note"]
-    assert note == "补偿 陈雨涵 133****1234 a***@qq.com"
+    assert note == "（少于10位客户有此文字，可能含个人信息，已隐藏）"
     full = customer_360(store, "c1", AS_OF, unmask=True)
     assert complaint in full.events["detail"].tolist()
-    assert "133-5792-1234" in full.points["note"].tolist()[-1]
+    assert "补偿 陈雨涵 南京西路88号" in full.points["note"].tolist()
 
 
 def test_timeline_and_figure(store, history):
