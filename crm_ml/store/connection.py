@@ -32,6 +32,8 @@ _LOCK_PATTERN = re.compile(r"Could not set lock on file|database is locked", re.
 _HOLDER_PATTERN = re.compile(r"Conflicting lock is held in (\S+)(?: \(PID (\d+)\))?")
 
 SUPPORTED_DIALECTS = ("duckdb", "sqlite", "postgresql")
+#: Mode of a folder made for a store file: it holds every customer's personal data.
+PRIVATE_FOLDER = 0o700
 
 
 def shown_url(url: str) -> str:
@@ -134,7 +136,7 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
         The store's SQLAlchemy URL.
     create : bool
         Let a connection create a missing DuckDB or SQLite file (and its folder,
-        made here). Otherwise connecting to a missing file raises
+        made here, mode 700). Otherwise connecting to a missing file raises
         :class:`~crm_ml.errors.StoreNotFoundError` and creates nothing.
 
     Raises
@@ -152,8 +154,10 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
     if dialect == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     path = _local_file(parsed)
-    if path is not None and create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if path is not None and create and not path.parent.exists():
+        # The store holds every customer's personal data: a folder made for it is the
+        # owner's only (an existing one keeps its mode).
+        path.parent.mkdir(parents=True, mode=PRIVATE_FOLDER)
     # NullPool: closing a connection really closes it, releasing DuckDB's file lock.
     engine = create_engine(parsed, poolclass=NullPool)
     if path is not None and not create:

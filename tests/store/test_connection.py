@@ -120,6 +120,15 @@ def test_create_makes_the_store_file_and_its_folder(tmp_path, engine):
     url = MISSING[engine].format(tmp_path)
     init_store(Store(url, create=True))
     assert (tmp_path / "data" / url.rsplit("/", 1)[-1]).is_file()
+    # Every customer's personal data: the folder made for it is the owner's only.
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+
+
+def test_an_existing_folder_keeps_its_mode(tmp_path):
+    (tmp_path / "data").mkdir(mode=0o755)
+    (tmp_path / "data").chmod(0o755)
+    init_store(Store(f"duckdb:///{tmp_path}/data/crm.duckdb", create=True))
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o755
 
 
 def test_an_existing_store_opens_without_create(store):
