@@ -94,11 +94,21 @@ def cannot_write(path: Path, what: str, exc: OSError) -> ConfigError:
     )
 
 
-def _new_staging_file(path: Path) -> Path:
+#: Mode of a private file (:func:`staged_file` with ``private=True``): its owner's only.
+PRIVATE_FILE = 0o600
+
+
+def _new_staging_file(path: Path, private: bool) -> Path:
     # mkstemp would make the file 0600, but lists and reports are shared: create it as
     # open() would, 0666 less the umask, or with the mode of the file it replaces.
+    # A private file is the owner's only from its creation, also under a lax umask.
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    os.close(
+        os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE if private else 0o666)
+    )
+    if private:
+        os.chmod(temp, PRIVATE_FILE)  # the umask can only narrow it; make it exact
+        return temp
     with contextlib.suppress(FileNotFoundError):
         os.chmod(temp, stat.S_IMODE(path.stat().st_mode))
     return temp
@@ -110,11 +120,14 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_file(path: Path, *, what: str = "") -> Iterator[Path]:
+def staged_file(path: Path, *, what: str = "", private: bool = False) -> Iterator[Path]:
     """Yield an empty file beside ``path`` to write; on success it replaces ``path`` atomically.
 
     ``path`` appears complete or not at all: on any error the staged file is
-    removed and an existing ``path`` is left as it was.
+    removed and an existing ``path`` is left as it was. A ``private`` file
+    (personal data) is readable by its owner only (:data:`PRIVATE_FILE`) from
+    its creation, also when it replaces a shared one; otherwise it takes the
+    replaced file's mode, or the umask's.
 
     Raises
     ------
@@ -126,7 +139,7 @@ def staged_file(path: Path, *, what: str = "") -> Iterator[Path]:
     path = check_output_file(path, what=what)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = _new_staging_file(path)
+        temp = _new_staging_file(path, private)
     except OSError as exc:
         raise cannot_write(path, what, exc) from exc
     try:

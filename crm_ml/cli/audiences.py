@@ -9,12 +9,7 @@ from typing import Literal
 from crm_ml.cli._common import _add_commands, _as_of, _check_as_of, _open_store
 from crm_ml.cli.store import add_encoding_option
 from crm_ml.config import Settings
-
-
-def _actor() -> str:
-    from crm_ml.processes import login_name
-
-    return login_name()
+from crm_ml.processes import login_name
 
 
 def cmd_tags_apply(args: argparse.Namespace, settings: Settings) -> int:
@@ -23,7 +18,7 @@ def cmd_tags_apply(args: argparse.Namespace, settings: Settings) -> int:
 
     store = _open_store(settings)
     _check_as_of(store, args.as_of)
-    print(tags_apply_command(store, args.as_of, actor=_actor()))
+    print(tags_apply_command(store, args.as_of, actor=login_name()))
     return 0
 
 
@@ -33,7 +28,7 @@ def cmd_tags_undo(args: argparse.Namespace, settings: Settings) -> int:
 
     # No _check_as_of: the run to withdraw is often at a date the data does not reach.
     store = _open_store(settings)
-    print(tags_undo_command(store, args.as_of, actor=_actor(), reason=args.reason))
+    print(tags_undo_command(store, args.as_of, actor=login_name(), reason=args.reason))
     return 0
 
 
@@ -87,7 +82,7 @@ def cmd_segment_create(args: argparse.Namespace, settings: Settings) -> int:
     store = _open_store(settings)
     print(
         segment_create_command(
-            store, args.name, args.rule, actor=_actor(), label=args.label, kind=kind
+            store, args.name, args.rule, actor=login_name(), label=args.label, kind=kind
         )
     )
     return 0
@@ -139,7 +134,7 @@ def cmd_segment_export(args: argparse.Namespace, settings: Settings) -> int:
         purpose=args.purpose,
         out_dir=out,
         secret=os.environ.get("CRM_ML_EXPORT_SECRET"),
-        actor=_actor(),
+        actor=login_name(),
         unmask=args.unmask,
         unmask_reason=args.reason,
         language=settings.language,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -220,9 +217,9 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     from crm_ml.features import build_feature_file
     from crm_ml.features.spec import when_text
 
-    store = _open_store(settings)  # before the umask: the store's own files keep their modes
-    with _owner_only_files(Path(args.out)):
-        path = build_feature_file(store, args.as_of, Path(args.out), progress=_interactive())
+    path = build_feature_file(
+        _open_store(settings), args.as_of, Path(args.out), progress=_interactive(), private=True
+    )
     log.warning(
         "%s holds per-customer features keyed by customer_id, sensitive ones included (age band, "
         "gender, maternity affinity, consent flags). It is readable by its owner only (mode "
@@ -232,22 +229,6 @@ def cmd_features_build(args: argparse.Namespace, settings: Settings) -> int:
     # The time too when given: a cut at China's midnight is 16:00 UTC the day before.
     print(f"Features as of {when_text(args.as_of)} written to {path}")
     return 0
-
-
-@contextlib.contextmanager
-def _owner_only_files(target: Path) -> Iterator[None]:
-    """Make ``target``, written in the block, readable by its owner only (0600) from the start.
-
-    New files get umask 077; an existing ``target`` is made 0600 first, because
-    the file staged to replace it takes its mode.
-    """
-    if target.is_file():
-        os.chmod(target, 0o600)
-    previous = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 # --------------------------------------------------------------------------- parser

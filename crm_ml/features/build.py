@@ -247,12 +247,15 @@ def build_feature_file(
     groups: Iterable[str] | None = None,
     windows: FeatureWindows = DEFAULT_WINDOWS,
     progress: bool | ProgressCallback = True,
+    private: bool = False,
 ) -> Path:
     """Write :func:`customer_features` to a Parquet file, atomically.
 
     The file appears complete or not at all: it is written beside the target
-    and renamed over it (an existing file is replaced). ``as_of`` is kept in
-    the file's metadata, as pandas keeps ``attrs``: ``pd.read_parquet(path)``
+    and renamed over it (an existing file is replaced). A ``private`` file is
+    readable by its owner only (0600), as ``crm-ml features build --out``
+    writes it: the features include sensitive ones, keyed by customer id.
+    ``as_of`` is kept in the file's metadata, as pandas keeps ``attrs``: ``pd.read_parquet(path)``
     gives it back in ``attrs["as_of"]`` (other readers find it in the
     ``PANDAS_ATTRS`` JSON of the Parquet key-value metadata).
 
@@ -277,7 +280,7 @@ def build_feature_file(
             f"ending in .parquet, e.g. {target.with_suffix('.parquet')}."
         )
     frame = customer_features(store, as_of, groups=groups, windows=windows, progress=progress)
-    with staged_file(target, what="the feature file") as staging:
+    with staged_file(target, what="the feature file", private=private) as staging:
         frame.to_parquet(staging, index=True)
     log.info("Wrote %d customers x %d features to %s", *frame.shape, target)
     return target

@@ -431,9 +431,7 @@ def _replace_files(
     with contextlib.ExitStack() as stack:
         stack.enter_context(set_aside(stale, what="the list"))  # entered first, so it exits last
         for path, table in files:
-            staged = stack.enter_context(staged_file(path, what="the list"))
-            if private:  # before any personal data is in it
-                os.chmod(staged, 0o600)
+            staged = stack.enter_context(staged_file(path, what="the list", private=private))
             write_excel_csv(table, staged, text_columns=text_columns)
 
 

@@ -53,6 +53,7 @@ from sqlalchemy import Boolean, DateTime, Double, Integer, Table, select
 from crm_ml import __version__
 from crm_ml.errors import ConfigError, NotFoundError
 from crm_ml.outputs import (
+    PRIVATE_FILE,
     cannot_write,
     check_output_file,
     check_output_folder,
@@ -82,8 +83,8 @@ _BATCH_ROWS = 250_000
 #: erasure marks that keep erased customers out of scores, tags and later imports.
 EXPORT_TABLES = (*SOURCE_TABLES, "customer_merge", "customer_change", "erased_customer")
 
-#: Modes of what an export writes: readable by its owner only (it is unmasked personal data).
-PRIVATE_FILE = 0o600
+#: Mode of an export's folders: its owner's only (it is unmasked personal data); its files
+#: are :data:`crm_ml.outputs.PRIVATE_FILE`.
 PRIVATE_FOLDER = 0o700
 
 #: Written last, so that its presence says the export beside it is complete.
@@ -285,8 +286,7 @@ def _manifest(
 
 
 def _write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
-    with staged_file(out_dir / MANIFEST, what="the export manifest") as temp:
-        os.chmod(temp, PRIVATE_FILE)
+    with staged_file(out_dir / MANIFEST, what="the export manifest", private=True) as temp:
         temp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 

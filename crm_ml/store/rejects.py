@@ -15,7 +15,6 @@ columns (:data:`PERSONAL_COLUMNS`) instead: ``'131****5364x'``, ``'张*'``.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -236,8 +235,7 @@ def write_report(rejects: pd.DataFrame, path: Path) -> Path:
         If the reject folder (or a parent) is a file, or the report cannot be written.
     """
     safe = rejects.assign(value=_defuse(rejects["value"].astype("str")))
-    with staged_file(Path(path), what="the reject report") as staging:
-        os.chmod(staging, 0o600)  # before any value is in it, also when replacing a shared report
+    with staged_file(Path(path), what="the reject report", private=True) as staging:
         safe.to_csv(staging, index=False, encoding="utf-8-sig")
     log.info("Wrote %d rejects to %s", len(rejects), path)
     return path

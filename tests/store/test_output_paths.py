@@ -70,3 +70,23 @@ def test_feature_file_gets_the_permissions_of_the_umask(duckdb_store, tmp_path, 
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert names(tmp_path) == ["crm.duckdb", "f.parquet"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "replacing a shared file"])
+def test_private_feature_file_is_the_owners_only_under_a_lax_umask(
+    duckdb_store, tmp_path, monkeypatch, existing
+):
+    frame = pd.DataFrame({"recency_days": [3]}, index=pd.Index(["c1"], name="customer_id"))
+    monkeypatch.setattr(feature_build, "customer_features", lambda *a, **k: frame)
+    target = tmp_path / "f.parquet"
+    if existing:
+        target.write_bytes(b"old")
+        target.chmod(0o644)
+    previous = os.umask(0o000)
+    try:
+        path = build_feature_file(duckdb_store, "2025-01-01", target, private=True)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert pd.read_parquet(path)["recency_days"].tolist() == [3]
