@@ -96,6 +96,8 @@ def cannot_write(path: Path, what: str, exc: OSError) -> ConfigError:
 
 #: Mode of a private file (:func:`staged_file` with ``private=True``): its owner's only.
 PRIVATE_FILE = 0o600
+#: Mode of a folder holding personal data (a store, an export, a report about one person).
+PRIVATE_FOLDER = 0o700
 
 
 def _new_staging_file(path: Path, private: bool) -> Path:

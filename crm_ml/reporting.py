@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_ml.config import Settings
 from crm_ml.errors import CrmMlError, NotFoundError, StoreError
-from crm_ml.outputs import REPLACED_DIR, archive_name
+from crm_ml.outputs import PRIVATE_FILE, PRIVATE_FOLDER, REPLACED_DIR, archive_name
 from crm_ml.processes import process_gone, this_process
 from crm_ml.report_parameters import (
     STAGING_DIR,
@@ -177,10 +177,13 @@ def run_report(
     params = {"as_of": f"{as_of:%Y-%m-%d}", **given}
     day = as_of.date() if isinstance(as_of, datetime) else as_of
     report = published_name(name, {**declared, **given})
+    private = report != name  # about one person: their data, however masked
     _clear_interrupted(settings)
     staging = settings.reports_dir / STAGING_DIR / f"{day:%Y-%m-%d}-{report}-{uuid.uuid4().hex[:8]}"
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    staging.mkdir(mode=PRIVATE_FOLDER if private else 0o777)
     outputs = staging / report
-    outputs.mkdir(parents=True)
+    outputs.mkdir()
     _claim(staging)
     executed = staging / f"{report}.ipynb"
     step = "running the notebook"
@@ -202,7 +205,7 @@ def run_report(
         step = "rendering its HTML page"
         _write_html(executed, staging / f"{report}.html", title=f"{report} · {day:%Y-%m-%d}")
     except pm.PapermillExecutionError as exc:
-        failed = _keep_failed(settings, executed, report, day)
+        failed = _keep_failed(settings, executed, report, day, private=private)
         discarded = _discard(settings, staging, outputs, failed)
         raise ReportFailedError(
             f"Report {report} as of {day:%Y-%m-%d} failed in cell {exc.exec_count}: "
@@ -212,7 +215,7 @@ def run_report(
     except Exception as exc:
         # Outside any cell: the kernel died, or saving the notebook or the page failed
         # (a full disk). The run is discarded as a failed cell's is.
-        failed = _keep_failed(settings, executed, report, day)
+        failed = _keep_failed(settings, executed, report, day, private=private)
         kept = f"the notebook as far as it ran is {failed}" if failed.exists() else "no notebook"
         discarded = _discard(settings, staging, outputs, failed)
         raise ReportFailedError(
@@ -220,6 +223,8 @@ def run_report(
             f"{type(exc).__name__}: {str(exc).rstrip('.')}. {_earlier(settings, report, day)}; "
             f"{kept} was saved.{discarded}"
         ) from exc
+    if private:
+        _owner_only(staging, report)
     published = settings.reports_dir / f"{day:%Y-%m-%d}"
     try:
         _publish_logged(settings, staging, published, report)
@@ -284,11 +289,29 @@ def _ipc_kernel_config(sockets: Path) -> Config:
     return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}})
 
 
-def _keep_failed(settings: Settings, executed: Path, name: str, day: date) -> Path:
+def _owner_only(staging: Path, report: str) -> None:
+    """Make a finished run's files its owner's only, before they leave the private staging folder.
+
+    Publishing moves the pages and the outputs folder into the shared ``reports/<date>/``
+    with the modes they have here.
+    """
+    for page in (staging / f"{report}{suffix}" for suffix in PAGE_SUFFIXES):
+        page.chmod(PRIVATE_FILE)
+    outputs = staging / report
+    for path in outputs.rglob("*"):
+        path.chmod(PRIVATE_FOLDER if path.is_dir() else PRIVATE_FILE)
+    outputs.chmod(PRIVATE_FOLDER)
+
+
+def _keep_failed(
+    settings: Settings, executed: Path, name: str, day: date, *, private: bool = False
+) -> Path:
     failed_dir = settings.reports_dir / "_failed"
     failed_dir.mkdir(parents=True, exist_ok=True)
     target = failed_dir / f"{day:%Y-%m-%d}-{name}-{uuid.uuid4().hex[:8]}.ipynb"
     if executed.exists():
+        if private:
+            executed.chmod(PRIVATE_FILE)
         shutil.move(executed, target)
     return target
 

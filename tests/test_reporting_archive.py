@@ -7,6 +7,7 @@ report's ``export_list`` would.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -144,13 +145,21 @@ print("customer", customer_id)
 """
 
 
-def test_a_report_about_a_customer_is_published_under_its_id(tmp_path, monkeypatch, capsys):
-    (tmp_path / "notebooks").mkdir()
-    _notebook(tmp_path / "notebooks" / "about.ipynb", ABOUT)
-    about = nbformat.read(tmp_path / "notebooks" / "about.ipynb", as_version=4)
+def _about_notebook(root: Path, code: str = ABOUT) -> Settings:
+    (root / "notebooks").mkdir()
+    _notebook(root / "notebooks" / "about.ipynb", code)
+    about = nbformat.read(root / "notebooks" / "about.ipynb", as_version=4)
     about.cells[1].source += 'customer_id = "C0001"  # whom the report is about\n'
-    nbformat.write(about, tmp_path / "notebooks" / "about.ipynb")
-    settings = Settings.from_env(environ={"CRM_ML_HOME": str(tmp_path)})
+    nbformat.write(about, root / "notebooks" / "about.ipynb")
+    return Settings.from_env(environ={"CRM_ML_HOME": str(root)})
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_report_about_a_customer_is_published_under_its_id(tmp_path, monkeypatch, capsys):
+    settings = _about_notebook(tmp_path)
     first = run_report(settings, "about", as_of=DAY, parameters={"customer_id": "C00013767"})
     second = run_report(settings, "about", as_of=DAY, parameters={"customer_id": "C00008620"})
     day = settings.reports_dir / "2025-06-30"
@@ -167,6 +176,35 @@ def test_a_report_about_a_customer_is_published_under_its_id(tmp_path, monkeypat
         ["2025-06-30", "about-C00013767"],
         ["2025-06-30", "about-C00008620"],
     ]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_report_about_a_customer_is_its_owners_only(tmp_path):
+    settings = _about_notebook(tmp_path)
+    previous = os.umask(0o022)
+    try:
+        about = run_report(settings, "about", as_of=DAY, parameters={"customer_id": "C00013767"})
+        general = run_report(settings, "about", as_of=DAY, parameters={"customer_id": ""})
+    finally:
+        os.umask(previous)
+    assert [_mode(p) for p in (about.notebook, about.html, *about.files)] == [0o600] * 3
+    assert _mode(about.files[0].parent) == 0o700
+    assert general.html.name == "about.html"  # about no one: shared as every report is
+    assert [_mode(p) for p in (general.notebook, general.html, *general.files)] == [0o644] * 3
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_failed_report_about_a_customer_is_kept_owner_only(tmp_path):
+    settings = _about_notebook(tmp_path, ABOUT + "raise RuntimeError('boom')\n")
+    previous = os.umask(0o022)
+    try:
+        with pytest.raises(ReportFailedError):
+            run_report(settings, "about", as_of=DAY, parameters={"customer_id": "C00013767"})
+    finally:
+        os.umask(previous)
+    (failed,) = (settings.reports_dir / "_failed").glob("*.ipynb")
+    assert "C00013767" in failed.read_text(encoding="utf-8")
+    assert _mode(failed) == 0o600
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from crm_ml.errors import ConfigError, StoreError, StoreLockedError, StoreNotFoundError
+from crm_ml.outputs import PRIVATE_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ _LOCK_PATTERN = re.compile(r"Could not set lock on file|database is locked", re.
 _HOLDER_PATTERN = re.compile(r"Conflicting lock is held in (\S+)(?: \(PID (\d+)\))?")
 
 SUPPORTED_DIALECTS = ("duckdb", "sqlite", "postgresql")
-#: Mode of a folder made for a store file: it holds every customer's personal data.
-PRIVATE_FOLDER = 0o700
 
 
 def shown_url(url: str) -> str:

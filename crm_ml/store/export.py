@@ -54,6 +54,7 @@ from crm_ml import __version__
 from crm_ml.errors import ConfigError, NotFoundError
 from crm_ml.outputs import (
     PRIVATE_FILE,
+    PRIVATE_FOLDER,
     cannot_write,
     check_output_file,
     check_output_folder,
@@ -82,10 +83,6 @@ _BATCH_ROWS = 250_000
 #: that point-in-time features read (merged ids, profile values as of a date), and the
 #: erasure marks that keep erased customers out of scores, tags and later imports.
 EXPORT_TABLES = (*SOURCE_TABLES, "customer_merge", "customer_change", "erased_customer")
-
-#: Mode of an export's folders: its owner's only (it is unmasked personal data); its files
-#: are :data:`crm_ml.outputs.PRIVATE_FILE`.
-PRIVATE_FOLDER = 0o700
 
 #: Written last, so that its presence says the export beside it is complete.
 MANIFEST = "_manifest.json"
