@@ -100,3 +100,9 @@ def _add_commands(parser: argparse.ArgumentParser, dest: str) -> argparse._SubPa
 
     parser.set_defaults(func=None, choose_command=choose_command)
     return sub
+
+
+def _add_export_log_audit(parser: argparse.ArgumentParser, *, verb: str, reason: str) -> None:
+    """Add the required ``--actor`` and ``--reason`` of a command that marks export_log rows."""
+    parser.add_argument("--actor", required=True, help=f"who {verb}, kept in export_log")
+    parser.add_argument("--reason", required=True, help=f"why, e.g. {reason}; kept in export_log")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from crm_ml.cli._common import _add_commands, _as_of, _interactive, _open_store
+from crm_ml.cli._common import (
+    _add_commands,
+    _add_export_log_audit,
+    _as_of,
+    _interactive,
+    _open_store,
+)
 from crm_ml.config import Settings
 
 
@@ -98,10 +104,7 @@ def _add_lists(sub: argparse._SubParsersAction) -> None:
         "reached: the printed list says which files the customer was in.",
     )
     redact.add_argument("customer_id", metavar="ID", help="a customer id (a merged-away one works)")
-    redact.add_argument("--actor", required=True, help="who redacts, kept in export_log")
-    redact.add_argument(
-        "--reason", required=True, help="why, e.g. the erasure request's number; kept in export_log"
-    )
+    _add_export_log_audit(redact, verb="redacts", reason="the erasure request's number")
     redact.set_defaults(func=cmd_lists_redact)
     purge = lsub.add_parser(
         "purge-archive",
@@ -117,8 +120,5 @@ def _add_lists(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="purge archives made before this date (UTC), e.g. 2026-06-01",
     )
-    purge.add_argument("--actor", required=True, help="who purges, kept in export_log")
-    purge.add_argument(
-        "--reason", required=True, help="why, e.g. the retention rule; kept in export_log"
-    )
+    _add_export_log_audit(purge, verb="purges", reason="the retention rule")
     purge.set_defaults(func=cmd_lists_purge_archive)

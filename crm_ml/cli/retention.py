@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from crm_ml.cli._common import _add_commands, _as_of, _open_store
+from crm_ml.cli._common import _add_commands, _add_export_log_audit, _as_of, _open_store
 from crm_ml.config import Settings
 
 
@@ -50,10 +50,7 @@ def _add_retention(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="purge data dated before this date (UTC), e.g. 2026-06-01; not after today",
     )
-    purge.add_argument("--actor", required=True, help="who purges, kept in export_log and the log")
-    purge.add_argument(
-        "--reason", required=True, help="why, e.g. the retention rule; kept in export_log"
-    )
+    _add_export_log_audit(purge, verb="purges", reason="the retention rule")
     purge.add_argument(
         "--dry-run", action="store_true", help="count what would be deleted and change nothing"
     )
