@@ -68,12 +68,13 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Run
+from mlflow.entities import Metric, Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+from mlflow.utils.time import get_current_time_millis
 from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
 import crm_ml
@@ -336,39 +337,46 @@ def _registry_prints_muted() -> Iterator[None]:
         MLFLOW_LOGGING_STREAM.enabled = enabled
 
 
-def _log_backtest(result: BacktestResult) -> None:
+def _log_backtest(run_id: str, result: BacktestResult) -> None:
+    # The metrics go in two calls, not one per value: each is a round trip to the server.
+    scalars: dict[str, float] = {}
     for name, row in result.metrics.iterrows():
         prefix = "backtest" if name == "model" else str(name)
-        mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if math.isfinite(v)})
+        scalars |= {f"{prefix}_{k}": float(v) for k, v in row.items() if math.isfinite(v)}
     # The same metrics over customers who bought lately (backtest_active_roc_auc …): the
     # headline AUC also ranks customers gone for years, whom any rule calls churned.
     for name, row in result.active_metrics.iterrows():
         prefix = "backtest_active" if name == "model" else f"{name}_active"
-        mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in row.items() if math.isfinite(v)})
+        scalars |= {f"{prefix}_{k}": float(v) for k, v in row.items() if math.isfinite(v)}
+    if math.isfinite(se := model_auc_se(result)):
+        scalars["backtest_roc_auc_se"] = se
+    deciles = result.lift[result.lift["model"] == "model"].sort_values("decile")
+    # Runs tables show a stepped metric's last step, so each curve gets a "_by_decile"
+    # name and its top decile, the figure runs are compared on, a scalar of its own.
+    now = get_current_time_millis()
+    stepped = [
+        Metric(f"backtest_{curve}_by_decile", float(row[curve]), now, int(row["decile"]))
+        for _, row in deciles.iterrows()
+        for curve in ("lift", "gains")
+    ]
+    if not deciles.empty:
+        top = deciles.iloc[0]
+        scalars["backtest_top_decile_lift"] = float(top["lift"])
+        scalars["backtest_top_decile_gains"] = float(top["gains"])
+    for _, row in result.precision[result.precision["model"] == "model"].iterrows():
+        size = _list_size_name(row)
+        for measure in ("precision", "recall", "lift"):
+            scalars[f"backtest_{measure}_at_{size}"] = float(row[measure])
+    mlflow.log_metrics(scalars)
+    if stepped:
+        MlflowClient().log_batch(run_id, metrics=stepped)
+
     if not result.active_metrics.empty:
         mlflow.log_text(result.active_metrics.to_csv(), "backtest/active_metrics.csv")
     predicted = result.predictions
     label = predicted.columns[1]  # customer_id, the label, then one column per model
-    deciles = calibration_by_decile(predicted[label], predicted["model"])
-    mlflow.log_text(deciles.to_csv(index=False), "backtest/calibration_by_decile.csv")
-    if math.isfinite(se := model_auc_se(result)):
-        mlflow.log_metric("backtest_roc_auc_se", se)
-    deciles = result.lift[result.lift["model"] == "model"].sort_values("decile")
-    # Runs tables show a stepped metric's last step, so each curve gets a "_by_decile"
-    # name and its top decile, the figure runs are compared on, a scalar of its own.
-    for _, row in deciles.iterrows():
-        step = int(row["decile"])
-        mlflow.log_metric("backtest_lift_by_decile", float(row["lift"]), step=step)
-        mlflow.log_metric("backtest_gains_by_decile", float(row["gains"]), step=step)
-    if not deciles.empty:
-        top = deciles.iloc[0]
-        mlflow.log_metric("backtest_top_decile_lift", float(top["lift"]))
-        mlflow.log_metric("backtest_top_decile_gains", float(top["gains"]))
-    for _, row in result.precision[result.precision["model"] == "model"].iterrows():
-        size = _list_size_name(row)
-        mlflow.log_metric(f"backtest_precision_at_{size}", float(row["precision"]))
-        mlflow.log_metric(f"backtest_recall_at_{size}", float(row["recall"]))
-        mlflow.log_metric(f"backtest_lift_at_{size}", float(row["lift"]))
+    calibration = calibration_by_decile(predicted[label], predicted["model"])
+    mlflow.log_text(calibration.to_csv(index=False), "backtest/calibration_by_decile.csv")
     mlflow.log_text(result.metrics.to_csv(), "backtest/metrics.csv")
     mlflow.log_text(result.lift.to_csv(index=False), "backtest/lift.csv")
     mlflow.log_text(result.precision.to_csv(index=False), "backtest/precision.csv")
@@ -694,7 +702,7 @@ def log_training_run(
         mlflow.log_params({f"model_{k}": v for k, v in model.get_params().items()})
         mlflow.set_tags({**lineage, **_git_commit()})
         mlflow.log_text("\n".join(features), "features.txt")
-        _log_backtest(result)
+        _log_backtest(run.info.run_id, result)
         info = _log_model(model, input_example)
         auc = float(result.metrics["roc_auc"].astype(float)["model"])
         alias, reason = (

@@ -171,6 +171,12 @@ def test_runs_log_the_gap_stable_metric_names_and_lineage(tmp_path: Path, frame)
     assert metrics["backtest_top_decile_lift"] == pytest.approx(lift["lift"])
     assert metrics["backtest_top_decile_gains"] == pytest.approx(lift["gains"])
     assert "backtest_lift" not in metrics and "backtest_gains" not in metrics
+    # The whole curve is the stepped metric's history, one step per decile.
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "backtest_gains_by_decile")
+    curve = reg.backtest.lift.query("model == 'model'").sort_values("decile")
+    history = sorted(history, key=lambda m: m.step)
+    assert [m.step for m in history] == curve["decile"].tolist()
+    assert [m.value for m in history] == pytest.approx(curve["gains"].tolist())
     assert not [k for k in metrics if re.search(r"_at_\d+\.\d+pct", k)]
     assert params["crm_ml_version"]
     assert params["store_url"] == "postgresql+psycopg://crm:***@db.example/crm"
