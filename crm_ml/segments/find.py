@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 #: Columns of :attr:`ListsFound.files`.
 FOUND_COLUMNS = (
     "path", "state", "rows", "matched_by",
-    "export_id", "exported_at", "actor", "channel", "purpose", "unmasked", "status",
+    "export_id", "exported_at", "actor", "channel", "purpose", "unmasked", "status", "reason",
 )  # fmt: skip
 _LOG_COLUMNS = FOUND_COLUMNS[4:]
 #: A progress bar is shown from this many files on.
@@ -184,10 +184,12 @@ def _logged_text(row: pd.Series) -> str:
     if pd.isna(row["export_id"]):
         return "not in export_log"
     masked = "UNMASKED" if row["unmasked"] else "masked"
+    # The reason says why a list was unmasked, and which redactions and purges touched it.
+    reason = f"; reason: {row['reason']}" if isinstance(row["reason"], str) else ""
     return (
         f"export_log {row['export_id']}: exported {row['exported_at']:%Y-%m-%d %H:%M:%S} UTC "
         f"by {row['actor']}, {row['channel']}/{row['purpose']}, {masked}; "
-        f"status: {row['status']}"
+        f"status: {row['status']}{reason}"
     )
 
 

@@ -107,7 +107,11 @@ def test_a_person_is_removed_from_published_and_archived_lists_and_nothing_else(
         else:
             assert after[export_id] == logged[export_id]
     assert find_lists(store, project, "c1", secret=SECRET).files.empty
-    assert len(find_lists(store, project, "c3", secret=SECRET).files) == 2
+    c3 = find_lists(store, project, "c3", secret=SECRET)
+    assert len(c3.files) == 2
+    # Whoever looks up a rewritten list sees that it was (without whom it was about).
+    noted = [line for line in str(c3).splitlines() if "export_log" in line]
+    assert len(noted) == 2 and all(re.search(f"; reason: {NOTE}$", line) for line in noted)
     assert str(summary).startswith(
         "c1: 2 list file(s) rewritten without the person, 2 row(s) removed, "
         "2 export_log row(s) noted 'redacted' (of 6 list file(s) read)."
