@@ -52,7 +52,36 @@ def _fit_isotonic(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
     from sklearn.isotonic import IsotonicRegression
 
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, y)
-    return np.asarray(iso.X_thresholds_, float), np.asarray(iso.y_thresholds_, float)
+    x_knots = np.asarray(iso.X_thresholds_, float)
+    y_knots = _off_the_bounds(x_knots, np.asarray(iso.y_thresholds_, float), scores, y)
+    return x_knots, y_knots
+
+
+def _off_the_bounds(
+    x_knots: np.ndarray, y_knots: np.ndarray, scores: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """Move an end step of exactly 0 or 1 to the Jeffreys estimate of its own rows.
+
+    When every customer of the lowest (highest) step did not (did) churn,
+    isotonic regression says 0 % (100 %): certainty no sample shows. Its
+    Jeffreys estimate, (k + 0.5) / (n + 1), is off the bound by less the more
+    rows back it, and kept within its neighbour's value, so the map stays monotone.
+    """
+    y_knots = y_knots.copy()
+    low, high = y_knots == y_knots[0], y_knots == y_knots[-1]
+    if y_knots[0] == 0.0:
+        rows = scores <= x_knots[low].max()
+        above = y_knots[~low].min() if (~low).any() else 1.0
+        y_knots[low] = min(_jeffreys(y[rows]), above)
+    if y_knots[-1] == 1.0:
+        rows = scores >= x_knots[high].min()
+        below = y_knots[~high].max() if (~high).any() else 0.0
+        y_knots[high] = max(_jeffreys(y[rows]), below)
+    return y_knots
+
+
+def _jeffreys(y: np.ndarray) -> float:
+    return float((y.sum() + 0.5) / (y.size + 1))
 
 
 class ProbabilityCalibrator:

@@ -28,10 +28,31 @@ def test_calibrator_fixes_a_known_distortion(method: str) -> None:
 
 
 def test_calibrator_round_trips_through_a_dict() -> None:
-    scores = np.array([0.1, 0.2, 0.3, 0.8, 0.9])
-    calibrator = ProbabilityCalibrator("isotonic").fit(scores, np.array([0, 0, 1, 1, 1]))
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9])
+    calibrator = ProbabilityCalibrator("isotonic").fit(scores, np.array([0, 0, 1, 0, 1, 1]))
     again = ProbabilityCalibrator.from_dict(calibrator.to_dict())
-    np.testing.assert_array_equal(again.transform(scores), [0.0, 0.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(again.transform(scores), calibrator.transform(scores))
+    assert again.transform(np.array([0.3]))[0] == 0.5  # the middle step: 1 of 2
+
+
+def test_isotonic_never_says_0_or_100_percent() -> None:
+    # The lowest 2 customers did not churn, the top 3 all did: not certainty, but evidence
+    # as strong as the number of rows behind it (Jeffreys: (k + 0.5) / (n + 1)).
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9, 0.95])
+    calibrator = ProbabilityCalibrator("isotonic").fit(scores, np.array([0, 0, 1, 0, 1, 1, 1]))
+    calibrated = calibrator.transform(np.array([0.0, 0.1, 0.2, 0.35, 0.8, 0.95, 1.0]))
+    low, high = 0.5 / 3, 3.5 / 4  # 0 of 2 and 3 of 3; the middle step, 1 of 2, stays 0.5
+    assert calibrated.tolist() == pytest.approx([low, low, low, 0.5, high, high, high])
+
+
+def test_more_rows_at_an_end_step_move_it_closer_to_the_bound() -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(size=20_000)
+    y = (rng.random(scores.size) < scores).astype(float)
+    y[scores > 0.98], y[scores < 0.02] = 1.0, 0.0  # certain at both ends, 400 rows each
+    calibrated = ProbabilityCalibrator("isotonic").fit(scores, y).transform(scores)
+    assert 0.0 < calibrated.min() < 0.5 / 400 and 1 - 0.5 / 400 < calibrated.max() < 1.0
+    assert np.all(np.diff(calibrated[np.argsort(scores)]) >= 0)  # still monotone
 
 
 def test_calibrator_errors() -> None:
