@@ -53,6 +53,7 @@ themselves, which still hold the person: remove them from source extracts too.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,7 +68,7 @@ from crm_ml.store.admin import check_store, utc_now
 from crm_ml.store.connection import Store
 from crm_ml.store.consent_requests import withdrawal_rows
 from crm_ml.store.erased import ERASURE_CHANGE_PREFIX, erased_ids, lock_for_erasure
-from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Base
+from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Base, StoreExport
 from crm_ml.tags.manual import require_audit
 
 log = logging.getLogger(__name__)
@@ -134,12 +135,16 @@ class ErasureResult:
     rows : mapping of str to int
         Rows affected per table (anonymised, deleted, scrubbed or written), in the
         order the erasure touched them.
+    store_exports : tuple of StoreCopy
+        The folders of the store exports made before the erasure (``store_export``)
+        that are still on disk: they hold the person's data, unmasked.
     """
 
     customer_id: str
     person_ids: tuple[str, ...]
     erased_at: datetime
     rows: MappingProxyType[str, int]
+    store_exports: tuple[StoreCopy, ...] = ()
 
     def summary(self) -> str:
         """Describe the erasure in plain text, for the CLI and logs."""
@@ -153,8 +158,42 @@ class ErasureResult:
             "score, tag or segment snapshot includes the records from now on, and no list "
             "(every consent withdrawn).",
         ]
+        if self.store_exports:
+            lines.append(
+                f"{len(self.store_exports)} store export(s) made before the erasure still hold "
+                "the person, unmasked: delete them, or export the store again into the same "
+                "folder (`crm-ml export parquet DIR`)."
+            )
+            lines += [
+                f"  {copy.folder}  (exported {copy.exported_at:%Y-%m-%d %H:%M:%S} UTC by "
+                f"{copy.actor})"
+                for copy in self.store_exports
+            ]
         lines += [text.format(customer_id=self.customer_id) for text in NOT_REACHED]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StoreCopy:
+    """A folder a store export wrote (``store_export``), with when and by whom."""
+
+    folder: str
+    exported_at: datetime
+    actor: str
+
+
+def _store_copies(conn: Connection) -> tuple[StoreCopy, ...]:
+    """Return the folders of the store exports made so far that are still on disk.
+
+    Each with its latest export: one made into the same folder replaced the tables.
+    """
+    rows = conn.execute(
+        select(StoreExport.folder, StoreExport.exported_at, StoreExport.actor).order_by(
+            StoreExport.exported_at
+        )
+    ).all()
+    latest = {folder: StoreCopy(folder, at, actor) for folder, at, actor in rows}
+    return tuple(copy for copy in latest.values() if os.path.isdir(copy.folder))
 
 
 def person_ids(conn: Connection, customer_id: str) -> list[str]:
@@ -300,6 +339,7 @@ def erase_customer(store: Store, customer_id: str, *, actor: str, reason: str) -
         rows = _erase(conn, ids, at)
         marked = _record_erasure(conn, customer_id, ids, at=at, actor=actor, reason=reason)
         rows["erased_customer"] = marked
-    result = ErasureResult(customer_id, tuple(ids), at, MappingProxyType(rows))
+        copies = _store_copies(conn)
+    result = ErasureResult(customer_id, tuple(ids), at, MappingProxyType(rows), copies)
     log.warning("Erased customer %s (records %s) by %s", customer_id, ", ".join(ids), actor)
     return result

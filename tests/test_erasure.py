@@ -5,12 +5,13 @@ else and must not change. The person's personal values are listed in
 ``PERSONAL`` and looked for in every cell of every table afterwards.
 """
 
+import shutil
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import String, select
+from sqlalchemy import String, func, select
 
 from crm_ml import erasure as erasure_module
 from crm_ml.analysis.customer_360 import customer_360
@@ -21,7 +22,13 @@ from crm_ml.segments.lists import contact_details
 from crm_ml.store import Store, import_file, init_store, upgrade_store
 from crm_ml.store.export import export_parquet
 from crm_ml.store.merge import merge_customers
-from crm_ml.store.schema import CONSENT_CHANNELS, CONSENT_PURPOSES, Base, ErasedCustomer
+from crm_ml.store.schema import (
+    CONSENT_CHANNELS,
+    CONSENT_PURPOSES,
+    Base,
+    ErasedCustomer,
+    StoreExport,
+)
 
 T = datetime(2024, 1, 1)
 P1, P3 = "+8613800138000", "+8613900139000"
@@ -354,6 +361,24 @@ def test_the_summary_says_what_it_could_not_reach(people):
     assert "reports/" in text
     assert "MLflow" in text
     assert "`crm-ml lists find C2`" in text
+
+
+def test_the_summary_names_the_store_exports_still_on_disk(people, tmp_path: Path):
+    kept, deleted = tmp_path / "kept", tmp_path / "deleted"
+    for folder in (kept, deleted, kept):  # kept twice: its latest export is shown
+        export_parquet(people, folder, tables=["customer"], actor="analyst")
+    shutil.rmtree(deleted)
+
+    result = erase_customer(people, "C2", actor="合规官", reason="ticket DPO-17")
+
+    assert [copy.folder for copy in result.store_exports] == [str(kept)]
+    with people.connect() as conn:
+        latest = conn.execute(select(func.max(StoreExport.exported_at))).scalar_one()
+    assert result.store_exports[0].exported_at == latest
+    text = result.summary()
+    assert "1 store export(s) made before the erasure still hold the person, unmasked" in text
+    assert f"  {kept}  (exported {latest:%Y-%m-%d %H:%M:%S} UTC by analyst)" in text
+    assert str(deleted) not in text
 
 
 @pytest.mark.parametrize(

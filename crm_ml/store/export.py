@@ -29,7 +29,8 @@ An export holds every customer's unmasked personal data, so it is readable by
 its owner only, as an unmasked list is: files 0600, table folders (and the
 export folder, when the export creates it) 0700. Each table is private from
 the moment its staging folder is made. The manifest says who exported and why,
-and a warning with the number of customers is logged.
+the store records the same in ``store_export`` (kept when the folder is
+deleted), and a warning with the number of customers is logged.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-from sqlalchemy import Boolean, DateTime, Double, Integer, Table, select
+from sqlalchemy import Boolean, DateTime, Double, Integer, Table, insert, select
 
 from crm_ml import __version__
 from crm_ml.errors import ConfigError, NotFoundError
@@ -64,7 +65,7 @@ from crm_ml.outputs import (
 from crm_ml.processes import login_name
 from crm_ml.store.admin import check_store
 from crm_ml.store.connection import Store, shown_url
-from crm_ml.store.schema import SOURCE_TABLES, Base
+from crm_ml.store.schema import SOURCE_TABLES, Base, StoreExport
 
 log = logging.getLogger(__name__)
 
@@ -349,6 +350,34 @@ def export_problem(folder: Path, rows: int) -> str | None:
     return None
 
 
+def _record_export(
+    store: Store,
+    out_dir: Path,
+    started: datetime,
+    records: list[dict[str, Any]],
+    *,
+    actor: str,
+    reason: str | None,
+) -> None:
+    """Record the export in ``store_export``, before its manifest says it is complete.
+
+    The store keeps the record when the folder (and its manifest) is deleted or
+    moved: an erasure names the exports made before it (:mod:`crm_ml.erasure`).
+    """
+    with store.begin() as conn:
+        conn.execute(
+            insert(StoreExport).values(
+                export_id=uuid.uuid4().hex,
+                exported_at=started.astimezone(UTC).replace(tzinfo=None),
+                actor=actor,
+                reason=reason,
+                folder=os.path.abspath(out_dir),
+                tables=",".join(r["table"] for r in records),
+                customers={r["table"]: r["rows"] for r in records}.get("customer"),
+            )
+        )
+
+
 def _warn_unmasked(out_dir: Path, records: list[dict[str, Any]], actor: str) -> None:
     """Log that ``out_dir`` holds full personal data, as an unmasked list export does."""
     customers = {r["table"]: r["rows"] for r in records}.get("customer")
@@ -421,6 +450,7 @@ def export_parquet(
     actor = actor.strip() if actor and actor.strip() else login_name()
     reason = reason.strip() if reason and reason.strip() else None
     manifest = _manifest(store, schema_version, started, records, actor=actor, reason=reason)
+    _record_export(store, out_dir, started, records, actor=actor, reason=reason)
     _write_manifest(out_dir, manifest)
     _warn_unmasked(out_dir, records, actor)
     return pd.DataFrame.from_records(records).set_index("table")

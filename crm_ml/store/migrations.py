@@ -36,6 +36,7 @@ from crm_ml.store.schema import (
     SchemaInfo,
     SegmentChange,
     SegmentDefinition,
+    StoreExport,
 )
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,11 @@ def _to_v3_schema(conn: Connection) -> None:
 def _to_v4_schema(conn: Connection) -> None:
     """Add a table to mark each customer record erased on request."""
     cast(Table, ErasedCustomer.__table__).create(conn, checkfirst=True)
+
+
+def _to_v5_schema(conn: Connection) -> None:
+    """Add a table to record each export of the store (there was no record before)."""
+    cast(Table, StoreExport.__table__).create(conn, checkfirst=True)
 
 
 def _erased_records(new_value: str | None) -> list[str]:
@@ -191,6 +197,7 @@ STEPS: dict[int, Step] = {
     2: Step(_to_v2_schema, _to_v2),
     3: Step(_to_v3_schema),
     4: Step(_to_v4_schema, _to_v4),
+    5: Step(_to_v5_schema),
 }
 
 

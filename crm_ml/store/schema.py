@@ -37,7 +37,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bump when a table or column changes, and add the step that upgrades older stores
 #: in :mod:`crm_ml.store.migrations`. Stores record every version they have had.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -622,6 +622,25 @@ class ExportLog(Base):
     #: Why the list was unmasked (required for an unmasked export), then ``purged: <why>``
     #: appended when its archived file is purged. Nullable: masked exports need none.
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class StoreExport(Base):
+    """Audit of every export of the store's tables (``crm-ml export parquet``).
+
+    Such an export holds every customer's unmasked data outside the store: the
+    erasure summary names the folders of those made before it that still exist.
+    """
+
+    __tablename__ = "store_export"
+    export_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    exported_at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The export's folder, absolute.
+    folder: Mapped[str] = mapped_column(Text)
+    #: The tables exported, comma-separated, and the rows of ``customer`` (None if not one).
+    tables: Mapped[str] = mapped_column(Text)
+    customers: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 #: Source tables a user or the demo loads, in an order that satisfies references.

@@ -7,17 +7,18 @@ and why, and a warning names the folder and the number of customers.
 
 import json
 import os
-from datetime import datetime
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from crm_ml.store import Store
 from crm_ml.store.export import MANIFEST, export_parquet
 from crm_ml.store.rejects import write_report
-from crm_ml.store.schema import Customer, Order
+from crm_ml.store.schema import Customer, Order, StoreExport
 
 TABLES = ["customer", "orders"]
 
@@ -98,6 +99,21 @@ def test_the_manifest_records_who_exported_and_why(filled, tmp_path):
     export_parquet(filled, tmp_path / "pq", tables=TABLES, actor="li.wei", reason="Spark backfill")
     manifest = json.loads((tmp_path / "pq" / MANIFEST).read_text(encoding="utf-8"))
     assert (manifest["actor"], manifest["reason"]) == ("li.wei", "Spark backfill")
+
+
+def test_the_store_records_each_export_where_deleting_the_folder_cannot_remove_it(filled, tmp_path):
+    before = datetime.now(UTC).replace(tzinfo=None)
+    export_parquet(filled, tmp_path / "pq", tables=TABLES, actor="li.wei", reason="Spark backfill")
+    export_parquet(filled, tmp_path / "orders", tables=["orders"], actor="li.wei")
+    shutil.rmtree(tmp_path / "pq")
+    with filled.connect() as conn:
+        rows = conn.execute(select(StoreExport.__table__).order_by("exported_at")).all()
+    recorded = [(r.actor, r.reason, r.folder, r.tables, r.customers) for r in rows]
+    assert recorded == [
+        ("li.wei", "Spark backfill", str(tmp_path / "pq"), "customer,orders", 3),
+        ("li.wei", None, str(tmp_path / "orders"), "orders", None),  # no customer table
+    ]
+    assert all(before <= r.exported_at <= datetime.now(UTC).replace(tzinfo=None) for r in rows)
 
 
 def test_without_an_actor_the_manifest_names_the_login_and_no_reason(filled, tmp_path, monkeypatch):

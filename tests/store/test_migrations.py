@@ -11,6 +11,7 @@ from crm_ml.cli import main
 from crm_ml.errors import SchemaVersionError
 from crm_ml.segments import Segment, save_segment, segment_history
 from crm_ml.store import Store, check_store, init_store, migrations, upgrade_store
+from crm_ml.store.export import export_parquet
 from crm_ml.store.schema import (
     SCHEMA_VERSION,
     Customer,
@@ -20,6 +21,7 @@ from crm_ml.store.schema import (
     Product,
     SchemaInfo,
     SegmentDefinition,
+    StoreExport,
 )
 
 CREATED = datetime.datetime(2025, 5, 1, 9, 30)
@@ -30,8 +32,16 @@ V1_PATHS = {
 }
 
 
+def _as_version_4(store: Store) -> None:
+    """Take a new store back to schema 4: no record of store exports."""
+    with store.begin() as conn:
+        conn.execute(text("DROP TABLE store_export"))
+        conn.execute(text("UPDATE schema_info SET version = 4"))
+
+
 def _as_version_3(store: Store) -> None:
     """Take a new store back to schema 3: no erasure marks."""
+    _as_version_4(store)
     with store.begin() as conn:
         conn.execute(text("DROP TABLE erased_customer"))
         conn.execute(text("UPDATE schema_info SET version = 3"))
@@ -111,7 +121,7 @@ def test_upgrade_moves_the_status_out_of_the_path_and_starts_the_history(old_sto
         "replaced": ("replaced by a later run at 2025-07-01 02:30:05 UTC", "/r/lists/b.csv"),
         "written": ("written", "/r/lists/c: d.csv"),
     }
-    assert [v for (v,) in versions] == [1, 2, 3, 4]  # the store remembers it was made as v1
+    assert [v for (v,) in versions] == [1, 2, 3, 4, 5]  # the store remembers it was made as v1
     (found,) = segment_history(old_store, "lapsed").itertuples()
     assert (found.revision, found.version, found.rule, found.label) == (
         1, 3, "recency_days > 90", "流失会员",
@@ -168,9 +178,9 @@ def test_the_cli_refuses_an_old_store_until_it_is_upgraded(tmp_path, monkeypatch
     assert main(["segment", "show", "lapsed"]) == 2
     assert "Upgrade it with `crm-ml upgrade`" in capsys.readouterr().err
     assert main(["upgrade"]) == 0
-    assert "from schema version 1 to 4" in capsys.readouterr().out
+    assert "from schema version 1 to 5" in capsys.readouterr().out
     assert main(["upgrade"]) == 0
-    assert "is up to date (schema version 4)" in capsys.readouterr().out
+    assert "is up to date (schema version 5)" in capsys.readouterr().out
     assert main(["segment", "history", "lapsed"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("lapsed: 1 recorded change(s)")
@@ -193,7 +203,7 @@ def test_a_version_2_store_gains_the_reason_of_an_export_and_keeps_its_rows(stor
     ):
         check_store(conn)
 
-    assert upgrade_store(store) == (2, 4)
+    assert upgrade_store(store) == (2, SCHEMA_VERSION)
 
     fresh = Store(f"duckdb:///{tmp_path / 'fresh.duckdb'}", create=True)
     init_store(fresh)
@@ -203,7 +213,7 @@ def test_a_version_2_store_gains_the_reason_of_an_export_and_keeps_its_rows(stor
         rows = conn.execute(select(ExportLog.export_id, ExportLog.status, ExportLog.reason)).all()
         versions = conn.execute(select(SchemaInfo.version).order_by(SchemaInfo.version)).all()
     assert rows == [("e1", "written", "x")]
-    assert [v for (v,) in versions] == [2, 3, 4]
+    assert [v for (v,) in versions] == [2, 3, 4, 5]
 
 
 def test_the_cli_upgrades_a_version_2_store(tmp_path, monkeypatch, capsys):
@@ -215,7 +225,7 @@ def test_the_cli_upgrades_a_version_2_store(tmp_path, monkeypatch, capsys):
     _as_version_2(store)
     store.dispose()
     assert main(["upgrade"]) == 0
-    assert "from schema version 2 to 4" in capsys.readouterr().out
+    assert "from schema version 2 to 5" in capsys.readouterr().out
     assert main(["segment", "history", "nothing"]) == 2
     assert "Upgrade it" not in capsys.readouterr().err  # the store opens; the segment is unknown
 
@@ -291,3 +301,12 @@ def test_upgrading_stores_the_code_of_a_category_an_earlier_import_kept_by_name(
     assert stored == {"P1": "beauty", "P2": "beauty", "P3": "beauty", "P4": "maternity_baby",
                       "P5": "文具"}  # fmt: skip
     assert "3 product(s) had a category name that the affinity features do not read" in caplog.text
+
+
+def test_a_version_4_store_gains_the_record_of_store_exports(store, tmp_path):
+    _as_version_4(store)
+    assert upgrade_store(store) == (4, SCHEMA_VERSION)
+    export_parquet(store, tmp_path / "pq", tables=["customer"], actor="dpo", reason="audit")
+    with store.connect() as conn:
+        recorded = conn.execute(select(StoreExport.actor, StoreExport.tables)).all()
+    assert [tuple(r) for r in recorded] == [("dpo", "customer")]
