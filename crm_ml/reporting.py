@@ -177,6 +177,7 @@ def run_report(
     params = {"as_of": f"{as_of:%Y-%m-%d}", **given}
     day = as_of.date() if isinstance(as_of, datetime) else as_of
     report = published_name(name, {**declared, **given})
+    _refuse_purged_date(settings, report, day)
     private = report != name  # about one person: their data, however masked
     _clear_interrupted(settings)
     staging = settings.reports_dir / STAGING_DIR / f"{day:%Y-%m-%d}-{report}-{uuid.uuid4().hex[:8]}"
@@ -250,6 +251,21 @@ def run_report(
         html=published / f"{report}.html",
         files=published_files,
     )
+
+
+def _refuse_purged_date(settings: Settings, report: str, day: date) -> None:
+    """Refuse a report dated before a retention purge's date: it would make its lists again."""
+    from crm_ml.store.purges import refuse_purged_date
+
+    store = _log_store(settings)
+    if store is None:
+        return
+    try:
+        with store.connect() as conn:
+            midnight = datetime(day.year, day.month, day.day)
+            refuse_purged_date(conn, midnight, what=f"report {report}")
+    finally:
+        store.dispose()
 
 
 def _earlier(settings: Settings, report: str, day: date) -> str:

@@ -51,6 +51,7 @@ from crm_ml.rules import as_timestamp
 from crm_ml.segments.export_log import file_of_row, mark_purged
 from crm_ml.store.admin import utc_now
 from crm_ml.store.connection import Store
+from crm_ml.store.purges import record_purge
 from crm_ml.store.schema import (
     CustomerTag,
     ExportLog,
@@ -381,7 +382,11 @@ def purge_before(
         with set_aside(files, what="the report file"), store.begin() as conn:
             counts, kept = _purge_store(conn, cutoff, delete=True)
             rows = _logged_rows(conn, folders, settings.reports_dir)
-            marked = mark_purged(conn, rows, at=utc_now(), actor=actor, reason=reason)
+            at = utc_now()
+            marked = mark_purged(conn, rows, at=at, actor=actor, reason=reason)
+            deleted = {**counts, "report folders": len(folders), "files": len(files),
+                       "export_log rows marked": marked}  # fmt: skip
+            record_purge(conn, at, cutoff, deleted, actor=actor, reason=reason)
         for folder in folders:
             _remove_empty(folder)
     summary = RetentionSummary(

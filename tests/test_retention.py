@@ -7,7 +7,7 @@ are exported into a project's reports folder as a report run publishes them.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +15,20 @@ import pytest
 from customer_helpers import D1, D3, owned_segment
 from project_settings import project_settings
 from sqlalchemy import insert, select
+from test_reporting import _notebook
 
 from crm_ml import retention
 from crm_ml.cli import build_parser
 from crm_ml.config import Settings
 from crm_ml.errors import ValidationError
+from crm_ml.reporting import run_report
 from crm_ml.retention import purge_before
 from crm_ml.segments import Segment, export_list, save_segment
 from crm_ml.store import Store
 from crm_ml.store.schema import (
     CustomerTag,
     ExportLog,
+    RetentionPurge,
     Score,
     SegmentMember,
     SegmentSnapshot,
@@ -182,6 +185,32 @@ def test_rows_before_the_date_go_and_later_or_still_needed_ones_stay(
     assert "at_risk's memberships ended at its latest run, 2024-06-15" in text
 
 
+def test_a_purge_is_recorded_and_a_report_of_a_purged_date_is_refused(
+    store: Store, project: Settings
+) -> None:
+    _history(store)
+    (project.root / "notebooks").mkdir(exist_ok=True)
+    _notebook(str(project.root / "notebooks" / "tiny.ipynb"))
+    done = purge_before(store, project, before=CUTOFF, actor="dpo", reason="six months")
+    with store.connect() as conn:
+        (recorded,) = conn.execute(select(RetentionPurge.__table__)).all()
+    assert (recorded.actor, recorded.reason, recorded.before) == (
+        "dpo", "six months", datetime(2024, 7, 1)
+    )  # fmt: skip
+    counted = "; ".join(f"{table}: {n}" for table, n in done.rows.items())
+    assert recorded.deleted == f"{counted}; report folders: 0; files: 0; export_log rows marked: 0"
+    assert counted.startswith("score: 5; ")  # of 6 earlier: crm-propensity's latest run stays
+
+    with pytest.raises(ValidationError, match=(
+        r"Cannot make report tiny as of 2024-06-30: a retention purge on .* UTC by dpo "
+        r"\(six months\) deleted everything dated before 2024-07-01 00:00, .* Expected a date "
+        r"on or after 2024-07-01\."
+    )):  # fmt: skip
+        run_report(project, "tiny", as_of=date(2024, 6, 30))
+    assert not (project.reports_dir / "2024-06-30").exists()
+    assert run_report(project, "tiny", as_of=date(2024, 7, 1)).html.exists()  # the date itself
+
+
 def test_a_dry_run_counts_the_same_and_changes_nothing(store: Store, project: Settings) -> None:
     _history(store)
     _reports(store, project)
@@ -190,6 +219,8 @@ def test_a_dry_run_counts_the_same_and_changes_nothing(store: Store, project: Se
     dry = purge_before(store, project, before=CUTOFF, actor="dpo", reason="R-12", dry_run=True)
 
     assert (_rows(store), _files(project)) == (rows, files)
+    with store.connect() as conn:
+        assert conn.execute(select(RetentionPurge.__table__)).all() == []  # not recorded
     assert str(dry).startswith(
         "Dry run, nothing changed: a retention purge of data before 2024-07-01 UTC by dpo "
         "(R-12) would delete:"

@@ -53,6 +53,7 @@ from crm_ml.models.scoring_targets import (
 from crm_ml.store import Store
 from crm_ml.store.bulk import insert_frame
 from crm_ml.store.erased import drop_erased, erased_note, lock_out_erasures, rows_not_erased
+from crm_ml.store.purges import refuse_purged_date
 from crm_ml.store.schema import Customer, CustomerMerge, ErasedCustomer, Score
 from crm_ml.store.tiers import tier_names_from_store
 
@@ -458,6 +459,7 @@ def score_customers(
     stamp = scored_at or datetime.now(UTC).replace(tzinfo=None)
     erased_meanwhile = [0]
     with store.begin() as conn:
+        refuse_purged_date(conn, as_of_dt, what=f"{name} scores")
         lock_scores(conn, name, as_of_dt)  # before counting, so the count is the latest run's
         if not allow_fewer:
             _refuse_fewer_customers(conn, name, as_of_dt, len(frame), left_out)

@@ -33,6 +33,7 @@ from crm_ml.store.schema import (
     ErasedCustomer,
     ExportLog,
     Product,
+    RetentionPurge,
     SchemaInfo,
     SegmentChange,
     SegmentDefinition,
@@ -108,8 +109,9 @@ def _to_v4_schema(conn: Connection) -> None:
 
 
 def _to_v5_schema(conn: Connection) -> None:
-    """Add a table to record each export of the store (there was no record before)."""
+    """Add tables to record each export of the store and each retention purge."""
     cast(Table, StoreExport.__table__).create(conn, checkfirst=True)
+    cast(Table, RetentionPurge.__table__).create(conn, checkfirst=True)
 
 
 def _erased_records(new_value: str | None) -> list[str]:

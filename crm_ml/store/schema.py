@@ -643,6 +643,24 @@ class StoreExport(Base):
     customers: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+class RetentionPurge(Base):
+    """Audit of every retention purge (``crm-ml retention purge``): what went, by whom, why.
+
+    Its ``before`` also bounds what may be made again: a report dated before it
+    is refused (:func:`crm_ml.retention.latest_purge`).
+    """
+
+    __tablename__ = "retention_purge"
+    purge_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    purged_at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    #: Data dated before this time (naive UTC) was purged.
+    before: Mapped[datetime] = mapped_column(DateTime)
+    #: What was deleted, counted: ``score: 34093; segment_member: 13195; …``.
+    deleted: Mapped[str] = mapped_column(Text)
+
+
 #: Source tables a user or the demo loads, in an order that satisfies references.
 SOURCE_TABLES = (
     "customer",

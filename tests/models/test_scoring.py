@@ -24,6 +24,7 @@ from crm_ml.models.scoring import (
     tier_names_from_store,
 )
 from crm_ml.store import Store, init_store
+from crm_ml.store.purges import record_purge
 from crm_ml.store.schema import Customer, CustomerMerge, Score, Tier
 
 from .synthetic import TINY, make_snapshot
@@ -85,6 +86,20 @@ def test_rescoring_a_date_replaces_its_scores(store, model, features) -> None:
     keys = {"feature", "text", "actionable", "direction", "contribution"}
     assert reasons and keys == set(reasons[0])
     assert any("\u4e00" <= ch <= "\u9fff" for ch in reasons[0]["text"])  # the zh run replaced it
+
+
+def test_a_date_a_retention_purge_removed_is_not_scored_again(duckdb_store, model, features):
+    purged_at = datetime(2024, 9, 1, 8, 30)
+    with duckdb_store.begin() as conn:
+        record_purge(conn, purged_at, datetime(2024, 7, 1), {"score": 3}, actor="dpo", reason="R-7")
+    with pytest.raises(ValidationError, match=(
+        r"Cannot make crm-churn scores as of 2024-06-30: a retention purge on 2024-09-01 08:30 "
+        r"UTC by dpo \(R-7\) deleted everything dated before 2024-07-01 00:00"
+    )):  # fmt: skip
+        score_customers(duckdb_store, features, "2024-06-30", model=model)
+    assert count_rows(duckdb_store) == 0
+    summary = score_customers(duckdb_store, features, "2024-07-01", model=model)  # the date itself
+    assert summary["customers"].sum() == count_rows(duckdb_store) > 0
 
 
 def test_failed_scoring_leaves_previous_scores(duckdb_store, model, features) -> None:
