@@ -18,6 +18,7 @@ from crm_ml.errors import NotFoundError, ValidationError
 from crm_ml.models.scoring import read_scores
 from crm_ml.spark import load_spark_scores
 from crm_ml.store import Store
+from crm_ml.store.purges import record_purge
 from crm_ml.store.schema import Score
 
 AS_OF = pd.Timestamp("2024-10-01")
@@ -87,6 +88,14 @@ def test_reloading_a_date_replaces_its_scores(store: Store, tmp_path: Path) -> N
     assert len(rows) == 4
     assert rows["as_of"].tolist() == [datetime(2024, 10, 1)] * 3 + [datetime(2024, 11, 1)]
     assert rows["model_version"].tolist() == ["4", "4", "4", "3"]
+
+
+def test_scores_of_a_date_a_retention_purge_removed_are_refused(store: Store, tmp_path: Path):
+    with store.begin() as conn:
+        record_purge(conn, SCORED_AT, datetime(2024, 11, 1), {}, actor="dpo", reason="R-7")
+    with pytest.raises(ValidationError, match=r"Cannot make crm-churn scores as of 2024-10-01: "):
+        load_spark_scores(store, spark_folder(tmp_path / "scores", scores(5)))
+    assert count_rows(store) == 0
 
 
 def test_a_missing_column_is_refused_and_nothing_changes(store: Store, tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from crm_ml.features.spec import as_timestamp
 from crm_ml.models.scoring import BANDS, replace_scores
 from crm_ml.store import Store
 from crm_ml.store.erased import erased_note, lock_out_erasures, rows_not_erased
+from crm_ml.store.purges import refuse_purged_date
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +290,7 @@ def load_spark_scores(
     left_out = [0]
     try:
         with store.begin() as conn:
+            refuse_purged_date(conn, day.to_pydatetime(), what=f"{name} scores")
             checked = _one_model(chain([first], frames), keys, label)
             summary = replace_scores(
                 conn,
