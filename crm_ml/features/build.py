@@ -255,9 +255,9 @@ def build_feature_file(
     and renamed over it (an existing file is replaced). A ``private`` file is
     readable by its owner only (0600), as ``crm-ml features build --out``
     writes it: the features include sensitive ones, keyed by customer id.
-    ``as_of`` is kept in the file's metadata, as pandas keeps ``attrs``: ``pd.read_parquet(path)``
-    gives it back in ``attrs["as_of"]`` (other readers find it in the
-    ``PANDAS_ATTRS`` JSON of the Parquet key-value metadata).
+    ``as_of`` is kept in the file's metadata, as pandas keeps ``attrs``:
+    ``pd.read_parquet(path)`` gives it back in ``attrs["as_of"]`` (other readers
+    find it in the ``PANDAS_ATTRS`` JSON of the Parquet key-value metadata).
 
     Returns
     -------

@@ -373,14 +373,19 @@ def _record_export(
                 reason=reason,
                 folder=os.path.abspath(out_dir),
                 tables=",".join(r["table"] for r in records),
-                customers={r["table"]: r["rows"] for r in records}.get("customer"),
+                customers=_customer_rows(records),
             )
         )
 
 
+def _customer_rows(records: list[dict[str, Any]]) -> int | None:
+    """How many customers an export holds: the rows of its ``customer`` table, if exported."""
+    return {r["table"]: r["rows"] for r in records}.get("customer")
+
+
 def _warn_unmasked(out_dir: Path, records: list[dict[str, Any]], actor: str) -> None:
     """Log that ``out_dir`` holds full personal data, as an unmasked list export does."""
-    customers = {r["table"]: r["rows"] for r in records}.get("customer")
+    customers = _customer_rows(records)
     whose = f"of {customers:,} customers" if customers is not None else "of customers"
     log.warning(
         "%s exported the store to %s: it holds unmasked personal data %s (names, phones, "
