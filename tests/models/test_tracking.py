@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,9 @@ from crm_ml.models.reasons import explain
 from crm_ml.models.training import train_model
 
 from .synthetic import TINY, make_training_frame
+
+if TYPE_CHECKING:
+    from crm_ml.models.tracking import RegisteredVersion
 
 WEAK = {**TINY, "n_estimators": 3, "num_leaves": 2}
 
@@ -32,46 +36,75 @@ def frame() -> pd.DataFrame:
     return make_training_frame(n=400)
 
 
+@pytest.fixture(scope="module")
+def churn_versions(settings: Settings, frame: pd.DataFrame) -> list[RegisteredVersion]:
+    """Three churn versions in the module's registry: a champion, a weaker one, one on new data.
+
+    Built once, so that each test reads the same history whichever runs first or alone.
+    """
+    other = make_training_frame(n=600)  # a different backtest: the recipe is re-fitted on it
+    return [
+        train_model("churn", data, settings, horizon_days=90, model_params=params).registered
+        for data, params in ((frame, TINY), (frame, WEAK), (other, TINY))
+    ]
+
+
+@pytest.fixture
+def client(settings: Settings) -> Any:
+    """An MLflow client on the module's registry, whatever another test last pointed MLflow at."""
+    from crm_ml.models.tracking import configure_tracking
+
+    return mlflow.MlflowClient(configure_tracking(settings))
+
+
 def test_importing_models_does_not_import_mlflow() -> None:
     code = "import sys, crm_ml.models, crm_ml.models.scoring; sys.exit('mlflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-def test_champion_challenger_and_round_trip(settings: Settings, frame: pd.DataFrame) -> None:
-    from crm_ml.models.tracking import load_model, version_tags
+def test_a_weaker_version_is_challenger_and_says_why(
+    settings: Settings, churn_versions: list[RegisteredVersion], client: Any
+) -> None:
+    from crm_ml.models.tracking import version_tags
 
-    first = train_model("churn", frame, settings, horizon_days=90, model_params=TINY).registered
+    first, weaker, _ = churn_versions
     assert (first.version, first.alias) == ("1", "champion")
-    weaker = train_model("churn", frame, settings, horizon_days=90, model_params=WEAK).registered
     assert weaker.alias == "challenger"
     assert "is below champion v1's" in weaker.reason and "on the same backtest" in weaker.reason
     tags = version_tags("crm-churn", weaker.version, settings)
     assert tags["promotion"] == "challenger" and tags["promotion_reason"] == weaker.reason
-    run = mlflow.MlflowClient().get_run(weaker.run_id)
+    run = client.get_run(weaker.run_id)
     assert run.data.tags["promotion_reason"] == weaker.reason
     assert run.data.params["test_snapshot"] == "2024-10-01"
     assert run.data.params["train_snapshots"] == "2024-01-01,2024-04-01"
     assert "recency_rule_roc_auc" in run.data.metrics and "backtest_ece" in run.data.metrics
 
+
+def test_the_champion_round_trips_through_the_registry(
+    settings: Settings, frame: pd.DataFrame, churn_versions: list[RegisteredVersion]
+) -> None:
+    from crm_ml.models.tracking import load_model
+
     loaded = load_model("crm-churn@champion", settings)
-    assert (loaded.name, loaded.version) == ("crm-churn", "1")
+    assert (loaded.name, loaded.version) == ("crm-churn", churn_versions[-1].version)
     latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
     X = latest[list(loaded.model.feature_names_in_)].head(5)
-    assert np.all(
-        (loaded.model.predict_proba(X)[:, 1] >= 0) & (loaded.model.predict_proba(X)[:, 1] <= 1)
-    )
+    probability = loaded.model.predict_proba(X)[:, 1]
+    assert np.all((probability >= 0) & (probability <= 1))
     assert len(explain(loaded.model, X)) > 0
 
     pyfunc = mlflow.pyfunc.load_model("models:/crm-churn@champion")
     out = pyfunc.predict(
         X.astype({"city_tier": object}).reset_index(drop=True), params={"reasons": True}
     )
-    np.testing.assert_allclose(out["probability"], loaded.model.predict_proba(X)[:, 1])
+    np.testing.assert_allclose(out["probability"], probability)
     assert json.loads(out["reasons"][0])[0]["text"]
 
 
-def test_artifacts_live_under_mlruns(settings: Settings) -> None:
-    experiment = mlflow.MlflowClient().get_experiment_by_name("crm-churn")
+def test_artifacts_live_under_mlruns(
+    settings: Settings, churn_versions: list[RegisteredVersion], client: Any
+) -> None:
+    experiment = client.get_experiment_by_name("crm-churn")
     assert (
         experiment.artifact_location == (settings.mlruns_dir / "artifacts" / "crm-churn").as_uri()
     )
@@ -80,29 +113,32 @@ def test_artifacts_live_under_mlruns(settings: Settings) -> None:
     assert not (Path.cwd() / "mlflow.db").exists()
 
 
-def test_new_data_compares_against_the_champion_recipe(settings: Settings) -> None:
-    other = make_training_frame(n=600)  # a different backtest: the recipe is re-fitted on it
-    result = train_model("churn", other, settings, horizon_days=90, model_params=TINY).registered
-    assert result.alias == "champion"
+def test_new_data_compares_against_the_champion_recipe(
+    churn_versions: list[RegisteredVersion],
+) -> None:
+    result = churn_versions[-1]
+    assert (result.version, result.alias) == ("3", "champion")
     assert "re-fitted to this backtest with its own recipe and training design" in result.reason
     assert "v1's own recorded AUC is " in result.reason
 
 
-def test_unknown_model_is_not_found(settings: Settings) -> None:
+def test_unknown_model_is_not_found(tmp_path: Path) -> None:
     from crm_ml.models.tracking import load_model
 
     with pytest.raises(NotFoundError, match="No registered model named 'crm-propensity'"):
-        load_model("crm-propensity@champion", settings)
+        load_model("crm-propensity@champion", project_settings(tmp_path))
 
 
-def test_scoring_from_the_registry(settings: Settings, frame: pd.DataFrame, duckdb_store) -> None:
+def test_scoring_from_the_registry(
+    settings: Settings, frame: pd.DataFrame, churn_versions: list[RegisteredVersion], duckdb_store
+) -> None:
     from crm_ml.models.scoring import read_scores, score_customers
 
     latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
     summary = score_customers(duckdb_store, latest, "2024-10-01", settings=settings)
     assert summary["customers"].sum() == len(latest)
     scores = read_scores(duckdb_store, model_name="crm-churn", as_of="2024-10-01")
-    assert set(scores["model_version"]) == {"3"}
+    assert set(scores["model_version"]) == {churn_versions[-1].version}
 
 
 @pytest.mark.parametrize(("level", "printed"), [("ERROR", False), ("INFO", False), ("DEBUG", True)])
