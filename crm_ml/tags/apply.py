@@ -37,6 +37,7 @@ from crm_ml.features.build import check_features_date
 from crm_ml.rules import Rule, RuleContext, as_timestamp, build_context, compile_rule
 from crm_ml.store.connection import Store
 from crm_ml.store.erased import drop_erased, erased_note, is_erased, lock_out_erasures
+from crm_ml.store.purges import refuse_purged_date
 from crm_ml.store.schema import Customer, CustomerMerge, CustomerTag
 from crm_ml.tags.definitions import (
     TagDefinition,
@@ -250,8 +251,9 @@ def apply_tags(
     ValidationError
         If ``features`` is empty, was built for another date, or leaves out
         customers who exist at ``as_of`` (see :func:`check_features_frame`);
-        or if a tag's history already reaches past ``as_of`` (apply forward in
-        time). Nothing is written then.
+        if a tag's history already reaches past ``as_of`` (apply forward in
+        time); or if a retention purge deleted what is dated before ``as_of``.
+        Nothing is written then.
     RuleError
         If a rule is bad or tags refer to each other in a cycle.
     """
@@ -312,7 +314,7 @@ def _check_forward(conn: Connection, tag: str, on: datetime) -> None:
 
 
 def check_apply_date(store: Store, as_of: Any, names: Iterable[str] | None = None) -> None:
-    """Refuse an ``as_of`` earlier than the history of a rule or model tag.
+    """Refuse an ``as_of`` earlier than the history of a rule or model tag, or than a purge.
 
     The check :func:`apply_tags` makes, for callers to make first: ``crm-ml
     tags apply`` before it builds features, and a report that applies tags
@@ -332,12 +334,15 @@ def check_apply_date(store: Store, as_of: Any, names: Iterable[str] | None = Non
     Raises
     ------
     ValidationError
-        If a tag's history already reaches past ``as_of``.
+        If a tag's history already reaches past ``as_of``, or a retention
+        purge deleted history dated before ``as_of``: a tag that has not run
+        since would write it again.
     """
     on = as_timestamp(as_of)
     if names is None:
         names = [d.name for d in load_tag_definitions(store) if d.kind in AUTO_SOURCES]
     with store.connect() as conn:
+        refuse_purged_date(conn, on, what="tag history")
         for name in names:
             _check_forward(conn, name, on)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 import pytest
 from customer_helpers import D1, D2, D3, features
@@ -10,6 +12,7 @@ from crm_ml.erasure import erase_customer
 from crm_ml.errors import RuleError, ValidationError
 from crm_ml.store import Store
 from crm_ml.store.merge import merge_customers
+from crm_ml.store.purges import record_purge
 from crm_ml.tags import (
     TagDefinition,
     apply_tags,
@@ -112,6 +115,19 @@ def test_the_date_check_counts_rule_and_model_history_only_and_writes_nothing(
     )
     assert '`crm-ml tags undo --as-of 2024-07-01 --reason "…"`' in message
     pd.testing.assert_frame_equal(tag_history(five), before)
+
+
+def test_a_date_a_retention_purge_removed_is_not_tagged_again(five: Store) -> None:
+    # big_spender has never run, so the forward-only check alone would let D1 through.
+    with five.begin() as conn:
+        record_purge(conn, datetime(2024, 9, 1), D2, {"customer_tag": 4}, actor="dpo", reason="R-7")
+    with pytest.raises(ValidationError, match=(
+        r"Cannot make tag history as of 2024-06-01: a retention purge on 2024-09-01 00:00 UTC by "
+        r"dpo \(R-7\) deleted everything dated before 2024-07-01 00:00"
+    )):  # fmt: skip
+        apply_tags(five, at_d1(), D1, definitions=[BIG])
+    assert tag_history(five).empty
+    assert apply_tags(five, at_d2(), D2, definitions=[BIG]).loc["big_spender", "members"] == 2
 
 
 def test_tags_using_tags_are_computed_in_order(five: Store) -> None:
