@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_urls import POSTGRES_URL, drop_postgres_database, make_store_url
+from store_urls import POSTGRES_URL, EmptyStores, drop_postgres_database
 
-from crm_ml.store import Store, init_store
+from crm_ml.store import Store
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -43,12 +43,19 @@ def engine_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def empty_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmptyStores]:
+    """This test process's templates of an empty, initialised store, one per engine."""
+    stores = EmptyStores(tmp_path_factory.mktemp("empty_stores"))
+    yield stores
+    stores.drop()
+
+
 @pytest.fixture
-def store(engine_name: str, tmp_path: Path) -> Iterator[Store]:
+def store(engine_name: str, tmp_path: Path, empty_stores: EmptyStores) -> Iterator[Store]:
     """An empty, initialised store on each engine."""
-    url, pg_db = make_store_url(engine_name, tmp_path)
+    url, pg_db = empty_stores.new(engine_name, tmp_path)
     st = Store(url, create=True)
-    init_store(st)
     yield st
     st.dispose()
     if pg_db:
@@ -56,10 +63,10 @@ def store(engine_name: str, tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def duckdb_store(tmp_path: Path) -> Iterator[Store]:
+def duckdb_store(tmp_path: Path, empty_stores: EmptyStores) -> Iterator[Store]:
     """An empty, initialised DuckDB store, for tests that need only one engine."""
-    st = Store(f"duckdb:///{tmp_path / 'crm.duckdb'}", create=True)
-    init_store(st)
+    url, _ = empty_stores.new("duckdb", tmp_path)
+    st = Store(url, create=True)
     yield st
     st.dispose()
 
