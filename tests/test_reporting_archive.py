@@ -21,6 +21,9 @@ from crm_ml.config import Settings
 from crm_ml.reporting import ReportFailedError, list_reports, run_report
 from crm_ml.store import Store
 
+#: The report's kernel opens the test's store, so the test must not hold it.
+pytestmark = pytest.mark.store_released
+
 LIST = "churn_20250630_sms_unowned.csv"
 EXPORT = f"""
 import datetime, pathlib, uuid

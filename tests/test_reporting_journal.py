@@ -19,6 +19,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from test_reporting import DAY
 from test_reporting_archive import (
     LIST,
@@ -34,6 +35,9 @@ from crm_ml.processes import this_process
 from crm_ml.reporting import JOURNAL_AGE_S, JOURNAL_SUFFIX, _clear_interrupted, run_report
 
 __all__ = ["exporting", "exporting_duckdb"]  # the fixtures, shared with the archive tests
+
+#: The report's kernel and the killed runs open the test's store, so the test must not hold it.
+pytestmark = pytest.mark.store_released
 
 #: Runs the ``exports`` report and kills itself at the point named by argv[1].
 KILLED_RUN = """

@@ -142,6 +142,7 @@ def test_an_in_memory_store_needs_no_create(url):
         assert conn.execute(text("select 1")).scalar_one() == 1
 
 
+@pytest.mark.store_released
 def test_duckdb_draws_no_progress_bar_of_its_own(duckdb_store):
     # DuckDB turns its bar on where Python runs interactively (`python -c`, a Jupyter
     # kernel) and draws it as a widget on slow queries: into published reports.
