@@ -80,7 +80,6 @@ from crm_ml.report_parameters import (
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
-    from traitlets.config import Config
 
     from crm_ml.store.connection import Store
 
@@ -170,6 +169,8 @@ def run_report(
     """
     import papermill as pm
 
+    from crm_ml.report_kernel import kernel_options
+
     source = notebook_path(settings, name)
     check_parameters(parameters or {})
     declared = notebook_parameters(source)
@@ -201,7 +202,7 @@ def run_report(
                 cwd=str(source.parent),
                 progress_bar=False,
                 execution_timeout=timeout_s,
-                config=_ipc_kernel_config(Path(sockets)),
+                **kernel_options(Path(sockets)),
             )
         step = "rendering its HTML page"
         _write_html(executed, staging / f"{report}.html", title=f"{report} · {day:%Y-%m-%d}")
@@ -288,21 +289,6 @@ def _environment(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _ipc_kernel_config(sockets: Path) -> Config:
-    """Configure the kernel manager to talk to the kernel over Unix sockets in ``sockets``.
-
-    Over the default TCP transport the kernel warns "Kernel is running over TCP
-    without encryption": its loopback ports are reachable by every local user.
-    Unix sockets in a private temporary folder (mode 0700) are not. The folder is
-    one per run, because the default socket prefix ``kernel-ipc`` is relative to
-    the notebooks folder and two concurrent runs would pick the same names; and a
-    short one, because a socket path must fit in about 100 bytes.
-    """
-    from traitlets.config import Config
-
-    return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}})
 
 
 def _owner_only(staging: Path, report: str) -> None:

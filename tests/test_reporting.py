@@ -101,6 +101,22 @@ def test_the_kernel_talks_over_private_ipc_sockets_not_plain_tcp(settings, capfd
     assert not list((settings.root / "notebooks").glob("kernel-ipc-*"))
 
 
+def test_a_finished_runs_kernel_is_stopped_without_an_interrupt(settings):
+    # jupyter_client sends SIGINT before its shutdown request. A kernel still finishing its
+    # last reply then logs "ERROR | KeyboardInterrupt caught in kernel." into the cron log
+    # of a run that succeeded. The cell makes the kernel's between-cells handler record it.
+    signalled = settings.root / "interrupted"
+    _notebook(
+        settings.root / "notebooks" / "listening.ipynb",
+        "import pathlib\n"
+        "kernel = get_ipython().kernel\n"
+        "assert hasattr(kernel, 'saved_sigint_handler')  # put back after each cell\n"
+        f"kernel.saved_sigint_handler = lambda *_: pathlib.Path({str(signalled)!r}).touch()",
+    )
+    run_report(settings, "listening", as_of=DAY)
+    assert not signalled.exists()
+
+
 def test_failure_keeps_last_good_report_and_saves_failed_notebook(settings):
     good = run_report(settings, "tiny", as_of=DAY)
     before = good.html.read_text(encoding="utf-8")
