@@ -71,12 +71,11 @@ def _kept_open(store: Store, request: pytest.FixtureRequest) -> Iterator[None]:
         held.close()
 
 
-@pytest.fixture
-def store(
-    engine_name: str, tmp_path: Path, empty_stores: EmptyStores, request: pytest.FixtureRequest
+@contextmanager
+def _empty_store(
+    engine: str, tmp_path: Path, empty_stores: EmptyStores, request: pytest.FixtureRequest
 ) -> Iterator[Store]:
-    """An empty, initialised store on each engine."""
-    url, pg_db = empty_stores.new(engine_name, tmp_path)
+    url, pg_db = empty_stores.new(engine, tmp_path)
     st = Store(url, create=True)
     with _kept_open(st, request):
         yield st
@@ -86,15 +85,21 @@ def store(
 
 
 @pytest.fixture
+def store(
+    engine_name: str, tmp_path: Path, empty_stores: EmptyStores, request: pytest.FixtureRequest
+) -> Iterator[Store]:
+    """An empty, initialised store on each engine."""
+    with _empty_store(engine_name, tmp_path, empty_stores, request) as st:
+        yield st
+
+
+@pytest.fixture
 def duckdb_store(
     tmp_path: Path, empty_stores: EmptyStores, request: pytest.FixtureRequest
 ) -> Iterator[Store]:
     """An empty, initialised DuckDB store, for tests that need only one engine."""
-    url, _ = empty_stores.new("duckdb", tmp_path)
-    st = Store(url, create=True)
-    with _kept_open(st, request):
+    with _empty_store("duckdb", tmp_path, empty_stores, request) as st:
         yield st
-    st.dispose()
 
 
 @pytest.fixture

@@ -39,14 +39,20 @@ def drop_postgres_database(name: str) -> None:
     admin.dispose()
 
 
-def make_store_url(engine: str, tmp_path: Path) -> tuple[str, str | None]:
-    """Return a URL for an empty store on ``engine`` and the PostgreSQL database to drop."""
-    if engine == "duckdb":
-        return f"duckdb:///{tmp_path / 'crm.duckdb'}", None
-    if engine == "sqlite":
-        return f"sqlite:///{tmp_path / 'crm.db'}", None
-    name = f"crm_test_{os.getpid()}_{next(_db_counter)}"
-    return _postgres_database(name), name
+def make_store_url(
+    engine: str, tmp_path: Path, template: str | None = None
+) -> tuple[str, str | None]:
+    """Return a URL for a new store on ``engine`` and the PostgreSQL database to drop.
+
+    The store is empty, or a copy of ``template``: a store's file, or its database.
+    """
+    if engine == "postgresql":
+        name = f"crm_test_{os.getpid()}_{next(_db_counter)}"
+        return _postgres_database(name, template=template or "template0"), name
+    path = tmp_path / ("crm.duckdb" if engine == "duckdb" else "crm.db")
+    if template:
+        shutil.copyfile(template, path)
+    return f"{engine}:///{path}", None
 
 
 class EmptyStores:
@@ -65,12 +71,7 @@ class EmptyStores:
     def new(self, engine: str, tmp_path: Path) -> tuple[str, str | None]:
         """Return the URL of a new, initialised store on ``engine``, and the database to drop."""
         template = self._templates.get(engine) or self._make_template(engine)
-        if engine == "postgresql":
-            name = f"crm_test_{os.getpid()}_{next(_db_counter)}"
-            return _postgres_database(name, template=template), name
-        url, _ = make_store_url(engine, tmp_path)
-        shutil.copyfile(template, str(make_url(url).database))
-        return url, None
+        return make_store_url(engine, tmp_path, template=template)
 
     def _make_template(self, engine: str) -> str:
         if engine == "postgresql":
