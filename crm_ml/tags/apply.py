@@ -265,6 +265,7 @@ def apply_tags(
     members = _members(store, features, on, chosen)
     rows = []
     with store.begin() as conn:
+        refuse_purged_date(conn, on, what="tag history")  # a purge committed while the rules ran
         erased_meanwhile = lock_out_erasures(conn)  # erased while the rules ran
         members = {n: ids[~is_erased(ids, erased_meanwhile)] for n, ids in members.items()}
         for definition in chosen:

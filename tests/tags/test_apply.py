@@ -24,6 +24,7 @@ from crm_ml.tags import (
     tag_history,
     tag_sizes,
 )
+from crm_ml.tags import apply as tag_apply
 
 DORMANT = TagDefinition("dormant", "沉睡客户", "lifecycle", rule="recency_days > 60")
 BIG = TagDefinition("big_spender", "大额", "value", rule="revenue_365d >= 1000")
@@ -128,6 +129,25 @@ def test_a_date_a_retention_purge_removed_is_not_tagged_again(five: Store) -> No
         apply_tags(five, at_d1(), D1, definitions=[BIG])
     assert tag_history(five).empty
     assert apply_tags(five, at_d2(), D2, definitions=[BIG]).loc["big_spender", "members"] == 2
+
+
+def test_a_purge_committed_while_the_rules_run_stops_the_write(
+    five: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evaluating = tag_apply._members
+
+    def purged_meanwhile(*args, **kwargs):
+        members = evaluating(*args, **kwargs)  # after the date was checked, before the write
+        with five.begin() as conn:
+            record_purge(
+                conn, datetime(2024, 9, 1), D2, {"customer_tag": 0}, actor="dpo", reason="R-8"
+            )
+        return members
+
+    monkeypatch.setattr(tag_apply, "_members", purged_meanwhile)
+    with pytest.raises(ValidationError, match="Cannot make tag history as of 2024-06-01"):
+        apply_tags(five, at_d1(), D1, definitions=[BIG])
+    assert tag_history(five).empty
 
 
 def test_tags_using_tags_are_computed_in_order(five: Store) -> None:
