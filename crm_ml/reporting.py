@@ -77,6 +77,7 @@ from crm_ml.report_parameters import (
     coerce_parameters,
     notebook_parameters,
 )
+from crm_ml.report_trace import report_environment, training_runs
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -192,7 +193,7 @@ def run_report(
     try:
         with (
             tempfile.TemporaryDirectory(prefix="crm-ml-kernel-") as sockets,
-            _environment(settings.as_environment()),
+            _environment(_kernel_environment(settings, staging, report, day, private=private)),
         ):
             pm.execute_notebook(
                 str(source),
@@ -207,6 +208,7 @@ def run_report(
         step = "rendering its HTML page"
         _write_html(executed, staging / f"{report}.html", title=f"{report} · {day:%Y-%m-%d}")
     except pm.PapermillExecutionError as exc:
+        _attach_to_training_runs(settings, staging, report)
         failed = _keep_failed(settings, executed, report, day, private=private)
         discarded = _discard(settings, staging, outputs, failed)
         raise ReportFailedError(
@@ -217,6 +219,7 @@ def run_report(
     except Exception as exc:
         # Outside any cell: the kernel died, or saving the notebook or the page failed
         # (a full disk). The run is discarded as a failed cell's is.
+        _attach_to_training_runs(settings, staging, report)
         failed = _keep_failed(settings, executed, report, day, private=private)
         kept = f"the notebook as far as it ran is {failed}" if failed.exists() else "no notebook"
         discarded = _discard(settings, staging, outputs, failed)
@@ -225,6 +228,7 @@ def run_report(
             f"{type(exc).__name__}: {str(exc).rstrip('.')}. {_earlier(settings, report, day)}; "
             f"{kept} was saved.{discarded}"
         ) from exc
+    _attach_to_training_runs(settings, staging, report)
     if private:
         _owner_only(staging, report)
     published = settings.reports_dir / f"{day:%Y-%m-%d}"
@@ -252,6 +256,40 @@ def run_report(
         html=published / f"{report}.html",
         files=published_files,
     )
+
+
+def _kernel_environment(
+    settings: Settings, staging: Path, report: str, day: date, *, private: bool
+) -> dict[str, str]:
+    """Return the kernel's environment: the run's settings, and where to note training runs.
+
+    A report about one person is not traced: its notebook would be copied to MLflow.
+    """
+    traced = {} if private else report_environment(staging, report, day)
+    return {**settings.as_environment(), **traced}
+
+
+def _attach_to_training_runs(settings: Settings, staging: Path, report: str) -> None:
+    """Attach the executed notebook and page to the MLflow training runs the kernel started.
+
+    The report's outcome does not depend on it: when MLflow cannot take them,
+    a warning says so and the report is published (or failed) as it would be.
+    """
+    runs = training_runs(staging)
+    if not runs:
+        return
+    from crm_ml.models.tracking import attach_report
+
+    pages = [staging / f"{report}{suffix}" for suffix in PAGE_SUFFIXES]
+    try:
+        attach_report(runs, pages, settings)
+    except Exception as exc:  # the notebook stays in reports/ either way
+        log.warning(
+            "Could not attach report %s's notebook to its MLflow training run(s) %s: %s",
+            report,
+            ", ".join(runs),
+            exc,
+        )
 
 
 def _refuse_purged_date(settings: Settings, report: str, day: date) -> None:

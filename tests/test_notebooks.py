@@ -172,6 +172,7 @@ def test_customer_360(settings):
 def test_model_training_trains_registers_and_scores(settings):
     _, html = _run(settings, "model_training", n_snapshots=3)
     assert "roc_auc" in html and "champion" in html
+    _assert_notebook_attached(settings, "crm-churn")
     if "has no champion yet, so nothing was scored" in html:
         # 200 customers: a baseline beats the model, so no version may be scored.
         assert "not made champion" in html
@@ -185,3 +186,20 @@ def test_model_training_trains_registers_and_scores(settings):
         )
     store.dispose()
     assert versions and "fixture" not in versions  # the champion rescored as_of
+
+
+def _assert_notebook_attached(settings: Settings, name: str) -> None:
+    """The training run behind each version holds the executed notebook and its page."""
+    from mlflow import MlflowClient
+
+    from crm_ml.models.tracking import list_versions
+
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    runs = list(list_versions(name, settings)["run_id"])
+    assert runs
+    for run_id in runs:
+        files = {artifact.path for artifact in client.list_artifacts(run_id, "report")}
+        assert files == {"report/model_training.ipynb", "report/model_training.html"}
+        assert client.get_run(run_id).data.tags["crm_ml_report"] == (
+            "model_training as of 2024-10-01"
+        )

@@ -137,6 +137,72 @@ def test_a_first_failure_does_not_speak_of_a_report_kept(settings):
     assert "kept" not in str(err.value)
 
 
+TRAINING = """
+from crm_ml.report_trace import note_training_run
+print("tags", note_training_run("run-1"), note_training_run("run-2"))
+if fail:
+    raise RuntimeError("boom after training")
+"""
+
+
+@pytest.fixture
+def attached(settings, monkeypatch):
+    """Record what the report run gives MLflow: the training runs, and their files that exist."""
+    from crm_ml.models import tracking
+
+    calls = []
+
+    def record(run_ids, files, given):
+        calls.append((list(run_ids), sorted(path.name for path in files if path.is_file())))
+
+    monkeypatch.setattr(tracking, "attach_report", record)
+    _notebook(settings.root / "notebooks" / "trains.ipynb", TRAINING)
+    return calls
+
+
+def test_the_training_runs_a_report_started_get_its_notebook_and_page(settings, attached):
+    run_report(settings, "tiny", as_of=DAY)
+    assert attached == []  # no training run, MLflow is not touched
+    report = run_report(settings, "trains", as_of=DAY)
+    assert attached == [(["run-1", "run-2"], ["trains.html", "trains.ipynb"])]
+    assert "tags {'crm_ml_report': 'trains as of 2025-06-30'}" in report.html.read_text("utf-8")
+    assert not any(name.startswith("CRM_ML_REPORT") for name in os.environ)
+
+
+def test_a_failed_reports_notebook_is_attached_to_its_training_runs(settings, attached):
+    with pytest.raises(ReportFailedError, match="boom after training"):
+        run_report(settings, "trains", as_of=DAY, parameters={"fail": True})
+    assert attached == [(["run-1", "run-2"], ["trains.ipynb"])]
+
+
+def test_a_registry_that_cannot_take_the_notebook_does_not_fail_the_report(
+    settings, attached, monkeypatch, caplog
+):
+    from crm_ml.models import tracking
+
+    def refuse(*args):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(tracking, "attach_report", refuse)
+    report = run_report(settings, "trains", as_of=DAY)
+    assert report.html.exists()
+    assert (
+        "Could not attach report trains's notebook to its MLflow training run(s) run-1, run-2: "
+        "No space left on device"
+    ) in caplog.text
+
+
+def test_a_report_about_one_customer_is_not_traced(settings, attached):
+    # Its notebook is personal data, and a retention purge does not reach MLflow.
+    path = settings.root / "notebooks" / "trains.ipynb"
+    about = nbformat.read(path, as_version=4)
+    about.cells[1].source += 'customer_id = ""\n'
+    nbformat.write(about, path)
+    report = run_report(settings, "trains", as_of=DAY, parameters={"customer_id": "C0001"})
+    assert attached == []
+    assert "tags {} {}" in report.html.read_text("utf-8")
+
+
 def test_rerun_replaces_the_same_date(settings, tmp_path):
     run_report(settings, "tiny", as_of=DAY)
     stale = settings.reports_dir / "2025-06-30" / "tiny" / "stale.csv"

@@ -38,7 +38,9 @@
   checkout (``mlflow.source.git.commit``), the store URL without password,
   the data's last order and the row counts; a version's ``run_id`` (shown by
   :func:`list_versions`) leads from a score row's ``model_name`` and
-  ``model_version`` to that run.
+  ``model_version`` to that run. A run trained by a report notebook is tagged
+  with the report and, once it has run, holds the executed notebook
+  (:mod:`crm_ml.report_trace`, :func:`attach_report`).
 
 Loading ``models:/crm-churn@champion`` with :func:`load_model` gives back the
 fitted :class:`~crm_ml.models.estimators.BoostedClassifier`, which scores and
@@ -59,7 +61,7 @@ import re
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +102,7 @@ from crm_ml.models.promotion import (
 )
 from crm_ml.models.training import REGISTERED_NAMES, registered_name
 from crm_ml.processes import HOST, PID, process_gone, this_process
+from crm_ml.report_trace import note_training_run
 
 log = logging.getLogger(__name__)
 
@@ -696,6 +699,7 @@ def log_training_run(
     lineage = {"label": label, **dict(tags or {})}
     # The process tags go in with the run, so no run of crm_ml's is ever without them.
     with mlflow.start_run(experiment_id=experiment_id, tags=_process_tags()) as run:
+        mlflow.set_tags(note_training_run(run.info.run_id))  # the report it runs in, if any
         features = list(model.feature_names_in_)
         mlflow.log_params({**params, **result.split.as_params(), "n_features": len(features)})
         mlflow.log_params({"crm_ml_version": crm_ml.__version__})
@@ -729,6 +733,20 @@ def log_training_run(
         _retag_former_holders(client, registered_name)
     log.info("%s v%s registered as %s: %s", registered_name, version, alias, reason)
     return RegisteredVersion(registered_name, version, alias, reason, run.info.run_id)
+
+
+def attach_report(run_ids: Sequence[str], files: Sequence[Path], settings: Settings) -> None:
+    """Log a report's executed notebook and its page to the training runs it started.
+
+    Under ``report/`` in each run's artifacts (see :mod:`crm_ml.report_trace`);
+    a file the run did not get to write is left out.
+    """
+    configure_tracking(settings)
+    client = MlflowClient()
+    for run_id in run_ids:
+        for path in files:
+            if path.is_file():
+                client.log_artifact(run_id, str(path), artifact_path="report")
 
 
 def _vetting_tags(result: BacktestResult, auc: float, alias: str, reason: str) -> dict[str, str]:
