@@ -111,17 +111,6 @@ def cdnow_dir() -> Path:
     return folder
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the files at the top of ``tests/`` first: notebooks, reports, Spark and the demo.
-
-    They take the longest (a minute or more each), and ``--dist loadfile`` hands
-    out files in collection order: collected last, after the packages, they left
-    one worker running them alone at the end of the run.
-    """
-    top = Path(__file__).parent
-    items.sort(key=lambda item: item.path.parent != top)  # stable: order kept within each group
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI (``CRM_ML_FORBID_SKIPS=1``), a skipped test fails the run."""
     if not os.environ.get("CRM_ML_FORBID_SKIPS"):
