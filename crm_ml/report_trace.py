@@ -52,4 +52,4 @@ def training_runs(staging: Path) -> list[str]:
         text = (staging / RUNS_FILE).read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
-    return list(dict.fromkeys(line for line in text.splitlines() if line))
+    return [line for line in text.splitlines() if line]
