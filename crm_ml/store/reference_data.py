@@ -16,6 +16,7 @@ COLUMN_NOTES: dict[tuple[str, str], str] = {
     ("customer", "gender"): "The features read it as female, male or unknown (see `gender` "
     "in docs/features.md).",
     ("customer", "city_tier"): "1 for a tier-1 city (北京, 上海 …) up to 6.",
+    ("store_location", "city_tier"): "As the customer's: 1 for a tier-1 city up to 6.",
     ("customer", "acquisition_channel"): "The features read "
     f"{', '.join(f'`{c}`' for c in schema.CHANNELS)} and count anything else as `other`.",
     ("customer", "is_member"): "Has joined the loyalty programme.",

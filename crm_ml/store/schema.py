@@ -296,6 +296,9 @@ class StoreLocation(Base):
     city: Mapped[str | None] = mapped_column(Text)
     city_tier: Mapped[int | None] = mapped_column(Integer)
     opened_at: Mapped[datetime | None] = mapped_column(DateTime)
+    __table_args__ = (
+        CheckConstraint("city_tier IS NULL OR city_tier BETWEEN 1 AND 6", name="city_tier"),
+    )
 
 
 class Order(Base):

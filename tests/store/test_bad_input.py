@@ -187,6 +187,17 @@ def test_bad_amounts(loaded, tmp_path, amount, message):
     assert problems(error)[0][:2] == (3, "gross_amount")
 
 
+def test_store_city_tier_outside_1_to_6(loaded, tmp_path):
+    body = "store_id,name,city,city_tier\nS1,杭州西湖店,杭州,2\nS2,拉萨店,拉萨,7\n"
+    error = refused(
+        loaded,
+        "store_location",
+        write(tmp_path, "stores.csv", body),
+        r"stores\.csv:3 city_tier: '7' is out of range: expected at least 1 and at most 6",
+    )
+    assert problems(error) == [(3, "city_tier", "range")]
+
+
 def test_blank_required_amount(loaded, tmp_path):
     body = ORDER_HEADER + "O1,C1,2024-03-01,online,,10\n"
     refused(
