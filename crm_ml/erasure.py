@@ -182,18 +182,21 @@ class StoreCopy:
     actor: str
 
 
-def _store_copies(conn: Connection) -> tuple[StoreCopy, ...]:
-    """Return the folders of the store exports made so far that are still on disk.
+def _store_exports(conn: Connection) -> tuple[StoreCopy, ...]:
+    """Return the folder of every store export made so far, each with its latest export.
 
-    Each with its latest export: one made into the same folder replaced the tables.
+    One made into the same folder replaced the tables.
     """
     rows = conn.execute(
         select(StoreExport.folder, StoreExport.exported_at, StoreExport.actor).order_by(
             StoreExport.exported_at
         )
     ).all()
-    latest = {folder: StoreCopy(folder, at, actor) for folder, at, actor in rows}
-    return tuple(copy for copy in latest.values() if os.path.isdir(copy.folder))
+    return tuple({folder: StoreCopy(folder, at, actor) for folder, at, actor in rows}.values())
+
+
+def _still_on_disk(exports: tuple[StoreCopy, ...]) -> tuple[StoreCopy, ...]:
+    return tuple(copy for copy in exports if os.path.isdir(copy.folder))
 
 
 def person_ids(conn: Connection, customer_id: str) -> list[str]:
@@ -339,7 +342,9 @@ def erase_customer(store: Store, customer_id: str, *, actor: str, reason: str) -
         rows = _erase(conn, ids, at)
         marked = _record_erasure(conn, customer_id, ids, at=at, actor=actor, reason=reason)
         rows["erased_customer"] = marked
-        copies = _store_copies(conn)
+        exports = _store_exports(conn)
+    # Looked for after the commit: a folder on a slow share must not hold the store's lock.
+    copies = _still_on_disk(exports)
     result = ErasureResult(customer_id, tuple(ids), at, MappingProxyType(rows), copies)
     log.warning("Erased customer %s (records %s) by %s", customer_id, ", ".join(ids), actor)
     return result
