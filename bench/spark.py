@@ -305,17 +305,17 @@ def worker_spark_scoring(args: argparse.Namespace, work: Path) -> dict[str, Any]
     session.stop()
     got = pd.read_parquet(work / "scores_spark").set_index("customer_id").sort_index()
     local = pd.read_parquet(work / "scores_local.parquet").set_index("customer_id").sort_index()
-    same = bool(
-        got.index.equals(local.index)
-        and np.allclose(got["probability"], local["probability"], rtol=0, atol=1e-12)
-        and (got["reasons"] == local["reasons"]).all()
-    )
+    aligned = got.index.equals(local.index)
+    # Locally the probability is the sum of the contributions (one walk of the trees);
+    # the pyfunc on Spark predicts it directly: they differ in the last bits only.
+    gap = float(np.abs(got["probability"] - local["probability"]).max()) if aligned else np.inf
+    same = bool(aligned and gap <= 1e-9 and (got["reasons"] == local["reasons"]).all())
     return {
         "seconds": seconds,
         "start_seconds": start,
         "customers": int(summary["customers"].sum()),
         "features": None,
-        "equal_to_local": same,
+        "equal_to_local": f"{same} (probabilities within {gap:.1e})",
     }
 
 

@@ -59,6 +59,17 @@ def _learn_categories(X: pd.DataFrame) -> dict[str, list[str]]:
     return cats
 
 
+def _learn_means(X: pd.DataFrame) -> dict[str, float]:
+    """Return the mean of each numeric column where it is known (reasons compare against it)."""
+    means: dict[str, float] = {}
+    for col in X.columns:
+        if not _is_categorical(X[col]):
+            mean = float(pd.to_numeric(X[col], errors="coerce").mean())
+            if np.isfinite(mean):
+                means[str(col)] = mean
+    return means
+
+
 def _lightgbm_matrix(prepared: pd.DataFrame) -> np.ndarray:
     """Return the float matrix LightGBM scores: category codes (missing: NaN) and numbers."""
     columns = []
@@ -112,6 +123,9 @@ class BoostedClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
     categories_ : dict[str, list[str]]
         Category list of every categorical feature, as learned in ``fit``.
+    feature_means_ : dict[str, float]
+        Mean of every numeric feature over the training rows (where known): the
+        average a reason such as "more recently than average" is checked against.
     calibrator_ : ProbabilityCalibrator or None
     classes_ : numpy.ndarray
         ``[0, 1]``.
@@ -182,6 +196,7 @@ class BoostedClassifier(ClassifierMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         self.categories_ = _learn_categories(X)
+        self.feature_means_ = _learn_means(X)
         self.classes_ = np.array([0, 1])
         data = lgb.Dataset(
             self._prepare(X), label=labels, categorical_feature=list(self.categories_) or "auto"
@@ -325,6 +340,7 @@ class BoostedClassifier(ClassifierMixin, BaseEstimator):
             "params": self.get_params(),
             "feature_names": self.feature_names_in_.tolist(),
             "categories": self.categories_,
+            "feature_means": self.feature_means_,
             "calibrator": None if self.calibrator_ is None else self.calibrator_.to_dict(),
         }
         (folder / SCHEMA_FILE).write_text(json.dumps(schema, indent=1), encoding="utf-8")
@@ -361,6 +377,8 @@ def load_saved_model(folder: Path) -> BoostedClassifier:
     model.feature_names_in_ = np.asarray(schema["feature_names"], dtype=object)
     model.n_features_in_ = len(model.feature_names_in_)
     model.categories_ = {k: list(v) for k, v in schema["categories"].items()}
+    # Models saved before the means were kept: their reasons claim no comparison.
+    model.feature_means_ = {k: float(v) for k, v in schema.get("feature_means", {}).items()}
     model.classes_ = np.array([0, 1])
     calib = schema["calibrator"]
     model.calibrator_ = None if calib is None else ProbabilityCalibrator.from_dict(calib)

@@ -23,7 +23,6 @@ import pandas as pd
 
 from crm_ml.features.spec import CATEGORY_LABELS, VALUE_LABELS
 from crm_ml.models.phrases import (
-    JUST_BOUGHT_DAYS,
     Getter,
     PhraseContext,
     Template,
@@ -222,8 +221,8 @@ def _since(
     """Build a days-ago template: ``{ago}`` is 45天前 / "45 days ago", or 1天内.
 
     ``recency``: the days measure how long the customer has been away, so a day
-    count shown as a reason the customer looks active says it is more recent than
-    the average customer's (see :func:`_more_recent`).
+    count shown as a reason the customer looks active says when it is more recent
+    than the average customer's (see :meth:`PhraseContext.more_recent`).
     """
 
     def phrase(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
@@ -231,7 +230,8 @@ def _since(
         active = recency and ctx.towards_lapse is False
         return each_distinct(
             lambda v: (
-                text.format(ago=_ago(v, lang)) + (_more_recent(v, lang) if active else "")
+                text.format(ago=_ago(v, lang))
+                + (ctx.more_recent(column, v, lang) if active else "")
                 if _ok(v)
                 else _missing(column, v, lang, missing)
             ),
@@ -239,17 +239,6 @@ def _since(
         )
 
     return Template(phrase)
-
-
-def _more_recent(days: float, lang: str) -> str:
-    """``（比平均水平近）`` past :data:`JUST_BOUGHT_DAYS` days, where the days alone read as long.
-
-    SHAP is relative to the base rate: in a store of mostly lapsed customers, 300
-    days since the last visit can lower a churn risk. The words then say why.
-    """
-    if days <= JUST_BOUGHT_DAYS:
-        return ""
-    return "（比平均水平近）" if lang == "zh" else ", more recently than average"
 
 
 def _revenue_trend(column: str, days: str) -> Template:
@@ -333,7 +322,7 @@ def _category_recency(category: str) -> Template:
         def one(v: float) -> str:
             if not _ok(v):
                 return f"从未购买{zh}" if lang == "zh" else f"never bought {en}"
-            more = _more_recent(v, lang) if active else ""
+            more = ctx.more_recent(column, v, lang) if active else ""
             if lang == "zh":
                 return f"{_ago(v, lang)}最后一次购买{zh}{more}"
             return f"last bought {en} {_ago(v, lang)}{more}"

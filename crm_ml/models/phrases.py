@@ -79,6 +79,24 @@ class PhraseContext:
     currency: str = "CNY"
     tier_names: Mapping[int, str] = field(default_factory=dict)
     towards_lapse: bool | None = None
+    #: The mean of each feature over the rows the model was trained on (its
+    #: ``feature_means_``): what "more recently than average" is checked against.
+    averages: Mapping[str, float] = field(default_factory=dict)
+
+    def more_recent(self, column: str, days: float, lang: str) -> str:
+        """``（比平均水平近）`` when ``days`` of ``column`` are fewer than its average.
+
+        Said only past :data:`JUST_BOUGHT_DAYS` days, where the days alone read as
+        long: SHAP is relative to the base rate, so in a store of mostly lapsed
+        customers 300 days since the last visit can lower a churn risk, and the
+        words then say why. Never said without the average to check it against,
+        nor when the customer is not below it (the days still lower the risk when
+        most customers never bought the category at all).
+        """
+        average = self.averages.get(column)
+        if days <= JUST_BOUGHT_DAYS or average is None or not days < average:
+            return ""
+        return "（比平均水平近）" if lang == "zh" else ", more recently than average"
 
     @property
     def symbol(self) -> str:
@@ -228,7 +246,7 @@ def _recency(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
     # day count and the usual gap are each phrased once per value shown.
     overdue = habit & (whole_days(days) != 0) & (days >= usual)
     return each_distinct(
-        lambda d, o, u, r: _recency_one(d, o, u, r, lang, ctx.towards_lapse),
+        lambda d, o, u, r: _recency_one(d, o, u, r, lang, ctx),
         whole_days(days),
         overdue,
         whole_days(np.where(habit, usual, np.nan)),
@@ -237,7 +255,7 @@ def _recency(get: Getter, lang: str, ctx: PhraseContext) -> list[str]:
 
 
 def _recency_one(
-    d: float, overdue: bool, usual: float, r: float, lang: str, lapse: bool | None
+    d: float, overdue: bool, usual: float, r: float, lang: str, ctx: PhraseContext
 ) -> str:
     """One customer's recency, worded for the direction it is shown under.
 
@@ -245,10 +263,11 @@ def _recency_one(
     every M" when overdue by the customer's habit, else the plain day count (an
     interval not yet reached would argue the other way). Towards active: "just
     bought" up to :data:`JUST_BOUGHT_DAYS`, the usual interval only when it is not
-    yet reached, and past a month "more recently than average", which is
-    what a lowered churn risk means against a base of mostly lapsed customers.
-    Direction unknown: the facts, overdue by habit or just bought when they are.
+    yet reached, and past a month "more recently than average" when it is (see
+    :meth:`PhraseContext.more_recent`). Direction unknown: the facts, overdue by
+    habit or just bought when they are.
     """
+    lapse = ctx.towards_lapse
     if not _ok(d):
         return _never_bought(r, lang)
     usually = _usually(usual, lang) if _ok(usual) else ""
@@ -262,7 +281,7 @@ def _recency_one(
     if d <= JUST_BOUGHT_DAYS:
         return _just_bought(d, lang) + tail
     if lapse is False and not tail:
-        tail = "（比平均水平近）" if lang == "zh" else ", more recently than average"
+        tail = ctx.more_recent("recency_days", d, lang)
     return _last_purchase(d, lang) + tail
 
 

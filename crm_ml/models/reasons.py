@@ -371,6 +371,17 @@ def reasons_json(
     return pd.Series(pd.array(reasons, dtype="str"), index=top.index, name="reasons")
 
 
+def model_context(model: object, context: PhraseContext | None = None) -> PhraseContext:
+    """Return ``context`` (or the default one) holding ``model``'s training means as averages.
+
+    A context that already has averages keeps them; a model saved before the means
+    were kept has none, and its reasons then claim no comparison with the average.
+    """
+    ctx = context or PhraseContext()
+    means = getattr(model, "feature_means_", None)
+    return replace(ctx, averages=dict(means)) if means and not ctx.averages else ctx
+
+
 def explain(
     model: object,
     features: pd.DataFrame,
@@ -388,7 +399,9 @@ def explain(
     "downgraded from Gold 20 days ago".
     """
     probability, contributions = model.explain_proba(features)  # type: ignore[attr-defined]
-    context = PhraseContext(currency=currency, tier_names=dict(tier_names or {}))
+    context = model_context(
+        model, PhraseContext(currency=currency, tier_names=dict(tier_names or {}))
+    )
     return reasons_frame(
         contributions,
         features,

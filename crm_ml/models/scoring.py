@@ -44,7 +44,7 @@ from crm_ml.features.build import check_features_date
 from crm_ml.features.spec import as_timestamp
 from crm_ml.models.estimators import BoostedClassifier
 from crm_ml.models.phrases import LANGUAGES, PhraseContext
-from crm_ml.models.reasons import reasons_json
+from crm_ml.models.reasons import model_context, reasons_json
 from crm_ml.models.scoring_targets import (
     ScoringTarget,
     scored_population,
@@ -338,7 +338,7 @@ def score_batches(
             X,
             top_k=top_k,
             language=language,
-            context=context,
+            context=model_context(model, context),
             probability=p,
             target=model.target,  # reasons worded for the way they push this model's score
         )

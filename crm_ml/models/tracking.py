@@ -171,7 +171,7 @@ class CrmPyfuncModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
         Indexed like ``model_input`` (``customer_id`` for ``customer_features``
         output), so scores join back by id, not by row order.
         """
-        from crm_ml.models.reasons import reasons_json
+        from crm_ml.models.reasons import model_context, reasons_json
 
         params = params or {}
         probability = self.model.predict_proba(model_input)[:, 1]
@@ -186,6 +186,7 @@ class CrmPyfuncModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
                 model_input,
                 top_k=int(params.get("top_k", 3)),
                 language=pyfunc_language(params.get("language")),
+                context=model_context(self.model),
                 probability=probability,
                 target=self.model.target,
             ).to_numpy()

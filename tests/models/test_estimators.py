@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +9,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from crm_ml.errors import CrmMlError, ValidationError
-from crm_ml.models.estimators import ChurnModel, PropensityModel, load_saved_model
+from crm_ml.models.estimators import SCHEMA_FILE, ChurnModel, PropensityModel, load_saved_model
 
 from .synthetic import TINY, make_snapshot
 
@@ -41,6 +43,8 @@ def test_fit_returns_self_and_sets_fitted_attributes(data) -> None:
     assert model.n_features_in_ == len(FEATURES)
     assert model.feature_names_in_.tolist() == FEATURES
     assert model.categories_ == {"city_tier": ["1", "2", "3"]}
+    numeric = [c for c in FEATURES if c != "city_tier"]
+    assert model.feature_means_ == pytest.approx(X[numeric].mean().to_dict())
     assert model.calibrator_ is not None
     proba = model.predict_proba(X_cal)
     assert proba.shape == (len(X_cal), 2)
@@ -126,6 +130,17 @@ def test_save_and_load_round_trip(data, tmp_path) -> None:
     assert type(loaded) is ChurnModel
     np.testing.assert_allclose(loaded.predict_proba(X_cal), model.predict_proba(X_cal))
     np.testing.assert_allclose(loaded.contributions(X_cal), model.contributions(X_cal))
+    assert loaded.feature_means_ == model.feature_means_
+
+
+def test_a_model_saved_before_it_kept_its_means_loads_without_them(data, tmp_path) -> None:
+    X, y, X_cal, y_cal = data
+    ChurnModel(**TINY).fit(X, y, calibration=(X_cal, y_cal)).save(tmp_path / "m")
+    schema = tmp_path / "m" / SCHEMA_FILE
+    saved = json.loads(schema.read_text(encoding="utf-8"))
+    del saved["feature_means"]
+    schema.write_text(json.dumps(saved), encoding="utf-8")
+    assert load_saved_model(tmp_path / "m").feature_means_ == {}
 
 
 def test_path_contributions_are_additive_and_agree_with_shap(data) -> None:

@@ -11,9 +11,12 @@ import pandas as pd
 import pytest
 
 from crm_ml.errors import ValidationError
+from crm_ml.models.phrases import PhraseContext
 from crm_ml.models.reasons import explain, reasons_frame
 
 IDS = pd.Index(["LOW", "HIGH"], name="customer_id")
+#: The training means a fitted model keeps (``feature_means_``): days since ...
+AVERAGES = {"recency_days": 300.0, "days_since_last_event": 400.0, "days_since_beauty": 380.0}
 
 
 def frame(columns: dict[str, list[float]], index: pd.Index = IDS) -> pd.DataFrame:
@@ -26,6 +29,7 @@ def reasons(
     """Each customer's reason texts (zh unless ``language`` is given)."""
     c = pd.DataFrame(contrib, index=features.index).assign(bias=bias)
     kwargs.setdefault("language", "zh")
+    kwargs.setdefault("context", PhraseContext(averages=AVERAGES))
     out = reasons_frame(c, features, top_k=3, **kwargs)  # type: ignore[arg-type]
     return {cid: out.loc[out["customer_id"] == cid, "text"].tolist() for cid in features.index}
 
@@ -101,6 +105,24 @@ def test_online_activity_and_category_days_lowering_churn_say_more_recent_than_m
     }
 
 
+def test_days_not_below_the_average_lower_churn_without_claiming_more_recent() -> None:
+    # 1,008 days since the last beauty purchase lowers churn against a base that mostly never
+    # bought beauty; it is not more recent than the average buyer's 380 days, so no claim.
+    features = frame({"recency_days": [320.0, 299.0], "days_since_beauty": [1008.0, 379.0]})
+    contrib = {"recency_days": [-1.0, -1.0], "days_since_beauty": [-0.5, -0.5]}
+    churn = reasons(features, contrib, [-1.0, -1.0], target="churn")
+    assert churn == {
+        "LOW": ["↓最近一次购买在320天前", "↓1008天前最后一次购买美妆"],
+        "HIGH": [
+            "↓最近一次购买在299天前（比平均水平近）",
+            "↓379天前最后一次购买美妆（比平均水平近）",
+        ],
+    }
+    # Without the averages (a model saved before it kept them) nothing is claimed.
+    unknown = reasons(features, contrib, [-1.0, -1.0], target="churn", context=PhraseContext())
+    assert unknown["HIGH"] == ["↓最近一次购买在299天前", "↓379天前最后一次购买美妆"]
+
+
 @pytest.mark.parametrize(
     ("columns", "driver", "wrong_way"),
     [
@@ -168,6 +190,9 @@ def test_an_unknown_target_is_refused() -> None:
 def test_explain_reads_the_target_from_the_model() -> None:
     class Churn:
         target = "churn"
+
+        def __init__(self) -> None:
+            self.feature_means_ = {"recency_days": 200.0}  # as a fitted model holds them
 
         def explain_proba(self, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
             contrib = pd.DataFrame(LOWERS_LOW_RAISES_HIGH, index=X.index).assign(bias=BIAS)
