@@ -1,7 +1,8 @@
 """Score customers with a registered model and write scores and reasons to the store.
 
-``score_customers(store, features, as_of, model="crm-churn@champion", settings=...)``
-loads the model from the MLflow registry, scores the features frame in
+``score_customers(store, as_of, model="crm-churn@champion", settings=...)`` builds
+the features as of ``as_of`` (or takes them: ``score_customers(store, features,
+as_of, ...)``), loads the model from the MLflow registry, scores the features frame in
 batches (probability, band, plain-language reasons) and writes them to the
 ``score`` table in **one transaction**: the rows of that key and ``as_of``
 are deleted first, so re-running a date replaces its scores instead of
@@ -352,10 +353,36 @@ def score_batches(
         )
 
 
+def _features_and_date(
+    store: Store,
+    features: pd.DataFrame | str | date,
+    as_of: str | date | pd.Timestamp | None,
+    progress: bool,
+) -> tuple[pd.DataFrame, str | date | pd.Timestamp]:
+    """Return the features to score and their date; ``(store, as_of)`` builds the features."""
+    if isinstance(features, pd.DataFrame):
+        if as_of is None:
+            raise ValidationError(
+                "score_customers needs the date of the features: "
+                "score_customers(store, features, as_of), or score_customers(store, as_of) "
+                "to build them from the store."
+            )
+        return features, as_of
+    if as_of is not None:
+        raise ValidationError(
+            "score_customers takes score_customers(store, as_of) or "
+            "score_customers(store, features, as_of) with features a DataFrame of "
+            f"customer_features; got {type(features).__name__} {features!r} and as_of {as_of!r}."
+        )
+    from crm_ml.features import customer_features
+
+    return customer_features(store, features, progress=progress), features
+
+
 def score_customers(
     store: Store,
-    features: pd.DataFrame,
-    as_of: str | date | pd.Timestamp,
+    features: pd.DataFrame | str | date,
+    as_of: str | date | pd.Timestamp | None = None,
     *,
     model: ModelRef = "crm-churn@champion",
     settings: Settings | None = None,
@@ -372,9 +399,13 @@ def score_customers(
 ) -> pd.DataFrame:
     """Score the customers in ``features`` and replace that key's scores for ``as_of``.
 
+    ``score_customers(store, as_of)`` builds the features itself, as
+    ``customer_features(store, as_of)``; pass them (``score_customers(store,
+    features, as_of)``) to score several models on one build.
+
     Parameters
     ----------
-    features : pandas.DataFrame
+    features : pandas.DataFrame, or the date when ``as_of`` is left out
         Features as of ``as_of``, indexed by ``customer_id`` (or with that column):
         the whole population, as ``customer_features(store, as_of)`` returns it.
         A churn model scores only those who bought before ``as_of``
@@ -427,13 +458,15 @@ def score_customers(
     ConfigError
         If ``as_of`` is not a date.
     ValidationError
-        Before any work, if ``features`` is empty, was built for another date
-        (``features.attrs["as_of"]``) or holds a customer twice, every customer
+        Before any work, if ``features`` is a frame without ``as_of``, is empty,
+        was built for another date (``features.attrs["as_of"]``) or holds a
+        customer twice, every customer
         in it was erased, ``language`` is unknown, ``model_name`` would put a
         non-champion's scores where the champion's belong, or no customer is in
         the model's population; before any score is written, if it covers fewer
         customers than the stored run (see ``allow_fewer``).
     """
+    features, as_of = _features_and_date(store, features, as_of, progress)
     as_of_dt = as_timestamp(as_of)
     label = _model_label(model, model_name)
     frame, erased = _not_erased(

@@ -94,6 +94,19 @@ def test_the_scored_population_is_the_churn_labels_population(store, churn_model
     assert read_scores(store, model_name="crm-churn", as_of=AS_OF).index.tolist() == labelled
 
 
+def test_given_only_the_date_score_customers_builds_the_features(store, churn_model):
+    insert_rows(store, sample_tables())
+    summary = score_customers(store, AS_OF, model=churn_model)
+    built = read_scores(store, model_name="crm-churn", as_of=AS_OF)
+    score_customers(store, customer_features(store, AS_OF), AS_OF, model=churn_model)
+    given = read_scores(store, model_name="crm-churn", as_of=AS_OF)
+    assert summary["customers"].sum() == len(built) > 0
+    stamp = ["scored_at"] if "scored_at" in given.columns else []
+    pd.testing.assert_frame_equal(built.drop(columns=stamp), given.drop(columns=stamp))
+    with pytest.raises(ValidationError, match="needs the date of the features"):
+        score_customers(store, customer_features(store, AS_OF), model=churn_model)
+
+
 def test_never_buyers_get_no_churn_tag_and_are_left_off_churn_lists(
     store: Store, churn_model, tmp_path: Path
 ):
