@@ -12,6 +12,7 @@ from sqlalchemy import insert
 
 from crm_ml.config import Settings
 from crm_ml.errors import NotFoundError, ValidationError
+from crm_ml.report_kernel import without_shutdown_race
 from crm_ml.reporting import ReportFailedError, list_reports, run_report
 from crm_ml.store import Store, init_store
 from crm_ml.store.admin import utc_now
@@ -115,6 +116,40 @@ def test_a_finished_runs_kernel_is_stopped_without_an_interrupt(settings):
     )
     run_report(settings, "listening", as_of=DAY)
     assert not signalled.exists()
+
+
+# What ipykernel 7.4 logs when its socket closes under a last flush as the kernel stops.
+SHUTDOWN_RACE = (
+    "ERROR:tornado.general:Uncaught exception in ZMQStream callback\n"
+    "Traceback (most recent call last):\n"
+    '  File ".../ipykernel/iostream.py", line 343, in schedule\n'
+    '    self._event_pipe.send(b"")\n'
+    "zmq.error.ZMQError: Socket operation on non-socket\n"
+)
+
+
+def test_the_kernels_shutdown_race_stays_out_of_the_cron_log_and_the_rest_reaches_it(
+    settings, capfd
+):
+    # The kernel's own stderr is ours (the cron log). The cell makes it write, as it exits,
+    # the traceback of ipykernel's shutdown race (1 run in about 100) and a line of its own.
+    said = (SHUTDOWN_RACE + "内核：自己的一行\n").encode()
+    _notebook(
+        settings.root / "notebooks" / "exiting.ipynb",
+        f"import atexit, os\natexit.register(os.write, 2, {said!r})",
+    )
+    run_report(settings, "exiting", as_of=DAY)
+    err = capfd.readouterr().err
+    assert "内核：自己的一行" in err
+    assert "ZMQStream" not in err and "ZMQError" not in err
+
+
+def test_only_the_shutdown_race_is_left_out_of_the_kernels_stderr():
+    other = SHUTDOWN_RACE.replace("Socket operation on non-socket", "Too many open files")
+    lines = ["starting\n", *SHUTDOWN_RACE.splitlines(True), "between\n", *other.splitlines(True)]
+    assert "".join(without_shutdown_race(lines)) == "starting\nbetween\n" + other
+    header_only = [SHUTDOWN_RACE.splitlines(True)[0], "not a traceback\n"]
+    assert list(without_shutdown_race(header_only)) == header_only
 
 
 def test_failure_keeps_last_good_report_and_saves_failed_notebook(settings):
