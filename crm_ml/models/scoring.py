@@ -331,6 +331,7 @@ def score_batches(
     pandas.DataFrame
         ``customer_id``, ``probability``, ``band``, ``reasons`` (JSON text).
     """
+    context = model_context(model, context)
     for start in range(0, len(features), batch_size):
         X = features.iloc[start : start + batch_size]
         p, contributions = model.explain_proba(X, method=attribution)
@@ -339,7 +340,7 @@ def score_batches(
             X,
             top_k=top_k,
             language=language,
-            context=model_context(model, context),
+            context=context,
             probability=p,
             target=model.target,  # reasons worded for the way they push this model's score
         )
@@ -466,6 +467,8 @@ def score_customers(
         the model's population; before any score is written, if it covers fewer
         customers than the stored run (see ``allow_fewer``).
     """
+    if not isinstance(features, pd.DataFrame) and isinstance(model, str) and settings:
+        model = scoring_target(model, settings)  # a mistyped name fails before the build
     features, as_of = _features_and_date(store, features, as_of, progress)
     as_of_dt = as_timestamp(as_of)
     label = _model_label(model, model_name)

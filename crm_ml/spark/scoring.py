@@ -250,7 +250,7 @@ def _explained(
     model: BoostedClassifier, options: ReasonOptions, chunk: pd.DataFrame
 ) -> pd.DataFrame:
     """Score rows of one chunk: ``customer_id``, ``probability``, ``band``, ``reasons``."""
-    from crm_ml.models.reasons import model_context, reasons_json
+    from crm_ml.models.reasons import reasons_json
 
     X = chunk.set_index("customer_id").drop(columns="probability")
     p = chunk["probability"].to_numpy(dtype=float)
@@ -262,7 +262,7 @@ def _explained(
             X,
             top_k=options.top_k,
             language=options.language,
-            context=model_context(model, options.context),
+            context=options.context,
             probability=p,
             target=model.target,  # reasons worded for the way they push this model's score
         ).to_numpy()
@@ -285,7 +285,10 @@ def reason_batches(
     set). Each batch holds ``customer_id``, the features and ``probability``;
     the function yields the columns of :data:`SCORE_SCHEMA`.
     """
+    from crm_ml.models.reasons import model_context
+
     name, version = labels
+    options = replace(options, context=model_context(model, options.context))
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for chunk in _chunks(batches, options.chunk_rows):

@@ -12,7 +12,7 @@ import pytest
 from project_settings import import_one_order, project_settings
 
 from crm_ml.config import Settings
-from crm_ml.errors import NotFoundError
+from crm_ml.errors import CrmMlError, NotFoundError
 from crm_ml.models.reasons import explain
 from crm_ml.models.training import train_model
 
@@ -213,6 +213,8 @@ def test_score_names_the_version_and_unknown_names_list_what_exists(
 ) -> None:
     import crm_ml.features
     from crm_ml.cli import main
+    from crm_ml.models.scoring import score_customers
+    from crm_ml.store import Store
 
     own = _cli_project(tmp_path, monkeypatch, tmp_path / "data" / "crm.duckdb")
     monkeypatch.delenv("CRM_ML_DATABASE_URL", raising=False)
@@ -236,6 +238,15 @@ def test_score_names_the_version_and_unknown_names_list_what_exists(
     err = capsys.readouterr().err
     assert "crm-churn has no alias 'nosuch'; its aliases: champion (v2)." in err
     assert "`crm-ml models list crm-churn`" in err and ".." not in err
+
+    # From Python, given only the date, a mistyped alias also fails before the build.
+    built: list[object] = []
+    monkeypatch.setattr(crm_ml.features, "customer_features", lambda *a, **k: built.append(a))
+    with pytest.raises(CrmMlError, match="crm-churn has no alias 'nosuch'"):
+        score_customers(
+            Store(own.database_url), "2024-10-01", model="crm-churn@nosuch", settings=own
+        )
+    assert built == []
 
     latest = frame[frame["as_of"] == frame["as_of"].max()].set_index("customer_id")
     monkeypatch.setattr(crm_ml.features, "customer_features", lambda *a, **k: latest)
